@@ -23,7 +23,7 @@ pub enum BuildError {
     OutOfOrder(AttributeType),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Stage {
     Attributes,
     AfterIntegrity,
@@ -33,6 +33,7 @@ enum Stage {
 
 /// Writes one STUN message into a borrowed `Vec<u8>`, which is cleared
 /// first and can be reused for the next message without reallocating.
+#[derive(Debug)]
 pub struct MessageBuilder<'b> {
     buf: &'b mut Vec<u8>,
     transaction_id: TransactionId,
