@@ -1,1 +1,44 @@
-fn main() {}
+//! `edgeice`: one binary, one subcommand per job. Each subcommand parses its
+//! arguments, builds a protocol core from the library crates, runs an I/O
+//! driver around it and renders the result; no protocol logic lives here.
+
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Get real-time media through NATs and firewalls.
+#[derive(Debug, Parser)]
+#[command(name = "edgeice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the edge: a STUN server over UDP and TCP (Binding, RFC 8489).
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EDGEICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("edgeice: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

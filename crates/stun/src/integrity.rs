@@ -94,8 +94,7 @@ pub(crate) fn verify_sha256(
     at: usize,
     tag: &[u8],
 ) -> Result<(), IntegrityError> {
-    // RFC 8489 §14.6 allows truncation to no fewer than 16 bytes.
-    if !(16..=32).contains(&tag.len()) || tag.len() % 4 != 0 {
+    if !is_valid_sha256_tag_len(tag.len()) {
         return Err(IntegrityError::Mismatch);
     }
     let mut mac = key.sha256.clone();
@@ -104,6 +103,12 @@ pub(crate) fn verify_sha256(
     // comparison is constant time too.
     mac.verify_truncated_left(tag)
         .map_err(|_| IntegrityError::Mismatch)
+}
+
+/// MESSAGE-INTEGRITY-SHA256 may be truncated, to no fewer than 16 bytes
+/// and a multiple of 4 (RFC 8489 §14.6).
+pub(crate) fn is_valid_sha256_tag_len(len: usize) -> bool {
+    (16..=32).contains(&len) && len.is_multiple_of(4)
 }
 
 /// The FINGERPRINT value for a message whose bytes before the attribute are

@@ -10,7 +10,7 @@ pub struct UnknownAttributes<'a>(&'a [u8]);
 
 impl<'a> UnknownAttributes<'a> {
     pub(crate) fn decode(value: &'a [u8]) -> Result<Self, AttributeError> {
-        if value.len() % 2 != 0 {
+        if !value.len().is_multiple_of(2) {
             return Err(AttributeError::Length);
         }
         Ok(UnknownAttributes(value))

@@ -18,6 +18,7 @@ pub use kind::AttributeType;
 pub use lists::{PasswordAlgorithm, PasswordAlgorithms, UnknownAttributes};
 
 use crate::header::TransactionId;
+use crate::integrity::is_valid_sha256_tag_len;
 
 /// Why an attribute's value could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -206,7 +207,7 @@ impl<'a> Attribute<'a> {
             AttributeType::USERHASH => A::UserHash(exact(value)?),
             AttributeType::MESSAGE_INTEGRITY => A::MessageIntegrity(exact(value)?),
             AttributeType::MESSAGE_INTEGRITY_SHA256 => {
-                if !(16..=32).contains(&value.len()) || value.len() % 4 != 0 {
+                if !is_valid_sha256_tag_len(value.len()) {
                     return Err(AttributeError::Length);
                 }
                 A::MessageIntegritySha256(value)
@@ -368,7 +369,7 @@ impl<'a> Attribute<'a> {
             A::UserHash(h) => out.extend_from_slice(h),
             A::MessageIntegrity(h) => out.extend_from_slice(h),
             A::MessageIntegritySha256(h) => {
-                if !(16..=32).contains(&h.len()) || h.len() % 4 != 0 {
+                if !is_valid_sha256_tag_len(h.len()) {
                     return Err(AttributeError::Length);
                 }
                 out.extend_from_slice(h)

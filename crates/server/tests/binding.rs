@@ -1,0 +1,110 @@
+//! The Binding responder, driven without sockets.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use edgeice_server::{Input, Server, ServerConfig, Transport};
+use edgeice_stun::*;
+
+fn local() -> SocketAddr {
+    "127.0.0.1:3478".parse().unwrap()
+}
+
+fn request(cookie: [u8; 4], build: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let kind = MessageType::new(Method::BINDING, Class::Request);
+    let mut b = MessageBuilder::with_cookie(&mut buf, kind, cookie, TransactionId([9; 12]));
+    build(&mut b);
+    buf
+}
+
+fn exchange(server: &mut Server, remote: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    server.handle_input(
+        Instant::now(),
+        Input::Receive {
+            transport: Transport::Udp,
+            local: local(),
+            remote,
+            contents: bytes,
+        },
+    );
+    let transmit = server.poll_transmit()?;
+    assert_eq!(transmit.destination, remote);
+    assert_eq!(transmit.source, local());
+    assert!(server.poll_transmit().is_none());
+    Some(transmit.contents)
+}
+
+#[test]
+fn binding_success_reports_the_reflexive_address_v4_and_v6() {
+    let mut server = Server::new(ServerConfig::default());
+    for remote in ["203.0.113.7:40000", "[2001:db8::7]:50000"] {
+        let remote: SocketAddr = remote.parse().unwrap();
+        let req = request(MAGIC_COOKIE.to_be_bytes(), |_| {});
+        let resp = exchange(&mut server, remote, &req).unwrap();
+        let m = Message::parse(&resp).unwrap();
+        assert_eq!(m.kind(), MessageType::new(Method::BINDING, Class::Success));
+        assert_eq!(m.transaction_id(), &TransactionId([9; 12]));
+        assert_eq!(
+            m.get(AttributeType::XOR_MAPPED_ADDRESS),
+            Some(Ok(Attribute::XorMappedAddress(remote)))
+        );
+        assert!(m.verify_fingerprint().is_ok());
+    }
+    assert_eq!(server.stats().binding_success, 2);
+}
+
+#[test]
+fn rfc3489_clients_get_mapped_address_and_their_own_cookie_back() {
+    let mut server = Server::new(ServerConfig::default());
+    let remote: SocketAddr = "198.51.100.1:1234".parse().unwrap();
+    let req = request([1, 2, 3, 4], |_| {});
+    let resp = exchange(&mut server, remote, &req).unwrap();
+    let m = Message::parse_any_cookie(&resp).unwrap();
+    assert_eq!(m.cookie_field(), [1, 2, 3, 4]);
+    assert_eq!(
+        m.get(AttributeType::MAPPED_ADDRESS),
+        Some(Ok(Attribute::MappedAddress(remote)))
+    );
+    assert_eq!(m.get(AttributeType::XOR_MAPPED_ADDRESS), None);
+}
+
+#[test]
+fn unknown_comprehension_required_attributes_get_420() {
+    let mut server = Server::new(ServerConfig::default());
+    let remote: SocketAddr = "198.51.100.1:1234".parse().unwrap();
+    let req = request(MAGIC_COOKIE.to_be_bytes(), |b| {
+        b.add_raw(AttributeType(0x7001), b"x").unwrap();
+        b.add_raw(AttributeType(0xC001), b"ignored").unwrap();
+    });
+    let resp = exchange(&mut server, remote, &req).unwrap();
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(m.class(), Class::Error);
+    let Some(Ok(Attribute::ErrorCode(e))) = m.get(AttributeType::ERROR_CODE) else {
+        panic!("no ERROR-CODE")
+    };
+    assert_eq!(e.code, 420);
+    let Some(Ok(Attribute::UnknownAttributes(list))) = m.get(AttributeType::UNKNOWN_ATTRIBUTES)
+    else {
+        panic!("no UNKNOWN-ATTRIBUTES")
+    };
+    assert_eq!(list.iter().collect::<Vec<_>>(), vec![AttributeType(0x7001)]);
+}
+
+#[test]
+fn garbage_indications_and_bad_fingerprints_are_dropped() {
+    let mut server = Server::new(ServerConfig::default());
+    let remote: SocketAddr = "198.51.100.1:1234".parse().unwrap();
+    assert!(exchange(&mut server, remote, b"\x80\x00hello rtp").is_none());
+    let mut indication = Vec::new();
+    let kind = MessageType::new(Method::BINDING, Class::Indication);
+    MessageBuilder::new(&mut indication, kind, TransactionId([1; 12]));
+    assert!(exchange(&mut server, remote, &indication).is_none());
+    let mut req = request(MAGIC_COOKIE.to_be_bytes(), |b| {
+        b.add_fingerprint().unwrap();
+    });
+    let last = req.len() - 1;
+    req[last] ^= 1;
+    assert!(exchange(&mut server, remote, &req).is_none());
+    assert_eq!(server.stats().dropped, 3);
+}
