@@ -131,3 +131,57 @@ fn digest<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
     }
     hash.finalize().to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_string_maps_wide_spaces_and_rejects_controls() {
+        let prep = Preparation::OpaqueString;
+        assert_eq!(prep.prepare("pass\u{3000}word").unwrap(), "pass word");
+        assert!(prep.prepare("bad\u{0007}bell").is_err());
+        assert!(prep.prepare("").is_err());
+    }
+
+    #[test]
+    fn saslprep_drops_soft_hyphens_and_folds_compatibility_characters() {
+        let prep = Preparation::SaslPrep;
+        assert_eq!(
+            prep.prepare("The\u{00AD}M\u{00AA}tr\u{2168}").unwrap(),
+            "TheMatrIX"
+        );
+    }
+
+    #[test]
+    fn long_term_keys_hash_username_realm_and_password() {
+        let md5 = long_term_key_bytes(
+            "user",
+            "realm",
+            "pass",
+            PasswordAlgorithm::MD5,
+            Preparation::OpaqueString,
+        )
+        .unwrap();
+        assert_eq!(md5, Md5::digest(b"user:realm:pass").to_vec());
+        let sha = long_term_key_bytes(
+            "user",
+            "realm",
+            "pass",
+            PasswordAlgorithm::SHA256,
+            Preparation::OpaqueString,
+        )
+        .unwrap();
+        assert_eq!(sha, Sha256::digest(b"user:realm:pass").to_vec());
+        assert_eq!(
+            long_term_key_bytes("user", "realm", "pass", 9, Preparation::None),
+            Err(CredentialError::UnknownAlgorithm(9))
+        );
+    }
+
+    #[test]
+    fn userhash_is_sha256_of_username_and_realm() {
+        let expected: [u8; 32] = Sha256::digest(b"alice:example.org").into();
+        assert_eq!(userhash("alice", "example.org").unwrap(), expected);
+    }
+}
