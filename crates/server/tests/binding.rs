@@ -3,11 +3,15 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use edgeice_server::{Input, Server, ServerConfig, Transport};
+use edgeice_server::{FiveTuple, Input, Server, ServerConfig, Transport};
 use edgeice_stun::*;
 
-fn local() -> SocketAddr {
-    "127.0.0.1:3478".parse().unwrap()
+fn from(client: &str) -> FiveTuple {
+    FiveTuple {
+        transport: Transport::Udp,
+        client: client.parse().unwrap(),
+        server: "127.0.0.1:3478".parse().unwrap(),
+    }
 }
 
 fn request(cookie: [u8; 4], build: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
@@ -18,36 +22,32 @@ fn request(cookie: [u8; 4], build: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<
     buf
 }
 
-fn exchange(server: &mut Server, remote: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    server.handle_input(
+fn exchange(server: &mut Server, from: FiveTuple, bytes: &[u8]) -> Option<Vec<u8>> {
+    let transmit = server.handle_input(
         Instant::now(),
-        Input::Receive {
-            transport: Transport::Udp,
-            local: local(),
-            remote,
+        Input::Client {
+            from,
             contents: bytes,
         },
-    );
-    let transmit = server.poll_transmit()?;
-    assert_eq!(transmit.destination, remote);
-    assert_eq!(transmit.source, local());
-    assert!(server.poll_transmit().is_none());
-    Some(transmit.contents)
+    )?;
+    assert_eq!(transmit.destination, from.client);
+    assert_eq!(transmit.source, from.server);
+    Some(transmit.contents.to_vec())
 }
 
 #[test]
 fn binding_success_reports_the_reflexive_address_v4_and_v6() {
-    let mut server = Server::new(ServerConfig::default());
-    for remote in ["203.0.113.7:40000", "[2001:db8::7]:50000"] {
-        let remote: SocketAddr = remote.parse().unwrap();
+    let mut server = Server::new(ServerConfig::default(), Instant::now());
+    for client in ["203.0.113.7:40000", "[2001:db8::7]:50000"] {
+        let from = from(client);
         let req = request(MAGIC_COOKIE.to_be_bytes(), |_| {});
-        let resp = exchange(&mut server, remote, &req).unwrap();
+        let resp = exchange(&mut server, from, &req).unwrap();
         let m = Message::parse(&resp).unwrap();
         assert_eq!(m.kind(), MessageType::new(Method::BINDING, Class::Success));
         assert_eq!(m.transaction_id(), &TransactionId([9; 12]));
         assert_eq!(
             m.get(AttributeType::XOR_MAPPED_ADDRESS),
-            Some(Ok(Attribute::XorMappedAddress(remote)))
+            Some(Ok(Attribute::XorMappedAddress(from.client)))
         );
         assert!(m.verify_fingerprint().is_ok());
     }
@@ -56,28 +56,28 @@ fn binding_success_reports_the_reflexive_address_v4_and_v6() {
 
 #[test]
 fn rfc3489_clients_get_mapped_address_and_their_own_cookie_back() {
-    let mut server = Server::new(ServerConfig::default());
-    let remote: SocketAddr = "198.51.100.1:1234".parse().unwrap();
+    let mut server = Server::new(ServerConfig::default(), Instant::now());
+    let from = from("198.51.100.1:1234");
     let req = request([1, 2, 3, 4], |_| {});
-    let resp = exchange(&mut server, remote, &req).unwrap();
+    let resp = exchange(&mut server, from, &req).unwrap();
     let m = Message::parse_any_cookie(&resp).unwrap();
     assert_eq!(m.cookie_field(), [1, 2, 3, 4]);
     assert_eq!(
         m.get(AttributeType::MAPPED_ADDRESS),
-        Some(Ok(Attribute::MappedAddress(remote)))
+        Some(Ok(Attribute::MappedAddress(from.client)))
     );
     assert_eq!(m.get(AttributeType::XOR_MAPPED_ADDRESS), None);
+    assert!(!m.has_fingerprint());
 }
 
 #[test]
 fn unknown_comprehension_required_attributes_get_420() {
-    let mut server = Server::new(ServerConfig::default());
-    let remote: SocketAddr = "198.51.100.1:1234".parse().unwrap();
+    let mut server = Server::new(ServerConfig::default(), Instant::now());
     let req = request(MAGIC_COOKIE.to_be_bytes(), |b| {
         b.add_raw(AttributeType(0x7001), b"x").unwrap();
         b.add_raw(AttributeType(0xC001), b"ignored").unwrap();
     });
-    let resp = exchange(&mut server, remote, &req).unwrap();
+    let resp = exchange(&mut server, from("198.51.100.1:1234"), &req).unwrap();
     let m = Message::parse(&resp).unwrap();
     assert_eq!(m.class(), Class::Error);
     let Some(Ok(Attribute::ErrorCode(e))) = m.get(AttributeType::ERROR_CODE) else {
@@ -93,18 +93,31 @@ fn unknown_comprehension_required_attributes_get_420() {
 
 #[test]
 fn garbage_indications_and_bad_fingerprints_are_dropped() {
-    let mut server = Server::new(ServerConfig::default());
-    let remote: SocketAddr = "198.51.100.1:1234".parse().unwrap();
-    assert!(exchange(&mut server, remote, b"\x80\x00hello rtp").is_none());
+    let mut server = Server::new(ServerConfig::default(), Instant::now());
+    let from = from("198.51.100.1:1234");
+    assert!(exchange(&mut server, from, b"\x80\x00hello rtp").is_none());
     let mut indication = Vec::new();
     let kind = MessageType::new(Method::BINDING, Class::Indication);
     MessageBuilder::new(&mut indication, kind, TransactionId([1; 12]));
-    assert!(exchange(&mut server, remote, &indication).is_none());
+    assert!(exchange(&mut server, from, &indication).is_none());
     let mut req = request(MAGIC_COOKIE.to_be_bytes(), |b| {
         b.add_fingerprint().unwrap();
     });
     let last = req.len() - 1;
     req[last] ^= 1;
-    assert!(exchange(&mut server, remote, &req).is_none());
+    assert!(exchange(&mut server, from, &req).is_none());
     assert_eq!(server.stats().dropped, 3);
+}
+
+#[test]
+fn the_source_address_is_reported_whatever_its_family() {
+    let mut server = Server::new(ServerConfig::default(), Instant::now());
+    let mapped: SocketAddr = "[::ffff:192.0.2.1]:9".parse().unwrap();
+    let req = request(MAGIC_COOKIE.to_be_bytes(), |_| {});
+    let resp = exchange(&mut server, from(&mapped.to_string()), &req).unwrap();
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(
+        m.get(AttributeType::XOR_MAPPED_ADDRESS),
+        Some(Ok(Attribute::XorMappedAddress(mapped)))
+    );
 }

@@ -4,8 +4,11 @@
 
 /// The lowest valid channel number.
 pub const MIN_CHANNEL: u16 = 0x4000;
-/// The highest valid channel number (0x5000..=0x7FFF are reserved).
-pub const MAX_CHANNEL: u16 = 0x4FFF;
+/// The highest channel number accepted. RFC 8656 narrowed the range to
+/// 0x4FFF, but RFC 5766's 0x4000..=0x7FFF is what deployed clients (coturn's
+/// own, restund, libre) still pick from, and coturn accepts it; so does
+/// edgeice. Channels it chooses itself stay below 0x5000.
+pub const MAX_CHANNEL: u16 = 0x7FFF;
 /// Size of the ChannelData header.
 pub const CHANNEL_DATA_HEADER_LEN: usize = 4;
 
@@ -15,8 +18,8 @@ pub enum ChannelDataError {
     /// Fewer than 4 bytes.
     #[error("shorter than a ChannelData header")]
     TooShort,
-    /// The channel number is outside 0x4000..=0x4FFF.
-    #[error("channel number {0:#06x} outside 0x4000..=0x4FFF")]
+    /// The channel number is outside 0x4000..=0x7FFF.
+    #[error("channel number {0:#06x} outside 0x4000..=0x7FFF")]
     InvalidChannel(u16),
     /// The length field says more bytes than there are.
     #[error("length field {declared} exceeds the {available} bytes present")]

@@ -109,15 +109,9 @@ impl StreamDecoder {
 
     /// The next whole frame, or `None` until more bytes arrive.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, StreamError> {
-        self.start += std::mem::take(&mut self.returned);
-        let available = &self.buf[self.start..];
-        let Some(len) = frame_len(available)? else {
+        let Some(frame) = self.next_raw()? else {
             return Ok(None);
         };
-        let Some(frame) = available.get(..len) else {
-            return Ok(None);
-        };
-        self.returned = len;
         if frame[0] >> 6 == 0 {
             return Ok(Some(Frame::Stun(frame)));
         }
@@ -127,6 +121,21 @@ impl StreamDecoder {
             channel,
             data: &frame[4..4 + data_len],
         })))
+    }
+
+    /// The next whole frame as it was on the wire (ChannelData with its
+    /// header and padding), or `None` until more bytes arrive.
+    pub fn next_raw(&mut self) -> Result<Option<&[u8]>, StreamError> {
+        self.start += std::mem::take(&mut self.returned);
+        let available = &self.buf[self.start..];
+        let Some(len) = frame_len(available)? else {
+            return Ok(None);
+        };
+        let Some(frame) = available.get(..len) else {
+            return Ok(None);
+        };
+        self.returned = len;
+        Ok(Some(frame))
     }
 
     /// Drops consumed bytes, moving the rest to the front when worthwhile.

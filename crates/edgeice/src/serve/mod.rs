@@ -1,15 +1,23 @@
-//! `edgeice serve`: binds the listeners and drives an
-//! [`edgeice_server::Server`] with what they receive.
+//! `edgeice serve`: turns flags into a [`ServerConfig`], binds the
+//! listeners and runs the drivers around one [`edgeice_server::Server`].
 
+mod driver;
+mod relay;
 mod tcp;
 mod udp;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use edgeice_server::{Server, ServerConfig};
+use edgeice_server::ServerConfig;
+use ipnet::IpNet;
+
+use driver::Shared;
+use relay::RelayPool;
 
 /// Arguments of `edgeice serve`.
 #[derive(Debug, Args)]
@@ -26,51 +34,178 @@ pub struct ServeArgs {
     /// Leave the SOFTWARE attribute out of responses.
     #[arg(long)]
     no_software: bool,
+
+    /// Realm of the long-term credentials.
+    #[arg(long, default_value = "edgeice")]
+    realm: String,
+
+    /// A TURN user, as NAME:PASSWORD; repeat for several.
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
+
+    /// IP address relay sockets bind to, one per family. By default, the
+    /// listening address of that family, when it is not a wildcard.
+    #[arg(long = "relay-ip", value_name = "IP")]
+    relay_ips: Vec<IpAddr>,
+
+    /// Ports relay sockets use. Keep it clear of the system's ephemeral
+    /// ports (Linux: 32768-60999).
+    #[arg(long, value_name = "LO-HI", default_value = "49152-65535", value_parser = parse_port_range)]
+    relay_ports: RangeInclusive<u16>,
+
+    /// Behind a 1:1 NAT, PUBLIC is advertised for relays bound on PRIVATE
+    /// (PUBLIC alone: for the relay IP of the same family). Repeatable.
+    #[arg(long = "external-ip", value_name = "PUBLIC[/PRIVATE]")]
+    external_ips: Vec<String>,
+
+    /// Allow relaying to peers in CIDR even if refused by default (loopback...).
+    #[arg(long = "allow-peer", value_name = "CIDR")]
+    allow_peers: Vec<IpNet>,
+
+    /// Refuse relaying to peers in CIDR.
+    #[arg(long = "deny-peer", value_name = "CIDR")]
+    deny_peers: Vec<IpNet>,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
     vec![
-        "0.0.0.0:3478".parse().expect("valid literal"),
-        "[::]:3478".parse().expect("valid literal"),
+        SocketAddr::from(([0, 0, 0, 0], 3478)),
+        SocketAddr::from(([0u16; 8], 3478)),
     ]
 }
 
-/// The server core shared by all listeners. The lock is held only to hand
-/// one message in and take the responses out; the core does no I/O.
-pub(crate) type SharedServer = Arc<Mutex<Server>>;
+fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or("expected LO-HI, such as 61000-65535")?;
+    let lo: u16 = lo.trim().parse().map_err(|e| format!("{lo}: {e}"))?;
+    let hi: u16 = hi.trim().parse().map_err(|e| format!("{hi}: {e}"))?;
+    if lo == 0 || lo > hi {
+        return Err(format!("{lo}-{hi} is not a range of ports"));
+    }
+    Ok(lo..=hi)
+}
 
-/// Runs the server until Ctrl-C.
+/// Prints a line for whoever started the server (scripts and tests read
+/// the bound addresses from it). A closed stdout is not a reason to stop.
+fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "edgeice: {line}");
+    let _ = out.flush();
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(args))
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
-    let mut config = ServerConfig::default();
+fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
+    let mut config = ServerConfig {
+        realm: args.realm.clone(),
+        ..ServerConfig::default()
+    };
     if args.no_software {
         config.software = None;
     }
-    let server: SharedServer = Arc::new(Mutex::new(Server::new(config)));
-    let mut tasks = tokio::task::JoinSet::new();
+    getrandom::fill(&mut config.nonce_secret)
+        .map_err(|e| anyhow::anyhow!("no system randomness for the nonce secret: {e}"))?;
+    for user in &args.users {
+        let Some((name, password)) = user.split_once(':') else {
+            bail!("--user {user}: expected NAME:PASSWORD");
+        };
+        config
+            .add_user(name, password)
+            .with_context(|| format!("--user {name}"))?;
+    }
+    for mapping in &args.external_ips {
+        let (public, private) = match mapping.split_once('/') {
+            Some((public, private)) => (public, Some(private)),
+            None => (mapping.as_str(), None),
+        };
+        let public: IpAddr = public
+            .parse()
+            .with_context(|| format!("--external-ip {mapping}: not an IP address"))?;
+        let privates: Vec<IpAddr> = match private {
+            Some(p) => vec![
+                p.parse()
+                    .with_context(|| format!("--external-ip {mapping}"))?,
+            ],
+            None => relay_ips
+                .iter()
+                .filter(|ip| ip.is_ipv4() == public.is_ipv4())
+                .copied()
+                .collect(),
+        };
+        if privates.is_empty() {
+            bail!(
+                "--external-ip {mapping}: no relay IP of that family to map; add /PRIVATE or --relay-ip"
+            );
+        }
+        for private in privates {
+            config.external_ips.insert(private, public);
+        }
+    }
+    config.peer_policy.allow = args.allow_peers.clone();
+    config.peer_policy.deny = args.deny_peers.clone();
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let mut listeners = Vec::new();
     for addr in &args.listen {
         let socket = udp::bind(*addr).await?;
         let bound = socket.local_addr()?;
-        println!("edgeice: listening on udp {bound}");
-        tasks.spawn(udp::run(socket, server.clone()));
-        if !args.no_tcp {
+        let tcp = if args.no_tcp {
+            None
+        } else {
             // Same port as UDP, so `--listen host:0` gives one port for both.
-            let listener = tcp::bind(bound).await?;
-            println!("edgeice: listening on tcp {}", listener.local_addr()?);
-            tasks.spawn(tcp::run(listener, server.clone()));
+            Some(tcp::bind(bound).await?)
+        };
+        listeners.push((socket, tcp));
+    }
+    let bound: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|(socket, _)| socket.local_addr().ok())
+        .collect();
+    let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports.clone());
+    let relay_ips = pool.ips();
+    let config = config(&args, &relay_ips)?;
+    if config.users.is_empty() {
+        tracing::warn!("no --user given: STUN Binding works, every TURN request will get 401");
+    }
+    if relay_ips.is_empty() {
+        tracing::warn!(
+            "no relay IP: listening on a wildcard address; give --relay-ip so TURN can allocate"
+        );
+    }
+
+    let shared = Arc::new(Shared::new(config, pool, Instant::now()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (socket, tcp) in listeners {
+        let socket = Arc::new(socket);
+        let local = socket.local_addr()?;
+        announce(format_args!("listening on udp {local}"));
+        shared.add_udp_listener(local, socket.clone());
+        tasks.spawn(udp::run(socket, shared.clone()));
+        if let Some(listener) = tcp {
+            announce(format_args!("listening on tcp {}", listener.local_addr()?));
+            tasks.spawn(tcp::run(listener, shared.clone()));
         }
     }
+    for ip in &relay_ips {
+        let (lo, hi) = (args.relay_ports.start(), args.relay_ports.end());
+        announce(format_args!("relaying from {ip} ports {lo}-{hi}"));
+    }
+    tasks.spawn(driver::run_timers(shared.clone(), Duration::from_secs(1)));
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted, stopping");
-            Ok(())
-        }
-        Some(result) = tasks.join_next() => {
-            result.context("listener task panicked")?
-        }
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
+        _ = terminate.recv() => tracing::info!("SIGTERM, stopping"),
+        Some(result) = tasks.join_next() => result.context("listener task panicked")??,
     }
+    Ok(())
 }

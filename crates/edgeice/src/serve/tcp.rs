@@ -1,16 +1,17 @@
-//! The TCP driver: accept connections, cut each byte stream into frames,
-//! hand them to the core, write back what it answers.
+//! The TCP listener's driver: each connection's byte stream is cut into
+//! frames for the core; what the core sends its client is written back.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use edgeice_server::{Input, Transport};
-use edgeice_stun::{Frame, StreamDecoder};
+use edgeice_server::{FiveTuple, Input, Transport};
+use edgeice_stun::StreamDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
-use super::SharedServer;
+use super::driver::Shared;
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let socket = if addr.is_ipv6() {
@@ -28,60 +29,55 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(socket.listen(1024)?)
 }
 
-pub async fn run(listener: TcpListener, server: SharedServer) -> Result<()> {
+pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
     loop {
-        let (stream, remote) = listener.accept().await.context("accepting TCP")?;
-        let server = server.clone();
+        let (stream, client) = listener.accept().await.context("accepting TCP")?;
+        let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, remote, server).await {
-                tracing::debug!(%remote, error = %e, "TCP connection closed");
+            let server = match stream.local_addr() {
+                Ok(addr) => addr,
+                Err(_) => return,
+            };
+            let from = FiveTuple {
+                transport: Transport::Tcp,
+                client,
+                server,
+            };
+            if let Err(e) = connection(stream, from, &shared).await {
+                tracing::debug!(%client, error = %e, "TCP connection closed");
             }
+            shared.remove_stream(from);
         });
     }
 }
 
-async fn connection(mut stream: TcpStream, remote: SocketAddr, server: SharedServer) -> Result<()> {
-    let local = stream.local_addr()?;
-    let mut decoder = StreamDecoder::new();
-    let mut out = Vec::new();
-    loop {
-        const READ: usize = 4096;
-        let read = stream.read(decoder.read_buf(READ)).await;
-        let read = match read {
-            Ok(0) => {
-                decoder.commit(READ, 0);
-                return Ok(());
-            }
-            Ok(n) => n,
-            Err(e) => {
-                decoder.commit(READ, 0);
-                return Err(e.into());
-            }
-        };
-        decoder.commit(READ, read);
-        {
-            let mut server = server
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            while let Some(frame) = decoder.next_frame()? {
-                // ChannelData needs a TURN allocation; there is none yet.
-                let Frame::Stun(contents) = frame else {
-                    continue;
-                };
-                server.handle_input(
-                    Instant::now(),
-                    Input::Receive {
-                        transport: Transport::Tcp,
-                        local,
-                        remote,
-                        contents,
-                    },
-                );
-            }
-            out.extend(std::iter::from_fn(|| server.poll_transmit()));
+async fn connection(stream: TcpStream, from: FiveTuple, shared: &Arc<Shared>) -> Result<()> {
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    shared.add_stream(from, tx);
+    let write = async move {
+        while let Some(bytes) = rx.recv().await {
+            writer.write_all(&bytes).await?;
         }
-        for transmit in out.drain(..) {
-            stream.write_all(&transmit.contents).await?;
+        anyhow::Ok(())
+    };
+    let read = async {
+        let mut decoder = StreamDecoder::new();
+        loop {
+            const READ: usize = 4096;
+            let read = reader.read(decoder.read_buf(READ)).await;
+            let n = *read.as_ref().unwrap_or(&0);
+            decoder.commit(READ, n);
+            if read? == 0 {
+                return anyhow::Ok(());
+            }
+            while let Some(contents) = decoder.next_raw()? {
+                shared.drive(Input::Client { from, contents });
+            }
         }
+    };
+    tokio::select! {
+        result = read => result,
+        result = write => result,
     }
 }

@@ -1,14 +1,13 @@
-//! The UDP driver: receive a datagram, hand it to the core, send what the
-//! core answers.
+//! The UDP listener's driver: each datagram goes to the core.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use edgeice_server::{Input, Transport};
+use edgeice_server::{FiveTuple, Input, Transport};
 use tokio::net::UdpSocket;
 
-use super::SharedServer;
+use super::driver::Shared;
 
 pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     let socket = socket2::Socket::new(
@@ -27,39 +26,24 @@ pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     Ok(UdpSocket::from_std(socket.into())?)
 }
 
-pub async fn run(socket: UdpSocket, server: SharedServer) -> Result<()> {
-    let local = socket.local_addr()?;
+pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<()> {
+    let server = socket.local_addr()?;
     let mut buf = vec![0u8; 65_536];
-    let mut out = Vec::new();
     loop {
-        let (len, remote) = match socket.recv_from(&mut buf).await {
+        let (len, client) = match socket.recv_from(&mut buf).await {
             Ok(received) => received,
             // ICMP errors from earlier sends surface here on some systems.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
             Err(e) => return Err(e).context("receiving on UDP"),
         };
-        {
-            let mut server = server
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            server.handle_input(
-                Instant::now(),
-                Input::Receive {
-                    transport: Transport::Udp,
-                    local,
-                    remote,
-                    contents: &buf[..len],
-                },
-            );
-            out.extend(std::iter::from_fn(|| server.poll_transmit()));
-        }
-        for transmit in out.drain(..) {
-            if let Err(e) = socket
-                .send_to(&transmit.contents, transmit.destination)
-                .await
-            {
-                tracing::debug!(destination = %transmit.destination, error = %e, "UDP send failed");
-            }
-        }
+        let from = FiveTuple {
+            transport: Transport::Udp,
+            client,
+            server,
+        };
+        shared.drive(Input::Client {
+            from,
+            contents: &buf[..len],
+        });
     }
 }

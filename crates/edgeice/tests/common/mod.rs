@@ -4,8 +4,16 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-/// Kills the server when the test ends, however it ends.
+/// Kills a child process when the test ends, however it ends.
 pub struct Running(Child);
+
+impl Running {
+    /// Takes charge of `child`.
+    #[allow(dead_code)]
+    pub fn new(child: Child) -> Self {
+        Running(child)
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -30,7 +38,8 @@ pub fn start_server(args: &[&str], expected: usize) -> (Running, Vec<Listener>) 
     let stdout = child.stdout.take().expect("piped stdout");
     let server = Running(child);
     let mut listeners = Vec::new();
-    for line in BufReader::new(stdout).lines().take(expected) {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref().take(expected) {
         let line = line.expect("read server output");
         let rest = line
             .strip_prefix("edgeice: listening on ")
@@ -39,5 +48,7 @@ pub fn start_server(args: &[&str], expected: usize) -> (Running, Vec<Listener>) 
         listeners.push((proto.to_owned(), addr.parse().expect("a socket address")));
     }
     assert_eq!(listeners.len(), expected, "server stopped before listening");
+    // Keep reading what the server prints, so it never writes to a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     (server, listeners)
 }

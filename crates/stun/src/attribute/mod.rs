@@ -85,7 +85,7 @@ pub enum Attribute<'a> {
     AlternateServer(SocketAddr),
     /// ALTERNATE-DOMAIN: the TLS name of the ALTERNATE-SERVER.
     AlternateDomain(&'a str),
-    /// CHANNEL-NUMBER (0x4000..=0x4FFF for a valid channel).
+    /// CHANNEL-NUMBER (0x4000..=0x7FFF for a valid channel).
     ChannelNumber(u16),
     /// LIFETIME in seconds.
     Lifetime(u32),

@@ -1,0 +1,180 @@
+//! The glue between sockets and the server core: hand an input in, send
+//! what comes out, carry out the core's events (bind or close relay
+//! sockets), and run its timers.
+//!
+//! The core sits behind one mutex, held for one input and its output. That
+//! is simple and correct; one core per worker thread (sharded by 5-tuple)
+//! is the planned step for multi-core relaying.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use edgeice_server::{
+    Event, FiveTuple, Input, RelayPort, Server, ServerConfig, Transmit, Transport,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::relay::{RelayPool, RelaySocket};
+
+/// Where messages for one TCP/TLS client go: its connection's writer task.
+pub type StreamWriter = mpsc::UnboundedSender<Vec<u8>>;
+
+/// Everything the I/O tasks share.
+pub struct Shared {
+    server: Mutex<Server>,
+    udp_listeners: Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>,
+    relays: Mutex<HashMap<SocketAddr, RelaySocket>>,
+    /// Ports bound for a reservation token and not yet allocated.
+    held: Mutex<HashMap<SocketAddr, UdpSocket>>,
+    /// Writers of the TCP/TLS connections, by (client, server) address.
+    streams: Mutex<HashMap<(SocketAddr, SocketAddr), StreamWriter>>,
+    pool: RelayPool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the whole server down with it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(config: ServerConfig, pool: RelayPool, now: Instant) -> Self {
+        Shared {
+            server: Mutex::new(Server::new(config, now)),
+            udp_listeners: Mutex::new(HashMap::new()),
+            relays: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
+            pool,
+        }
+    }
+
+    pub fn add_udp_listener(&self, local: SocketAddr, socket: Arc<UdpSocket>) {
+        lock(&self.udp_listeners).insert(local, socket);
+    }
+
+    /// Registers a TCP/TLS connection, so that messages for its client
+    /// (responses, relayed data) reach its writer.
+    pub fn add_stream(&self, from: FiveTuple, writer: StreamWriter) {
+        lock(&self.streams).insert((from.client, from.server), writer);
+    }
+
+    /// Forgets a closed connection and tells the core.
+    pub fn remove_stream(self: &Arc<Self>, from: FiveTuple) {
+        lock(&self.streams).remove(&(from.client, from.server));
+        self.drive(Input::ConnectionClosed { from });
+    }
+
+    /// Hands one input to the core and carries out everything it answers.
+    pub fn drive(self: &Arc<Self>, input: Input<'_>) {
+        let now = Instant::now();
+        let mut server = lock(&self.server);
+        if let Some(transmit) = server.handle_input(now, input) {
+            self.send(&transmit);
+        }
+        self.run_events(&mut server, now);
+    }
+
+    fn run_events(self: &Arc<Self>, server: &mut Server, now: Instant) {
+        while let Some(event) = server.poll_event() {
+            match event {
+                Event::BindRelay { id, family, port } => {
+                    let (relay, reserved) = self.bind_relay(family, port);
+                    let input = Input::RelayBound {
+                        id,
+                        relay,
+                        reserved,
+                    };
+                    if let Some(transmit) = server.handle_input(now, input) {
+                        self.send(&transmit);
+                    }
+                }
+                Event::ReleaseRelay { relay } => {
+                    lock(&self.relays).remove(&relay);
+                    lock(&self.held).remove(&relay);
+                }
+            }
+        }
+    }
+
+    /// Binds (or takes from the held ones) the relay socket the core asked
+    /// for and starts feeding it; returns its address and, for a
+    /// reservation, the held next port's.
+    fn bind_relay(
+        self: &Arc<Self>,
+        family: edgeice_stun::AddressFamily,
+        port: RelayPort,
+    ) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let (socket, next) = match port {
+            RelayPort::Reserved(addr) => match lock(&self.held).remove(&addr) {
+                Some(socket) => ((socket, addr), None),
+                None => return (None, None),
+            },
+            RelayPort::Any | RelayPort::Even { .. } => {
+                let (even, reserve_next) = match port {
+                    RelayPort::Even { reserve_next } => (true, reserve_next),
+                    _ => (false, false),
+                };
+                match self.pool.bind(family, even, reserve_next) {
+                    Ok(bound) => (bound.socket, bound.next),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no relay socket: answering 508");
+                        return (None, None);
+                    }
+                }
+            }
+        };
+        let (socket, addr) = socket;
+        let relay = RelaySocket::spawn(self.clone(), socket, addr);
+        lock(&self.relays).insert(addr, relay);
+        let reserved = next.map(|(socket, next_addr)| {
+            lock(&self.held).insert(next_addr, socket);
+            next_addr
+        });
+        (Some(addr), reserved)
+    }
+
+    /// Sends one message where the core said. UDP sends never wait: a full
+    /// socket buffer drops the datagram, as the network would.
+    fn send(&self, transmit: &Transmit<'_>) {
+        match transmit.transport {
+            Transport::Udp => {
+                let socket = lock(&self.udp_listeners)
+                    .get(&transmit.source)
+                    .cloned()
+                    .or_else(|| {
+                        lock(&self.relays)
+                            .get(&transmit.source)
+                            .map(|r| r.socket.clone())
+                    });
+                if let Some(socket) = socket {
+                    let _ = socket.try_send_to(transmit.contents, transmit.destination);
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                let key = (transmit.destination, transmit.source);
+                if let Some(writer) = lock(&self.streams).get(&key) {
+                    let _ = writer.send(transmit.contents.to_vec());
+                }
+            }
+        }
+    }
+}
+
+/// Calls the core's timers once per `tick`.
+pub async fn run_timers(shared: Arc<Shared>, tick: Duration) -> anyhow::Result<()> {
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        interval.tick().await;
+        let now = Instant::now();
+        let mut server = lock(&shared.server);
+        if server.poll_timeout().is_some_and(|due| due <= now) {
+            server.handle_timeout(now);
+        }
+        shared.run_events(&mut server, now);
+    }
+}

@@ -1,0 +1,165 @@
+//! Relay sockets: the pool they are bound from, and the task that feeds
+//! each one's datagrams to the core.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use edgeice_server::{Input, PEER_DATA_HEADROOM};
+use edgeice_stun::AddressFamily;
+use tokio::net::UdpSocket;
+use tokio::task::AbortHandle;
+
+use super::driver::Shared;
+
+/// Where relay sockets are bound: one IP per family, a range of ports.
+#[derive(Debug)]
+pub struct RelayPool {
+    v4: Option<IpAddr>,
+    v6: Option<IpAddr>,
+    ports: RangeInclusive<u16>,
+    /// Where the next search for a free port starts, so ports are spread
+    /// and a port just released is not handed out again at once.
+    cursor: AtomicU32,
+}
+
+impl RelayPool {
+    /// Relay IPs from `--relay-ip`, else from the listeners' specific addresses.
+    pub fn new(relay_ips: &[IpAddr], listeners: &[SocketAddr], ports: RangeInclusive<u16>) -> Self {
+        let pick = |v4: bool| {
+            relay_ips
+                .iter()
+                .copied()
+                .find(|ip| ip.is_ipv4() == v4)
+                .or_else(|| {
+                    listeners
+                        .iter()
+                        .map(SocketAddr::ip)
+                        .find(|ip| ip.is_ipv4() == v4 && !ip.is_unspecified())
+                })
+        };
+        RelayPool {
+            v4: pick(true),
+            v6: pick(false),
+            ports,
+            cursor: AtomicU32::new(0),
+        }
+    }
+
+    /// The relay IPs in use.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.v4.into_iter().chain(self.v6).collect()
+    }
+
+    /// Binds a UDP socket of `family` on a free port of the range (an
+    /// even one if `even`, with the odd one above it bound too if
+    /// `reserve_next`). A port in use is skipped, never turned into a failed
+    /// allocation while others remain.
+    pub fn bind(&self, family: AddressFamily, even: bool, reserve_next: bool) -> io::Result<Bound> {
+        let ip = match family {
+            AddressFamily::V4 => self.v4,
+            AddressFamily::V6 => self.v6,
+        }
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no relay IP of that family",
+            )
+        })?;
+        let lo = u32::from(*self.ports.start());
+        let count = u32::from(*self.ports.end()) - lo + 1;
+        let start = self.cursor.fetch_add(2, Ordering::Relaxed);
+        for i in 0..count {
+            let port = lo + (start.wrapping_add(i) % count);
+            if even && port % 2 != 0 {
+                continue;
+            }
+            let Some(socket) = try_bind(SocketAddr::new(ip, port as u16))? else {
+                continue;
+            };
+            let next = if reserve_next {
+                let next_port = port + 1;
+                if next_port > u32::from(*self.ports.end()) {
+                    continue;
+                }
+                match try_bind(SocketAddr::new(ip, next_port as u16))? {
+                    Some(next) => Some(next),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            self.cursor
+                .store(start.wrapping_add(i + 2), Ordering::Relaxed);
+            return Ok(Bound { socket, next });
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "every relay port is in use",
+        ))
+    }
+}
+
+/// A relay socket just bound, and the next port's when it was reserved.
+pub struct Bound {
+    pub socket: (UdpSocket, SocketAddr),
+    pub next: Option<(UdpSocket, SocketAddr)>,
+}
+
+/// Binds `addr`; `None` if the port is taken.
+fn try_bind(addr: SocketAddr) -> io::Result<Option<(UdpSocket, SocketAddr)>> {
+    match StdUdpSocket::bind(addr) {
+        Ok(socket) => {
+            socket.set_nonblocking(true)?;
+            let addr = socket.local_addr()?;
+            Ok(Some((UdpSocket::from_std(socket)?, addr)))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A bound relay socket and its receiving task, stopped when dropped.
+pub struct RelaySocket {
+    pub socket: Arc<UdpSocket>,
+    task: AbortHandle,
+}
+
+impl RelaySocket {
+    /// Starts feeding `socket`'s datagrams to the core.
+    pub fn spawn(shared: Arc<Shared>, socket: UdpSocket, relay: SocketAddr) -> Self {
+        let socket = Arc::new(socket);
+        let receiver = socket.clone();
+        let task = tokio::spawn(async move {
+            // Headroom before the payload lets the core write the
+            // ChannelData header in place.
+            let mut buf = vec![0u8; PEER_DATA_HEADROOM + 65_536];
+            loop {
+                let (len, peer) = match receiver.recv_from(&mut buf[PEER_DATA_HEADROOM..]).await {
+                    Ok(received) => received,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
+                    Err(e) => {
+                        tracing::debug!(%relay, error = %e, "relay socket failed");
+                        return;
+                    }
+                };
+                let datagram = &mut buf[..PEER_DATA_HEADROOM + len];
+                shared.drive(Input::PeerData {
+                    relay,
+                    peer,
+                    datagram,
+                });
+            }
+        })
+        .abort_handle();
+        RelaySocket { socket, task }
+    }
+}
+
+impl Drop for RelaySocket {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

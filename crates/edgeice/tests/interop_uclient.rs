@@ -1,0 +1,117 @@
+//! coturn's own TURN load client, `turnutils_uclient`, relays through
+//! `edgeice serve` to coturn's echo peer, `turnutils_peer`: over UDP with
+//! channels and with Send indications, over TCP, and with IPv6 relays. Every
+//! packet sent must come back. Needs the Debian package coturn
+//! (`scripts/test.sh` installs it).
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+
+use common::Running;
+
+const CLIENTS: u32 = 4;
+const MESSAGES: u32 = 50;
+
+/// A UDP port that is free, with the one above it free too (the peer
+/// echoes RTP and RTCP on both).
+fn free_port_pair(ip: &str) -> u16 {
+    for _ in 0..100 {
+        let port = UdpSocket::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 65535 && UdpSocket::bind((ip, port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair on {ip}");
+}
+
+fn start_peer(ip: &str) -> (Running, u16) {
+    let port = free_port_pair(ip);
+    let child = Command::new("turnutils_peer")
+        .args(["-L", ip, "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run turnutils_peer ({e}): install coturn, or run scripts/test.sh")
+        });
+    (Running::new(child), port)
+}
+
+/// Runs turnutils_uclient with `flags` and checks every message came back.
+fn uclient(flags: &[&str], server: SocketAddr, peer_ip: &str, peer_port: u16) {
+    let output = Command::new("turnutils_uclient")
+        .args(flags)
+        .args(["-u", "user", "-w", "pass"])
+        .args(["-e", peer_ip, "-r", &peer_port.to_string()])
+        .args(["-p", &server.port().to_string()])
+        .args([
+            "-m",
+            &CLIENTS.to_string(),
+            "-n",
+            &MESSAGES.to_string(),
+            "-l",
+            "120",
+            "-z",
+            "5",
+        ])
+        .arg(server.ip().to_string())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run turnutils_uclient ({e}): install coturn, or run scripts/test.sh")
+        });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let total = CLIENTS * MESSAGES;
+    let expected = format!("tot_send_msgs={total}, tot_recv_msgs={total}");
+    assert!(
+        stdout.contains(&expected) && stdout.contains("Total lost packets 0 "),
+        "turnutils_uclient {flags:?}: not every message came back:\n{stdout}"
+    );
+}
+
+fn server(listen: &str) -> (Running, SocketAddr) {
+    let args = [
+        "--listen",
+        listen,
+        "--user",
+        "user:pass",
+        "--realm",
+        "edgeice.test",
+        "--relay-ports",
+        "61000-65535",
+        "--allow-peer",
+        "127.0.0.0/8",
+        "--allow-peer",
+        "::1/128",
+    ];
+    let (server, listeners) = common::start_server(&args, 2);
+    (server, listeners[0].1)
+}
+
+#[test]
+fn uclient_relays_over_udp_with_channels_and_send_indications() {
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_server, addr) = server("127.0.0.1:0");
+    uclient(&[], addr, "127.0.0.1", peer_port);
+    uclient(&["-s"], addr, "127.0.0.1", peer_port);
+}
+
+#[test]
+fn uclient_relays_over_tcp() {
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_server, addr) = server("127.0.0.1:0");
+    uclient(&["-t"], addr, "127.0.0.1", peer_port);
+    uclient(&["-t", "-s"], addr, "127.0.0.1", peer_port);
+}
+
+#[test]
+fn uclient_relays_over_ipv6() {
+    let (_peer, peer_port) = start_peer("::1");
+    let (_server, addr) = server("[::1]:0");
+    uclient(&["-x"], addr, "::1", peer_port);
+}

@@ -1,0 +1,165 @@
+//! An allocation (RFC 8656 §2.2) and what hangs off it: the permissions
+//! that let peers' data in (§9) and the channel bindings that shorten the
+//! relayed packets (§12).
+//!
+//! Lists are small (a call has a handful of peers), so they are vectors
+//! scanned linearly: cheaper per packet than hashing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use edgeice_stun::{IntegrityKey, TransactionId};
+
+use crate::interface::FiveTuple;
+use crate::peer_policy::canonical;
+
+/// Permission for one peer IP address (any port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permission {
+    /// The peer address, canonical form.
+    pub ip: IpAddr,
+    /// When it lapses unless refreshed.
+    pub expires: Instant,
+}
+
+/// A channel number bound to one peer transport address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelBinding {
+    /// The channel number, 0x4000..=0x7FFF.
+    pub number: u16,
+    /// The peer.
+    pub peer: SocketAddr,
+    /// When it lapses unless refreshed.
+    pub expires: Instant,
+}
+
+/// Why a channel cannot be bound (answered with 400).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelConflict {
+    /// The number is bound to another peer.
+    NumberTaken,
+    /// The peer is bound to another number.
+    PeerTaken,
+}
+
+/// A relayed transport address leased to one client 5-tuple.
+#[derive(Clone, Debug)]
+pub struct Allocation {
+    /// The client's 5-tuple.
+    pub five_tuple: FiveTuple,
+    /// The relay socket's own address.
+    pub relay: SocketAddr,
+    /// The relayed address told to the client (differs behind 1:1 NAT).
+    pub advertised: SocketAddr,
+    /// Who created it: later requests must come from the same user.
+    pub username: String,
+    /// That user's key, to sign responses.
+    pub key: IntegrityKey,
+    /// The Allocate request that created it, to answer retransmissions.
+    pub transaction_id: TransactionId,
+    /// When it lapses unless refreshed.
+    pub expires: Instant,
+    permissions: Vec<Permission>,
+    channels: Vec<ChannelBinding>,
+}
+
+impl Allocation {
+    /// A new allocation with no permissions.
+    pub fn new(
+        five_tuple: FiveTuple,
+        relay: SocketAddr,
+        advertised: SocketAddr,
+        username: String,
+        key: IntegrityKey,
+        transaction_id: TransactionId,
+        expires: Instant,
+    ) -> Self {
+        Allocation {
+            five_tuple,
+            relay,
+            advertised,
+            username,
+            key,
+            transaction_id,
+            expires,
+            permissions: Vec::new(),
+            channels: Vec::new(),
+        }
+    }
+
+    /// Whether a live permission covers `ip`.
+    pub fn permits(&self, ip: IpAddr, now: Instant) -> bool {
+        let ip = canonical(ip);
+        self.permissions
+            .iter()
+            .any(|p| p.ip == ip && p.expires > now)
+    }
+
+    /// Installs or refreshes the permission for `ip`.
+    pub fn install_permission(&mut self, ip: IpAddr, expires: Instant) {
+        let ip = canonical(ip);
+        match self.permissions.iter_mut().find(|p| p.ip == ip) {
+            Some(p) => p.expires = expires,
+            None => self.permissions.push(Permission { ip, expires }),
+        }
+    }
+
+    /// The live binding of channel `number`.
+    pub fn channel(&self, number: u16, now: Instant) -> Option<&ChannelBinding> {
+        self.channels
+            .iter()
+            .find(|c| c.number == number && c.expires > now)
+    }
+
+    /// The live channel number bound to `peer`.
+    pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
+        self.channels
+            .iter()
+            .find(|c| c.peer == peer && c.expires > now)
+            .map(|c| c.number)
+    }
+
+    /// Binds or refreshes channel `number` to `peer` (RFC 8656 §12.2).
+    /// An expired binding still reserves its number and peer until swept,
+    /// as the RFC asks (so a late packet cannot reach a new peer).
+    pub fn bind_channel(
+        &mut self,
+        number: u16,
+        peer: SocketAddr,
+        expires: Instant,
+    ) -> Result<(), ChannelConflict> {
+        if let Some(c) = self.channels.iter_mut().find(|c| c.number == number) {
+            if c.peer != peer {
+                return Err(ChannelConflict::NumberTaken);
+            }
+            c.expires = expires;
+            return Ok(());
+        }
+        if self.channels.iter().any(|c| c.peer == peer) {
+            return Err(ChannelConflict::PeerTaken);
+        }
+        self.channels.push(ChannelBinding {
+            number,
+            peer,
+            expires,
+        });
+        Ok(())
+    }
+
+    /// Drops lapsed permissions, and channel bindings lapsed for `grace`
+    /// already (RFC 8656 §12: a number is not reused for 5 minutes).
+    pub fn sweep(&mut self, now: Instant, grace: std::time::Duration) {
+        self.permissions.retain(|p| p.expires > now);
+        self.channels.retain(|c| c.expires + grace > now);
+    }
+
+    /// The live permissions.
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+
+    /// The channel bindings, lapsed ones included until swept.
+    pub fn channels(&self) -> &[ChannelBinding] {
+        &self.channels
+    }
+}

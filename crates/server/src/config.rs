@@ -1,0 +1,80 @@
+//! The server core's settings. The I/O driver builds this from flags and
+//! the config file; the core never reads either.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use edgeice_stun::IntegrityKey;
+use edgeice_stun::attribute::PasswordAlgorithm;
+use edgeice_stun::credentials::{CredentialError, Preparation, long_term_key};
+
+use crate::peer_policy::PeerPolicy;
+
+/// Settings of the server core.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// SOFTWARE attribute for responses; `None` leaves it out.
+    pub software: Option<String>,
+    /// The realm of long-term credentials.
+    pub realm: String,
+    /// Long-term keys of the static users, by user name.
+    pub users: HashMap<String, IntegrityKey>,
+    /// Secret that signs nonces, so they need no server state. Random at
+    /// start-up in production; fixed in tests.
+    pub nonce_secret: [u8; 32],
+    /// How long a nonce stays fresh before clients get 438 Stale Nonce.
+    pub nonce_lifetime: Duration,
+    /// Allocation lifetime when the client asks for none (RFC 8656: 10 min).
+    pub default_lifetime: Duration,
+    /// Longest allocation lifetime granted (RFC 8656: 1 hour).
+    pub max_lifetime: Duration,
+    /// Permission lifetime (RFC 8656: 5 min, not negotiable).
+    pub permission_lifetime: Duration,
+    /// Channel binding lifetime (RFC 8656: 10 min, not negotiable).
+    pub channel_lifetime: Duration,
+    /// Relay IP → the address advertised for it, for an edge behind 1:1 NAT.
+    pub external_ips: HashMap<IpAddr, IpAddr>,
+    /// Which peers may be relayed to.
+    pub peer_policy: PeerPolicy,
+    /// Most allocations in total.
+    pub max_allocations: usize,
+    /// Most allocations per user name.
+    pub max_allocations_per_user: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            software: Some(concat!("edgeice ", env!("CARGO_PKG_VERSION")).to_owned()),
+            realm: "edgeice".to_owned(),
+            users: HashMap::new(),
+            nonce_secret: [0; 32],
+            nonce_lifetime: Duration::from_secs(600),
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            permission_lifetime: Duration::from_secs(300),
+            channel_lifetime: Duration::from_secs(600),
+            external_ips: HashMap::new(),
+            peer_policy: PeerPolicy::default(),
+            max_allocations: 10_000,
+            max_allocations_per_user: 1_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Adds a static user, storing only the long-term key (MD5, as every
+    /// deployed client supports).
+    pub fn add_user(&mut self, name: &str, password: &str) -> Result<(), CredentialError> {
+        let key = long_term_key(
+            name,
+            &self.realm,
+            password,
+            PasswordAlgorithm::MD5,
+            Preparation::OpaqueString,
+        )?;
+        self.users.insert(name.to_owned(), key);
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! What crosses between the server core and its I/O driver: inputs, the
+//! datagrams to send, and requests for the driver to act (bind a relay
+//! socket, release one).
+
+use std::net::SocketAddr;
+
+use edgeice_stun::AddressFamily;
+
+/// The transport between a client and the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// UDP datagrams.
+    Udp,
+    /// A TCP connection (messages framed by [`edgeice_stun::StreamDecoder`]).
+    Tcp,
+    /// A TLS connection over TCP.
+    Tls,
+}
+
+/// A client's 5-tuple as the server sees it (RFC 8656 §2): the transport,
+/// the client's address and the server address it talks to. An allocation
+/// belongs to exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiveTuple {
+    /// Transport.
+    pub transport: Transport,
+    /// The client's address (its server-reflexive address).
+    pub client: SocketAddr,
+    /// The server's listening address the client sent to.
+    pub server: SocketAddr,
+}
+
+/// Identifies a relay the server asked the driver to bind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RelayRequestId(pub u64);
+
+/// Headroom a driver leaves before a peer's datagram in
+/// [`Input::PeerData`], so the ChannelData header can be written in place.
+pub const PEER_DATA_HEADROOM: usize = edgeice_stun::CHANNEL_DATA_HEADER_LEN;
+
+/// What the I/O driver hands the server.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A datagram, or one frame cut from a stream, from a client.
+    Client {
+        /// Who sent it and to which listener.
+        from: FiveTuple,
+        /// The bytes.
+        contents: &'a [u8],
+    },
+    /// A datagram a peer sent to a relay address. Its payload starts at
+    /// `datagram[PEER_DATA_HEADROOM..]`; the bytes before are scratch space.
+    PeerData {
+        /// The relay address it arrived at.
+        relay: SocketAddr,
+        /// The peer that sent it.
+        peer: SocketAddr,
+        /// Headroom followed by the payload.
+        datagram: &'a mut [u8],
+    },
+    /// A client's TCP or TLS connection closed: its allocation goes with it
+    /// (RFC 8656 §3.1).
+    ConnectionClosed {
+        /// The connection's 5-tuple.
+        from: FiveTuple,
+    },
+    /// The driver's answer to [`Event::BindRelay`].
+    RelayBound {
+        /// Which request this answers.
+        id: RelayRequestId,
+        /// The bound relay address, or `None` if no port was free.
+        relay: Option<SocketAddr>,
+        /// With [`RelayPort::Even`] and `reserve_next`: the next port, bound
+        /// and held unused for a later Allocate with a RESERVATION-TOKEN.
+        reserved: Option<SocketAddr>,
+    },
+}
+
+/// One datagram or stream frame to send, borrowing the server's buffer or
+/// the input it answers: handing one out costs no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// Transport to send on.
+    pub transport: Transport,
+    /// The local address to send from: a listener, or a relay address.
+    pub source: SocketAddr,
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub contents: &'a [u8],
+}
+
+/// Which relay port an Allocate needs (RFC 8656 §7.2, EVEN-PORT and
+/// RESERVATION-TOKEN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayPort {
+    /// Any free port of the range.
+    Any,
+    /// An even port; with `reserve_next`, the odd port above it is bound
+    /// too and held (for RTP and RTCP).
+    Even {
+        /// Hold the next port as well.
+        reserve_next: bool,
+    },
+    /// The socket already bound and held at this address, reserved by an
+    /// earlier Allocate.
+    Reserved(SocketAddr),
+}
+
+/// Something the driver must do for the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Bind a UDP relay socket of `family` on a relay port, then answer
+    /// with [`Input::RelayBound`].
+    BindRelay {
+        /// Identifies the answer.
+        id: RelayRequestId,
+        /// The address family wanted.
+        family: AddressFamily,
+        /// Which port.
+        port: RelayPort,
+    },
+    /// Close the relay socket bound at `relay`: its allocation (or its
+    /// reservation) is gone.
+    ReleaseRelay {
+        /// The relay address.
+        relay: SocketAddr,
+    },
+}

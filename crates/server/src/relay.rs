@@ -1,0 +1,136 @@
+//! The relay path: client → peer (ChannelData, Send indications) and
+//! peer → client (ChannelData, Data indications).
+//!
+//! This is the hot path. Nothing here allocates, logs or locks: ChannelData
+//! is forwarded as a slice of the input, and a peer's datagram gets its
+//! ChannelData header written into the headroom the driver left before it.
+//! Only Data indications are built, into the server's reusable buffer.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use edgeice_stun::{
+    Attribute, AttributeType, ChannelData, Class, Message, MessageBuilder, MessageType, Method,
+    TransactionId,
+};
+
+use crate::interface::{FiveTuple, PEER_DATA_HEADROOM, Transmit, Transport};
+use crate::server::{Server, reply};
+
+impl Server {
+    /// ChannelData from a client: strip the header and send the data from
+    /// the relay address to the channel's peer.
+    pub(crate) fn relay_channel_data<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        contents: &'s [u8],
+    ) -> Option<Transmit<'s>> {
+        let Ok(frame) = ChannelData::parse(contents) else {
+            self.stats.dropped += 1;
+            return None;
+        };
+        let allocation = self.allocations.get(&from)?;
+        let Some(binding) = allocation.channel(frame.channel, now) else {
+            self.stats.permission_denied += 1;
+            return None;
+        };
+        if !allocation.permits(binding.peer.ip(), now) {
+            self.stats.permission_denied += 1;
+            return None;
+        }
+        let (relay, peer) = (allocation.relay, binding.peer);
+        self.stats.relayed_to_peer.0 += 1;
+        self.stats.relayed_to_peer.1 += frame.data.len() as u64;
+        Some(Transmit {
+            transport: Transport::Udp,
+            source: relay,
+            destination: peer,
+            contents: frame.data,
+        })
+    }
+
+    /// A Send indication from a client: send its DATA to its
+    /// XOR-PEER-ADDRESS if a permission allows.
+    pub(crate) fn relay_send_indication<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        message: &Message<'s>,
+    ) -> Option<Transmit<'s>> {
+        let allocation = self.allocations.get(&from)?;
+        let (Some(Ok(Attribute::XorPeerAddress(peer))), Some(Ok(Attribute::Data(data)))) = (
+            message.get(AttributeType::XOR_PEER_ADDRESS),
+            message.get(AttributeType::DATA),
+        ) else {
+            self.stats.dropped += 1;
+            return None;
+        };
+        if !allocation.permits(peer.ip(), now) {
+            self.stats.permission_denied += 1;
+            return None;
+        }
+        let relay = allocation.relay;
+        self.stats.relayed_to_peer.0 += 1;
+        self.stats.relayed_to_peer.1 += data.len() as u64;
+        Some(Transmit {
+            transport: Transport::Udp,
+            source: relay,
+            destination: peer,
+            contents: data,
+        })
+    }
+
+    /// A datagram from a peer to a relay address: to the client as
+    /// ChannelData if a channel is bound to the peer, else as a Data
+    /// indication; dropped without a permission.
+    pub(crate) fn relay_to_client<'s>(
+        &'s mut self,
+        now: Instant,
+        relay: SocketAddr,
+        peer: SocketAddr,
+        datagram: &'s mut [u8],
+    ) -> Option<Transmit<'s>> {
+        let from = *self.by_relay.get(&relay)?;
+        let allocation = self.allocations.get(&from)?;
+        if !allocation.permits(peer.ip(), now) {
+            self.stats.permission_denied += 1;
+            return None;
+        }
+        let channel = allocation.channel_for_peer(peer, now);
+        let payload_len = datagram.len().checked_sub(PEER_DATA_HEADROOM)?;
+        self.stats.relayed_to_client.0 += 1;
+        self.stats.relayed_to_client.1 += payload_len as u64;
+        match channel {
+            // Over UDP the header goes in the headroom: no copy at all.
+            Some(number) if from.transport == Transport::Udp => {
+                let len = u16::try_from(payload_len).ok()?;
+                datagram[..PEER_DATA_HEADROOM].copy_from_slice(&ChannelData::header(number, len));
+                Some(reply(from, datagram))
+            }
+            // Streams need the data padded to 4 bytes (RFC 8656 §12.5).
+            Some(number) => {
+                let data = &datagram[PEER_DATA_HEADROOM..];
+                ChannelData {
+                    channel: number,
+                    data,
+                }
+                .encode(true, &mut self.scratch)
+                .ok()?;
+                Some(reply(from, &self.scratch))
+            }
+            None => {
+                let data = &datagram[PEER_DATA_HEADROOM..];
+                let kind = MessageType::new(Method::DATA, Class::Indication);
+                // Indications get no response, so the ID only has to differ
+                // between messages; the packet count does that for free.
+                let mut id = [0u8; 12];
+                id[4..].copy_from_slice(&self.stats.relayed_to_client.0.to_be_bytes());
+                let mut b = MessageBuilder::new(&mut self.scratch, kind, TransactionId(id));
+                b.add(&Attribute::XorPeerAddress(peer)).ok()?;
+                b.add(&Attribute::Data(data)).ok()?;
+                Some(reply(from, b.finish()))
+            }
+        }
+    }
+}

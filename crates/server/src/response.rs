@@ -1,0 +1,86 @@
+//! Writing responses into the server's reusable buffer.
+
+use edgeice_stun::{
+    Attribute, AttributeType, BuildError, Class, ErrorCode, IntegrityKey, Message, MessageBuilder,
+    MessageType, Method, TransactionId,
+};
+
+/// What a response must echo from its request, kept so that a response can
+/// be sent after the request's bytes are gone (an Allocate waits for its
+/// relay socket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyTo {
+    /// The request's method.
+    pub method: Method,
+    /// The request's transaction ID.
+    pub transaction_id: TransactionId,
+    /// The request's cookie field (not the magic cookie for RFC 3489).
+    pub cookie: [u8; 4],
+    /// Whether the request carried the magic cookie (so FINGERPRINT is understood).
+    pub rfc5389: bool,
+    /// Whether the request used MESSAGE-INTEGRITY-SHA256.
+    pub sha256: bool,
+}
+
+impl ReplyTo {
+    /// What to echo from `request`.
+    pub fn of(request: &Message<'_>) -> Self {
+        ReplyTo {
+            method: request.method(),
+            transaction_id: *request.transaction_id(),
+            cookie: request.cookie_field(),
+            rfc5389: request.has_magic_cookie(),
+            sha256: request.has_integrity_sha256(),
+        }
+    }
+}
+
+/// Writes a response of `class` into `scratch`: the attributes `body` adds,
+/// then SOFTWARE, integrity with `key` when given, and FINGERPRINT.
+pub(crate) fn build<'s>(
+    scratch: &'s mut Vec<u8>,
+    to: &ReplyTo,
+    class: Class,
+    software: Option<&str>,
+    key: Option<&IntegrityKey>,
+    body: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
+) -> Option<&'s [u8]> {
+    let kind = MessageType::new(to.method, class);
+    let mut b = MessageBuilder::with_cookie(scratch, kind, to.cookie, to.transaction_id);
+    body(&mut b).ok()?;
+    if let Some(software) = software {
+        b.add(&Attribute::Software(software)).ok()?;
+    }
+    match key {
+        Some(key) if to.sha256 => b.add_integrity_sha256(key).ok()?,
+        Some(key) => b.add_integrity_sha1(key).ok()?,
+        None => &mut b,
+    };
+    if to.rfc5389 {
+        b.add_fingerprint().ok()?;
+    }
+    Some(b.finish())
+}
+
+/// The body of an error response: ERROR-CODE with its RFC reason.
+pub(crate) fn error_code(
+    code: u16,
+) -> impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError> {
+    move |b| {
+        b.add(&Attribute::ErrorCode(ErrorCode::with_default_reason(code)))?;
+        Ok(())
+    }
+}
+
+/// The body of a 420 response: ERROR-CODE and UNKNOWN-ATTRIBUTES.
+pub(crate) fn unknown_attributes(
+    unknown: &[AttributeType],
+) -> impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError> + '_ {
+    move |b| {
+        error_code(ErrorCode::UNKNOWN_ATTRIBUTE)(b)?;
+        let mut list = Vec::with_capacity(unknown.len() * 2);
+        let list = edgeice_stun::attribute::UnknownAttributes::encode_into(unknown, &mut list);
+        b.add(&Attribute::UnknownAttributes(list))?;
+        Ok(())
+    }
+}

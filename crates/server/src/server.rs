@@ -1,0 +1,296 @@
+//! The server state machine: one entry point for every input, and the
+//! tables it keeps (allocations by 5-tuple and by relay address).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use edgeice_stun::{AddressFamily, Class, Message, MessageType, Method};
+
+use crate::allocation::Allocation;
+use crate::auth::Nonces;
+use crate::config::ServerConfig;
+use crate::interface::{Event, FiveTuple, Input, RelayPort, RelayRequestId, Transmit};
+use crate::response::ReplyTo;
+use crate::{binding, response};
+
+/// How often lapsed allocations, permissions and channels are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a lapsed channel number stays reserved (RFC 8656 §12).
+const CHANNEL_REUSE_GRACE: Duration = Duration::from_secs(300);
+
+/// Counters an operator watches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Binding requests answered with success.
+    pub binding_success: u64,
+    /// Error responses sent.
+    pub error_responses: u64,
+    /// Requests refused for missing or wrong credentials (401, 438, 441).
+    pub auth_failures: u64,
+    /// Allocations created.
+    pub allocations_created: u64,
+    /// Packets relayed client → peer, and their payload bytes.
+    pub relayed_to_peer: (u64, u64),
+    /// Packets relayed peer → client, and their payload bytes.
+    pub relayed_to_client: (u64, u64),
+    /// Packets dropped for lack of a permission or channel.
+    pub permission_denied: u64,
+    /// Inputs dropped: not STUN or ChannelData, or malformed.
+    pub dropped: u64,
+}
+
+/// An Allocate request waiting for the driver to bind its relay socket.
+#[derive(Debug)]
+pub(crate) struct PendingAllocation {
+    pub five_tuple: FiveTuple,
+    pub reply: ReplyTo,
+    pub username: String,
+    pub key: edgeice_stun::IntegrityKey,
+    pub lifetime: Duration,
+    /// Set when the client also asked for the other family, which is not
+    /// offered: reported with ADDRESS-ERROR-CODE 440.
+    pub refused_family: Option<AddressFamily>,
+}
+
+/// How long a port reserved by EVEN-PORT stays held (RFC 8656 §7.2
+/// suggests about 30 seconds).
+pub(crate) const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The STUN/TURN server core. See the crate documentation for how to drive it.
+#[derive(Debug)]
+pub struct Server {
+    pub(crate) config: ServerConfig,
+    pub(crate) nonces: Nonces,
+    pub(crate) allocations: HashMap<FiveTuple, Allocation>,
+    pub(crate) by_relay: HashMap<SocketAddr, FiveTuple>,
+    pub(crate) pending: HashMap<RelayRequestId, PendingAllocation>,
+    pub(crate) per_user: HashMap<String, usize>,
+    /// Ports held for a later Allocate: token → (relay address, expiry).
+    pub(crate) reservations: HashMap<u64, (SocketAddr, Instant)>,
+    pub(crate) events: VecDeque<Event>,
+    /// Responses and Data indications are written here; a [`Transmit`]
+    /// borrows it until the next input.
+    pub(crate) scratch: Vec<u8>,
+    next_relay_request: u64,
+    next_sweep: Instant,
+    pub(crate) stats: Stats,
+}
+
+impl Server {
+    /// A server with `config`, starting at `now`.
+    pub fn new(config: ServerConfig, now: Instant) -> Self {
+        let nonces = Nonces::new(&config.nonce_secret, now, config.nonce_lifetime);
+        Server {
+            config,
+            nonces,
+            allocations: HashMap::new(),
+            by_relay: HashMap::new(),
+            pending: HashMap::new(),
+            per_user: HashMap::new(),
+            reservations: HashMap::new(),
+            events: VecDeque::new(),
+            scratch: Vec::with_capacity(1500),
+            next_relay_request: 0,
+            next_sweep: now + SWEEP_INTERVAL,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Processes one input and returns what to send in answer, if anything:
+    /// a response, or a relayed packet. It borrows the server (or the
+    /// input), so send it before the next call. Afterwards, drain
+    /// [`Server::poll_event`].
+    pub fn handle_input<'s>(&'s mut self, now: Instant, input: Input<'s>) -> Option<Transmit<'s>> {
+        match input {
+            Input::Client { from, contents } => self.handle_client(now, from, contents),
+            Input::PeerData {
+                relay,
+                peer,
+                datagram,
+            } => self.relay_to_client(now, relay, peer, datagram),
+            Input::RelayBound {
+                id,
+                relay,
+                reserved,
+            } => self.finish_allocate(now, id, relay, reserved),
+            Input::ConnectionClosed { from } => {
+                self.remove_allocation(&from);
+                self.pending.retain(|_, p| p.five_tuple != from);
+                None
+            }
+        }
+    }
+
+    fn handle_client<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        contents: &'s [u8],
+    ) -> Option<Transmit<'s>> {
+        // The first two bits tell STUN (00) from ChannelData (01). RFC 7983
+        // gives ChannelData only 64..=79, but channels of RFC 5766's wider
+        // range, still in use, reach 127.
+        match contents.first().map(|b| b >> 6) {
+            Some(0b01) => self.relay_channel_data(now, from, contents),
+            Some(0b00) => self.handle_stun(now, from, contents),
+            _ => {
+                self.stats.dropped += 1;
+                None
+            }
+        }
+    }
+
+    fn handle_stun<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        contents: &'s [u8],
+    ) -> Option<Transmit<'s>> {
+        let Ok(message) = Message::parse_any_cookie(contents) else {
+            self.stats.dropped += 1;
+            return None;
+        };
+        if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+            self.stats.dropped += 1;
+            return None;
+        }
+        match (message.class(), message.method()) {
+            (Class::Request, Method::BINDING) => {
+                let software = self.config.software.as_deref();
+                let bytes = binding::respond(&mut self.scratch, &message, from.client, software)?;
+                let kind = bytes
+                    .first_chunk::<2>()
+                    .and_then(|t| MessageType::from_u16(u16::from_be_bytes(*t)));
+                if kind.is_some_and(|k| k.class == Class::Error) {
+                    self.stats.error_responses += 1;
+                } else {
+                    self.stats.binding_success += 1;
+                }
+                Some(reply(from, bytes))
+            }
+            (Class::Indication, Method::SEND) => self.relay_send_indication(now, from, &message),
+            (Class::Request, _) => self.handle_turn_request(now, from, &message),
+            _ => {
+                self.stats.dropped += 1;
+                None
+            }
+        }
+    }
+
+    /// Starts binding a relay socket: the driver answers with
+    /// [`Input::RelayBound`].
+    pub(crate) fn request_relay(
+        &mut self,
+        pending: PendingAllocation,
+        family: AddressFamily,
+        port: RelayPort,
+    ) {
+        let id = RelayRequestId(self.next_relay_request);
+        self.next_relay_request += 1;
+        self.pending.insert(id, pending);
+        self.events.push_back(Event::BindRelay { id, family, port });
+    }
+
+    /// The next thing the driver must do.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Server::handle_timeout`] is next due, if anything can expire.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.allocations.is_empty() || !self.reservations.is_empty()).then_some(self.next_sweep)
+    }
+
+    /// Expires allocations, permissions and channels that have lapsed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP_INTERVAL;
+        let lapsed: Vec<FiveTuple> = self
+            .allocations
+            .iter()
+            .filter(|(_, a)| a.expires <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for five_tuple in lapsed {
+            self.remove_allocation(&five_tuple);
+        }
+        for allocation in self.allocations.values_mut() {
+            allocation.sweep(now, CHANNEL_REUSE_GRACE);
+        }
+        let events = &mut self.events;
+        self.reservations.retain(|_, (relay, expires)| {
+            let keep = *expires > now;
+            if !keep {
+                events.push_back(Event::ReleaseRelay { relay: *relay });
+            }
+            keep
+        });
+    }
+
+    /// Deletes an allocation and tells the driver to close its socket.
+    pub(crate) fn remove_allocation(&mut self, five_tuple: &FiveTuple) {
+        let Some(allocation) = self.allocations.remove(five_tuple) else {
+            return;
+        };
+        self.by_relay.remove(&allocation.relay);
+        if let Some(count) = self.per_user.get_mut(&allocation.username) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_user.remove(&allocation.username);
+            }
+        }
+        self.events.push_back(Event::ReleaseRelay {
+            relay: allocation.relay,
+        });
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The allocation of a 5-tuple, if any.
+    pub fn allocation(&self, five_tuple: &FiveTuple) -> Option<&Allocation> {
+        self.allocations.get(five_tuple)
+    }
+
+    /// How many allocations exist.
+    pub fn allocation_count(&self) -> usize {
+        self.allocations.len()
+    }
+
+    /// Writes an error response and counts it.
+    pub(crate) fn error<'s>(
+        &'s mut self,
+        from: FiveTuple,
+        to: &ReplyTo,
+        code: u16,
+        key: Option<&edgeice_stun::IntegrityKey>,
+    ) -> Option<Transmit<'s>> {
+        self.stats.error_responses += 1;
+        let software = self.config.software.as_deref();
+        let bytes = response::build(
+            &mut self.scratch,
+            to,
+            Class::Error,
+            software,
+            key,
+            response::error_code(code),
+        )?;
+        Some(reply(from, bytes))
+    }
+}
+
+/// A message back to the client of `from`.
+pub(crate) fn reply(from: FiveTuple, contents: &[u8]) -> Transmit<'_> {
+    Transmit {
+        transport: from.transport,
+        source: from.server,
+        destination: from.client,
+        contents,
+    }
+}

@@ -1,0 +1,471 @@
+//! TURN requests (RFC 8656): Allocate, Refresh, CreatePermission and
+//! ChannelBind, after authentication.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use edgeice_stun::attribute::TRANSPORT_UDP;
+use edgeice_stun::{
+    AddressFamily, Attribute, AttributeType, BuildError, Class, ErrorCode, IntegrityKey, Message,
+    MessageBuilder, Method, is_valid_channel,
+};
+
+use crate::allocation::Allocation;
+use crate::auth::{self, Rejection};
+use crate::interface::{FiveTuple, RelayPort, RelayRequestId, Transmit};
+use crate::response::{self, ReplyTo};
+use crate::server::{PendingAllocation, RESERVATION_LIFETIME, Server, reply};
+
+impl Server {
+    /// Authenticates a TURN request, then dispatches it by method.
+    pub(crate) fn handle_turn_request<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        request: &Message<'_>,
+    ) -> Option<Transmit<'s>> {
+        let to = ReplyTo::of(request);
+        if !matches!(
+            request.method(),
+            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+        ) {
+            return self.error(from, &to, ErrorCode::BAD_REQUEST, None);
+        }
+        let auth = match auth::authenticate(&self.config, &self.nonces, now, from.client, request) {
+            Ok(auth) => auth,
+            Err(Rejection(code)) => return self.challenge(now, from, &to, code),
+        };
+        let key = auth.key;
+        let unknown: Vec<AttributeType> = request.unknown_comprehension_required().collect();
+        if !unknown.is_empty() {
+            self.stats.error_responses += 1;
+            let software = self.config.software.as_deref();
+            let body = response::unknown_attributes(&unknown);
+            let bytes = response::build(
+                &mut self.scratch,
+                &to,
+                Class::Error,
+                software,
+                Some(&key),
+                body,
+            )?;
+            return Some(reply(from, bytes));
+        }
+        if request.method() == Method::ALLOCATE {
+            return self.allocate(now, from, request, auth.username, key);
+        }
+        let Some(allocation) = self.allocations.get(&from) else {
+            return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
+        };
+        if allocation.username != auth.username {
+            self.stats.auth_failures += 1;
+            return self.error(from, &to, ErrorCode::WRONG_CREDENTIALS, Some(&key));
+        }
+        match request.method() {
+            Method::REFRESH => self.refresh(now, from, request, key),
+            Method::CREATE_PERMISSION => self.create_permission(now, from, request, key),
+            _ => self.channel_bind(now, from, request, key),
+        }
+    }
+
+    /// Answers a request that failed authentication. 401 and 438 carry the
+    /// realm and a fresh nonce so the client can retry.
+    fn challenge<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        to: &ReplyTo,
+        code: u16,
+    ) -> Option<Transmit<'s>> {
+        if code != ErrorCode::UNAUTHENTICATED && code != ErrorCode::STALE_NONCE {
+            return self.error(from, to, code, None);
+        }
+        self.stats.auth_failures += 1;
+        self.stats.error_responses += 1;
+        let nonce = self.nonces.issue(now, from.client);
+        let realm = self.config.realm.as_str();
+        let software = self.config.software.as_deref();
+        let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
+            response::error_code(code)(b)?;
+            b.add(&Attribute::Realm(realm))?;
+            b.add(&Attribute::Nonce(&nonce))?;
+            Ok(())
+        };
+        let bytes = response::build(&mut self.scratch, to, Class::Error, software, None, body)?;
+        Some(reply(from, bytes))
+    }
+
+    /// The lifetime to grant for a LIFETIME request (RFC 8656 §7.2):
+    /// the default if none or less, capped at the maximum.
+    fn granted_lifetime(&self, request: &Message<'_>) -> Duration {
+        let asked = match request.get(AttributeType::LIFETIME) {
+            Some(Ok(Attribute::Lifetime(secs))) => Duration::from_secs(secs.into()),
+            _ => self.config.default_lifetime,
+        };
+        asked.clamp(self.config.default_lifetime, self.config.max_lifetime)
+    }
+
+    fn allocate<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        request: &Message<'_>,
+        username: &str,
+        key: IntegrityKey,
+    ) -> Option<Transmit<'s>> {
+        let to = ReplyTo::of(request);
+        if let Some(existing) = self.allocations.get(&from) {
+            if existing.transaction_id == to.transaction_id {
+                // A retransmission whose success response was lost.
+                let success = AllocateSuccess {
+                    advertised: existing.advertised,
+                    client: from.client,
+                    lifetime: existing.expires.saturating_duration_since(now),
+                    refused_family: None,
+                    token: None,
+                };
+                return self.allocate_success(from, &to, &key, &success);
+            }
+            return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
+        }
+        if self.pending.values().any(|p| p.five_tuple == from) {
+            // Retransmission while the relay socket is being bound.
+            return None;
+        }
+        match request.get(AttributeType::REQUESTED_TRANSPORT) {
+            Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => {}
+            Some(Ok(Attribute::RequestedTransport(_))) => {
+                return self.error(from, &to, ErrorCode::UNSUPPORTED_TRANSPORT, Some(&key));
+            }
+            _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
+        }
+        let even = request.get(AttributeType::EVEN_PORT);
+        let token = request.get(AttributeType::RESERVATION_TOKEN);
+        let port = match (even, token) {
+            (None, None) => RelayPort::Any,
+            (Some(Ok(Attribute::EvenPort(reserve_next))), None) => RelayPort::Even { reserve_next },
+            (None, Some(Ok(Attribute::ReservationToken(token)))) => {
+                // A reservation is spent even if this Allocate fails later.
+                match self.reservations.remove(&token) {
+                    Some((relay, _)) => RelayPort::Reserved(relay),
+                    None => {
+                        return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
+                    }
+                }
+            }
+            // Both at once, or either malformed (RFC 8656 §7.2).
+            _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
+        };
+        let requested = match request.get(AttributeType::REQUESTED_ADDRESS_FAMILY) {
+            Some(Ok(Attribute::RequestedAddressFamily(f))) => Some(f),
+            Some(_) => {
+                return self.error(
+                    from,
+                    &to,
+                    ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED,
+                    Some(&key),
+                );
+            }
+            None => None,
+        };
+        let additional = match request.get(AttributeType::ADDITIONAL_ADDRESS_FAMILY) {
+            Some(Ok(Attribute::AdditionalAddressFamily(AddressFamily::V6))) => {
+                Some(AddressFamily::V6)
+            }
+            Some(_) => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
+            None => None,
+        };
+        if requested.is_some() && additional.is_some() {
+            return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
+        }
+        if self.allocations.len() + self.pending.len() >= self.config.max_allocations {
+            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
+        }
+        let used = self.per_user.get(username).copied().unwrap_or(0)
+            + self
+                .pending
+                .values()
+                .filter(|p| p.username == username)
+                .count();
+        if used >= self.config.max_allocations_per_user {
+            return self.error(from, &to, ErrorCode::ALLOCATION_QUOTA_REACHED, Some(&key));
+        }
+        let pending = PendingAllocation {
+            five_tuple: from,
+            reply: to,
+            username: username.to_owned(),
+            key,
+            lifetime: self.granted_lifetime(request),
+            refused_family: additional,
+        };
+        let family = match port {
+            RelayPort::Reserved(relay) => AddressFamily::of(&relay.ip()),
+            _ => requested.unwrap_or(AddressFamily::V4),
+        };
+        self.request_relay(pending, family, port);
+        None
+    }
+
+    /// Completes an Allocate once the driver has bound (or failed to bind)
+    /// its relay socket.
+    pub(crate) fn finish_allocate<'s>(
+        &'s mut self,
+        now: Instant,
+        id: RelayRequestId,
+        relay: Option<SocketAddr>,
+        reserved: Option<SocketAddr>,
+    ) -> Option<Transmit<'s>> {
+        let Some(pending) = self.pending.remove(&id) else {
+            for relay in relay.into_iter().chain(reserved) {
+                self.events.push_back(crate::Event::ReleaseRelay { relay });
+            }
+            return None;
+        };
+        let from = pending.five_tuple;
+        let Some(relay) = relay else {
+            return self.error(
+                from,
+                &pending.reply,
+                ErrorCode::INSUFFICIENT_CAPACITY,
+                Some(&pending.key),
+            );
+        };
+        let advertised = match self.config.external_ips.get(&relay.ip()) {
+            Some(public) => SocketAddr::new(*public, relay.port()),
+            None => relay,
+        };
+        let allocation = Allocation::new(
+            from,
+            relay,
+            advertised,
+            pending.username.clone(),
+            pending.key.clone(),
+            pending.reply.transaction_id,
+            now + pending.lifetime,
+        );
+        self.allocations.insert(from, allocation);
+        self.by_relay.insert(relay, from);
+        *self.per_user.entry(pending.username).or_insert(0) += 1;
+        self.stats.allocations_created += 1;
+        let token = reserved.map(|reserved| {
+            let token = self.reservation_token(id);
+            self.reservations
+                .insert(token, (reserved, now + RESERVATION_LIFETIME));
+            token
+        });
+        let success = AllocateSuccess {
+            advertised,
+            client: from.client,
+            lifetime: pending.lifetime,
+            refused_family: pending.refused_family,
+            token,
+        };
+        self.allocate_success(from, &pending.reply, &pending.key, &success)
+    }
+
+    /// An unguessable token for a reservation: knowing one lets a client
+    /// take the held port, so it must not be predictable from another.
+    fn reservation_token(&self, id: RelayRequestId) -> u64 {
+        let tag = self.nonces.tag_for_token(id.0);
+        u64::from_be_bytes(tag)
+    }
+
+    fn allocate_success<'s>(
+        &'s mut self,
+        from: FiveTuple,
+        to: &ReplyTo,
+        key: &IntegrityKey,
+        success: &AllocateSuccess,
+    ) -> Option<Transmit<'s>> {
+        let software = self.config.software.as_deref();
+        let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
+            b.add(&Attribute::XorRelayedAddress(success.advertised))?;
+            if let Some(family) = success.refused_family {
+                let error = ErrorCode::with_default_reason(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED);
+                b.add(&Attribute::AddressErrorCode { family, error })?;
+            }
+            b.add(&Attribute::Lifetime(lifetime_secs(success.lifetime)))?;
+            if let Some(token) = success.token {
+                b.add(&Attribute::ReservationToken(token))?;
+            }
+            b.add(&Attribute::XorMappedAddress(success.client))?;
+            Ok(())
+        };
+        let bytes = response::build(
+            &mut self.scratch,
+            to,
+            Class::Success,
+            software,
+            Some(key),
+            body,
+        )?;
+        Some(reply(from, bytes))
+    }
+
+    fn refresh<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        request: &Message<'_>,
+        key: IntegrityKey,
+    ) -> Option<Transmit<'s>> {
+        let to = ReplyTo::of(request);
+        let asked_zero = matches!(
+            request.get(AttributeType::LIFETIME),
+            Some(Ok(Attribute::Lifetime(0)))
+        );
+        if let Some(Ok(Attribute::RequestedAddressFamily(family))) =
+            request.get(AttributeType::REQUESTED_ADDRESS_FAMILY)
+            && self
+                .allocations
+                .get(&from)
+                .is_some_and(|a| AddressFamily::of(&a.relay.ip()) != family)
+        {
+            return self.error(
+                from,
+                &to,
+                ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH,
+                Some(&key),
+            );
+        }
+        let lifetime = if asked_zero {
+            self.remove_allocation(&from);
+            Duration::ZERO
+        } else {
+            let lifetime = self.granted_lifetime(request);
+            if let Some(allocation) = self.allocations.get_mut(&from) {
+                allocation.expires = now + lifetime;
+            }
+            lifetime
+        };
+        let software = self.config.software.as_deref();
+        let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
+            b.add(&Attribute::Lifetime(lifetime_secs(lifetime)))?;
+            Ok(())
+        };
+        let bytes = response::build(
+            &mut self.scratch,
+            &to,
+            Class::Success,
+            software,
+            Some(&key),
+            body,
+        )?;
+        Some(reply(from, bytes))
+    }
+
+    /// Checks that a peer address may be used by the allocation of `from`:
+    /// the error code to answer otherwise.
+    fn check_peer(&self, from: &FiveTuple, peer: SocketAddr) -> Result<(), u16> {
+        let Some(allocation) = self.allocations.get(from) else {
+            return Err(ErrorCode::ALLOCATION_MISMATCH);
+        };
+        if AddressFamily::of(&allocation.relay.ip()) != AddressFamily::of(&peer.ip()) {
+            return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
+        }
+        if !self.config.peer_policy.permits(peer.ip()) {
+            return Err(ErrorCode::FORBIDDEN);
+        }
+        Ok(())
+    }
+
+    fn create_permission<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        request: &Message<'_>,
+        key: IntegrityKey,
+    ) -> Option<Transmit<'s>> {
+        let to = ReplyTo::of(request);
+        let mut peers = Vec::new();
+        for attribute in request.attributes() {
+            match attribute {
+                Ok(Attribute::XorPeerAddress(peer)) => peers.push(peer),
+                Err(_) => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
+                Ok(_) => {}
+            }
+        }
+        if peers.is_empty() {
+            return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
+        }
+        // All or nothing (RFC 8656 §10.2).
+        if let Some(code) = peers.iter().find_map(|p| self.check_peer(&from, *p).err()) {
+            return self.error(from, &to, code, Some(&key));
+        }
+        let expires = now + self.config.permission_lifetime;
+        if let Some(allocation) = self.allocations.get_mut(&from) {
+            for peer in peers {
+                allocation.install_permission(peer.ip(), expires);
+            }
+        }
+        let software = self.config.software.as_deref();
+        let bytes = response::build(
+            &mut self.scratch,
+            &to,
+            Class::Success,
+            software,
+            Some(&key),
+            |_| Ok(()),
+        )?;
+        Some(reply(from, bytes))
+    }
+
+    fn channel_bind<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        request: &Message<'_>,
+        key: IntegrityKey,
+    ) -> Option<Transmit<'s>> {
+        let to = ReplyTo::of(request);
+        let number = match request.get(AttributeType::CHANNEL_NUMBER) {
+            Some(Ok(Attribute::ChannelNumber(n))) if is_valid_channel(n) => n,
+            _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
+        };
+        let peer = match request.get(AttributeType::XOR_PEER_ADDRESS) {
+            Some(Ok(Attribute::XorPeerAddress(peer))) => peer,
+            _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
+        };
+        if let Err(code) = self.check_peer(&from, peer) {
+            return self.error(from, &to, code, Some(&key));
+        }
+        let channel_expires = now + self.config.channel_lifetime;
+        let permission_expires = now + self.config.permission_lifetime;
+        let bound = match self.allocations.get_mut(&from) {
+            Some(allocation) => {
+                let bound = allocation.bind_channel(number, peer, channel_expires);
+                if bound.is_ok() {
+                    allocation.install_permission(peer.ip(), permission_expires);
+                }
+                bound
+            }
+            None => return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key)),
+        };
+        if bound.is_err() {
+            return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
+        }
+        let software = self.config.software.as_deref();
+        let bytes = response::build(
+            &mut self.scratch,
+            &to,
+            Class::Success,
+            software,
+            Some(&key),
+            |_| Ok(()),
+        )?;
+        Some(reply(from, bytes))
+    }
+}
+
+/// What an Allocate success response says.
+struct AllocateSuccess {
+    advertised: SocketAddr,
+    client: SocketAddr,
+    lifetime: Duration,
+    refused_family: Option<AddressFamily>,
+    token: Option<u64>,
+}
+
+fn lifetime_secs(lifetime: Duration) -> u32 {
+    u32::try_from(lifetime.as_secs()).unwrap_or(u32::MAX)
+}

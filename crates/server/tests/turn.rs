@@ -1,0 +1,664 @@
+//! TURN (RFC 8656) driven without sockets: a client allocates, permits a
+//! peer, relays by Send/Data indications and by channels, refreshes and
+//! lets go; and the errors the RFC names where it names them.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use edgeice_server::{
+    Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, Server, ServerConfig, Transport,
+};
+use edgeice_stun::attribute::TRANSPORT_UDP;
+use edgeice_stun::credentials::{Preparation, long_term_key};
+use edgeice_stun::*;
+
+const REALM: &str = "example.org";
+const RELAY: &str = "10.0.1.5:61000";
+
+fn config() -> ServerConfig {
+    let mut config = ServerConfig {
+        realm: REALM.to_owned(),
+        nonce_secret: [3; 32],
+        ..ServerConfig::default()
+    };
+    config.add_user("alice", "secret").unwrap();
+    config.add_user("bob", "hunter2").unwrap();
+    config
+}
+
+fn five_tuple(client: &str) -> FiveTuple {
+    FiveTuple {
+        transport: Transport::Udp,
+        client: client.parse().unwrap(),
+        server: "10.0.1.5:3478".parse().unwrap(),
+    }
+}
+
+/// A TURN client as a test drives it: it knows its credentials and the
+/// nonce it was last given.
+struct Client {
+    from: FiveTuple,
+    username: &'static str,
+    key: IntegrityKey,
+    nonce: String,
+    next_id: u8,
+}
+
+impl Client {
+    fn new(from: FiveTuple, username: &'static str, password: &str) -> Self {
+        let key = long_term_key(username, REALM, password, 1, Preparation::OpaqueString).unwrap();
+        Client {
+            from,
+            username,
+            key,
+            nonce: String::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Builds a signed request of `method` with the attributes `add` adds.
+    fn request(&mut self, method: Method, add: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
+        self.next_id += 1;
+        let mut buf = Vec::new();
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(method, Class::Request),
+            TransactionId([self.next_id; 12]),
+        );
+        add(&mut b);
+        b.add(&Attribute::Username(self.username)).unwrap();
+        b.add(&Attribute::Realm(REALM)).unwrap();
+        b.add(&Attribute::Nonce(&self.nonce)).unwrap();
+        b.add_integrity_sha1(&self.key).unwrap();
+        b.add_fingerprint().unwrap();
+        buf
+    }
+}
+
+fn send(server: &mut Server, now: Instant, from: FiveTuple, bytes: &[u8]) -> Option<Vec<u8>> {
+    let t = server.handle_input(
+        now,
+        Input::Client {
+            from,
+            contents: bytes,
+        },
+    )?;
+    Some(t.contents.to_vec())
+}
+
+fn error_code(response: &[u8]) -> Option<u16> {
+    let m = Message::parse(response).unwrap();
+    match m.get(AttributeType::ERROR_CODE) {
+        Some(Ok(Attribute::ErrorCode(e))) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// Gets a nonce the way clients do: an unauthenticated request, a 401.
+fn learn_nonce(server: &mut Server, now: Instant, client: &mut Client) {
+    let mut buf = Vec::new();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::ALLOCATE, Class::Request),
+        TransactionId([0xee; 12]),
+    );
+    b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+        .unwrap();
+    let response = send(server, now, client.from, &buf).unwrap();
+    assert_eq!(error_code(&response), Some(401));
+    let m = Message::parse(&response).unwrap();
+    assert_eq!(
+        m.get(AttributeType::REALM),
+        Some(Ok(Attribute::Realm(REALM)))
+    );
+    let Some(Ok(Attribute::Nonce(nonce))) = m.get(AttributeType::NONCE) else {
+        panic!("401 without NONCE")
+    };
+    client.nonce = nonce.to_owned();
+}
+
+/// Allocates: the server asks for a relay socket, gets `relay`, answers.
+fn allocate(
+    server: &mut Server,
+    now: Instant,
+    client: &mut Client,
+    relay: &str,
+) -> Message<'static> {
+    let request = client.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert!(
+        send(server, now, client.from, &request).is_none(),
+        "answered before the relay was bound"
+    );
+    let Some(Event::BindRelay { id, family, port }) = server.poll_event() else {
+        panic!("no BindRelay event")
+    };
+    assert_eq!(family, AddressFamily::V4);
+    assert_eq!(port, RelayPort::Any);
+    let t = server
+        .handle_input(
+            now,
+            Input::RelayBound {
+                id,
+                relay: Some(relay.parse().unwrap()),
+                reserved: None,
+            },
+        )
+        .expect("Allocate answered");
+    assert_eq!(t.destination, client.from.client);
+    let bytes: &'static [u8] = Box::leak(t.contents.to_vec().into_boxed_slice());
+    let m = Message::parse(bytes).unwrap();
+    assert_eq!(m.class(), Class::Success, "error {:?}", error_code(bytes));
+    m.verify_integrity(&client.key)
+        .expect("signed with the user's key");
+    m
+}
+
+fn peer_data(
+    server: &mut Server,
+    now: Instant,
+    relay: &str,
+    peer: SocketAddr,
+    payload: &[u8],
+) -> Option<(FiveTuple, Vec<u8>)> {
+    let mut datagram = vec![0u8; PEER_DATA_HEADROOM];
+    datagram.extend_from_slice(payload);
+    let t = server.handle_input(
+        now,
+        Input::PeerData {
+            relay: relay.parse().unwrap(),
+            peer,
+            datagram: &mut datagram,
+        },
+    )?;
+    Some((
+        FiveTuple {
+            transport: t.transport,
+            client: t.destination,
+            server: t.source,
+        },
+        t.contents.to_vec(),
+    ))
+}
+
+#[test]
+fn a_client_allocates_relays_both_ways_and_lets_go() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let allocated = allocate(&mut server, t0, &mut alice, RELAY);
+    assert_eq!(
+        allocated.get(AttributeType::XOR_RELAYED_ADDRESS),
+        Some(Ok(Attribute::XorRelayedAddress(RELAY.parse().unwrap())))
+    );
+    assert_eq!(
+        allocated.get(AttributeType::XOR_MAPPED_ADDRESS),
+        Some(Ok(Attribute::XorMappedAddress(alice.from.client)))
+    );
+    assert_eq!(
+        allocated.get(AttributeType::LIFETIME),
+        Some(Ok(Attribute::Lifetime(600)))
+    );
+
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+
+    // Without a permission, nothing passes either way.
+    assert!(peer_data(&mut server, t0, RELAY, peer, b"early").is_none());
+    let mut send_indication = Vec::new();
+    let mut b = MessageBuilder::new(
+        &mut send_indication,
+        MessageType::new(Method::SEND, Class::Indication),
+        TransactionId([0x55; 12]),
+    );
+    b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    b.add(&Attribute::Data(b"hello peer")).unwrap();
+    assert!(send(&mut server, t0, alice.from, &send_indication).is_none());
+
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    let response = send(&mut server, t0, alice.from, &request).unwrap();
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+
+    // Send indication → the bare data, from the relay address to the peer.
+    let t = server
+        .handle_input(
+            t0,
+            Input::Client {
+                from: alice.from,
+                contents: &send_indication,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (t.source, t.destination, t.contents),
+        (RELAY.parse().unwrap(), peer, &b"hello peer"[..])
+    );
+
+    // The peer answers (from any port of the permitted IP) → Data indication.
+    let other_port: SocketAddr = "198.51.100.20:7001".parse().unwrap();
+    let (to, bytes) = peer_data(&mut server, t0, RELAY, other_port, b"hello alice").unwrap();
+    assert_eq!(to, alice.from);
+    let m = Message::parse(&bytes).unwrap();
+    assert_eq!(m.kind(), MessageType::new(Method::DATA, Class::Indication));
+    assert_eq!(
+        m.get(AttributeType::XOR_PEER_ADDRESS),
+        Some(Ok(Attribute::XorPeerAddress(other_port)))
+    );
+    assert_eq!(
+        m.get(AttributeType::DATA),
+        Some(Ok(Attribute::Data(b"hello alice")))
+    );
+
+    // A channel: ChannelData both ways, the header written in place.
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    let response = send(&mut server, t0, alice.from, &request).unwrap();
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+    let mut frame = Vec::new();
+    ChannelData {
+        channel: 0x4001,
+        data: b"over the channel",
+    }
+    .encode(false, &mut frame)
+    .unwrap();
+    let t = server
+        .handle_input(
+            t0,
+            Input::Client {
+                from: alice.from,
+                contents: &frame,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (t.destination, t.contents),
+        (peer, &b"over the channel"[..])
+    );
+    let (_, bytes) = peer_data(&mut server, t0, RELAY, peer, b"back").unwrap();
+    assert_eq!(
+        ChannelData::parse(&bytes).unwrap(),
+        ChannelData {
+            channel: 0x4001,
+            data: b"back"
+        }
+    );
+
+    let stats = server.stats();
+    assert_eq!(stats.relayed_to_peer, (2, 26));
+    assert_eq!(stats.relayed_to_client, (2, 15));
+
+    // Refresh with LIFETIME 0 deletes the allocation and frees the socket.
+    let request = alice.request(Method::REFRESH, |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap();
+    });
+    let response = send(&mut server, t0, alice.from, &request).unwrap();
+    assert_eq!(
+        Message::parse(&response)
+            .unwrap()
+            .get(AttributeType::LIFETIME),
+        Some(Ok(Attribute::Lifetime(0)))
+    );
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::ReleaseRelay {
+            relay: RELAY.parse().unwrap()
+        })
+    );
+    assert_eq!(server.allocation_count(), 0);
+    assert!(peer_data(&mut server, t0, RELAY, peer, b"late").is_none());
+}
+
+#[test]
+fn permissions_channels_and_allocations_lapse() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate(&mut server, t0, &mut alice, RELAY);
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, t0, alice.from, &request).unwrap();
+    assert!(peer_data(&mut server, t0, RELAY, peer, b"x").is_some());
+
+    // Five minutes on, the permission the channel installed has lapsed.
+    let t5 = t0 + Duration::from_secs(301);
+    server.handle_timeout(t5);
+    assert!(peer_data(&mut server, t5, RELAY, peer, b"x").is_none());
+    assert_eq!(server.poll_event(), None);
+
+    // Ten minutes on, the allocation itself lapses and its socket is freed.
+    assert!(server.poll_timeout().is_some());
+    let t10 = t0 + Duration::from_secs(601);
+    server.handle_timeout(t10);
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::ReleaseRelay {
+            relay: RELAY.parse().unwrap()
+        })
+    );
+    assert_eq!(server.allocation_count(), 0);
+    assert_eq!(server.poll_timeout(), None);
+}
+
+#[test]
+fn authentication_errors() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+
+    // Wrong password: 401 with a fresh nonce.
+    let mut mallory = Client::new(alice.from, "alice", "guess");
+    mallory.nonce = alice.nonce.clone();
+    let request = mallory.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(401)
+    );
+
+    // A nonce issued to another client address: 401.
+    let mut moved = Client::new(five_tuple("192.0.2.10:50001"), "alice", "secret");
+    moved.nonce = alice.nonce.clone();
+    let request = moved.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, moved.from, &request).unwrap()),
+        Some(401)
+    );
+
+    // An expired nonce: 438 Stale Nonce.
+    let later = t0 + Duration::from_secs(3600);
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, later, alice.from, &request).unwrap()),
+        Some(438)
+    );
+
+    // Another user on an allocation's 5-tuple: 441.
+    allocate(&mut server, t0, &mut alice, RELAY);
+    let mut bob = Client::new(alice.from, "bob", "hunter2");
+    bob.nonce = alice.nonce.clone();
+    let request = bob.request(Method::REFRESH, |_| {});
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(441)
+    );
+    assert!(server.stats().auth_failures >= 4);
+}
+
+#[test]
+fn request_errors_follow_rfc_8656() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+
+    // No allocation yet: 437.
+    let request = alice.request(Method::REFRESH, |_| {});
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(437)
+    );
+    // No REQUESTED-TRANSPORT: 400. TCP without RFC 6062 support: 442.
+    let request = alice.request(Method::ALLOCATE, |_| {});
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(400)
+    );
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(6)).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(442)
+    );
+    // An unknown comprehension-required attribute: 420, signed.
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add_raw(AttributeType(0x7123), b"?").unwrap();
+    });
+    let response = send(&mut server, t0, alice.from, &request).unwrap();
+    assert_eq!(error_code(&response), Some(420));
+    assert!(
+        Message::parse(&response)
+            .unwrap()
+            .verify_integrity(&alice.key)
+            .is_ok()
+    );
+
+    let allocated = allocate(&mut server, t0, &mut alice, RELAY);
+    let txid = *allocated.transaction_id();
+    // A second Allocate on the same 5-tuple: 437.
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(437)
+    );
+    let _ = txid;
+
+    // Peers the relay must not reach: 403, in any disguise.
+    for peer in ["127.0.0.1:22", "0.0.0.0:80", "224.0.0.1:5000"] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let request = alice.request(Method::CREATE_PERMISSION, |b| {
+            b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+        });
+        assert_eq!(
+            error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+            Some(403),
+            "{peer}"
+        );
+    }
+    // An IPv6 peer on an IPv4 relay: 443.
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(
+            "[2001:db8::1]:5000".parse().unwrap(),
+        ))
+        .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(443)
+    );
+    // Invalid channel number, and a channel already bound to another peer: 400.
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x3fff)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(400)
+    );
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    assert!(error_code(&send(&mut server, t0, alice.from, &request).unwrap()).is_none());
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(
+            "198.51.100.21:7000".parse().unwrap(),
+        ))
+        .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(400)
+    );
+}
+
+#[test]
+fn quotas_and_relay_exhaustion() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.max_allocations_per_user = 1;
+    let mut server = Server::new(config, t0);
+    let mut first = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut first);
+    allocate(&mut server, t0, &mut first, RELAY);
+    let mut second = Client::new(five_tuple("192.0.2.10:50002"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut second);
+    let request = second.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, second.from, &request).unwrap()),
+        Some(486)
+    );
+
+    // No relay port free: 508.
+    let mut bob = Client::new(five_tuple("192.0.2.11:50000"), "bob", "hunter2");
+    learn_nonce(&mut server, t0, &mut bob);
+    let request = bob.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert!(send(&mut server, t0, bob.from, &request).is_none());
+    let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
+        panic!()
+    };
+    let t = server
+        .handle_input(
+            t0,
+            Input::RelayBound {
+                id,
+                relay: None,
+                reserved: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(error_code(t.contents), Some(508));
+}
+
+#[test]
+fn behind_nat_the_public_address_is_advertised() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config
+        .external_ips
+        .insert("10.0.1.5".parse().unwrap(), "203.0.113.5".parse().unwrap());
+    let mut server = Server::new(config, t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let allocated = allocate(&mut server, t0, &mut alice, RELAY);
+    assert_eq!(
+        allocated.get(AttributeType::XOR_RELAYED_ADDRESS),
+        Some(Ok(Attribute::XorRelayedAddress(
+            "203.0.113.5:61000".parse().unwrap()
+        )))
+    );
+}
+
+#[test]
+fn even_port_reserves_the_next_port_for_a_token() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut rtp = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut rtp);
+    let request = rtp.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+    });
+    assert!(send(&mut server, t0, rtp.from, &request).is_none());
+    let Some(Event::BindRelay { id, port, .. }) = server.poll_event() else {
+        panic!()
+    };
+    assert_eq!(port, RelayPort::Even { reserve_next: true });
+    let even: SocketAddr = "10.0.1.5:61000".parse().unwrap();
+    let odd: SocketAddr = "10.0.1.5:61001".parse().unwrap();
+    let t = server
+        .handle_input(
+            t0,
+            Input::RelayBound {
+                id,
+                relay: Some(even),
+                reserved: Some(odd),
+            },
+        )
+        .unwrap();
+    let bytes = t.contents.to_vec();
+    let m = Message::parse(&bytes).unwrap();
+    let Some(Ok(Attribute::ReservationToken(token))) = m.get(AttributeType::RESERVATION_TOKEN)
+    else {
+        panic!("no RESERVATION-TOKEN")
+    };
+
+    // The RTCP allocation claims the held port with the token, once.
+    let mut rtcp = Client::new(five_tuple("192.0.2.10:50001"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut rtcp);
+    let request = rtcp.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::ReservationToken(token)).unwrap();
+    });
+    assert!(send(&mut server, t0, rtcp.from, &request).is_none());
+    let Some(Event::BindRelay { port, .. }) = server.poll_event() else {
+        panic!()
+    };
+    assert_eq!(port, RelayPort::Reserved(odd));
+    let mut again = Client::new(five_tuple("192.0.2.10:50002"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut again);
+    let request = again.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::ReservationToken(token)).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, again.from, &request).unwrap()),
+        Some(508)
+    );
+}
+
+#[test]
+fn unclaimed_reservations_are_released() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut rtp = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut rtp);
+    let request = rtp.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+    });
+    send(&mut server, t0, rtp.from, &request);
+    let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
+        panic!()
+    };
+    let odd: SocketAddr = "10.0.1.5:61001".parse().unwrap();
+    server.handle_input(
+        t0,
+        Input::RelayBound {
+            id,
+            relay: Some("10.0.1.5:61000".parse().unwrap()),
+            reserved: Some(odd),
+        },
+    );
+    server.handle_timeout(t0 + Duration::from_secs(31));
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::ReleaseRelay { relay: odd })
+    );
+}
