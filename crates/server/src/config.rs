@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub channel_lifetime: Duration,
     /// Relay IP → the address advertised for it, for an edge behind 1:1 NAT.
     pub external_ips: HashMap<IpAddr, IpAddr>,
+    /// Do not warn when a private relay address is advertised (for an edge
+    /// that serves only its own network).
+    pub private_relay_ok: bool,
     /// Which peers may be relayed to.
     pub peer_policy: PeerPolicy,
     /// Most allocations in total.
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             permission_lifetime: Duration::from_secs(300),
             channel_lifetime: Duration::from_secs(600),
             external_ips: HashMap::new(),
+            private_relay_ok: false,
             peer_policy: PeerPolicy::default(),
             max_allocations: 10_000,
             max_allocations_per_user: 1_000,

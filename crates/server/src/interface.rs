@@ -120,6 +120,10 @@ pub enum Event {
         /// Which port.
         port: RelayPort,
     },
+    /// An allocation was just given a relay address that clients outside
+    /// this network cannot reach (reported once per address): the driver
+    /// should log the warning.
+    PrivateRelayAdvertised(crate::nat::PrivateRelay),
     /// Close the relay socket bound at `relay`: its allocation (or its
     /// reservation) is gone.
     ReleaseRelay {

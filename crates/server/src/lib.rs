@@ -13,7 +13,8 @@
 //! - `turn`: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656);
 //! - `relay`: the data path, ChannelData and Send/Data indications;
 //! - [`allocation`]: an allocation with its permissions and channels;
-//! - [`peer_policy`]: which peers may be relayed to.
+//! - [`peer_policy`]: which peers may be relayed to;
+//! - [`nat`]: noticing a private relay address that no NAT mapping covers.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,11 +24,15 @@ mod auth;
 mod binding;
 mod config;
 mod interface;
+pub mod nat;
 pub mod peer_policy;
 mod relay;
 mod response;
 mod server;
 mod turn;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use config::ServerConfig;
 pub use interface::{

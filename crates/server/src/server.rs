@@ -67,6 +67,8 @@ pub struct Server {
     pub(crate) by_relay: HashMap<SocketAddr, FiveTuple>,
     pub(crate) pending: HashMap<RelayRequestId, PendingAllocation>,
     pub(crate) per_user: HashMap<String, usize>,
+    /// Private relay IPs already reported with [`Event::PrivateRelayAdvertised`].
+    pub(crate) private_relays_reported: Vec<std::net::IpAddr>,
     /// Ports held for a later Allocate: token → (relay address, expiry).
     pub(crate) reservations: HashMap<u64, (SocketAddr, Instant)>,
     pub(crate) events: VecDeque<Event>,
@@ -90,6 +92,7 @@ impl Server {
             pending: HashMap::new(),
             per_user: HashMap::new(),
             reservations: HashMap::new(),
+            private_relays_reported: Vec::new(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
             next_relay_request: 0,

@@ -234,6 +234,16 @@ impl Server {
             Some(public) => SocketAddr::new(*public, relay.port()),
             None => relay,
         };
+        let ip = advertised.ip();
+        if !self.config.private_relay_ok
+            && !crate::nat::is_publicly_routable(ip)
+            && !self.private_relays_reported.contains(&ip)
+        {
+            self.private_relays_reported.push(ip);
+            let warning = crate::nat::PrivateRelay { ip };
+            self.events
+                .push_back(crate::Event::PrivateRelayAdvertised(warning));
+        }
         let allocation = Allocation::new(
             from,
             relay,

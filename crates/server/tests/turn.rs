@@ -19,6 +19,8 @@ fn config() -> ServerConfig {
     let mut config = ServerConfig {
         realm: REALM.to_owned(),
         nonce_secret: [3; 32],
+        // Most tests use private relay addresses on purpose.
+        private_relay_ok: true,
         ..ServerConfig::default()
     };
     config.add_user("alice", "secret").unwrap();
@@ -550,6 +552,38 @@ fn quotas_and_relay_exhaustion() {
         )
         .unwrap();
     assert_eq!(error_code(t.contents), Some(508));
+}
+
+#[test]
+fn a_private_relay_address_is_reported_once() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.private_relay_ok = false;
+    let mut server = Server::new(config, t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    send(&mut server, t0, alice.from, &request);
+    let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
+        panic!()
+    };
+    server.handle_input(
+        t0,
+        Input::RelayBound {
+            id,
+            relay: Some(RELAY.parse().unwrap()),
+            reserved: None,
+        },
+    );
+    let Some(Event::PrivateRelayAdvertised(warning)) = server.poll_event() else {
+        panic!("no warning for a private relay address")
+    };
+    assert_eq!(warning.ip.to_string(), "10.0.1.5");
+    assert!(warning.to_string().contains("--external-ip"));
+    assert_eq!(server.poll_event(), None);
 }
 
 #[test]

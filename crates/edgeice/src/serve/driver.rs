@@ -93,6 +93,7 @@ impl Shared {
                         self.send(&transmit);
                     }
                 }
+                Event::PrivateRelayAdvertised(warning) => tracing::warn!("{warning}"),
                 Event::ReleaseRelay { relay } => {
                     lock(&self.relays).remove(&relay);
                     lock(&self.held).remove(&relay);

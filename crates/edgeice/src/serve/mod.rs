@@ -58,6 +58,11 @@ pub struct ServeArgs {
     #[arg(long = "external-ip", value_name = "PUBLIC[/PRIVATE]")]
     external_ips: Vec<String>,
 
+    /// Do not warn about private relay addresses: this edge serves only its
+    /// own network.
+    #[arg(long)]
+    private_relay_ok: bool,
+
     /// Allow relaying to peers in CIDR even if refused by default (loopback...).
     #[arg(long = "allow-peer", value_name = "CIDR")]
     allow_peers: Vec<IpNet>,
@@ -147,6 +152,7 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
             config.external_ips.insert(private, public);
         }
     }
+    config.private_relay_ok = args.private_relay_ok;
     config.peer_policy.allow = args.allow_peers.clone();
     config.peer_policy.deny = args.deny_peers.clone();
     Ok(config)
@@ -174,6 +180,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let config = config(&args, &relay_ips)?;
     if config.users.is_empty() {
         tracing::warn!("no --user given: STUN Binding works, every TURN request will get 401");
+    }
+    if !config.private_relay_ok {
+        for warning in edgeice_server::nat::private_relays(&relay_ips, &config.external_ips) {
+            tracing::warn!("{warning}");
+        }
     }
     if relay_ips.is_empty() {
         tracing::warn!(

@@ -1,0 +1,230 @@
+//! The body of the `server_core` fuzz target, kept in the crate so that
+//! `cargo test` replays its committed corpus. The input is a script of
+//! operations: raw datagrams and stream frames from several clients,
+//! properly signed TURN requests whose attributes the input chooses, peer
+//! datagrams, relay-binding answers, connection closes and jumps in time.
+//! Whatever the script, the server must not panic, and its state must stay
+//! bounded by the clients it serves.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use edgeice_stun::attribute::{PasswordAlgorithm, TRANSPORT_UDP};
+use edgeice_stun::credentials::{Preparation, long_term_key};
+use edgeice_stun::{
+    Attribute, AttributeType, Class, Message, MessageBuilder, MessageType, Method, TransactionId,
+};
+
+use crate::{Event, FiveTuple, Input, PEER_DATA_HEADROOM, Server, ServerConfig, Transport};
+
+const REALM: &str = "fuzz";
+
+/// Reads bytes off the script; zeros once it runs out.
+struct Script<'a>(&'a [u8]);
+
+impl Script<'_> {
+    fn byte(&mut self) -> u8 {
+        let Some((&b, rest)) = self.0.split_first() else {
+            return 0;
+        };
+        self.0 = rest;
+        b
+    }
+    fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let len = usize::from(self.byte()).min(max).min(self.0.len());
+        let (taken, rest) = self.0.split_at(len);
+        self.0 = rest;
+        taken.to_vec()
+    }
+}
+
+/// Runs one script against a fresh server.
+pub fn server_core(data: &[u8]) {
+    let t0 = Instant::now();
+    let mut config = ServerConfig {
+        realm: REALM.to_owned(),
+        max_allocations_per_user: 3,
+        ..ServerConfig::default()
+    };
+    config
+        .peer_policy
+        .allow
+        .push("127.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()));
+    let _ = config.add_user("user", "pass");
+    let Ok(key) = long_term_key(
+        "user",
+        REALM,
+        "pass",
+        PasswordAlgorithm::MD5,
+        Preparation::OpaqueString,
+    ) else {
+        return;
+    };
+    let mut server = Server::new(config, t0);
+    let clients: Vec<FiveTuple> = [
+        (Transport::Udp, "192.0.2.1:5000", "10.0.0.1:3478"),
+        (Transport::Udp, "192.0.2.2:5000", "10.0.0.1:3478"),
+        (Transport::Tcp, "192.0.2.3:5000", "10.0.0.1:3478"),
+        (Transport::Udp, "[2001:db8::1]:5000", "[2001:db8::100]:3478"),
+    ]
+    .iter()
+    .filter_map(|(transport, client, server)| {
+        Some(FiveTuple {
+            transport: *transport,
+            client: client.parse().ok()?,
+            server: server.parse().ok()?,
+        })
+    })
+    .collect();
+    let peers: Vec<SocketAddr> = [
+        "198.51.100.1:9",
+        "198.51.100.2:9",
+        "127.0.0.1:22",
+        "[2001:db8::9]:9",
+    ]
+    .iter()
+    .filter_map(|p| p.parse().ok())
+    .collect();
+    let mut nonces: Vec<String> = vec![String::new(); clients.len()];
+    let mut relays: Vec<SocketAddr> = Vec::new();
+    let mut next_port: u16 = 61000;
+    let mut now = t0;
+    let mut script = Script(data);
+    let mut buf = Vec::new();
+    let mut id = 0u8;
+
+    while !script.0.is_empty() {
+        let op = script.byte();
+        let k = usize::from(script.byte()) % clients.len();
+        let from = clients[k];
+        match op % 6 {
+            0 => {
+                let bytes = script.bytes(600);
+                let answer = server.handle_input(
+                    now,
+                    Input::Client {
+                        from,
+                        contents: &bytes,
+                    },
+                );
+                learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+            }
+            1 | 2 => {
+                id = id.wrapping_add(1);
+                let method = [
+                    Method::ALLOCATE,
+                    Method::REFRESH,
+                    Method::CREATE_PERMISSION,
+                    Method::CHANNEL_BIND,
+                ][usize::from(script.byte() % 4)];
+                let mut b = MessageBuilder::new(
+                    &mut buf,
+                    MessageType::new(method, Class::Request),
+                    TransactionId([id; 12]),
+                );
+                let choices = script.byte();
+                let peer = peers[usize::from(script.byte()) % peers.len()];
+                let _ = (|| -> Result<(), edgeice_stun::BuildError> {
+                    if choices & 1 != 0 {
+                        b.add(&Attribute::RequestedTransport(if choices & 2 != 0 {
+                            TRANSPORT_UDP
+                        } else {
+                            6
+                        }))?;
+                    }
+                    if choices & 4 != 0 {
+                        b.add(&Attribute::Lifetime(u32::from(choices >> 4) * 60))?;
+                    }
+                    if choices & 8 != 0 {
+                        b.add(&Attribute::XorPeerAddress(peer))?;
+                    }
+                    if choices & 16 != 0 {
+                        b.add(&Attribute::ChannelNumber(0x4000 + u16::from(choices & 7)))?;
+                    }
+                    if choices & 32 != 0 {
+                        b.add(&Attribute::EvenPort(choices & 64 != 0))?;
+                    }
+                    b.add(&Attribute::Username("user"))?;
+                    b.add(&Attribute::Realm(REALM))?;
+                    b.add(&Attribute::Nonce(&nonces[k]))?;
+                    b.add_integrity_sha1(&key)?;
+                    b.add_fingerprint()?;
+                    Ok(())
+                })();
+                let answer = server.handle_input(
+                    now,
+                    Input::Client {
+                        from,
+                        contents: &buf,
+                    },
+                );
+                learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+            }
+            3 => {
+                let Some(&relay) = relays.get(usize::from(script.byte()) % relays.len().max(1))
+                else {
+                    continue;
+                };
+                let peer = peers[k % peers.len()];
+                let mut datagram = vec![0u8; PEER_DATA_HEADROOM];
+                datagram.extend(script.bytes(200));
+                let _ = server.handle_input(
+                    now,
+                    Input::PeerData {
+                        relay,
+                        peer,
+                        datagram: &mut datagram,
+                    },
+                );
+            }
+            4 => {
+                now += Duration::from_secs(u64::from(script.byte()) * 5);
+                server.handle_timeout(now);
+            }
+            _ => {
+                let _ = server.handle_input(now, Input::ConnectionClosed { from });
+            }
+        }
+        // Carry out the server's requests as a driver would.
+        while let Some(event) = server.poll_event() {
+            match event {
+                Event::BindRelay { id, .. } => {
+                    let relay = (script.byte() != 0xff).then(|| {
+                        next_port = next_port.wrapping_add(2).max(61000);
+                        SocketAddr::new(
+                            "10.0.0.1".parse().unwrap_or_else(|_| unreachable!()),
+                            next_port,
+                        )
+                    });
+                    if let Some(relay) = relay {
+                        relays.push(relay);
+                    }
+                    let answer = server.handle_input(
+                        now,
+                        Input::RelayBound {
+                            id,
+                            relay,
+                            reserved: None,
+                        },
+                    );
+                    learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+                }
+                Event::ReleaseRelay { relay } => relays.retain(|r| *r != relay),
+                Event::PrivateRelayAdvertised(_) => {}
+            }
+        }
+        // One allocation per 5-tuple at most: state is bounded by clients.
+        assert!(server.allocation_count() <= clients.len());
+    }
+}
+
+/// Keeps the NONCE of a 401 or 438 answer, as a client would.
+fn learn_nonce(answer: Option<&[u8]>, nonce: &mut String) {
+    let Some(bytes) = answer else { return };
+    let Ok(message) = Message::parse(bytes) else {
+        return;
+    };
+    if let Some(Ok(Attribute::Nonce(n))) = message.get(AttributeType::NONCE) {
+        *nonce = n.to_owned();
+    }
+}
