@@ -44,10 +44,16 @@ fn start_peer(ip: &str) -> (Running, u16) {
 }
 
 /// Runs turnutils_uclient with `flags` and checks every message came back.
+/// Without a `-W` among the flags, it logs in as the static user.
 fn uclient(flags: &[&str], server: SocketAddr, peer_ip: &str, peer_port: u16) {
+    let credentials: &[&str] = if flags.contains(&"-W") {
+        &["-u", "rest-user"]
+    } else {
+        &["-u", "user", "-w", "pass"]
+    };
     let output = Command::new("turnutils_uclient")
         .args(flags)
-        .args(["-u", "user", "-w", "pass"])
+        .args(credentials)
         .args(["-e", peer_ip, "-r", &peer_port.to_string()])
         .args(["-p", &server.port().to_string()])
         .args([
@@ -88,6 +94,10 @@ fn server(listen: &str) -> (Running, SocketAddr) {
         "127.0.0.0/8",
         "--allow-peer",
         "::1/128",
+        "--auth-secret",
+        "rotated-out",
+        "--auth-secret",
+        "current-secret",
     ];
     let (server, listeners) = common::start_server(&args, 2);
     (server, listeners[0].1)
@@ -107,6 +117,13 @@ fn uclient_relays_over_tcp() {
     let (_server, addr) = server("127.0.0.1:0");
     uclient(&["-t"], addr, "127.0.0.1", peer_port);
     uclient(&["-t", "-s"], addr, "127.0.0.1", peer_port);
+}
+
+#[test]
+fn uclient_authenticates_with_rest_api_credentials() {
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_server, addr) = server("127.0.0.1:0");
+    uclient(&["-W", "current-secret"], addr, "127.0.0.1", peer_port);
 }
 
 #[test]

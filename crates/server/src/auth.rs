@@ -8,6 +8,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use edgeice_stun::attribute::PasswordAlgorithm;
+use edgeice_stun::credentials::{Preparation, long_term_key};
 use edgeice_stun::{Attribute, AttributeType, ErrorCode, IntegrityKey, Message};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -19,7 +21,7 @@ use crate::config::ServerConfig;
 pub(crate) struct Nonces {
     mac: Hmac<Sha256>,
     /// Time zero of the nonces' clock: nonces carry seconds since then.
-    epoch: Instant,
+    pub(crate) epoch: Instant,
     lifetime: Duration,
 }
 
@@ -166,17 +168,67 @@ pub(crate) fn authenticate<'m>(
         NonceCheck::Stale => return Err(Rejection(ErrorCode::STALE_NONCE)),
         NonceCheck::Invalid => return Err(Rejection(ErrorCode::UNAUTHENTICATED)),
     }
-    let key = config
-        .users
-        .get(username)
-        .ok_or(Rejection(ErrorCode::UNAUTHENTICATED))?;
-    request
-        .verify_integrity(key)
-        .map_err(|_| Rejection(ErrorCode::UNAUTHENTICATED))?;
-    Ok(Authenticated {
-        username,
-        key: key.clone(),
+    if let Some(key) = config.users.get(username) {
+        request
+            .verify_integrity(key)
+            .map_err(|_| Rejection(ErrorCode::UNAUTHENTICATED))?;
+        return Ok(Authenticated {
+            username,
+            key: key.clone(),
+        });
+    }
+    let unix_now =
+        config.unix_time_at_start + now.saturating_duration_since(nonces.epoch).as_secs();
+    rest_api_key(config, unix_now, username, request)
+        .map(|key| Authenticated { username, key })
+        .ok_or(Rejection(ErrorCode::UNAUTHENTICATED))
+}
+
+/// The key of a TURN REST API user name (`expiry` or `expiry:name`, expiry
+/// in Unix seconds) that has not expired, under whichever configured secret
+/// the request's integrity proves.
+fn rest_api_key(
+    config: &ServerConfig,
+    unix_now: u64,
+    username: &str,
+    request: &Message<'_>,
+) -> Option<IntegrityKey> {
+    if config.auth_secrets.is_empty() {
+        return None;
+    }
+    let expiry = username.split(':').next()?;
+    let expiry: u64 = expiry.parse().ok()?;
+    if expiry <= unix_now {
+        return None;
+    }
+    config.auth_secrets.iter().find_map(|secret| {
+        let key = rest_api_long_term_key(secret, username, &config.realm)?;
+        request.verify_integrity(&key).ok().map(|()| key)
     })
+}
+
+/// The password of a TURN REST API user name:
+/// `base64(HMAC-SHA1(secret, username))`, what a web application hands its
+/// clients together with the user name.
+pub fn rest_api_password(secret: &str, username: &str) -> String {
+    use base64::Engine;
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(username.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The long-term key for a REST API user name under `secret`.
+fn rest_api_long_term_key(secret: &str, username: &str, realm: &str) -> Option<IntegrityKey> {
+    let password = rest_api_password(secret, username);
+    long_term_key(
+        username,
+        realm,
+        &password,
+        PasswordAlgorithm::MD5,
+        Preparation::None,
+    )
+    .ok()
 }
 
 #[cfg(test)]

@@ -20,6 +20,14 @@ pub struct ServerConfig {
     pub realm: String,
     /// Long-term keys of the static users, by user name.
     pub users: HashMap<String, IntegrityKey>,
+    /// Shared secrets of the TURN REST API scheme (user name
+    /// `expiry:name`, password `base64(HMAC-SHA1(secret, user name))`).
+    /// Several are accepted at once, so a secret can be rotated.
+    pub auth_secrets: Vec<String>,
+    /// Unix time (seconds) when the server started: with the monotonic
+    /// `now` of each input it dates REST API user names, without the core
+    /// reading a clock.
+    pub unix_time_at_start: u64,
     /// Secret that signs nonces, so they need no server state. Random at
     /// start-up in production; fixed in tests.
     pub nonce_secret: [u8; 32],
@@ -52,6 +60,8 @@ impl Default for ServerConfig {
             software: Some(concat!("edgeice ", env!("CARGO_PKG_VERSION")).to_owned()),
             realm: "edgeice".to_owned(),
             users: HashMap::new(),
+            auth_secrets: Vec::new(),
+            unix_time_at_start: 0,
             nonce_secret: [0; 32],
             nonce_lifetime: Duration::from_secs(600),
             default_lifetime: Duration::from_secs(600),

@@ -34,6 +34,7 @@ mod turn;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use auth::rest_api_password;
 pub use config::ServerConfig;
 pub use interface::{
     Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, RelayRequestId, Transmit, Transport,

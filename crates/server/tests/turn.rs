@@ -696,3 +696,45 @@ fn unclaimed_reservations_are_released() {
         Some(Event::ReleaseRelay { relay: odd })
     );
 }
+
+#[test]
+fn rest_api_credentials_with_rotated_secrets() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.auth_secrets = vec!["new-secret".into(), "old-secret".into()];
+    config.unix_time_at_start = 1_700_000_000;
+    let mut server = Server::new(config, t0);
+
+    // Signed under the older secret, still accepted during rotation.
+    let username: &'static str = "1700000600:alice";
+    let password = edgeice_server::rest_api_password("old-secret", username);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), username, &password);
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate(&mut server, t0, &mut alice, RELAY);
+
+    // Past its expiry, the same user name is refused.
+    let later = t0 + Duration::from_secs(601);
+    let mut late = Client::new(five_tuple("192.0.2.10:50001"), username, &password);
+    learn_nonce(&mut server, later, &mut late);
+    let request = late.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, later, late.from, &request).unwrap()),
+        Some(401)
+    );
+
+    // A password made with a secret the server does not have: refused.
+    let forged = edgeice_server::rest_api_password("guess", username);
+    let mut mallory = Client::new(five_tuple("192.0.2.10:50002"), username, &forged);
+    learn_nonce(&mut server, t0, &mut mallory);
+    let request = mallory.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, mallory.from, &request).unwrap()),
+        Some(401)
+    );
+}

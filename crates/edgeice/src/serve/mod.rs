@@ -43,6 +43,12 @@ pub struct ServeArgs {
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
     users: Vec<String>,
 
+    /// Shared secret of the TURN REST API scheme (time-limited user names
+    /// `expiry:name` with password base64(HMAC-SHA1(secret, user name)));
+    /// repeat to accept several while rotating.
+    #[arg(long = "auth-secret", value_name = "SECRET")]
+    auth_secrets: Vec<String>,
+
     /// IP address relay sockets bind to, one per family. By default, the
     /// listening address of that family, when it is not a wildcard.
     #[arg(long = "relay-ip", value_name = "IP")]
@@ -114,6 +120,11 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     if args.no_software {
         config.software = None;
     }
+    config.auth_secrets = args.auth_secrets.clone();
+    config.unix_time_at_start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     getrandom::fill(&mut config.nonce_secret)
         .map_err(|e| anyhow::anyhow!("no system randomness for the nonce secret: {e}"))?;
     for user in &args.users {
@@ -178,8 +189,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports.clone());
     let relay_ips = pool.ips();
     let config = config(&args, &relay_ips)?;
-    if config.users.is_empty() {
-        tracing::warn!("no --user given: STUN Binding works, every TURN request will get 401");
+    if config.users.is_empty() && config.auth_secrets.is_empty() {
+        tracing::warn!(
+            "no --user or --auth-secret given: STUN Binding works, every TURN request will get 401"
+        );
     }
     if !config.private_relay_ok {
         for warning in edgeice_server::nat::private_relays(&relay_ips, &config.external_ips) {
