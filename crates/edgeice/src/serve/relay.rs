@@ -26,18 +26,33 @@ pub struct RelayPool {
 }
 
 impl RelayPool {
-    /// Relay IPs from `--relay-ip`, else from the listeners' specific addresses.
+    /// Relay IPs from `--relay-ip`; else a listener's own address; else,
+    /// for a family listened on through a wildcard, the first address of
+    /// that family on a non-loopback interface.
     pub fn new(relay_ips: &[IpAddr], listeners: &[SocketAddr], ports: RangeInclusive<u16>) -> Self {
+        let interfaces: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .map(|all| {
+                all.into_iter()
+                    .filter(|i| !i.is_loopback() && !i.is_link_local())
+                    .map(|i| i.ip())
+                    .collect()
+            })
+            .unwrap_or_default();
         let pick = |v4: bool| {
+            let listened = listeners
+                .iter()
+                .map(SocketAddr::ip)
+                .filter(|ip| ip.is_ipv4() == v4);
             relay_ips
                 .iter()
                 .copied()
                 .find(|ip| ip.is_ipv4() == v4)
+                .or_else(|| listened.clone().find(|ip| !ip.is_unspecified()))
                 .or_else(|| {
-                    listeners
-                        .iter()
-                        .map(SocketAddr::ip)
-                        .find(|ip| ip.is_ipv4() == v4 && !ip.is_unspecified())
+                    let wildcard = listened.clone().any(|ip| ip.is_unspecified());
+                    wildcard
+                        .then(|| interfaces.iter().copied().find(|ip| ip.is_ipv4() == v4))
+                        .flatten()
                 })
         };
         RelayPool {
