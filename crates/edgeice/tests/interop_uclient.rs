@@ -81,7 +81,13 @@ fn uclient(flags: &[&str], server: SocketAddr, peer_ip: &str, peer_port: u16) {
 }
 
 fn server(listen: &str) -> (Running, SocketAddr) {
-    let args = [
+    let (server, listeners) = server_with(listen, &[], 2);
+    (server, listeners[0].1)
+}
+
+/// Starts the server with `extra` flags, waiting for `lines` listeners.
+fn server_with(listen: &str, extra: &[&str], lines: usize) -> (Running, Vec<common::Listener>) {
+    let mut args = vec![
         "--listen",
         listen,
         "--user",
@@ -99,8 +105,8 @@ fn server(listen: &str) -> (Running, SocketAddr) {
         "--auth-secret",
         "current-secret",
     ];
-    let (server, listeners) = common::start_server(&args, 2);
-    (server, listeners[0].1)
+    args.extend_from_slice(extra);
+    common::start_server(&args, lines)
 }
 
 #[test]
@@ -131,4 +137,48 @@ fn uclient_relays_over_ipv6() {
     let (_peer, peer_port) = start_peer("::1");
     let (_server, addr) = server("[::1]:0");
     uclient(&["-x"], addr, "::1", peer_port);
+}
+
+#[test]
+fn uclient_relays_over_tls() {
+    let dir = std::env::temp_dir().join(format!("edgeice-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-subj", "/CN=localhost", "-days", "2", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl to make a test certificate");
+    assert!(status.success(), "openssl could not make a certificate");
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (cert, key) = (
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
+    let extra = [
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ];
+    let (_server, listeners) = server_with("127.0.0.1:0", &extra, 3);
+    let (_, tls) = listeners
+        .iter()
+        .find(|(p, _)| p == "tls")
+        .expect("a TLS listener");
+    uclient(&["-t", "-S"], *tls, "127.0.0.1", peer_port);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,6 +4,7 @@
 mod driver;
 mod relay;
 mod tcp;
+mod tls;
 mod udp;
 
 use std::net::{IpAddr, SocketAddr};
@@ -30,6 +31,19 @@ pub struct ServeArgs {
     /// Do not listen on TCP.
     #[arg(long)]
     no_tcp: bool,
+
+    /// Address to listen on with TLS over TCP (TURN on 443 gets through
+    /// strict firewalls); repeatable. Needs --tls-cert and --tls-key.
+    #[arg(long = "tls-listen", value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Vec<SocketAddr>,
+
+    /// PEM certificate chain for TLS.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for TLS.
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<std::path::PathBuf>,
 
     /// Leave the SOFTWARE attribute out of responses.
     #[arg(long)]
@@ -182,6 +196,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         };
         listeners.push((socket, tcp));
     }
+    let mut tls_listeners = Vec::new();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let acceptor = tls::acceptor(cert, key)?;
+        for addr in &args.tls_listen {
+            tls_listeners.push((tcp::bind(*addr).await?, acceptor.clone()));
+        }
+    }
     let bound: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|(socket, _)| socket.local_addr().ok())
@@ -215,8 +236,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tasks.spawn(udp::run(socket, shared.clone()));
         if let Some(listener) = tcp {
             announce(format_args!("listening on tcp {}", listener.local_addr()?));
-            tasks.spawn(tcp::run(listener, shared.clone()));
+            tasks.spawn(tcp::run(listener, shared.clone(), None));
         }
+    }
+    for (listener, acceptor) in tls_listeners {
+        announce(format_args!("listening on tls {}", listener.local_addr()?));
+        tasks.spawn(tcp::run(listener, shared.clone(), Some(acceptor)));
     }
     for ip in &relay_ips {
         let (lo, hi) = (args.relay_ports.start(), args.relay_ports.end());

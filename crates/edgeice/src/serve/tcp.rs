@@ -1,5 +1,5 @@
-//! The TCP listener's driver: each connection's byte stream is cut into
-//! frames for the core; what the core sends its client is written back.
+//! The TCP and TLS listeners' driver: each connection's byte stream is cut
+//! into frames for the core; what the core sends its client is written back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,9 +7,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use edgeice_server::{FiveTuple, Input, Transport};
 use edgeice_stun::StreamDecoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 
 use super::driver::Shared;
 
@@ -29,30 +32,58 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(socket.listen(1024)?)
 }
 
-pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
+/// A client has this long to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections, in TLS when `tls` is given.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) -> Result<()> {
     loop {
         let (stream, client) = listener.accept().await.context("accepting TCP")?;
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let server = match stream.local_addr() {
-                Ok(addr) => addr,
-                Err(_) => return,
+            let Ok(server) = stream.local_addr() else {
+                return;
+            };
+            let transport = if tls.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Tcp
             };
             let from = FiveTuple {
-                transport: Transport::Tcp,
+                transport,
                 client,
                 server,
             };
-            if let Err(e) = connection(stream, from, &shared).await {
-                tracing::debug!(%client, error = %e, "TCP connection closed");
+            let result = match tls {
+                None => connection(stream, from, &shared).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => connection(stream, from, &shared).await,
+                        Ok(Err(e)) => Err(anyhow::Error::from(e).context("TLS handshake")),
+                        Err(_) => Err(anyhow::anyhow!("TLS handshake timed out")),
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%client, error = %e, "connection closed");
             }
             shared.remove_stream(from);
         });
     }
 }
 
-async fn connection(stream: TcpStream, from: FiveTuple, shared: &Arc<Shared>) -> Result<()> {
-    let (mut reader, mut writer) = stream.into_split();
+async fn connection<S>(stream: S, from: FiveTuple, shared: &Arc<Shared>) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     shared.add_stream(from, tx);
     let write = async move {
