@@ -182,3 +182,47 @@ fn uclient_relays_over_tls() {
     uclient(&["-t", "-S"], *tls, "127.0.0.1", peer_port);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn metrics_count_what_uclient_relayed() {
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_server, listeners) = server_with("127.0.0.1:0", &["--metrics", "127.0.0.1:0"], 3);
+    let (_, udp) = listeners
+        .iter()
+        .find(|(p, _)| p == "udp")
+        .expect("a UDP listener");
+    let (_, metrics) = listeners
+        .iter()
+        .find(|(p, _)| p == "metrics")
+        .expect("a metrics endpoint");
+    uclient(&[], *udp, "127.0.0.1", peer_port);
+    let body = common::scrape(*metrics);
+    let sent = f64::from(CLIENTS * MESSAGES);
+    let to_peer = common::metric(
+        &body,
+        "edgeice_relayed_packets_total{direction=\"to_peer\"}",
+    );
+    let to_client = common::metric(
+        &body,
+        "edgeice_relayed_packets_total{direction=\"to_client\"}",
+    );
+    assert!(
+        to_peer.is_some_and(|n| n >= sent),
+        "to_peer {to_peer:?}:\n{body}"
+    );
+    assert!(
+        to_client.is_some_and(|n| n >= sent),
+        "to_client {to_client:?}:\n{body}"
+    );
+    let created = common::metric(&body, "edgeice_allocations_created_total");
+    assert!(
+        created.is_some_and(|n| n >= f64::from(CLIENTS)),
+        "allocations {created:?}:\n{body}"
+    );
+    // Every client first asks without credentials, as TURN clients do.
+    let challenged = common::metric(&body, "edgeice_error_responses_total{code=\"401\"}");
+    assert!(
+        challenged.is_some_and(|n| n >= f64::from(CLIENTS)),
+        "401s {challenged:?}:\n{body}"
+    );
+}

@@ -1,7 +1,7 @@
 //! The server state machine: one entry point for every input, and the
 //! tables it keeps (allocations by 5-tuple and by relay address).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use edgeice_stun::{AddressFamily, Class, Message, MessageType, Method};
 use crate::allocation::Allocation;
 use crate::auth::Nonces;
 use crate::config::ServerConfig;
-use crate::interface::{Event, FiveTuple, Input, RelayPort, RelayRequestId, Transmit};
+use crate::interface::{Event, FiveTuple, Input, RelayPort, RelayRequestId, Transmit, Transport};
 use crate::response::ReplyTo;
 use crate::{binding, response};
 
@@ -21,13 +21,16 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const CHANNEL_REUSE_GRACE: Duration = Duration::from_secs(300);
 
 /// Counters an operator watches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Binding requests answered with success.
     pub binding_success: u64,
     /// Error responses sent.
     pub error_responses: u64,
-    /// Requests refused for missing or wrong credentials (401, 438, 441).
+    /// Error responses sent, by error code.
+    pub errors_by_code: BTreeMap<u16, u64>,
+    /// Requests that carried credentials and were refused (401, 438, 441);
+    /// the unauthenticated first request of each client is not counted.
     pub auth_failures: u64,
     /// Allocations created.
     pub allocations_created: u64,
@@ -39,6 +42,14 @@ pub struct Stats {
     pub permission_denied: u64,
     /// Inputs dropped: not STUN or ChannelData, or malformed.
     pub dropped: u64,
+}
+
+impl Stats {
+    /// Counts an error response with `code`.
+    pub(crate) fn count_error(&mut self, code: u16) {
+        self.error_responses += 1;
+        *self.errors_by_code.entry(code).or_insert(0) += 1;
+    }
 }
 
 /// An Allocate request waiting for the driver to bind its relay socket.
@@ -167,7 +178,10 @@ impl Server {
                     .first_chunk::<2>()
                     .and_then(|t| MessageType::from_u16(u16::from_be_bytes(*t)));
                 if kind.is_some_and(|k| k.class == Class::Error) {
-                    self.stats.error_responses += 1;
+                    // A Binding request is refused only for what it asks
+                    // without being understood.
+                    self.stats
+                        .count_error(edgeice_stun::ErrorCode::UNKNOWN_ATTRIBUTE);
                 } else {
                     self.stats.binding_success += 1;
                 }
@@ -252,8 +266,22 @@ impl Server {
     }
 
     /// The counters.
-    pub fn stats(&self) -> Stats {
-        self.stats
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// How many allocations there are per client transport and relay
+    /// address family.
+    pub fn allocations_by_kind(&self) -> BTreeMap<(Transport, AddressFamily), usize> {
+        let mut counts = BTreeMap::new();
+        for allocation in self.allocations.values() {
+            let key = (
+                allocation.five_tuple.transport,
+                AddressFamily::of(&allocation.relay.ip()),
+            );
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// The allocation of a 5-tuple, if any.
@@ -274,7 +302,7 @@ impl Server {
         code: u16,
         key: Option<&edgeice_stun::IntegrityKey>,
     ) -> Option<Transmit<'s>> {
-        self.stats.error_responses += 1;
+        self.stats.count_error(code);
         let software = self.config.software.as_deref();
         let bytes = response::build(
             &mut self.scratch,

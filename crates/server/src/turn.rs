@@ -33,12 +33,19 @@ impl Server {
         }
         let auth = match auth::authenticate(&self.config, &self.nonces, now, from.client, request) {
             Ok(auth) => auth,
-            Err(Rejection(code)) => return self.challenge(now, from, &to, code),
+            Err(Rejection(code)) => {
+                // The first request of every client carries no credentials
+                // and is answered 401 by design: not a failure to count.
+                if request.has_integrity() || request.has_integrity_sha256() {
+                    self.stats.auth_failures += 1;
+                }
+                return self.challenge(now, from, &to, code);
+            }
         };
         let key = auth.key;
         let unknown: Vec<AttributeType> = request.unknown_comprehension_required().collect();
         if !unknown.is_empty() {
-            self.stats.error_responses += 1;
+            self.stats.count_error(ErrorCode::UNKNOWN_ATTRIBUTE);
             let software = self.config.software.as_deref();
             let body = response::unknown_attributes(&unknown);
             let bytes = response::build(
@@ -80,8 +87,7 @@ impl Server {
         if code != ErrorCode::UNAUTHENTICATED && code != ErrorCode::STALE_NONCE {
             return self.error(from, to, code, None);
         }
-        self.stats.auth_failures += 1;
-        self.stats.error_responses += 1;
+        self.stats.count_error(code);
         let nonce = self.nonces.issue(now, from.client);
         let realm = self.config.realm.as_str();
         let software = self.config.software.as_deref();

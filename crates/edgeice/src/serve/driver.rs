@@ -69,6 +69,15 @@ impl Shared {
         self.drive(Input::ConnectionClosed { from });
     }
 
+    /// The core's counters, for the metrics endpoint.
+    pub fn snapshot(&self) -> super::metrics::Snapshot {
+        let server = lock(&self.server);
+        super::metrics::Snapshot {
+            stats: server.stats().clone(),
+            allocations: server.allocations_by_kind(),
+        }
+    }
+
     /// Hands one input to the core and carries out everything it answers.
     pub fn drive(self: &Arc<Self>, input: Input<'_>) {
         let now = Instant::now();

@@ -2,6 +2,7 @@
 //! listeners and runs the drivers around one [`edgeice_server::Server`].
 
 mod driver;
+mod metrics;
 mod relay;
 mod tcp;
 mod tls;
@@ -44,6 +45,10 @@ pub struct ServeArgs {
     /// PEM private key for TLS.
     #[arg(long, value_name = "PEM")]
     tls_key: Option<std::path::PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 
     /// Leave the SOFTWARE attribute out of responses.
     #[arg(long)]
@@ -246,6 +251,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     for ip in &relay_ips {
         let (lo, hi) = (args.relay_ports.start(), args.relay_ports.end());
         announce(format_args!("relaying from {ip} ports {lo}-{hi}"));
+    }
+    if let Some(addr) = args.metrics {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+        announce(format_args!(
+            "metrics on http://{}/metrics",
+            listener.local_addr()?
+        ));
+        tasks.spawn(metrics::run(listener, shared.clone()));
     }
     tasks.spawn(driver::run_timers(shared.clone(), Duration::from_secs(1)));
 

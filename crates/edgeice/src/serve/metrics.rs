@@ -1,0 +1,194 @@
+//! Prometheus metrics at `--metrics ADDR`, `GET /metrics`.
+//!
+//! Values are read from the core's counters at scrape time, so the relay
+//! path pays nothing for them. The HTTP side answers one GET per
+//! connection: all a Prometheus scraper needs, and no web framework.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use edgeice_server::{Stats, Transport};
+use edgeice_stun::AddressFamily;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::driver::Shared;
+
+/// The core's counters at one instant.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub stats: Stats,
+    pub allocations: BTreeMap<(Transport, AddressFamily), usize>,
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.stats;
+        self.encode_allocations(&mut encoder)?;
+        let counters: [(&str, &str, u64); 5] = [
+            (
+                "edgeice_allocations_created",
+                "Allocations created",
+                s.allocations_created,
+            ),
+            (
+                "edgeice_binding_success",
+                "Binding requests answered with success",
+                s.binding_success,
+            ),
+            (
+                "edgeice_auth_failures",
+                "Requests with credentials refused (401, 438, 441)",
+                s.auth_failures,
+            ),
+            (
+                "edgeice_permission_denied",
+                "Relayed packets dropped for lack of a permission or channel",
+                s.permission_denied,
+            ),
+            (
+                "edgeice_dropped",
+                "Inputs dropped as malformed or unexpected",
+                s.dropped,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        for (name, help, (to_peer, to_client)) in [
+            (
+                "edgeice_relayed_packets",
+                "Packets relayed",
+                (s.relayed_to_peer.0, s.relayed_to_client.0),
+            ),
+            (
+                "edgeice_relayed_bytes",
+                "Payload bytes relayed",
+                (s.relayed_to_peer.1, s.relayed_to_client.1),
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (direction, value) in [("to_peer", to_peer), ("to_client", to_client)] {
+                ConstCounter::new(value)
+                    .encode(family.encode_family(&[("direction", direction)])?)?;
+            }
+        }
+        let mut errors = encoder.encode_descriptor(
+            "edgeice_error_responses",
+            "Error responses sent, by error code",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (code, value) in &s.errors_by_code {
+            let code = code.to_string();
+            ConstCounter::new(*value).encode(errors.encode_family(&[("code", code.as_str())])?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    fn encode_allocations(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut gauge = encoder.encode_descriptor(
+            "edgeice_allocations",
+            "Allocations, by client transport and relay address family",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for ((transport, family), count) in &self.allocations {
+            let labels = [
+                ("transport", transport_label(*transport)),
+                ("family", family_label(*family)),
+            ];
+            ConstGauge::new(*count as i64).encode(gauge.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+fn transport_label(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+    }
+}
+
+fn family_label(family: AddressFamily) -> &'static str {
+    match family {
+        AddressFamily::V4 => "ipv4",
+        AddressFamily::V6 => "ipv6",
+    }
+}
+
+/// The Prometheus text exposition of `snapshot`.
+pub fn render(snapshot: Snapshot) -> Result<String> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(snapshot));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).context("encoding metrics")?;
+    Ok(text)
+}
+
+/// Serves `GET /metrics` on `listener` until the server stops.
+pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
+    loop {
+        let (stream, _) = listener
+            .accept()
+            .await
+            .context("accepting a metrics scrape")?;
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, &shared)).await;
+        });
+    }
+}
+
+async fn answer(mut stream: TcpStream, shared: &Shared) -> Result<()> {
+    // Only the request line matters; read until the end of the headers.
+    let mut request = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&chunk[..n]);
+    }
+    let (status, body) =
+        if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") {
+            ("200 OK", render(shared.snapshot())?)
+        } else {
+            (
+                "404 Not Found",
+                "edgeice serves metrics at /metrics\n".to_owned(),
+            )
+        };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
