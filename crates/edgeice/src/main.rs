@@ -3,6 +3,7 @@
 //! driver around it and renders the result; no protocol logic lives here.
 
 mod serve;
+mod users;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the edge: a STUN/TURN server over UDP and TCP (RFC 8489, 8656).
     Serve(Box<serve::ServeArgs>),
+    /// Manage the TURN users in the SQLite store that `serve` reads.
+    User(users::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
+        Command::User(args) => users::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,7 +44,15 @@ fn stunclient(server: SocketAddr, local_ip: Option<&str>) -> Vec<SocketAddr> {
 
 #[test]
 fn turnutils_stunclient_reads_its_mapped_address_over_ipv4_and_ipv6() {
-    let args = ["--no-tcp", "--listen", "127.0.0.1:0", "--listen", "[::1]:0"];
+    let args = [
+        "--no-tcp",
+        "--user",
+        "t:t",
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        "[::1]:0",
+    ];
     let (_server, listeners) = common::start_server(&args, 2);
     let bound: Vec<SocketAddr> = listeners.iter().map(|(_, addr)| *addr).collect();
 

@@ -32,7 +32,8 @@ fn read_response(stream: &mut TcpStream, decoder: &mut StreamDecoder) -> Vec<u8>
 
 #[test]
 fn tcp_requests_are_framed_and_answered() {
-    let (_server, listeners) = common::start_server(&["--listen", "127.0.0.1:0"], 2);
+    let (_server, listeners) =
+        common::start_server(&["--user", "t:t", "--listen", "127.0.0.1:0"], 2);
     let (_, addr) = listeners
         .iter()
         .find(|(p, _)| p == "tcp")

@@ -78,6 +78,12 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Adds a user whose long-term key is already derived (from a user
+    /// store).
+    pub fn add_user_key(&mut self, name: &str, key: &[u8]) {
+        self.users.insert(name.to_owned(), IntegrityKey::new(key));
+    }
+
     /// Adds a static user, storing only the long-term key (MD5, as every
     /// deployed client supports).
     pub fn add_user(&mut self, name: &str, password: &str) -> Result<(), CredentialError> {

@@ -265,6 +265,12 @@ impl Server {
         });
     }
 
+    /// Replaces the users (after the user store changed). Allocations
+    /// already made keep the key they were made with until they end.
+    pub fn set_users(&mut self, users: HashMap<String, edgeice_stun::IntegrityKey>) {
+        self.config.users = users;
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use edgeice_server::{
     Event, FiveTuple, Input, RelayPort, Server, ServerConfig, Transmit, Transport,
@@ -17,7 +17,46 @@ use edgeice_server::{
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use edgeice_stun::IntegrityKey;
+
 use super::relay::{RelayPool, RelaySocket};
+use crate::users::store::UserStore;
+
+/// The user store, re-read when its file changes, so that `edgeice user
+/// add` takes effect without a restart.
+pub struct WatchedStore {
+    store: UserStore,
+    modified: Option<SystemTime>,
+}
+
+impl WatchedStore {
+    pub fn new(store: UserStore) -> Self {
+        let modified = modified(store.path());
+        WatchedStore { store, modified }
+    }
+
+    /// The keys of `realm`'s users.
+    pub fn load(&self, realm: &str) -> anyhow::Result<HashMap<String, IntegrityKey>> {
+        Ok(self
+            .store
+            .keys(realm)?
+            .into_iter()
+            .map(|(name, key)| (name, IntegrityKey::new(&key)))
+            .collect())
+    }
+
+    /// Whether the file changed since the last call.
+    fn changed(&mut self) -> bool {
+        let now = modified(self.store.path());
+        let changed = now != self.modified;
+        self.modified = now;
+        changed
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
 
 /// Where messages for one TCP/TLS client go: its connection's writer task.
 pub type StreamWriter = mpsc::UnboundedSender<Vec<u8>>;
@@ -32,6 +71,9 @@ pub struct Shared {
     /// Writers of the TCP/TLS connections, by (client, server) address.
     streams: Mutex<HashMap<(SocketAddr, SocketAddr), StreamWriter>>,
     pool: RelayPool,
+    /// Users from flags, kept to merge with the store's on reload.
+    static_users: HashMap<String, IntegrityKey>,
+    store: Mutex<Option<WatchedStore>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -42,8 +84,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(config: ServerConfig, pool: RelayPool, now: Instant) -> Self {
+    pub fn new(
+        config: ServerConfig,
+        pool: RelayPool,
+        now: Instant,
+        static_users: HashMap<String, IntegrityKey>,
+        store: Option<WatchedStore>,
+    ) -> Self {
         Shared {
+            static_users,
+            store: Mutex::new(store),
             server: Mutex::new(Server::new(config, now)),
             udp_listeners: Mutex::new(HashMap::new()),
             relays: Mutex::new(HashMap::new()),
@@ -175,13 +225,41 @@ impl Shared {
     }
 }
 
-/// Calls the core's timers once per `tick`.
-pub async fn run_timers(shared: Arc<Shared>, tick: Duration) -> anyhow::Result<()> {
+impl Shared {
+    /// Re-reads the user store if its file changed.
+    fn reload_users(&self, realm: &str) -> Option<HashMap<String, IntegrityKey>> {
+        let mut store = lock(&self.store);
+        let store = store.as_mut()?;
+        if !store.changed() {
+            return None;
+        }
+        match store.load(realm) {
+            Ok(stored) => {
+                let mut users = self.static_users.clone();
+                users.extend(stored);
+                tracing::info!(users = users.len(), "user store changed, users reloaded");
+                Some(users)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "user store changed but could not be read; keeping the old users");
+                None
+            }
+        }
+    }
+}
+
+/// Calls the core's timers once per `tick`, and reloads the user store
+/// when it changes.
+pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> anyhow::Result<()> {
     let mut interval = tokio::time::interval(tick);
     loop {
         interval.tick().await;
+        let users = shared.reload_users(&realm);
         let now = Instant::now();
         let mut server = lock(&shared.server);
+        if let Some(users) = users {
+            server.set_users(users);
+        }
         if server.poll_timeout().is_some_and(|due| due <= now) {
             server.handle_timeout(now);
         }

@@ -21,6 +21,8 @@ use ipnet::IpNet;
 use driver::Shared;
 use relay::RelayPool;
 
+use crate::users::store::UserStore;
+
 /// Arguments of `edgeice serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -61,6 +63,11 @@ pub struct ServeArgs {
     /// A TURN user, as NAME:PASSWORD; repeat for several.
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
     users: Vec<String>,
+
+    /// The SQLite user store (`edgeice user` manages it). Used by default
+    /// when no --user or --auth-secret is given; re-read when it changes.
+    #[arg(long = "users-db", value_name = "PATH")]
+    users_db: Option<std::path::PathBuf>,
 
     /// Shared secret of the TURN REST API scheme (time-limited user names
     /// `expiry:name` with password base64(HMAC-SHA1(secret, user name)));
@@ -114,6 +121,32 @@ fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
         return Err(format!("{lo}-{hi} is not a range of ports"));
     }
     Ok(lo..=hi)
+}
+
+/// Opens the user store when asked for, or by default when no other
+/// credentials are given; creates a first user in an empty one.
+fn open_user_store(
+    args: &ServeArgs,
+    config: &ServerConfig,
+) -> Result<Option<driver::WatchedStore>> {
+    let other_credentials = !args.users.is_empty() || !args.auth_secrets.is_empty();
+    let path = match &args.users_db {
+        Some(path) => path.clone(),
+        None if other_credentials => return Ok(None),
+        None => UserStore::default_path(),
+    };
+    let store = UserStore::open(&path)?;
+    if store.keys(&config.realm)?.is_empty() && !other_credentials {
+        let password = crate::users::store::random_password()?;
+        store.add("edgeice", &config.realm, &password)?;
+        announce(format_args!(
+            "created TURN user edgeice with password {password} in realm {} ({}); \
+             shown only this once, manage users with `edgeice user`",
+            config.realm,
+            path.display()
+        ));
+    }
+    Ok(Some(driver::WatchedStore::new(store)))
 }
 
 /// Prints a line for whoever started the server (scripts and tests read
@@ -214,12 +247,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .collect();
     let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports.clone());
     let relay_ips = pool.ips();
-    let config = config(&args, &relay_ips)?;
-    if config.users.is_empty() && config.auth_secrets.is_empty() {
-        tracing::warn!(
-            "no --user or --auth-secret given: STUN Binding works, every TURN request will get 401"
-        );
-    }
+    let mut config = config(&args, &relay_ips)?;
     if !config.private_relay_ok {
         for warning in edgeice_server::nat::private_relays(&relay_ips, &config.external_ips) {
             tracing::warn!("{warning}");
@@ -231,7 +259,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
         );
     }
 
-    let shared = Arc::new(Shared::new(config, pool, Instant::now()));
+    let store = open_user_store(&args, &config)?;
+    let static_users = config.users.clone();
+    let realm = config.realm.clone();
+    if let Some(store) = &store {
+        let mut users = static_users.clone();
+        users.extend(store.load(&config.realm)?);
+        config.users = users;
+    }
+    let shared = Arc::new(Shared::new(
+        config,
+        pool,
+        Instant::now(),
+        static_users,
+        store,
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     for (socket, tcp) in listeners {
         let socket = Arc::new(socket);
@@ -262,7 +304,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ));
         tasks.spawn(metrics::run(listener, shared.clone()));
     }
-    tasks.spawn(driver::run_timers(shared.clone(), Duration::from_secs(1)));
+    tasks.spawn(driver::run_timers(
+        shared.clone(),
+        Duration::from_secs(1),
+        realm,
+    ));
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

@@ -1,5 +1,8 @@
 //! Starting `edgeice serve` from integration tests.
 
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -9,7 +12,6 @@ pub struct Running(Child);
 
 impl Running {
     /// Takes charge of `child`.
-    #[allow(dead_code)]
     pub fn new(child: Child) -> Self {
         Running(child)
     }
@@ -60,7 +62,6 @@ pub fn start_server(args: &[&str], expected: usize) -> (Running, Vec<Listener>) 
 }
 
 /// Fetches http://`addr`/metrics and returns the body.
-#[allow(dead_code)]
 pub fn scrape(addr: SocketAddr) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics endpoint");
@@ -82,7 +83,6 @@ pub fn scrape(addr: SocketAddr) -> String {
 }
 
 /// The value of the metric line that starts with `series` (name and labels).
-#[allow(dead_code)]
 pub fn metric(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
