@@ -26,9 +26,16 @@ use crate::users::store::UserStore;
 /// Arguments of `edgeice serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file with the same settings as these flags (keys named like
+    /// the flags: `listen = ["0.0.0.0:3478"]`, `relay-ports = "61000-65535"`);
+    /// flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
     /// Address to listen on, UDP and TCP; repeat for several. Port 0 picks
-    /// a free port (the chosen one is printed).
-    #[arg(long = "listen", value_name = "ADDR:PORT", default_values_t = default_listen())]
+    /// a free port (the chosen one is printed) [default: 0.0.0.0:3478 and
+    /// [::]:3478].
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
     listen: Vec<SocketAddr>,
 
     /// Do not listen on TCP.
@@ -37,7 +44,7 @@ pub struct ServeArgs {
 
     /// Address to listen on with TLS over TCP (TURN on 443 gets through
     /// strict firewalls); repeatable. Needs --tls-cert and --tls-key.
-    #[arg(long = "tls-listen", value_name = "ADDR:PORT", requires_all = ["tls_cert", "tls_key"])]
+    #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
     tls_listen: Vec<SocketAddr>,
 
     /// PEM certificate chain for TLS.
@@ -56,9 +63,9 @@ pub struct ServeArgs {
     #[arg(long)]
     no_software: bool,
 
-    /// Realm of the long-term credentials.
-    #[arg(long, default_value = "edgeice")]
-    realm: String,
+    /// Realm of the long-term credentials [default: edgeice].
+    #[arg(long)]
+    realm: Option<String>,
 
     /// A TURN user, as NAME:PASSWORD; repeat for several.
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
@@ -80,10 +87,10 @@ pub struct ServeArgs {
     #[arg(long = "relay-ip", value_name = "IP")]
     relay_ips: Vec<IpAddr>,
 
-    /// Ports relay sockets use. Keep it clear of the system's ephemeral
-    /// ports (Linux: 32768-60999).
-    #[arg(long, value_name = "LO-HI", default_value = "49152-65535", value_parser = parse_port_range)]
-    relay_ports: RangeInclusive<u16>,
+    /// Ports relay sockets use [default: 49152-65535]. Keep it clear of the
+    /// system's ephemeral ports (Linux: 32768-60999).
+    #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
+    relay_ports: Option<RangeInclusive<u16>>,
 
     /// Behind a 1:1 NAT, PUBLIC is advertised for relays bound on PRIVATE
     /// (PUBLIC alone: for the relay IP of the same family). Repeatable.
@@ -109,6 +116,97 @@ fn default_listen() -> Vec<SocketAddr> {
         SocketAddr::from(([0, 0, 0, 0], 3478)),
         SocketAddr::from(([0u16; 8], 3478)),
     ]
+}
+
+/// The settings file: the flags' names as keys, lists for repeatable flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    #[serde(default)]
+    listen: Vec<SocketAddr>,
+    #[serde(default)]
+    no_tcp: bool,
+    #[serde(default)]
+    tls_listen: Vec<SocketAddr>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+    metrics: Option<SocketAddr>,
+    #[serde(default)]
+    no_software: bool,
+    realm: Option<String>,
+    #[serde(default)]
+    user: Vec<String>,
+    users_db: Option<std::path::PathBuf>,
+    #[serde(default)]
+    auth_secret: Vec<String>,
+    #[serde(default)]
+    relay_ip: Vec<IpAddr>,
+    relay_ports: Option<String>,
+    #[serde(default)]
+    external_ip: Vec<String>,
+    #[serde(default)]
+    private_relay_ok: bool,
+    #[serde(default)]
+    allow_peer: Vec<IpNet>,
+    #[serde(default)]
+    deny_peer: Vec<IpNet>,
+}
+
+impl ServeArgs {
+    /// Fills what the command line left unset from `--config`, then the
+    /// defaults.
+    fn resolve(mut self) -> Result<Self> {
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            let file: FileConfig = toml::from_str(&text)
+                .with_context(|| format!("in the config file {}", path.display()))?;
+            fn list<T>(flag: &mut Vec<T>, file: Vec<T>) {
+                if flag.is_empty() {
+                    *flag = file;
+                }
+            }
+            list(&mut self.listen, file.listen);
+            list(&mut self.tls_listen, file.tls_listen);
+            list(&mut self.users, file.user);
+            list(&mut self.auth_secrets, file.auth_secret);
+            list(&mut self.relay_ips, file.relay_ip);
+            list(&mut self.external_ips, file.external_ip);
+            list(&mut self.allow_peers, file.allow_peer);
+            list(&mut self.deny_peers, file.deny_peer);
+            self.no_tcp |= file.no_tcp;
+            self.no_software |= file.no_software;
+            self.private_relay_ok |= file.private_relay_ok;
+            self.tls_cert = self.tls_cert.or(file.tls_cert);
+            self.tls_key = self.tls_key.or(file.tls_key);
+            self.metrics = self.metrics.or(file.metrics);
+            self.realm = self.realm.or(file.realm);
+            self.users_db = self.users_db.or(file.users_db);
+            if self.relay_ports.is_none() {
+                self.relay_ports = file
+                    .relay_ports
+                    .map(|r| parse_port_range(&r).map_err(|e| anyhow::anyhow!("relay-ports: {e}")))
+                    .transpose()?;
+            }
+        }
+        if self.listen.is_empty() {
+            self.listen = default_listen();
+        }
+        self.realm.get_or_insert_with(|| "edgeice".to_owned());
+        self.relay_ports.get_or_insert(49152..=65535);
+        if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            anyhow::bail!("TLS listeners need both --tls-cert and --tls-key");
+        }
+        Ok(self)
+    }
+
+    fn realm(&self) -> &str {
+        self.realm.as_deref().unwrap_or("edgeice")
+    }
+
+    fn relay_ports(&self) -> RangeInclusive<u16> {
+        self.relay_ports.clone().unwrap_or(49152..=65535)
+    }
 }
 
 fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -166,7 +264,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
 
 fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     let mut config = ServerConfig {
-        realm: args.realm.clone(),
+        realm: args.realm().to_owned(),
         ..ServerConfig::default()
     };
     if args.no_software {
@@ -222,6 +320,7 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let args = args.resolve()?;
     let mut listeners = Vec::new();
     for addr in &args.listen {
         let socket = udp::bind(*addr).await?;
@@ -245,7 +344,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .iter()
         .filter_map(|(socket, _)| socket.local_addr().ok())
         .collect();
-    let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports.clone());
+    let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports());
     let relay_ips = pool.ips();
     let mut config = config(&args, &relay_ips)?;
     if !config.private_relay_ok {
@@ -291,7 +390,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tasks.spawn(tcp::run(listener, shared.clone(), Some(acceptor)));
     }
     for ip in &relay_ips {
-        let (lo, hi) = (args.relay_ports.start(), args.relay_ports.end());
+        let ports = args.relay_ports();
+        let (lo, hi) = (ports.start(), ports.end());
         announce(format_args!("relaying from {ip} ports {lo}-{hi}"));
     }
     if let Some(addr) = args.metrics {
