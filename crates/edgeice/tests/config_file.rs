@@ -75,3 +75,36 @@ fn a_mistyped_key_is_an_error_that_names_it() {
     );
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn logs_can_be_json_lines() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgeice"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "a:b",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _server = common::Running::new(child);
+    // A loopback relay address is private: the start-up warning is logged.
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .next()
+        .expect("a log line")
+        .unwrap();
+    assert!(
+        line.starts_with('{') && line.ends_with('}'),
+        "not a JSON object: {line}"
+    );
+    assert!(
+        line.contains(r#""level":"WARN""#) && line.contains("is private"),
+        "{line}"
+    );
+}
