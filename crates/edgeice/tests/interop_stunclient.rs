@@ -73,3 +73,68 @@ fn turnutils_stunclient_reads_its_mapped_address_over_ipv4_and_ipv6() {
         assert_ne!(addr.port(), bound[1].port());
     }
 }
+
+/// A UDP port free on both loopback addresses, with the next one free too.
+fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let free = |ip: &str, p: u16| std::net::UdpSocket::bind((ip, p)).is_ok();
+        if port < 65535
+            && free("127.0.0.1", port + 1)
+            && free("127.0.0.2", port)
+            && free("127.0.0.2", port + 1)
+        {
+            return port;
+        }
+    }
+    panic!("no free port pair");
+}
+
+#[test]
+fn turnutils_stunclient_runs_rfc5780_behaviour_discovery() {
+    let port = free_port_pair();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--no-tcp",
+        "--user",
+        "t:t",
+        "--listen",
+        &listen,
+        "--alternate-ip",
+        "127.0.0.2",
+    ];
+    let (_server, listeners) = common::start_server(&args, 4);
+    assert_eq!(listeners.len(), 4);
+    let output = Command::new("turnutils_stunclient")
+        .args(["-p", &port.to_string(), "127.0.0.1"])
+        .output()
+        .expect("run turnutils_stunclient (install coturn, or run scripts/test.sh)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let other = format!("Other addr: : 127.0.0.2:{}", port + 1);
+    assert!(
+        stdout.contains(&other),
+        "no OTHER-ADDRESS {other}:\n{stdout}"
+    );
+    // The later requests ask for a change of IP and port: those answers
+    // must come from the alternate address (as coturn's do).
+    let section = |n: usize| {
+        stdout
+            .split("RFC 5780 response ")
+            .nth(n)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let origin = format!("Response origin: : 127.0.0.2:{}", port + 1);
+    assert!(
+        section(2).contains(&origin),
+        "change IP and port:\n{stdout}"
+    );
+    assert!(
+        section(3).contains("UDP reflexive addr: 127.0.0.1:"),
+        "third test:\n{stdout}"
+    );
+}

@@ -2,7 +2,7 @@
 //! the config file; the core never reads either.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use edgeice_stun::IntegrityKey;
@@ -10,6 +10,44 @@ use edgeice_stun::attribute::PasswordAlgorithm;
 use edgeice_stun::credentials::{CredentialError, Preparation, long_term_key};
 
 use crate::peer_policy::PeerPolicy;
+
+/// The two addresses of RFC 5780 NAT behaviour discovery: a primary
+/// listener and an alternate that differs in both IP and port. The driver
+/// listens on all four combinations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlternateAddress {
+    /// The primary address.
+    pub primary: SocketAddr,
+    /// The alternate address (other IP, other port).
+    pub alternate: SocketAddr,
+}
+
+impl AlternateAddress {
+    /// Whether `local` is one of the four combinations.
+    pub fn contains(&self, local: SocketAddr) -> bool {
+        let ips = [self.primary.ip(), self.alternate.ip()];
+        let ports = [self.primary.port(), self.alternate.port()];
+        ips.contains(&local.ip()) && ports.contains(&local.port())
+    }
+
+    /// `local` with its IP and/or port switched to the other one.
+    pub fn changed(&self, local: SocketAddr, ip: bool, port: bool) -> SocketAddr {
+        let other_ip = if local.ip() == self.primary.ip() {
+            self.alternate.ip()
+        } else {
+            self.primary.ip()
+        };
+        let other_port = if local.port() == self.primary.port() {
+            self.alternate.port()
+        } else {
+            self.primary.port()
+        };
+        SocketAddr::new(
+            if ip { other_ip } else { local.ip() },
+            if port { other_port } else { local.port() },
+        )
+    }
+}
 
 /// Settings of the server core.
 #[derive(Clone, Debug)]
@@ -41,6 +79,8 @@ pub struct ServerConfig {
     pub permission_lifetime: Duration,
     /// Channel binding lifetime (RFC 8656: 10 min, not negotiable).
     pub channel_lifetime: Duration,
+    /// RFC 5780 address pairs (at most one per family).
+    pub alternates: Vec<AlternateAddress>,
     /// Relay IP → the address advertised for it, for an edge behind 1:1 NAT.
     pub external_ips: HashMap<IpAddr, IpAddr>,
     /// Do not warn when a private relay address is advertised (for an edge
@@ -69,6 +109,7 @@ impl Default for ServerConfig {
             permission_lifetime: Duration::from_secs(300),
             channel_lifetime: Duration::from_secs(600),
             external_ips: HashMap::new(),
+            alternates: Vec::new(),
             private_relay_ok: false,
             peer_policy: PeerPolicy::default(),
             max_allocations: 10_000,

@@ -35,7 +35,7 @@ mod turn;
 pub mod fuzzing;
 
 pub use auth::rest_api_password;
-pub use config::ServerConfig;
+pub use config::{AlternateAddress, ServerConfig};
 pub use interface::{
     Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, RelayRequestId, Transmit, Transport,
 };

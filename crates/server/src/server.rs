@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use edgeice_stun::{AddressFamily, Class, Message, MessageType, Method};
+use edgeice_stun::{AddressFamily, Class, Message, Method};
 
 use crate::allocation::Allocation;
 use crate::auth::Nonces;
@@ -173,19 +173,23 @@ impl Server {
         match (message.class(), message.method()) {
             (Class::Request, Method::BINDING) => {
                 let software = self.config.software.as_deref();
-                let bytes = binding::respond(&mut self.scratch, &message, from.client, software)?;
-                let kind = bytes
-                    .first_chunk::<2>()
-                    .and_then(|t| MessageType::from_u16(u16::from_be_bytes(*t)));
-                if kind.is_some_and(|k| k.class == Class::Error) {
+                let alternates = &self.config.alternates;
+                let answer =
+                    binding::respond(&mut self.scratch, &message, from, alternates, software)?;
+                if answer.success {
+                    self.stats.binding_success += 1;
+                } else {
                     // A Binding request is refused only for what it asks
                     // without being understood.
                     self.stats
                         .count_error(edgeice_stun::ErrorCode::UNKNOWN_ATTRIBUTE);
-                } else {
-                    self.stats.binding_success += 1;
                 }
-                Some(reply(from, bytes))
+                Some(Transmit {
+                    transport: from.transport,
+                    source: answer.source,
+                    destination: answer.destination,
+                    contents: answer.bytes,
+                })
             }
             (Class::Indication, Method::SEND) => self.relay_send_indication(now, from, &message),
             (Class::Request, _) => self.handle_turn_request(now, from, &message),

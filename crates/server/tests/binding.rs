@@ -121,3 +121,95 @@ fn the_source_address_is_reported_whatever_its_family() {
         Some(Ok(Attribute::XorMappedAddress(mapped)))
     );
 }
+
+#[test]
+fn rfc5780_answers_from_the_other_address_and_says_where_from() {
+    let mut config = ServerConfig::default();
+    let primary: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+    let alternate: SocketAddr = "192.0.2.2:3479".parse().unwrap();
+    config
+        .alternates
+        .push(edgeice_server::AlternateAddress { primary, alternate });
+    let mut server = Server::new(config, Instant::now());
+    let from = FiveTuple {
+        transport: Transport::Udp,
+        client: "203.0.113.9:4000".parse().unwrap(),
+        server: primary,
+    };
+    let ask = |server: &mut Server, change_ip, change_port, response_port: Option<u16>| {
+        let req = request(MAGIC_COOKIE.to_be_bytes(), |b| {
+            b.add(&Attribute::ChangeRequest {
+                change_ip,
+                change_port,
+            })
+            .unwrap();
+            if let Some(port) = response_port {
+                b.add(&Attribute::ResponsePort(port)).unwrap();
+            }
+        });
+        let t = server
+            .handle_input(
+                Instant::now(),
+                Input::Client {
+                    from,
+                    contents: &req,
+                },
+            )
+            .unwrap();
+        let m = Message::parse(t.contents).unwrap();
+        let origin = m.get(AttributeType::RESPONSE_ORIGIN);
+        let other = m.get(AttributeType::OTHER_ADDRESS);
+        (
+            t.source,
+            t.destination,
+            format!("{origin:?}"),
+            format!("{other:?}"),
+        )
+    };
+    let (source, destination, origin, other) = ask(&mut server, false, false, None);
+    assert_eq!((source, destination), (primary, from.client));
+    assert_eq!(
+        origin,
+        format!(
+            "{:?}",
+            Some(Ok::<_, AttributeError>(Attribute::ResponseOrigin(primary)))
+        )
+    );
+    assert_eq!(
+        other,
+        format!(
+            "{:?}",
+            Some(Ok::<_, AttributeError>(Attribute::OtherAddress(alternate)))
+        )
+    );
+    let (source, ..) = ask(&mut server, true, true, None);
+    assert_eq!(source, alternate);
+    let (source, ..) = ask(&mut server, false, true, None);
+    assert_eq!(source, "192.0.2.1:3479".parse().unwrap());
+    let (source, destination, ..) = ask(&mut server, true, false, Some(5555));
+    assert_eq!(source, "192.0.2.2:3478".parse().unwrap());
+    assert_eq!(destination, "203.0.113.9:5555".parse().unwrap());
+}
+
+#[test]
+fn without_an_alternate_address_change_request_is_not_understood() {
+    let mut server = Server::new(ServerConfig::default(), Instant::now());
+    let req = request(MAGIC_COOKIE.to_be_bytes(), |b| {
+        b.add(&Attribute::ChangeRequest {
+            change_ip: true,
+            change_port: false,
+        })
+        .unwrap();
+        b.add(&Attribute::ResponsePort(9)).unwrap();
+    });
+    let resp = exchange(&mut server, from("198.51.100.1:1234"), &req).unwrap();
+    let m = Message::parse(&resp).unwrap();
+    let Some(Ok(Attribute::UnknownAttributes(list))) = m.get(AttributeType::UNKNOWN_ATTRIBUTES)
+    else {
+        panic!("no UNKNOWN-ATTRIBUTES")
+    };
+    assert_eq!(
+        list.iter().collect::<Vec<_>>(),
+        vec![AttributeType::CHANGE_REQUEST, AttributeType::RESPONSE_PORT]
+    );
+}

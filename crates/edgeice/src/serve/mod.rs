@@ -76,6 +76,13 @@ pub struct ServeArgs {
     #[arg(long = "users-db", value_name = "PATH")]
     users_db: Option<std::path::PathBuf>,
 
+    /// RFC 5780 NAT behaviour discovery: a second IP of this host. Each UDP
+    /// listener on a specific address of that family is also served on
+    /// port+1, and on this IP with both ports; Binding answers then carry
+    /// OTHER-ADDRESS and honour CHANGE-REQUEST.
+    #[arg(long = "alternate-ip", value_name = "IP")]
+    alternate_ip: Option<IpAddr>,
+
     /// Shared secret of the TURN REST API scheme (time-limited user names
     /// `expiry:name` with password base64(HMAC-SHA1(secret, user name)));
     /// repeat to accept several while rotating.
@@ -134,6 +141,7 @@ struct FileConfig {
     #[serde(default)]
     no_software: bool,
     realm: Option<String>,
+    alternate_ip: Option<IpAddr>,
     #[serde(default)]
     user: Vec<String>,
     users_db: Option<std::path::PathBuf>,
@@ -182,6 +190,7 @@ impl ServeArgs {
             self.metrics = self.metrics.or(file.metrics);
             self.realm = self.realm.or(file.realm);
             self.users_db = self.users_db.or(file.users_db);
+            self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
             if self.relay_ports.is_none() {
                 self.relay_ports = file
                     .relay_ports
@@ -333,6 +342,40 @@ async fn serve(args: ServeArgs) -> Result<()> {
         };
         listeners.push((socket, tcp));
     }
+    let mut alternates = Vec::new();
+    let mut alternate_sockets = Vec::new();
+    if let Some(alt_ip) = args.alternate_ip {
+        for (socket, _) in &listeners {
+            let primary = socket.local_addr()?;
+            if primary.ip().is_unspecified()
+                || primary.is_ipv4() != alt_ip.is_ipv4()
+                || primary.ip() == alt_ip
+            {
+                continue;
+            }
+            let alt_port = primary
+                .port()
+                .checked_add(1)
+                .context("--alternate-ip: no port above the listener's")?;
+            let alternate = SocketAddr::new(alt_ip, alt_port);
+            for addr in [
+                SocketAddr::new(primary.ip(), alt_port),
+                SocketAddr::new(alt_ip, primary.port()),
+                alternate,
+            ] {
+                let socket = udp::bind(addr).await.with_context(|| {
+                    format!("--alternate-ip needs {addr} free (RFC 5780 uses port+1)")
+                })?;
+                alternate_sockets.push(socket);
+            }
+            alternates.push(edgeice_server::AlternateAddress { primary, alternate });
+        }
+        if alternates.is_empty() {
+            anyhow::bail!(
+                "--alternate-ip {alt_ip}: no UDP listener on a specific address of that family"
+            );
+        }
+    }
     let mut tls_listeners = Vec::new();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let acceptor = tls::acceptor(cert, key)?;
@@ -358,6 +401,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         );
     }
 
+    config.alternates = alternates;
     let store = open_user_store(&args, &config)?;
     let static_users = config.users.clone();
     let realm = config.realm.clone();
@@ -384,6 +428,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
             announce(format_args!("listening on tcp {}", listener.local_addr()?));
             tasks.spawn(tcp::run(listener, shared.clone(), None));
         }
+    }
+    for socket in alternate_sockets {
+        let socket = Arc::new(socket);
+        let local = socket.local_addr()?;
+        announce(format_args!(
+            "listening on udp {local} (RFC 5780 alternate)"
+        ));
+        shared.add_udp_listener(local, socket.clone());
+        tasks.spawn(udp::run(socket, shared.clone()));
     }
     for (listener, acceptor) in tls_listeners {
         announce(format_args!("listening on tls {}", listener.local_addr()?));

@@ -45,7 +45,10 @@ pub fn start_server(args: &[&str], expected: usize) -> (Running, Vec<Listener>) 
         let Some(line) = lines.next() else { break };
         let line = line.expect("read server output");
         if let Some(rest) = line.strip_prefix("edgeice: listening on ") {
-            let (proto, addr) = rest.split_once(' ').expect("proto and address");
+            let mut words = rest.split_whitespace();
+            let (Some(proto), Some(addr)) = (words.next(), words.next()) else {
+                panic!("unexpected server output: {line}")
+            };
             listeners.push((proto.to_owned(), addr.parse().expect("a socket address")));
         } else if let Some(rest) = line.strip_prefix("edgeice: metrics on http://") {
             let addr = rest.trim_end_matches("/metrics");

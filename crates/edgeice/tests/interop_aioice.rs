@@ -1,0 +1,156 @@
+//! Two aioice ICE agents (aiortc's ICE library, from PyPI) connect through
+//! `edgeice serve` with relay candidates only and exchange data both ways:
+//! TURN over UDP, and TURN over TCP to the server. The peers are
+//! `tests/peers/aioice_relay.py`, run with the `.venv` that
+//! `scripts/test.sh` makes from `requirements-test.txt`.
+
+mod common;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+const PEER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/peers/aioice_relay.py"
+);
+/// The script bounds each of its own waits; this is the last resort.
+const PEER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// What a bounded run printed: exit status (None if it had to be killed),
+/// stdout, stderr.
+struct Outcome {
+    status: Option<std::process::ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `command` to completion, killing it after `timeout`.
+fn run_bounded(mut command: Command, timeout: Duration) -> Outcome {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the peer") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Outcome {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn check_dependencies() {
+    assert!(
+        Path::new(PYTHON).exists(),
+        "no Python virtual environment at {PYTHON}: run scripts/test.sh, which makes .venv \
+         and installs requirements-test.txt (aioice) into it"
+    );
+    let outcome = run_bounded(
+        {
+            let mut c = Command::new(PYTHON);
+            c.args(["-c", "import aioice"]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert!(
+        outcome.status.is_some_and(|s| s.success()),
+        "aioice is not installed in .venv: run scripts/test.sh (it installs \
+         requirements-test.txt)\n{}",
+        outcome.stderr
+    );
+}
+
+fn start_server() -> (common::Running, SocketAddr) {
+    let (server, listeners) = common::start_server(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "user:pass",
+            "--realm",
+            "edgeice.test",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+            "--private-relay-ok",
+        ],
+        2,
+    );
+    let udp = listeners
+        .iter()
+        .find(|(proto, _)| proto == "udp")
+        .expect("a UDP listener")
+        .1;
+    assert!(
+        listeners
+            .iter()
+            .any(|(proto, addr)| proto == "tcp" && *addr == udp),
+        "expected a TCP listener on {udp}: {listeners:?}"
+    );
+    (server, udp)
+}
+
+/// Runs the two aioice agents against `server` over `transport`.
+fn aioice_relays(server: SocketAddr, transport: &str) {
+    let mut command = Command::new(PYTHON);
+    command.arg(PEER).arg(server.to_string()).arg(transport);
+    command.args(["user", "pass"]);
+    let outcome = run_bounded(command, PEER_TIMEOUT);
+    match outcome.status {
+        Some(status) if status.success() => {}
+        Some(status) => panic!(
+            "aioice over TURN/{transport} failed ({status}):\n{}\n{}",
+            outcome.stdout, outcome.stderr
+        ),
+        None => panic!(
+            "aioice over TURN/{transport} still running after {PEER_TIMEOUT:?}, killed:\n{}\n{}",
+            outcome.stdout, outcome.stderr
+        ),
+    }
+    assert!(
+        outcome.stdout.contains("OK: aioice"),
+        "aioice exited 0 without reporting success:\n{}",
+        outcome.stdout
+    );
+}
+
+#[test]
+fn aioice_agents_relay_over_turn_udp() {
+    check_dependencies();
+    let (_server, addr) = start_server();
+    aioice_relays(addr, "udp");
+}
+
+#[test]
+fn aioice_agents_relay_over_turn_tcp() {
+    check_dependencies();
+    let (_server, addr) = start_server();
+    aioice_relays(addr, "tcp");
+}

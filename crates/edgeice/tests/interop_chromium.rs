@@ -1,0 +1,161 @@
+//! Chromium's WebRTC stack relays through `edgeice serve`: two
+//! RTCPeerConnections in one headless page, `iceTransportPolicy: "relay"`,
+//! open a data channel and send a message each way, with TURN over UDP and
+//! with TURN over TCP (`turn:…?transport=tcp`). Debian's chromium, driven by
+//! playwright-core from npm (`tests/peers/chromium_relay.mjs`; playwright-core
+//! never downloads a browser). Everything — the server, node and Chromium —
+//! runs inside a network namespace the test creates, with loopback alone, so
+//! the browser can reach nothing else. Needs root (for the namespace), node,
+//! and what `scripts/test.sh` installs: the Debian package chromium and
+//! `npm ci` for playwright-core.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const PEER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/peers/chromium_relay.mjs"
+);
+const PLAYWRIGHT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../node_modules/playwright-core/package.json"
+);
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The script bounds each of its own waits; this is the last resort.
+const TIMEOUT: Duration = Duration::from_secs(150);
+
+/// Inside the fresh namespace: loopback up, the server on an ephemeral port,
+/// then the page. Arguments: $1 edgeice, $2 the node script, $3 transport.
+const NAMESPACE_SCRIPT: &str = r#"
+set -eu
+ip link set lo up
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+"$1" serve --listen 127.0.0.1:0 --user user:pass --realm edgeice.test \
+    --relay-ports 61000-65535 --allow-peer 127.0.0.0/8 --private-relay-ok >"$dir/out" &
+for _ in $(seq 100); do grep -q 'listening on tcp' "$dir/out" && break; sleep 0.1; done
+port=$(sed -n 's/^edgeice: listening on udp 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/out")
+if [ -z "$port" ]; then
+    echo "edgeice did not start listening within 10 s:" >&2
+    cat "$dir/out" >&2
+    exit 1
+fi
+node "$2" "127.0.0.1:$port" "$3" user pass
+"#;
+
+/// What a bounded run printed: exit status (None if it had to be killed),
+/// stdout, stderr.
+struct Outcome {
+    status: Option<std::process::ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `command` in a process group of its own to completion, killing the
+/// whole group after `timeout`.
+fn run_bounded(mut command: Command, timeout: Duration) -> Outcome {
+    let mut child = command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the peer") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            // The group: bash, the server and node (Chromium, which Playwright
+            // starts in a session of its own, exits when node's pipe to it
+            // closes).
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Outcome {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn check_dependencies() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "no {CHROMIUM}: install the Debian package chromium (run scripts/test.sh)"
+    );
+    assert!(
+        Path::new(PLAYWRIGHT).exists(),
+        "playwright-core is not installed in node_modules: run scripts/test.sh (npm ci)"
+    );
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "cannot run node: install Node.js 20 or later (run scripts/test.sh)"
+    );
+}
+
+/// Runs the page against a server in a fresh namespace, over `transport`.
+fn chromium_relays(transport: &str) {
+    check_dependencies();
+    let mut command = Command::new("unshare");
+    command
+        .args(["--net", "bash", "-c", NAMESPACE_SCRIPT, "edgeice-netns"])
+        .arg(env!("CARGO_BIN_EXE_edgeice"))
+        .arg(PEER)
+        .arg(transport)
+        .current_dir(REPO);
+    let outcome = run_bounded(command, TIMEOUT);
+    let needs_root = if outcome.stderr.contains("unshare failed") {
+        "\n(creating a network namespace needs root)"
+    } else {
+        ""
+    };
+    match outcome.status {
+        Some(status) if status.success() => {}
+        Some(status) => panic!(
+            "Chromium over TURN/{transport} failed ({status}):\n{}\n{}{needs_root}",
+            outcome.stdout, outcome.stderr
+        ),
+        None => panic!(
+            "Chromium over TURN/{transport} still running after {TIMEOUT:?}, killed:\n{}\n{}",
+            outcome.stdout, outcome.stderr
+        ),
+    }
+    assert!(
+        outcome.stdout.contains("OK: Chromium"),
+        "the Chromium peer exited 0 without reporting success:\n{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+}
+
+#[test]
+fn chromium_data_channel_relays_over_turn_udp() {
+    chromium_relays("udp");
+}
+
+#[test]
+fn chromium_data_channel_relays_over_turn_tcp() {
+    chromium_relays("tcp");
+}
