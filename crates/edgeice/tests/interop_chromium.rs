@@ -38,7 +38,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 "$1" serve --listen 127.0.0.1:0 --user user:pass --realm edgeice.test \
     --relay-ports 61000-65535 --allow-peer 127.0.0.0/8 --private-relay-ok >"$dir/out" &
 for _ in $(seq 100); do grep -q 'listening on tcp' "$dir/out" && break; sleep 0.1; done
-port=$(sed -n 's/^edgeice: listening on udp 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$dir/out")
+port=$(sed -n 's/^edgeice: listening on udp 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p;T;q' "$dir/out")
 if [ -z "$port" ]; then
     echo "edgeice did not start listening within 10 s:" >&2
     cat "$dir/out" >&2

@@ -226,3 +226,15 @@ fn metrics_count_what_uclient_relayed() {
         "401s {challenged:?}:\n{body}"
     );
 }
+
+#[test]
+fn uclient_makes_dual_allocations() {
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_server, listeners) = server_with("127.0.0.1:0", &["--listen", "[::1]:0"], 4);
+    let (_, udp) = listeners
+        .iter()
+        .find(|(p, a)| p == "udp" && a.is_ipv4())
+        .expect("a UDP listener");
+    // -Z asks for an IPv4 and an IPv6 relay in one Allocate.
+    uclient(&["-Z"], *udp, "127.0.0.1", peer_port);
+}

@@ -51,6 +51,9 @@ pub struct Allocation {
     pub relay: SocketAddr,
     /// The relayed address told to the client (differs behind 1:1 NAT).
     pub advertised: SocketAddr,
+    /// The relay of the other address family, for a dual allocation
+    /// (RFC 8656 ADDITIONAL-ADDRESS-FAMILY): (bound, advertised).
+    pub additional: Option<(SocketAddr, SocketAddr)>,
     /// Who created it: later requests must come from the same user.
     pub username: String,
     /// That user's key, to sign responses.
@@ -78,6 +81,7 @@ impl Allocation {
             five_tuple,
             relay,
             advertised,
+            additional: None,
             username,
             key,
             transaction_id,
@@ -85,6 +89,18 @@ impl Allocation {
             permissions: Vec::new(),
             channels: Vec::new(),
         }
+    }
+
+    /// The relay sockets' addresses (one, or two for a dual allocation).
+    pub fn relays(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.relay).chain(self.additional.map(|(bound, _)| bound))
+    }
+
+    /// The relay that talks to peers of `peer`'s address family, if the
+    /// allocation has one.
+    pub fn relay_for(&self, peer: IpAddr) -> Option<SocketAddr> {
+        self.relays()
+            .find(|relay| relay.is_ipv4() == peer.is_ipv4())
     }
 
     /// Whether a live permission covers `ip`.

@@ -144,6 +144,11 @@ pub fn server_core(data: &[u8]) {
                     if choices & 32 != 0 {
                         b.add(&Attribute::EvenPort(choices & 64 != 0))?;
                     }
+                    if choices & 128 != 0 {
+                        b.add(&Attribute::AdditionalAddressFamily(
+                            edgeice_stun::AddressFamily::V6,
+                        ))?;
+                    }
                     b.add(&Attribute::Username("user"))?;
                     b.add(&Attribute::Realm(REALM))?;
                     b.add(&Attribute::Nonce(&nonces[k]))?;
@@ -188,7 +193,11 @@ pub fn server_core(data: &[u8]) {
         // Carry out the server's requests as a driver would.
         while let Some(event) = server.poll_event() {
             match event {
-                Event::BindRelay { id, .. } => {
+                Event::BindRelay {
+                    id,
+                    additional_family,
+                    ..
+                } => {
                     let relay = (script.byte() != 0xff).then(|| {
                         next_port = next_port.wrapping_add(2).max(61000);
                         SocketAddr::new(
@@ -196,15 +205,23 @@ pub fn server_core(data: &[u8]) {
                             next_port,
                         )
                     });
-                    if let Some(relay) = relay {
-                        relays.push(relay);
-                    }
+                    let additional = additional_family.and_then(|_| {
+                        next_port = next_port.wrapping_add(2).max(61000);
+                        (script.byte() != 0xff).then(|| {
+                            SocketAddr::new(
+                                "2001:db8::100".parse().unwrap_or_else(|_| unreachable!()),
+                                next_port,
+                            )
+                        })
+                    });
+                    relays.extend(relay.into_iter().chain(additional));
                     let answer = server.handle_input(
                         now,
                         Input::RelayBound {
                             id,
                             relay,
                             reserved: None,
+                            additional,
                         },
                     );
                     learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);

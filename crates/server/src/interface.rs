@@ -73,6 +73,9 @@ pub enum Input<'a> {
         /// With [`RelayPort::Even`] and `reserve_next`: the next port, bound
         /// and held unused for a later Allocate with a RESERVATION-TOKEN.
         reserved: Option<SocketAddr>,
+        /// The second relay of a dual allocation, or `None` if that family
+        /// could not be bound (the client is told with ADDRESS-ERROR-CODE).
+        additional: Option<SocketAddr>,
     },
 }
 
@@ -119,6 +122,9 @@ pub enum Event {
         family: AddressFamily,
         /// Which port.
         port: RelayPort,
+        /// For a dual allocation, a second socket of this family is wanted
+        /// too (any port), answered in [`Input::RelayBound`]'s `additional`.
+        additional_family: Option<AddressFamily>,
     },
     /// An allocation was just given a relay address that clients outside
     /// this network cannot reach (reported once per address): the driver

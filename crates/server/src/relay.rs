@@ -35,11 +35,14 @@ impl Server {
             self.stats.permission_denied += 1;
             return None;
         };
-        if !allocation.permits(binding.peer.ip(), now) {
+        let (Some(relay), true) = (
+            allocation.relay_for(binding.peer.ip()),
+            allocation.permits(binding.peer.ip(), now),
+        ) else {
             self.stats.permission_denied += 1;
             return None;
-        }
-        let (relay, peer) = (allocation.relay, binding.peer);
+        };
+        let peer = binding.peer;
         self.stats.relayed_to_peer.0 += 1;
         self.stats.relayed_to_peer.1 += frame.data.len() as u64;
         Some(Transmit {
@@ -66,11 +69,13 @@ impl Server {
             self.stats.dropped += 1;
             return None;
         };
-        if !allocation.permits(peer.ip(), now) {
+        let (Some(relay), true) = (
+            allocation.relay_for(peer.ip()),
+            allocation.permits(peer.ip(), now),
+        ) else {
             self.stats.permission_denied += 1;
             return None;
-        }
-        let relay = allocation.relay;
+        };
         self.stats.relayed_to_peer.0 += 1;
         self.stats.relayed_to_peer.1 += data.len() as u64;
         Some(Transmit {

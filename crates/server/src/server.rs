@@ -60,9 +60,8 @@ pub(crate) struct PendingAllocation {
     pub username: String,
     pub key: edgeice_stun::IntegrityKey,
     pub lifetime: Duration,
-    /// Set when the client also asked for the other family, which is not
-    /// offered: reported with ADDRESS-ERROR-CODE 440.
-    pub refused_family: Option<AddressFamily>,
+    /// IPv6 too, for a dual allocation (ADDITIONAL-ADDRESS-FAMILY).
+    pub additional_family: Option<AddressFamily>,
 }
 
 /// How long a port reserved by EVEN-PORT stays held (RFC 8656 §7.2
@@ -128,7 +127,8 @@ impl Server {
                 id,
                 relay,
                 reserved,
-            } => self.finish_allocate(now, id, relay, reserved),
+                additional,
+            } => self.finish_allocate(now, id, relay, reserved, additional),
             Input::ConnectionClosed { from } => {
                 self.remove_allocation(&from);
                 self.pending.retain(|_, p| p.five_tuple != from);
@@ -210,8 +210,14 @@ impl Server {
     ) {
         let id = RelayRequestId(self.next_relay_request);
         self.next_relay_request += 1;
+        let additional_family = pending.additional_family;
         self.pending.insert(id, pending);
-        self.events.push_back(Event::BindRelay { id, family, port });
+        self.events.push_back(Event::BindRelay {
+            id,
+            family,
+            port,
+            additional_family,
+        });
     }
 
     /// The next thing the driver must do.
@@ -257,16 +263,16 @@ impl Server {
         let Some(allocation) = self.allocations.remove(five_tuple) else {
             return;
         };
-        self.by_relay.remove(&allocation.relay);
+        for relay in allocation.relays() {
+            self.by_relay.remove(&relay);
+            self.events.push_back(Event::ReleaseRelay { relay });
+        }
         if let Some(count) = self.per_user.get_mut(&allocation.username) {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 self.per_user.remove(&allocation.username);
             }
         }
-        self.events.push_back(Event::ReleaseRelay {
-            relay: allocation.relay,
-        });
     }
 
     /// Replaces the users (after the user store changed). Allocations
@@ -280,16 +286,18 @@ impl Server {
         &self.stats
     }
 
-    /// How many allocations there are per client transport and relay
-    /// address family.
+    /// How many relayed addresses there are per client transport and
+    /// address family (a dual allocation counts once in each family).
     pub fn allocations_by_kind(&self) -> BTreeMap<(Transport, AddressFamily), usize> {
         let mut counts = BTreeMap::new();
         for allocation in self.allocations.values() {
-            let key = (
-                allocation.five_tuple.transport,
-                AddressFamily::of(&allocation.relay.ip()),
-            );
-            *counts.entry(key).or_insert(0) += 1;
+            for relay in allocation.relays() {
+                let key = (
+                    allocation.five_tuple.transport,
+                    AddressFamily::of(&relay.ip()),
+                );
+                *counts.entry(key).or_insert(0) += 1;
+            }
         }
         counts
     }

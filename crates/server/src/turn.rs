@@ -16,6 +16,10 @@ use crate::interface::{FiveTuple, RelayPort, RelayRequestId, Transmit};
 use crate::response::{self, ReplyTo};
 use crate::server::{PendingAllocation, RESERVATION_LIFETIME, Server, reply};
 
+/// ADDITIONAL-ADDRESS-FAMILY as drafts of RFC 8656 numbered it, before
+/// IANA assigned 0x8000; coturn's clients (turnutils_uclient -Z) use it.
+const ADDITIONAL_ADDRESS_FAMILY_DRAFT: AttributeType = AttributeType(0x8032);
+
 impl Server {
     /// Authenticates a TURN request, then dispatches it by method.
     pub(crate) fn handle_turn_request<'s>(
@@ -125,6 +129,7 @@ impl Server {
                 // A retransmission whose success response was lost.
                 let success = AllocateSuccess {
                     advertised: existing.advertised,
+                    additional: existing.additional.map(|(_, advertised)| advertised),
                     client: from.client,
                     lifetime: existing.expires.saturating_duration_since(now),
                     refused_family: None,
@@ -179,7 +184,12 @@ impl Server {
                 Some(AddressFamily::V6)
             }
             Some(_) => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
-            None => None,
+            None => match request.get_raw(ADDITIONAL_ADDRESS_FAMILY_DRAFT) {
+                // coturn's clients still send the draft code point.
+                Some([0x02, 0, 0, 0]) => Some(AddressFamily::V6),
+                Some(_) => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
+                None => None,
+            },
         };
         if requested.is_some() && additional.is_some() {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
@@ -202,7 +212,7 @@ impl Server {
             username: username.to_owned(),
             key,
             lifetime: self.granted_lifetime(request),
-            refused_family: additional,
+            additional_family: additional,
         };
         let family = match port {
             RelayPort::Reserved(relay) => AddressFamily::of(&relay.ip()),
@@ -220,15 +230,20 @@ impl Server {
         id: RelayRequestId,
         relay: Option<SocketAddr>,
         reserved: Option<SocketAddr>,
+        additional: Option<SocketAddr>,
     ) -> Option<Transmit<'s>> {
         let Some(pending) = self.pending.remove(&id) else {
-            for relay in relay.into_iter().chain(reserved) {
+            for relay in relay.into_iter().chain(reserved).chain(additional) {
                 self.events.push_back(crate::Event::ReleaseRelay { relay });
             }
             return None;
         };
         let from = pending.five_tuple;
         let Some(relay) = relay else {
+            if let Some(additional) = additional {
+                self.events
+                    .push_back(crate::Event::ReleaseRelay { relay: additional });
+            }
             return self.error(
                 from,
                 &pending.reply,
@@ -236,6 +251,46 @@ impl Server {
                 Some(&pending.key),
             );
         };
+        let advertised = self.advertise(relay);
+        let additional = additional.map(|bound| (bound, self.advertise(bound)));
+        let mut allocation = Allocation::new(
+            from,
+            relay,
+            advertised,
+            pending.username.clone(),
+            pending.key.clone(),
+            pending.reply.transaction_id,
+            now + pending.lifetime,
+        );
+        allocation.additional = additional;
+        self.allocations.insert(from, allocation);
+        self.by_relay.insert(relay, from);
+        if let Some((bound, _)) = additional {
+            self.by_relay.insert(bound, from);
+        }
+        *self.per_user.entry(pending.username).or_insert(0) += 1;
+        self.stats.allocations_created += 1;
+        let token = reserved.map(|reserved| {
+            let token = self.reservation_token(id);
+            self.reservations
+                .insert(token, (reserved, now + RESERVATION_LIFETIME));
+            token
+        });
+        let success = AllocateSuccess {
+            advertised,
+            additional: additional.map(|(_, advertised)| advertised),
+            client: from.client,
+            lifetime: pending.lifetime,
+            // The second family was asked for but could not be bound.
+            refused_family: pending.additional_family.filter(|_| additional.is_none()),
+            token,
+        };
+        self.allocate_success(from, &pending.reply, &pending.key, &success)
+    }
+
+    /// The address to tell clients for a relay bound at `relay` (its public
+    /// mapping behind NAT), reporting the first private one advertised.
+    fn advertise(&mut self, relay: SocketAddr) -> SocketAddr {
         let advertised = match self.config.external_ips.get(&relay.ip()) {
             Some(public) => SocketAddr::new(*public, relay.port()),
             None => relay,
@@ -250,33 +305,7 @@ impl Server {
             self.events
                 .push_back(crate::Event::PrivateRelayAdvertised(warning));
         }
-        let allocation = Allocation::new(
-            from,
-            relay,
-            advertised,
-            pending.username.clone(),
-            pending.key.clone(),
-            pending.reply.transaction_id,
-            now + pending.lifetime,
-        );
-        self.allocations.insert(from, allocation);
-        self.by_relay.insert(relay, from);
-        *self.per_user.entry(pending.username).or_insert(0) += 1;
-        self.stats.allocations_created += 1;
-        let token = reserved.map(|reserved| {
-            let token = self.reservation_token(id);
-            self.reservations
-                .insert(token, (reserved, now + RESERVATION_LIFETIME));
-            token
-        });
-        let success = AllocateSuccess {
-            advertised,
-            client: from.client,
-            lifetime: pending.lifetime,
-            refused_family: pending.refused_family,
-            token,
-        };
-        self.allocate_success(from, &pending.reply, &pending.key, &success)
+        advertised
     }
 
     /// An unguessable token for a reservation: knowing one lets a client
@@ -296,6 +325,9 @@ impl Server {
         let software = self.config.software.as_deref();
         let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
             b.add(&Attribute::XorRelayedAddress(success.advertised))?;
+            if let Some(additional) = success.additional {
+                b.add(&Attribute::XorRelayedAddress(additional))?;
+            }
             if let Some(family) = success.refused_family {
                 let error = ErrorCode::with_default_reason(ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED);
                 b.add(&Attribute::AddressErrorCode { family, error })?;
@@ -335,7 +367,7 @@ impl Server {
             && self
                 .allocations
                 .get(&from)
-                .is_some_and(|a| AddressFamily::of(&a.relay.ip()) != family)
+                .is_some_and(|a| a.relays().all(|r| AddressFamily::of(&r.ip()) != family))
         {
             return self.error(
                 from,
@@ -376,7 +408,7 @@ impl Server {
         let Some(allocation) = self.allocations.get(from) else {
             return Err(ErrorCode::ALLOCATION_MISMATCH);
         };
-        if AddressFamily::of(&allocation.relay.ip()) != AddressFamily::of(&peer.ip()) {
+        if allocation.relay_for(peer.ip()).is_none() {
             return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
         }
         if !self.config.peer_policy.permits(peer.ip()) {
@@ -476,6 +508,8 @@ impl Server {
 /// What an Allocate success response says.
 struct AllocateSuccess {
     advertised: SocketAddr,
+    /// The second relayed address of a dual allocation.
+    additional: Option<SocketAddr>,
     client: SocketAddr,
     lifetime: Duration,
     refused_family: Option<AddressFamily>,

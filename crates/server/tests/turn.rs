@@ -134,7 +134,10 @@ fn allocate(
         send(server, now, client.from, &request).is_none(),
         "answered before the relay was bound"
     );
-    let Some(Event::BindRelay { id, family, port }) = server.poll_event() else {
+    let Some(Event::BindRelay {
+        id, family, port, ..
+    }) = server.poll_event()
+    else {
         panic!("no BindRelay event")
     };
     assert_eq!(family, AddressFamily::V4);
@@ -146,6 +149,7 @@ fn allocate(
                 id,
                 relay: Some(relay.parse().unwrap()),
                 reserved: None,
+                additional: None,
             },
         )
         .expect("Allocate answered");
@@ -548,6 +552,7 @@ fn quotas_and_relay_exhaustion() {
                 id,
                 relay: None,
                 reserved: None,
+                additional: None,
             },
         )
         .unwrap();
@@ -576,6 +581,7 @@ fn a_private_relay_address_is_reported_once() {
             id,
             relay: Some(RELAY.parse().unwrap()),
             reserved: None,
+            additional: None,
         },
     );
     let Some(Event::PrivateRelayAdvertised(warning)) = server.poll_event() else {
@@ -630,6 +636,7 @@ fn even_port_reserves_the_next_port_for_a_token() {
                 id,
                 relay: Some(even),
                 reserved: Some(odd),
+                additional: None,
             },
         )
         .unwrap();
@@ -688,6 +695,7 @@ fn unclaimed_reservations_are_released() {
             id,
             relay: Some("10.0.1.5:61000".parse().unwrap()),
             reserved: Some(odd),
+            additional: None,
         },
     );
     server.handle_timeout(t0 + Duration::from_secs(31));
@@ -737,4 +745,155 @@ fn rest_api_credentials_with_rotated_secrets() {
         error_code(&send(&mut server, t0, mallory.from, &request).unwrap()),
         Some(401)
     );
+}
+
+#[test]
+fn a_dual_allocation_relays_both_families() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::AdditionalAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    assert!(send(&mut server, t0, alice.from, &request).is_none());
+    let Some(Event::BindRelay {
+        id,
+        family,
+        additional_family,
+        ..
+    }) = server.poll_event()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (family, additional_family),
+        (AddressFamily::V4, Some(AddressFamily::V6))
+    );
+    let v4: SocketAddr = RELAY.parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::5]:61002".parse().unwrap();
+    let t = server
+        .handle_input(
+            t0,
+            Input::RelayBound {
+                id,
+                relay: Some(v4),
+                reserved: None,
+                additional: Some(v6),
+            },
+        )
+        .unwrap();
+    let bytes = t.contents.to_vec();
+    let m = Message::parse(&bytes).unwrap();
+    let relayed: Vec<_> = m
+        .attributes()
+        .filter_map(|a| match a {
+            Ok(Attribute::XorRelayedAddress(addr)) => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(relayed, vec![v4, v6]);
+    let by_kind = server.allocations_by_kind();
+    assert_eq!(by_kind.get(&(Transport::Udp, AddressFamily::V6)), Some(&1));
+
+    // Permissions for peers of both families; each is reached from its relay.
+    let peer4: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let peer6: SocketAddr = "[2001:db8::20]:7000".parse().unwrap();
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(peer4)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer6)).unwrap();
+    });
+    assert!(error_code(&send(&mut server, t0, alice.from, &request).unwrap()).is_none());
+    for (peer, relay) in [(peer4, v4), (peer6, v6)] {
+        let mut indication = Vec::new();
+        let mut b = MessageBuilder::new(
+            &mut indication,
+            MessageType::new(Method::SEND, Class::Indication),
+            TransactionId([0x77; 12]),
+        );
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+        b.add(&Attribute::Data(b"hi")).unwrap();
+        let t = server
+            .handle_input(
+                t0,
+                Input::Client {
+                    from: alice.from,
+                    contents: &indication,
+                },
+            )
+            .unwrap();
+        assert_eq!((t.source, t.destination), (relay, peer));
+        let (to, _) = peer_data(&mut server, t0, &relay.to_string(), peer, b"back").unwrap();
+        assert_eq!(to, alice.from);
+    }
+
+    // Deleting it frees both sockets.
+    let request = alice.request(Method::REFRESH, |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap();
+    });
+    send(&mut server, t0, alice.from, &request);
+    assert_eq!(server.poll_event(), Some(Event::ReleaseRelay { relay: v4 }));
+    assert_eq!(server.poll_event(), Some(Event::ReleaseRelay { relay: v6 }));
+}
+
+#[test]
+fn a_dual_allocation_without_ipv6_gets_ipv4_and_error_440() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::AdditionalAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    send(&mut server, t0, alice.from, &request);
+    let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
+        panic!()
+    };
+    let t = server
+        .handle_input(
+            t0,
+            Input::RelayBound {
+                id,
+                relay: Some(RELAY.parse().unwrap()),
+                reserved: None,
+                additional: None,
+            },
+        )
+        .unwrap();
+    let bytes = t.contents.to_vec();
+    let m = Message::parse(&bytes).unwrap();
+    assert_eq!(m.class(), Class::Success);
+    let Some(Ok(Attribute::AddressErrorCode { family, error })) =
+        m.get(AttributeType::ADDRESS_ERROR_CODE)
+    else {
+        panic!("no ADDRESS-ERROR-CODE")
+    };
+    assert_eq!((family, error.code), (AddressFamily::V6, 440));
+}
+
+#[test]
+fn coturn_clients_draft_additional_address_family_is_understood() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add_raw(AttributeType(0x8032), &[2, 0, 0, 0]).unwrap();
+    });
+    assert!(send(&mut server, t0, alice.from, &request).is_none());
+    let Some(Event::BindRelay {
+        additional_family, ..
+    }) = server.poll_event()
+    else {
+        panic!()
+    };
+    assert_eq!(additional_family, Some(AddressFamily::V6));
 }

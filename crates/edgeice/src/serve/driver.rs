@@ -141,12 +141,22 @@ impl Shared {
     fn run_events(self: &Arc<Self>, server: &mut Server, now: Instant) {
         while let Some(event) = server.poll_event() {
             match event {
-                Event::BindRelay { id, family, port } => {
+                Event::BindRelay {
+                    id,
+                    family,
+                    port,
+                    additional_family,
+                } => {
                     let (relay, reserved) = self.bind_relay(family, port);
+                    let additional = match (relay, additional_family) {
+                        (Some(_), Some(family)) => self.bind_relay(family, RelayPort::Any).0,
+                        _ => None,
+                    };
                     let input = Input::RelayBound {
                         id,
                         relay,
                         reserved,
+                        additional,
                     };
                     if let Some(transmit) = server.handle_input(now, input) {
                         self.send(&transmit);
@@ -182,7 +192,7 @@ impl Shared {
                 match self.pool.bind(family, even, reserve_next) {
                     Ok(bound) => (bound.socket, bound.next),
                     Err(e) => {
-                        tracing::warn!(error = %e, "no relay socket: answering 508");
+                        tracing::warn!(error = %e, ?family, "cannot bind a relay socket");
                         return (None, None);
                     }
                 }
