@@ -238,3 +238,13 @@ fn uclient_makes_dual_allocations() {
     // -Z asks for an IPv4 and an IPv6 relay in one Allocate.
     uclient(&["-Z"], *udp, "127.0.0.1", peer_port);
 }
+
+#[test]
+fn uclient_relays_through_tcp_allocations() {
+    // -T: RFC 6062 TCP relays, clients connecting to each other's relay
+    // (Connect on one side, ConnectionAttempt on the other, ConnectionBind
+    // on new data connections).
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_server, addr) = server("127.0.0.1:0");
+    uclient(&["-T"], addr, "127.0.0.1", peer_port);
+}

@@ -54,6 +54,8 @@ pub struct Allocation {
     /// The relay of the other address family, for a dual allocation
     /// (RFC 8656 ADDITIONAL-ADDRESS-FAMILY): (bound, advertised).
     pub additional: Option<(SocketAddr, SocketAddr)>,
+    /// UDP (RFC 8656) or TCP (RFC 6062) towards peers.
+    pub relay_transport: crate::RelayTransport,
     /// Who created it: later requests must come from the same user.
     pub username: String,
     /// That user's key, to sign responses.
@@ -82,6 +84,7 @@ impl Allocation {
             relay,
             advertised,
             additional: None,
+            relay_transport: crate::RelayTransport::Udp,
             username,
             key,
             transaction_id,

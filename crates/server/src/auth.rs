@@ -1,7 +1,9 @@
 //! Long-term credential authentication (RFC 8489 §9.2) with stateless
 //! nonces.
 //!
-//! A nonce is `expiry || HMAC(secret, client address || expiry)`, in hex:
+//! A nonce is `expiry || HMAC(secret, client IP || expiry)`, in hex. The
+//! port is left out on purpose: an RFC 6062 client reuses its nonce on each
+//! new data connection, from a new port.
 //! the server checks it by recomputing the tag, so a flood of unauthenticated
 //! requests from spoofed addresses costs CPU for one HMAC each and no memory.
 
@@ -55,7 +57,6 @@ impl Nonces {
             SocketAddr::V4(a) => mac.update(&a.ip().octets()),
             SocketAddr::V6(a) => mac.update(&a.ip().octets()),
         }
-        mac.update(&client.port().to_be_bytes());
         mac.update(&expiry.to_be_bytes());
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; TAG_LEN];
@@ -240,10 +241,12 @@ mod tests {
         let t0 = Instant::now();
         let nonces = Nonces::new(&[7; 32], t0, Duration::from_secs(600));
         let alice: SocketAddr = "192.0.2.1:5000".parse().unwrap();
-        let mallory: SocketAddr = "192.0.2.1:5001".parse().unwrap();
+        let alice_again: SocketAddr = "192.0.2.1:5001".parse().unwrap();
+        let mallory: SocketAddr = "192.0.2.99:5000".parse().unwrap();
         let n = nonces.issue(t0, alice);
         assert_eq!(n.len(), NONCE_LEN);
         assert_eq!(nonces.check(t0, alice, &n), NonceCheck::Fresh);
+        assert_eq!(nonces.check(t0, alice_again, &n), NonceCheck::Fresh);
         assert_eq!(nonces.check(t0, mallory, &n), NonceCheck::Invalid);
         assert_eq!(
             nonces.check(t0 + Duration::from_secs(601), alice, &n),

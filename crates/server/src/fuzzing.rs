@@ -92,12 +92,13 @@ pub fn server_core(data: &[u8]) {
     let mut script = Script(data);
     let mut buf = Vec::new();
     let mut id = 0u8;
+    let mut connection_ids: Vec<crate::ConnectionId> = Vec::new();
 
     while !script.0.is_empty() {
         let op = script.byte();
         let k = usize::from(script.byte()) % clients.len();
         let from = clients[k];
-        match op % 6 {
+        match op % 7 {
             0 => {
                 let bytes = script.bytes(600);
                 let answer = server.handle_input(
@@ -140,6 +141,9 @@ pub fn server_core(data: &[u8]) {
                     }
                     if choices & 16 != 0 {
                         b.add(&Attribute::ChannelNumber(0x4000 + u16::from(choices & 7)))?;
+                        if let Some(id) = connection_ids.last() {
+                            b.add(&Attribute::ConnectionId(id.0))?;
+                        }
                     }
                     if choices & 32 != 0 {
                         b.add(&Attribute::EvenPort(choices & 64 != 0))?;
@@ -186,6 +190,15 @@ pub fn server_core(data: &[u8]) {
                 now += Duration::from_secs(u64::from(script.byte()) * 5);
                 server.handle_timeout(now);
             }
+            5 if script.byte() & 1 == 0 => {
+                // A peer connects to a relay over TCP.
+                let Some(&relay) = relays.get(usize::from(script.byte()) % relays.len().max(1))
+                else {
+                    continue;
+                };
+                let peer = peers[k % peers.len()];
+                let _ = server.handle_input(now, Input::PeerConnection { relay, peer });
+            }
             _ => {
                 let _ = server.handle_input(now, Input::ConnectionClosed { from });
             }
@@ -227,6 +240,17 @@ pub fn server_core(data: &[u8]) {
                     learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
                 }
                 Event::ReleaseRelay { relay } => relays.retain(|r| *r != relay),
+                Event::ConnectPeer { id, .. } => {
+                    connection_ids.push(id);
+                    let connected = script.byte() != 0xff;
+                    let answer = server.handle_input(now, Input::PeerConnected { id, connected });
+                    learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+                }
+                Event::AcceptPeer { id, .. } => connection_ids.push(id),
+                Event::RefusePeer { .. } | Event::Splice { .. } => {}
+                Event::ClosePeerConnection { id } => {
+                    let _ = server.handle_input(now, Input::PeerConnectionClosed { id });
+                }
                 Event::PrivateRelayAdvertised(_) => {}
             }
         }

@@ -30,6 +30,20 @@ pub struct FiveTuple {
     pub server: SocketAddr,
 }
 
+/// The transport between a relay and its peers: UDP (RFC 8656), or TCP
+/// (RFC 6062).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RelayTransport {
+    /// A UDP socket.
+    Udp,
+    /// A listening TCP socket, plus outgoing connections from its address.
+    Tcp,
+}
+
+/// A TCP connection between a relay and a peer (RFC 6062 CONNECTION-ID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u32);
+
 /// Identifies a relay the server asked the driver to bind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RelayRequestId(pub u64);
@@ -63,6 +77,26 @@ pub enum Input<'a> {
     ConnectionClosed {
         /// The connection's 5-tuple.
         from: FiveTuple,
+    },
+    /// The driver's answer to [`Event::ConnectPeer`].
+    PeerConnected {
+        /// The connection.
+        id: ConnectionId,
+        /// Whether the TCP connection to the peer was established.
+        connected: bool,
+    },
+    /// A peer opened a TCP connection to a TCP relay address. The driver
+    /// holds it until [`Event::AcceptPeer`] or [`Event::RefusePeer`].
+    PeerConnection {
+        /// The relay address it connected to.
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// A spliced (or waiting) peer connection ended.
+    PeerConnectionClosed {
+        /// The connection.
+        id: ConnectionId,
     },
     /// The driver's answer to [`Event::BindRelay`].
     RelayBound {
@@ -125,6 +159,49 @@ pub enum Event {
         /// For a dual allocation, a second socket of this family is wanted
         /// too (any port), answered in [`Input::RelayBound`]'s `additional`.
         additional_family: Option<AddressFamily>,
+        /// UDP socket, or TCP listener (RFC 6062).
+        transport: RelayTransport,
+    },
+    /// Open a TCP connection from the TCP relay address `relay` to `peer`,
+    /// then answer with [`Input::PeerConnected`].
+    ConnectPeer {
+        /// Names the connection from now on.
+        id: ConnectionId,
+        /// The relay address to connect from.
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// Keep the connection announced by [`Input::PeerConnection`] under `id`.
+    AcceptPeer {
+        /// Names the connection from now on.
+        id: ConnectionId,
+        /// The relay address.
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// Close the connection announced by [`Input::PeerConnection`]: no
+    /// permission covers that peer.
+    RefusePeer {
+        /// The relay address.
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// The client's data connection `data` is bound to peer connection
+    /// `id`: from now on pass bytes between the two unchanged.
+    Splice {
+        /// The peer connection.
+        id: ConnectionId,
+        /// The client's data connection.
+        data: FiveTuple,
+    },
+    /// Close peer connection `id` (its allocation ended, or no
+    /// ConnectionBind came in time).
+    ClosePeerConnection {
+        /// The connection.
+        id: ConnectionId,
     },
     /// An allocation was just given a relay address that clients outside
     /// this network cannot reach (reported once per address): the driver

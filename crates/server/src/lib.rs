@@ -12,6 +12,8 @@
 //! - `auth`: long-term credentials and stateless nonces;
 //! - `turn`: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656);
 //! - `relay`: the data path, ChannelData and Send/Data indications;
+//! - `tcp_relay`: TCP allocations (RFC 6062): Connect, ConnectionBind,
+//!   ConnectionAttempt;
 //! - [`allocation`]: an allocation with its permissions and channels;
 //! - [`peer_policy`]: which peers may be relayed to;
 //! - [`nat`]: noticing a private relay address that no NAT mapping covers.
@@ -29,6 +31,7 @@ pub mod peer_policy;
 mod relay;
 mod response;
 mod server;
+mod tcp_relay;
 mod turn;
 
 #[doc(hidden)]
@@ -37,7 +40,8 @@ pub mod fuzzing;
 pub use auth::rest_api_password;
 pub use config::{AlternateAddress, ServerConfig};
 pub use interface::{
-    Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, RelayRequestId, Transmit, Transport,
+    ConnectionId, Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, RelayRequestId,
+    RelayTransport, Transmit, Transport,
 };
 pub use response::ReplyTo;
 pub use server::{Server, Stats};

@@ -61,7 +61,10 @@ impl Server {
         from: FiveTuple,
         message: &Message<'s>,
     ) -> Option<Transmit<'s>> {
-        let allocation = self.allocations.get(&from)?;
+        let allocation = self
+            .allocations
+            .get(&from)
+            .filter(|a| a.relay_transport == crate::RelayTransport::Udp)?;
         let (Some(Ok(Attribute::XorPeerAddress(peer))), Some(Ok(Attribute::Data(data)))) = (
             message.get(AttributeType::XOR_PEER_ADDRESS),
             message.get(AttributeType::DATA),

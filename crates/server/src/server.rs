@@ -62,6 +62,8 @@ pub(crate) struct PendingAllocation {
     pub lifetime: Duration,
     /// IPv6 too, for a dual allocation (ADDITIONAL-ADDRESS-FAMILY).
     pub additional_family: Option<AddressFamily>,
+    /// UDP or TCP towards peers.
+    pub relay_transport: crate::RelayTransport,
 }
 
 /// How long a port reserved by EVEN-PORT stays held (RFC 8656 §7.2
@@ -77,6 +79,9 @@ pub struct Server {
     pub(crate) by_relay: HashMap<SocketAddr, FiveTuple>,
     pub(crate) pending: HashMap<RelayRequestId, PendingAllocation>,
     pub(crate) per_user: HashMap<String, usize>,
+    /// TCP connections between relays and peers (RFC 6062).
+    pub(crate) connections: HashMap<crate::ConnectionId, crate::tcp_relay::PeerConnection>,
+    pub(crate) next_connection: u64,
     /// Private relay IPs already reported with [`Event::PrivateRelayAdvertised`].
     pub(crate) private_relays_reported: Vec<std::net::IpAddr>,
     /// Ports held for a later Allocate: token → (relay address, expiry).
@@ -103,6 +108,8 @@ impl Server {
             per_user: HashMap::new(),
             reservations: HashMap::new(),
             private_relays_reported: Vec::new(),
+            connections: HashMap::new(),
+            next_connection: 0,
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
             next_relay_request: 0,
@@ -132,6 +139,12 @@ impl Server {
             Input::ConnectionClosed { from } => {
                 self.remove_allocation(&from);
                 self.pending.retain(|_, p| p.five_tuple != from);
+                None
+            }
+            Input::PeerConnected { id, connected } => self.finish_connect(now, id, connected),
+            Input::PeerConnection { relay, peer } => self.incoming_peer(now, relay, peer),
+            Input::PeerConnectionClosed { id } => {
+                self.connections.remove(&id);
                 None
             }
         }
@@ -211,12 +224,14 @@ impl Server {
         let id = RelayRequestId(self.next_relay_request);
         self.next_relay_request += 1;
         let additional_family = pending.additional_family;
+        let transport = pending.relay_transport;
         self.pending.insert(id, pending);
         self.events.push_back(Event::BindRelay {
             id,
             family,
             port,
             additional_family,
+            transport,
         });
     }
 
@@ -248,6 +263,7 @@ impl Server {
         for allocation in self.allocations.values_mut() {
             allocation.sweep(now, CHANNEL_REUSE_GRACE);
         }
+        self.sweep_connections(now);
         let events = &mut self.events;
         self.reservations.retain(|_, (relay, expires)| {
             let keep = *expires > now;
@@ -263,6 +279,7 @@ impl Server {
         let Some(allocation) = self.allocations.remove(five_tuple) else {
             return;
         };
+        self.close_connections_of(five_tuple);
         for relay in allocation.relays() {
             self.by_relay.remove(&relay);
             self.events.push_back(Event::ReleaseRelay { relay });

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use edgeice_stun::attribute::TRANSPORT_UDP;
+use edgeice_stun::attribute::{TRANSPORT_TCP, TRANSPORT_UDP};
 use edgeice_stun::{
     AddressFamily, Attribute, AttributeType, BuildError, Class, ErrorCode, IntegrityKey, Message,
     MessageBuilder, Method, is_valid_channel,
@@ -12,7 +12,7 @@ use edgeice_stun::{
 
 use crate::allocation::Allocation;
 use crate::auth::{self, Rejection};
-use crate::interface::{FiveTuple, RelayPort, RelayRequestId, Transmit};
+use crate::interface::{FiveTuple, RelayPort, RelayRequestId, RelayTransport, Transmit, Transport};
 use crate::response::{self, ReplyTo};
 use crate::server::{PendingAllocation, RESERVATION_LIFETIME, Server, reply};
 
@@ -31,7 +31,12 @@ impl Server {
         let to = ReplyTo::of(request);
         if !matches!(
             request.method(),
-            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+            Method::ALLOCATE
+                | Method::REFRESH
+                | Method::CREATE_PERMISSION
+                | Method::CHANNEL_BIND
+                | Method::CONNECT
+                | Method::CONNECTION_BIND
         ) {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, None);
         }
@@ -62,8 +67,13 @@ impl Server {
             )?;
             return Some(reply(from, bytes));
         }
-        if request.method() == Method::ALLOCATE {
-            return self.allocate(now, from, request, auth.username, key);
+        match request.method() {
+            Method::ALLOCATE => return self.allocate(now, from, request, auth.username, key),
+            // A data connection has no allocation of its own.
+            Method::CONNECTION_BIND => {
+                return self.connection_bind(from, request, auth.username, key);
+            }
+            _ => {}
         }
         let Some(allocation) = self.allocations.get(&from) else {
             return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
@@ -75,6 +85,7 @@ impl Server {
         match request.method() {
             Method::REFRESH => self.refresh(now, from, request, key),
             Method::CREATE_PERMISSION => self.create_permission(now, from, request, key),
+            Method::CONNECT => self.connect(now, from, request, key),
             _ => self.channel_bind(now, from, request, key),
         }
     }
@@ -143,13 +154,29 @@ impl Server {
             // Retransmission while the relay socket is being bound.
             return None;
         }
-        match request.get(AttributeType::REQUESTED_TRANSPORT) {
-            Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => {}
+        let relay_transport = match request.get(AttributeType::REQUESTED_TRANSPORT) {
+            Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => RelayTransport::Udp,
+            // RFC 6062 §5.1: TCP relays are for clients on TCP or TLS, and
+            // take no even ports, reservations or second family.
+            Some(Ok(Attribute::RequestedTransport(TRANSPORT_TCP))) => {
+                let extras = [
+                    AttributeType::EVEN_PORT,
+                    AttributeType::RESERVATION_TOKEN,
+                    AttributeType::ADDITIONAL_ADDRESS_FAMILY,
+                    ADDITIONAL_ADDRESS_FAMILY_DRAFT,
+                ];
+                if from.transport == Transport::Udp
+                    || extras.iter().any(|t| request.get_raw(*t).is_some())
+                {
+                    return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
+                }
+                RelayTransport::Tcp
+            }
             Some(Ok(Attribute::RequestedTransport(_))) => {
                 return self.error(from, &to, ErrorCode::UNSUPPORTED_TRANSPORT, Some(&key));
             }
             _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
-        }
+        };
         let even = request.get(AttributeType::EVEN_PORT);
         let token = request.get(AttributeType::RESERVATION_TOKEN);
         let port = match (even, token) {
@@ -213,6 +240,7 @@ impl Server {
             key,
             lifetime: self.granted_lifetime(request),
             additional_family: additional,
+            relay_transport,
         };
         let family = match port {
             RelayPort::Reserved(relay) => AddressFamily::of(&relay.ip()),
@@ -263,6 +291,7 @@ impl Server {
             now + pending.lifetime,
         );
         allocation.additional = additional;
+        allocation.relay_transport = pending.relay_transport;
         self.allocations.insert(from, allocation);
         self.by_relay.insert(relay, from);
         if let Some((bound, _)) = additional {
@@ -404,7 +433,7 @@ impl Server {
 
     /// Checks that a peer address may be used by the allocation of `from`:
     /// the error code to answer otherwise.
-    fn check_peer(&self, from: &FiveTuple, peer: SocketAddr) -> Result<(), u16> {
+    pub(crate) fn check_peer(&self, from: &FiveTuple, peer: SocketAddr) -> Result<(), u16> {
         let Some(allocation) = self.allocations.get(from) else {
             return Err(ErrorCode::ALLOCATION_MISMATCH);
         };
@@ -466,6 +495,14 @@ impl Server {
         key: IntegrityKey,
     ) -> Option<Transmit<'s>> {
         let to = ReplyTo::of(request);
+        if self
+            .allocations
+            .get(&from)
+            .is_some_and(|a| a.relay_transport == RelayTransport::Tcp)
+        {
+            // Channels carry datagrams; a TCP relay has none (RFC 6062 §5.1).
+            return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
+        }
         let number = match request.get(AttributeType::CHANNEL_NUMBER) {
             Some(Ok(Attribute::ChannelNumber(n))) if is_valid_channel(n) => n,
             _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),

@@ -375,7 +375,7 @@ fn authentication_errors() {
     );
 
     // A nonce issued to another client address: 401.
-    let mut moved = Client::new(five_tuple("192.0.2.10:50001"), "alice", "secret");
+    let mut moved = Client::new(five_tuple("192.0.2.11:50000"), "alice", "secret");
     moved.nonce = alice.nonce.clone();
     let request = moved.request(Method::ALLOCATE, |b| {
         b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
@@ -422,7 +422,8 @@ fn request_errors_follow_rfc_8656() {
         error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
         Some(437)
     );
-    // No REQUESTED-TRANSPORT: 400. TCP without RFC 6062 support: 442.
+    // No REQUESTED-TRANSPORT: 400. A TCP relay asked for over UDP: 400
+    // (RFC 6062 §5.1). A transport that is neither: 442.
     let request = alice.request(Method::ALLOCATE, |_| {});
     assert_eq!(
         error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
@@ -430,6 +431,13 @@ fn request_errors_follow_rfc_8656() {
     );
     let request = alice.request(Method::ALLOCATE, |b| {
         b.add(&Attribute::RequestedTransport(6)).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(400)
+    );
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(132)).unwrap();
     });
     assert_eq!(
         error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
@@ -896,4 +904,174 @@ fn coturn_clients_draft_additional_address_family_is_understood() {
         panic!()
     };
     assert_eq!(additional_family, Some(AddressFamily::V6));
+}
+
+/// Allocates a TCP relay for a client on TCP.
+fn allocate_tcp(server: &mut Server, now: Instant, client: &mut Client, relay: &str) {
+    let request = client.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(6)).unwrap();
+    });
+    assert!(send(server, now, client.from, &request).is_none());
+    let Some(Event::BindRelay { id, transport, .. }) = server.poll_event() else {
+        panic!("no BindRelay")
+    };
+    assert_eq!(transport, edgeice_server::RelayTransport::Tcp);
+    let input = Input::RelayBound {
+        id,
+        relay: Some(relay.parse().unwrap()),
+        reserved: None,
+        additional: None,
+    };
+    let t = server.handle_input(now, input).unwrap();
+    assert_eq!(Message::parse(t.contents).unwrap().class(), Class::Success);
+}
+
+#[test]
+fn rfc6062_connect_and_connection_bind() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let control = FiveTuple {
+        transport: Transport::Tcp,
+        ..five_tuple("192.0.2.10:50000")
+    };
+    let mut alice = Client::new(control, "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate_tcp(&mut server, t0, &mut alice, RELAY);
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+
+    // Connect needs a permission first: 403.
+    let connect = alice.request(Method::CONNECT, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, control, &connect).unwrap()),
+        Some(403)
+    );
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, t0, control, &request).unwrap();
+
+    // Connect: the driver is asked to connect; the answer carries the ID.
+    assert!(send(&mut server, t0, control, &connect).is_none());
+    let Some(Event::ConnectPeer {
+        id,
+        relay,
+        peer: to,
+    }) = server.poll_event()
+    else {
+        panic!()
+    };
+    assert_eq!((relay, to), (RELAY.parse().unwrap(), peer));
+    let t = server
+        .handle_input(
+            t0,
+            Input::PeerConnected {
+                id,
+                connected: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(t.destination, control.client);
+    let bytes = t.contents.to_vec();
+    let m = Message::parse(&bytes).unwrap();
+    assert_eq!(
+        m.get(AttributeType::CONNECTION_ID),
+        Some(Ok(Attribute::ConnectionId(id.0)))
+    );
+    // A second Connect to the same peer: 446.
+    let again = alice.request(Method::CONNECT, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, control, &again).unwrap()),
+        Some(446)
+    );
+
+    // Another user cannot bind it (441); the owner can, on a new connection.
+    let data = FiveTuple {
+        client: "192.0.2.10:50001".parse().unwrap(),
+        ..control
+    };
+    let mut bob = Client::new(data, "bob", "hunter2");
+    learn_nonce(&mut server, t0, &mut bob);
+    let bind = bob.request(Method::CONNECTION_BIND, |b| {
+        b.add(&Attribute::ConnectionId(id.0)).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, data, &bind).unwrap()),
+        Some(441)
+    );
+    let mut alice_data = Client::new(data, "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice_data);
+    let bind = alice_data.request(Method::CONNECTION_BIND, |b| {
+        b.add(&Attribute::ConnectionId(id.0)).unwrap();
+    });
+    let answer = send(&mut server, t0, data, &bind).unwrap();
+    assert_eq!(Message::parse(&answer).unwrap().class(), Class::Success);
+    assert_eq!(server.poll_event(), Some(Event::Splice { id, data }));
+    // Bound once only.
+    assert_eq!(
+        error_code(&send(&mut server, t0, data, &bind).unwrap()),
+        Some(400)
+    );
+
+    // The allocation ends: its peer connections close.
+    let request = alice.request(Method::REFRESH, |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap();
+    });
+    send(&mut server, t0, control, &request);
+    assert_eq!(server.poll_event(), Some(Event::ClosePeerConnection { id }));
+}
+
+#[test]
+fn rfc6062_incoming_peers_need_a_permission_and_a_timely_bind() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let control = FiveTuple {
+        transport: Transport::Tcp,
+        ..five_tuple("192.0.2.10:50000")
+    };
+    let mut alice = Client::new(control, "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate_tcp(&mut server, t0, &mut alice, RELAY);
+    let relay: SocketAddr = RELAY.parse().unwrap();
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+
+    assert!(
+        server
+            .handle_input(t0, Input::PeerConnection { relay, peer })
+            .is_none()
+    );
+    assert_eq!(server.poll_event(), Some(Event::RefusePeer { relay, peer }));
+
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, t0, control, &request).unwrap();
+    let t = server
+        .handle_input(t0, Input::PeerConnection { relay, peer })
+        .unwrap();
+    assert_eq!(t.destination, control.client);
+    let bytes = t.contents.to_vec();
+    let m = Message::parse(&bytes).unwrap();
+    assert_eq!(
+        m.kind(),
+        MessageType::new(Method::CONNECTION_ATTEMPT, Class::Indication)
+    );
+    assert_eq!(
+        m.get(AttributeType::XOR_PEER_ADDRESS),
+        Some(Ok(Attribute::XorPeerAddress(peer)))
+    );
+    let Some(Event::AcceptPeer { id, .. }) = server.poll_event() else {
+        panic!()
+    };
+    assert_eq!(
+        m.get(AttributeType::CONNECTION_ID),
+        Some(Ok(Attribute::ConnectionId(id.0)))
+    );
+
+    // No ConnectionBind within 30 seconds: closed.
+    server.handle_timeout(t0 + Duration::from_secs(31));
+    assert_eq!(server.poll_event(), Some(Event::ClosePeerConnection { id }));
 }

@@ -104,7 +104,13 @@ impl StreamDecoder {
 
     /// Bytes buffered but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start - self.returned
+        self.pending().len()
+    }
+
+    /// The buffered bytes not yet returned as frames: what a connection
+    /// that stops framing (an RFC 6062 data connection) must pass on.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start + self.returned..]
     }
 
     /// The next whole frame, or `None` until more bytes arrive.

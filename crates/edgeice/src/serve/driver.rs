@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use edgeice_server::{
-    Event, FiveTuple, Input, RelayPort, Server, ServerConfig, Transmit, Transport,
+    Event, FiveTuple, Input, RelayPort, RelayTransport, Server, ServerConfig, Transmit, Transport,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use edgeice_stun::IntegrityKey;
 
 use super::relay::{RelayPool, RelaySocket};
+use super::tcp_relay::{PeerStreams, TcpRelay};
 use crate::users::store::UserStore;
 
 /// The user store, re-read when its file changes, so that `edgeice user
@@ -58,8 +59,19 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Where messages for one TCP/TLS client go: its connection's writer task.
-pub type StreamWriter = mpsc::UnboundedSender<Vec<u8>>;
+/// What a TCP/TLS client connection's task is told to do.
+pub enum StreamCommand {
+    /// Write these bytes to the client.
+    Send(Vec<u8>),
+    /// From now on, pass bytes between the client and this peer connection
+    /// unchanged (RFC 6062 ConnectionBind succeeded).
+    Splice(tokio::net::TcpStream, edgeice_server::ConnectionId),
+    /// Close the connection.
+    Close,
+}
+
+/// Where messages for one TCP/TLS client go: its connection's task.
+pub type StreamWriter = mpsc::UnboundedSender<StreamCommand>;
 
 /// Everything the I/O tasks share.
 pub struct Shared {
@@ -69,14 +81,18 @@ pub struct Shared {
     /// Ports bound for a reservation token and not yet allocated.
     held: Mutex<HashMap<SocketAddr, UdpSocket>>,
     /// Writers of the TCP/TLS connections, by (client, server) address.
-    streams: Mutex<HashMap<(SocketAddr, SocketAddr), StreamWriter>>,
+    pub(super) streams: Mutex<HashMap<(SocketAddr, SocketAddr), StreamWriter>>,
+    /// TCP relays' listener tasks (RFC 6062), by relay address.
+    tcp_relays: Mutex<HashMap<SocketAddr, TcpRelay>>,
+    /// Peer connections of TCP relays.
+    pub(super) peers: Mutex<PeerStreams>,
     pool: RelayPool,
     /// Users from flags, kept to merge with the store's on reload.
     static_users: HashMap<String, IntegrityKey>,
     store: Mutex<Option<WatchedStore>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not take the whole server down with it.
     mutex
         .lock()
@@ -99,6 +115,8 @@ impl Shared {
             relays: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
+            tcp_relays: Mutex::new(HashMap::new()),
+            peers: Mutex::new(PeerStreams::default()),
             pool,
         }
     }
@@ -143,9 +161,27 @@ impl Shared {
             match event {
                 Event::BindRelay {
                     id,
+                    transport: RelayTransport::Tcp,
+                    family,
+                    ..
+                } => {
+                    let relay = self.bind_tcp_relay(family);
+                    let input = Input::RelayBound {
+                        id,
+                        relay,
+                        reserved: None,
+                        additional: None,
+                    };
+                    if let Some(transmit) = server.handle_input(now, input) {
+                        self.send(&transmit);
+                    }
+                }
+                Event::BindRelay {
+                    id,
                     family,
                     port,
                     additional_family,
+                    ..
                 } => {
                     let (relay, reserved) = self.bind_relay(family, port);
                     let additional = match (relay, additional_family) {
@@ -166,7 +202,28 @@ impl Shared {
                 Event::ReleaseRelay { relay } => {
                     lock(&self.relays).remove(&relay);
                     lock(&self.held).remove(&relay);
+                    lock(&self.tcp_relays).remove(&relay);
                 }
+                Event::ConnectPeer { id, relay, peer } => self.connect_peer(id, relay, peer),
+                Event::AcceptPeer { id, relay, peer } => self.accept_peer(id, relay, peer),
+                Event::RefusePeer { relay, peer } => self.refuse_peer(relay, peer),
+                Event::Splice { id, data } => self.splice(id, data),
+                Event::ClosePeerConnection { id } => self.close_peer(id),
+            }
+        }
+    }
+
+    /// Binds a TCP relay listener and starts accepting peers on it.
+    fn bind_tcp_relay(self: &Arc<Self>, family: edgeice_stun::AddressFamily) -> Option<SocketAddr> {
+        match self.pool.bind_tcp(family) {
+            Ok((listener, addr)) => {
+                let relay = TcpRelay::spawn(self.clone(), listener, addr);
+                lock(&self.tcp_relays).insert(addr, relay);
+                Some(addr)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?family, "cannot bind a TCP relay");
+                None
             }
         }
     }
@@ -228,7 +285,7 @@ impl Shared {
             Transport::Tcp | Transport::Tls => {
                 let key = (transmit.destination, transmit.source);
                 if let Some(writer) = lock(&self.streams).get(&key) {
-                    let _ = writer.send(transmit.contents.to_vec());
+                    let _ = writer.send(StreamCommand::Send(transmit.contents.to_vec()));
                 }
             }
         }

@@ -5,6 +5,7 @@ mod driver;
 mod metrics;
 mod relay;
 mod tcp;
+mod tcp_relay;
 mod tls;
 mod udp;
 

@@ -68,12 +68,9 @@ impl RelayPool {
         self.v4.into_iter().chain(self.v6).collect()
     }
 
-    /// Binds a UDP socket of `family` on a free port of the range (an
-    /// even one if `even`, with the odd one above it bound too if
-    /// `reserve_next`). A port in use is skipped, never turned into a failed
-    /// allocation while others remain.
-    pub fn bind(&self, family: AddressFamily, even: bool, reserve_next: bool) -> io::Result<Bound> {
-        let ip = match family {
+    /// The relay IP of `family`.
+    fn ip(&self, family: AddressFamily) -> io::Result<IpAddr> {
+        match family {
             AddressFamily::V4 => self.v4,
             AddressFamily::V6 => self.v6,
         }
@@ -82,7 +79,43 @@ impl RelayPool {
                 io::ErrorKind::AddrNotAvailable,
                 "no relay IP of that family",
             )
-        })?;
+        })
+    }
+
+    /// Binds a listening TCP relay (RFC 6062) of `family` on a free port.
+    pub fn bind_tcp(
+        &self,
+        family: AddressFamily,
+    ) -> io::Result<(tokio::net::TcpListener, SocketAddr)> {
+        let ip = self.ip(family)?;
+        let lo = u32::from(*self.ports.start());
+        let count = u32::from(*self.ports.end()) - lo + 1;
+        let start = self.cursor.fetch_add(2, Ordering::Relaxed);
+        for i in 0..count {
+            let port = (lo + (start.wrapping_add(i) % count)) as u16;
+            let socket = super::tcp_relay::socket_at(SocketAddr::new(ip, port))?;
+            match socket.bind(SocketAddr::new(ip, port)) {
+                Ok(()) => {
+                    let listener = socket.listen(128)?;
+                    let addr = listener.local_addr()?;
+                    return Ok((listener, addr));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "every relay port is in use",
+        ))
+    }
+
+    /// Binds a UDP socket of `family` on a free port of the range (an
+    /// even one if `even`, with the odd one above it bound too if
+    /// `reserve_next`). A port in use is skipped, never turned into a failed
+    /// allocation while others remain.
+    pub fn bind(&self, family: AddressFamily, even: bool, reserve_next: bool) -> io::Result<Bound> {
+        let ip = self.ip(family)?;
         let lo = u32::from(*self.ports.start());
         let count = u32::from(*self.ports.end()) - lo + 1;
         let start = self.cursor.fetch_add(2, Ordering::Relaxed);

@@ -10,11 +10,11 @@ use edgeice_stun::StreamDecoder;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::driver::Shared;
+use super::driver::{Shared, StreamCommand};
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let socket = if addr.is_ipv6() {
@@ -79,36 +79,48 @@ pub async fn run(
     }
 }
 
-async fn connection<S>(stream: S, from: FiveTuple, shared: &Arc<Shared>) -> Result<()>
+async fn connection<S>(mut stream: S, from: FiveTuple, shared: &Arc<Shared>) -> Result<()>
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<StreamCommand>();
     shared.add_stream(from, tx);
-    let write = async move {
-        while let Some(bytes) = rx.recv().await {
-            writer.write_all(&bytes).await?;
-        }
-        anyhow::Ok(())
-    };
-    let read = async {
-        let mut decoder = StreamDecoder::new();
-        loop {
-            const READ: usize = 4096;
-            let read = reader.read(decoder.read_buf(READ)).await;
-            let n = *read.as_ref().unwrap_or(&0);
-            decoder.commit(READ, n);
-            if read? == 0 {
-                return anyhow::Ok(());
+    let mut decoder = StreamDecoder::new();
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            read = stream.read(&mut chunk) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(());
+                }
+                decoder.push(&chunk[..n]);
+                while let Some(contents) = decoder.next_raw()? {
+                    shared.drive(Input::Client { from, contents });
+                }
             }
-            while let Some(contents) = decoder.next_raw()? {
-                shared.drive(Input::Client { from, contents });
-            }
+            command = rx.recv() => match command {
+                Some(StreamCommand::Send(bytes)) => stream.write_all(&bytes).await?,
+                Some(StreamCommand::Splice(peer, id)) => {
+                    let result = splice(stream, peer, decoder.pending()).await;
+                    shared.spliced_ended(id);
+                    shared.drive(Input::PeerConnectionClosed { id });
+                    return result;
+                }
+                Some(StreamCommand::Close) | None => return Ok(()),
+            },
         }
-    };
-    tokio::select! {
-        result = read => result,
-        result = write => result,
     }
+}
+
+/// Passes bytes both ways between a client's data connection and a peer
+/// until either side closes (RFC 6062 §5.4). Bytes the client sent after
+/// its ConnectionBind, already read, go to the peer first.
+async fn splice<S>(mut client: S, mut peer: TcpStream, early: &[u8]) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    peer.write_all(early).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut peer).await?;
+    Ok(())
 }
