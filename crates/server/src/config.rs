@@ -88,6 +88,9 @@ pub struct ServerConfig {
     pub private_relay_ok: bool,
     /// Which peers may be relayed to.
     pub peer_policy: PeerPolicy,
+    /// 401 and 438 answers allowed per source IP and second, on average
+    /// (more are dropped unanswered), and at once.
+    pub challenges_per_ip: (u32, u32),
     /// Most allocations in total.
     pub max_allocations: usize,
     /// Most allocations per user name.
@@ -112,6 +115,7 @@ impl Default for ServerConfig {
             alternates: Vec::new(),
             private_relay_ok: false,
             peer_policy: PeerPolicy::default(),
+            challenges_per_ip: (50, 200),
             max_allocations: 10_000,
             max_allocations_per_user: 1_000,
         }

@@ -26,6 +26,7 @@ mod auth;
 mod binding;
 mod config;
 mod interface;
+mod limiter;
 pub mod nat;
 pub mod peer_policy;
 mod relay;

@@ -20,6 +20,8 @@ pub struct ReplyTo {
     pub rfc5389: bool,
     /// Whether the request used MESSAGE-INTEGRITY-SHA256.
     pub sha256: bool,
+    /// The request's size, which bounds unauthenticated answers.
+    pub request_len: usize,
 }
 
 impl ReplyTo {
@@ -31,12 +33,20 @@ impl ReplyTo {
             cookie: request.cookie_field(),
             rfc5389: request.has_magic_cookie(),
             sha256: request.has_integrity_sha256(),
+            request_len: request.as_bytes().len(),
         }
     }
 }
 
+/// How many times its request's size an unauthenticated answer may be
+/// before optional attributes are left out: a spoofed request must not buy
+/// much more traffic towards its victim than it cost.
+const AMPLIFICATION_LIMIT: usize = 3;
+
 /// Writes a response of `class` into `scratch`: the attributes `body` adds,
 /// then SOFTWARE, integrity with `key` when given, and FINGERPRINT.
+/// Without a key, SOFTWARE is left out where it would take the answer past
+/// [`AMPLIFICATION_LIMIT`] times the request's size.
 pub(crate) fn build<'s>(
     scratch: &'s mut Vec<u8>,
     to: &ReplyTo,
@@ -49,7 +59,11 @@ pub(crate) fn build<'s>(
     let mut b = MessageBuilder::with_cookie(scratch, kind, to.cookie, to.transaction_id);
     body(&mut b).ok()?;
     if let Some(software) = software {
-        b.add(&Attribute::Software(software)).ok()?;
+        let trailer = if to.rfc5389 { 8 } else { 0 };
+        let with_software = b.as_bytes().len() + 4 + software.len().next_multiple_of(4) + trailer;
+        if key.is_some() || with_software <= AMPLIFICATION_LIMIT * to.request_len {
+            b.add(&Attribute::Software(software)).ok()?;
+        }
     }
     match key {
         Some(key) if to.sha256 => b.add_integrity_sha256(key).ok()?,

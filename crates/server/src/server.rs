@@ -40,6 +40,8 @@ pub struct Stats {
     pub relayed_to_client: (u64, u64),
     /// Packets dropped for lack of a permission or channel.
     pub permission_denied: u64,
+    /// 401/438 answers not sent: over the per-IP rate.
+    pub challenges_dropped: u64,
     /// Inputs dropped: not STUN or ChannelData, or malformed.
     pub dropped: u64,
 }
@@ -90,6 +92,8 @@ pub struct Server {
     /// Responses and Data indications are written here; a [`Transmit`]
     /// borrows it until the next input.
     pub(crate) scratch: Vec<u8>,
+    /// Bounds 401/438 answers per source IP.
+    pub(crate) challenges: crate::limiter::Limiter,
     next_relay_request: u64,
     next_sweep: Instant,
     pub(crate) stats: Stats,
@@ -99,6 +103,8 @@ impl Server {
     /// A server with `config`, starting at `now`.
     pub fn new(config: ServerConfig, now: Instant) -> Self {
         let nonces = Nonces::new(&config.nonce_secret, now, config.nonce_lifetime);
+        let (rate, burst) = config.challenges_per_ip;
+        let challenges = crate::limiter::Limiter::new(rate, burst);
         Server {
             config,
             nonces,
@@ -112,6 +118,7 @@ impl Server {
             next_connection: 0,
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
+            challenges,
             next_relay_request: 0,
             next_sweep: now + SWEEP_INTERVAL,
             stats: Stats::default(),

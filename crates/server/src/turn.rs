@@ -102,6 +102,10 @@ impl Server {
         if code != ErrorCode::UNAUTHENTICATED && code != ErrorCode::STALE_NONCE {
             return self.error(from, to, code, None);
         }
+        if !self.challenges.allow(from.client.ip(), now) {
+            self.stats.challenges_dropped += 1;
+            return None;
+        }
         self.stats.count_error(code);
         let nonce = self.nonces.issue(now, from.client);
         let realm = self.config.realm.as_str();

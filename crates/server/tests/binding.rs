@@ -213,3 +213,34 @@ fn without_an_alternate_address_change_request_is_not_understood() {
         vec![AttributeType::CHANGE_REQUEST, AttributeType::RESPONSE_PORT]
     );
 }
+
+#[test]
+fn unauthenticated_answers_stay_within_three_times_the_request() {
+    let mut server = Server::new(ServerConfig::default(), Instant::now());
+    let from = from("[2001:db8::7]:50000");
+    // A bare 20-byte request: the answer leaves SOFTWARE out.
+    let bare = request(MAGIC_COOKIE.to_be_bytes(), |_| {});
+    let resp = exchange(&mut server, from, &bare).unwrap();
+    assert!(
+        resp.len() <= 3 * bare.len(),
+        "{} bytes for a {}-byte request",
+        resp.len(),
+        bare.len()
+    );
+    assert_eq!(
+        Message::parse(&resp).unwrap().get(AttributeType::SOFTWARE),
+        None
+    );
+    // A larger request can have it.
+    let larger = request(MAGIC_COOKIE.to_be_bytes(), |b| {
+        b.add(&Attribute::Software("a client that says who it is"))
+            .unwrap();
+    });
+    let resp = exchange(&mut server, from, &larger).unwrap();
+    assert!(
+        Message::parse(&resp)
+            .unwrap()
+            .get(AttributeType::SOFTWARE)
+            .is_some()
+    );
+}

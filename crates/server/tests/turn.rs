@@ -1075,3 +1075,27 @@ fn rfc6062_incoming_peers_need_a_permission_and_a_timely_bind() {
     server.handle_timeout(t0 + Duration::from_secs(31));
     assert_eq!(server.poll_event(), Some(Event::ClosePeerConnection { id }));
 }
+
+#[test]
+fn challenges_are_rate_limited_per_source_ip() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.challenges_per_ip = (1, 5);
+    let mut server = Server::new(config, t0);
+    let mut buf = Vec::new();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::ALLOCATE, Class::Request),
+        TransactionId([1; 12]),
+    );
+    b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+        .unwrap();
+    let from = five_tuple("192.0.2.10:50000");
+    let answered = (0..50)
+        .filter(|_| send(&mut server, t0, from, &buf).is_some())
+        .count();
+    assert_eq!(answered, 5);
+    assert_eq!(server.stats().challenges_dropped, 45);
+    // Another source is not affected.
+    assert!(send(&mut server, t0, five_tuple("198.51.100.3:4000"), &buf).is_some());
+}

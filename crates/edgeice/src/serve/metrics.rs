@@ -32,7 +32,7 @@ impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.stats;
         self.encode_allocations(&mut encoder)?;
-        let counters: [(&str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 6] = [
             (
                 "edgeice_allocations_created",
                 "Allocations created",
@@ -52,6 +52,11 @@ impl Collector for Snapshot {
                 "edgeice_permission_denied",
                 "Relayed packets dropped for lack of a permission or channel",
                 s.permission_denied,
+            ),
+            (
+                "edgeice_challenges_dropped",
+                "401/438 answers not sent: over the per-IP rate",
+                s.challenges_dropped,
             ),
             (
                 "edgeice_dropped",

@@ -110,6 +110,12 @@ pub struct ServeArgs {
     #[arg(long)]
     private_relay_ok: bool,
 
+    /// Most 401/438 answers per source IP: RATE per second on average,
+    /// BURST at once (default 50/200); the rest go unanswered, so spoofed
+    /// requests cannot turn the server against a victim.
+    #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate)]
+    challenges_per_ip: Option<(u32, u32)>,
+
     /// Allow relaying to peers in CIDR even if refused by default (loopback...).
     #[arg(long = "allow-peer", value_name = "CIDR")]
     allow_peers: Vec<IpNet>,
@@ -151,6 +157,7 @@ struct FileConfig {
     #[serde(default)]
     relay_ip: Vec<IpAddr>,
     relay_ports: Option<String>,
+    challenges_per_ip: Option<String>,
     #[serde(default)]
     external_ip: Vec<String>,
     #[serde(default)]
@@ -192,6 +199,12 @@ impl ServeArgs {
             self.realm = self.realm.or(file.realm);
             self.users_db = self.users_db.or(file.users_db);
             self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
+            if self.challenges_per_ip.is_none() {
+                self.challenges_per_ip = file
+                    .challenges_per_ip
+                    .map(|r| parse_rate(&r).map_err(|e| anyhow::anyhow!("challenges-per-ip: {e}")))
+                    .transpose()?;
+            }
             if self.relay_ports.is_none() {
                 self.relay_ports = file
                     .relay_ports
@@ -217,6 +230,13 @@ impl ServeArgs {
     fn relay_ports(&self) -> RangeInclusive<u16> {
         self.relay_ports.clone().unwrap_or(49152..=65535)
     }
+}
+
+fn parse_rate(s: &str) -> Result<(u32, u32), String> {
+    let (rate, burst) = s.split_once('/').unwrap_or((s, s));
+    let rate = rate.trim().parse().map_err(|e| format!("{rate}: {e}"))?;
+    let burst = burst.trim().parse().map_err(|e| format!("{burst}: {e}"))?;
+    Ok((rate, burst))
 }
 
 fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
@@ -324,6 +344,9 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
         }
     }
     config.private_relay_ok = args.private_relay_ok;
+    if let Some(limit) = args.challenges_per_ip {
+        config.challenges_per_ip = limit;
+    }
     config.peer_policy.allow = args.allow_peers.clone();
     config.peer_policy.deny = args.deny_peers.clone();
     Ok(config)
