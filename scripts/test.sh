@@ -2,14 +2,20 @@
 # Sets up everything the tests need on a fresh Debian machine, then runs
 # them all. Safe to run again: it installs only what is missing.
 #
-#   Debian packages: coturn (turnutils_stunclient, the third-party client the
-#                    interop tests run against)
+#   Debian packages: coturn (turnutils_stunclient, turnutils_uclient and
+#                    turnutils_peer, the third-party clients the interop tests
+#                    run against); openssl (test certificates); libnice10,
+#                    gir1.2-nice-0.1 and
+#                    python3-gi (libnice agents, run with /usr/bin/python3);
+#                    chromium (/usr/bin/chromium, WebRTC in a headless page)
 #   Python:          a virtual environment in .venv from requirements-test.txt
 #                    (third-party peers such as aioice, as tests come to need them)
+#   npm:             node_modules from package-lock.json (playwright-core, which
+#                    drives Debian's chromium and never downloads a browser)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(coturn)
+packages=(coturn openssl libnice10 gir1.2-nice-0.1 python3-gi chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -28,5 +34,14 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+
+if ! command -v npm >/dev/null; then
+  echo "test.sh: npm (with Node.js 20 or later) is needed for playwright-core" >&2
+  exit 1
+fi
+# npm ci only when node_modules is missing or older than the lock file.
+if [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
 
 cargo test --workspace --locked "$@"
