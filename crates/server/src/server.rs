@@ -336,6 +336,21 @@ impl Server {
         self.allocations.len()
     }
 
+    /// Writes a response of `class` to `to`'s request, signed with `key`
+    /// when given, and addresses it to the client of `from`.
+    pub(crate) fn respond<'s>(
+        &'s mut self,
+        from: FiveTuple,
+        to: &ReplyTo,
+        class: Class,
+        key: Option<&edgeice_stun::IntegrityKey>,
+        body: impl FnOnce(&mut edgeice_stun::MessageBuilder<'_>) -> Result<(), edgeice_stun::BuildError>,
+    ) -> Option<Transmit<'s>> {
+        let software = self.config.software.as_deref();
+        let bytes = response::build(&mut self.scratch, to, class, software, key, body)?;
+        Some(reply(from, bytes))
+    }
+
     /// Writes an error response and counts it.
     pub(crate) fn error<'s>(
         &'s mut self,
@@ -345,16 +360,7 @@ impl Server {
         key: Option<&edgeice_stun::IntegrityKey>,
     ) -> Option<Transmit<'s>> {
         self.stats.count_error(code);
-        let software = self.config.software.as_deref();
-        let bytes = response::build(
-            &mut self.scratch,
-            to,
-            Class::Error,
-            software,
-            key,
-            response::error_code(code),
-        )?;
-        Some(reply(from, bytes))
+        self.respond(from, to, Class::Error, key, response::error_code(code))
     }
 }
 

@@ -17,7 +17,7 @@ use edgeice_stun::{
 };
 
 use crate::interface::{ConnectionId, Event, FiveTuple, RelayTransport, Transmit, Transport};
-use crate::response::{self, ReplyTo};
+use crate::response::ReplyTo;
 use crate::server::{Server, reply};
 
 /// How long a peer connection waits for the client's ConnectionBind
@@ -133,20 +133,11 @@ impl Server {
             );
         }
         connection.state = State::AwaitingBind(now + BIND_WINDOW);
-        let software = self.config.software.as_deref();
         let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
             b.add(&Attribute::ConnectionId(id.0))?;
             Ok(())
         };
-        let bytes = response::build(
-            &mut self.scratch,
-            &to,
-            Class::Success,
-            software,
-            Some(&key),
-            body,
-        )?;
-        Some(reply(from, bytes))
+        self.respond(from, &to, Class::Success, Some(&key), body)
     }
 
     /// A peer connected to a TCP relay address: keep it if a permission
@@ -226,16 +217,7 @@ impl Server {
             connection.state = State::Bound;
         }
         self.events.push_back(Event::Splice { id, data: from });
-        let software = self.config.software.as_deref();
-        let bytes = response::build(
-            &mut self.scratch,
-            &to,
-            Class::Success,
-            software,
-            Some(&key),
-            |_| Ok(()),
-        )?;
-        Some(reply(from, bytes))
+        self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
     }
 
     /// Closes the peer connections of an allocation that ended.

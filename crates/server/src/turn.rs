@@ -55,17 +55,8 @@ impl Server {
         let unknown: Vec<AttributeType> = request.unknown_comprehension_required().collect();
         if !unknown.is_empty() {
             self.stats.count_error(ErrorCode::UNKNOWN_ATTRIBUTE);
-            let software = self.config.software.as_deref();
             let body = response::unknown_attributes(&unknown);
-            let bytes = response::build(
-                &mut self.scratch,
-                &to,
-                Class::Error,
-                software,
-                Some(&key),
-                body,
-            )?;
-            return Some(reply(from, bytes));
+            return self.respond(from, &to, Class::Error, Some(&key), body);
         }
         match request.method() {
             Method::ALLOCATE => return self.allocate(now, from, request, auth.username, key),
@@ -116,6 +107,7 @@ impl Server {
             b.add(&Attribute::Nonce(&nonce))?;
             Ok(())
         };
+        // The body borrows the realm, so the buffer is borrowed apart.
         let bytes = response::build(&mut self.scratch, to, Class::Error, software, None, body)?;
         Some(reply(from, bytes))
     }
@@ -355,7 +347,6 @@ impl Server {
         key: &IntegrityKey,
         success: &AllocateSuccess,
     ) -> Option<Transmit<'s>> {
-        let software = self.config.software.as_deref();
         let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
             b.add(&Attribute::XorRelayedAddress(success.advertised))?;
             if let Some(additional) = success.additional {
@@ -372,15 +363,7 @@ impl Server {
             b.add(&Attribute::XorMappedAddress(success.client))?;
             Ok(())
         };
-        let bytes = response::build(
-            &mut self.scratch,
-            to,
-            Class::Success,
-            software,
-            Some(key),
-            body,
-        )?;
-        Some(reply(from, bytes))
+        self.respond(from, to, Class::Success, Some(key), body)
     }
 
     fn refresh<'s>(
@@ -419,20 +402,11 @@ impl Server {
             }
             lifetime
         };
-        let software = self.config.software.as_deref();
         let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
             b.add(&Attribute::Lifetime(lifetime_secs(lifetime)))?;
             Ok(())
         };
-        let bytes = response::build(
-            &mut self.scratch,
-            &to,
-            Class::Success,
-            software,
-            Some(&key),
-            body,
-        )?;
-        Some(reply(from, bytes))
+        self.respond(from, &to, Class::Success, Some(&key), body)
     }
 
     /// Checks that a peer address may be used by the allocation of `from`:
@@ -479,16 +453,7 @@ impl Server {
                 allocation.install_permission(peer.ip(), expires);
             }
         }
-        let software = self.config.software.as_deref();
-        let bytes = response::build(
-            &mut self.scratch,
-            &to,
-            Class::Success,
-            software,
-            Some(&key),
-            |_| Ok(()),
-        )?;
-        Some(reply(from, bytes))
+        self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
     }
 
     fn channel_bind<'s>(
@@ -533,16 +498,7 @@ impl Server {
         if bound.is_err() {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
         }
-        let software = self.config.software.as_deref();
-        let bytes = response::build(
-            &mut self.scratch,
-            &to,
-            Class::Success,
-            software,
-            Some(&key),
-            |_| Ok(()),
-        )?;
-        Some(reply(from, bytes))
+        self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
     }
 }
 
