@@ -251,6 +251,30 @@ fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(lo..=hi)
 }
 
+/// Binds a UDP listener and, with `tcp`, a TCP one on the same port, so
+/// that `--listen host:0` gives one port for both. The kernel picks a port
+/// free for UDP that TCP may not have free (a connection in TIME-WAIT holds
+/// it): with port 0, another pick is tried, a bounded number of times.
+async fn bind_listener(
+    addr: SocketAddr,
+    tcp: bool,
+) -> Result<(tokio::net::UdpSocket, Option<tokio::net::TcpListener>)> {
+    const PICKS: usize = 20;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let socket = udp::bind(addr).await?;
+        if !tcp {
+            return Ok((socket, None));
+        }
+        match tcp::bind(socket.local_addr()?).await {
+            Ok(listener) => return Ok((socket, Some(listener))),
+            Err(_) if addr.port() == 0 && attempt < PICKS => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Opens the user store when asked for, or by default when no other
 /// credentials are given; creates a first user in an empty one.
 fn open_user_store(
@@ -356,15 +380,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let args = args.resolve()?;
     let mut listeners = Vec::new();
     for addr in &args.listen {
-        let socket = udp::bind(*addr).await?;
-        let bound = socket.local_addr()?;
-        let tcp = if args.no_tcp {
-            None
-        } else {
-            // Same port as UDP, so `--listen host:0` gives one port for both.
-            Some(tcp::bind(bound).await?)
-        };
-        listeners.push((socket, tcp));
+        listeners.push(bind_listener(*addr, !args.no_tcp).await?);
     }
     let mut alternates = Vec::new();
     let mut alternate_sockets = Vec::new();
