@@ -33,6 +33,43 @@ pub struct ChannelBinding {
     pub expires: Instant,
 }
 
+/// A token bucket of bytes: the optional bandwidth cap of an allocation,
+/// shared by both directions.
+#[derive(Clone, Copy, Debug)]
+pub struct ByteBudget {
+    per_second: u64,
+    tokens: u64,
+    last: Instant,
+}
+
+impl ByteBudget {
+    /// `per_second` bytes per second, with one second's worth at once.
+    pub fn new(per_second: u64, now: Instant) -> Self {
+        ByteBudget {
+            per_second,
+            tokens: per_second,
+            last: now,
+        }
+    }
+
+    /// Whether `bytes` may pass now; spends them if so.
+    pub fn spend(&mut self, bytes: usize, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last);
+        let refill = (elapsed.as_micros() as u64).saturating_mul(self.per_second) / 1_000_000;
+        if refill > 0 {
+            self.tokens = (self.tokens + refill).min(self.per_second);
+            self.last = now;
+        }
+        match self.tokens.checked_sub(bytes as u64) {
+            Some(left) => {
+                self.tokens = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Why a channel cannot be bound (answered with 400).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelConflict {
@@ -64,6 +101,8 @@ pub struct Allocation {
     pub transaction_id: TransactionId,
     /// When it lapses unless refreshed.
     pub expires: Instant,
+    /// The bandwidth cap, if the server sets one.
+    pub budget: Option<ByteBudget>,
     permissions: Vec<Permission>,
     channels: Vec<ChannelBinding>,
 }
@@ -89,6 +128,7 @@ impl Allocation {
             key,
             transaction_id,
             expires,
+            budget: None,
             permissions: Vec::new(),
             channels: Vec::new(),
         }

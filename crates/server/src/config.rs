@@ -91,6 +91,9 @@ pub struct ServerConfig {
     /// 401 and 438 answers allowed per source IP and second, on average
     /// (more are dropped unanswered), and at once.
     pub challenges_per_ip: (u32, u32),
+    /// Bandwidth cap per allocation, in bytes per second of relayed
+    /// payload, both directions together; `None` for no cap.
+    pub max_bytes_per_second: Option<u64>,
     /// Most allocations in total.
     pub max_allocations: usize,
     /// Most allocations per user name.
@@ -116,6 +119,7 @@ impl Default for ServerConfig {
             private_relay_ok: false,
             peer_policy: PeerPolicy::default(),
             challenges_per_ip: (50, 200),
+            max_bytes_per_second: None,
             max_allocations: 10_000,
             max_allocations_per_user: 1_000,
         }

@@ -30,7 +30,7 @@ impl Server {
             self.stats.dropped += 1;
             return None;
         };
-        let allocation = self.allocations.get(&from)?;
+        let allocation = self.allocations.get_mut(&from)?;
         let Some(binding) = allocation.channel(frame.channel, now) else {
             self.stats.permission_denied += 1;
             return None;
@@ -43,6 +43,10 @@ impl Server {
             return None;
         };
         let peer = binding.peer;
+        if !within_budget(allocation, frame.data.len(), now) {
+            self.stats.over_bandwidth += 1;
+            return None;
+        }
         self.stats.relayed_to_peer.0 += 1;
         self.stats.relayed_to_peer.1 += frame.data.len() as u64;
         Some(Transmit {
@@ -63,7 +67,7 @@ impl Server {
     ) -> Option<Transmit<'s>> {
         let allocation = self
             .allocations
-            .get(&from)
+            .get_mut(&from)
             .filter(|a| a.relay_transport == crate::RelayTransport::Udp)?;
         let (Some(Ok(Attribute::XorPeerAddress(peer))), Some(Ok(Attribute::Data(data)))) = (
             message.get(AttributeType::XOR_PEER_ADDRESS),
@@ -79,6 +83,10 @@ impl Server {
             self.stats.permission_denied += 1;
             return None;
         };
+        if !within_budget(allocation, data.len(), now) {
+            self.stats.over_bandwidth += 1;
+            return None;
+        }
         self.stats.relayed_to_peer.0 += 1;
         self.stats.relayed_to_peer.1 += data.len() as u64;
         Some(Transmit {
@@ -100,13 +108,17 @@ impl Server {
         datagram: &'s mut [u8],
     ) -> Option<Transmit<'s>> {
         let from = *self.by_relay.get(&relay)?;
-        let allocation = self.allocations.get(&from)?;
+        let allocation = self.allocations.get_mut(&from)?;
         if !allocation.permits(peer.ip(), now) {
             self.stats.permission_denied += 1;
             return None;
         }
         let channel = allocation.channel_for_peer(peer, now);
         let payload_len = datagram.len().checked_sub(PEER_DATA_HEADROOM)?;
+        if !within_budget(allocation, payload_len, now) {
+            self.stats.over_bandwidth += 1;
+            return None;
+        }
         self.stats.relayed_to_client.0 += 1;
         self.stats.relayed_to_client.1 += payload_len as u64;
         match channel {
@@ -141,4 +153,16 @@ impl Server {
             }
         }
     }
+}
+
+/// Whether the allocation's bandwidth cap lets `bytes` more through now.
+fn within_budget(
+    allocation: &mut crate::allocation::Allocation,
+    bytes: usize,
+    now: Instant,
+) -> bool {
+    allocation
+        .budget
+        .as_mut()
+        .is_none_or(|budget| budget.spend(bytes, now))
 }

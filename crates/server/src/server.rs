@@ -40,6 +40,8 @@ pub struct Stats {
     pub relayed_to_client: (u64, u64),
     /// Packets dropped for lack of a permission or channel.
     pub permission_denied: u64,
+    /// Relayed packets dropped: over the allocation's bandwidth cap.
+    pub over_bandwidth: u64,
     /// 401/438 answers not sent: over the per-IP rate.
     pub challenges_dropped: u64,
     /// Inputs dropped: not STUN or ChannelData, or malformed.

@@ -288,6 +288,10 @@ impl Server {
         );
         allocation.additional = additional;
         allocation.relay_transport = pending.relay_transport;
+        allocation.budget = self
+            .config
+            .max_bytes_per_second
+            .map(|rate| crate::allocation::ByteBudget::new(rate, now));
         self.allocations.insert(from, allocation);
         self.by_relay.insert(relay, from);
         if let Some((bound, _)) = additional {

@@ -1099,3 +1099,57 @@ fn challenges_are_rate_limited_per_source_ip() {
     // Another source is not affected.
     assert!(send(&mut server, t0, five_tuple("198.51.100.3:4000"), &buf).is_some());
 }
+
+#[test]
+fn a_bandwidth_cap_drops_what_exceeds_it() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.max_bytes_per_second = Some(1000);
+    let mut server = Server::new(config, t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate(&mut server, t0, &mut alice, RELAY);
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, t0, alice.from, &request).unwrap();
+    let mut frame = Vec::new();
+    ChannelData {
+        channel: 0x4000,
+        data: &[7u8; 200],
+    }
+    .encode(false, &mut frame)
+    .unwrap();
+    let relayed = |server: &mut Server, now| {
+        (0..10)
+            .filter(|_| {
+                server
+                    .handle_input(
+                        now,
+                        Input::Client {
+                            from: alice.from,
+                            contents: &frame,
+                        },
+                    )
+                    .is_some()
+            })
+            .count()
+    };
+    // One second's worth (1000 bytes) at once, then 1000 bytes a second.
+    assert_eq!(relayed(&mut server, t0), 5);
+    assert_eq!(relayed(&mut server, t0 + Duration::from_secs(1)), 5);
+    // The cap covers both directions together.
+    assert!(
+        peer_data(
+            &mut server,
+            t0 + Duration::from_secs(1),
+            RELAY,
+            peer,
+            &[1; 100]
+        )
+        .is_none()
+    );
+    assert_eq!(server.stats().over_bandwidth, 11);
+}

@@ -32,7 +32,7 @@ impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.stats;
         self.encode_allocations(&mut encoder)?;
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "edgeice_allocations_created",
                 "Allocations created",
@@ -52,6 +52,11 @@ impl Collector for Snapshot {
                 "edgeice_permission_denied",
                 "Relayed packets dropped for lack of a permission or channel",
                 s.permission_denied,
+            ),
+            (
+                "edgeice_over_bandwidth",
+                "Relayed packets dropped over an allocation's bandwidth cap",
+                s.over_bandwidth,
             ),
             (
                 "edgeice_challenges_dropped",

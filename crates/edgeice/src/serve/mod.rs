@@ -116,6 +116,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate)]
     challenges_per_ip: Option<(u32, u32)>,
 
+    /// Bandwidth cap per allocation: relayed payload bytes per second, both
+    /// directions together; what exceeds it is dropped.
+    #[arg(long, value_name = "BYTES")]
+    max_bytes_per_second: Option<u64>,
+
     /// Allow relaying to peers in CIDR even if refused by default (loopback...).
     #[arg(long = "allow-peer", value_name = "CIDR")]
     allow_peers: Vec<IpNet>,
@@ -158,6 +163,7 @@ struct FileConfig {
     relay_ip: Vec<IpAddr>,
     relay_ports: Option<String>,
     challenges_per_ip: Option<String>,
+    max_bytes_per_second: Option<u64>,
     #[serde(default)]
     external_ip: Vec<String>,
     #[serde(default)]
@@ -199,6 +205,7 @@ impl ServeArgs {
             self.realm = self.realm.or(file.realm);
             self.users_db = self.users_db.or(file.users_db);
             self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
+            self.max_bytes_per_second = self.max_bytes_per_second.or(file.max_bytes_per_second);
             if self.challenges_per_ip.is_none() {
                 self.challenges_per_ip = file
                     .challenges_per_ip
@@ -368,6 +375,7 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
         }
     }
     config.private_relay_ok = args.private_relay_ok;
+    config.max_bytes_per_second = args.max_bytes_per_second;
     if let Some(limit) = args.challenges_per_ip {
         config.challenges_per_ip = limit;
     }
