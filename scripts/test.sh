@@ -4,7 +4,8 @@
 #
 #   Debian packages: coturn (turnutils_stunclient, turnutils_uclient and
 #                    turnutils_peer, the third-party clients the interop tests
-#                    run against); openssl (test certificates); libnice10,
+#                    run against); openssl (test certificates); iproute2 and
+#                    nftables (network namespaces with NAT); libnice10,
 #                    gir1.2-nice-0.1 and
 #                    python3-gi (libnice agents, run with /usr/bin/python3);
 #                    chromium (/usr/bin/chromium, WebRTC in a headless page)
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(coturn openssl libnice10 gir1.2-nice-0.1 python3-gi chromium)
+packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -68,3 +68,72 @@ fn with_external_ip_the_public_address_is_advertised() {
         "warning despite --external-ip:\n{server}"
     );
 }
+
+/// An edge at 10.0.1.5 behind a router that maps it to 203.0.113.5 (source
+/// NAT with nftables), and a STUN server on the "internet" side at
+/// 203.0.113.10: three network namespaces the test creates and removes.
+#[test]
+fn external_ip_auto_learns_the_public_address_from_a_stun_server() {
+    let edgeice = env!("CARGO_BIN_EXE_edgeice");
+    let p = format!("ei{}", std::process::id() % 100_000);
+    let script = format!(
+        r#"
+        set -eu
+        E={p}e; R={p}r; I={p}i
+        dir=$(mktemp -d)
+        cleanup() {{
+            for ns in $E $R $I; do ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null || true; done
+            for ns in $E $R $I; do ip netns del $ns 2>/dev/null || true; done
+            rm -rf "$dir"
+        }}
+        trap cleanup EXIT
+        for ns in $E $R $I; do ip netns add $ns; ip -n $ns link set lo up; done
+        ip link add {p}a netns $E type veth peer name {p}b netns $R
+        ip link add {p}c netns $R type veth peer name {p}d netns $I
+        ip -n $E addr add 10.0.1.5/24 dev {p}a; ip -n $E link set {p}a up
+        ip -n $E route add default via 10.0.1.1
+        ip -n $R addr add 10.0.1.1/24 dev {p}b; ip -n $R link set {p}b up
+        ip -n $R addr add 203.0.113.1/24 dev {p}c; ip -n $R addr add 203.0.113.5/24 dev {p}c
+        ip -n $R link set {p}c up
+        ip netns exec $R sysctl -qw net.ipv4.ip_forward=1
+        printf '%s\n' \
+            'table ip nat {{' \
+            '  chain post {{ type nat hook postrouting priority 100; oifname "{p}c" ip saddr 10.0.1.5 snat to 203.0.113.5; }}' \
+            '  chain pre {{ type nat hook prerouting priority -100; iifname "{p}c" ip daddr 203.0.113.5 dnat to 10.0.1.5; }}' \
+            '}}' | ip netns exec $R nft -f -
+        ip -n $I addr add 203.0.113.10/24 dev {p}d; ip -n $I link set {p}d up
+        ip netns exec $I {edgeice} serve --listen 203.0.113.10:3478 --no-tcp --user x:y >/dev/null 2>&1 &
+        sleep 0.3
+        ip netns exec $E turnutils_peer -L 10.0.1.5 -p 3480 >/dev/null 2>&1 &
+        ip netns exec $E env EDGEICE_LOG=warn {edgeice} serve --listen 10.0.1.5:3478 --user u:p \
+            --relay-ports 61000-65535 --external-ip auto --external-ip-stun 203.0.113.10:3478 \
+            >"$dir/out" 2>"$dir/err" &
+        for _ in $(seq 150); do grep -q 'listening on tcp' "$dir/out" && break; sleep 0.1; done
+        ip netns exec $E timeout 30 turnutils_uclient -v -c -m 1 -n 3 -u u -w p -e 10.0.1.5 -r 3480 -p 3478 10.0.1.5 || true
+        cat "$dir/out"
+        cat "$dir/err" >&2
+        "#
+    );
+    let output = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "namespace script failed (needs root, iproute2, nftables, coturn):\n{stderr}"
+    );
+    assert!(
+        stdout.contains("external IP of relay 10.0.1.5 is 203.0.113.5"),
+        "the public address was not learned:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("relay addr: 203.0.113.5:"),
+        "uclient output:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains("is private"),
+        "warning despite the learned mapping:\n{stderr}"
+    );
+}

@@ -2,6 +2,7 @@
 //! listeners and runs the drivers around one [`edgeice_server::Server`].
 
 mod driver;
+mod external_ip;
 mod metrics;
 mod relay;
 mod tcp;
@@ -102,8 +103,13 @@ pub struct ServeArgs {
 
     /// Behind a 1:1 NAT, PUBLIC is advertised for relays bound on PRIVATE
     /// (PUBLIC alone: for the relay IP of the same family). Repeatable.
+    /// `auto` asks the STUN server of --external-ip-stun instead.
     #[arg(long = "external-ip", value_name = "PUBLIC[/PRIVATE]")]
     external_ips: Vec<String>,
+
+    /// The STUN server `--external-ip auto` asks (ADDR:PORT, outside the NAT).
+    #[arg(long, value_name = "ADDR:PORT")]
+    external_ip_stun: Option<SocketAddr>,
 
     /// Do not warn about private relay addresses: this edge serves only its
     /// own network.
@@ -162,6 +168,7 @@ struct FileConfig {
     #[serde(default)]
     relay_ip: Vec<IpAddr>,
     relay_ports: Option<String>,
+    external_ip_stun: Option<SocketAddr>,
     challenges_per_ip: Option<String>,
     max_bytes_per_second: Option<u64>,
     #[serde(default)]
@@ -205,6 +212,7 @@ impl ServeArgs {
             self.realm = self.realm.or(file.realm);
             self.users_db = self.users_db.or(file.users_db);
             self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
+            self.external_ip_stun = self.external_ip_stun.or(file.external_ip_stun);
             self.max_bytes_per_second = self.max_bytes_per_second.or(file.max_bytes_per_second);
             if self.challenges_per_ip.is_none() {
                 self.challenges_per_ip = file
@@ -256,6 +264,35 @@ fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
         return Err(format!("{lo}-{hi} is not a range of ports"));
     }
     Ok(lo..=hi)
+}
+
+/// Replaces `--external-ip auto` by the mappings a STUN server reports for
+/// each relay IP of its family. A relay that gets no answer stays unmapped
+/// (and the private-address warning then says so).
+async fn resolve_auto_external_ips(mut args: ServeArgs, relay_ips: &[IpAddr]) -> Result<ServeArgs> {
+    if !args.external_ips.iter().any(|e| e == "auto") {
+        return Ok(args);
+    }
+    let Some(stun) = args.external_ip_stun else {
+        bail!(
+            "--external-ip auto needs --external-ip-stun ADDR:PORT, a STUN server outside the NAT"
+        );
+    };
+    args.external_ips.retain(|e| e != "auto");
+    for relay in relay_ips.iter().filter(|ip| ip.is_ipv4() == stun.is_ipv4()) {
+        match external_ip::discover(*relay, stun).await {
+            Ok(public) => {
+                announce(format_args!(
+                    "external IP of relay {relay} is {public} (asked {stun})"
+                ));
+                if public != *relay {
+                    args.external_ips.push(format!("{public}/{relay}"));
+                }
+            }
+            Err(e) => tracing::warn!("--external-ip auto: {e:#}"),
+        }
+    }
+    Ok(args)
 }
 
 /// Binds a UDP listener and, with `tcp`, a TCP one on the same port, so
@@ -437,6 +474,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .collect();
     let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports());
     let relay_ips = pool.ips();
+    let args = resolve_auto_external_ips(args, &relay_ips).await?;
     let mut config = config(&args, &relay_ips)?;
     if !config.private_relay_ok {
         for warning in edgeice_server::nat::private_relays(&relay_ips, &config.external_ips) {
