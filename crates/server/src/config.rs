@@ -91,6 +91,11 @@ pub struct ServerConfig {
     /// 401 and 438 answers allowed per source IP and second, on average
     /// (more are dropped unanswered), and at once.
     pub challenges_per_ip: (u32, u32),
+    /// Address families the driver can relay in; an Allocate for another
+    /// gets 440. Empty means any.
+    pub relay_families: Vec<edgeice_stun::AddressFamily>,
+    /// Most peer connections (RFC 6062) per TCP allocation.
+    pub max_connections_per_allocation: usize,
     /// Bandwidth cap per allocation, in bytes per second of relayed
     /// payload, both directions together; `None` for no cap.
     pub max_bytes_per_second: Option<u64>,
@@ -119,6 +124,8 @@ impl Default for ServerConfig {
             private_relay_ok: false,
             peer_policy: PeerPolicy::default(),
             challenges_per_ip: (50, 200),
+            relay_families: Vec::new(),
+            max_connections_per_allocation: 64,
             max_bytes_per_second: None,
             max_allocations: 10_000,
             max_allocations_per_user: 1_000,

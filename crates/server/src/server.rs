@@ -66,6 +66,8 @@ pub(crate) struct PendingAllocation {
     pub lifetime: Duration,
     /// IPv6 too, for a dual allocation (ADDITIONAL-ADDRESS-FAMILY).
     pub additional_family: Option<AddressFamily>,
+    /// A dual allocation was asked for where IPv6 is not offered.
+    pub refused_dual: bool,
     /// UDP or TCP towards peers.
     pub relay_transport: crate::RelayTransport,
 }

@@ -91,12 +91,12 @@ impl Server {
         if !permitted {
             return self.error(from, &to, ErrorCode::FORBIDDEN, Some(&key));
         }
-        if self
-            .connections
-            .values()
-            .any(|c| c.allocation == from && c.peer == peer)
-        {
+        let open = self.connections.values().filter(|c| c.allocation == from);
+        if open.clone().any(|c| c.peer == peer) {
             return self.error(from, &to, ErrorCode::CONNECTION_ALREADY_EXISTS, Some(&key));
+        }
+        if open.count() >= self.config.max_connections_per_allocation {
+            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
         }
         let id = self.new_connection_id();
         self.connections.insert(
@@ -160,6 +160,15 @@ impl Server {
             return None;
         };
         let from = allocation.five_tuple;
+        let open = self
+            .connections
+            .values()
+            .filter(|c| c.allocation == from)
+            .count();
+        if open >= self.config.max_connections_per_allocation {
+            self.events.push_back(Event::RefusePeer { relay, peer });
+            return None;
+        }
         let id = self.new_connection_id();
         self.connections.insert(
             id,

@@ -229,19 +229,33 @@ impl Server {
         if used >= self.config.max_allocations_per_user {
             return self.error(from, &to, ErrorCode::ALLOCATION_QUOTA_REACHED, Some(&key));
         }
-        let pending = PendingAllocation {
+        let mut pending = PendingAllocation {
             five_tuple: from,
             reply: to,
             username: username.to_owned(),
             key,
             lifetime: self.granted_lifetime(request),
             additional_family: additional,
+            refused_dual: false,
             relay_transport,
         };
         let family = match port {
             RelayPort::Reserved(relay) => AddressFamily::of(&relay.ip()),
             _ => requested.unwrap_or(AddressFamily::V4),
         };
+        let families = &self.config.relay_families;
+        if !families.is_empty() && !families.contains(&family) {
+            let code = ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED;
+            return self.error(from, &pending.reply, code, Some(&pending.key));
+        }
+        if pending
+            .additional_family
+            .is_some_and(|f| !families.is_empty() && !families.contains(&f))
+        {
+            // Only one family here: the other is refused in the answer.
+            pending.additional_family = None;
+            pending.refused_dual = true;
+        }
         self.request_relay(pending, family, port);
         None
     }
@@ -310,8 +324,13 @@ impl Server {
             additional: additional.map(|(_, advertised)| advertised),
             client: from.client,
             lifetime: pending.lifetime,
-            // The second family was asked for but could not be bound.
-            refused_family: pending.additional_family.filter(|_| additional.is_none()),
+            // The second family was asked for but is not offered or could
+            // not be bound.
+            refused_family: if pending.refused_dual {
+                Some(AddressFamily::V6)
+            } else {
+                pending.additional_family.filter(|_| additional.is_none())
+            },
             token,
         };
         self.allocate_success(from, &pending.reply, &pending.key, &success)

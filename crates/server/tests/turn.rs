@@ -1153,3 +1153,54 @@ fn a_bandwidth_cap_drops_what_exceeds_it() {
     );
     assert_eq!(server.stats().over_bandwidth, 11);
 }
+
+#[test]
+fn a_family_the_server_does_not_relay_in_gets_440() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.relay_families = vec![AddressFamily::V4];
+    let mut server = Server::new(config, t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::RequestedAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(440)
+    );
+    // Dual: IPv4 only, without asking the driver for IPv6.
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::AdditionalAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    assert!(send(&mut server, t0, alice.from, &request).is_none());
+    let Some(Event::BindRelay {
+        id,
+        additional_family,
+        ..
+    }) = server.poll_event()
+    else {
+        panic!()
+    };
+    assert_eq!(additional_family, None);
+    let input = Input::RelayBound {
+        id,
+        relay: Some(RELAY.parse().unwrap()),
+        reserved: None,
+        additional: None,
+    };
+    let bytes = server.handle_input(t0, input).unwrap().contents.to_vec();
+    let m = Message::parse(&bytes).unwrap();
+    let Some(Ok(Attribute::AddressErrorCode { family, error })) =
+        m.get(AttributeType::ADDRESS_ERROR_CODE)
+    else {
+        panic!("no ADDRESS-ERROR-CODE")
+    };
+    assert_eq!((family, error.code), (AddressFamily::V6, 440));
+}

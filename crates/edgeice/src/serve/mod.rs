@@ -488,6 +488,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
 
     config.alternates = alternates;
+    config.relay_families = relay_ips
+        .iter()
+        .map(edgeice_stun::AddressFamily::of)
+        .collect();
     let store = open_user_store(&args, &config)?;
     let static_users = config.users.clone();
     let realm = config.realm.clone();
