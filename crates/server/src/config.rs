@@ -101,6 +101,9 @@ pub struct ServerConfig {
     pub max_bytes_per_second: Option<u64>,
     /// Most allocations in total.
     pub max_allocations: usize,
+    /// Where allocations are counted against the limits; cores that share
+    /// it (clones of this config) share the limits.
+    pub quota: std::sync::Arc<crate::QuotaLedger>,
     /// Most allocations per user name.
     pub max_allocations_per_user: usize,
 }
@@ -128,6 +131,7 @@ impl Default for ServerConfig {
             max_connections_per_allocation: 64,
             max_bytes_per_second: None,
             max_allocations: 10_000,
+            quota: std::sync::Arc::default(),
             max_allocations_per_user: 1_000,
         }
     }

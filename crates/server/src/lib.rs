@@ -29,6 +29,7 @@ mod interface;
 mod limiter;
 pub mod nat;
 pub mod peer_policy;
+mod quota;
 mod relay;
 mod response;
 mod server;
@@ -44,5 +45,6 @@ pub use interface::{
     ConnectionId, Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, RelayRequestId,
     RelayTransport, Transmit, Transport,
 };
+pub use quota::QuotaLedger;
 pub use response::ReplyTo;
 pub use server::{Server, Stats};

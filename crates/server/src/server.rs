@@ -84,7 +84,6 @@ pub struct Server {
     pub(crate) allocations: HashMap<FiveTuple, Allocation>,
     pub(crate) by_relay: HashMap<SocketAddr, FiveTuple>,
     pub(crate) pending: HashMap<RelayRequestId, PendingAllocation>,
-    pub(crate) per_user: HashMap<String, usize>,
     /// TCP connections between relays and peers (RFC 6062).
     pub(crate) connections: HashMap<crate::ConnectionId, crate::tcp_relay::PeerConnection>,
     pub(crate) next_connection: u64,
@@ -115,7 +114,6 @@ impl Server {
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
             pending: HashMap::new(),
-            per_user: HashMap::new(),
             reservations: HashMap::new(),
             private_relays_reported: Vec::new(),
             connections: HashMap::new(),
@@ -149,7 +147,14 @@ impl Server {
             } => self.finish_allocate(now, id, relay, reserved, additional),
             Input::ConnectionClosed { from } => {
                 self.remove_allocation(&from);
-                self.pending.retain(|_, p| p.five_tuple != from);
+                let quota = &self.config.quota;
+                self.pending.retain(|_, p| {
+                    let keep = p.five_tuple != from;
+                    if !keep {
+                        quota.give_back(&p.username);
+                    }
+                    keep
+                });
                 None
             }
             Input::PeerConnected { id, connected } => self.finish_connect(now, id, connected),
@@ -295,12 +300,7 @@ impl Server {
             self.by_relay.remove(&relay);
             self.events.push_back(Event::ReleaseRelay { relay });
         }
-        if let Some(count) = self.per_user.get_mut(&allocation.username) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.per_user.remove(&allocation.username);
-            }
-        }
+        self.config.quota.give_back(&allocation.username);
     }
 
     /// Replaces the users (after the user store changed). Allocations

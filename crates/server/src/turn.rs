@@ -217,18 +217,6 @@ impl Server {
         if requested.is_some() && additional.is_some() {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
         }
-        if self.allocations.len() + self.pending.len() >= self.config.max_allocations {
-            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
-        }
-        let used = self.per_user.get(username).copied().unwrap_or(0)
-            + self
-                .pending
-                .values()
-                .filter(|p| p.username == username)
-                .count();
-        if used >= self.config.max_allocations_per_user {
-            return self.error(from, &to, ErrorCode::ALLOCATION_QUOTA_REACHED, Some(&key));
-        }
         let mut pending = PendingAllocation {
             five_tuple: from,
             reply: to,
@@ -256,6 +244,11 @@ impl Server {
             pending.additional_family = None;
             pending.refused_dual = true;
         }
+        let config = &self.config;
+        let limits = (config.max_allocations, config.max_allocations_per_user);
+        if let Err(code) = config.quota.take(&pending.username, limits.0, limits.1) {
+            return self.error(from, &pending.reply, code, Some(&pending.key));
+        }
         self.request_relay(pending, family, port);
         None
     }
@@ -278,6 +271,7 @@ impl Server {
         };
         let from = pending.five_tuple;
         let Some(relay) = relay else {
+            self.config.quota.give_back(&pending.username);
             if let Some(additional) = additional {
                 self.events
                     .push_back(crate::Event::ReleaseRelay { relay: additional });
@@ -311,7 +305,6 @@ impl Server {
         if let Some((bound, _)) = additional {
             self.by_relay.insert(bound, from);
         }
-        *self.per_user.entry(pending.username).or_insert(0) += 1;
         self.stats.allocations_created += 1;
         let token = reserved.map(|reserved| {
             let token = self.reservation_token(id);

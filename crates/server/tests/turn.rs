@@ -1204,3 +1204,33 @@ fn a_family_the_server_does_not_relay_in_gets_440() {
     };
     assert_eq!((family, error.code), (AddressFamily::V6, 440));
 }
+
+#[test]
+fn cores_sharing_a_quota_ledger_share_the_limits() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.max_allocations_per_user = 1;
+    // Two cores (shards of one server) built from clones of one config.
+    let mut first = Server::new(config.clone(), t0);
+    let mut second = Server::new(config.clone(), t0);
+    let mut a = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut first, t0, &mut a);
+    allocate(&mut first, t0, &mut a, RELAY);
+    let mut b = Client::new(five_tuple("192.0.2.99:50000"), "alice", "secret");
+    learn_nonce(&mut second, t0, &mut b);
+    let request = b.request(Method::ALLOCATE, |m| {
+        m.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut second, t0, b.from, &request).unwrap()),
+        Some(486)
+    );
+    assert_eq!(config.quota.total(), 1);
+    // When the first allocation ends, the quota is free again everywhere.
+    let request = a.request(Method::REFRESH, |m| {
+        m.add(&Attribute::Lifetime(0)).unwrap();
+    });
+    send(&mut first, t0, a.from, &request);
+    assert_eq!(config.quota.total(), 0);
+}
