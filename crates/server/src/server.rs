@@ -49,6 +49,26 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds `other`'s counts to these (a driver running several cores
+    /// reports their sum).
+    pub fn absorb(&mut self, other: &Stats) {
+        self.binding_success += other.binding_success;
+        self.error_responses += other.error_responses;
+        for (code, count) in &other.errors_by_code {
+            *self.errors_by_code.entry(*code).or_insert(0) += count;
+        }
+        self.auth_failures += other.auth_failures;
+        self.allocations_created += other.allocations_created;
+        self.relayed_to_peer.0 += other.relayed_to_peer.0;
+        self.relayed_to_peer.1 += other.relayed_to_peer.1;
+        self.relayed_to_client.0 += other.relayed_to_client.0;
+        self.relayed_to_client.1 += other.relayed_to_client.1;
+        self.permission_denied += other.permission_denied;
+        self.over_bandwidth += other.over_bandwidth;
+        self.challenges_dropped += other.challenges_dropped;
+        self.dropped += other.dropped;
+    }
+
     /// Counts an error response with `code`.
     pub(crate) fn count_error(&mut self, code: u16) {
         self.error_responses += 1;

@@ -1,10 +1,15 @@
-//! The glue between sockets and the server core: hand an input in, send
+//! The glue between sockets and the server cores: hand an input in, send
 //! what comes out, carry out the core's events (bind or close relay
-//! sockets), and run its timers.
+//! sockets), and run the timers.
 //!
-//! The core sits behind one mutex, held for one input and its output. That
-//! is simple and correct; one core per worker thread (sharded by 5-tuple)
-//! is the planned step for multi-core relaying.
+//! Clients are split into shards by a hash of their IP address, each shard
+//! a core with the relay sockets of its allocations, behind its own lock.
+//! A relayed packet takes one shard's lock, nobody else's, so cores on
+//! different threads do not wait for each other. Keying on the IP (not the
+//! port) keeps what belongs together in one shard: a client's RTP and RTCP
+//! allocations (EVEN-PORT reservations), and its RFC 6062 control and data
+//! connections. The cores share what limits are global (the quota ledger in
+//! their config) and nothing on the relay path.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -73,19 +78,32 @@ pub enum StreamCommand {
 /// Where messages for one TCP/TLS client go: its connection's task.
 pub type StreamWriter = mpsc::UnboundedSender<StreamCommand>;
 
+/// One shard: a core, and the sockets of its allocations.
+pub struct Shard {
+    server: Server,
+    relays: HashMap<SocketAddr, RelaySocket>,
+    /// Ports bound for a reservation token and not yet allocated.
+    held: HashMap<SocketAddr, UdpSocket>,
+    /// TCP relays' listener tasks (RFC 6062), by relay address.
+    tcp_relays: HashMap<SocketAddr, TcpRelay>,
+}
+
+/// Which shard a packet, task or connection belongs to.
+pub type ShardId = usize;
+
 /// Everything the I/O tasks share.
 pub struct Shared {
-    server: Mutex<Server>,
-    udp_listeners: Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>,
-    relays: Mutex<HashMap<SocketAddr, RelaySocket>>,
-    /// Ports bound for a reservation token and not yet allocated.
-    held: Mutex<HashMap<SocketAddr, UdpSocket>>,
+    shards: Box<[Mutex<Shard>]>,
+    /// Keys the client-to-shard hash, so nobody outside can aim at a shard.
+    hasher: std::collections::hash_map::RandomState,
+    /// The listening UDP sockets, fixed at start-up (read without a lock).
+    udp_listeners: HashMap<SocketAddr, Arc<UdpSocket>>,
     /// Writers of the TCP/TLS connections, by (client, server) address.
     pub(super) streams: Mutex<HashMap<(SocketAddr, SocketAddr), StreamWriter>>,
-    /// TCP relays' listener tasks (RFC 6062), by relay address.
-    tcp_relays: Mutex<HashMap<SocketAddr, TcpRelay>>,
     /// Peer connections of TCP relays.
     pub(super) peers: Mutex<PeerStreams>,
+    /// Private relay IPs already warned about (each core reports its own).
+    warned: Mutex<Vec<std::net::IpAddr>>,
     pool: RelayPool,
     /// Users from flags, kept to merge with the store's on reload.
     static_users: HashMap<String, IntegrityKey>,
@@ -100,29 +118,44 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// `shards` cores from clones of `config` (which share its quota
+    /// ledger), and the listening UDP sockets.
     pub fn new(
         config: ServerConfig,
+        shards: usize,
+        udp_listeners: HashMap<SocketAddr, Arc<UdpSocket>>,
         pool: RelayPool,
         now: Instant,
         static_users: HashMap<String, IntegrityKey>,
         store: Option<WatchedStore>,
     ) -> Self {
+        let shards = (0..shards.max(1))
+            .map(|_| {
+                Mutex::new(Shard {
+                    server: Server::new(config.clone(), now),
+                    relays: HashMap::new(),
+                    held: HashMap::new(),
+                    tcp_relays: HashMap::new(),
+                })
+            })
+            .collect();
         Shared {
+            shards,
+            hasher: std::collections::hash_map::RandomState::new(),
             static_users,
             store: Mutex::new(store),
-            server: Mutex::new(Server::new(config, now)),
-            udp_listeners: Mutex::new(HashMap::new()),
-            relays: Mutex::new(HashMap::new()),
-            held: Mutex::new(HashMap::new()),
+            udp_listeners,
             streams: Mutex::new(HashMap::new()),
-            tcp_relays: Mutex::new(HashMap::new()),
             peers: Mutex::new(PeerStreams::default()),
+            warned: Mutex::new(Vec::new()),
             pool,
         }
     }
 
-    pub fn add_udp_listener(&self, local: SocketAddr, socket: Arc<UdpSocket>) {
-        lock(&self.udp_listeners).insert(local, socket);
+    /// The shard of a client.
+    pub fn shard_of(&self, client: SocketAddr) -> ShardId {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(client.ip()) as usize) % self.shards.len()
     }
 
     /// Registers a TCP/TLS connection, so that messages for its client
@@ -134,30 +167,39 @@ impl Shared {
     /// Forgets a closed connection and tells the core.
     pub fn remove_stream(self: &Arc<Self>, from: FiveTuple) {
         lock(&self.streams).remove(&(from.client, from.server));
-        self.drive(Input::ConnectionClosed { from });
+        self.drive(self.shard_of(from.client), Input::ConnectionClosed { from });
     }
 
-    /// The core's counters, for the metrics endpoint.
+    /// All cores' counters added up, for the metrics endpoint.
     pub fn snapshot(&self) -> super::metrics::Snapshot {
-        let server = lock(&self.server);
-        super::metrics::Snapshot {
-            stats: server.stats().clone(),
-            allocations: server.allocations_by_kind(),
+        let mut snapshot = super::metrics::Snapshot::default();
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            snapshot.stats.absorb(shard.server.stats());
+            for (kind, count) in shard.server.allocations_by_kind() {
+                *snapshot.allocations.entry(kind).or_insert(0) += count;
+            }
         }
+        snapshot
     }
 
-    /// Hands one input to the core and carries out everything it answers.
-    pub fn drive(self: &Arc<Self>, input: Input<'_>) {
+    /// Hands one input to the core of `shard` and carries out everything it
+    /// answers.
+    pub fn drive(self: &Arc<Self>, shard: ShardId, input: Input<'_>) {
         let now = Instant::now();
-        let mut server = lock(&self.server);
-        if let Some(transmit) = server.handle_input(now, input) {
-            self.send(&transmit);
+        let Some(shard_lock) = self.shards.get(shard) else {
+            return;
+        };
+        let mut guard = lock(shard_lock);
+        let state = &mut *guard;
+        if let Some(transmit) = state.server.handle_input(now, input) {
+            self.send(&state.relays, &transmit);
         }
-        self.run_events(&mut server, now);
+        self.run_events(shard, state, now);
     }
 
-    fn run_events(self: &Arc<Self>, server: &mut Server, now: Instant) {
-        while let Some(event) = server.poll_event() {
+    fn run_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard, now: Instant) {
+        while let Some(event) = shard.server.poll_event() {
             match event {
                 Event::BindRelay {
                     id,
@@ -165,15 +207,15 @@ impl Shared {
                     family,
                     ..
                 } => {
-                    let relay = self.bind_tcp_relay(family);
+                    let relay = self.bind_tcp_relay(shard_id, shard, family);
                     let input = Input::RelayBound {
                         id,
                         relay,
                         reserved: None,
                         additional: None,
                     };
-                    if let Some(transmit) = server.handle_input(now, input) {
-                        self.send(&transmit);
+                    if let Some(transmit) = shard.server.handle_input(now, input) {
+                        self.send(&shard.relays, &transmit);
                     }
                 }
                 Event::BindRelay {
@@ -183,9 +225,11 @@ impl Shared {
                     additional_family,
                     ..
                 } => {
-                    let (relay, reserved) = self.bind_relay(family, port);
+                    let (relay, reserved) = self.bind_relay(shard_id, shard, family, port);
                     let additional = match (relay, additional_family) {
-                        (Some(_), Some(family)) => self.bind_relay(family, RelayPort::Any).0,
+                        (Some(_), Some(family)) => {
+                            self.bind_relay(shard_id, shard, family, RelayPort::Any).0
+                        }
                         _ => None,
                     };
                     let input = Input::RelayBound {
@@ -194,17 +238,27 @@ impl Shared {
                         reserved,
                         additional,
                     };
-                    if let Some(transmit) = server.handle_input(now, input) {
-                        self.send(&transmit);
+                    if let Some(transmit) = shard.server.handle_input(now, input) {
+                        self.send(&shard.relays, &transmit);
                     }
                 }
-                Event::PrivateRelayAdvertised(warning) => tracing::warn!("{warning}"),
-                Event::ReleaseRelay { relay } => {
-                    lock(&self.relays).remove(&relay);
-                    lock(&self.held).remove(&relay);
-                    lock(&self.tcp_relays).remove(&relay);
+                Event::PrivateRelayAdvertised(warning) => {
+                    let mut warned = lock(&self.warned);
+                    if !warned.contains(&warning.ip) {
+                        warned.push(warning.ip);
+                        tracing::warn!("{warning}");
+                    }
                 }
-                Event::ConnectPeer { id, relay, peer } => self.connect_peer(id, relay, peer),
+                Event::ReleaseRelay { relay } => {
+                    shard.relays.remove(&relay);
+                    shard.held.remove(&relay);
+                    shard.tcp_relays.remove(&relay);
+                }
+                Event::ConnectPeer {
+                    id: connection,
+                    relay,
+                    peer,
+                } => self.connect_peer(shard_id, connection, relay, peer),
                 Event::AcceptPeer { id, relay, peer } => self.accept_peer(id, relay, peer),
                 Event::RefusePeer { relay, peer } => self.refuse_peer(relay, peer),
                 Event::Splice { id, data } => self.splice(id, data),
@@ -214,11 +268,16 @@ impl Shared {
     }
 
     /// Binds a TCP relay listener and starts accepting peers on it.
-    fn bind_tcp_relay(self: &Arc<Self>, family: edgeice_stun::AddressFamily) -> Option<SocketAddr> {
+    fn bind_tcp_relay(
+        self: &Arc<Self>,
+        id: ShardId,
+        shard: &mut Shard,
+        family: edgeice_stun::AddressFamily,
+    ) -> Option<SocketAddr> {
         match self.pool.bind_tcp(family) {
             Ok((listener, addr)) => {
-                let relay = TcpRelay::spawn(self.clone(), listener, addr);
-                lock(&self.tcp_relays).insert(addr, relay);
+                let relay = TcpRelay::spawn(self.clone(), id, listener, addr);
+                shard.tcp_relays.insert(addr, relay);
                 Some(addr)
             }
             Err(e) => {
@@ -233,11 +292,13 @@ impl Shared {
     /// reservation, the held next port's.
     fn bind_relay(
         self: &Arc<Self>,
+        id: ShardId,
+        shard: &mut Shard,
         family: edgeice_stun::AddressFamily,
         port: RelayPort,
     ) -> (Option<SocketAddr>, Option<SocketAddr>) {
         let (socket, next) = match port {
-            RelayPort::Reserved(addr) => match lock(&self.held).remove(&addr) {
+            RelayPort::Reserved(addr) => match shard.held.remove(&addr) {
                 Some(socket) => ((socket, addr), None),
                 None => return (None, None),
             },
@@ -256,10 +317,10 @@ impl Shared {
             }
         };
         let (socket, addr) = socket;
-        let relay = RelaySocket::spawn(self.clone(), socket, addr);
-        lock(&self.relays).insert(addr, relay);
+        let relay = RelaySocket::spawn(self.clone(), id, socket, addr);
+        shard.relays.insert(addr, relay);
         let reserved = next.map(|(socket, next_addr)| {
-            lock(&self.held).insert(next_addr, socket);
+            shard.held.insert(next_addr, socket);
             next_addr
         });
         (Some(addr), reserved)
@@ -267,17 +328,13 @@ impl Shared {
 
     /// Sends one message where the core said. UDP sends never wait: a full
     /// socket buffer drops the datagram, as the network would.
-    fn send(&self, transmit: &Transmit<'_>) {
+    fn send(&self, relays: &HashMap<SocketAddr, RelaySocket>, transmit: &Transmit<'_>) {
         match transmit.transport {
             Transport::Udp => {
-                let socket = lock(&self.udp_listeners)
+                let socket = self
+                    .udp_listeners
                     .get(&transmit.source)
-                    .cloned()
-                    .or_else(|| {
-                        lock(&self.relays)
-                            .get(&transmit.source)
-                            .map(|r| r.socket.clone())
-                    });
+                    .or_else(|| relays.get(&transmit.source).map(|r| &r.socket));
                 if let Some(socket) = socket {
                     let _ = socket.try_send_to(transmit.contents, transmit.destination);
                 }
@@ -323,13 +380,16 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
         interval.tick().await;
         let users = shared.reload_users(&realm);
         let now = Instant::now();
-        let mut server = lock(&shared.server);
-        if let Some(users) = users {
-            server.set_users(users);
+        for (id, shard) in shared.shards.iter().enumerate() {
+            let mut guard = lock(shard);
+            let shard = &mut *guard;
+            if let Some(users) = &users {
+                shard.server.set_users(users.clone());
+            }
+            if shard.server.poll_timeout().is_some_and(|due| due <= now) {
+                shard.server.handle_timeout(now);
+            }
+            shared.run_events(id, shard, now);
         }
-        if server.poll_timeout().is_some_and(|due| due <= now) {
-            server.handle_timeout(now);
-        }
-        shared.run_events(&mut server, now);
     }
 }

@@ -21,8 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::driver::Shared;
 
-/// The core's counters at one instant.
-#[derive(Debug)]
+/// The cores' counters at one instant.
+#[derive(Debug, Default)]
 pub struct Snapshot {
     pub stats: Stats,
     pub allocations: BTreeMap<(Transport, AddressFamily), usize>,

@@ -10,6 +10,7 @@ mod tcp_relay;
 mod tls;
 mod udp;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -295,6 +296,17 @@ async fn resolve_auto_external_ips(mut args: ServeArgs, relay_ips: &[IpAddr]) ->
     Ok(args)
 }
 
+/// How many shards (cores) clients are spread over: several per thread, so
+/// that two busy clients rarely share one.
+fn shard_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
+}
+
+/// How many tasks receive on each listening UDP socket.
+fn receivers_per_socket() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Binds a UDP listener and, with `tcp`, a TCP one on the same port, so
 /// that `--listen host:0` gives one port for both. The kernel picks a port
 /// free for UDP that TCP may not have free (a connection in TIME-WAIT holds
@@ -500,33 +512,50 @@ async fn serve(args: ServeArgs) -> Result<()> {
         users.extend(store.load(&config.realm)?);
         config.users = users;
     }
+    // Every listening UDP socket, known before any task starts, so the
+    // send path looks them up without a lock.
+    let mut udp_sockets = HashMap::new();
+    let mut udp_announced = Vec::new();
+    let mut tcp_listeners = Vec::new();
+    for (socket, tcp) in listeners {
+        let socket = Arc::new(socket);
+        let local = socket.local_addr()?;
+        udp_announced.push(format!("listening on udp {local}"));
+        udp_sockets.insert(local, socket);
+        if let Some(listener) = tcp {
+            udp_announced.push(format!("listening on tcp {}", listener.local_addr()?));
+            tcp_listeners.push(listener);
+        }
+    }
+    for socket in alternate_sockets {
+        let socket = Arc::new(socket);
+        let local = socket.local_addr()?;
+        udp_announced.push(format!("listening on udp {local} (RFC 5780 alternate)"));
+        udp_sockets.insert(local, socket);
+    }
+    let receivers: Vec<Arc<tokio::net::UdpSocket>> = udp_sockets.values().cloned().collect();
     let shared = Arc::new(Shared::new(
         config,
+        shard_count(),
+        udp_sockets,
         pool,
         Instant::now(),
         static_users,
         store,
     ));
     let mut tasks = tokio::task::JoinSet::new();
-    for (socket, tcp) in listeners {
-        let socket = Arc::new(socket);
-        let local = socket.local_addr()?;
-        announce(format_args!("listening on udp {local}"));
-        shared.add_udp_listener(local, socket.clone());
-        tasks.spawn(udp::run(socket, shared.clone()));
-        if let Some(listener) = tcp {
-            announce(format_args!("listening on tcp {}", listener.local_addr()?));
-            tasks.spawn(tcp::run(listener, shared.clone(), None));
+    for line in &udp_announced {
+        announce(format_args!("{line}"));
+    }
+    for socket in receivers {
+        // Several receivers per socket, so datagrams are taken in on
+        // several threads.
+        for _ in 0..receivers_per_socket() {
+            tasks.spawn(udp::run(socket.clone(), shared.clone()));
         }
     }
-    for socket in alternate_sockets {
-        let socket = Arc::new(socket);
-        let local = socket.local_addr()?;
-        announce(format_args!(
-            "listening on udp {local} (RFC 5780 alternate)"
-        ));
-        shared.add_udp_listener(local, socket.clone());
-        tasks.spawn(udp::run(socket, shared.clone()));
+    for listener in tcp_listeners {
+        tasks.spawn(tcp::run(listener, shared.clone(), None));
     }
     for (listener, acceptor) in tls_listeners {
         announce(format_args!("listening on tls {}", listener.local_addr()?));

@@ -12,7 +12,7 @@ use edgeice_stun::AddressFamily;
 use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
-use super::driver::Shared;
+use super::driver::{ShardId, Shared};
 
 /// Where relay sockets are bound: one IP per family, a range of ports.
 #[derive(Debug)]
@@ -177,7 +177,12 @@ pub struct RelaySocket {
 
 impl RelaySocket {
     /// Starts feeding `socket`'s datagrams to the core.
-    pub fn spawn(shared: Arc<Shared>, socket: UdpSocket, relay: SocketAddr) -> Self {
+    pub fn spawn(
+        shared: Arc<Shared>,
+        shard: ShardId,
+        socket: UdpSocket,
+        relay: SocketAddr,
+    ) -> Self {
         let socket = Arc::new(socket);
         let receiver = socket.clone();
         let task = tokio::spawn(async move {
@@ -194,11 +199,14 @@ impl RelaySocket {
                     }
                 };
                 let datagram = &mut buf[..PEER_DATA_HEADROOM + len];
-                shared.drive(Input::PeerData {
-                    relay,
-                    peer,
-                    datagram,
-                });
+                shared.drive(
+                    shard,
+                    Input::PeerData {
+                        relay,
+                        peer,
+                        datagram,
+                    },
+                );
             }
         })
         .abort_handle();

@@ -85,6 +85,7 @@ where
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<StreamCommand>();
     shared.add_stream(from, tx);
+    let shard = shared.shard_of(from.client);
     let mut decoder = StreamDecoder::new();
     let mut chunk = vec![0u8; 4096];
     loop {
@@ -96,7 +97,7 @@ where
                 }
                 decoder.push(&chunk[..n]);
                 while let Some(contents) = decoder.next_raw()? {
-                    shared.drive(Input::Client { from, contents });
+                    shared.drive(shard, Input::Client { from, contents });
                 }
             }
             command = rx.recv() => match command {
@@ -104,7 +105,7 @@ where
                 Some(StreamCommand::Splice(peer, id)) => {
                     let result = splice(stream, peer, decoder.pending()).await;
                     shared.spliced_ended(id);
-                    shared.drive(Input::PeerConnectionClosed { id });
+                    shared.drive(shard, Input::PeerConnectionClosed { id });
                     return result;
                 }
                 Some(StreamCommand::Close) | None => return Ok(()),

@@ -12,7 +12,7 @@ use edgeice_server::{ConnectionId, FiveTuple, Input};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::AbortHandle;
 
-use super::driver::{Shared, StreamCommand, lock};
+use super::driver::{ShardId, Shared, StreamCommand, lock};
 
 /// How long connecting to a peer may take before Connect fails with 447.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,11 +52,16 @@ impl Drop for TcpRelay {
 
 impl TcpRelay {
     /// Accepts peers on `listener` and tells the core about each.
-    pub fn spawn(shared: Arc<Shared>, listener: TcpListener, relay: SocketAddr) -> Self {
+    pub fn spawn(
+        shared: Arc<Shared>,
+        shard: ShardId,
+        listener: TcpListener,
+        relay: SocketAddr,
+    ) -> Self {
         let task = tokio::spawn(async move {
             while let Ok((stream, peer)) = listener.accept().await {
                 lock(&shared.peers).incoming.insert((relay, peer), stream);
-                shared.drive(Input::PeerConnection { relay, peer });
+                shared.drive(shard, Input::PeerConnection { relay, peer });
             }
         });
         TcpRelay(task.abort_handle())
@@ -65,7 +70,13 @@ impl TcpRelay {
 
 impl Shared {
     /// Connects from `relay` to `peer` and reports the outcome.
-    pub fn connect_peer(self: &Arc<Self>, id: ConnectionId, relay: SocketAddr, peer: SocketAddr) {
+    pub fn connect_peer(
+        self: &Arc<Self>,
+        shard: ShardId,
+        id: ConnectionId,
+        relay: SocketAddr,
+        peer: SocketAddr,
+    ) {
         let shared = self.clone();
         tokio::spawn(async move {
             let connect = async {
@@ -84,7 +95,7 @@ impl Shared {
                 }
                 Err(_) => false,
             };
-            shared.drive(Input::PeerConnected { id, connected });
+            shared.drive(shard, Input::PeerConnected { id, connected });
         });
     }
 

@@ -41,9 +41,12 @@ pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<()> {
             client,
             server,
         };
-        shared.drive(Input::Client {
-            from,
-            contents: &buf[..len],
-        });
+        shared.drive(
+            shared.shard_of(client),
+            Input::Client {
+                from,
+                contents: &buf[..len],
+            },
+        );
     }
 }
