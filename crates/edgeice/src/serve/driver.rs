@@ -75,8 +75,36 @@ pub enum StreamCommand {
     Close,
 }
 
-/// Where messages for one TCP/TLS client go: its connection's task.
-pub type StreamWriter = mpsc::UnboundedSender<StreamCommand>;
+/// Messages waiting for one TCP/TLS client; beyond this the client is not
+/// reading, and more are dropped, as a full UDP socket buffer would.
+pub const STREAM_QUEUE: usize = 512;
+
+/// Where messages for one TCP/TLS client go: its connection's task. The
+/// buffers come back through `spare` once written, so a busy connection
+/// allocates nothing per packet once warmed up.
+#[derive(Clone)]
+pub struct StreamWriter {
+    pub commands: mpsc::Sender<StreamCommand>,
+    pub spare: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl StreamWriter {
+    /// Queues a copy of `bytes` for the client; drops it if the queue is full.
+    fn send_bytes(&self, bytes: &[u8]) {
+        let mut buf = lock(&self.spare).pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        let _ = self.commands.try_send(StreamCommand::Send(buf));
+    }
+
+    /// Orders something other than a send; never dropped for a full queue.
+    pub fn command(&self, command: StreamCommand) {
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let _ = commands.send(command).await;
+        });
+    }
+}
 
 /// One shard: a core, and the sockets of its allocations.
 pub struct Shard {
@@ -342,7 +370,7 @@ impl Shared {
             Transport::Tcp | Transport::Tls => {
                 let key = (transmit.destination, transmit.source);
                 if let Some(writer) = lock(&self.streams).get(&key) {
-                    let _ = writer.send(StreamCommand::Send(transmit.contents.to_vec()));
+                    writer.send_bytes(transmit.contents);
                 }
             }
         }

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use super::driver::{Shared, StreamCommand};
+use super::driver::{STREAM_QUEUE, Shared, StreamCommand, StreamWriter};
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let socket = if addr.is_ipv6() {
@@ -83,8 +83,15 @@ async fn connection<S>(mut stream: S, from: FiveTuple, shared: &Arc<Shared>) -> 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::unbounded_channel::<StreamCommand>();
-    shared.add_stream(from, tx);
+    let (commands, mut rx) = mpsc::channel::<StreamCommand>(STREAM_QUEUE);
+    let spare = Arc::new(std::sync::Mutex::new(Vec::new()));
+    shared.add_stream(
+        from,
+        StreamWriter {
+            commands,
+            spare: spare.clone(),
+        },
+    );
     let shard = shared.shard_of(from.client);
     let mut decoder = StreamDecoder::new();
     let mut chunk = vec![0u8; 4096];
@@ -101,7 +108,13 @@ where
                 }
             }
             command = rx.recv() => match command {
-                Some(StreamCommand::Send(bytes)) => stream.write_all(&bytes).await?,
+                Some(StreamCommand::Send(bytes)) => {
+                    stream.write_all(&bytes).await?;
+                    let mut spare = spare.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if spare.len() < 8 {
+                        spare.push(bytes);
+                    }
+                }
                 Some(StreamCommand::Splice(peer, id)) => {
                     let result = splice(stream, peer, decoder.pending()).await;
                     shared.spliced_ended(id);

@@ -121,7 +121,7 @@ impl Shared {
         let key = (data.client, data.server);
         if let Some(writer) = lock(&self.streams).get(&key) {
             peers.spliced.insert(id, key);
-            let _ = writer.send(StreamCommand::Splice(stream, id));
+            writer.command(StreamCommand::Splice(stream, id));
         }
     }
 
@@ -132,7 +132,7 @@ impl Shared {
         if let Some(key) = peers.spliced.remove(&id)
             && let Some(writer) = lock(&self.streams).get(&key)
         {
-            let _ = writer.send(StreamCommand::Close);
+            writer.command(StreamCommand::Close);
         }
     }
 
