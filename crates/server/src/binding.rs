@@ -1,7 +1,8 @@
 //! Answering STUN Binding requests (RFC 8489 §§6.3, 12), with NAT behaviour
 //! discovery (RFC 5780) when the server has an alternate address.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 use edgeice_stun::{Attribute, AttributeType, BuildError, Class, Message, MessageBuilder};
 
@@ -32,6 +33,7 @@ pub(crate) fn respond<'s>(
     request: &Message<'_>,
     from: FiveTuple,
     alternates: &[AlternateAddress],
+    external_ips: &HashMap<IpAddr, IpAddr>,
     software: Option<&str>,
 ) -> Option<Answer<'s>> {
     let to = ReplyTo::of(request);
@@ -78,12 +80,14 @@ pub(crate) fn respond<'s>(
             b.add(&Attribute::XorMappedAddress(client))?;
         }
         if let Some(pair) = pair {
-            b.add(&Attribute::ResponseOrigin(source))?;
-            b.add(&Attribute::OtherAddress(pair.changed(
-                from.server,
-                true,
-                true,
-            )))?;
+            // Behind NAT, the addresses clients can reach are the public ones.
+            let public = |addr: SocketAddr| match external_ips.get(&addr.ip()) {
+                Some(ip) => SocketAddr::new(*ip, addr.port()),
+                None => addr,
+            };
+            let other = pair.changed(from.server, true, true);
+            b.add(&Attribute::ResponseOrigin(public(source)))?;
+            b.add(&Attribute::OtherAddress(public(other)))?;
         }
         Ok(())
     };

@@ -222,9 +222,15 @@ impl Server {
         match (message.class(), message.method()) {
             (Class::Request, Method::BINDING) => {
                 let software = self.config.software.as_deref();
-                let alternates = &self.config.alternates;
-                let answer =
-                    binding::respond(&mut self.scratch, &message, from, alternates, software)?;
+                let (alternates, external) = (&self.config.alternates, &self.config.external_ips);
+                let answer = binding::respond(
+                    &mut self.scratch,
+                    &message,
+                    from,
+                    alternates,
+                    external,
+                    software,
+                )?;
                 if answer.success {
                     self.stats.binding_success += 1;
                 } else {

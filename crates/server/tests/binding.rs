@@ -244,3 +244,48 @@ fn unauthenticated_answers_stay_within_three_times_the_request() {
             .is_some()
     );
 }
+
+#[test]
+fn behind_nat_rfc5780_addresses_are_the_public_ones() {
+    let mut config = ServerConfig::default();
+    let primary: SocketAddr = "10.0.1.5:3478".parse().unwrap();
+    let alternate: SocketAddr = "10.0.1.6:3479".parse().unwrap();
+    config
+        .alternates
+        .push(edgeice_server::AlternateAddress { primary, alternate });
+    config
+        .external_ips
+        .insert("10.0.1.5".parse().unwrap(), "203.0.113.5".parse().unwrap());
+    config
+        .external_ips
+        .insert("10.0.1.6".parse().unwrap(), "203.0.113.6".parse().unwrap());
+    let mut server = Server::new(config, Instant::now());
+    let from = FiveTuple {
+        transport: Transport::Udp,
+        client: "198.51.100.9:4000".parse().unwrap(),
+        server: primary,
+    };
+    let req = request(MAGIC_COOKIE.to_be_bytes(), |_| {});
+    let t = server
+        .handle_input(
+            Instant::now(),
+            Input::Client {
+                from,
+                contents: &req,
+            },
+        )
+        .unwrap();
+    let m = Message::parse(t.contents).unwrap();
+    assert_eq!(
+        m.get(AttributeType::RESPONSE_ORIGIN),
+        Some(Ok(Attribute::ResponseOrigin(
+            "203.0.113.5:3478".parse().unwrap()
+        )))
+    );
+    assert_eq!(
+        m.get(AttributeType::OTHER_ADDRESS),
+        Some(Ok(Attribute::OtherAddress(
+            "203.0.113.6:3479".parse().unwrap()
+        )))
+    );
+}
