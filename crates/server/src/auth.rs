@@ -64,11 +64,20 @@ impl Nonces {
         tag
     }
 
-    /// Eight unpredictable bytes derived from `counter`, for reservation
-    /// tokens: the nonce secret keys them, under a label of their own.
-    pub(crate) fn tag_for_token(&self, counter: u64) -> [u8; 8] {
+    /// Eight unpredictable bytes for reservation tokens and connection IDs:
+    /// the nonce secret keys them, under a label of their own.
+    ///
+    /// `label` names the kind of token, and `place` must differ between
+    /// tokens made at the same time by different cores sharing the secret
+    /// (a bound socket's address does).
+    pub(crate) fn tag_for_token(&self, label: &[u8], place: SocketAddr, counter: u64) -> [u8; 8] {
         let mut mac = self.mac.clone();
-        mac.update(b"reservation-token");
+        mac.update(label);
+        match place {
+            SocketAddr::V4(a) => mac.update(&a.ip().octets()),
+            SocketAddr::V6(a) => mac.update(&a.ip().octets()),
+        }
+        mac.update(&place.port().to_be_bytes());
         mac.update(&counter.to_be_bytes());
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; 8];

@@ -88,9 +88,6 @@ pub struct ServerConfig {
     pub private_relay_ok: bool,
     /// Which peers may be relayed to.
     pub peer_policy: PeerPolicy,
-    /// 401 and 438 answers allowed per source IP and second, on average
-    /// (more are dropped unanswered), and at once.
-    pub challenges_per_ip: (u32, u32),
     /// Address families the driver can relay in; an Allocate for another
     /// gets 440. Empty means any.
     pub relay_families: Vec<edgeice_stun::AddressFamily>,
@@ -101,9 +98,9 @@ pub struct ServerConfig {
     pub max_bytes_per_second: Option<u64>,
     /// Most allocations in total.
     pub max_allocations: usize,
-    /// Where allocations are counted against the limits; cores that share
-    /// it (clones of this config) share the limits.
-    pub quota: std::sync::Arc<crate::QuotaLedger>,
+    /// Quotas, reservations and the 401 rate limit; cores built from clones
+    /// of this config share them (see [`crate::SharedState`]).
+    pub shared: std::sync::Arc<crate::SharedState>,
     /// Most allocations per user name.
     pub max_allocations_per_user: usize,
 }
@@ -126,12 +123,11 @@ impl Default for ServerConfig {
             alternates: Vec::new(),
             private_relay_ok: false,
             peer_policy: PeerPolicy::default(),
-            challenges_per_ip: (50, 200),
             relay_families: Vec::new(),
             max_connections_per_allocation: 64,
             max_bytes_per_second: None,
             max_allocations: 10_000,
-            quota: std::sync::Arc::default(),
+            shared: std::sync::Arc::default(),
             max_allocations_per_user: 1_000,
         }
     }

@@ -33,6 +33,7 @@ mod quota;
 mod relay;
 mod response;
 mod server;
+mod shared;
 mod tcp_relay;
 mod turn;
 
@@ -48,3 +49,4 @@ pub use interface::{
 pub use quota::QuotaLedger;
 pub use response::ReplyTo;
 pub use server::{Server, Stats};
+pub use shared::SharedState;

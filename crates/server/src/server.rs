@@ -109,14 +109,10 @@ pub struct Server {
     pub(crate) next_connection: u64,
     /// Private relay IPs already reported with [`Event::PrivateRelayAdvertised`].
     pub(crate) private_relays_reported: Vec<std::net::IpAddr>,
-    /// Ports held for a later Allocate: token → (relay address, expiry).
-    pub(crate) reservations: HashMap<u64, (SocketAddr, Instant)>,
     pub(crate) events: VecDeque<Event>,
     /// Responses and Data indications are written here; a [`Transmit`]
     /// borrows it until the next input.
     pub(crate) scratch: Vec<u8>,
-    /// Bounds 401/438 answers per source IP.
-    pub(crate) challenges: crate::limiter::Limiter,
     next_relay_request: u64,
     next_sweep: Instant,
     pub(crate) stats: Stats,
@@ -126,21 +122,17 @@ impl Server {
     /// A server with `config`, starting at `now`.
     pub fn new(config: ServerConfig, now: Instant) -> Self {
         let nonces = Nonces::new(&config.nonce_secret, now, config.nonce_lifetime);
-        let (rate, burst) = config.challenges_per_ip;
-        let challenges = crate::limiter::Limiter::new(rate, burst);
         Server {
             config,
             nonces,
             allocations: HashMap::new(),
             by_relay: HashMap::new(),
             pending: HashMap::new(),
-            reservations: HashMap::new(),
             private_relays_reported: Vec::new(),
             connections: HashMap::new(),
             next_connection: 0,
             events: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
-            challenges,
             next_relay_request: 0,
             next_sweep: now + SWEEP_INTERVAL,
             stats: Stats::default(),
@@ -167,7 +159,7 @@ impl Server {
             } => self.finish_allocate(now, id, relay, reserved, additional),
             Input::ConnectionClosed { from } => {
                 self.remove_allocation(&from);
-                let quota = &self.config.quota;
+                let quota = &self.config.shared.quota;
                 self.pending.retain(|_, p| {
                     let keep = p.five_tuple != from;
                     if !keep {
@@ -284,7 +276,8 @@ impl Server {
 
     /// When [`Server::handle_timeout`] is next due, if anything can expire.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.allocations.is_empty() || !self.reservations.is_empty()).then_some(self.next_sweep)
+        (!self.allocations.is_empty() || self.config.shared.has_reservations())
+            .then_some(self.next_sweep)
     }
 
     /// Expires allocations, permissions and channels that have lapsed.
@@ -306,14 +299,9 @@ impl Server {
             allocation.sweep(now, CHANNEL_REUSE_GRACE);
         }
         self.sweep_connections(now);
-        let events = &mut self.events;
-        self.reservations.retain(|_, (relay, expires)| {
-            let keep = *expires > now;
-            if !keep {
-                events.push_back(Event::ReleaseRelay { relay: *relay });
-            }
-            keep
-        });
+        for relay in self.config.shared.lapsed_reservations(now) {
+            self.events.push_back(Event::ReleaseRelay { relay });
+        }
     }
 
     /// Deletes an allocation and tells the driver to close its socket.
@@ -326,7 +314,7 @@ impl Server {
             self.by_relay.remove(&relay);
             self.events.push_back(Event::ReleaseRelay { relay });
         }
-        self.config.quota.give_back(&allocation.username);
+        self.config.shared.quota.give_back(&allocation.username);
     }
 
     /// Replaces the users (after the user store changed). Allocations

@@ -50,10 +50,12 @@ impl Server {
     /// A fresh, hard to guess connection ID: binding a peer connection
     /// also needs the allocation's credentials, but an ID should not be
     /// predictable from the previous one.
-    fn new_connection_id(&mut self) -> ConnectionId {
+    fn new_connection_id(&mut self, relay: SocketAddr) -> ConnectionId {
         loop {
             self.next_connection += 1;
-            let tag = self.nonces.tag_for_token(u64::MAX - self.next_connection);
+            let tag = self
+                .nonces
+                .tag_for_token(b"connection-id", relay, self.next_connection);
             let id = ConnectionId(u32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]));
             if id.0 != 0 && !self.connections.contains_key(&id) {
                 return id;
@@ -98,7 +100,7 @@ impl Server {
         if open.count() >= self.config.max_connections_per_allocation {
             return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
         }
-        let id = self.new_connection_id();
+        let id = self.new_connection_id(relay);
         self.connections.insert(
             id,
             PeerConnection {
@@ -169,7 +171,7 @@ impl Server {
             self.events.push_back(Event::RefusePeer { relay, peer });
             return None;
         }
-        let id = self.new_connection_id();
+        let id = self.new_connection_id(relay);
         self.connections.insert(
             id,
             PeerConnection {

@@ -93,7 +93,7 @@ impl Server {
         if code != ErrorCode::UNAUTHENTICATED && code != ErrorCode::STALE_NONCE {
             return self.error(from, to, code, None);
         }
-        if !self.challenges.allow(from.client.ip(), now) {
+        if !self.config.shared.allow_challenge(from.client.ip(), now) {
             self.stats.challenges_dropped += 1;
             return None;
         }
@@ -180,8 +180,8 @@ impl Server {
             (Some(Ok(Attribute::EvenPort(reserve_next))), None) => RelayPort::Even { reserve_next },
             (None, Some(Ok(Attribute::ReservationToken(token)))) => {
                 // A reservation is spent even if this Allocate fails later.
-                match self.reservations.remove(&token) {
-                    Some((relay, _)) => RelayPort::Reserved(relay),
+                match self.config.shared.claim(token) {
+                    Some(relay) => RelayPort::Reserved(relay),
                     None => {
                         return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
                     }
@@ -246,7 +246,11 @@ impl Server {
         }
         let config = &self.config;
         let limits = (config.max_allocations, config.max_allocations_per_user);
-        if let Err(code) = config.quota.take(&pending.username, limits.0, limits.1) {
+        if let Err(code) = config
+            .shared
+            .quota
+            .take(&pending.username, limits.0, limits.1)
+        {
             return self.error(from, &pending.reply, code, Some(&pending.key));
         }
         self.request_relay(pending, family, port);
@@ -271,7 +275,7 @@ impl Server {
         };
         let from = pending.five_tuple;
         let Some(relay) = relay else {
-            self.config.quota.give_back(&pending.username);
+            self.config.shared.quota.give_back(&pending.username);
             if let Some(additional) = additional {
                 self.events
                     .push_back(crate::Event::ReleaseRelay { relay: additional });
@@ -307,9 +311,10 @@ impl Server {
         }
         self.stats.allocations_created += 1;
         let token = reserved.map(|reserved| {
-            let token = self.reservation_token(id);
-            self.reservations
-                .insert(token, (reserved, now + RESERVATION_LIFETIME));
+            let token = self.reservation_token(reserved, id);
+            self.config
+                .shared
+                .reserve(token, reserved, now + RESERVATION_LIFETIME);
             token
         });
         let success = AllocateSuccess {
@@ -351,8 +356,10 @@ impl Server {
 
     /// An unguessable token for a reservation: knowing one lets a client
     /// take the held port, so it must not be predictable from another.
-    fn reservation_token(&self, id: RelayRequestId) -> u64 {
-        let tag = self.nonces.tag_for_token(id.0);
+    fn reservation_token(&self, reserved: SocketAddr, id: RelayRequestId) -> u64 {
+        let tag = self
+            .nonces
+            .tag_for_token(b"reservation-token", reserved, id.0);
         u64::from_be_bytes(tag)
     }
 

@@ -1080,7 +1080,7 @@ fn rfc6062_incoming_peers_need_a_permission_and_a_timely_bind() {
 fn challenges_are_rate_limited_per_source_ip() {
     let t0 = Instant::now();
     let mut config = config();
-    config.challenges_per_ip = (1, 5);
+    config.shared = std::sync::Arc::new(edgeice_server::SharedState::new((1, 5)));
     let mut server = Server::new(config, t0);
     let mut buf = Vec::new();
     let mut b = MessageBuilder::new(
@@ -1206,6 +1206,51 @@ fn a_family_the_server_does_not_relay_in_gets_440() {
 }
 
 #[test]
+fn a_reservation_made_by_one_core_is_claimed_in_another() {
+    let t0 = Instant::now();
+    let config = config();
+    let mut first = Server::new(config.clone(), t0);
+    let mut second = Server::new(config.clone(), t0);
+    let mut rtp = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut first, t0, &mut rtp);
+    let request = rtp.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+    });
+    send(&mut first, t0, rtp.from, &request);
+    let Some(Event::BindRelay { id, .. }) = first.poll_event() else {
+        panic!()
+    };
+    let odd: SocketAddr = "10.0.1.5:61001".parse().unwrap();
+    let input = Input::RelayBound {
+        id,
+        relay: Some(RELAY.parse().unwrap()),
+        reserved: Some(odd),
+        additional: None,
+    };
+    let bytes = first.handle_input(t0, input).unwrap().contents.to_vec();
+    let Some(Ok(Attribute::ReservationToken(token))) = Message::parse(&bytes)
+        .unwrap()
+        .get(AttributeType::RESERVATION_TOKEN)
+    else {
+        panic!("no RESERVATION-TOKEN")
+    };
+    let mut rtcp = Client::new(five_tuple("192.0.2.10:50001"), "alice", "secret");
+    learn_nonce(&mut second, t0, &mut rtcp);
+    let request = rtcp.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::ReservationToken(token)).unwrap();
+    });
+    assert!(send(&mut second, t0, rtcp.from, &request).is_none());
+    let Some(Event::BindRelay { port, .. }) = second.poll_event() else {
+        panic!()
+    };
+    assert_eq!(port, RelayPort::Reserved(odd));
+}
+
+#[test]
 fn cores_sharing_a_quota_ledger_share_the_limits() {
     let t0 = Instant::now();
     let mut config = config();
@@ -1226,11 +1271,11 @@ fn cores_sharing_a_quota_ledger_share_the_limits() {
         error_code(&send(&mut second, t0, b.from, &request).unwrap()),
         Some(486)
     );
-    assert_eq!(config.quota.total(), 1);
+    assert_eq!(config.shared.allocations(), 1);
     // When the first allocation ends, the quota is free again everywhere.
     let request = a.request(Method::REFRESH, |m| {
         m.add(&Attribute::Lifetime(0)).unwrap();
     });
     send(&mut first, t0, a.from, &request);
-    assert_eq!(config.quota.total(), 0);
+    assert_eq!(config.shared.allocations(), 0);
 }

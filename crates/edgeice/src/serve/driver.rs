@@ -5,11 +5,12 @@
 //! Clients are split into shards by a hash of their IP address, each shard
 //! a core with the relay sockets of its allocations, behind its own lock.
 //! A relayed packet takes one shard's lock, nobody else's, so cores on
-//! different threads do not wait for each other. Keying on the IP (not the
-//! port) keeps what belongs together in one shard: a client's RTP and RTCP
-//! allocations (EVEN-PORT reservations), and its RFC 6062 control and data
-//! connections. The cores share what limits are global (the quota ledger in
-//! their config) and nothing on the relay path.
+//! different threads do not wait for each other. UDP clients spread by
+//! address and port; TCP clients by IP, so that an RFC 6062 data connection
+//! meets its control connection's allocation. What crosses shards — quotas,
+//! EVEN-PORT reservations (an RTCP allocation may land in another shard than
+//! its RTP one), the 401 rate limit — is in the cores' shared state and the
+//! `held` sockets, touched on control paths only.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -110,8 +111,6 @@ impl StreamWriter {
 pub struct Shard {
     server: Server,
     relays: HashMap<SocketAddr, RelaySocket>,
-    /// Ports bound for a reservation token and not yet allocated.
-    held: HashMap<SocketAddr, UdpSocket>,
     /// TCP relays' listener tasks (RFC 6062), by relay address.
     tcp_relays: HashMap<SocketAddr, TcpRelay>,
 }
@@ -130,6 +129,9 @@ pub struct Shared {
     pub(super) streams: Mutex<HashMap<(SocketAddr, SocketAddr), StreamWriter>>,
     /// Peer connections of TCP relays.
     pub(super) peers: Mutex<PeerStreams>,
+    /// Ports bound for a reservation token and not yet allocated; the
+    /// allocation that claims one may belong to another shard.
+    held: Mutex<HashMap<SocketAddr, UdpSocket>>,
     /// Private relay IPs already warned about (each core reports its own).
     warned: Mutex<Vec<std::net::IpAddr>>,
     pool: RelayPool,
@@ -162,7 +164,6 @@ impl Shared {
                 Mutex::new(Shard {
                     server: Server::new(config.clone(), now),
                     relays: HashMap::new(),
-                    held: HashMap::new(),
                     tcp_relays: HashMap::new(),
                 })
             })
@@ -176,14 +177,21 @@ impl Shared {
             streams: Mutex::new(HashMap::new()),
             peers: Mutex::new(PeerStreams::default()),
             warned: Mutex::new(Vec::new()),
+            held: Mutex::new(HashMap::new()),
             pool,
         }
     }
 
-    /// The shard of a client.
-    pub fn shard_of(&self, client: SocketAddr) -> ShardId {
+    /// The shard of a client. UDP clients spread by address and port;
+    /// TCP/TLS clients by IP alone, so that an RFC 6062 data connection
+    /// meets the allocation its control connection made.
+    pub fn shard_of(&self, from: &FiveTuple) -> ShardId {
         use std::hash::BuildHasher;
-        (self.hasher.hash_one(client.ip()) as usize) % self.shards.len()
+        let hash = match from.transport {
+            Transport::Udp => self.hasher.hash_one(from.client),
+            Transport::Tcp | Transport::Tls => self.hasher.hash_one(from.client.ip()),
+        };
+        (hash as usize) % self.shards.len()
     }
 
     /// Registers a TCP/TLS connection, so that messages for its client
@@ -195,7 +203,7 @@ impl Shared {
     /// Forgets a closed connection and tells the core.
     pub fn remove_stream(self: &Arc<Self>, from: FiveTuple) {
         lock(&self.streams).remove(&(from.client, from.server));
-        self.drive(self.shard_of(from.client), Input::ConnectionClosed { from });
+        self.drive(self.shard_of(&from), Input::ConnectionClosed { from });
     }
 
     /// All cores' counters added up, for the metrics endpoint.
@@ -279,7 +287,7 @@ impl Shared {
                 }
                 Event::ReleaseRelay { relay } => {
                     shard.relays.remove(&relay);
-                    shard.held.remove(&relay);
+                    lock(&self.held).remove(&relay);
                     shard.tcp_relays.remove(&relay);
                 }
                 Event::ConnectPeer {
@@ -326,7 +334,7 @@ impl Shared {
         port: RelayPort,
     ) -> (Option<SocketAddr>, Option<SocketAddr>) {
         let (socket, next) = match port {
-            RelayPort::Reserved(addr) => match shard.held.remove(&addr) {
+            RelayPort::Reserved(addr) => match lock(&self.held).remove(&addr) {
                 Some(socket) => ((socket, addr), None),
                 None => return (None, None),
             },
@@ -348,7 +356,7 @@ impl Shared {
         let relay = RelaySocket::spawn(self.clone(), id, socket, addr);
         shard.relays.insert(addr, relay);
         let reserved = next.map(|(socket, next_addr)| {
-            shard.held.insert(next_addr, socket);
+            lock(&self.held).insert(next_addr, socket);
             next_addr
         });
         (Some(addr), reserved)

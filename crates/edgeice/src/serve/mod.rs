@@ -425,9 +425,8 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     }
     config.private_relay_ok = args.private_relay_ok;
     config.max_bytes_per_second = args.max_bytes_per_second;
-    if let Some(limit) = args.challenges_per_ip {
-        config.challenges_per_ip = limit;
-    }
+    let challenges = args.challenges_per_ip.unwrap_or((50, 200));
+    config.shared = Arc::new(edgeice_server::SharedState::new(challenges));
     config.peer_policy.allow = args.allow_peers.clone();
     config.peer_policy.deny = args.deny_peers.clone();
     Ok(config)

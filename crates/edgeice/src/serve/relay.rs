@@ -161,6 +161,7 @@ fn try_bind(addr: SocketAddr) -> io::Result<Option<(UdpSocket, SocketAddr)>> {
     match StdUdpSocket::bind(addr) {
         Ok(socket) => {
             socket.set_nonblocking(true)?;
+            super::udp::size_buffers(&socket2::SockRef::from(&socket));
             let addr = socket.local_addr()?;
             Ok(Some((UdpSocket::from_std(socket)?, addr)))
         }

@@ -92,7 +92,7 @@ where
             spare: spare.clone(),
         },
     );
-    let shard = shared.shard_of(from.client);
+    let shard = shared.shard_of(&from);
     let mut decoder = StreamDecoder::new();
     let mut chunk = vec![0u8; 4096];
     loop {

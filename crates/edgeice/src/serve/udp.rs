@@ -20,10 +20,21 @@ pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    size_buffers(&socket);
     socket
         .bind(&addr.into())
         .with_context(|| format!("binding UDP {addr} (is another STUN/TURN server running?)"))?;
     Ok(UdpSocket::from_std(socket.into())?)
+}
+
+/// Socket buffers big enough to ride out a burst while the cores are busy
+/// (the kernel caps them at net.core.rmem_max / wmem_max).
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks for [`SOCKET_BUFFER`]-sized buffers; the kernel's cap applies.
+pub fn size_buffers(socket: &socket2::Socket) {
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
 }
 
 pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<()> {
@@ -42,7 +53,7 @@ pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<()> {
             server,
         };
         shared.drive(
-            shared.shard_of(client),
+            shared.shard_of(&from),
             Input::Client {
                 from,
                 contents: &buf[..len],
