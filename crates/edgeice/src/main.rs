@@ -2,6 +2,7 @@
 //! arguments, builds a protocol core from the library crates, runs an I/O
 //! driver around it and renders the result; no protocol logic lives here.
 
+mod analyze;
 mod serve;
 mod users;
 
@@ -34,6 +35,9 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Manage the TURN users in the SQLite store that `serve` reads.
     User(users::UserArgs),
+    /// Read a call's SDP, SIP traces or Lync/SfB client logs; say why its
+    /// media did not flow and how to fix it.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::User(args) => users::run(args),
+        Command::Analyze(args) => return analyze::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

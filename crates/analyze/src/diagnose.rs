@@ -1,0 +1,257 @@
+//! Findings: what is wrong, on which side, with the evidence and the fix.
+//! Codes are stable: scripts match on them.
+
+use edgeice_candidate::{AddressClass, Candidate, CandidateAddress, CandidateType, Dialect};
+use serde::Serialize;
+
+use crate::call::{Call, Side};
+use crate::sip::Evidence;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Media cannot flow this way.
+    Error,
+    /// Media may fail for some peers, or something looks wrong.
+    Warning,
+    /// Worth knowing.
+    Info,
+}
+
+/// One finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// Stable code, such as `relay-private-address`.
+    pub code: &'static str,
+    /// How bad.
+    pub severity: Severity,
+    /// What is wrong, in a sentence or two.
+    pub message: String,
+    /// What to do about it.
+    pub fix: String,
+    /// The call, if the finding is about one.
+    pub call_id: Option<String>,
+    /// The lines that show it.
+    pub evidence: Vec<Evidence>,
+}
+
+/// Whether a relay or reflexive address can be reached from elsewhere.
+fn unreachable(address: &CandidateAddress<'_>) -> Option<AddressClass> {
+    let class = address.class();
+    matches!(
+        class,
+        AddressClass::Private
+            | AddressClass::Cgnat
+            | AddressClass::UniqueLocal
+            | AddressClass::LinkLocal
+            | AddressClass::Loopback
+    )
+    .then_some(class)
+}
+
+fn class_name(class: AddressClass) -> &'static str {
+    match class {
+        AddressClass::Private => "a private (RFC 1918) address",
+        AddressClass::Cgnat => "a carrier-grade NAT (100.64/10) address",
+        AddressClass::UniqueLocal => "an IPv6 unique-local address",
+        AddressClass::LinkLocal => "a link-local address",
+        AddressClass::Loopback => "a loopback address",
+        _ => "an address",
+    }
+}
+
+fn evidence(side: &Side, line: usize, text: &str) -> Evidence {
+    Evidence {
+        file: side.file.clone(),
+        line,
+        text: text.to_owned(),
+    }
+}
+
+fn who(side: &Side) -> String {
+    if side.party.is_empty() {
+        format!("the description in {}", side.file)
+    } else {
+        format!("the {} from {}", side.role, side.party)
+    }
+}
+
+/// Findings about one side's description.
+fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>) {
+    let call = call_id.map(str::to_owned);
+    if side.fallback_only {
+        findings.push(Finding {
+            code: "fallback-sdp-only",
+            severity: Severity::Warning,
+            message: format!(
+                "{} carries only the OCS 2007 compatibility part (ms-proxy-2007fallback): a Lync or Skype for Business endpoint would use the other part, which is missing",
+                who(side)
+            ),
+            fix: "Capture the full INVITE; if it really has only the fallback part, the sender is an OCS 2007-era client.".into(),
+            call_id: call.clone(),
+            evidence: vec![evidence(side, side.line, "")],
+        });
+    }
+    for media in &side.description.media {
+        let mut relay_private = Vec::new();
+        let mut srflx_private = Vec::new();
+        let mut private_ips: Vec<(String, AddressClass)> = Vec::new();
+        let mut kinds = Vec::new();
+        for (line, text) in &media.candidates {
+            let candidate = match Candidate::parse(text) {
+                Ok(c) => c,
+                Err(e) => {
+                    findings.push(Finding {
+                        code: "malformed-candidate",
+                        severity: Severity::Warning,
+                        message: format!("a candidate line of {} cannot be read: {e}", who(side)),
+                        fix: "The sending agent wrote an invalid line; it is ignored by its peer."
+                            .into(),
+                        call_id: call.clone(),
+                        evidence: vec![evidence(side, *line, text)],
+                    });
+                    continue;
+                }
+            };
+            kinds.push(candidate.kind);
+            if candidate.dialect == Dialect::MsIceDraft6 {
+                continue;
+            }
+            if let Some(class) = unreachable(&candidate.address) {
+                match candidate.kind {
+                    Some(CandidateType::Relay) => {
+                        let ip = candidate.address.to_string();
+                        if !private_ips.iter().any(|(known, _)| *known == ip) {
+                            private_ips.push((ip, class));
+                        }
+                        relay_private.push(evidence(side, *line, text));
+                    }
+                    Some(CandidateType::ServerReflexive) => {
+                        srflx_private.push(evidence(side, *line, text));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !srflx_private.is_empty() {
+            findings.push(Finding {
+                code: "srflx-private-address",
+                severity: Severity::Warning,
+                message: format!(
+                    "the {} server-reflexive candidates of {} carry a private address: the STUN server that reported them sits inside the same NAT, so they tell nothing about the public side",
+                    media.kind,
+                    who(side)
+                ),
+                fix: "Point clients at a STUN server outside their NAT (the edge's public address).".into(),
+                call_id: call.clone(),
+                evidence: srflx_private,
+            });
+        }
+        if !relay_private.is_empty() {
+            let addresses: Vec<String> = private_ips
+                .iter()
+                .map(|(ip, class)| format!("{ip}, {}", class_name(*class)))
+                .collect();
+            findings.push(Finding {
+                code: "relay-private-address",
+                severity: Severity::Error,
+                message: format!(
+                    "the {} relay candidates of {} advertise {}: the TURN/edge server that allocated them is behind NAT without its public address configured, so the other side's connectivity checks can never reach it, and a call that needs the relay connects its signalling and then fails",
+                    media.kind,
+                    who(side),
+                    addresses.join("; ")
+                ),
+                fix: "Configure the edge's public NAT address: `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`). On a Lync or Skype for Business edge: Topology Builder, edit the Edge pool, tick \"A/V Edge service is NAT enabled\", enter the public IP, publish the topology.".into(),
+                call_id: call.clone(),
+                evidence: relay_private,
+            });
+        }
+        if media.candidates.is_empty() || side.fallback_only {
+            continue;
+        }
+        let only_host = kinds.iter().all(|k| matches!(k, Some(CandidateType::Host)));
+        if only_host {
+            findings.push(Finding {
+                code: "only-host-candidates",
+                severity: Severity::Warning,
+                message: format!(
+                    "the {} media of {} offers only host candidates: unless both ends share a network, nothing can connect",
+                    media.kind,
+                    who(side)
+                ),
+                fix: "Give the client a STUN and a TURN server (the edge), and check it can reach them.".into(),
+                call_id: call.clone(),
+                evidence: vec![evidence(side, media.candidates[0].0, &media.candidates[0].1)],
+            });
+        } else if !kinds
+            .iter()
+            .any(|k| matches!(k, Some(CandidateType::Relay)))
+        {
+            findings.push(Finding {
+                code: "no-relay-candidates",
+                severity: Severity::Warning,
+                message: format!(
+                    "the {} media of {} has no relay candidate: behind a firewall that blocks direct paths, the call will fail",
+                    media.kind,
+                    who(side)
+                ),
+                fix: "Check the client's TURN configuration and that it can authenticate to the edge.".into(),
+                call_id: call.clone(),
+                evidence: vec![evidence(side, media.candidates[0].0, &media.candidates[0].1)],
+            });
+        }
+        if media.ufrag.is_none() || !media.has_pwd {
+            findings.push(Finding {
+                code: "ice-credentials-missing",
+                severity: Severity::Error,
+                message: format!(
+                    "the {} media of {} has candidates but no a=ice-ufrag/a=ice-pwd: no connectivity check can be authenticated",
+                    media.kind,
+                    who(side)
+                ),
+                fix: "The sending agent must include ice-ufrag and ice-pwd (session or media level).".into(),
+                call_id: call.clone(),
+                evidence: vec![evidence(side, media.candidates[0].0, &media.candidates[0].1)],
+            });
+        }
+    }
+}
+
+/// All findings, most severe first.
+pub fn diagnose(calls: &[Call], descriptions: &[Side]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for call in calls {
+        for side in call.offer.iter().chain(call.answer.iter()) {
+            diagnose_side(side, Some(&call.call_id), &mut findings);
+        }
+        if let Some(seconds) = call.seconds_to_bye
+            && seconds <= 30.0
+            && !call.promoted
+        {
+            let bye = call.timeline.iter().find(|e| e.what.starts_with("BYE "));
+            findings.push(Finding {
+                code: "call-ended-during-checks",
+                severity: Severity::Error,
+                message: format!(
+                    "the call ended {seconds:.1} s after it was answered, with no candidate promotion: its media never connected (ICE gave up)"
+                ),
+                fix: "Read the other findings: the candidates could not reach each other.".into(),
+                call_id: Some(call.call_id.clone()),
+                evidence: bye
+                    .map(|e| Evidence {
+                        file: e.file.clone(),
+                        line: e.line,
+                        text: e.what.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+            });
+        }
+    }
+    for side in descriptions {
+        diagnose_side(side, None, &mut findings);
+    }
+    findings.sort_by_key(|f| f.severity);
+    findings
+}

@@ -1,0 +1,231 @@
+//! SIP messages as traces and logs show them, and the SDP bodies they
+//! carry — including `multipart/alternative` bodies whose OCS 2007
+//! fallback part (`Content-Disposition: ...; ms-proxy-2007fallback`) must be
+//! set aside, not mistaken for the real offer.
+
+use serde::Serialize;
+
+/// Where something was read: file and 1-based line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// The file, as named on the command line.
+    pub file: String,
+    /// The 1-based line number.
+    pub line: usize,
+    /// The text of that line.
+    pub text: String,
+}
+
+/// A SIP request or response.
+#[derive(Clone, Debug, Serialize)]
+pub struct SipMessage {
+    /// `INVITE sip:... SIP/2.0` or `SIP/2.0 200 OK`.
+    pub start_line: String,
+    /// Headers in order, names as written.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+    /// The file it was read from.
+    pub file: String,
+    /// The line of the start line in that file.
+    pub line: usize,
+    /// The line where the body starts.
+    pub body_line: usize,
+    /// When the log says it was sent or received (`MM/DD/YYYY|HH:MM:SS.mmm`).
+    pub timestamp: Option<String>,
+}
+
+/// One SDP body of a message.
+#[derive(Clone, Debug)]
+pub struct SdpPart<'m> {
+    /// The SDP text.
+    pub text: &'m str,
+    /// The line in the file where the body starts.
+    pub line: usize,
+    /// The OCS 2007 compatibility part (`ms-proxy-2007fallback`).
+    pub fallback: bool,
+}
+
+/// Compact header names (RFC 3261 §7.3.3) that matter here.
+fn full_name(name: &str) -> &str {
+    match name {
+        "i" => "Call-ID",
+        "c" => "Content-Type",
+        "f" => "From",
+        "t" => "To",
+        "l" => "Content-Length",
+        _ => name,
+    }
+}
+
+/// Whether `line` starts a SIP message.
+pub fn is_start_line(line: &str) -> bool {
+    line.starts_with("SIP/2.0 ")
+        || line.split_once(' ').is_some_and(|(method, rest)| {
+            !method.is_empty()
+                && method.bytes().all(|b| b.is_ascii_uppercase())
+                && rest.trim_end().ends_with("SIP/2.0")
+        })
+}
+
+impl SipMessage {
+    /// Parses one message from its lines; the first must be a start line.
+    pub fn parse(
+        lines: &[&str],
+        file: &str,
+        first_line: usize,
+        timestamp: Option<String>,
+    ) -> Option<Self> {
+        let (start, rest) = lines.split_first()?;
+        if !is_start_line(start) {
+            return None;
+        }
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut body_at = rest.len();
+        for (i, line) in rest.iter().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.is_empty() {
+                body_at = i + 1;
+                break;
+            }
+            if line.starts_with([' ', '\t']) {
+                // A folded header continues the previous one.
+                if let Some((_, value)) = headers.last_mut() {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                }
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((full_name(name.trim()).to_owned(), value.trim().to_owned()));
+            }
+        }
+        let body_lines = rest.get(body_at..).unwrap_or(&[]);
+        let body = body_lines
+            .iter()
+            .map(|l| l.trim_end_matches('\r'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Some(SipMessage {
+            start_line: start.trim_end_matches('\r').to_owned(),
+            headers,
+            body,
+            file: file.to_owned(),
+            line: first_line,
+            body_line: first_line + 1 + body_at,
+            timestamp,
+        })
+    }
+
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The request method, for a request.
+    pub fn method(&self) -> Option<&str> {
+        (!self.start_line.starts_with("SIP/"))
+            .then(|| self.start_line.split(' ').next().unwrap_or(""))
+    }
+
+    /// The status code, for a response.
+    pub fn status(&self) -> Option<u16> {
+        self.start_line
+            .strip_prefix("SIP/2.0 ")?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The method the CSeq header names (what a response answers).
+    pub fn cseq_method(&self) -> Option<&str> {
+        self.header("CSeq")?.split_whitespace().nth(1)
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> Option<&str> {
+        self.header("Call-ID")
+    }
+
+    /// The SDP bodies: the body itself, or the `application/sdp` parts of
+    /// a multipart body.
+    pub fn sdp_parts(&self) -> Vec<SdpPart<'_>> {
+        let content_type = self
+            .header("Content-Type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("application/sdp") {
+            return vec![SdpPart {
+                text: &self.body,
+                line: self.body_line,
+                fallback: false,
+            }];
+        }
+        if !content_type.starts_with("multipart/") {
+            return Vec::new();
+        }
+        let Some(boundary) = boundary_of(self.header("Content-Type").unwrap_or("")) else {
+            return Vec::new();
+        };
+        let delimiter = format!("--{boundary}");
+        let mut parts = Vec::new();
+        let lines: Vec<&str> = self.body.split('\n').collect();
+        let mut starts = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_end().starts_with(&delimiter) {
+                starts.push(i);
+            }
+        }
+        for window in starts.windows(2) {
+            let (from, to) = (window[0] + 1, window[1]);
+            let part = &lines[from..to];
+            let mut is_sdp = false;
+            let mut fallback = false;
+            let mut body_from = part.len();
+            for (i, line) in part.iter().enumerate() {
+                if line.trim().is_empty() {
+                    body_from = i + 1;
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if lower.starts_with("content-type:") && lower.contains("application/sdp") {
+                    is_sdp = true;
+                }
+                if lower.starts_with("content-disposition:")
+                    && lower.contains("ms-proxy-2007fallback")
+                {
+                    fallback = true;
+                }
+            }
+            if is_sdp {
+                let start_line = from + body_from.min(part.len());
+                let text_start: usize = lines[..start_line].iter().map(|l| l.len() + 1).sum();
+                let text_end: usize = lines[..to].iter().map(|l| l.len() + 1).sum();
+                let text = self
+                    .body
+                    .get(text_start..text_end.min(self.body.len()))
+                    .unwrap_or("");
+                parts.push(SdpPart {
+                    text,
+                    line: self.body_line + start_line,
+                    fallback,
+                });
+            }
+        }
+        parts
+    }
+}
+
+/// The `boundary` parameter of a multipart Content-Type.
+fn boundary_of(content_type: &str) -> Option<String> {
+    content_type.split(';').find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}

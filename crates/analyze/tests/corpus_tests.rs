@@ -1,0 +1,117 @@
+//! The analyzer on the corpus in `tests/corpus/`: the seed's failed call,
+//! a healthy call, and broken input.
+
+use std::path::Path;
+
+use edgeice_analyze::{Analysis, Severity, analyze, input};
+use proptest::prelude::*;
+
+fn run(names: &[&str]) -> Analysis {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let files = names
+        .iter()
+        .map(|name| {
+            let file = std::fs::File::open(dir.join(name)).unwrap();
+            let (format, items) = input::read(name, std::io::BufReader::new(file)).unwrap();
+            (name.to_string(), format, items)
+        })
+        .collect();
+    analyze(files)
+}
+
+fn codes(analysis: &Analysis) -> Vec<&str> {
+    analysis.findings.iter().map(|f| f.code).collect()
+}
+
+#[test]
+fn the_seed_call_is_diagnosed_relay_private_address() {
+    let analysis = run(&["seed-client.uccapilog"]);
+    let top = &analysis.findings[0];
+    assert_eq!(top.code, "relay-private-address");
+    assert_eq!(top.severity, Severity::Error);
+    assert!(top.message.contains("10.0.1.5"), "{}", top.message);
+    assert!(
+        top.message.contains("sip:simon@customer.example"),
+        "{}",
+        top.message
+    );
+    assert!(top.fix.contains("--external-ip") && top.fix.contains("NAT enabled"));
+    assert!(
+        top.evidence
+            .iter()
+            .all(|e| e.text.contains("typ relay") && e.text.contains("10.0.1.5"))
+    );
+    assert!(codes(&analysis).contains(&"call-ended-during-checks"));
+
+    let call = &analysis.calls[0];
+    assert_eq!(call.seconds_to_bye, Some(10.013));
+    assert!(!call.promoted);
+    // The OCS 2007 fallback part is set aside: the offer is the MS-ICE2 part.
+    let offer = call.offer.as_ref().unwrap();
+    assert!(!offer.fallback_only);
+    assert_eq!(offer.description.media.len(), 2);
+    assert_eq!(offer.description.media[0].candidates.len(), 11);
+    // The far side's relays are public: nothing is said against it.
+    assert!(
+        analysis
+            .findings
+            .iter()
+            .all(|f| !f.message.contains("sip:vmr@meet.vmr.example")
+                || f.severity != Severity::Error)
+    );
+    assert!(analysis.has_errors());
+}
+
+#[test]
+fn a_healthy_call_has_no_error() {
+    let analysis = run(&["healthy-call.sip"]);
+    assert!(!analysis.has_errors(), "{:?}", codes(&analysis));
+    assert_eq!(analysis.calls.len(), 1);
+    assert!(analysis.calls[0].answer.is_some());
+}
+
+#[test]
+fn broken_candidates_are_findings_not_failures() {
+    let analysis = run(&["junk.bin"]);
+    assert!(codes(&analysis).contains(&"malformed-candidate"));
+}
+
+#[test]
+fn the_json_report_carries_the_codes() {
+    let analysis = run(&["seed-client.uccapilog"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&edgeice_analyze::report::json(&analysis)).unwrap();
+    assert_eq!(json["findings"][0]["code"], "relay-private-address");
+    assert_eq!(json["calls"][0]["seconds_to_bye"], 10.013);
+}
+
+#[test]
+fn the_fuzz_corpus_replays() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/analyze_input");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let Ok(data) = std::fs::read(entry.unwrap().path()) else {
+            continue;
+        };
+        edgeice_analyze::fuzzing::analyze_input(&data);
+        count += 1;
+    }
+    assert!(count > 0);
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_read_without_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        edgeice_analyze::fuzzing::analyze_input(&data);
+    }
+
+    #[test]
+    fn mangled_logs_are_read_without_panic(cut in 0usize..8000, junk in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+        let mut data = std::fs::read(dir.join("seed-client.uccapilog")).unwrap();
+        let at = cut.min(data.len());
+        data.truncate(at);
+        data.extend_from_slice(&junk);
+        edgeice_analyze::fuzzing::analyze_input(&data);
+    }
+}
