@@ -202,7 +202,9 @@ pub struct Candidate<'a> {
 
 /// Strips `a=` and the attribute name, noting an `x-candidate-ipv6` one.
 fn strip_attribute(line: &str) -> (&str, bool) {
-    let line = line.trim();
+    // Trim exactly what tokens are split on (ASCII whitespace): a wider
+    // trim would eat a token that splitting keeps (a vertical tab, say).
+    let line = line.trim_matches(|c: char| c.is_ascii_whitespace());
     let line = line.strip_prefix("a=").unwrap_or(line);
     if let Some(value) = line.strip_prefix("candidate:") {
         (value, false)
@@ -401,7 +403,7 @@ pub struct RemoteCandidate<'a> {
 
 /// Parses `a=remote-candidates:1 192.0.2.1 5000 2 192.0.2.1 5001`.
 pub fn parse_remote_candidates(line: &str) -> Result<Vec<RemoteCandidate<'_>>, CandidateError> {
-    let line = line.trim();
+    let line = line.trim_matches(|c: char| c.is_ascii_whitespace());
     let line = line.strip_prefix("a=").unwrap_or(line);
     let value = line.strip_prefix("remote-candidates:").unwrap_or(line);
     let tokens: Vec<&str> = value.split_ascii_whitespace().collect();
