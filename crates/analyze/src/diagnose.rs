@@ -218,6 +218,115 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
     }
 }
 
+/// What one media section of one side offers, for comparing the sides.
+struct Offered {
+    udp: bool,
+    tcp: bool,
+    v4: bool,
+    v6: bool,
+    mdns: Vec<Evidence>,
+}
+
+fn offered(side: &Side, media: &crate::sdp::Media) -> Offered {
+    let mut o = Offered {
+        udp: false,
+        tcp: false,
+        v4: false,
+        v6: false,
+        mdns: Vec::new(),
+    };
+    for (line, text) in &media.candidates {
+        let Ok(c) = Candidate::parse(text) else {
+            continue;
+        };
+        if c.transport.is_tcp() {
+            o.tcp = true;
+        } else {
+            o.udp = true;
+        }
+        match c.address {
+            CandidateAddress::Ip(ip) if ip.is_ipv4() => o.v4 = true,
+            CandidateAddress::Ip(ip) => match ip {
+                std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => o.v4 = true,
+                _ => o.v6 = true,
+            },
+            CandidateAddress::Name(_) => {
+                if c.address.class() == AddressClass::Mdns {
+                    o.mdns.push(evidence(side, *line, text));
+                }
+                // A name resolves to either family: assume it can match.
+                o.v4 = true;
+                o.v6 = true;
+            }
+        }
+    }
+    o
+}
+
+/// Findings that need both sides of a call: can any pair be formed at all?
+fn diagnose_pairs(call: &Call, findings: &mut Vec<Finding>) {
+    let (Some(offer), Some(answer)) = (&call.offer, &call.answer) else {
+        return;
+    };
+    for (i, offer_media) in offer.description.media.iter().enumerate() {
+        let Some(answer_media) = answer.description.media.get(i) else {
+            continue;
+        };
+        if offer_media.candidates.is_empty() || answer_media.candidates.is_empty() {
+            continue;
+        }
+        let (o, a) = (offered(offer, offer_media), offered(answer, answer_media));
+        let first = |side: &Side, media: &crate::sdp::Media| {
+            evidence(side, media.candidates[0].0, &media.candidates[0].1)
+        };
+        if !(o.udp && a.udp || o.tcp && a.tcp) {
+            findings.push(Finding {
+                code: "no-common-transport",
+                severity: Severity::Error,
+                message: format!(
+                    "for {}, one side offers only {} and the other only {}: no candidate pair can be formed",
+                    offer_media.kind,
+                    if o.tcp { "TCP" } else { "UDP" },
+                    if a.tcp { "TCP" } else { "UDP" }
+                ),
+                fix: "Allow UDP through the firewalls, or give both clients TCP (TURN over TCP or TLS) candidates.".into(),
+                call_id: Some(call.call_id.clone()),
+                evidence: vec![first(offer, offer_media), first(answer, answer_media)],
+            });
+        }
+        if !(o.v4 && a.v4 || o.v6 && a.v6) {
+            findings.push(Finding {
+                code: "address-family-mismatch",
+                severity: Severity::Error,
+                message: format!(
+                    "for {}, one side has only IPv{} candidates and the other only IPv{}: they cannot reach each other without a relay that speaks both",
+                    offer_media.kind,
+                    if o.v6 { 6 } else { 4 },
+                    if a.v6 { 6 } else { 4 }
+                ),
+                fix: "Give the clients a TURN server with dual allocations (ADDITIONAL-ADDRESS-FAMILY), or candidates of a shared family.".into(),
+                call_id: Some(call.call_id.clone()),
+                evidence: vec![first(offer, offer_media), first(answer, answer_media)],
+            });
+        }
+        for (side, mdns) in [(offer, o.mdns), (answer, a.mdns)] {
+            if !mdns.is_empty() {
+                findings.push(Finding {
+                    code: "mdns-unresolvable",
+                    severity: Severity::Warning,
+                    message: format!(
+                        "{} hides its host addresses behind mDNS .local names: a peer outside its link cannot resolve them, so only its reflexive and relay candidates count",
+                        who(side)
+                    ),
+                    fix: "Expected from browsers; make sure STUN and TURN candidates are there too.".into(),
+                    call_id: Some(call.call_id.clone()),
+                    evidence: mdns,
+                });
+            }
+        }
+    }
+}
+
 /// All findings, most severe first.
 pub fn diagnose(calls: &[Call], descriptions: &[Side]) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -225,6 +334,7 @@ pub fn diagnose(calls: &[Call], descriptions: &[Side]) -> Vec<Finding> {
         for side in call.offer.iter().chain(call.answer.iter()) {
             diagnose_side(side, Some(&call.call_id), &mut findings);
         }
+        diagnose_pairs(call, &mut findings);
         if let Some(seconds) = call.seconds_to_bye
             && seconds <= 30.0
             && !call.promoted

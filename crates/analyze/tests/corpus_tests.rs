@@ -115,3 +115,17 @@ proptest! {
         edgeice_analyze::fuzzing::analyze_input(&data);
     }
 }
+
+#[test]
+fn sides_that_cannot_form_a_pair_are_found() {
+    let analysis = run(&["mismatch-call.sip"]);
+    let found = codes(&analysis);
+    assert!(found.contains(&"no-common-transport"), "{found:?}");
+    assert!(found.contains(&"mdns-unresolvable"), "{found:?}");
+    let analysis = run(&["family-mismatch.sip"]);
+    assert!(
+        codes(&analysis).contains(&"address-family-mismatch"),
+        "{:?}",
+        codes(&analysis)
+    );
+}
