@@ -94,6 +94,7 @@ fn format_name(format: Format) -> &'static str {
         Format::Sdp => "sdp",
         Format::SipTrace => "sip",
         Format::Uccapilog => "uccapilog",
+        Format::ServerLog => "server-log",
     }
 }
 

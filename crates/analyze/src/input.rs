@@ -5,7 +5,10 @@
 //! - SIP traces: messages one after another;
 //! - Lync/Skype for Business client logs (`.uccapilog`): lines
 //!   `MM/DD/YYYY|HH:MM:SS.mmm PID:TID LEVEL :: text`, with each SIP message
-//!   between a `Sending Packet` or `Data Received` line and an `End of` line.
+//!   between a `Sending Packet` or `Data Received` line and an `End of` line;
+//! - Lync/Skype for Business server logs (CLS/OCSLogger SIPStack text):
+//!   records between `$$begin_record` and `$$end_record` with `Direction:`,
+//!   `Peer:`, `Start-Line:` and `Message-Body:` fields.
 //!
 //! Only the messages are kept: a log's size does not matter, the number of
 //! SIP messages in it does.
@@ -39,6 +42,8 @@ pub enum Format {
     SipTrace,
     /// A Lync/Skype for Business client log.
     Uccapilog,
+    /// A Lync/Skype for Business server log (CLS/OCSLogger SIPStack text).
+    ServerLog,
 }
 
 /// Why a file could not be read.
@@ -85,6 +90,9 @@ pub fn read(file: &str, reader: impl BufRead) -> Result<(Format, Vec<Item>), Inp
             Some(first) => break first,
         }
     };
+    if first.1.contains("$$begin_record") {
+        return read_server_log(file, first, &mut lines).map(|items| (Format::ServerLog, items));
+    }
     if log_timestamp(&first.1).is_some() {
         return read_uccapilog(file, first, &mut lines).map(|items| (Format::Uccapilog, items));
     }
@@ -196,6 +204,80 @@ fn read_uccapilog<R: BufRead>(
         } else if let Some((_, _, collected)) = open.as_mut() {
             // A runaway message (no End marker) is cut off, not kept whole.
             if collected.len() < 10_000 {
+                collected.push(line);
+            }
+        }
+        next = lines.next_line().map_err(io)?;
+    }
+    Ok(items)
+}
+
+/// The record fields of a server log that are not SIP headers.
+const RECORD_FIELDS: [&str; 6] = [
+    "Trace-Correlation-Id:",
+    "Instance-Id:",
+    "Direction:",
+    "Peer:",
+    "Message-Type:",
+    "Start-Line:",
+];
+
+/// The time of a `$$begin_record` line (`...::MM/DD/YYYY-HH:MM:SS.mmm...`),
+/// as a client log writes it (`MM/DD/YYYY|HH:MM:SS.mmm`).
+fn record_timestamp(line: &str) -> Option<String> {
+    let at = line.find("::")? + 2;
+    let stamp = line.get(at..at + 23)?;
+    let b = stamp.as_bytes();
+    (b.get(2) == Some(&b'/') && b.get(10) == Some(&b'-')).then(|| stamp.replacen('-', "|", 1))
+}
+
+fn read_server_log<R: BufRead>(
+    file: &str,
+    first: (usize, String),
+    lines: &mut Lines<R>,
+) -> Result<Vec<Item>, InputError> {
+    let io = |source| InputError::Io {
+        file: file.to_owned(),
+        source,
+    };
+    let mut items = Vec::new();
+    // The record being read: its time, the start line's number, the
+    // message's lines, and whether the body has begun.
+    let mut record: Option<(Option<String>, usize, Vec<String>, bool)> = None;
+    // The body starts on the `Message-Body:` line itself: one line earlier
+    // than the blank line put before it in the message suggests.
+    let mut inline_body = false;
+    let mut next = Some(first);
+    while let Some((number, line)) = next {
+        if line.contains("$$begin_record") {
+            record = Some((record_timestamp(&line), number, Vec::new(), false));
+            inline_body = false;
+        } else if line.contains("$$end_record") {
+            if let Some((stamp, at, collected, _)) = record.take() {
+                let refs: Vec<&str> = collected.iter().map(String::as_str).collect();
+                if let Some(mut m) = SipMessage::parse(&refs, file, at, stamp) {
+                    if inline_body {
+                        m.body_line = m.body_line.saturating_sub(1);
+                    }
+                    items.push(Item::Sip(m));
+                }
+            }
+        } else if let Some((_, at, collected, in_body)) = record.as_mut() {
+            if collected.len() >= 10_000 {
+                // A runaway record is cut off, not kept whole.
+            } else if *in_body {
+                collected.push(line);
+            } else if let Some(start) = line.strip_prefix("Start-Line:") {
+                *at = number;
+                collected.insert(0, start.trim().to_owned());
+            } else if let Some(body) = line.strip_prefix("Message-Body:") {
+                *in_body = true;
+                collected.push(String::new());
+                if !body.trim().is_empty() {
+                    inline_body = true;
+                    collected.push(body.trim_start().to_owned());
+                }
+            } else if !RECORD_FIELDS.iter().any(|f| line.starts_with(f)) {
                 collected.push(line);
             }
         }

@@ -129,3 +129,21 @@ fn sides_that_cannot_form_a_pair_are_found() {
         codes(&analysis)
     );
 }
+
+#[test]
+fn a_server_log_blames_the_side_whose_edge_is_misconfigured() {
+    let analysis = run(&["edge-b.cls.log"]);
+    assert_eq!(analysis.inputs[0].format, "server-log");
+    let top = &analysis.findings[0];
+    assert_eq!(top.code, "relay-private-address");
+    assert!(
+        top.message.contains("answer from sip:carol@b.example"),
+        "{}",
+        top.message
+    );
+    assert!(top.message.contains("10.0.2.5"));
+    assert_eq!(
+        analysis.calls[0].timeline[0].timestamp.as_deref(),
+        Some("11/24/2026|10:20:01.100")
+    );
+}
