@@ -56,6 +56,8 @@ pub struct Call {
     pub promoted: bool,
     /// Seconds from the 200 OK to the BYE, when both have timestamps.
     pub seconds_to_bye: Option<f64>,
+    /// The agent itself reported ICE failed (webrtc-internals).
+    pub ice_failed: bool,
 }
 
 /// A file read, and as what.
@@ -95,6 +97,7 @@ fn format_name(format: Format) -> &'static str {
         Format::SipTrace => "sip",
         Format::Uccapilog => "uccapilog",
         Format::ServerLog => "server-log",
+        Format::WebrtcInternals => "webrtc-internals",
     }
 }
 
@@ -145,6 +148,7 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
     let mut inputs = Vec::new();
     let mut descriptions = Vec::new();
     let mut by_call: Vec<(String, Vec<SipMessage>)> = Vec::new();
+    let mut peer_connections = Vec::new();
     for (file, format, items) in files {
         inputs.push(InputFile {
             file: file.clone(),
@@ -161,6 +165,7 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
                     fallback_only: false,
                     description: sdp::parse(&text, line),
                 }),
+                Item::PeerConnection(pc) => peer_connections.push(call_of_peer_connection(pc)),
                 Item::Sip(message) => {
                     let id = message.call_id().unwrap_or("(no Call-ID)").to_owned();
                     match by_call.iter_mut().find(|(c, _)| *c == id) {
@@ -171,10 +176,11 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
             }
         }
     }
-    let calls: Vec<Call> = by_call
+    let mut calls: Vec<Call> = by_call
         .into_iter()
         .map(|(call_id, messages)| build_call(call_id, &messages))
         .collect();
+    calls.extend(peer_connections);
     let findings = diagnose::diagnose(&calls, &descriptions);
     Analysis {
         inputs,
@@ -231,5 +237,59 @@ fn build_call(call_id: String, messages: &[SipMessage]) -> Call {
         timeline,
         promoted,
         seconds_to_bye,
+        ice_failed: false,
+    }
+}
+
+/// A browser's peer connection as a call: its offer and answer (local or
+/// remote), with the candidates trickled after them put in their media.
+/// Line numbers are positions in the dump's update log.
+fn call_of_peer_connection(pc: crate::webrtc_internals::PeerConnection) -> Call {
+    let side = |sdp_type: &str| {
+        pc.descriptions
+            .iter()
+            .find(|(_, _, t, _)| t == sdp_type)
+            .map(|(index, who, t, sdp)| Side {
+                role: if t == "offer" { "offer" } else { "answer" },
+                party: (*who).to_owned(),
+                file: pc.file.clone(),
+                line: *index,
+                timestamp: None,
+                fallback_only: false,
+                description: sdp::parse(sdp, 0),
+            })
+    };
+    let (mut offer, mut answer) = (side("offer"), side("answer"));
+    for (index, who, mline, line) in &pc.candidates {
+        let target = [offer.as_mut(), answer.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|s| s.party == *who);
+        if let Some(media) = target.and_then(|s| s.description.media.get_mut(*mline)) {
+            media.candidates.push((*index, format!("a={line}")));
+        }
+    }
+    let ice_failed = pc
+        .events
+        .iter()
+        .any(|(_, _, what)| what.to_ascii_lowercase().contains("statechange: failed"));
+    let timeline = pc
+        .events
+        .iter()
+        .map(|(index, time, what)| Event {
+            timestamp: time.clone(),
+            what: what.clone(),
+            file: pc.file.clone(),
+            line: *index,
+        })
+        .collect();
+    Call {
+        call_id: pc.id,
+        offer,
+        answer,
+        timeline,
+        promoted: false,
+        seconds_to_bye: None,
+        ice_failed,
     }
 }

@@ -335,6 +335,28 @@ pub fn diagnose(calls: &[Call], descriptions: &[Side]) -> Vec<Finding> {
             diagnose_side(side, Some(&call.call_id), &mut findings);
         }
         diagnose_pairs(call, &mut findings);
+        if call.ice_failed {
+            let failed = call
+                .timeline
+                .iter()
+                .find(|e| e.what.to_ascii_lowercase().contains("failed"));
+            findings.push(Finding {
+                code: "ice-failed",
+                severity: Severity::Error,
+                message: "the browser reports that ICE failed: no candidate pair worked".into(),
+                fix: "Read the other findings for why the candidates could not reach each other."
+                    .into(),
+                call_id: Some(call.call_id.clone()),
+                evidence: failed
+                    .map(|e| Evidence {
+                        file: e.file.clone(),
+                        line: e.line,
+                        text: e.what.clone(),
+                    })
+                    .into_iter()
+                    .collect(),
+            });
+        }
         if let Some(seconds) = call.seconds_to_bye
             && seconds <= 30.0
             && !call.promoted

@@ -8,7 +8,8 @@
 //!   between a `Sending Packet` or `Data Received` line and an `End of` line;
 //! - Lync/Skype for Business server logs (CLS/OCSLogger SIPStack text):
 //!   records between `$$begin_record` and `$$end_record` with `Direction:`,
-//!   `Peer:`, `Start-Line:` and `Message-Body:` fields.
+//!   `Peer:`, `Start-Line:` and `Message-Body:` fields;
+//! - Chrome `webrtc-internals` dumps (JSON, read whole).
 //!
 //! Only the messages are kept: a log's size does not matter, the number of
 //! SIP messages in it does.
@@ -20,6 +21,8 @@ use crate::sip::{SipMessage, is_start_line};
 /// What a file held.
 #[derive(Clone, Debug)]
 pub enum Item {
+    /// One peer connection of a webrtc-internals dump, as a call.
+    PeerConnection(crate::webrtc_internals::PeerConnection),
     /// A SIP message.
     Sip(SipMessage),
     /// A bare SDP description.
@@ -44,6 +47,8 @@ pub enum Format {
     Uccapilog,
     /// A Lync/Skype for Business server log (CLS/OCSLogger SIPStack text).
     ServerLog,
+    /// A Chrome `webrtc-internals` dump (JSON).
+    WebrtcInternals,
 }
 
 /// Why a file could not be read.
@@ -90,6 +95,16 @@ pub fn read(file: &str, reader: impl BufRead) -> Result<(Format, Vec<Item>), Inp
             Some(first) => break first,
         }
     };
+    if first.1.trim_start().starts_with('{') {
+        let mut text = first.1.clone();
+        while let Some((_, line)) = lines.next_line().map_err(io)? {
+            text.push('\n');
+            text.push_str(&line);
+        }
+        return crate::webrtc_internals::read(file, &text)
+            .map(|items| (Format::WebrtcInternals, items))
+            .ok_or_else(|| InputError::Unrecognised(file.to_owned()));
+    }
     if first.1.contains("$$begin_record") {
         return read_server_log(file, first, &mut lines).map(|items| (Format::ServerLog, items));
     }

@@ -26,6 +26,7 @@ pub mod input;
 pub mod report;
 pub mod sdp;
 pub mod sip;
+pub mod webrtc_internals;
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -147,3 +147,19 @@ fn a_server_log_blames_the_side_whose_edge_is_misconfigured() {
         Some("11/24/2026|10:20:01.100")
     );
 }
+
+#[test]
+fn a_webrtc_internals_dump_is_a_call_with_trickled_candidates() {
+    let analysis = run(&["failed-call.webrtc-internals.json"]);
+    assert_eq!(analysis.inputs[0].format, "webrtc-internals");
+    let call = &analysis.calls[0];
+    assert_eq!(call.call_id, "4711-1");
+    assert!(call.ice_failed);
+    let remote = call.answer.as_ref().unwrap();
+    assert_eq!(remote.party, "remote");
+    assert_eq!(remote.description.media[0].candidates.len(), 1);
+    let found = codes(&analysis);
+    assert_eq!(found[0], "relay-private-address", "{found:?}");
+    assert!(found.contains(&"ice-failed"), "{found:?}");
+    assert!(found.contains(&"mdns-unresolvable"), "{found:?}");
+}
