@@ -78,6 +78,8 @@ pub struct Analysis {
     pub calls: Vec<Call>,
     /// Bare SDP descriptions, outside any call.
     pub descriptions: Vec<Side>,
+    /// STUN and TURN messages seen in captures.
+    pub stun: Vec<crate::capture::StunPacket>,
     /// What is wrong, most severe first.
     pub findings: Vec<Finding>,
 }
@@ -98,6 +100,7 @@ fn format_name(format: Format) -> &'static str {
         Format::Uccapilog => "uccapilog",
         Format::ServerLog => "server-log",
         Format::WebrtcInternals => "webrtc-internals",
+        Format::Capture => "capture",
     }
 }
 
@@ -149,6 +152,7 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
     let mut descriptions = Vec::new();
     let mut by_call: Vec<(String, Vec<SipMessage>)> = Vec::new();
     let mut peer_connections = Vec::new();
+    let mut stun = Vec::new();
     for (file, format, items) in files {
         inputs.push(InputFile {
             file: file.clone(),
@@ -166,6 +170,7 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
                     description: sdp::parse(&text, line),
                 }),
                 Item::PeerConnection(pc) => peer_connections.push(call_of_peer_connection(pc)),
+                Item::Stun(packet) => stun.push(packet),
                 Item::Sip(message) => {
                     let id = message.call_id().unwrap_or("(no Call-ID)").to_owned();
                     match by_call.iter_mut().find(|(c, _)| *c == id) {
@@ -181,11 +186,12 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
         .map(|(call_id, messages)| build_call(call_id, &messages))
         .collect();
     calls.extend(peer_connections);
-    let findings = diagnose::diagnose(&calls, &descriptions);
+    let findings = diagnose::diagnose(&calls, &descriptions, &stun);
     Analysis {
         inputs,
         calls,
         descriptions,
+        stun,
         findings,
     }
 }

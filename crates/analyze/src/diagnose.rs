@@ -5,6 +5,7 @@ use edgeice_candidate::{AddressClass, Candidate, CandidateAddress, CandidateType
 use serde::Serialize;
 
 use crate::call::{Call, Side};
+use crate::capture::StunPacket;
 use crate::sip::Evidence;
 
 /// How bad a finding is.
@@ -327,9 +328,74 @@ fn diagnose_pairs(call: &Call, findings: &mut Vec<Finding>) {
     }
 }
 
+/// Evidence lines kept per finding; the message says how many there were.
+const MAX_EVIDENCE: usize = 10;
+
+/// Findings from the STUN/TURN traffic of captures: credentials refused,
+/// and the other TURN errors that stop a relay.
+fn diagnose_stun(stun: &[StunPacket], findings: &mut Vec<Finding>) {
+    let mut refused = Vec::new();
+    let mut errors: Vec<(u16, Evidence)> = Vec::new();
+    for packet in stun.iter().filter(|p| p.error.is_some()) {
+        let code = packet.error.unwrap_or(0);
+        let request = stun
+            .iter()
+            .find(|r| r.transaction == packet.transaction && r.what.ends_with("request"));
+        let evidence = Evidence {
+            file: packet.file.clone(),
+            line: packet.packet,
+            text: format!(
+                "{} {} from {} to {}",
+                packet.what, code, packet.from, packet.to
+            ),
+        };
+        match code {
+            // A 401 to a request with credentials (the first 401 of every
+            // client, to a request without them, is how TURN starts).
+            401 | 441 if request.is_some_and(|r| r.authenticated) => {
+                refused.push((evidence, request.and_then(|r| r.username.clone())))
+            }
+            403 | 437 | 442 | 443 | 486 | 508 => errors.push((code, evidence)),
+            _ => {}
+        }
+    }
+    if !refused.is_empty() {
+        let mut users: Vec<String> = refused.iter().filter_map(|(_, u)| u.clone()).collect();
+        users.sort();
+        users.dedup();
+        let answers = refused.len();
+        refused.truncate(MAX_EVIDENCE);
+        findings.push(Finding {
+            code: "turn-auth-failed",
+            severity: Severity::Error,
+            message: format!(
+                "the TURN server refused the credentials of {} ({answers} answers): no relay candidate can be made",
+                if users.is_empty() { "a client".to_owned() } else { users.join(", ") }
+            ),
+            fix: "Check the user name, password and realm the client is given (for REST credentials, the shared secret and the clocks).".into(),
+            call_id: None,
+            evidence: refused.into_iter().map(|(e, _)| e).collect(),
+        });
+    }
+    if !errors.is_empty() {
+        let mut codes: Vec<String> = errors.iter().map(|(c, _)| c.to_string()).collect();
+        codes.dedup();
+        errors.truncate(MAX_EVIDENCE);
+        findings.push(Finding {
+            code: "turn-error",
+            severity: Severity::Warning,
+            message: format!("the TURN server answered errors {}", codes.join(", ")),
+            fix: "403: the peer is not allowed; 437: the allocation is gone; 486: the user's quota is used; 508: the server is out of relay ports.".into(),
+            call_id: None,
+            evidence: errors.into_iter().map(|(_, e)| e).collect(),
+        });
+    }
+}
+
 /// All findings, most severe first.
-pub fn diagnose(calls: &[Call], descriptions: &[Side]) -> Vec<Finding> {
+pub fn diagnose(calls: &[Call], descriptions: &[Side], stun: &[StunPacket]) -> Vec<Finding> {
     let mut findings = Vec::new();
+    diagnose_stun(stun, &mut findings);
     for call in calls {
         for side in call.offer.iter().chain(call.answer.iter()) {
             diagnose_side(side, Some(&call.call_id), &mut findings);

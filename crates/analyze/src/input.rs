@@ -9,7 +9,8 @@
 //! - Lync/Skype for Business server logs (CLS/OCSLogger SIPStack text):
 //!   records between `$$begin_record` and `$$end_record` with `Direction:`,
 //!   `Peer:`, `Start-Line:` and `Message-Body:` fields;
-//! - Chrome `webrtc-internals` dumps (JSON, read whole).
+//! - Chrome `webrtc-internals` dumps (JSON, read whole);
+//! - packet captures, pcap and pcapng (see [`crate::capture`]).
 //!
 //! Only the messages are kept: a log's size does not matter, the number of
 //! SIP messages in it does.
@@ -21,6 +22,8 @@ use crate::sip::{SipMessage, is_start_line};
 /// What a file held.
 #[derive(Clone, Debug)]
 pub enum Item {
+    /// A STUN or TURN message seen in a capture.
+    Stun(crate::capture::StunPacket),
     /// One peer connection of a webrtc-internals dump, as a call.
     PeerConnection(crate::webrtc_internals::PeerConnection),
     /// A SIP message.
@@ -49,6 +52,8 @@ pub enum Format {
     ServerLog,
     /// A Chrome `webrtc-internals` dump (JSON).
     WebrtcInternals,
+    /// A packet capture (pcap or pcapng).
+    Capture,
 }
 
 /// Why a file could not be read.
@@ -77,7 +82,17 @@ fn log_timestamp(line: &str) -> Option<&str> {
 }
 
 /// Reads the items of one file.
-pub fn read(file: &str, reader: impl BufRead) -> Result<(Format, Vec<Item>), InputError> {
+pub fn read(
+    file: &str,
+    mut reader: impl BufRead + Send,
+) -> Result<(Format, Vec<Item>), InputError> {
+    let head = reader.fill_buf().map_err(|source| InputError::Io {
+        file: file.to_owned(),
+        source,
+    })?;
+    if crate::capture::is_capture(head) {
+        return crate::capture::read(file, reader).map(|items| (Format::Capture, items));
+    }
     let mut lines = Lines {
         reader,
         number: 0,

@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod call;
+pub mod capture;
 pub mod diagnose;
 pub mod input;
 pub mod report;

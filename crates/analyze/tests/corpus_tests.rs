@@ -163,3 +163,21 @@ fn a_webrtc_internals_dump_is_a_call_with_trickled_candidates() {
     assert!(found.contains(&"ice-failed"), "{found:?}");
     assert!(found.contains(&"mdns-unresolvable"), "{found:?}");
 }
+
+#[test]
+fn a_capture_shows_refused_turn_credentials() {
+    // Captured with tcpdump on loopback: coturn's turnutils_uclient with a
+    // wrong password against edgeice serve.
+    let analysis = run(&["turn-auth-failed.pcap"]);
+    assert_eq!(analysis.inputs[0].format, "capture");
+    assert!(
+        analysis
+            .stun
+            .iter()
+            .any(|p| p.what == "Allocate request" && p.authenticated)
+    );
+    let top = &analysis.findings[0];
+    assert_eq!(top.code, "turn-auth-failed");
+    assert!(top.message.contains("alice"), "{}", top.message);
+    assert!(top.evidence.iter().all(|e| e.text.contains("401")));
+}
