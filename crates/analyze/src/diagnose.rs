@@ -70,6 +70,15 @@ fn evidence(side: &Side, line: usize, text: &str) -> Evidence {
     }
 }
 
+/// A timeline event as evidence.
+fn event_evidence(event: &crate::call::Event) -> Evidence {
+    Evidence {
+        file: event.file.clone(),
+        line: event.line,
+        text: event.what.clone(),
+    }
+}
+
 fn who(side: &Side) -> String {
     if side.party.is_empty() {
         format!("the description in {}", side.file)
@@ -413,14 +422,7 @@ pub fn diagnose(calls: &[Call], descriptions: &[Side], stun: &[StunPacket]) -> V
                 fix: "Read the other findings for why the candidates could not reach each other."
                     .into(),
                 call_id: Some(call.call_id.clone()),
-                evidence: failed
-                    .map(|e| Evidence {
-                        file: e.file.clone(),
-                        line: e.line,
-                        text: e.what.clone(),
-                    })
-                    .into_iter()
-                    .collect(),
+                evidence: failed.map(event_evidence).into_iter().collect(),
             });
         }
         if let Some(seconds) = call.seconds_to_bye
@@ -436,14 +438,7 @@ pub fn diagnose(calls: &[Call], descriptions: &[Side], stun: &[StunPacket]) -> V
                 ),
                 fix: "Read the other findings: the candidates could not reach each other.".into(),
                 call_id: Some(call.call_id.clone()),
-                evidence: bye
-                    .map(|e| Evidence {
-                        file: e.file.clone(),
-                        line: e.line,
-                        text: e.what.clone(),
-                    })
-                    .into_iter()
-                    .collect(),
+                evidence: bye.map(event_evidence).into_iter().collect(),
             });
         }
     }

@@ -168,6 +168,20 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
+/// Parses collected lines as one SIP message and keeps it if it is one.
+fn push_message(
+    items: &mut Vec<Item>,
+    lines: &[String],
+    file: &str,
+    at: usize,
+    stamp: Option<String>,
+) -> Option<()> {
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let message = SipMessage::parse(&refs, file, at, stamp)?;
+    items.push(Item::Sip(message));
+    Some(())
+}
+
 fn read_sip_trace<R: BufRead>(
     file: &str,
     first: (usize, String),
@@ -181,10 +195,7 @@ fn read_sip_trace<R: BufRead>(
     let mut current: Vec<String> = Vec::new();
     let mut current_line = 0;
     let mut flush = |current: &mut Vec<String>, at: usize| {
-        let refs: Vec<&str> = current.iter().map(String::as_str).collect();
-        if let Some(m) = SipMessage::parse(&refs, file, at, None) {
-            items.push(Item::Sip(m));
-        }
+        push_message(&mut items, current, file, at, None);
         current.clear();
     };
     let mut next = Some(first);
@@ -220,10 +231,7 @@ fn read_uccapilog<R: BufRead>(
             let text = line.split_once(":: ").map_or("", |(_, t)| t);
             if text.starts_with("End of") {
                 if let Some((stamp, at, collected)) = open.take() {
-                    let refs: Vec<&str> = collected.iter().map(String::as_str).collect();
-                    if let Some(m) = SipMessage::parse(&refs, file, at, Some(stamp)) {
-                        items.push(Item::Sip(m));
-                    }
+                    push_message(&mut items, &collected, file, at, Some(stamp));
                 }
             } else if text.starts_with("Sending Packet") || text.starts_with("Data Received") {
                 open = Some((stamp.to_owned(), number + 1, Vec::new()));
@@ -283,14 +291,12 @@ fn read_server_log<R: BufRead>(
             record = Some((record_timestamp(&line), number, Vec::new(), false));
             inline_body = false;
         } else if line.contains("$$end_record") {
-            if let Some((stamp, at, collected, _)) = record.take() {
-                let refs: Vec<&str> = collected.iter().map(String::as_str).collect();
-                if let Some(mut m) = SipMessage::parse(&refs, file, at, stamp) {
-                    if inline_body {
-                        m.body_line = m.body_line.saturating_sub(1);
-                    }
-                    items.push(Item::Sip(m));
-                }
+            if let Some((stamp, at, collected, _)) = record.take()
+                && push_message(&mut items, &collected, file, at, stamp).is_some()
+                && inline_body
+                && let Some(Item::Sip(m)) = items.last_mut()
+            {
+                m.body_line = m.body_line.saturating_sub(1);
             }
         } else if let Some((_, at, collected, in_body)) = record.as_mut() {
             if collected.len() >= 10_000 {
