@@ -9,11 +9,11 @@
 //! and what `scripts/test.sh` installs: the Debian package chromium and
 //! `npm ci` for playwright-core.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const PEER: &str = concat!(
@@ -47,58 +47,6 @@ fi
 node "$2" "127.0.0.1:$port" "$3" user pass
 "#;
 
-/// What a bounded run printed: exit status (None if it had to be killed),
-/// stdout, stderr.
-struct Outcome {
-    status: Option<std::process::ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` in a process group of its own to completion, killing the
-/// whole group after `timeout`.
-fn run_bounded(mut command: Command, timeout: Duration) -> Outcome {
-    let mut child = command
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = reader(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the peer") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            // The group: bash, the server and node (Chromium, which Playwright
-            // starts in a session of its own, exits when node's pipe to it
-            // closes).
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Outcome {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
 fn check_dependencies() {
     assert!(
         Path::new(CHROMIUM).exists(),
@@ -125,7 +73,7 @@ fn chromium_relays(transport: &str) {
         .arg(PEER)
         .arg(transport)
         .current_dir(REPO);
-    let outcome = run_bounded(command, TIMEOUT);
+    let outcome = common::run_bounded(command, TIMEOUT);
     let needs_root = if outcome.stderr.contains("unshare failed") {
         "\n(creating a network namespace needs root)"
     } else {

@@ -3,9 +3,11 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Kills a child process when the test ends, however it ends.
 pub struct Running(Child);
@@ -91,4 +93,108 @@ pub fn metric(body: &str, series: &str) -> Option<f64> {
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
+}
+
+/// What a bounded run printed: exit status (None if it had to be killed),
+/// stdout, stderr.
+pub struct Outcome {
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` in a process group of its own to completion, killing the
+/// whole group after `timeout`.
+pub fn run_bounded(mut command: Command, timeout: Duration) -> Outcome {
+    let mut child = command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the peer") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            // The group: bash, the server and node (Chromium, which Playwright
+            // starts in a session of its own, exits when node's pipe to it
+            // closes).
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Outcome {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// A port of 127.0.0.1 free for both UDP and TCP. `--listen 127.0.0.1:0`
+/// is not used: the server binds UDP to port 0, then TCP to the port UDP got,
+/// and exits with "binding TCP …: Address already in use" when a TCP socket
+/// already holds that port — as a client connection of an earlier test left
+/// in TIME-WAIT can (seen in about 1 start in 300 on a quiet machine, more
+/// after the TCP tests).
+pub fn free_udp_tcp_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket");
+        let port = udp.local_addr().expect("its address").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port of 127.0.0.1 free for both UDP and TCP");
+}
+
+/// A TURN server on 127.0.0.1 for the interop peers (user `user:pass`,
+/// realm `edgeice.test`, loopback peers allowed), and its UDP address; TCP
+/// listens on the same port.
+pub fn start_turn_server() -> (Running, SocketAddr) {
+    let listen = format!("127.0.0.1:{}", free_udp_tcp_port());
+    let (server, listeners) = start_server(
+        &[
+            "--listen",
+            &listen,
+            "--user",
+            "user:pass",
+            "--realm",
+            "edgeice.test",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+            "--private-relay-ok",
+        ],
+        2,
+    );
+    let udp = listeners
+        .iter()
+        .find(|(proto, _)| proto == "udp")
+        .expect("a UDP listener")
+        .1;
+    assert!(
+        listeners
+            .iter()
+            .any(|(proto, addr)| proto == "tcp" && *addr == udp),
+        "expected a TCP listener on {udp}: {listeners:?}"
+    );
+    (server, udp)
 }
