@@ -58,6 +58,14 @@ impl Client {
         }
     }
 
+    /// A signed Allocate for a UDP relay, with nothing else.
+    fn allocate_request(&mut self) -> Vec<u8> {
+        self.request(Method::ALLOCATE, |b| {
+            b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+                .unwrap();
+        })
+    }
+
     /// Builds a signed request of `method` with the attributes `add` adds.
     fn request(&mut self, method: Method, add: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
         self.next_id += 1;
