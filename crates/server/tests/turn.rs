@@ -134,10 +134,7 @@ fn allocate(
     client: &mut Client,
     relay: &str,
 ) -> Message<'static> {
-    let request = client.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = client.allocate_request();
     assert!(
         send(server, now, client.from, &request).is_none(),
         "answered before the relay was bound"
@@ -373,10 +370,7 @@ fn authentication_errors() {
     // Wrong password: 401 with a fresh nonce.
     let mut mallory = Client::new(alice.from, "alice", "guess");
     mallory.nonce = alice.nonce.clone();
-    let request = mallory.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = mallory.allocate_request();
     assert_eq!(
         error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
         Some(401)
@@ -385,10 +379,7 @@ fn authentication_errors() {
     // A nonce issued to another client address: 401.
     let mut moved = Client::new(five_tuple("192.0.2.11:50000"), "alice", "secret");
     moved.nonce = alice.nonce.clone();
-    let request = moved.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = moved.allocate_request();
     assert_eq!(
         error_code(&send(&mut server, t0, moved.from, &request).unwrap()),
         Some(401)
@@ -396,10 +387,7 @@ fn authentication_errors() {
 
     // An expired nonce: 438 Stale Nonce.
     let later = t0 + Duration::from_secs(3600);
-    let request = alice.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = alice.allocate_request();
     assert_eq!(
         error_code(&send(&mut server, later, alice.from, &request).unwrap()),
         Some(438)
@@ -469,10 +457,7 @@ fn request_errors_follow_rfc_8656() {
     let allocated = allocate(&mut server, t0, &mut alice, RELAY);
     let txid = *allocated.transaction_id();
     // A second Allocate on the same 5-tuple: 437.
-    let request = alice.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = alice.allocate_request();
     assert_eq!(
         error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
         Some(437)
@@ -541,10 +526,7 @@ fn quotas_and_relay_exhaustion() {
     allocate(&mut server, t0, &mut first, RELAY);
     let mut second = Client::new(five_tuple("192.0.2.10:50002"), "alice", "secret");
     learn_nonce(&mut server, t0, &mut second);
-    let request = second.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = second.allocate_request();
     assert_eq!(
         error_code(&send(&mut server, t0, second.from, &request).unwrap()),
         Some(486)
@@ -553,10 +535,7 @@ fn quotas_and_relay_exhaustion() {
     // No relay port free: 508.
     let mut bob = Client::new(five_tuple("192.0.2.11:50000"), "bob", "hunter2");
     learn_nonce(&mut server, t0, &mut bob);
-    let request = bob.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = bob.allocate_request();
     assert!(send(&mut server, t0, bob.from, &request).is_none());
     let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
         panic!()
@@ -583,10 +562,7 @@ fn a_private_relay_address_is_reported_once() {
     let mut server = Server::new(config, t0);
     let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
     learn_nonce(&mut server, t0, &mut alice);
-    let request = alice.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = alice.allocate_request();
     send(&mut server, t0, alice.from, &request);
     let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
         panic!()
@@ -740,10 +716,7 @@ fn rest_api_credentials_with_rotated_secrets() {
     let later = t0 + Duration::from_secs(601);
     let mut late = Client::new(five_tuple("192.0.2.10:50001"), username, &password);
     learn_nonce(&mut server, later, &mut late);
-    let request = late.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = late.allocate_request();
     assert_eq!(
         error_code(&send(&mut server, later, late.from, &request).unwrap()),
         Some(401)
@@ -753,10 +726,7 @@ fn rest_api_credentials_with_rotated_secrets() {
     let forged = edgeice_server::rest_api_password("guess", username);
     let mut mallory = Client::new(five_tuple("192.0.2.10:50002"), username, &forged);
     learn_nonce(&mut server, t0, &mut mallory);
-    let request = mallory.request(Method::ALLOCATE, |b| {
-        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = mallory.allocate_request();
     assert_eq!(
         error_code(&send(&mut server, t0, mallory.from, &request).unwrap()),
         Some(401)
@@ -1271,10 +1241,7 @@ fn cores_sharing_a_quota_ledger_share_the_limits() {
     allocate(&mut first, t0, &mut a, RELAY);
     let mut b = Client::new(five_tuple("192.0.2.99:50000"), "alice", "secret");
     learn_nonce(&mut second, t0, &mut b);
-    let request = b.request(Method::ALLOCATE, |m| {
-        m.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
-            .unwrap();
-    });
+    let request = b.allocate_request();
     assert_eq!(
         error_code(&send(&mut second, t0, b.from, &request).unwrap()),
         Some(486)
