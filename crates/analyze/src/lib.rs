@@ -23,6 +23,7 @@
 pub mod call;
 pub mod capture;
 pub mod diagnose;
+pub mod html;
 pub mod input;
 pub mod report;
 pub mod sdp;

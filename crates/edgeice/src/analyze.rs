@@ -23,12 +23,18 @@ pub struct AnalyzeArgs {
     /// Explain every candidate line in words.
     #[arg(long)]
     explain: bool,
+
+    /// Where `--format html` writes its report (stdout if not given).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum OutputFormat {
     Text,
     Json,
+    /// One self-contained HTML file with a diagram of each call.
+    Html,
 }
 
 /// Runs the analysis; exit status 0 with no error finding, 1 with one, 2 if
@@ -53,9 +59,19 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
         }
     }
     let analysis = analyze(read);
-    match args.format {
-        OutputFormat::Text => print!("{}", report::text(&analysis, args.explain)),
-        OutputFormat::Json => println!("{}", report::json(&analysis)),
+    let rendered = match args.format {
+        OutputFormat::Text => report::text(&analysis, args.explain),
+        OutputFormat::Json => report::json(&analysis) + "\n",
+        OutputFormat::Html => edgeice_analyze::html::html(&analysis),
+    };
+    match &args.output {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, rendered) {
+                eprintln!("edgeice: cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+        None => print!("{rendered}"),
     }
     if analysis.has_errors() {
         ExitCode::from(1)

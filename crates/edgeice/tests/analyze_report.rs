@@ -1,0 +1,96 @@
+//! `edgeice analyze`: exit statuses, and the HTML report rendered in
+//! headless Chromium (in a network namespace with loopback alone), with a
+//! screenshot of the seed's call.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../analyze/tests/corpus");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/peers/report_screenshot.mjs"
+);
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn analyze(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_edgeice"))
+        .arg("analyze")
+        .args(args)
+        .output()
+        .expect("run edgeice analyze")
+}
+
+#[test]
+fn exit_status_says_error_clean_or_unreadable() {
+    let seed = format!("{CORPUS}/seed-client.uccapilog");
+    let healthy = format!("{CORPUS}/healthy-call.sip");
+    assert_eq!(analyze(&[&seed]).status.code(), Some(1));
+    assert_eq!(analyze(&[&healthy]).status.code(), Some(0));
+    let missing = analyze(&["/nonexistent/trace.sip"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open"));
+    let json = analyze(&["--format", "json", &seed]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(value["findings"][0]["code"], "relay-private-address");
+}
+
+#[test]
+fn the_html_report_renders_its_diagram_in_chromium() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "install chromium: run scripts/test.sh"
+    );
+    assert!(
+        Path::new(&format!("{REPO}/node_modules/playwright-core")).exists(),
+        "playwright-core is not installed: run scripts/test.sh (npm ci)"
+    );
+    let dir = std::env::temp_dir().join(format!("edgeice-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (html, png) = (dir.join("seed.html"), dir.join("seed.png"));
+    let seed = format!("{CORPUS}/seed-client.uccapilog");
+    let out = analyze(&[
+        "--format",
+        "html",
+        "--output",
+        &html.to_string_lossy(),
+        &seed,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("relay-private-address")
+            && !page.contains("http://")
+            && !page.contains("https://")
+    );
+
+    let mut command = Command::new("unshare");
+    command.args([
+        "--net",
+        "bash",
+        "-c",
+        "ip link set lo up; cd \"$1\" && exec node \"$2\" \"$3\" \"$4\"",
+        "-",
+    ]);
+    command.args([REPO, SCRIPT]).arg(&html).arg(&png);
+    let outcome = common::run_bounded(command, Duration::from_secs(120));
+    assert!(
+        outcome.status.is_some_and(|s| s.success()),
+        "the report did not render:\n{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    let drawn: serde_json::Value =
+        serde_json::from_str(outcome.stdout.trim()).expect("JSON from the script");
+    assert!(drawn["candidates"].as_u64() > Some(4), "{drawn}");
+    let screenshot = std::fs::read(&png).expect("a screenshot");
+    assert!(screenshot.starts_with(b"\x89PNG"), "not a PNG");
+    let _ = std::fs::remove_dir_all(&dir);
+}

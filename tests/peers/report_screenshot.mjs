@@ -1,0 +1,88 @@
+// Opens an `edgeice analyze --format html` report in headless Chromium,
+// checks that its call diagram rendered (candidates and pairs drawn, with a
+// real size), and saves a screenshot.
+//
+// Usage: node report_screenshot.mjs REPORT.html SCREENSHOT.png
+//
+// Run it only inside a network namespace with loopback alone, as
+// crates/analyze tests do through the edgeice crate's report test: the page
+// is a local file that loads nothing, and the namespace guarantees it.
+// Prints one JSON line {candidates, pairs, width, height}; exits 0 only if
+// the diagram rendered, else prints why on stderr and exits 1.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const [report, screenshot] = process.argv.slice(2);
+if (!report || !screenshot) {
+  console.error('usage: node report_screenshot.mjs REPORT.html SCREENSHOT.png');
+  process.exit(2);
+}
+let chromium;
+try {
+  ({ chromium } = require('playwright-core'));
+} catch (e) {
+  console.error(`playwright-core is not installed (${e.message.split('\n')[0]}): run scripts/test.sh (npm ci)`);
+  process.exit(3);
+}
+const overall = setTimeout(() => {
+  console.error('FAIL: no result within 60 s');
+  process.exit(1);
+}, 60_000);
+
+// The flags DEVELOPERS.md asks for; Playwright passes --headless and the
+// user data directory itself.
+const args = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-extensions',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+  '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,OptimizationGuideModelDownloading',
+  '--allow-loopback-in-peer-connection',
+];
+const userDataDir = mkdtempSync(join(tmpdir(), 'edgeice-report-'));
+let code = 1;
+let context;
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args,
+    timeout: 30_000,
+    viewport: { width: 1000, height: 900 },
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto('file://' + resolve(report), { timeout: 20_000 });
+  const drawn = await page.evaluate(() => {
+    const svg = document.querySelector('#diagram');
+    const box = svg ? svg.getBoundingClientRect() : { width: 0, height: 0 };
+    return {
+      candidates: document.querySelectorAll('#diagram .candidate').length,
+      pairs: document.querySelectorAll('#diagram .pair').length,
+      width: box.width,
+      height: box.height,
+      verdict: document.querySelector('#verdict')?.textContent ?? '',
+    };
+  });
+  await page.screenshot({ path: screenshot, fullPage: process.env.FULL_PAGE === '1' });
+  console.log(JSON.stringify(drawn));
+  if (drawn.candidates > 0 && drawn.pairs > 0 && drawn.width > 0 && drawn.height > 0) {
+    code = 0;
+  } else {
+    console.error('FAIL: the diagram did not render', JSON.stringify(drawn));
+  }
+} catch (e) {
+  console.error(`FAIL: ${e.message}`);
+} finally {
+  if (context) await context.close().catch(() => {});
+  rmSync(userDataDir, { recursive: true, force: true });
+  clearTimeout(overall);
+}
+process.exit(code);
