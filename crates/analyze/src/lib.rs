@@ -15,13 +15,15 @@
 //! - [`sdp`] cuts an SDP body into media sections with their candidates;
 //! - [`call`] groups messages into calls (by Call-ID) and builds timelines;
 //! - [`diagnose`] produces the findings;
-//! - [`report`] writes them as text or JSON.
+//! - [`report`] writes them as text or JSON, [`decoded`] each candidate's
+//!   fields for JSON, [`html`] the HTML report.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod call;
 pub mod capture;
+pub mod decoded;
 pub mod diagnose;
 pub mod html;
 pub mod input;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use edgeice_candidate::{Candidate, CandidateType, Transport};
+use edgeice_candidate::{Candidate, CandidateType, Dialect, Priority, Transport};
 
 use crate::call::{Analysis, Side};
 use crate::diagnose::Severity;
@@ -131,8 +131,46 @@ fn side_text(out: &mut String, side: &Side, explain: bool) {
     }
 }
 
-/// A candidate in plain words, the way a colleague would at a whiteboard.
+/// A candidate in plain words, the way a colleague would at a whiteboard:
+/// what it is, then what its priority says.
 pub fn explain_candidate(c: &Candidate<'_>) -> String {
+    let what = explain_what(c);
+    match explain_priority(c) {
+        Some(priority) => format!("{what}. {priority}"),
+        None => what,
+    }
+}
+
+/// The priority's fields in words; MS-ICE2's bit fields for its candidates.
+fn explain_priority(c: &Candidate<'_>) -> Option<String> {
+    let Priority::Ice(value) = c.priority else {
+        return None;
+    };
+    let type_preference = c.priority.type_preference()?;
+    let local = c.priority.local_preference()?;
+    let mut text =
+        format!("Priority {value}: type preference {type_preference}, local preference {local}");
+    if c.dialect == Dialect::MsIce2
+        && let Some(ms) = c.priority.ms_ice2_local_preference()
+    {
+        let transport = ms.transport_name().unwrap_or("unknown transport");
+        let direction = ms.direction_name().unwrap_or("no TCP direction");
+        text.push_str(&format!(
+            " (MS-ICE2: {transport} {}, {direction} {}, interface order {})",
+            ms.transport, ms.direction, ms.other
+        ));
+    }
+    if c.priority.component() != Some(c.component) {
+        text.push_str(&format!(
+            "; its low byte says component {}, not {}",
+            c.priority.component().unwrap_or_default(),
+            c.component
+        ));
+    }
+    Some(text)
+}
+
+fn explain_what(c: &Candidate<'_>) -> String {
     let stream = match c.component {
         1 => "RTP".to_owned(),
         2 => "RTCP".to_owned(),

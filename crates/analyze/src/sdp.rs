@@ -12,7 +12,9 @@ pub struct Media {
     pub ufrag: Option<String>,
     /// Whether `a=ice-pwd` is present (its value is a secret: not kept).
     pub has_pwd: bool,
-    /// Candidate lines: (line number in the file, text).
+    /// Candidate lines: (line number in the file, text). JSON reports
+    /// write each as a decoded [`crate::decoded::CandidateReport`].
+    #[serde(serialize_with = "crate::decoded::serialize_candidates")]
     pub candidates: Vec<(usize, String)>,
     /// Whether `a=remote-candidates` is present (the controlling side's
     /// choice, sent in a re-INVITE: a promotion).

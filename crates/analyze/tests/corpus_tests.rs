@@ -86,6 +86,40 @@ fn the_json_report_carries_the_codes() {
 }
 
 #[test]
+fn the_json_report_decodes_every_candidate() {
+    let analysis = run(&["seed-client.uccapilog"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&edgeice_analyze::report::json(&analysis)).unwrap();
+    let candidates = &json["calls"][0]["offer"]["description"]["media"][0]["candidates"];
+    let relay = candidates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["text"].as_str().unwrap().contains("TCP-PASS 6556159"))
+        .unwrap();
+    let decoded = &relay["decoded"];
+    assert_eq!(decoded["dialect"], "ms-ice2");
+    assert_eq!(decoded["type"], "relay");
+    assert_eq!(decoded["tcp_role"], "passive");
+    assert_eq!(decoded["address_class"], "private");
+    assert_eq!(decoded["related"]["address"], "192.168.1.10");
+    let fields = &decoded["priority_fields"];
+    assert_eq!(fields["type_preference"], 0);
+    assert_eq!(fields["component"], 1);
+    assert_eq!(fields["ms_ice2"]["transport"], "TCP");
+    assert_eq!(fields["ms_ice2"]["direction"], "passive");
+    assert_eq!(fields["ms_ice2"]["other_preference"], 9);
+
+    // A browser's candidates get the RFC split and no MS-ICE2 reading.
+    let analysis = run(&["failed-call.webrtc-internals.json"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&edgeice_analyze::report::json(&analysis)).unwrap();
+    let text = json.to_string();
+    assert!(text.contains("\"priority_fields\""), "{text}");
+    assert!(!text.contains("\"ms_ice2\""), "{text}");
+}
+
+#[test]
 fn the_fuzz_corpus_replays() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/analyze_input");
     let mut count = 0;

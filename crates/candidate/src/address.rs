@@ -65,6 +65,23 @@ pub enum AddressClass {
 }
 
 impl AddressClass {
+    /// A stable, lower-case name for reports (`public`, `private`,
+    /// `cgnat`, `unique-local`, `link-local`, `loopback`, `unusable`,
+    /// `mdns`, `host-name`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressClass::Public => "public",
+            AddressClass::Private => "private",
+            AddressClass::Cgnat => "cgnat",
+            AddressClass::UniqueLocal => "unique-local",
+            AddressClass::LinkLocal => "link-local",
+            AddressClass::Loopback => "loopback",
+            AddressClass::Unusable => "unusable",
+            AddressClass::Mdns => "mdns",
+            AddressClass::HostName => "host-name",
+        }
+    }
+
     /// The class of `ip`; IPv4-mapped IPv6 addresses count as IPv4.
     pub fn of(ip: IpAddr) -> AddressClass {
         match ip {

@@ -93,7 +93,8 @@ impl TcpType {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The token as written after `tcptype` (`active`, `passive`, `so`).
+    pub fn as_str(self) -> &'static str {
         match self {
             TcpType::Active => "active",
             TcpType::Passive => "passive",

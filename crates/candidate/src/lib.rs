@@ -33,4 +33,4 @@ pub use candidate::{
     Candidate, CandidateError, CandidateType, Dialect, RemoteCandidate, TcpType, Transport,
     parse_remote_candidates,
 };
-pub use priority::Priority;
+pub use priority::{MsIce2LocalPreference, Priority};

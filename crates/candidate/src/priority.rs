@@ -31,6 +31,14 @@ impl Priority {
         }
     }
 
+    /// The local preference read as MS-ICE2 (Lync, Skype for Business)
+    /// packs it: see [`MsIce2LocalPreference`]. Meaningful only for
+    /// candidates from an MS-ICE2 agent.
+    pub fn ms_ice2_local_preference(&self) -> Option<MsIce2LocalPreference> {
+        self.local_preference()
+            .map(MsIce2LocalPreference::from_local_preference)
+    }
+
     /// The component the low byte says (`256 - byte`), for a check against
     /// the line's own component ID.
     pub fn component(&self) -> Option<u16> {
@@ -70,6 +78,57 @@ impl fmt::Display for Priority {
     }
 }
 
+/// The bit fields an MS-ICE2 agent packs into the 16-bit local
+/// preference: 4 bits of transport preference, 3 bits of TCP direction
+/// preference, and 9 bits left for the interface (or relay server) order.
+///
+/// Lync and Skype for Business write UDP as transport 15 and TCP as 6, and
+/// an active TCP candidate as direction 5, a passive one as 2; UDP fills
+/// the direction bits (7). So `TCP-PASS 6556159` reads as TCP, passive,
+/// interface 9. The layout is the one those clients' priorities show and
+/// libnice's MS-ICE2 mode writes; the values outside it are kept as numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MsIce2LocalPreference {
+    /// Bits 15–12: the transport preference (15 UDP, 6 TCP).
+    pub transport: u8,
+    /// Bits 11–9: the TCP direction preference (5 active, 2 passive).
+    pub direction: u8,
+    /// Bits 8–0: what is left for the agent's own order of interfaces
+    /// and relay servers.
+    pub other: u16,
+}
+
+impl MsIce2LocalPreference {
+    /// Splits a local preference into its MS-ICE2 fields.
+    pub fn from_local_preference(local_preference: u16) -> Self {
+        MsIce2LocalPreference {
+            transport: (local_preference >> 12) as u8,
+            direction: ((local_preference >> 9) & 0x7) as u8,
+            other: local_preference & 0x1FF,
+        }
+    }
+
+    /// The transport the transport bits stand for, when they are one of
+    /// the values MS-ICE2 agents write.
+    pub fn transport_name(&self) -> Option<&'static str> {
+        match self.transport {
+            15 => Some("UDP"),
+            6 => Some("TCP"),
+            _ => None,
+        }
+    }
+
+    /// The TCP role the direction bits stand for, when they are one of
+    /// the values MS-ICE2 agents write.
+    pub fn direction_name(&self) -> Option<&'static str> {
+        match self.direction {
+            5 => Some("active"),
+            2 => Some("passive"),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +140,25 @@ mod tests {
         assert_eq!(p.type_preference(), Some(126));
         assert_eq!(p.local_preference(), Some(65535));
         assert_eq!(p.component(), Some(1));
+    }
+
+    #[test]
+    fn splits_ms_ice2_local_preferences() {
+        // Relay candidates as a Lync client writes them.
+        let passive = Priority::Ice(6556159).ms_ice2_local_preference().unwrap();
+        assert_eq!(
+            (passive.transport, passive.direction, passive.other),
+            (6, 2, 9)
+        );
+        assert_eq!(passive.transport_name(), Some("TCP"));
+        assert_eq!(passive.direction_name(), Some("passive"));
+        let active = Priority::Ice(7075839).ms_ice2_local_preference().unwrap();
+        assert_eq!(active.direction_name(), Some("active"));
+        let udp = Priority::Ice(16648703).ms_ice2_local_preference().unwrap();
+        assert_eq!((udp.transport, udp.direction, udp.other), (15, 7, 9));
+        assert_eq!(udp.transport_name(), Some("UDP"));
+        assert_eq!(udp.direction_name(), None);
+        assert_eq!(Priority::QValue(830).ms_ice2_local_preference(), None);
     }
 
     #[test]
