@@ -81,12 +81,56 @@ fn stamp(seconds: u64, millis: u32) -> String {
     )
 }
 
+/// A capture's timestamp clock: pcap counts micro- or nanoseconds, and a
+/// pcapng interface says its own resolution (`if_tsresol`) and offset.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    /// Timestamp units per second (never 0).
+    units_per_second: u64,
+    /// Seconds to add (`if_tsoffset`).
+    offset_seconds: i64,
+}
+
+impl Clock {
+    const MICROSECONDS: Clock = Clock {
+        units_per_second: 1_000_000,
+        offset_seconds: 0,
+    };
+    const NANOSECONDS: Clock = Clock {
+        units_per_second: 1_000_000_000,
+        offset_seconds: 0,
+    };
+
+    /// Units per second for a pcapng `if_tsresol`: `10^n`, or `2^n` when
+    /// the top bit is set. pcap-parser 0.17's `ts_resolution` rejects every
+    /// binary resolution (it range-checks the byte before masking the
+    /// flag), hence this.
+    fn resolution(tsresol: u8) -> Option<u64> {
+        let exponent = u32::from(tsresol & 0x7F);
+        if tsresol & 0x80 == 0 {
+            10u64.checked_pow(exponent)
+        } else {
+            1u64.checked_shl(exponent)
+        }
+    }
+
+    /// Seconds since the epoch and milliseconds, from a count of units.
+    /// Wrapping, not panicking: the numbers come from the file.
+    fn split(self, units: u64) -> (u64, u32) {
+        let per_second = self.units_per_second.max(1);
+        let secs = (units / per_second).wrapping_add_signed(self.offset_seconds);
+        let millis = u128::from(units % per_second) * 1000 / u128::from(per_second);
+        (secs, millis as u32)
+    }
+}
+
 /// Reads the SIP messages and STUN packets of a capture.
 pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputError> {
     let mut capture = pcap_parser::create_reader(1 << 20, reader)
         .map_err(|_| InputError::Unrecognised(file.to_owned()))?;
-    let mut linktypes: Vec<Linktype> = Vec::new();
-    let mut legacy_linktype = Linktype::ETHERNET;
+    // Per pcapng interface: its link type and timestamp clock.
+    let mut interfaces: Vec<(Linktype, Clock)> = Vec::new();
+    let mut legacy = (Linktype::ETHERNET, Clock::MICROSECONDS);
     let mut items = Vec::new();
     let mut packet = 0;
     loop {
@@ -94,37 +138,41 @@ pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputErro
             Ok((offset, block)) => {
                 let data = match &block {
                     PcapBlockOwned::LegacyHeader(header) => {
-                        legacy_linktype = header.network;
+                        let clock = if header.is_nanosecond_precision() {
+                            Clock::NANOSECONDS
+                        } else {
+                            Clock::MICROSECONDS
+                        };
+                        legacy = (header.network, clock);
                         None
                     }
-                    PcapBlockOwned::Legacy(b) => Some((
-                        legacy_linktype,
-                        b.data,
-                        b.caplen,
-                        u64::from(b.ts_sec),
-                        b.ts_usec / 1000,
-                    )),
+                    PcapBlockOwned::Legacy(b) => {
+                        let (secs, millis) = legacy.1.split(
+                            u64::from(b.ts_sec) * legacy.1.units_per_second + u64::from(b.ts_usec),
+                        );
+                        Some((legacy.0, b.data, b.caplen, secs, millis))
+                    }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        linktypes.push(idb.linktype);
+                        let clock = Clock {
+                            // An invalid if_tsresol: assume the default.
+                            units_per_second: Clock::resolution(idb.if_tsresol)
+                                .unwrap_or(1_000_000),
+                            offset_seconds: idb.ts_offset(),
+                        };
+                        interfaces.push((idb.linktype, clock));
                         None
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        let linktype = linktypes
+                        let (linktype, clock) = interfaces
                             .get(epb.if_id as usize)
                             .copied()
-                            .unwrap_or(Linktype::ETHERNET);
-                        // Microseconds by default (if_tsresol not read).
-                        let micros = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                        Some((
-                            linktype,
-                            epb.data,
-                            epb.caplen,
-                            micros / 1_000_000,
-                            ((micros % 1_000_000) / 1000) as u32,
-                        ))
+                            .unwrap_or((Linktype::ETHERNET, Clock::MICROSECONDS));
+                        let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                        let (secs, millis) = clock.split(units);
+                        Some((linktype, epb.data, epb.caplen, secs, millis))
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        let linktype = linktypes.first().copied().unwrap_or(Linktype::ETHERNET);
+                        let linktype = interfaces.first().map_or(Linktype::ETHERNET, |i| i.0);
                         Some((linktype, spb.data, spb.data.len() as u32, 0, 0))
                     }
                     PcapBlockOwned::NG(_) => None,
@@ -281,5 +329,96 @@ fn stun_packet(
         error,
         authenticated: message.has_integrity() || message.has_integrity_sha256(),
         username,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pcapng block: type, body, padded, with both length fields.
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let padded = body.len().div_ceil(4) * 4;
+        let total = (12 + padded) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&total.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(8 + padded, 0);
+        out.extend_from_slice(&total.to_le_bytes());
+        out
+    }
+
+    /// A pcapng capture of one STUN Binding request in raw IPv4, on an
+    /// interface whose `if_tsresol` option is `tsresol`.
+    fn capture(tsresol: u8, units: u64) -> Vec<u8> {
+        let mut shb = Vec::new();
+        shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+
+        let mut idb = Vec::new();
+        idb.extend_from_slice(&101u16.to_le_bytes()); // LINKTYPE_RAW
+        idb.extend_from_slice(&0u16.to_le_bytes());
+        idb.extend_from_slice(&65535u32.to_le_bytes());
+        idb.extend_from_slice(&9u16.to_le_bytes()); // if_tsresol
+        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&[tsresol, 0, 0, 0]);
+        idb.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
+
+        let stun = [
+            0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
+        let mut ip = vec![
+            0x45, 0, 0, 48, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2,
+        ];
+        ip.extend_from_slice(&40000u16.to_be_bytes());
+        ip.extend_from_slice(&3478u16.to_be_bytes());
+        ip.extend_from_slice(&28u16.to_be_bytes());
+        ip.extend_from_slice(&0u16.to_be_bytes());
+        ip.extend_from_slice(&stun);
+
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(units as u32).to_le_bytes());
+        epb.extend_from_slice(&(ip.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(ip.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&ip);
+
+        [block(0x0A0D_0D0A, &shb), block(1, &idb), block(6, &epb)].concat()
+    }
+
+    fn first_stamp(data: &[u8]) -> String {
+        let items = read("test.pcapng", std::io::Cursor::new(data.to_vec())).unwrap();
+        match items.first() {
+            Some(Item::Stun(packet)) => packet.timestamp.clone(),
+            other => panic!("expected a STUN packet, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pcapng_timestamps_follow_the_interface_resolution() {
+        // 2026-11-24 10:20:01.123456789 UTC.
+        let seconds = 1_795_515_601u64;
+        let nanos = seconds * 1_000_000_000 + 123_456_789;
+        assert_eq!(first_stamp(&capture(9, nanos)), "11/24/2026|10:20:01.123");
+        assert_eq!(
+            first_stamp(&capture(6, nanos / 1000)),
+            "11/24/2026|10:20:01.123"
+        );
+        // Binary resolution (2^-10 s): 126 units is 123 ms.
+        assert_eq!(
+            first_stamp(&capture(0x80 | 10, (seconds << 10) + 126)),
+            "11/24/2026|10:20:01.123"
+        );
+    }
+
+    #[test]
+    fn absurd_clocks_do_not_panic() {
+        for tsresol in [0, 19, 20, 0x80 | 63, 0xFF] {
+            let _ = first_stamp(&capture(tsresol, u64::MAX));
+        }
     }
 }
