@@ -3,9 +3,9 @@
 //! cookie — so that connectivity checks, their answers and TURN errors are
 //! part of the story.
 //!
-//! Each packet is read on its own: a SIP message split over several TCP
-//! segments is seen only if its first segment holds the start line and the
-//! SDP (stream reassembly is not done yet).
+//! UDP datagrams are read one by one; TCP segments go through
+//! [`crate::reassembly`], which puts SIP messages split over several
+//! segments back together.
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -15,6 +15,7 @@ use pcap_parser::{Linktype, PcapBlockOwned, PcapError, data::PacketData, pcapng:
 use serde::Serialize;
 
 use crate::input::{InputError, Item};
+use crate::reassembly::Streams;
 use crate::sip::{SipMessage, is_start_line};
 
 /// A STUN or TURN message seen in a capture.
@@ -132,6 +133,7 @@ pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputErro
     let mut interfaces: Vec<(Linktype, Clock)> = Vec::new();
     let mut legacy = (Linktype::ETHERNET, Clock::MICROSECONDS);
     let mut items = Vec::new();
+    let mut streams = Streams::default();
     let mut packet = 0;
     loop {
         match capture.next() {
@@ -181,7 +183,8 @@ pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputErro
                     packet += 1;
                     let caplen = (caplen as usize).min(data.len());
                     if let Some(l3) = pcap_parser::data::get_packetdata(data, linktype, caplen) {
-                        read_packet(file, packet, &stamp(secs, millis), l3, &mut items);
+                        let at = (packet, stamp(secs, millis));
+                        read_packet(file, at, l3, &mut streams, &mut items);
                     }
                 }
                 capture.consume(offset);
@@ -202,9 +205,9 @@ pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputErro
 /// Network layer → transport payload.
 fn read_packet(
     file: &str,
-    packet: usize,
-    stamp: &str,
+    (packet, stamp): (usize, String),
     data: PacketData<'_>,
+    streams: &mut Streams,
     items: &mut Vec<Item>,
 ) {
     let (ethertype, l3) = match data {
@@ -256,15 +259,10 @@ fn read_packet(
         }
         _ => return,
     };
-    let (ports, payload) = match protocol {
-        17 => (l4.get(0..4), l4.get(8..)),
-        6 => {
-            let offset = l4.get(12).map_or(20, |b| usize::from(b >> 4) * 4);
-            (l4.get(0..4), l4.get(offset..))
-        }
-        _ => return,
+    let (Some(ports), Some(header_len)) = (l4.get(0..4), l4_header_len(protocol, l4)) else {
+        return;
     };
-    let (Some(ports), Some(payload)) = (ports, payload) else {
+    let Some(payload) = l4.get(header_len..) else {
         return;
     };
     let from = SocketAddr::new(src, u16::from_be_bytes([ports[0], ports[1]]));
@@ -272,6 +270,42 @@ fn read_packet(
     if payload.is_empty() {
         return;
     }
+    if protocol == 6 && streams.can_follow(from, to) {
+        let Some(&[s0, s1, s2, s3]) = l4.get(4..8) else {
+            return;
+        };
+        let seq = u32::from_be_bytes([s0, s1, s2, s3]);
+        for message in streams.push((from, to), seq, payload, (packet, &stamp)) {
+            read_message(
+                file,
+                (message.packet, &message.stamp),
+                (from, to),
+                &message.bytes,
+                items,
+            );
+        }
+    } else {
+        read_message(file, (packet, &stamp), (from, to), payload, items);
+    }
+}
+
+/// The length of the UDP (17) or TCP (6) header; `None` for the rest.
+fn l4_header_len(protocol: u8, l4: &[u8]) -> Option<usize> {
+    match protocol {
+        17 => Some(8),
+        6 => Some(l4.get(12).map_or(20, |b| usize::from(b >> 4) * 4)),
+        _ => None,
+    }
+}
+
+/// Reads one datagram or one reassembled message: STUN, or SIP.
+fn read_message(
+    file: &str,
+    (packet, stamp): (usize, &str),
+    (from, to): (SocketAddr, SocketAddr),
+    payload: &[u8],
+    items: &mut Vec<Item>,
+) {
     // TURN over TCP frames STUN too: the first frame of the segment.
     let stun = match edgeice_stun::frame_len(payload) {
         Ok(Some(len)) if payload[0] >> 6 == 0 => payload.get(..len),
@@ -349,9 +383,9 @@ mod tests {
         out
     }
 
-    /// A pcapng capture of one STUN Binding request in raw IPv4, on an
-    /// interface whose `if_tsresol` option is `tsresol`.
-    fn capture(tsresol: u8, units: u64) -> Vec<u8> {
+    /// A pcapng capture of raw IPv4 packets, each with its timestamp in
+    /// units of the interface's `if_tsresol`.
+    fn pcapng(tsresol: u8, packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
         let mut shb = Vec::new();
         shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
         shb.extend_from_slice(&1u16.to_le_bytes());
@@ -367,35 +401,68 @@ mod tests {
         idb.extend_from_slice(&[tsresol, 0, 0, 0]);
         idb.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
 
-        let stun = [
-            0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-        ];
-        let mut ip = vec![
-            0x45, 0, 0, 48, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2,
-        ];
-        ip.extend_from_slice(&40000u16.to_be_bytes());
-        ip.extend_from_slice(&3478u16.to_be_bytes());
-        ip.extend_from_slice(&28u16.to_be_bytes());
-        ip.extend_from_slice(&0u16.to_be_bytes());
-        ip.extend_from_slice(&stun);
+        let mut out = [block(0x0A0D_0D0A, &shb), block(1, &idb)].concat();
+        for (units, ip) in packets {
+            let mut epb = Vec::new();
+            epb.extend_from_slice(&0u32.to_le_bytes());
+            epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(*units as u32).to_le_bytes());
+            epb.extend_from_slice(&(ip.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(ip.len() as u32).to_le_bytes());
+            epb.extend_from_slice(ip);
+            out.extend(block(6, &epb));
+        }
+        out
+    }
 
-        let mut epb = Vec::new();
-        epb.extend_from_slice(&0u32.to_le_bytes());
-        epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(units as u32).to_le_bytes());
-        epb.extend_from_slice(&(ip.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&(ip.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&ip);
+    /// An IPv4 packet from 127.0.0.1 to 127.0.0.2 (checksums left 0).
+    fn ipv4(protocol: u8, l4: &[u8]) -> Vec<u8> {
+        let total = (20 + l4.len()) as u16;
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0, 0, 64, protocol, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2]);
+        ip.extend_from_slice(l4);
+        ip
+    }
 
-        [block(0x0A0D_0D0A, &shb), block(1, &idb), block(6, &epb)].concat()
+    fn udp(payload: &[u8]) -> Vec<u8> {
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&40000u16.to_be_bytes());
+        l4.extend_from_slice(&3478u16.to_be_bytes());
+        l4.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        l4.extend_from_slice(&0u16.to_be_bytes());
+        l4.extend_from_slice(payload);
+        ipv4(17, &l4)
+    }
+
+    fn tcp(seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&50444u16.to_be_bytes());
+        l4.extend_from_slice(&5060u16.to_be_bytes());
+        l4.extend_from_slice(&seq.to_be_bytes());
+        l4.extend_from_slice(&0u32.to_be_bytes()); // ack
+        l4.extend_from_slice(&[0x50, 0x18, 0xFF, 0xFF, 0, 0, 0, 0]); // 20-byte header, PSH+ACK
+        l4.extend_from_slice(payload);
+        ipv4(6, &l4)
+    }
+
+    const BINDING_REQUEST: [u8; 20] = [
+        0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ];
+
+    fn items(data: &[u8]) -> Vec<Item> {
+        read("test.pcapng", std::io::Cursor::new(data.to_vec())).unwrap()
     }
 
     fn first_stamp(data: &[u8]) -> String {
-        let items = read("test.pcapng", std::io::Cursor::new(data.to_vec())).unwrap();
-        match items.first() {
+        match items(data).first() {
             Some(Item::Stun(packet)) => packet.timestamp.clone(),
             other => panic!("expected a STUN packet, got {other:?}"),
         }
+    }
+
+    fn capture(tsresol: u8, units: u64) -> Vec<u8> {
+        pcapng(tsresol, &[(units, udp(&BINDING_REQUEST))])
     }
 
     #[test]
@@ -420,5 +487,38 @@ mod tests {
         for tsresol in [0, 19, 20, 0x80 | 63, 0xFF] {
             let _ = first_stamp(&capture(tsresol, u64::MAX));
         }
+    }
+
+    #[test]
+    fn a_sip_message_split_over_tcp_segments_is_read_whole() {
+        let body = "v=0\r\nm=audio 50010 RTP/AVP 0\r\n\
+                    a=candidate:3 1 UDP 16648703 10.0.1.5 56402 typ relay raddr 192.168.1.10 rport 50010\r\n";
+        let invite = format!(
+            "INVITE sip:b@example.com SIP/2.0\r\nCall-ID: split-1\r\nCSeq: 1 INVITE\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (head, tail) = invite.as_bytes().split_at(90);
+        let data = pcapng(
+            6,
+            &[
+                (1_000_000, tcp(7000, head)),
+                (1_100_000, tcp(7000, head)), // retransmitted
+                (1_200_000, tcp(7000 + head.len() as u32, tail)),
+            ],
+        );
+        let sip: Vec<SipMessage> = items(&data)
+            .into_iter()
+            .filter_map(|item| match item {
+                Item::Sip(message) => Some(message),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sip.len(), 1, "{sip:?}");
+        let text = format!("{sip:?}");
+        assert!(
+            text.contains("split-1") && text.contains("10.0.1.5 56402"),
+            "{text}"
+        );
     }
 }

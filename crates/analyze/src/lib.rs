@@ -27,6 +27,7 @@ pub mod decoded;
 pub mod diagnose;
 pub mod html;
 pub mod input;
+mod reassembly;
 pub mod report;
 pub mod sdp;
 pub mod sip;
