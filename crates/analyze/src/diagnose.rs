@@ -107,6 +107,7 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         let mut relay_private = Vec::new();
         let mut srflx_private = Vec::new();
         let mut private_ips: Vec<(String, AddressClass)> = Vec::new();
+        let mut srflx_ips: Vec<(String, AddressClass)> = Vec::new();
         let mut kinds = Vec::new();
         for (line, text) in &media.candidates {
             let candidate = match Candidate::parse(text) {
@@ -138,6 +139,10 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                         relay_private.push(evidence(side, *line, text));
                     }
                     Some(CandidateType::ServerReflexive) => {
+                        let ip = candidate.address.to_string();
+                        if !srflx_ips.iter().any(|(known, _)| *known == ip) {
+                            srflx_ips.push((ip, class));
+                        }
                         srflx_private.push(evidence(side, *line, text));
                     }
                     _ => {}
@@ -149,11 +154,21 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 code: "srflx-private-address",
                 severity: Severity::Warning,
                 message: format!(
-                    "the {} server-reflexive candidates of {} carry a private address: the STUN server that reported them sits inside the same NAT, so they tell nothing about the public side",
+                    "the {} server-reflexive candidates of {} carry {}: {}",
                     media.kind,
-                    who(side)
+                    who(side),
+                    srflx_ips
+                        .iter()
+                        .map(|(ip, class)| format!("{ip}, {}", class_name(*class)))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    if srflx_ips.iter().all(|(_, class)| *class == AddressClass::Cgnat) {
+                        "the client is behind carrier-grade NAT and its STUN server sits inside the carrier's network, so the address it reported is still not public; a peer outside can only reach this client through a relay"
+                    } else {
+                        "the STUN server that reported them sits inside the same NAT, so they tell nothing about the public side"
+                    }
                 ),
-                fix: "Point clients at a STUN server outside their NAT (the edge's public address).".into(),
+                fix: "Point clients at a STUN server on the public internet (the edge's public address), and give them a TURN relay for when the NAT is in the way.".into(),
                 call_id: call.clone(),
                 evidence: srflx_private,
             });

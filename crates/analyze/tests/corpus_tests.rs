@@ -215,3 +215,31 @@ fn a_capture_shows_refused_turn_credentials() {
     assert!(top.message.contains("alice"), "{}", top.message);
     assert!(top.evidence.iter().all(|e| e.text.contains("401")));
 }
+
+#[test]
+fn each_description_finding_has_its_example() {
+    for (file, expected) in [
+        ("only-host.sdp", &["only-host-candidates"][..]),
+        (
+            "srflx-private-no-relay.sdp",
+            &["srflx-private-address", "no-relay-candidates"][..],
+        ),
+        ("no-ice-credentials.sdp", &["ice-credentials-missing"][..]),
+        ("fallback-only.sip", &["fallback-sdp-only"][..]),
+    ] {
+        let analysis = run(&[file]);
+        let found = codes(&analysis);
+        for code in expected {
+            assert!(found.contains(code), "{file}: {found:?}");
+        }
+    }
+    // A carrier-grade NAT address as server-reflexive: the client sits
+    // behind a second NAT, and the finding says so.
+    let analysis = run(&["srflx-private-no-relay.sdp"]);
+    let srflx = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "srflx-private-address")
+        .unwrap();
+    assert!(srflx.message.contains("100.72.9.14"), "{}", srflx.message);
+}
