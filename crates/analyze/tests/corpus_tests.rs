@@ -243,3 +243,22 @@ fn each_description_finding_has_its_example() {
         .unwrap();
     assert!(srflx.message.contains("100.72.9.14"), "{}", srflx.message);
 }
+
+#[test]
+fn a_capture_shows_a_user_over_its_allocation_quota() {
+    // Captured on loopback: turnutils_uclient, two clients of one user,
+    // against `edgeice serve --max-allocations-per-user 1`.
+    let analysis = run(&["turn-quota-reached.pcap"]);
+    let finding = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "turn-error")
+        .unwrap_or_else(|| panic!("{:?}", codes(&analysis)));
+    assert!(finding.message.contains("486"), "{}", finding.message);
+    assert!(
+        finding
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("Allocate error 486"))
+    );
+}

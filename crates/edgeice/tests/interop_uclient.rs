@@ -248,3 +248,23 @@ fn uclient_relays_through_tcp_allocations() {
     let (_server, addr) = server("127.0.0.1:0");
     uclient(&["-T"], addr, "127.0.0.1", peer_port);
 }
+
+#[test]
+fn a_user_over_its_allocation_quota_gets_486() {
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_server, listeners) = server_with("127.0.0.1:0", &["--max-allocations-per-user", "1"], 2);
+    // Two clients of the same user: the second Allocate is over the quota.
+    let output = Command::new("turnutils_uclient")
+        .args([
+            "-u", "user", "-w", "pass", "-m", "2", "-n", "3", "-l", "100",
+        ])
+        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
+        .args(["-p", &listeners[0].1.port().to_string(), "127.0.0.1"])
+        .output()
+        .expect("run turnutils_uclient");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("error 486"),
+        "expected 486 Allocation Quota Reached:\n{stdout}"
+    );
+}

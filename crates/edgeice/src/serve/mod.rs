@@ -128,6 +128,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES")]
     max_bytes_per_second: Option<u64>,
 
+    /// Most allocations at once, all users together (coturn's
+    /// total-quota); beyond it Allocate gets 486 [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_allocations: Option<usize>,
+
+    /// Most allocations at once per user name (coturn's user-quota);
+    /// beyond it Allocate gets 486 [default: 1000].
+    #[arg(long, value_name = "N")]
+    max_allocations_per_user: Option<usize>,
+
     /// Allow relaying to peers in CIDR even if refused by default (loopback...).
     #[arg(long = "allow-peer", value_name = "CIDR")]
     allow_peers: Vec<IpNet>,
@@ -172,6 +182,8 @@ struct FileConfig {
     external_ip_stun: Option<SocketAddr>,
     challenges_per_ip: Option<String>,
     max_bytes_per_second: Option<u64>,
+    max_allocations: Option<usize>,
+    max_allocations_per_user: Option<usize>,
     #[serde(default)]
     external_ip: Vec<String>,
     #[serde(default)]
@@ -215,6 +227,10 @@ impl ServeArgs {
             self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
             self.external_ip_stun = self.external_ip_stun.or(file.external_ip_stun);
             self.max_bytes_per_second = self.max_bytes_per_second.or(file.max_bytes_per_second);
+            self.max_allocations = self.max_allocations.or(file.max_allocations);
+            self.max_allocations_per_user = self
+                .max_allocations_per_user
+                .or(file.max_allocations_per_user);
             if self.challenges_per_ip.is_none() {
                 self.challenges_per_ip = file
                     .challenges_per_ip
@@ -425,6 +441,12 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     }
     config.private_relay_ok = args.private_relay_ok;
     config.max_bytes_per_second = args.max_bytes_per_second;
+    if let Some(max) = args.max_allocations {
+        config.max_allocations = max;
+    }
+    if let Some(max) = args.max_allocations_per_user {
+        config.max_allocations_per_user = max;
+    }
     let challenges = args.challenges_per_ip.unwrap_or((50, 200));
     config.shared = Arc::new(edgeice_server::SharedState::new(challenges));
     config.peer_policy.allow = args.allow_peers.clone();
