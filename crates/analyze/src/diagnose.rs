@@ -402,17 +402,57 @@ fn diagnose_stun(stun: &[StunPacket], findings: &mut Vec<Finding>) {
         });
     }
     if !errors.is_empty() {
-        let mut codes: Vec<String> = errors.iter().map(|(c, _)| c.to_string()).collect();
+        let mut codes: Vec<u16> = errors.iter().map(|(c, _)| *c).collect();
+        codes.sort_unstable();
         codes.dedup();
         errors.truncate(MAX_EVIDENCE);
+        let named: Vec<String> = codes
+            .iter()
+            .map(|&c| format!("{c} ({})", turn_error_meaning(c).0))
+            .collect();
+        let fixes: Vec<String> = codes
+            .iter()
+            .map(|&c| format!("{c}: {}", turn_error_meaning(c).1))
+            .collect();
         findings.push(Finding {
             code: "turn-error",
             severity: Severity::Warning,
-            message: format!("the TURN server answered errors {}", codes.join(", ")),
-            fix: "403: the peer is not allowed; 437: the allocation is gone; 486: the user's quota is used; 508: the server is out of relay ports.".into(),
+            message: format!("the TURN server answered {}", named.join(", ")),
+            fix: fixes.join(" "),
             call_id: None,
             evidence: errors.into_iter().map(|(_, e)| e).collect(),
         });
+    }
+}
+
+/// What a TURN error code means, and what an operator does about it.
+fn turn_error_meaning(code: u16) -> (&'static str, &'static str) {
+    match code {
+        403 => (
+            "Forbidden",
+            "the server's peer policy refused the peer address; allow the peer's network on the server if it should be reachable (a private or loopback peer is refused by default).",
+        ),
+        437 => (
+            "Allocation Mismatch",
+            "the allocation had expired or was never made (a client that refreshes too late, or a NAT that changed the client's port); check refresh timing and NAT binding lifetimes.",
+        ),
+        442 => (
+            "Unsupported Transport Protocol",
+            "the client asked for a relay transport the server does not offer; enable it on the server or use UDP relays.",
+        ),
+        443 => (
+            "Peer Address Family Mismatch",
+            "the peer is IPv4 and the relay IPv6 or the reverse; give the server relay addresses of both families.",
+        ),
+        486 => (
+            "Allocation Quota Reached",
+            "the user holds as many allocations as its quota allows; raise the quota (edgeice serve --max-allocations-per-user, coturn user-quota) or find the client that leaks allocations.",
+        ),
+        508 => (
+            "Insufficient Capacity",
+            "the server is out of relay ports or allocations; widen --relay-ports or raise --max-allocations.",
+        ),
+        _ => ("error", "see the server's log for this request."),
     }
 }
 

@@ -254,7 +254,16 @@ fn a_capture_shows_a_user_over_its_allocation_quota() {
         .iter()
         .find(|f| f.code == "turn-error")
         .unwrap_or_else(|| panic!("{:?}", codes(&analysis)));
-    assert!(finding.message.contains("486"), "{}", finding.message);
+    assert!(
+        finding.message.contains("486 (Allocation Quota Reached)"),
+        "{}",
+        finding.message
+    );
+    assert!(
+        finding.fix.contains("--max-allocations-per-user"),
+        "{}",
+        finding.fix
+    );
     assert!(
         finding
             .evidence
