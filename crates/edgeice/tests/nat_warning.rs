@@ -106,7 +106,7 @@ fn external_ip_auto_learns_the_public_address_from_a_stun_server() {
         sleep 0.3
         ip netns exec $E turnutils_peer -L 10.0.1.5 -p 3480 >/dev/null 2>&1 &
         ip netns exec $E env EDGEICE_LOG=warn {edgeice} serve --listen 10.0.1.5:3478 --user u:p \
-            --relay-ports 61000-65535 --external-ip auto --external-ip-stun 203.0.113.10:3478 \
+            --relay-ports 61000-65535 --external-ip auto --external-ip-stun stun:203.0.113.10 \
             >"$dir/out" 2>"$dir/err" &
         for _ in $(seq 150); do grep -q 'listening on tcp' "$dir/out" && break; sleep 0.1; done
         ip netns exec $E timeout 30 turnutils_uclient -v -c -m 1 -n 3 -u u -w p -e 10.0.1.5 -r 3480 -p 3478 10.0.1.5 || true

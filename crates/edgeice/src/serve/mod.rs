@@ -108,8 +108,9 @@ pub struct ServeArgs {
     #[arg(long = "external-ip", value_name = "PUBLIC[/PRIVATE]")]
     external_ips: Vec<String>,
 
-    /// The STUN server `--external-ip auto` asks (ADDR:PORT, outside the NAT).
-    #[arg(long, value_name = "ADDR:PORT")]
+    /// The STUN server `--external-ip auto` asks, outside the NAT:
+    /// `stun:HOST[:PORT]` (RFC 7064), `HOST:PORT` or an IP; port 3478 if none.
+    #[arg(long, value_name = "STUN-URI", value_parser = parse_stun_server)]
     external_ip_stun: Option<SocketAddr>,
 
     /// Do not warn about private relay addresses: this edge serves only its
@@ -179,7 +180,7 @@ struct FileConfig {
     #[serde(default)]
     relay_ip: Vec<IpAddr>,
     relay_ports: Option<String>,
-    external_ip_stun: Option<SocketAddr>,
+    external_ip_stun: Option<String>,
     challenges_per_ip: Option<String>,
     max_bytes_per_second: Option<u64>,
     max_allocations: Option<usize>,
@@ -225,7 +226,14 @@ impl ServeArgs {
             self.realm = self.realm.or(file.realm);
             self.users_db = self.users_db.or(file.users_db);
             self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
-            self.external_ip_stun = self.external_ip_stun.or(file.external_ip_stun);
+            if self.external_ip_stun.is_none() {
+                self.external_ip_stun = file
+                    .external_ip_stun
+                    .map(|s| {
+                        parse_stun_server(&s).map_err(|e| anyhow::anyhow!("external-ip-stun: {e}"))
+                    })
+                    .transpose()?;
+            }
             self.max_bytes_per_second = self.max_bytes_per_second.or(file.max_bytes_per_second);
             self.max_allocations = self.max_allocations.or(file.max_allocations);
             self.max_allocations_per_user = self
@@ -264,6 +272,32 @@ impl ServeArgs {
     }
 }
 
+/// Reads a STUN server as `--external-ip-stun` takes it: `stun:HOST[:PORT]`
+/// (RFC 7064), `HOST:PORT`, or an IP alone; the port defaults to 3478. A
+/// host name is resolved once, at start-up.
+fn parse_stun_server(s: &str) -> Result<SocketAddr, String> {
+    let rest = s.strip_prefix("stun:").unwrap_or(s);
+    if let Ok(addr) = rest.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bare = rest.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 3478));
+    }
+    let has_port = rest
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    let with_port = if has_port {
+        rest.to_owned()
+    } else {
+        format!("{rest}:3478")
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+        .map_err(|e| format!("{s}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s}: the name has no address"))
+}
+
 fn parse_rate(s: &str) -> Result<(u32, u32), String> {
     let (rate, burst) = s.split_once('/').unwrap_or((s, s));
     let rate = rate.trim().parse().map_err(|e| format!("{rate}: {e}"))?;
@@ -292,7 +326,7 @@ async fn resolve_auto_external_ips(mut args: ServeArgs, relay_ips: &[IpAddr]) ->
     }
     let Some(stun) = args.external_ip_stun else {
         bail!(
-            "--external-ip auto needs --external-ip-stun ADDR:PORT, a STUN server outside the NAT"
+            "--external-ip auto needs --external-ip-stun stun:HOST[:PORT], a STUN server outside the NAT"
         );
     };
     args.external_ips.retain(|e| e != "auto");
@@ -611,4 +645,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(result) = tasks.join_next() => result.context("listener task panicked")??,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stun_server;
+
+    #[test]
+    fn stun_servers_are_read_as_uris_or_addresses() {
+        let read = |s| parse_stun_server(s).map(|a| a.to_string());
+        assert_eq!(read("stun:192.0.2.1"), Ok("192.0.2.1:3478".into()));
+        assert_eq!(read("stun:192.0.2.1:3479"), Ok("192.0.2.1:3479".into()));
+        assert_eq!(read("192.0.2.1:19302"), Ok("192.0.2.1:19302".into()));
+        assert_eq!(read("stun:[2001:db8::1]"), Ok("[2001:db8::1]:3478".into()));
+        assert_eq!(read("[2001:db8::1]:5349"), Ok("[2001:db8::1]:5349".into()));
+        assert_eq!(read("2001:db8::1"), Ok("[2001:db8::1]:3478".into()));
+        assert!(read("stun:").is_err());
+    }
 }
