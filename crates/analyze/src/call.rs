@@ -38,6 +38,9 @@ pub struct Event {
     pub file: String,
     /// Its line.
     pub line: usize,
+    /// Its `ms-client-diagnostics` / `ms-diagnostics` headers, if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<crate::sip::MsDiagnostics>,
 }
 
 /// One call (one Call-ID).
@@ -234,6 +237,7 @@ fn build_call(call_id: String, messages: &[SipMessage]) -> Call {
             what: m.start_line.clone(),
             file: m.file.clone(),
             line: m.line,
+            diagnostics: m.ms_diagnostics(),
         })
         .collect();
     Call {
@@ -287,6 +291,7 @@ fn call_of_peer_connection(pc: crate::webrtc_internals::PeerConnection) -> Call 
             what: what.clone(),
             file: pc.file.clone(),
             line: *index,
+            diagnostics: Vec::new(),
         })
         .collect();
     Call {

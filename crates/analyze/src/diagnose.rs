@@ -489,7 +489,10 @@ pub fn diagnose(calls: &[Call], descriptions: &[Side], stun: &[StunPacket]) -> V
                 code: "call-ended-during-checks",
                 severity: Severity::Error,
                 message: format!(
-                    "the call ended {seconds:.1} s after it was answered, with no candidate promotion: its media never connected (ICE gave up)"
+                    "the call ended {seconds:.1} s after it was answered, with no candidate promotion: its media never connected (ICE gave up){}",
+                    bye.and_then(|e| e.diagnostics.first())
+                        .map(|d| format!("; the BYE says {}", crate::report::describe_diagnostics(d)))
+                        .unwrap_or_default()
                 ),
                 fix: "Read the other findings: the candidates could not reach each other.".into(),
                 call_id: Some(call.call_id.clone()),

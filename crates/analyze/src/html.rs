@@ -88,9 +88,16 @@ fn timeline(out: &mut String, call: &Call) {
     for e in &call.timeline {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}:{}</td></tr>",
+            "<tr><td>{}</td><td>{}{}</td><td>{}:{}</td></tr>",
             esc(e.timestamp.as_deref().unwrap_or("")),
             esc(&e.what),
+            e.diagnostics
+                .iter()
+                .map(|d| format!(
+                    "<br><small>{}</small>",
+                    esc(&crate::report::describe_diagnostics(d))
+                ))
+                .collect::<String>(),
             esc(&e.file),
             e.line
         );

@@ -42,6 +42,9 @@ pub fn text(analysis: &Analysis, explain: bool) -> String {
                 "  {stamp:23} {}  ({}:{})",
                 event.what, event.file, event.line
             );
+            for d in &event.diagnostics {
+                let _ = writeln!(out, "  {:23}   {}", "", describe_diagnostics(d));
+            }
         }
         if let Some(seconds) = call.seconds_to_bye {
             let promoted = if call.promoted {
@@ -129,6 +132,14 @@ fn side_text(out: &mut String, side: &Side, explain: bool) {
             }
         }
     }
+}
+
+/// A diagnostics header in one line: `ms-client-diagnostics 51004: Action
+/// initiated by user`.
+pub fn describe_diagnostics(d: &crate::sip::MsDiagnostics) -> String {
+    let code = d.code.map(|c| format!(" {c}")).unwrap_or_default();
+    let reason = d.reason.as_deref().unwrap_or("(no reason given)");
+    format!("{}{code}: {reason}", d.header)
 }
 
 /// A candidate in plain words, the way a colleague would at a whiteboard:

@@ -35,6 +35,41 @@ pub struct SipMessage {
     pub timestamp: Option<String>,
 }
 
+/// A Lync/Skype for Business diagnostics header (`ms-client-diagnostics`,
+/// `ms-diagnostics`, `ms-diagnostics-public`): why a call ended or failed,
+/// as the client or server put it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MsDiagnostics {
+    /// The header's name, as written.
+    pub header: String,
+    /// The leading number, when there is one.
+    pub code: Option<u32>,
+    /// The `reason="..."` parameter, when there is one.
+    pub reason: Option<String>,
+}
+
+impl MsDiagnostics {
+    /// Reads `51004; reason="Action initiated by user"; ...`.
+    fn parse(header: &str, value: &str) -> Self {
+        let code = value.split(';').next().and_then(|c| c.trim().parse().ok());
+        let lower = value.to_ascii_lowercase();
+        let reason = lower.find("reason=").map(|at| {
+            let rest = &value[at + "reason=".len()..];
+            match rest.strip_prefix('"') {
+                Some(quoted) => quoted.split('"').next().unwrap_or(quoted),
+                None => rest.split(';').next().unwrap_or(rest),
+            }
+            .trim()
+            .to_owned()
+        });
+        MsDiagnostics {
+            header: header.to_owned(),
+            code,
+            reason,
+        }
+    }
+}
+
 /// One SDP body of a message.
 #[derive(Clone, Debug)]
 pub struct SdpPart<'m> {
@@ -123,6 +158,23 @@ impl SipMessage {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Its Microsoft diagnostics headers, in order.
+    pub fn ms_diagnostics(&self) -> Vec<MsDiagnostics> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| {
+                [
+                    "ms-client-diagnostics",
+                    "ms-diagnostics",
+                    "ms-diagnostics-public",
+                ]
+                .iter()
+                .any(|known| name.eq_ignore_ascii_case(known))
+            })
+            .map(|(name, value)| MsDiagnostics::parse(name, value))
+            .collect()
     }
 
     /// The request method, for a request.
@@ -228,4 +280,23 @@ fn boundary_of(content_type: &str) -> Option<String> {
             .eq_ignore_ascii_case("boundary")
             .then(|| value.trim().trim_matches('"').to_owned())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MsDiagnostics;
+
+    #[test]
+    fn diagnostics_headers_are_read_with_or_without_quotes() {
+        let d = MsDiagnostics::parse(
+            "ms-client-diagnostics",
+            "51004; reason=\"Action initiated by user; twice\"; CalleeMediaDebug=\"x\"",
+        );
+        assert_eq!(d.code, Some(51004));
+        assert_eq!(d.reason.as_deref(), Some("Action initiated by user; twice"));
+        let d = MsDiagnostics::parse("ms-diagnostics", "1018;Reason=Timeout;source=edge");
+        assert_eq!((d.code, d.reason.as_deref()), (Some(1018), Some("Timeout")));
+        let d = MsDiagnostics::parse("ms-diagnostics", "garbage");
+        assert_eq!((d.code, d.reason), (None, None));
+    }
 }

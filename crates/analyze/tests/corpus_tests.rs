@@ -271,3 +271,34 @@ fn a_capture_shows_a_user_over_its_allocation_quota() {
             .any(|e| e.text.contains("Allocate error 486"))
     );
 }
+
+#[test]
+fn the_bye_s_client_diagnostics_are_decoded() {
+    let analysis = run(&["seed-client.uccapilog"]);
+    let bye = analysis.calls[0]
+        .timeline
+        .iter()
+        .find(|e| e.what.starts_with("BYE "))
+        .unwrap();
+    let d = &bye.diagnostics[0];
+    assert_eq!(d.header.to_ascii_lowercase(), "ms-client-diagnostics");
+    assert_eq!(d.code, Some(23));
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("Call failed to establish due to a media connectivity failure")
+    );
+    let ended = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "call-ended-during-checks")
+        .unwrap();
+    assert!(
+        ended
+            .message
+            .contains("the BYE says ms-client-diagnostics 23"),
+        "{}",
+        ended.message
+    );
+}
