@@ -15,9 +15,11 @@ use crate::sip::is_start_line;
 
 /// Flows followed at once; more are not reassembled (their segments are
 /// still read one by one).
-const MAX_FLOWS: usize = 4096;
-/// Bytes buffered per flow while a message is incomplete.
-const MAX_BUFFERED: usize = 256 * 1024;
+const MAX_FLOWS: usize = 1024;
+/// Bytes buffered per flow while a message is incomplete: a Lync INVITE
+/// with all its candidates is a few KB (the seed's is 4 KB). With
+/// `MAX_FLOWS`, 64 MiB at worst.
+const MAX_BUFFERED: usize = 64 * 1024;
 /// The longest SIP start line waited for.
 const MAX_START_LINE: usize = 1024;
 
@@ -136,6 +138,10 @@ impl Streams {
         flow.buffer.drain(..consumed);
         if flow.buffer.len() > MAX_BUFFERED {
             flow.buffer.clear();
+        }
+        if flow.buffer.is_empty() {
+            // Idle flows keep no memory: most flows of a capture end.
+            flow.buffer = Vec::new();
         }
         messages
     }
