@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::sip::is_start_line;
+use crate::sip::{full_name, is_start_line};
 
 /// Flows followed at once; more are not reassembled (their segments are
 /// still read one by one).
@@ -191,10 +191,7 @@ fn sip_message(bytes: &[u8]) -> Front {
     let body_len = head
         .lines()
         .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| {
-            let name = name.trim();
-            name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l")
-        })
+        .find(|(name, _)| full_name(name.trim()).eq_ignore_ascii_case("Content-Length"))
         .map_or(Some(0), |(_, value)| value.trim().parse::<usize>().ok());
     let Some(body_len) = body_len else {
         return Front::Unreadable;

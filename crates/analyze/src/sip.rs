@@ -82,7 +82,7 @@ pub struct SdpPart<'m> {
 }
 
 /// Compact header names (RFC 3261 §7.3.3) that matter here.
-fn full_name(name: &str) -> &str {
+pub(crate) fn full_name(name: &str) -> &str {
     match name {
         "i" => "Call-ID",
         "c" => "Content-Type",
