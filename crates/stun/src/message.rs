@@ -46,9 +46,9 @@ pub struct Message<'a> {
     bytes: &'a [u8],
     kind: MessageType,
     transaction_id: TransactionId,
-    integrity: Option<u16>,
-    integrity_sha256: Option<u16>,
-    fingerprint: Option<u16>,
+    integrity: Option<usize>,
+    integrity_sha256: Option<usize>,
+    fingerprint: Option<usize>,
 }
 
 impl<'a> Message<'a> {
@@ -99,9 +99,10 @@ impl<'a> Message<'a> {
                 return Err(ParseError::AttributeAfterFingerprint);
             }
             let (kind, value_len) = raw_header(bytes, offset)?;
-            // `offset` fits in u16: the whole message is at most 20 + 0xFFFF bytes,
-            // and an attribute header needs four more, so offset <= 0xFFFF here.
-            let at = offset as u16;
+            // Kept as usize: a message is up to 20 + 0xFFFC bytes, so an
+            // attribute can start beyond u16::MAX (a u16 here once wrapped
+            // to the header and made the integrity check slice backwards).
+            let at = offset;
             match kind {
                 AttributeType::MESSAGE_INTEGRITY
                     if message.integrity.is_none() && message.integrity_sha256.is_none() =>
@@ -213,14 +214,14 @@ impl<'a> Message<'a> {
 
     /// Checks MESSAGE-INTEGRITY (HMAC-SHA1) with `key`, in constant time.
     pub fn verify_integrity_sha1(&self, key: &IntegrityKey) -> Result<(), IntegrityError> {
-        let at = usize::from(self.integrity.ok_or(IntegrityError::Missing)?);
+        let at = self.integrity.ok_or(IntegrityError::Missing)?;
         let tag = self.value_at(at);
         integrity::verify_sha1(key, self.bytes, at, tag)
     }
 
     /// Checks MESSAGE-INTEGRITY-SHA256 with `key`, in constant time.
     pub fn verify_integrity_sha256(&self, key: &IntegrityKey) -> Result<(), IntegrityError> {
-        let at = usize::from(self.integrity_sha256.ok_or(IntegrityError::Missing)?);
+        let at = self.integrity_sha256.ok_or(IntegrityError::Missing)?;
         let tag = self.value_at(at);
         integrity::verify_sha256(key, self.bytes, at, tag)
     }
@@ -237,7 +238,7 @@ impl<'a> Message<'a> {
 
     /// Checks FINGERPRINT.
     pub fn verify_fingerprint(&self) -> Result<(), IntegrityError> {
-        let at = usize::from(self.fingerprint.ok_or(IntegrityError::Missing)?);
+        let at = self.fingerprint.ok_or(IntegrityError::Missing)?;
         let value = self.value_at(at);
         let expected = integrity::fingerprint(&self.bytes[..at]);
         if value == expected.to_be_bytes() {
