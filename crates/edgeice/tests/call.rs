@@ -197,3 +197,32 @@ fn aioice_controlling_calls_edgeice() {
     assert_success("edgeice", &edgeice);
     assert_success("aioice", &peer);
 }
+
+const LIBNICE_PEER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/peers/libnice_call.py"
+);
+
+/// libnice through Debian's python3-gi: ICE connects, both sides select a
+/// pair. (No data: see the peer script.)
+fn libnice_connects(edgeice_role: &[&str], libnice_role: &str) {
+    let dir = workdir(&format!("libnice-{libnice_role}"));
+    let mut peer = Command::new("/usr/bin/python3");
+    peer.current_dir(&dir)
+        .args([LIBNICE_PEER, "b.sdp", "a.sdp", libnice_role]);
+    let (edgeice, peer) = both(call(&dir, "a.sdp", "b.sdp", edgeice_role), peer);
+    assert_success("edgeice", &edgeice);
+    assert_success("libnice", &peer);
+    assert!(edgeice.stdout.contains("4 select"), "{}", edgeice.stdout);
+    assert!(peer.stdout.contains("ready"), "{}", peer.stdout);
+}
+
+#[test]
+fn edgeice_controlling_connects_to_libnice() {
+    libnice_connects(&["--controlling"], "controlled");
+}
+
+#[test]
+fn libnice_controlling_connects_to_edgeice() {
+    libnice_connects(&[], "controlling");
+}
