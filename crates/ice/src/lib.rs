@@ -26,6 +26,9 @@ mod event;
 mod gather;
 pub mod sdp;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use agent::{Agent, Datagram, Received, SendError, Transmit};
 pub use candidate::{Candidate, CandidateKind, CandidateLineError};
 pub use config::{AgentConfig, Nomination, StunServer, TurnServer};
