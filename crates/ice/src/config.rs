@@ -45,7 +45,9 @@ pub struct AgentConfig {
     pub controlling: bool,
     /// Components per stream: 1 (RTP and RTCP multiplexed) or 2.
     pub components: u16,
-    /// Pacing: one new check every `ta` (RFC 8445 §14.2, 50 ms by default).
+    /// Pacing: one new check every `ta`. 20 ms by default: RFC 5245's value
+    /// for RTP streams, which libnice and aioice use too; RFC 8445 §14.2
+    /// suggests 50 ms and leaves the value configurable.
     pub ta: Duration,
     /// Regular or aggressive nomination.
     pub nomination: Nomination,
@@ -84,7 +86,7 @@ impl Default for AgentConfig {
         AgentConfig {
             controlling: true,
             components: 1,
-            ta: Duration::from_millis(50),
+            ta: Duration::from_millis(20),
             nomination: Nomination::Regular,
             initial_rto: Duration::from_millis(500),
             max_rto: Duration::from_millis(1600),
