@@ -47,18 +47,13 @@ fn round() -> Result<Duration, String> {
         .iter()
         .map(|a| (a.local_ufrag().to_string(), a.local_password().to_string()))
         .collect();
-    for side in 0..2 {
-        let other = 1 - side;
-        agents[side].set_remote_credentials(
-            t0,
-            &credentials[other].0,
-            &credentials[other].1,
-            false,
-        );
-        for candidate in gathered[other].clone() {
-            agents[side].add_remote_candidate(t0, candidate);
+    for (side, agent) in agents.iter_mut().enumerate() {
+        let (ufrag, pwd) = &credentials[1 - side];
+        agent.set_remote_credentials(t0, ufrag, pwd, false);
+        for candidate in gathered[1 - side].clone() {
+            agent.add_remote_candidate(t0, candidate);
         }
-        agents[side].end_of_remote_candidates();
+        agent.end_of_remote_candidates();
     }
     for socket in &sockets {
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
