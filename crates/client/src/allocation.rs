@@ -489,10 +489,9 @@ impl Allocation {
         self.transactions.remove_where(|_| true);
         self.start(now, Request::Refresh { lifetime: 0 }, 0, 0)?;
         self.state = AllocationState::Releasing;
+        // Channels stay known until the server confirms, so that data
+        // already on its way is still delivered; nothing is refreshed.
         self.refresh_at = None;
-        self.permissions.clear();
-        self.channels.clear();
-        self.channel_peers.clear();
         Ok(())
     }
 
@@ -550,20 +549,20 @@ impl Allocation {
 
     /// When to call [`Allocation::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let transactions = self.transactions.poll_timeout();
+        if self.state != AllocationState::Allocated {
+            return transactions;
+        }
         let refreshes = self
             .permissions
             .values()
             .filter_map(|p| p.refresh_at)
             .chain(self.channels.values().filter_map(|c| c.refresh_at));
-        [
-            self.transactions.poll_timeout(),
-            self.refresh_at,
-            self.expires_at,
-        ]
-        .into_iter()
-        .flatten()
-        .chain(refreshes)
-        .min()
+        [transactions, self.refresh_at, self.expires_at]
+            .into_iter()
+            .flatten()
+            .chain(refreshes)
+            .min()
     }
 
     /// Advances the clock: retransmissions, timeouts, and the refreshes of
