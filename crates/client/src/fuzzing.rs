@@ -20,7 +20,7 @@ use edgeice_stun::{
     MessageType, Method, TransactionId,
 };
 
-use crate::{Allocation, AllocationConfig, Credentials, RelayProtocol, Transport};
+use crate::{Allocation, AllocationConfig, AllocationState, Credentials, RelayProtocol, Transport};
 
 /// The server's address in scripted runs.
 pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 3478);
@@ -172,6 +172,12 @@ impl Script<'_> {
 
 /// Runs one script against a fresh allocation.
 pub fn client_allocation(data: &[u8]) {
+    run(data);
+}
+
+/// Runs one script; returns every state the allocation went through.
+pub fn run(data: &[u8]) -> Vec<AllocationState> {
+    let mut states = Vec::new();
     let mut script = Script(data);
     let t0 = Instant::now();
     let mut now = t0;
@@ -189,6 +195,7 @@ pub fn client_allocation(data: &[u8]) {
     server.lifetime = u32::from(script.byte());
     let mut allocation = Allocation::new(config);
     let _ = allocation.allocate(now);
+    states.push(allocation.state());
 
     let mut last_request: Vec<u8> = Vec::new();
     let mut response = Vec::new();
@@ -245,6 +252,8 @@ pub fn client_allocation(data: &[u8]) {
                     now = now.max(deadline);
                 }
                 allocation.handle_timeout(now);
+                // No busy loop: what was due has been dealt with.
+                assert!(allocation.poll_timeout().is_none_or(|t| t > now));
             }
             6 => {
                 let peer = script.peer();
@@ -304,5 +313,9 @@ pub fn client_allocation(data: &[u8]) {
             }
         }
         while allocation.poll_event().is_some() {}
+        if states.last() != Some(&allocation.state()) {
+            states.push(allocation.state());
+        }
     }
+    states
 }
