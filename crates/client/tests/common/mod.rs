@@ -4,6 +4,8 @@
 // Each test crate uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -100,6 +102,77 @@ impl Drop for Coturn {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.pidfile);
+    }
+}
+
+/// `edgeice serve` on 127.0.0.1 (user `u:p`, realm `r`, loopback peers
+/// allowed), killed on drop. The binary is `$EDGEICE_BIN`, else the
+/// workspace's `target/debug/edgeice` (built by `cargo test --workspace`
+/// or `cargo build -p edgeice`); `None` when there is none.
+pub struct EdgeiceServe {
+    child: Child,
+    /// Its UDP and TCP listening address.
+    pub addr: SocketAddr,
+}
+
+impl EdgeiceServe {
+    /// The binary to run, if built.
+    pub fn binary() -> Option<std::path::PathBuf> {
+        if let Some(bin) = std::env::var_os("EDGEICE_BIN") {
+            return Some(bin.into());
+        }
+        let bin =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/edgeice");
+        bin.exists().then_some(bin)
+    }
+
+    /// Starts one on a free port and waits until it answers Binding.
+    pub fn start() -> Option<EdgeiceServe> {
+        let binary = Self::binary()?;
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(binary)
+            .args([
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--user",
+                "u:p",
+                "--realm",
+                "r",
+                "--relay-ports",
+                "61000-65535",
+                "--allow-peer",
+                "127.0.0.0/8",
+                "--private-relay-ok",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run edgeice serve");
+        let server = EdgeiceServe { child, addr };
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            let quick = TransactionConfig {
+                max_requests: 1,
+                last_wait_factor: 1,
+                rto: Duration::from_millis(200),
+                ..TransactionConfig::default()
+            };
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            if binding(&socket, addr, quick).is_some() && TcpStream::connect(addr).is_ok() {
+                return Some(server);
+            }
+        }
+        panic!("edgeice serve on {addr} never answered");
+    }
+}
+
+impl Drop for EdgeiceServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
