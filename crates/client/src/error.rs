@@ -37,6 +37,10 @@ pub enum ClientError {
     /// RFC 6062 requests need an allocation with a TCP relay.
     #[error("the allocation does not relay TCP")]
     NotTcpRelay,
+    /// Channels and Send indications are for UDP relays; a TCP relay's
+    /// data goes over RFC 6062 data connections.
+    #[error("the allocation relays TCP: data goes over data connections")]
+    NotUdpRelay,
 }
 
 /// Why input from the server was not taken. None of these is fatal: the

@@ -305,8 +305,11 @@ pub fn run(data: &[u8]) -> Vec<AllocationState> {
                 }
             }
             _ => {
-                if script.byte() % 4 == 0 {
+                let choice = script.byte() % 8;
+                if choice == 0 {
                     let _ = allocation.release(now);
+                } else if choice == 1 {
+                    allocation.connection_closed();
                 } else {
                     server.nonce = format!("n{}", script.byte());
                 }

@@ -408,3 +408,68 @@ fn binding_reports_the_mapped_address() {
         Some(BindingEvent::TimedOut { transaction_id: id })
     );
 }
+
+#[test]
+fn a_closed_stream_fails_the_allocation() {
+    let t0 = Instant::now();
+    let (mut allocation, _) = allocated(Transport::Tcp, t0);
+    allocation.connection_closed();
+    assert!(matches!(
+        &events(&mut allocation)[..],
+        [AllocationEvent::Failed { code: None, .. }]
+    ));
+    assert_eq!(allocation.poll_timeout(), None);
+}
+
+#[test]
+fn tcp_relays_refuse_channels_and_send_indications() {
+    let t0 = Instant::now();
+    let server = ScriptedServer::new();
+    let mut config = ScriptedServer::config(Transport::Tcp);
+    config.relay = edgeice_client::RelayProtocol::Tcp;
+    let mut allocation = Allocation::new(config);
+    allocation.allocate(t0).unwrap();
+    let request = allocation.poll_transmit().unwrap().data.to_vec();
+    assert_eq!(
+        Message::parse(&request)
+            .unwrap()
+            .get(AttributeType::REQUESTED_TRANSPORT),
+        Some(Ok(Attribute::RequestedTransport(6)))
+    );
+    let mut response = Vec::new();
+    server.answer(&request, &mut response).unwrap();
+    allocation.handle_input(t0, &response).unwrap();
+    exchange(&mut allocation, &server, t0);
+    assert_eq!(allocation.state(), AllocationState::Allocated);
+    assert_eq!(
+        allocation.bind_channel(t0, peer()),
+        Err(ClientError::NotUdpRelay)
+    );
+    assert_eq!(
+        allocation.send_to(t0, peer(), b"x", &mut Vec::new()),
+        Err(ClientError::NotUdpRelay)
+    );
+    allocation.connect(t0, peer()).unwrap();
+    exchange(&mut allocation, &server, t0);
+    let events = events(&mut allocation);
+    assert!(
+        matches!(
+            &events[..],
+            [
+                _,
+                AllocationEvent::Connected {
+                    connection_id: 7,
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+    // A UDP relay over UDP cannot be a TCP relay.
+    let mut config = ScriptedServer::config(Transport::Udp);
+    config.relay = edgeice_client::RelayProtocol::Tcp;
+    assert_eq!(
+        Allocation::new(config).allocate(t0),
+        Err(ClientError::NotTcpRelay)
+    );
+}

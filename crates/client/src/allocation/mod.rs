@@ -158,6 +158,7 @@ impl Allocation {
     /// using Send indications.
     pub fn bind_channel(&mut self, now: Instant, peer: SocketAddr) -> Result<u16, ClientError> {
         self.require_allocated()?;
+        self.require_udp_relay()?;
         if let Some(channel) = self.channels.get(&peer) {
             return Ok(channel.number);
         }
@@ -343,6 +344,28 @@ impl Allocation {
             Ok(())
         } else {
             Err(ClientError::WrongState(self.state.describe()))
+        }
+    }
+
+    fn require_udp_relay(&self) -> Result<(), ClientError> {
+        if self.config.relay == RelayProtocol::Udp {
+            Ok(())
+        } else {
+            Err(ClientError::NotUdpRelay)
+        }
+    }
+
+    /// Tells the allocation that its TCP or TLS connection to the server
+    /// closed: the server deletes an allocation whose control connection
+    /// closes (RFC 8656), so this one fails (or, when releasing,
+    /// counts as released).
+    pub fn connection_closed(&mut self) {
+        match self.state {
+            AllocationState::Releasing => self.finish_release(),
+            AllocationState::Allocating | AllocationState::Allocated => {
+                self.fail(None, "the connection to the server closed".to_owned())
+            }
+            _ => {}
         }
     }
 

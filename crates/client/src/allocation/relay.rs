@@ -29,6 +29,7 @@ impl Allocation {
         out: &mut Vec<u8>,
     ) -> Result<(), ClientError> {
         self.require_allocated()?;
+        self.require_udp_relay()?;
         if let Some(channel) = self.channels.get(&peer).filter(|c| c.bound) {
             let data = ChannelData {
                 channel: channel.number,
