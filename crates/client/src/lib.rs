@@ -19,6 +19,45 @@
 //! also does RFC 6062's Connect and ConnectionBind. [`transaction`] holds
 //! the retransmission logic both share.
 //!
+//! ```no_run
+//! use std::net::UdpSocket;
+//! use std::time::{Duration, Instant};
+//! use edgeice_client::*;
+//!
+//! let socket = UdpSocket::bind("0.0.0.0:0")?;
+//! let server = "192.0.2.1:3478".parse()?;
+//! let credentials = Credentials { username: "alice".into(), password: "s3cret".into() };
+//! let mut turn = Allocation::new(AllocationConfig::new(server, Transport::Udp, credentials));
+//! turn.allocate(Instant::now())?;
+//! let (mut buf, mut out) = (vec![0; 65536], Vec::new());
+//! loop {
+//!     while let Some(t) = turn.poll_transmit() {
+//!         socket.send_to(t.data, t.destination)?;
+//!     }
+//!     while let Some(event) = turn.poll_event() {
+//!         if let AllocationEvent::Allocated { relayed, .. } = event {
+//!             println!("relayed address {relayed}");
+//!             let peer = "198.51.100.7:5000".parse()?;
+//!             turn.send_to(Instant::now(), peer, b"hello", &mut out)?;
+//!             socket.send_to(&out, server)?;
+//!         }
+//!     }
+//!     let wait = turn.poll_timeout().map_or(Duration::from_secs(1), |t| {
+//!         t.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
+//!     });
+//!     socket.set_read_timeout(Some(wait))?;
+//!     if let Ok((n, from)) = socket.recv_from(&mut buf) {
+//!         if from == server {
+//!             if let Ok(Some((peer, data))) = turn.handle_input(Instant::now(), &buf[..n]) {
+//!                 println!("{} bytes from {peer}", data.len());
+//!             }
+//!         }
+//!     }
+//!     turn.handle_timeout(Instant::now());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Streams
 //!
 //! Over TCP and TLS the caller cuts the byte stream into frames — with
