@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """An aioice agent on the other end of `edgeice call`, signalling through files.
 
-Usage: aioice_call.py LOCAL REMOTE controlling|controlled echo|send:N [TURN USER PASS]
+Usage: aioice_call.py LOCAL REMOTE controlling|controlled echo|send:N [TURN USER PASS [udp|tcp]]
 
 Writes its description to LOCAL in the format `edgeice call` reads
 (a=ice-ufrag, a=ice-pwd, a=candidate lines, a=end-of-candidates), reads the
 edgeice side's description from REMOTE as it appears, connects, then either
 echoes every datagram until the edgeice side says bye (`echo`), or sends N
 probes and expects at least 90% back (`send:N`). With TURN (HOST:PORT), it
-offers relayed candidates only. Exits 0 on success, 1 with the reason (and
+offers relayed candidates only, reaching the server over UDP or TCP. Exits 0 on success, 1 with the reason (and
 aioice's log) otherwise. Every wait is bounded.
 """
 
@@ -59,7 +59,7 @@ async def run(local, remote, controlling, mode, turn):
     if turn:
         host, _, port = turn[0].rpartition(":")
         kwargs.update(turn_server=(host, int(port)), turn_username=turn[1],
-                      turn_password=turn[2], turn_transport="udp",
+                      turn_password=turn[2], turn_transport=turn[3],
                       transport_policy=aioice.ice.TransportPolicy.RELAY)
     conn = aioice.Connection(**kwargs)
     try:
@@ -123,11 +123,11 @@ async def run(local, remote, controlling, mode, turn):
 
 
 def main():
-    if len(sys.argv) not in (5, 8) or sys.argv[3] not in ("controlling", "controlled"):
+    if len(sys.argv) not in (5, 8, 9) or sys.argv[3] not in ("controlling", "controlled"):
         print(__doc__, file=sys.stderr)
         return 2
     local, remote, role, mode = sys.argv[1:5]
-    turn = sys.argv[5:8] if len(sys.argv) == 8 else None
+    turn = (sys.argv[5:9] + ["udp"])[:4] if len(sys.argv) >= 8 else None
     log = io.StringIO()
     handler = logging.StreamHandler(log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))

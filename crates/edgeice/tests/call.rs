@@ -226,3 +226,128 @@ fn edgeice_controlling_connects_to_libnice() {
 fn libnice_controlling_connects_to_edgeice() {
     libnice_connects(&[], "controlling");
 }
+
+/// `edgeice serve` on loopback for relay-only calls (loopback peers allowed,
+/// as the relays of both sides are on 127.0.0.1).
+fn relay_server() -> (common::Running, String) {
+    let (server, listeners) = common::start_server(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "u:p",
+            "--realm",
+            "edgeice-test",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+        ],
+        2,
+    );
+    let udp = listeners
+        .iter()
+        .find(|(proto, _)| proto == "udp")
+        .expect("a UDP listener")
+        .1;
+    (server, udp.to_string())
+}
+
+fn relay_only_args(server: &str) -> Vec<String> {
+    [
+        "--turn",
+        &format!("turn:{server}"),
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--relay-only",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Two `edgeice call`s relay-only through `edgeice serve`, reaching it
+/// with the TURN URL's `transport`.
+fn relay_only_call_through_edgeice_serve(transport: &str) {
+    let (_server, address) = relay_server();
+    let dir = workdir(&format!("relay-self-{transport}"));
+    let turn = relay_only_args(&format!("{address}?transport={transport}"));
+    let turn: Vec<&str> = turn.iter().map(String::as_str).collect();
+    let (sender, echo) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &[&["--controlling", "--send", "100"], &turn[..]].concat(),
+        ),
+        call(&dir, "b.sdp", "a.sdp", &[&["--echo"], &turn[..]].concat()),
+    );
+    assert_success("the sender", &sender);
+    assert_success("the echo", &echo);
+    assert!(
+        sender.stdout.contains("4 select   component 1: relay"),
+        "{}",
+        sender.stdout
+    );
+    assert!(
+        echo.stdout.contains("the other side said bye"),
+        "{}",
+        echo.stdout
+    );
+}
+
+#[test]
+fn relay_only_call_through_edgeice_serve_over_udp() {
+    relay_only_call_through_edgeice_serve("udp");
+}
+
+#[test]
+fn relay_only_call_through_edgeice_serve_over_tcp() {
+    relay_only_call_through_edgeice_serve("tcp");
+}
+
+/// aioice relay-only through `edgeice serve` (reaching it over `transport`)
+/// against edgeice relay-only, in both roles.
+fn relay_only_with_aioice(transport: &str) {
+    let (_server, address) = relay_server();
+    let turn = relay_only_args(&address);
+    let turn: Vec<&str> = turn.iter().map(String::as_str).collect();
+    let peer_turn = [address.as_str(), "u", "p", transport];
+
+    let dir = workdir(&format!("relay-aioice-controlled-{transport}"));
+    let (edgeice, peer) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &[&["--controlling", "--send", "100"], &turn[..]].concat(),
+        ),
+        aioice(&dir, "controlled", "echo", &peer_turn),
+    );
+    assert_success("edgeice", &edgeice);
+    assert_success("aioice", &peer);
+    assert!(
+        edgeice.stdout.contains("4 select   component 1: relay"),
+        "{}",
+        edgeice.stdout
+    );
+
+    let dir = workdir(&format!("relay-aioice-controlling-{transport}"));
+    let (edgeice, peer) = both(
+        call(&dir, "a.sdp", "b.sdp", &[&["--echo"], &turn[..]].concat()),
+        aioice(&dir, "controlling", "send:100", &peer_turn),
+    );
+    assert_success("edgeice", &edgeice);
+    assert_success("aioice", &peer);
+}
+
+#[test]
+fn relay_only_with_aioice_over_udp() {
+    relay_only_with_aioice("udp");
+}
+
+#[test]
+fn relay_only_with_aioice_over_tcp() {
+    relay_only_with_aioice("tcp");
+}

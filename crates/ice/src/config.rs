@@ -25,11 +25,24 @@ pub struct StunServer {
     pub url: String,
 }
 
+/// How the agent reaches a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ServerTransport {
+    /// UDP datagrams from the host socket.
+    #[default]
+    Udp,
+    /// A TCP connection the application opens from the host socket's IP
+    /// (for networks that block UDP); messages framed as RFC 8656 §12.5 says.
+    Tcp,
+}
+
 /// A TURN server to allocate relayed candidates on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TurnServer {
     /// Where it listens.
     pub address: SocketAddr,
+    /// UDP or TCP to the server (the relay itself is UDP either way).
+    pub transport: ServerTransport,
     /// How to name it in events and traces (`turn:host:port?transport=udp`).
     pub url: String,
     /// Long-term credential user name.

@@ -15,7 +15,7 @@ use edgeice_client::{
 };
 
 use crate::agent::Datagram;
-use crate::config::{AgentConfig, StunServer, TurnServer};
+use crate::config::{AgentConfig, ServerTransport, StunServer, TurnServer};
 
 /// What a server query produced.
 #[derive(Debug)]
@@ -135,7 +135,11 @@ impl Gatherer {
                 username: server.username.clone(),
                 password: server.password.clone(),
             };
-            let mut config = AllocationConfig::new(server.address, Transport::Udp, credentials);
+            let transport = match server.transport {
+                ServerTransport::Udp => Transport::Udp,
+                ServerTransport::Tcp => Transport::Tcp,
+            };
+            let mut config = AllocationConfig::new(server.address, transport, credentials);
             config.transactions = self.transactions;
             let mut allocation = Allocation::new(config);
             let started = allocation.allocate(now);
@@ -167,6 +171,7 @@ impl Gatherer {
             while let Some(transmit) = query.client.poll_transmit() {
                 self.transmits.push_back(Datagram {
                     source: query.socket,
+                    transport: ServerTransport::Udp,
                     destination: transmit.destination,
                     payload: transmit.data.to_vec(),
                 });
@@ -201,6 +206,7 @@ impl Gatherer {
             while let Some(transmit) = query.allocation.poll_transmit() {
                 self.transmits.push_back(Datagram {
                     source: query.socket,
+                    transport: query.server.transport,
                     destination: transmit.destination,
                     payload: transmit.data.to_vec(),
                 });
@@ -341,10 +347,11 @@ impl Gatherer {
     ) -> bool {
         let mut out = Vec::with_capacity(payload.len() + 36);
         match self.wrap_into(now, base, peer, payload, &mut out) {
-            Ok((source, destination)) => {
+            Ok((source, transport, destination)) => {
                 self.collect();
                 self.transmits.push_back(Datagram {
                     source,
+                    transport,
                     destination,
                     payload: out,
                 });
@@ -355,7 +362,7 @@ impl Gatherer {
     }
 
     /// Wraps `payload` from relayed address `base` to `peer` into `out`;
-    /// returns (host socket, TURN server) to send it between. Control
+    /// returns (host socket, transport, TURN server) to send it by. Control
     /// messages it causes wait in the queue for the next poll.
     pub(crate) fn wrap_into(
         &mut self,
@@ -364,7 +371,7 @@ impl Gatherer {
         peer: SocketAddr,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(SocketAddr, SocketAddr), String> {
+    ) -> Result<(SocketAddr, ServerTransport, SocketAddr), String> {
         let query = self
             .turn
             .iter_mut()
@@ -377,7 +384,20 @@ impl Gatherer {
             .allocation
             .send_to(now, peer, payload, out)
             .map_err(|e| e.to_string())?;
-        Ok((query.socket, query.server.address))
+        Ok((query.socket, query.server.transport, query.server.address))
+    }
+
+    /// The TCP connection of an allocation closed: the allocation is lost.
+    pub(crate) fn stream_closed(&mut self, socket: SocketAddr, server: SocketAddr) {
+        for query in &mut self.turn {
+            if query.socket == socket
+                && query.server.address == server
+                && query.server.transport == ServerTransport::Tcp
+            {
+                query.allocation.connection_closed();
+            }
+        }
+        self.collect();
     }
 
     /// Releases every allocation.

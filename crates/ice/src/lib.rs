@@ -31,5 +31,5 @@ pub mod fuzzing;
 
 pub use agent::{Agent, Datagram, Received, SendError, Transmit};
 pub use candidate::{Candidate, CandidateKind, CandidateLineError};
-pub use config::{AgentConfig, Nomination, StunServer, TurnServer};
+pub use config::{AgentConfig, Nomination, ServerTransport, StunServer, TurnServer};
 pub use event::{CheckState, Event, PairDescription, State};

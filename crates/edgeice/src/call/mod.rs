@@ -3,13 +3,12 @@
 //! sockets, the clock, the signalling files and the terminal.
 
 mod media;
+mod net;
 mod signalling;
 mod timeline;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -17,13 +16,14 @@ use clap::Args;
 use edgeice_ice::sdp::{
     DescriptionReader, END_OF_CANDIDATES, RemoteLine, candidate_line, description_header,
 };
-use edgeice_ice::{Agent, AgentConfig, Event, Nomination, State, StunServer, TurnServer};
+use edgeice_ice::{
+    Agent, AgentConfig, Event, Nomination, ServerTransport, State, StunServer, TurnServer,
+};
 use serde_json::json;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use crate::server_url::{Scheme, ServerUrl, UrlTransport};
 use media::{BYE, Probes};
+use net::{Incoming, Net};
 use timeline::Timeline;
 
 /// `edgeice call` arguments.
@@ -76,6 +76,9 @@ pub struct CallArgs {
     #[arg(long, default_value_t = 30)]
     timeout: u64,
 }
+
+/// How long a call without `--echo` or `--send` stays after connecting.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// How a call ended, for the exit status.
 enum Outcome {
@@ -137,8 +140,10 @@ fn agent_config(args: &CallArgs) -> Result<AgentConfig> {
     }
     for url in &args.turn {
         let parsed = ServerUrl::parse(url).map_err(anyhow::Error::msg)?;
-        if parsed.scheme != Scheme::Turn || parsed.transport != UrlTransport::Udp {
-            bail!("--turn {url}: only turn: URLs over UDP are supported so far");
+        if parsed.scheme != Scheme::Turn {
+            bail!(
+                "--turn {url}: only turn: URLs are supported so far (turns:, TURN over TLS, is not)"
+            );
         }
         let (Some(username), Some(password)) = (&args.user, &args.password) else {
             bail!("--turn needs --user and --password");
@@ -146,6 +151,10 @@ fn agent_config(args: &CallArgs) -> Result<AgentConfig> {
         config.turn_servers.push(TurnServer {
             address: parsed.resolve().map_err(anyhow::Error::msg)?,
             url: parsed.to_string(),
+            transport: match parsed.transport {
+                UrlTransport::Udp => ServerTransport::Udp,
+                UrlTransport::Tcp => ServerTransport::Tcp,
+            },
             username: username.clone(),
             password: password.clone(),
         });
@@ -182,13 +191,6 @@ fn host_ips(args: &CallArgs) -> Result<Vec<IpAddr>> {
     Ok(ips)
 }
 
-/// One datagram read by a socket task.
-struct Incoming {
-    socket: SocketAddr,
-    from: SocketAddr,
-    data: Vec<u8>,
-}
-
 async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     let start = Instant::now();
     let mut timeline = Timeline::new(start, args.local == "-", args.trace.as_deref())?;
@@ -216,34 +218,10 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     ))?;
 
     // One socket per address and component; a task per socket reads it.
-    let (incoming_tx, mut incoming) = mpsc::channel::<Incoming>(1024);
-    let mut sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let (mut net, mut incoming) = Net::new();
     for ip in host_ips(&args)? {
         for component in 1..=args.components {
-            let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
-                .await
-                .with_context(|| format!("cannot bind a UDP socket on {ip}"))?;
-            let address = socket.local_addr()?;
-            let socket = Arc::new(socket);
-            sockets.insert(address, socket.clone());
-            let tx = incoming_tx.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                while let Ok((len, from)) = socket.recv_from(&mut buf).await {
-                    let data = buf[..len].to_vec();
-                    if tx
-                        .send(Incoming {
-                            socket: address,
-                            from,
-                            data,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
+            let address = net.bind(ip).await?;
             agent.add_host_socket(Instant::now(), component, address);
         }
     }
@@ -255,15 +233,13 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     let mut next_probe = Instant::now();
     let mut last_probe_sent: Option<Instant> = None;
     let mut connected_once = false;
+    let mut connected_at: Option<Instant> = None;
     let mut remote_open = true;
     let outcome = loop {
         // Send and show what the agent has.
-        while let Some(datagram) = agent.poll_transmit() {
-            if let Some(socket) = sockets.get(&datagram.source) {
-                let _ = socket
-                    .send_to(&datagram.payload, datagram.destination)
-                    .await;
-            }
+        while let Some(d) = agent.poll_transmit() {
+            net.send(d.source, d.transport, d.destination, &d.payload)
+                .await;
         }
         let mut finished = None;
         while let Some(event) = agent.poll_event() {
@@ -290,20 +266,25 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         }
         let now = Instant::now();
         let connected = matches!(agent.state(), State::Connected | State::Completed);
+        // Without data to exchange, stay a moment after connecting: the
+        // other side may still be waiting for answers to its own checks.
         if connected && !args.echo && probes.is_none() {
-            break Outcome::Connected;
+            let since = *connected_at.get_or_insert(now);
+            if now >= since + LINGER {
+                break Outcome::Connected;
+            }
         }
         if connected && let Some(probes) = &mut probes {
             if now >= next_probe
                 && let Some(probe) = probes.next(now)
             {
-                send_data(&mut agent, &sockets, now, &probe).await;
+                send_data(&mut agent, &mut net, now, &probe).await;
                 next_probe = now + Duration::from_millis(10);
                 last_probe_sent = Some(now);
             }
             let drained = last_probe_sent.is_some_and(|t| now >= t + Duration::from_secs(2));
             if probes.all_back() || (probes.all_sent() && drained) {
-                send_data(&mut agent, &sockets, now, BYE).await;
+                send_data(&mut agent, &mut net, now, BYE).await;
                 break Outcome::Connected;
             }
         }
@@ -313,6 +294,10 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
             .map(|t| tokio::time::Instant::from_std(t.max(now)))
             .unwrap_or(deadline)
             .min(deadline);
+        let wake = match connected_at {
+            Some(t) => wake.min(tokio::time::Instant::from_std(t + LINGER)),
+            None => wake,
+        };
         let wake = match &probes {
             Some(p) if connected && !p.all_sent() => {
                 wake.min(tokio::time::Instant::from_std(next_probe.max(now)))
@@ -323,19 +308,26 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
             _ => wake,
         };
         tokio::select! {
-            Some(datagram) = incoming.recv() => {
+            Some(incoming) = incoming.recv() => {
                 let now = Instant::now();
-                let data = agent.handle_input(now, datagram.socket, datagram.from, &datagram.data).map(|r| (r.component, r.data.to_vec()));
+                let (socket, from, data) = match incoming {
+                    Incoming::Packet { socket, from, data } => (socket, from, data),
+                    Incoming::StreamClosed { socket, server } => {
+                        agent.stream_closed(now, socket, server);
+                        continue;
+                    }
+                };
+                let data = agent.handle_input(now, socket, from, &data).map(|r| (r.component, r.data.to_vec()));
                 if let Some((component, data)) = data {
                     if args.echo {
                         if data == BYE {
                             timeline.say("data", "the other side said bye");
                             break Outcome::Connected;
                         }
-                        if let Ok(transmit) = agent.send(now, component, &data)
-                            && let Some(socket) = sockets.get(&transmit.source)
-                        {
-                            let _ = socket.send_to(transmit.payload, transmit.destination).await;
+                        if let Ok(t) = agent.send(now, component, &data) {
+                            let (source, transport, destination) = (t.source, t.transport, t.destination);
+                            let payload = t.payload.to_vec();
+                            net.send(source, transport, destination, &payload).await;
                         }
                     } else if let Some(probes) = &mut probes {
                         probes.echo(now, &data);
@@ -361,13 +353,11 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         }
     };
     agent.close(Instant::now());
-    while let Some(datagram) = agent.poll_transmit() {
-        if let Some(socket) = sockets.get(&datagram.source) {
-            let _ = socket
-                .send_to(&datagram.payload, datagram.destination)
-                .await;
-        }
+    while let Some(d) = agent.poll_transmit() {
+        net.send(d.source, d.transport, d.destination, &d.payload)
+            .await;
     }
+    net.flush().await;
     if let Some(probes) = &probes {
         let (sent, received, p50, max) = probes.summary();
         let p50_ms = p50.map(|d| d.as_secs_f64() * 1e3);
@@ -390,16 +380,11 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     Ok(outcome)
 }
 
-async fn send_data(
-    agent: &mut Agent,
-    sockets: &HashMap<SocketAddr, Arc<UdpSocket>>,
-    now: Instant,
-    data: &[u8],
-) {
-    if let Ok(transmit) = agent.send(now, 1, data)
-        && let Some(socket) = sockets.get(&transmit.source)
-    {
-        let _ = socket.send_to(transmit.payload, transmit.destination).await;
+async fn send_data(agent: &mut Agent, net: &mut Net, now: Instant, data: &[u8]) {
+    if let Ok(t) = agent.send(now, 1, data) {
+        let (source, transport, destination) = (t.source, t.transport, t.destination);
+        let payload = t.payload.to_vec();
+        net.send(source, transport, destination, &payload).await;
     }
 }
 

@@ -22,7 +22,7 @@ use edgeice_stun::IntegrityKey;
 
 use crate::candidate::Candidate;
 use crate::checklist::Pair;
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, ServerTransport};
 use crate::event::{Event, State};
 use crate::gather::Gatherer;
 
@@ -30,7 +30,14 @@ use crate::gather::Gatherer;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Datagram {
     /// The local socket to send from (as given to [`Agent::add_host_socket`]).
+    /// With [`ServerTransport::Tcp`], the host socket the TCP connection to
+    /// `destination` belongs to: the application opens one connection per
+    /// (source, destination), from the source's IP, writes the bytes (already
+    /// framed) to it, and hands back what it reads, frame by frame
+    /// ([`edgeice_stun::StreamDecoder::next_raw`]), with the same two addresses.
     pub source: SocketAddr,
+    /// UDP, or the TCP connection to a TURN server.
+    pub transport: ServerTransport,
     /// Where to.
     pub destination: SocketAddr,
     /// The bytes.
@@ -41,8 +48,10 @@ pub struct Datagram {
 /// buffer or the caller's data: sending copies or allocates nothing more.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Transmit<'a> {
-    /// The local socket to send from.
+    /// The local socket to send from (see [`Datagram::source`]).
     pub source: SocketAddr,
+    /// UDP, or the TCP connection to a TURN server.
+    pub transport: ServerTransport,
     /// Where to.
     pub destination: SocketAddr,
     /// The bytes.
@@ -276,6 +285,7 @@ impl Agent {
         }
         self.transmits.push_back(Datagram {
             source: base,
+            transport: ServerTransport::Udp,
             destination,
             payload: payload.to_vec(),
         });
@@ -294,18 +304,20 @@ impl Agent {
         let base = self.locals[self.pairs[pair].local].base;
         let destination = self.remotes[self.pairs[pair].remote].address;
         if self.gatherer.is_relay(base) {
-            let (source, server) = self
+            let (source, transport, server) = self
                 .gatherer
                 .wrap_into(now, base, destination, data, &mut self.buf)
                 .map_err(SendError::Relay)?;
             return Ok(Transmit {
                 source,
+                transport,
                 destination: server,
                 payload: &self.buf,
             });
         }
         Ok(Transmit {
             source: base,
+            transport: ServerTransport::Udp,
             destination,
             payload: data,
         })
@@ -359,6 +371,13 @@ impl Agent {
         self.nominate(now);
         self.refresh_consent(now);
         self.check_for_failure();
+    }
+
+    /// The TCP connection from host socket `socket` to server `server`
+    /// closed (or could not be opened): what was allocated over it is lost.
+    pub fn stream_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
+        self.gatherer.stream_closed(socket, server);
+        self.drive_gatherer(now);
     }
 
     /// Ends the session: releases TURN allocations; nothing else is sent.

@@ -155,6 +155,7 @@ pub fn turn_server() -> TurnServer {
     TurnServer {
         address: SERVER.parse().unwrap(),
         url: format!("turn:{SERVER}?transport=udp"),
+        transport: edgeice_ice::ServerTransport::Udp,
         username: TURN_USER.into(),
         password: TURN_PASSWORD.into(),
     }
@@ -489,6 +490,7 @@ impl Sim {
         };
         let datagram = Datagram {
             source: transmit.source,
+            transport: transmit.transport,
             destination: transmit.destination,
             payload: transmit.payload.to_vec(),
         };
