@@ -42,8 +42,10 @@ impl Agent {
         }
         self.gatherer.start(now, component, address);
         self.local_gathering_done = false;
+        // Completion is judged at the next timeout, so that the sockets an
+        // application adds in one go count as one gathering.
+        self.gathering_check_at = Some(now);
         self.drain_gatherer_transmits();
-        self.check_gathering_complete();
     }
 
     /// The foundation of a candidate of `kind` on `base_ip` learned from
@@ -234,6 +236,9 @@ impl Agent {
     }
 
     pub(super) fn check_gathering_complete(&mut self) {
+        if self.gathering_check_at.is_some() {
+            return;
+        }
         if !self.local_gathering_done && self.gatherer.is_complete() {
             self.local_gathering_done = true;
             self.events.push_back(Event::GatheringComplete);

@@ -134,6 +134,8 @@ pub struct Agent {
     next_consent: Vec<Option<Instant>>,
     gatherer: Gatherer,
     local_gathering_done: bool,
+    /// Set when host sockets were added: completion is checked then.
+    gathering_check_at: Option<Instant>,
     state: State,
     transmits: VecDeque<Datagram>,
     events: VecDeque<Event>,
@@ -185,6 +187,7 @@ impl Agent {
             next_consent: vec![None; components],
             gatherer: Gatherer::new(&config),
             local_gathering_done: false,
+            gathering_check_at: None,
             state: State::New,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -334,6 +337,9 @@ impl Agent {
             return None;
         }
         let mut next = self.gatherer.poll_timeout();
+        if let Some(t) = self.gathering_check_at {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
@@ -421,6 +427,9 @@ impl Agent {
 impl Agent {
     /// Runs the gatherer's timers and takes in what it found.
     fn drive_gatherer(&mut self, now: Instant) {
+        if self.gathering_check_at.is_some_and(|t| t <= now) {
+            self.gathering_check_at = None;
+        }
         self.gatherer.handle_timeout(now);
         while let Some(result) = self.gatherer.poll_result() {
             match result {
