@@ -46,6 +46,13 @@ fn tcp_relay_connects_to_a_peer() {
     scenarios::tcp_relay(Coturn::start().addr);
 }
 
+/// RFC 6062: a peer connects to the relayed address; the client accepts
+/// it with ConnectionBind.
+#[test]
+fn tcp_relay_accepts_a_peer() {
+    scenarios::tcp_relay_accepts(Coturn::start().addr);
+}
+
 #[test]
 fn unsupported_address_family_fails_with_440() {
     let coturn = Coturn::start();
