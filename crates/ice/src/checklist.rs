@@ -52,6 +52,10 @@ pub(crate) struct Pair {
     /// other side nominated the pair before it worked; nominate on success.
     pub nominate_next: bool,
     pub in_flight: Option<InFlight>,
+    /// Checks replaced by a newer one (a triggered check on a pair in
+    /// progress, RFC 8445 §7.3.1.4): no longer retransmitted, but their
+    /// answers still count. The last few only.
+    pub cancelled: Vec<InFlight>,
     pub rtt: Option<Duration>,
     /// Last time a check on this pair was answered (consent freshness).
     pub last_answer: Option<Instant>,
@@ -76,6 +80,7 @@ impl Pair {
             nominated: false,
             nominate_next: false,
             in_flight: None,
+            cancelled: Vec::new(),
             rtt: None,
             last_answer: None,
         }
@@ -89,6 +94,9 @@ impl Pair {
         )
     }
 }
+
+/// How many cancelled checks a pair still accepts answers to.
+pub(crate) const MAX_CANCELLED: usize = 4;
 
 /// The next pair to check when pacing allows (RFC 8445 §6.1.4.2): the
 /// highest-priority waiting pair, else the highest-priority frozen one.

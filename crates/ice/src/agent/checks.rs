@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::Agent;
 use crate::candidate::{CandidateKind, priority};
 use crate::check::{CheckRequest, RoleAttribute, build_request, new_transaction_id};
-use crate::checklist::{InFlight, next_ordinary_check};
+use crate::checklist::{InFlight, MAX_CANCELLED, next_ordinary_check};
 use crate::event::{CheckState, Event, State};
 
 impl Agent {
@@ -90,6 +90,14 @@ impl Agent {
         let rto = self.config.initial_rto.max(self.config.ta * active.max(1));
         self.send_from_base(now, base, destination, &bytes);
         let p = &mut self.pairs[pair];
+        if let Some(previous) = p.in_flight.take()
+            && !previous.consent
+        {
+            if p.cancelled.len() >= MAX_CANCELLED {
+                p.cancelled.remove(0);
+            }
+            p.cancelled.push(previous);
+        }
         p.in_flight = Some(InFlight {
             id,
             request: bytes,

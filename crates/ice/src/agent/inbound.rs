@@ -225,20 +225,24 @@ impl Agent {
         message: &Message<'_>,
     ) {
         let id = *message.transaction_id();
-        let Some(pair) = self
-            .pairs
-            .iter()
-            .position(|p| p.in_flight.as_ref().is_some_and(|f| f.id == id))
-        else {
+        let Some(pair) = self.pairs.iter().position(|p| {
+            p.in_flight.as_ref().is_some_and(|f| f.id == id)
+                || p.cancelled.iter().any(|f| f.id == id)
+        }) else {
             return;
         };
         let Some(remote) = &self.remote else { return };
         let Some(outcome) = read_response(message, &remote.key) else {
             return;
         };
-        let Some(in_flight) = self.pairs[pair].in_flight.take() else {
-            return;
+        let p = &mut self.pairs[pair];
+        let in_flight = if p.in_flight.as_ref().is_some_and(|f| f.id == id) {
+            p.in_flight.take()
+        } else {
+            let index = p.cancelled.iter().position(|f| f.id == id);
+            index.map(|i| p.cancelled.remove(i))
         };
+        let Some(in_flight) = in_flight else { return };
         // RFC 8445 §7.2.5.2.1: the answer must come back the way it went.
         let expected_base = self.locals[self.pairs[pair].local].base;
         let expected_from = self.remotes[self.pairs[pair].remote].address;

@@ -267,11 +267,11 @@ impl Agent {
         destination: SocketAddr,
         payload: &[u8],
     ) {
-        if let Some(datagram) = self
+        if self
             .gatherer
-            .wrap_for_relay(now, base, destination, payload)
+            .send_through_relay(now, base, destination, payload)
         {
-            self.transmits.push_back(datagram);
+            self.drain_gatherer_transmits();
             return;
         }
         self.transmits.push_back(Datagram {

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use edgeice_ice::{Agent, AgentConfig, Datagram, Event, State};
+use edgeice_ice::{Agent, AgentConfig, Datagram, Event, State, StunServer, TurnServer};
+use edgeice_server::{
+    Event as ServerEvent, FiveTuple, Input, PEER_DATA_HEADROOM, Server, ServerConfig, Transport,
+};
 
 /// How a NAT maps and filters (RFC 4787 terms in parentheses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,9 @@ pub enum NatKind {
 pub struct Nat {
     pub kind: NatKind,
     pub public_ip: IpAddr,
+    /// The private network behind it: addresses sharing its first three
+    /// octets.
+    pub inside: IpAddr,
     next_port: u16,
     /// (private source, remote if symmetric) → public address.
     mappings: Vec<(SocketAddr, Option<SocketAddr>, SocketAddr)>,
@@ -36,10 +42,11 @@ pub struct Nat {
 }
 
 impl Nat {
-    pub fn new(kind: NatKind, public_ip: &str) -> Nat {
+    pub fn new(kind: NatKind, public_ip: &str, inside: &str) -> Nat {
         Nat {
             kind,
             public_ip: public_ip.parse().unwrap(),
+            inside: inside.parse().unwrap(),
             next_port: 40000,
             mappings: Vec::new(),
             sent_to: Vec::new(),
@@ -130,8 +137,56 @@ struct Flight {
     payload: Vec<u8>,
 }
 
+/// The STUN/TURN server on the simulated internet: edgeice's own core.
+pub const SERVER: &str = "198.51.100.1:3478";
+/// An address where nothing answers (a dead STUN server).
+pub const DEAD_SERVER: &str = "198.51.100.99:3478";
+pub const TURN_USER: &str = "alice";
+pub const TURN_PASSWORD: &str = "secret";
+
+pub fn stun_server(address: &str) -> StunServer {
+    StunServer {
+        address: address.parse().unwrap(),
+        url: format!("stun:{address}"),
+    }
+}
+
+pub fn turn_server() -> TurnServer {
+    TurnServer {
+        address: SERVER.parse().unwrap(),
+        url: format!("turn:{SERVER}?transport=udp"),
+        username: TURN_USER.into(),
+        password: TURN_PASSWORD.into(),
+    }
+}
+
+pub struct SimServer {
+    core: Server,
+    listener: SocketAddr,
+    relays: Vec<SocketAddr>,
+    next_port: u16,
+}
+
+impl SimServer {
+    fn new(now: Instant) -> SimServer {
+        let mut config = ServerConfig {
+            realm: "sim".into(),
+            nonce_secret: [9; 32],
+            ..ServerConfig::default()
+        };
+        config.add_user(TURN_USER, TURN_PASSWORD).unwrap();
+        SimServer {
+            core: Server::new(config, now),
+            listener: SERVER.parse().unwrap(),
+            relays: Vec::new(),
+            next_port: 50000,
+        }
+    }
+}
+
 /// Two peers, the network between them and the clock.
 pub struct Sim {
+    pub server: SimServer,
     pub start: Instant,
     pub now: Instant,
     pub peers: [Peer; 2],
@@ -151,6 +206,7 @@ pub struct Sim {
 impl Sim {
     pub fn new(start: Instant, a: Peer, b: Peer) -> Sim {
         let mut sim = Sim {
+            server: SimServer::new(start),
             start,
             now: start,
             peers: [a, b],
@@ -232,6 +288,25 @@ impl Sim {
         if self.cut {
             return;
         }
+        if std::env::var_os("SIM_TRACE").is_some() {
+            let kind = flight.payload.first().map_or(0, |b| *b);
+            let method = flight
+                .payload
+                .get(..2)
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            eprintln!(
+                "{:>8.3} {} -> {} {} bytes, first {kind:#04x} type {method:#06x}",
+                (self.now - self.start).as_secs_f64(),
+                flight.source,
+                flight.destination,
+                flight.payload.len()
+            );
+        }
+        if flight.destination == self.server.listener
+            || self.server.relays.contains(&flight.destination)
+        {
+            return self.deliver_to_server(flight);
+        }
         for side in 0..2 {
             let peer = &mut self.peers[side];
             if peer.block_udp {
@@ -264,6 +339,85 @@ impl Sim {
         }
     }
 
+    fn deliver_to_server(&mut self, flight: Flight) {
+        let now = self.now;
+        let out = if flight.destination == self.server.listener {
+            let from = FiveTuple {
+                transport: Transport::Udp,
+                client: flight.source,
+                server: self.server.listener,
+            };
+            self.server
+                .core
+                .handle_input(
+                    now,
+                    Input::Client {
+                        from,
+                        contents: &flight.payload,
+                    },
+                )
+                .map(|t| (t.source, t.destination, t.contents.to_vec()))
+        } else {
+            let mut datagram = vec![0u8; PEER_DATA_HEADROOM];
+            datagram.extend_from_slice(&flight.payload);
+            self.server
+                .core
+                .handle_input(
+                    now,
+                    Input::PeerData {
+                        relay: flight.destination,
+                        peer: flight.source,
+                        datagram: &mut datagram,
+                    },
+                )
+                .map(|t| (t.source, t.destination, t.contents.to_vec()))
+        };
+        if let Some(out) = out {
+            self.server_send(out);
+        }
+        self.server_events();
+    }
+
+    fn server_send(&mut self, (source, destination, payload): (SocketAddr, SocketAddr, Vec<u8>)) {
+        self.sequence += 1;
+        self.queue.insert(
+            (self.now + self.latency, self.sequence),
+            Flight {
+                source,
+                destination,
+                payload,
+            },
+        );
+    }
+
+    /// Carries out what the server core asks of its driver (binding relays).
+    fn server_events(&mut self) {
+        while let Some(event) = self.server.core.poll_event() {
+            if let ServerEvent::BindRelay { id, .. } = event {
+                let relay = SocketAddr::new(self.server.listener.ip(), self.server.next_port);
+                self.server.next_port += 1;
+                self.server.relays.push(relay);
+                let now = self.now;
+                let out = self
+                    .server
+                    .core
+                    .handle_input(
+                        now,
+                        Input::RelayBound {
+                            id,
+                            relay: Some(relay),
+                            reserved: None,
+                            additional: None,
+                        },
+                    )
+                    .map(|t| (t.source, t.destination, t.contents.to_vec()));
+                if let Some(out) = out {
+                    self.server_send(out);
+                }
+            }
+        }
+    }
+
     /// Runs until `until` (virtual), or until `stop` says so; bounded.
     pub fn run(&mut self, until: Duration, mut stop: impl FnMut(&Sim) -> bool) {
         let deadline = self.start + until;
@@ -279,6 +433,9 @@ impl Sim {
                 return;
             }
             let mut next = deadline;
+            if let Some(t) = self.server.core.poll_timeout() {
+                next = next.min(t.max(self.now));
+            }
             for peer in &self.peers {
                 if let Some(t) = peer.agent.poll_timeout() {
                     next = next.min(t.max(self.now));
@@ -298,6 +455,15 @@ impl Sim {
                 return;
             }
             self.now = self.now.max(next);
+            if self
+                .server
+                .core
+                .poll_timeout()
+                .is_some_and(|t| t <= self.now)
+            {
+                self.server.core.handle_timeout(self.now);
+                self.server_events();
+            }
             for peer in &mut self.peers {
                 if peer.agent.poll_timeout().is_some_and(|t| t <= self.now) {
                     peer.agent.handle_timeout(self.now);
@@ -336,10 +502,9 @@ pub fn is_connected(state: State) -> bool {
 }
 
 fn is_inside(nat: &Nat, address: SocketAddr) -> bool {
-    // The private side of every simulated NAT is 10/8 or 192.168/16.
-    match address.ip() {
-        IpAddr::V4(v4) => v4.is_private() && nat.public_ip != address.ip(),
-        IpAddr::V6(_) => false,
+    match (address.ip(), nat.inside) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
+        _ => false,
     }
 }
 
