@@ -14,7 +14,7 @@ use common::{Coturn, Link, UdpEcho, drive};
 use edgeice_client::{
     AddressFamily, Allocation, AllocationEvent, AllocationState, TransactionConfig, Transport,
 };
-use edgeice_stun::{ChannelData, Message, Method};
+use edgeice_stun::{Attribute, AttributeType, ChannelData, ErrorCode, Message, Method};
 
 #[test]
 fn binding_reports_the_socket_address() {
@@ -44,6 +44,13 @@ fn wrong_password_fails_with_401() {
 #[test]
 fn tcp_relay_connects_to_a_peer() {
     scenarios::tcp_relay(Coturn::start().addr);
+}
+
+/// RFC 6062: a peer connects to the relayed address; the client accepts
+/// it with ConnectionBind.
+#[test]
+fn tcp_relay_accepts_a_peer() {
+    scenarios::tcp_relay_accepts(Coturn::start().addr);
 }
 
 #[test]
@@ -115,4 +122,40 @@ fn refreshes_are_accepted() {
     let (_, data) = drive(&mut allocation, &mut link, |_, d| !d.is_empty());
     assert_eq!(data, [(echo.addr, b"after refresh".to_vec())]);
     assert_eq!(allocation.state(), AllocationState::Allocated);
+}
+
+/// coturn with nonces that go stale after a second answers 438 with a new
+/// nonce; the client retries with it and the permission is installed.
+#[test]
+fn stale_nonce_is_retried() {
+    let coturn = Coturn::start_with(&["--stale-nonce=1"]);
+    let echo = UdpEcho::start();
+    let mut link = Link::connect(coturn.addr, Transport::Udp);
+    let mut allocation = Allocation::new(config(coturn.addr, Transport::Udp, "p"));
+    allocate(&mut allocation, &mut link);
+    std::thread::sleep(Duration::from_millis(2100));
+    allocation
+        .create_permission(Instant::now(), echo.addr.ip())
+        .unwrap();
+    let first = allocation.poll_transmit().unwrap().data.to_vec();
+    link.send(&first);
+    let mut response = Vec::new();
+    let deadline = Instant::now() + common::PATIENCE;
+    while !link.recv(&mut response, Duration::from_millis(100)) {
+        assert!(Instant::now() < deadline, "no answer");
+    }
+    let answer = Message::parse(&response).unwrap();
+    assert!(
+        matches!(
+            answer.get(AttributeType::ERROR_CODE),
+            Some(Ok(Attribute::ErrorCode(ErrorCode { code: 438, .. })))
+        ),
+        "{answer:?}"
+    );
+    allocation.handle_input(Instant::now(), &response).unwrap();
+    let (events, _) = drive(&mut allocation, &mut link, |e, _| !e.is_empty());
+    assert_eq!(
+        events,
+        [AllocationEvent::PermissionCreated { ip: echo.addr.ip() }]
+    );
 }

@@ -50,3 +50,9 @@ fn tcp_relay_connects_to_a_peer() {
     let Some(server) = server() else { return };
     scenarios::tcp_relay(server.addr);
 }
+
+#[test]
+fn tcp_relay_accepts_a_peer() {
+    let Some(server) = server() else { return };
+    scenarios::tcp_relay_accepts(server.addr);
+}

@@ -473,3 +473,30 @@ fn tcp_relays_refuse_channels_and_send_indications() {
         Err(ClientError::NotTcpRelay)
     );
 }
+
+#[test]
+fn try_alternate_names_the_other_server() {
+    let t0 = Instant::now();
+    let mut allocation = Allocation::new(ScriptedServer::config(Transport::Udp));
+    allocation.allocate(t0).unwrap();
+    let request = allocation.poll_transmit().unwrap().data.to_vec();
+    let request = Message::parse(&request).unwrap();
+    let mut response = Vec::new();
+    let kind = MessageType::new(Method::ALLOCATE, Class::Error);
+    let mut b = MessageBuilder::new(&mut response, kind, *request.transaction_id());
+    b.add(&Attribute::ErrorCode(
+        edgeice_stun::ErrorCode::with_default_reason(300),
+    ))
+    .unwrap();
+    let alternate: SocketAddr = "192.0.2.9:3478".parse().unwrap();
+    b.add(&Attribute::AlternateServer(alternate)).unwrap();
+    allocation.handle_input(t0, &response).unwrap();
+    assert!(matches!(
+        &events(&mut allocation)[..],
+        [AllocationEvent::Failed {
+            code: Some(300),
+            ..
+        }]
+    ));
+    assert_eq!(allocation.alternate_server(), Some(alternate));
+}

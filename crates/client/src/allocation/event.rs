@@ -54,7 +54,8 @@ pub enum AllocationEvent {
         lifetime: Duration,
     },
     /// The allocation failed or was lost: Allocate refused (401 after the
-    /// credentials were sent, 403, 437, 441, 486, 508…), a Refresh refused,
+    /// credentials were sent, 403, 437, 441, 486, 508…; 300 leaves
+    /// [`crate::Allocation::alternate_server`]), a Refresh refused,
     /// no answer, or expiry. Nothing more can be done with it.
     Failed {
         /// The ERROR-CODE, or `None` for a timeout or expiry.

@@ -90,6 +90,7 @@ pub struct Allocation {
     channel_peers: HashMap<u16, SocketAddr>,
     next_channel: u16,
     indication_ids: IndicationIds,
+    alternate_server: Option<SocketAddr>,
 }
 
 impl Allocation {
@@ -112,6 +113,7 @@ impl Allocation {
             channel_peers: HashMap::new(),
             next_channel: MIN_CHANNEL,
             indication_ids: IndicationIds::new(),
+            alternate_server: None,
         }
     }
 
@@ -332,6 +334,13 @@ impl Allocation {
     /// Whether a permission for `ip` is installed.
     pub fn has_permission(&self, ip: IpAddr) -> bool {
         self.permissions.get(&ip).is_some_and(|p| p.installed)
+    }
+
+    /// Where a 300 (Try Alternate) answer to Allocate redirected to
+    /// (ALTERNATE-SERVER): after that [`AllocationEvent::Failed`], make a
+    /// new allocation on this address to follow the redirection.
+    pub fn alternate_server(&self) -> Option<SocketAddr> {
+        self.alternate_server
     }
 
     /// The realm learnt from the server's challenge.

@@ -161,6 +161,13 @@ impl Allocation {
         {
             return Ok(());
         }
+        if code == ErrorCode::TRY_ALTERNATE
+            && pending.request == Request::Allocate
+            && let Some(Ok(Attribute::AlternateServer(alternate))) =
+                message.get(AttributeType::ALTERNATE_SERVER)
+        {
+            self.alternate_server = Some(alternate);
+        }
         self.fail_request(pending.request, Some(code), &reason);
         Ok(())
     }

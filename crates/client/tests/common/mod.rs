@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use edgeice_client::{
-    Allocation, AllocationEvent, BindingClient, BindingEvent, StreamDecoder, TransactionConfig,
-    Transport,
+    Allocation, AllocationEvent, BindingClient, BindingEvent, InputError, StreamDecoder,
+    TransactionConfig, Transport,
 };
 
 /// How long any wait in these tests may last.
@@ -47,6 +47,11 @@ pub struct Coturn {
 impl Coturn {
     /// Starts one on a free port and waits until it answers Binding.
     pub fn start() -> Coturn {
+        Self::start_with(&[])
+    }
+
+    /// As [`Coturn::start`], with more flags.
+    pub fn start_with(flags: &[&str]) -> Coturn {
         let port = free_port();
         let pidfile = std::env::temp_dir().join(format!("edgeice-client-coturn-{port}.pid"));
         let child = Command::new("turnserver")
@@ -68,6 +73,7 @@ impl Coturn {
                 "--log-file=stdout",
                 &format!("--pidfile={}", pidfile.display()),
             ])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -332,6 +338,8 @@ pub fn drive(
             match allocation.handle_input(Instant::now(), &buf) {
                 Ok(Some((peer, bytes))) => data.push((peer, bytes.to_vec())),
                 Ok(None) => {}
+                // A second answer to a retransmitted request.
+                Err(InputError::UnknownTransaction) => {}
                 Err(e) => panic!("input refused: {e}"),
             }
         }

@@ -6,8 +6,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Instant;
 
 use edgeice_client::{
-    Allocation, AllocationConfig, AllocationEvent, AllocationState, ConnectionBindOutcome,
-    Credentials, RelayProtocol, StreamDecoder, Transport,
+    Allocation, AllocationConfig, AllocationEvent, AllocationState, ConnectionBind,
+    ConnectionBindOutcome, Credentials, RelayProtocol, StreamDecoder, Transport,
 };
 use edgeice_stun::{ChannelData, Class, Message, Method};
 
@@ -166,6 +166,19 @@ pub fn tcp_relay(server: SocketAddr) {
     let bind = allocation
         .connection_bind(Instant::now(), connection_id)
         .unwrap();
+    let (mut data, early) = bind_data_connection(server, &bind);
+    assert_eq!(early, b"", "the peer has said nothing yet");
+    data.write_all(b"raw bytes to the peer").unwrap();
+    let mut back = vec![0u8; 21];
+    data.read_exact(&mut back).unwrap();
+    assert_eq!(back, b"raw bytes to the peer");
+    echo.join().unwrap();
+}
+
+/// Opens a data connection to `server`, sends ConnectionBind and checks it
+/// succeeds; the connection then carries the peer's bytes, the first of
+/// which may have come in the same read as the response (returned too).
+fn bind_data_connection(server: SocketAddr, bind: &ConnectionBind) -> (TcpStream, Vec<u8>) {
     let mut data = TcpStream::connect(server).unwrap();
     data.set_read_timeout(Some(PATIENCE)).unwrap();
     data.write_all(bind.request()).unwrap();
@@ -185,10 +198,58 @@ pub fn tcp_relay(server: SocketAddr) {
         assert!(n > 0, "data connection closed");
     };
     assert_eq!(outcome, ConnectionBindOutcome::Bound);
-    assert_eq!(decoder.pending(), b"");
-    data.write_all(b"raw bytes to the peer").unwrap();
-    let mut back = vec![0u8; 21];
-    data.read_exact(&mut back).unwrap();
-    assert_eq!(back, b"raw bytes to the peer");
-    echo.join().unwrap();
+    // What follows the response is the peer's, unframed: not for the
+    // decoder any more.
+    (data, decoder.pending().to_vec())
+}
+
+/// RFC 6062, the passive side: a peer connects to the relayed address,
+/// the server announces it with ConnectionAttempt, the client binds a data
+/// connection to it, and bytes flow both ways.
+pub fn tcp_relay_accepts(server: SocketAddr) {
+    let mut link = Link::connect(server, Transport::Tcp);
+    let mut config = config(server, Transport::Tcp, "p");
+    config.relay = RelayProtocol::Tcp;
+    let mut allocation = Allocation::new(config);
+    let (relayed, _) = allocate(&mut allocation, &mut link);
+    let peer_ip = "127.0.0.1".parse().unwrap();
+    allocation
+        .create_permission(Instant::now(), peer_ip)
+        .unwrap();
+    let (events, _) = drive(&mut allocation, &mut link, |e, _| !e.is_empty());
+    assert_eq!(events, [AllocationEvent::PermissionCreated { ip: peer_ip }]);
+
+    let peer = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(relayed).expect("connect to the relayed address");
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.write_all(b"hello from the peer").unwrap();
+        let mut back = [0u8; 17];
+        stream.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"hello to the peer");
+        stream.local_addr().unwrap()
+    });
+    let (events, _) = drive(&mut allocation, &mut link, |e, _| !e.is_empty());
+    let (connection_id, from) = match &events[..] {
+        [
+            AllocationEvent::ConnectionAttempt {
+                connection_id,
+                peer,
+            },
+        ] => (*connection_id, *peer),
+        other => panic!("{other:?}"),
+    };
+    let bind = allocation
+        .connection_bind(Instant::now(), connection_id)
+        .unwrap();
+    let (mut data, mut got) = bind_data_connection(server, &bind);
+    let deadline = Instant::now() + PATIENCE;
+    while got.len() < 19 && Instant::now() < deadline {
+        let mut buf = [0u8; 64];
+        let n = data.read(&mut buf).unwrap();
+        assert!(n > 0, "data connection closed");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"hello from the peer");
+    data.write_all(b"hello to the peer").unwrap();
+    assert_eq!(peer.join().unwrap(), from);
 }
