@@ -1,8 +1,9 @@
 //! The client against `edgeice serve`, with the scenarios coturn is put
 //! through (`common/scenarios.rs`). The server binary comes from
 //! `$EDGEICE_BIN` or the workspace's `target/debug/edgeice`, which
-//! `cargo test --workspace` builds; when neither exists (`cargo test -p
-//! edgeice-client` on a fresh checkout) each test says so and passes.
+//! `cargo test --workspace` builds before running any test; when neither
+//! exists (`cargo test -p edgeice-client` on a fresh checkout) the tests
+//! fail and say how to build it, rather than pass untested.
 
 mod common;
 
@@ -13,9 +14,10 @@ use edgeice_client::{TransactionConfig, Transport};
 
 fn server() -> Option<EdgeiceServe> {
     let server = EdgeiceServe::start();
-    if server.is_none() {
-        eprintln!("no edgeice binary: run `cargo build -p edgeice` or set EDGEICE_BIN; skipped");
-    }
+    assert!(
+        server.is_some(),
+        "no edgeice binary: run `cargo build -p edgeice` (or `cargo test --workspace`), or set EDGEICE_BIN"
+    );
     server
 }
 
