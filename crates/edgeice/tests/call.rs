@@ -351,3 +351,41 @@ fn relay_only_with_aioice_over_udp() {
 fn relay_only_with_aioice_over_tcp() {
     relay_only_with_aioice("tcp");
 }
+
+#[test]
+fn ice_tcp_only_call_carries_data() {
+    let dir = workdir("tcp-only");
+    let (sender, echo) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &["--controlling", "--tcp-only", "--send", "100"],
+        ),
+        call(&dir, "b.sdp", "a.sdp", &["--tcp-only", "--echo"]),
+    );
+    assert_success("the sender", &sender);
+    assert_success("the echo", &echo);
+    assert!(
+        sender.stdout.contains("100/100 probes came back"),
+        "{}",
+        sender.stdout
+    );
+    assert!(
+        sender
+            .stdout
+            .contains("4 select   component 1: prflx tcp-active")
+            || sender
+                .stdout
+                .contains("4 select   component 1: host tcp-passive"),
+        "{}",
+        sender.stdout
+    );
+    let description = std::fs::read_to_string(dir.join("a.sdp")).unwrap();
+    assert!(
+        description.contains(" tcp ")
+            && description.contains("tcptype passive")
+            && description.contains("tcptype active"),
+        "{description}"
+    );
+}

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use edgeice_candidate as grammar;
+pub use edgeice_candidate::TcpType;
 
 /// Where a candidate comes from, with its RFC 8445 §5.1.2.2 type preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,6 +50,37 @@ pub fn priority(kind: CandidateKind, local_preference: u16, component: u16) -> u
     (kind.type_preference() << 24) + (u32::from(local_preference) << 8) + (256 - component)
 }
 
+/// RFC 6544 §4.2 priority of a TCP candidate. UDP is preferred (RFC 6544
+/// §4.2 recommends it for real-time media), so TCP candidates get type
+/// preferences below every UDP one of the same kind; the local preference
+/// puts the direction first (`2^13 * direction + other`): active before
+/// passive before simultaneous-open for host and relayed candidates,
+/// simultaneous-open first for reflexive ones (only it crosses NATs).
+pub fn tcp_priority(
+    kind: CandidateKind,
+    tcp_type: TcpType,
+    other_preference: u16,
+    component: u16,
+) -> u32 {
+    let type_preference: u32 = match kind {
+        CandidateKind::Host => 90,
+        CandidateKind::PeerReflexive => 80,
+        CandidateKind::ServerReflexive => 70,
+        CandidateKind::Relayed => 0,
+    };
+    let direction: u32 = match (kind, tcp_type) {
+        (CandidateKind::Host | CandidateKind::Relayed, TcpType::Active) => 6,
+        (CandidateKind::Host | CandidateKind::Relayed, TcpType::Passive) => 4,
+        (CandidateKind::Host | CandidateKind::Relayed, TcpType::SimultaneousOpen) => 2,
+        (_, TcpType::SimultaneousOpen) => 6,
+        (_, TcpType::Active) => 4,
+        (_, TcpType::Passive) => 2,
+    };
+    let local_preference = (direction << 13) + u32::from(other_preference & 0x1fff);
+    let component = u32::from(component.clamp(1, 256));
+    (type_preference << 24) + (local_preference << 8) + (256 - component)
+}
+
 /// RFC 8421 §4 local preference for the `index`-th address of its family on
 /// a dual-stack host: IPv6 and IPv4 interleaved (IPv6 first), so that
 /// neither family's checks wait for all of the other's.
@@ -74,6 +106,8 @@ pub struct Candidate {
     /// `raddr`/`rport`: the base of a reflexive candidate, the mapped
     /// address of a relayed one.
     pub related: Option<SocketAddr>,
+    /// `None` for UDP; for ICE-TCP (RFC 6544), the `tcptype`.
+    pub tcp_type: Option<TcpType>,
 }
 
 /// Why a remote candidate line cannot be used.
@@ -82,8 +116,9 @@ pub enum CandidateLineError {
     /// Not a candidate line at all.
     #[error(transparent)]
     Grammar(#[from] grammar::CandidateError),
-    /// A transport the agent does not speak (TCP candidates need ICE-TCP).
-    #[error("transport {0} is not supported; only UDP candidates are used")]
+    /// A transport the agent does not speak (MS-ICE2 `TCP-ACT`/`TCP-PASS`,
+    /// or a TCP candidate without `tcptype`).
+    #[error("transport {0} is not supported; UDP and RFC 6544 TCP candidates are")]
     UnsupportedTransport(String),
     /// An mDNS or other host name: the agent only takes IP literals.
     #[error("address {0:?} is a host name; resolve it (mDNS) before handing it to the agent")]
@@ -101,11 +136,15 @@ impl Candidate {
     /// bare value).
     pub fn parse(line: &str) -> Result<Candidate, CandidateLineError> {
         let parsed = grammar::Candidate::parse(line)?;
-        if parsed.transport != grammar::Transport::Udp {
-            return Err(CandidateLineError::UnsupportedTransport(
-                parsed.transport.to_string(),
-            ));
-        }
+        let tcp_type = match (parsed.transport, parsed.tcp_type) {
+            (grammar::Transport::Udp, _) => None,
+            (grammar::Transport::Tcp, Some(tcp_type)) => Some(tcp_type),
+            (transport, _) => {
+                return Err(CandidateLineError::UnsupportedTransport(
+                    transport.to_string(),
+                ));
+            }
+        };
         let ip = match parsed.address {
             grammar::CandidateAddress::Ip(ip) => ip,
             grammar::CandidateAddress::Name(name) => {
@@ -137,7 +176,13 @@ impl Candidate {
             address: SocketAddr::new(ip, parsed.port),
             kind,
             related,
+            tcp_type,
         })
+    }
+
+    /// Whether this is an ICE-TCP candidate.
+    pub fn is_tcp(&self) -> bool {
+        self.tcp_type.is_some()
     }
 }
 
@@ -146,9 +191,10 @@ impl fmt::Display for Candidate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "candidate:{} {} udp {} {} {} typ {}",
+            "candidate:{} {} {} {} {} {} typ {}",
             self.foundation,
             self.component,
+            if self.is_tcp() { "tcp" } else { "udp" },
             self.priority,
             self.address.ip(),
             self.address.port(),
@@ -156,6 +202,9 @@ impl fmt::Display for Candidate {
         )?;
         if let Some(related) = self.related {
             write!(f, " raddr {} rport {}", related.ip(), related.port())?;
+        }
+        if let Some(tcp_type) = self.tcp_type {
+            write!(f, " tcptype {}", tcp_type.as_str())?;
         }
         Ok(())
     }
@@ -197,8 +246,10 @@ mod tests {
             Err(CandidateLineError::HostName(_))
         ));
         assert!(matches!(
-            Candidate::parse("candidate:1 1 tcp 1 192.0.2.1 9 typ host tcptype passive"),
+            Candidate::parse("candidate:1 1 TCP-ACT 1 192.0.2.1 9 typ host"),
             Err(CandidateLineError::UnsupportedTransport(_))
         ));
+        let tcp = "candidate:1 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active";
+        assert_eq!(Candidate::parse(tcp).unwrap().to_string(), tcp);
     }
 }

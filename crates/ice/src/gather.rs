@@ -14,7 +14,7 @@ use edgeice_client::{
     TransactionConfig, Transport,
 };
 
-use crate::agent::Datagram;
+use crate::agent::{Datagram, Route};
 use crate::config::{AgentConfig, ServerTransport, StunServer, TurnServer};
 
 /// What a server query produced.
@@ -171,7 +171,7 @@ impl Gatherer {
             while let Some(transmit) = query.client.poll_transmit() {
                 self.transmits.push_back(Datagram {
                     source: query.socket,
-                    transport: ServerTransport::Udp,
+                    route: Route::Udp,
                     destination: transmit.destination,
                     payload: transmit.data.to_vec(),
                 });
@@ -206,7 +206,7 @@ impl Gatherer {
             while let Some(transmit) = query.allocation.poll_transmit() {
                 self.transmits.push_back(Datagram {
                     source: query.socket,
-                    transport: query.server.transport,
+                    route: query.server.transport.into(),
                     destination: transmit.destination,
                     payload: transmit.data.to_vec(),
                 });
@@ -351,7 +351,7 @@ impl Gatherer {
                 self.collect();
                 self.transmits.push_back(Datagram {
                     source,
-                    transport,
+                    route: transport.into(),
                     destination,
                     payload: out,
                 });

@@ -23,13 +23,14 @@ mod check;
 mod checklist;
 mod config;
 mod event;
+pub mod framing;
 mod gather;
 pub mod sdp;
 
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use agent::{Agent, Datagram, Received, SendError, Transmit};
-pub use candidate::{Candidate, CandidateKind, CandidateLineError};
+pub use agent::{Agent, ConnectionId, Datagram, Received, Route, SendError, TcpCommand, Transmit};
+pub use candidate::{Candidate, CandidateKind, CandidateLineError, TcpType};
 pub use config::{AgentConfig, Nomination, ServerTransport, StunServer, TurnServer};
 pub use event::{CheckState, Event, PairDescription, State};

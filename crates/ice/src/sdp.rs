@@ -168,6 +168,7 @@ mod tests {
         let text = description_header("abcd", "0123456789abcdefghijklmn", 1, false)
             + "a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\n"
             + "a=candidate:2 1 tcp 1 192.0.2.1 9 typ host tcptype active\n"
+            + "a=candidate:3 1 TCP-PASS 1 192.0.2.1 9 typ host\n"
             + END_OF_CANDIDATES;
         let lines: Vec<RemoteLine> = text.lines().map(|l| reader.read_line(l).unwrap()).collect();
         assert!(lines.contains(&RemoteLine::Credentials {

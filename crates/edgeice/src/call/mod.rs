@@ -17,7 +17,8 @@ use edgeice_ice::sdp::{
     DescriptionReader, END_OF_CANDIDATES, RemoteLine, candidate_line, description_header,
 };
 use edgeice_ice::{
-    Agent, AgentConfig, Event, Nomination, ServerTransport, State, StunServer, TurnServer,
+    Agent, AgentConfig, Event, Nomination, ServerTransport, State, StunServer, TcpCommand,
+    TurnServer,
 };
 use serde_json::json;
 
@@ -60,6 +61,14 @@ pub struct CallArgs {
     /// interface's, loopback only when there is nothing else); repeatable.
     #[arg(long = "host-ip", value_name = "IP")]
     host_ip: Vec<IpAddr>,
+    /// Also gather ICE-TCP candidates (RFC 6544): a passive one on a TCP
+    /// listener and an active one, per address and component.
+    #[arg(long)]
+    tcp: bool,
+    /// Gather ICE-TCP candidates only (no UDP): to see whether a call gets
+    /// through where UDP is blocked.
+    #[arg(long, conflicts_with_all = ["stun", "turn"])]
+    tcp_only: bool,
     /// Nominate aggressively (every check carries USE-CANDIDATE).
     #[arg(long)]
     aggressive: bool,
@@ -221,8 +230,14 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     let (mut net, mut incoming) = Net::new();
     for ip in host_ips(&args)? {
         for component in 1..=args.components {
-            let address = net.bind(ip).await?;
-            agent.add_host_socket(Instant::now(), component, address);
+            if !args.tcp_only {
+                let address = net.bind(ip).await?;
+                agent.add_host_socket(Instant::now(), component, address);
+            }
+            if args.tcp || args.tcp_only {
+                let listener = net.listen_tcp(ip).await?;
+                agent.add_tcp_listener(Instant::now(), component, listener);
+            }
         }
     }
 
@@ -236,10 +251,15 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     let mut connected_at: Option<Instant> = None;
     let mut remote_open = true;
     let outcome = loop {
-        // Send and show what the agent has.
+        // Open and close what the agent asks, send and show what it has.
+        while let Some(command) = agent.poll_tcp_command() {
+            match command {
+                TcpCommand::Connect { id, local, remote } => net.connect(id, local, remote),
+                TcpCommand::Close { id } => net.close(id),
+            }
+        }
         while let Some(d) = agent.poll_transmit() {
-            net.send(d.source, d.transport, d.destination, &d.payload)
-                .await;
+            net.send(d.source, d.route, d.destination, &d.payload).await;
         }
         let mut finished = None;
         while let Some(event) = agent.poll_event() {
@@ -310,14 +330,34 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         tokio::select! {
             Some(incoming) = incoming.recv() => {
                 let now = Instant::now();
-                let (socket, from, data) = match incoming {
-                    Incoming::Packet { socket, from, data } => (socket, from, data),
+                let data = match incoming {
+                    Incoming::Packet { socket, from, data } => agent
+                        .handle_input(now, socket, from, &data)
+                        .map(|r| (r.component, r.data.to_vec())),
+                    Incoming::Frame { id, data } => agent
+                        .handle_tcp_frame(now, id, &data)
+                        .map(|r| (r.component, r.data.to_vec())),
                     Incoming::StreamClosed { socket, server } => {
                         agent.stream_closed(now, socket, server);
-                        continue;
+                        None
+                    }
+                    Incoming::Accepted { listener, remote, stream } => {
+                        if let Some(id) = agent.tcp_accepted(listener, remote) {
+                            net.adopt(id, stream);
+                        }
+                        None
+                    }
+                    Incoming::Connected { id, stream } => {
+                        net.adopt(id, stream);
+                        agent.tcp_connected(now, id);
+                        None
+                    }
+                    Incoming::Closed { id } => {
+                        net.close(id);
+                        agent.tcp_closed(now, id);
+                        None
                     }
                 };
-                let data = agent.handle_input(now, socket, from, &data).map(|r| (r.component, r.data.to_vec()));
                 if let Some((component, data)) = data {
                     if args.echo {
                         if data == BYE {
@@ -325,9 +365,9 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                             break Outcome::Connected;
                         }
                         if let Ok(t) = agent.send(now, component, &data) {
-                            let (source, transport, destination) = (t.source, t.transport, t.destination);
+                            let (source, route, destination) = (t.source, t.route, t.destination);
                             let payload = t.payload.to_vec();
-                            net.send(source, transport, destination, &payload).await;
+                            net.send(source, route, destination, &payload).await;
                         }
                     } else if let Some(probes) = &mut probes {
                         probes.echo(now, &data);
@@ -354,8 +394,7 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     };
     agent.close(Instant::now());
     while let Some(d) = agent.poll_transmit() {
-        net.send(d.source, d.transport, d.destination, &d.payload)
-            .await;
+        net.send(d.source, d.route, d.destination, &d.payload).await;
     }
     net.flush().await;
     if let Some(probes) = &probes {
@@ -382,9 +421,9 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
 
 async fn send_data(agent: &mut Agent, net: &mut Net, now: Instant, data: &[u8]) {
     if let Ok(t) = agent.send(now, 1, data) {
-        let (source, transport, destination) = (t.source, t.transport, t.destination);
+        let (source, route, destination) = (t.source, t.route, t.destination);
         let payload = t.payload.to_vec();
-        net.send(source, transport, destination, &payload).await;
+        net.send(source, route, destination, &payload).await;
     }
 }
 

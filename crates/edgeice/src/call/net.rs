@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use edgeice_ice::ServerTransport;
+use edgeice_ice::framing::{FrameDecoder, frame};
+use edgeice_ice::{ConnectionId, Route};
 use edgeice_stun::StreamDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 /// Something that arrived.
@@ -27,6 +28,18 @@ pub enum Incoming {
         socket: SocketAddr,
         server: SocketAddr,
     },
+    /// A peer connected to an ICE-TCP listener.
+    Accepted {
+        listener: SocketAddr,
+        remote: SocketAddr,
+        stream: TcpStream,
+    },
+    /// An ICE-TCP connection the agent asked for is open.
+    Connected { id: ConnectionId, stream: TcpStream },
+    /// A frame (RFC 4571) from an ICE-TCP connection.
+    Frame { id: ConnectionId, data: Vec<u8> },
+    /// An ICE-TCP connection ended or could not be opened.
+    Closed { id: ConnectionId },
 }
 
 /// The sockets and connections of one call.
@@ -36,6 +49,8 @@ pub struct Net {
     /// The tasks writing to TCP connections: they end once their channel
     /// is closed and drained.
     writers: Vec<tokio::task::JoinHandle<()>>,
+    /// ICE-TCP connections' writers, framed bytes in.
+    connections: HashMap<ConnectionId, mpsc::UnboundedSender<Vec<u8>>>,
     incoming: mpsc::Sender<Incoming>,
 }
 
@@ -47,6 +62,7 @@ impl Net {
             udp: HashMap::new(),
             tcp: HashMap::new(),
             writers: Vec::new(),
+            connections: HashMap::new(),
             incoming,
         };
         (net, rx)
@@ -78,23 +94,109 @@ impl Net {
         Ok(address)
     }
 
-    /// Sends `payload` as the agent said: a datagram from a UDP socket, or
-    /// bytes on the TCP connection (opened on first use) to a server.
+    /// Listens for ICE-TCP connections on `ip` (any port).
+    pub async fn listen_tcp(&mut self, ip: std::net::IpAddr) -> Result<SocketAddr> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))
+            .await
+            .with_context(|| format!("cannot listen on TCP on {ip}"))?;
+        let address = listener.local_addr()?;
+        let tx = self.incoming.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, remote)) = listener.accept().await {
+                let accepted = Incoming::Accepted {
+                    listener: address,
+                    remote,
+                    stream,
+                };
+                if tx.send(accepted).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(address)
+    }
+
+    /// Opens the ICE-TCP connection `id` from `local` to `remote`.
+    pub fn connect(&mut self, id: ConnectionId, local: SocketAddr, remote: SocketAddr) {
+        let tx = self.incoming.clone();
+        tokio::spawn(async move {
+            let opened = match open(local, remote).await {
+                Ok(stream) => Incoming::Connected { id, stream },
+                Err(_) => Incoming::Closed { id },
+            };
+            let _ = tx.send(opened).await;
+        });
+    }
+
+    /// Takes an open ICE-TCP connection into use: frames read from it come
+    /// out as [`Incoming::Frame`].
+    pub fn adopt(&mut self, id: ConnectionId, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        self.connections.insert(id, tx);
+        self.writers.push(tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        let incoming = self.incoming.clone();
+        tokio::spawn(async move {
+            let mut decoder = FrameDecoder::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let read = match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                decoder.push(&buf[..read]);
+                while let Some(data) = decoder.next_frame() {
+                    let frame = Incoming::Frame {
+                        id,
+                        data: data.to_vec(),
+                    };
+                    if incoming.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = incoming.send(Incoming::Closed { id }).await;
+        });
+    }
+
+    /// Stops writing to an ICE-TCP connection (the agent gave up on it).
+    pub fn close(&mut self, id: ConnectionId) {
+        self.connections.remove(&id);
+    }
+
+    /// Sends `payload` as the agent said: a datagram from a UDP socket,
+    /// bytes on the TCP connection (opened on first use) to a server, or a
+    /// frame on an ICE-TCP connection.
     pub async fn send(
         &mut self,
         source: SocketAddr,
-        transport: ServerTransport,
+        route: Route,
         destination: SocketAddr,
         payload: &[u8],
     ) {
-        match transport {
-            ServerTransport::Udp => {
+        match route {
+            Route::Connection(id) => {
+                if let Some(writer) = self.connections.get(&id) {
+                    let mut framed = Vec::with_capacity(payload.len() + 2);
+                    if frame(payload, &mut framed) {
+                        let _ = writer.send(framed);
+                    }
+                }
+            }
+            Route::Udp => {
                 if let Some(socket) = self.udp.get(&source) {
                     // A lost datagram is the network's business: ICE retries.
                     let _ = socket.send_to(payload, destination).await;
                 }
             }
-            ServerTransport::Tcp => {
+            Route::ServerTcp => {
                 let writer = self.tcp.entry((source, destination)).or_insert_with(|| {
                     let (writer, task) = connect(source, destination, self.incoming.clone());
                     self.writers.push(task);
@@ -109,6 +211,7 @@ impl Net {
     /// the release of allocations), for at most a second.
     pub async fn flush(&mut self) {
         self.tcp.clear();
+        self.connections.clear();
         let writers = std::mem::take(&mut self.writers);
         let all = async {
             for writer in writers {
@@ -117,6 +220,21 @@ impl Net {
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), all).await;
     }
+}
+
+/// Connects from `local` (port 0: any) to `remote`; a fixed local port is
+/// bound with address reuse, as a simultaneous open needs.
+async fn open(local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match local {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if local.port() != 0 {
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(local)?;
+    socket.connect(remote).await
 }
 
 /// Opens a TCP connection from `source`'s IP to `server` in a task; frames

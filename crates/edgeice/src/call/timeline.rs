@@ -17,7 +17,15 @@ pub struct Timeline {
 }
 
 fn short(candidate: &Candidate) -> String {
-    format!("{} {}", candidate.kind.as_str(), candidate.address)
+    match candidate.tcp_type {
+        Some(tcp_type) => format!(
+            "{} tcp-{} {}",
+            candidate.kind.as_str(),
+            tcp_type.as_str(),
+            candidate.address
+        ),
+        None => format!("{} {}", candidate.kind.as_str(), candidate.address),
+    }
 }
 
 fn pair_text(pair: &PairDescription) -> String {

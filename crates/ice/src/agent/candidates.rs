@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::{Agent, Local};
-use crate::candidate::{Candidate, CandidateKind, dual_stack_local_preference, priority};
+use crate::candidate::{
+    Candidate, CandidateKind, TcpType, dual_stack_local_preference, priority, tcp_priority,
+};
 use crate::checklist::{Pair, pair_priority, unfreeze_initial};
 use crate::event::{Event, State};
 
@@ -55,8 +57,9 @@ impl Agent {
         kind: CandidateKind,
         base_ip: IpAddr,
         server: Option<SocketAddr>,
+        tcp: bool,
     ) -> String {
-        let key = (kind, base_ip, server);
+        let key = (kind, base_ip, server, tcp);
         let index = match self.foundations.iter().position(|k| *k == key) {
             Some(i) => i,
             None => {
@@ -67,8 +70,8 @@ impl Agent {
         (index + 1).to_string()
     }
 
-    /// Adds a local candidate; returns its index. Reflexive and relayed
-    /// ones are announced with the server they came from.
+    /// Adds a local UDP candidate; returns its index. Reflexive and
+    /// relayed ones are announced with the server they came from.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn add_local(
         &mut self,
@@ -80,21 +83,56 @@ impl Agent {
         local_preference: u16,
         server: Option<(SocketAddr, String)>,
     ) -> usize {
-        if let Some(existing) = self
-            .locals
-            .iter()
-            .position(|l| l.candidate.address == address && l.candidate.component == component)
-        {
+        self.add_local_candidate(
+            kind,
+            component,
+            address,
+            base,
+            related,
+            local_preference,
+            server,
+            None,
+        )
+    }
+
+    /// Adds a local candidate, UDP or TCP (`tcp_type`); returns its index.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_local_candidate(
+        &mut self,
+        kind: CandidateKind,
+        component: u16,
+        address: SocketAddr,
+        base: SocketAddr,
+        related: Option<SocketAddr>,
+        local_preference: u16,
+        server: Option<(SocketAddr, String)>,
+        tcp_type: Option<TcpType>,
+    ) -> usize {
+        if let Some(existing) = self.locals.iter().position(|l| {
+            l.candidate.address == address
+                && l.candidate.component == component
+                && l.candidate.tcp_type == tcp_type
+        }) {
             return existing;
         }
-        let foundation = self.foundation(kind, base.ip(), server.as_ref().map(|s| s.0));
+        let foundation = self.foundation(
+            kind,
+            base.ip(),
+            server.as_ref().map(|s| s.0),
+            tcp_type.is_some(),
+        );
+        let priority = match tcp_type {
+            None => priority(kind, local_preference, component),
+            Some(tcp_type) => tcp_priority(kind, tcp_type, local_preference, component),
+        };
         let candidate = Candidate {
             foundation,
             component,
-            priority: priority(kind, local_preference, component),
+            priority,
             address,
             kind,
             related,
+            tcp_type,
         };
         let pairable = matches!(kind, CandidateKind::Host | CandidateKind::Relayed);
         if kind != CandidateKind::PeerReflexive {
@@ -112,7 +150,7 @@ impl Agent {
         let index = self.locals.len() - 1;
         if pairable {
             for remote in 0..self.remotes.len() {
-                self.add_pair(index, remote);
+                self.add_pair(index, remote, false);
             }
             unfreeze_initial(&mut self.pairs);
         }
@@ -126,11 +164,11 @@ impl Agent {
         if candidate.component == 0 || candidate.component > self.components() {
             return;
         }
-        if let Some(known) = self
-            .remotes
-            .iter_mut()
-            .find(|r| r.address == candidate.address && r.component == candidate.component)
-        {
+        if let Some(known) = self.remotes.iter_mut().find(|r| {
+            r.address == candidate.address
+                && r.component == candidate.component
+                && r.tcp_type == candidate.tcp_type
+        }) {
             // A peer-reflexive guess replaced by what the other side says.
             if known.kind == CandidateKind::PeerReflexive {
                 *known = candidate;
@@ -149,7 +187,7 @@ impl Agent {
         let remote = self.remotes.len() - 1;
         for local in 0..self.locals.len() {
             if self.locals[local].pairable {
-                self.add_pair(local, remote);
+                self.add_pair(local, remote, false);
             }
         }
         unfreeze_initial(&mut self.pairs);
@@ -163,11 +201,29 @@ impl Agent {
     }
 
     /// Forms the pair (local, remote) if they can be paired and it is new;
-    /// returns its index.
-    pub(super) fn add_pair(&mut self, local: usize, remote: usize) -> Option<usize> {
+    /// returns its index. `incoming`: formed from a check that arrived, so
+    /// a passive TCP candidate may pair with the active one that connected.
+    pub(super) fn add_pair(
+        &mut self,
+        local: usize,
+        remote: usize,
+        incoming: bool,
+    ) -> Option<usize> {
         let l = &self.locals[local];
         let r = &self.remotes[remote];
         if l.candidate.component != r.component || l.base.is_ipv4() != r.address.is_ipv4() {
+            return None;
+        }
+        // RFC 6544 §6.2: active checks passive, simultaneous-open checks
+        // simultaneous-open; a passive candidate only answers.
+        let transports_match = match (l.candidate.tcp_type, r.tcp_type) {
+            (None, None) => true,
+            (Some(TcpType::Active), Some(TcpType::Passive)) => true,
+            (Some(TcpType::SimultaneousOpen), Some(TcpType::SimultaneousOpen)) => true,
+            (Some(TcpType::Passive), Some(TcpType::Active)) => incoming,
+            _ => false,
+        };
+        if !transports_match {
             return None;
         }
         // A link-local address only reaches its own link: pairing it with
@@ -210,11 +266,11 @@ impl Agent {
         }
     }
 
-    /// The local candidate for a base and component that checks use.
-    pub(super) fn pairable_local_at(&self, base: SocketAddr) -> Option<usize> {
+    /// The local candidate checks use at `base`, UDP or TCP.
+    pub(super) fn pairable_local_at(&self, base: SocketAddr, tcp: bool) -> Option<usize> {
         self.locals
             .iter()
-            .position(|l| l.pairable && l.base == base)
+            .position(|l| l.pairable && l.base == base && l.candidate.is_tcp() == tcp)
     }
 
     /// The component a host socket or relayed address belongs to.

@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use super::Agent;
-use crate::candidate::{CandidateKind, priority};
+use super::tcp::TCP_CHECK_TIMEOUT;
+use super::{Datagram, Route};
+use crate::candidate::{CandidateKind, priority, tcp_priority};
 use crate::check::{CheckRequest, RoleAttribute, build_request, new_transaction_id};
 use crate::checklist::{InFlight, MAX_CANCELLED, next_ordinary_check};
 use crate::event::{CheckState, Event, State};
@@ -47,10 +49,13 @@ impl Agent {
         self.next_check = now + self.config.ta;
     }
 
-    /// Sends a check (or a consent check) on `pair` now.
+    /// Sends a check (or a consent check) on `pair` now. A TCP pair
+    /// without an open connection asks for one first and is checked when
+    /// it opens.
     pub(super) fn send_check(&mut self, now: Instant, pair: usize, consent: bool) {
         let Some(remote) = &self.remote else { return };
         let local = &self.locals[self.pairs[pair].local];
+        let tcp_type = local.candidate.tcp_type;
         let role = if self.controlling {
             RoleAttribute::Controlling(self.tie_breaker)
         } else {
@@ -61,15 +66,24 @@ impl Agent {
             && (self.config.nomination == crate::config::Nomination::Aggressive
                 || self.pairs[pair].nominate_next
                 || self.remote_lite);
+        let component = local.candidate.component;
         let request = CheckRequest {
             username: &remote.username,
             // RFC 8445 §7.1.1: the priority a peer-reflexive candidate
             // learned from this check would have.
-            priority: priority(
-                CandidateKind::PeerReflexive,
-                local.local_preference,
-                local.candidate.component,
-            ),
+            priority: match tcp_type {
+                None => priority(
+                    CandidateKind::PeerReflexive,
+                    local.local_preference,
+                    component,
+                ),
+                Some(t) => tcp_priority(
+                    CandidateKind::PeerReflexive,
+                    t,
+                    local.local_preference,
+                    component,
+                ),
+            },
             role,
             use_candidate,
         };
@@ -78,8 +92,7 @@ impl Agent {
         if build_request(&mut bytes, id, &request, &remote.key).is_err() {
             return;
         }
-        let base = local.base;
-        let destination = self.remotes[self.pairs[pair].remote].address;
+        let (base, destination) = self.pair_ends(pair);
         // Checks of a pair of `n` active ones share the link: RFC 8445
         // §14.3 stretches their retransmission timer accordingly.
         let active = self
@@ -87,11 +100,35 @@ impl Agent {
             .iter()
             .filter(|p| matches!(p.state, CheckState::Waiting | CheckState::InProgress))
             .count() as u32;
-        let rto = self.config.initial_rto.max(self.config.ta * active.max(1));
-        self.send_from_base(now, base, destination, &bytes);
+        let mut rto = self.config.initial_rto.max(self.config.ta * active.max(1));
+        let mut transmissions = 1;
+        if tcp_type.is_some() {
+            // TCP retransmits for us: one request, a long wait.
+            transmissions = self.config.max_transmissions;
+            rto = TCP_CHECK_TIMEOUT;
+            match self.connection_of_pair(pair) {
+                Some(connection) => self.transmits.push_back(Datagram {
+                    source: base,
+                    route: Route::Connection(connection),
+                    destination,
+                    payload: bytes.clone(),
+                }),
+                None if consent => return,
+                None => {
+                    if !self.open_connection_for(now, pair) {
+                        return;
+                    }
+                    // An empty request marks a check waiting for its connection.
+                    bytes.clear();
+                }
+            }
+        } else {
+            self.send_from_base(now, base, destination, &bytes);
+        }
         let p = &mut self.pairs[pair];
         if let Some(previous) = p.in_flight.take()
             && !previous.consent
+            && !previous.request.is_empty()
         {
             if p.cancelled.len() >= MAX_CANCELLED {
                 p.cancelled.remove(0);
@@ -101,7 +138,7 @@ impl Agent {
         p.in_flight = Some(InFlight {
             id,
             request: bytes,
-            transmissions: 1,
+            transmissions,
             last_sent: now,
             next_at: now
                 + if consent {

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use edgeice_stun::{Class, ErrorCode, Message, Method, TransactionId};
 
-use super::{Agent, Received};
-use crate::candidate::{Candidate, CandidateKind};
+use super::{Agent, ConnectionId, Datagram, Received, Route};
+use crate::candidate::{Candidate, CandidateKind, TcpType};
 use crate::check::{
     CheckOutcome, IncomingRequest, Refusal, RoleAttribute, build_error, build_success,
     read_request, read_response,
@@ -32,26 +32,27 @@ impl Agent {
             let relayed = self.gatherer.handle_input(now, socket, from, data);
             self.drive_gatherer(now);
             let (base, peer, payload) = relayed?;
-            return self.handle_at_base(now, base, peer, payload);
+            return self.handle_at_base(now, base, peer, payload, None);
         }
-        self.handle_at_base(now, socket, from, data)
+        self.handle_at_base(now, socket, from, data, None)
     }
 
-    /// A datagram that reached local `base` (a host socket or a relayed
-    /// address) from `from`.
-    fn handle_at_base<'a>(
+    /// A datagram that reached local `base` (a host socket, a relayed
+    /// address, or over ICE-TCP connection `via`) from `from`.
+    pub(super) fn handle_at_base<'a>(
         &mut self,
         now: Instant,
         base: SocketAddr,
         from: SocketAddr,
         data: &'a [u8],
+        via: Option<ConnectionId>,
     ) -> Option<Received<'a>> {
         if edgeice_stun::demux::classify(data) == edgeice_stun::demux::PacketKind::Stun
             && let Ok(message) = Message::parse(data)
         {
             if message.method() == Method::BINDING {
                 match message.class() {
-                    Class::Request => self.handle_request(now, base, from, &message),
+                    Class::Request => self.handle_request(now, base, from, &message, via),
                     Class::Success | Class::Error => {
                         self.handle_response(now, base, from, &message)
                     }
@@ -76,8 +77,7 @@ impl Agent {
     fn respond(
         &mut self,
         now: Instant,
-        base: SocketAddr,
-        to: SocketAddr,
+        (base, to, via): (SocketAddr, SocketAddr, Option<ConnectionId>),
         id: TransactionId,
         result: Result<(), u16>,
     ) {
@@ -90,8 +90,18 @@ impl Agent {
             }
             Err(code) => build_error(&mut bytes, id, code, None),
         };
-        if built.is_ok() {
-            self.send_from_base(now, base, to, &bytes);
+        if built.is_err() {
+            return;
+        }
+        match via {
+            // Answers go back on the connection the request came on.
+            Some(id) => self.transmits.push_back(Datagram {
+                source: base,
+                route: Route::Connection(id),
+                destination: to,
+                payload: bytes,
+            }),
+            None => self.send_from_base(now, base, to, &bytes),
         }
     }
 
@@ -101,20 +111,22 @@ impl Agent {
         base: SocketAddr,
         from: SocketAddr,
         message: &Message<'_>,
+        via: Option<ConnectionId>,
     ) {
         let id = *message.transaction_id();
+        let ends = (base, from, via);
         let request = match read_request(message, &self.local_ufrag, &self.local_key) {
             Ok(request) => request,
             Err(Refusal::Silently) => return,
-            Err(Refusal::Code(code)) => return self.respond(now, base, from, id, Err(code)),
+            Err(Refusal::Code(code)) => return self.respond(now, ends, id, Err(code)),
         };
         if let Some(role) = request.role
             && self.resolve_role_conflict(role)
         {
-            return self.respond(now, base, from, id, Err(ErrorCode::ROLE_CONFLICT));
+            return self.respond(now, ends, id, Err(ErrorCode::ROLE_CONFLICT));
         }
-        self.respond(now, base, from, id, Ok(()));
-        self.learn_from_request(now, base, from, &request);
+        self.respond(now, ends, id, Ok(()));
+        self.learn_from_request(now, base, from, &request, via.is_some());
     }
 
     /// RFC 8445 §7.3.1.1. Returns true when the request must be refused
@@ -160,15 +172,16 @@ impl Agent {
         base: SocketAddr,
         from: SocketAddr,
         request: &IncomingRequest,
+        tcp: bool,
     ) {
-        let Some(local) = self.pairable_local_at(base) else {
+        let Some(local) = self.pairable_local_at(base, tcp) else {
             return;
         };
         let component = self.locals[local].candidate.component;
         let remote = match self
             .remotes
             .iter()
-            .position(|r| r.address == from && r.component == component)
+            .position(|r| r.address == from && r.component == component && r.is_tcp() == tcp)
         {
             Some(remote) => remote,
             None => {
@@ -179,6 +192,8 @@ impl Agent {
                     address: from,
                     kind: CandidateKind::PeerReflexive,
                     related: None,
+                    // RFC 6544 §7.2.1: whoever connected to us is active.
+                    tcp_type: tcp.then_some(TcpType::Active),
                 };
                 self.events.push_back(Event::RemoteCandidateLearned {
                     candidate: candidate.clone(),
@@ -186,7 +201,7 @@ impl Agent {
                 self.push_remote(candidate)
             }
         };
-        let Some(pair) = self.add_pair(local, remote) else {
+        let Some(pair) = self.add_pair(local, remote, true) else {
             return;
         };
         let p = &mut self.pairs[pair];
@@ -294,15 +309,16 @@ impl Agent {
         }
         // The valid pair's local candidate: whichever of ours the other
         // side saw, or a new peer-reflexive one (RFC 8445 §7.2.5.3.1).
-        let valid_local = match self
-            .locals
-            .iter()
-            .position(|l| l.candidate.address == mapped && l.candidate.component == component)
-        {
+        let tcp_type = self.locals[self.pairs[pair].local].candidate.tcp_type;
+        let valid_local = match self.locals.iter().position(|l| {
+            l.candidate.address == mapped
+                && l.candidate.component == component
+                && l.candidate.is_tcp() == tcp_type.is_some()
+        }) {
             Some(local) => local,
             None => {
                 let local_preference = self.locals[self.pairs[pair].local].local_preference;
-                self.add_local(
+                self.add_local_candidate(
                     CandidateKind::PeerReflexive,
                     component,
                     mapped,
@@ -310,6 +326,7 @@ impl Agent {
                     Some(base),
                     local_preference,
                     None,
+                    tcp_type,
                 )
             }
         };

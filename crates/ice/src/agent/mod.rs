@@ -13,6 +13,9 @@ mod candidates;
 mod checks;
 mod inbound;
 mod selection;
+mod tcp;
+
+pub use tcp::{ConnectionId, TcpCommand};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -26,18 +29,40 @@ use crate::config::{AgentConfig, ServerTransport};
 use crate::event::{Event, State};
 use crate::gather::Gatherer;
 
+/// How a datagram travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// A UDP datagram from the host socket `source`.
+    Udp,
+    /// Bytes (already framed) on the TCP connection to a TURN server, from
+    /// the host socket `source`'s IP: the application opens one connection
+    /// per (source, destination), writes to it, and hands back what it
+    /// reads frame by frame ([`edgeice_stun::StreamDecoder::next_raw`]) to
+    /// [`Agent::handle_input`] with the same two addresses; a connection
+    /// that ends goes to [`Agent::stream_closed`].
+    ServerTcp,
+    /// An ICE-TCP connection (RFC 6544): the application frames the payload
+    /// with [`crate::framing::frame`] and writes it to that connection.
+    Connection(ConnectionId),
+}
+
+impl From<ServerTransport> for Route {
+    fn from(transport: ServerTransport) -> Route {
+        match transport {
+            ServerTransport::Udp => Route::Udp,
+            ServerTransport::Tcp => Route::ServerTcp,
+        }
+    }
+}
+
 /// A datagram for the application to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Datagram {
-    /// The local socket to send from (as given to [`Agent::add_host_socket`]).
-    /// With [`ServerTransport::Tcp`], the host socket the TCP connection to
-    /// `destination` belongs to: the application opens one connection per
-    /// (source, destination), from the source's IP, writes the bytes (already
-    /// framed) to it, and hands back what it reads, frame by frame
-    /// ([`edgeice_stun::StreamDecoder::next_raw`]), with the same two addresses.
+    /// The local socket to send from (as given to [`Agent::add_host_socket`]),
+    /// or the candidate base an ICE-TCP connection belongs to.
     pub source: SocketAddr,
-    /// UDP, or the TCP connection to a TURN server.
-    pub transport: ServerTransport,
+    /// How: UDP, a TCP connection to a TURN server, or an ICE-TCP connection.
+    pub route: Route,
     /// Where to.
     pub destination: SocketAddr,
     /// The bytes.
@@ -50,8 +75,8 @@ pub struct Datagram {
 pub struct Transmit<'a> {
     /// The local socket to send from (see [`Datagram::source`]).
     pub source: SocketAddr,
-    /// UDP, or the TCP connection to a TURN server.
-    pub transport: ServerTransport,
+    /// How (see [`Datagram::route`]).
+    pub route: Route,
     /// Where to.
     pub destination: SocketAddr,
     /// The bytes.
@@ -116,10 +141,12 @@ pub struct Agent {
     sockets: Vec<(SocketAddr, u16, u16)>,
     locals: Vec<Local>,
     remotes: Vec<Candidate>,
+    /// Foundation keys: (type, base IP, server, TCP).
     foundations: Vec<(
         crate::candidate::CandidateKind,
         std::net::IpAddr,
         Option<SocketAddr>,
+        bool,
     )>,
     pairs: Vec<Pair>,
     triggered: VecDeque<usize>,
@@ -133,6 +160,10 @@ pub struct Agent {
     /// Per component: when to send the next consent check.
     next_consent: Vec<Option<Instant>>,
     gatherer: Gatherer,
+    /// ICE-TCP connections, open or being opened.
+    connections: Vec<tcp::Connection>,
+    next_connection: u64,
+    tcp_commands: VecDeque<TcpCommand>,
     local_gathering_done: bool,
     /// Set when host sockets were added: completion is checked then.
     gathering_check_at: Option<Instant>,
@@ -186,6 +217,9 @@ impl Agent {
             first_success: vec![None; components],
             next_consent: vec![None; components],
             gatherer: Gatherer::new(&config),
+            connections: Vec::new(),
+            next_connection: 0,
+            tcp_commands: VecDeque::new(),
             local_gathering_done: false,
             gathering_check_at: None,
             state: State::New,
@@ -288,7 +322,7 @@ impl Agent {
         }
         self.transmits.push_back(Datagram {
             source: base,
-            transport: ServerTransport::Udp,
+            route: Route::Udp,
             destination,
             payload: payload.to_vec(),
         });
@@ -313,14 +347,18 @@ impl Agent {
                 .map_err(SendError::Relay)?;
             return Ok(Transmit {
                 source,
-                transport,
+                route: transport.into(),
                 destination: server,
                 payload: &self.buf,
             });
         }
+        let route = match self.connection_of_pair(pair) {
+            Some(id) => Route::Connection(id),
+            None => Route::Udp,
+        };
         Ok(Transmit {
             source: base,
-            transport: ServerTransport::Udp,
+            route,
             destination,
             payload: data,
         })
@@ -348,6 +386,7 @@ impl Agent {
         if self.has_check_to_send() {
             consider(Some(self.next_check));
         }
+        consider(self.next_connection_deadline());
         for pair in &self.pairs {
             consider(pair.in_flight.as_ref().map(|f| f.next_at));
         }
@@ -372,6 +411,7 @@ impl Agent {
             return;
         }
         self.drive_gatherer(now);
+        self.expire_connections(now);
         self.retransmit_checks(now);
         self.send_paced_check(now);
         self.nominate(now);

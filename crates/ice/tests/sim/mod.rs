@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use edgeice_ice::{Agent, AgentConfig, Datagram, Event, State, StunServer, TurnServer};
+use edgeice_ice::{
+    Agent, AgentConfig, ConnectionId, Datagram, Event, Route, State, StunServer, TcpCommand,
+    TurnServer,
+};
 use edgeice_server::{
     Event as ServerEvent, FiveTuple, Input, PEER_DATA_HEADROOM, Server, ServerConfig, Transport,
 };
@@ -97,6 +100,9 @@ pub struct Peer {
     pub nat: Option<Nat>,
     /// Drop every UDP datagram in or out (a firewall that blocks UDP).
     pub block_udp: bool,
+    /// ICE-TCP listeners and simultaneous-open ports.
+    pub tcp_listeners: Vec<SocketAddr>,
+    pub so_ports: Vec<SocketAddr>,
     pub events: Vec<(Duration, Event)>,
     pub received: Vec<Vec<u8>>,
 }
@@ -113,9 +119,25 @@ impl Peer {
             sockets,
             nat,
             block_udp: false,
+            tcp_listeners: Vec::new(),
+            so_ports: Vec::new(),
             events: Vec::new(),
             received: Vec::new(),
         }
+    }
+
+    /// Adds an ICE-TCP listener (passive and active candidates).
+    pub fn listen_tcp(&mut self, now: Instant, address: &str) {
+        let address: SocketAddr = address.parse().unwrap();
+        self.tcp_listeners.push(address);
+        self.agent.add_tcp_listener(now, 1, address);
+    }
+
+    /// Adds an ICE-TCP simultaneous-open port.
+    pub fn simultaneous_open(&mut self, now: Instant, address: &str) {
+        let address: SocketAddr = address.parse().unwrap();
+        self.so_ports.push(address);
+        self.agent.add_tcp_simultaneous_open(now, 1, address);
     }
 
     pub fn state_changes(&self) -> Vec<State> {
@@ -135,6 +157,14 @@ struct Flight {
     source: SocketAddr,
     destination: SocketAddr,
     payload: Vec<u8>,
+    /// For a frame on an ICE-TCP connection: the receiving side and its id.
+    connection: Option<(usize, ConnectionId)>,
+}
+
+/// An open ICE-TCP connection: each side's id for it.
+#[derive(Debug)]
+struct Link {
+    ends: [(usize, ConnectionId); 2],
 }
 
 /// The STUN/TURN server on the simulated internet: edgeice's own core.
@@ -202,6 +232,11 @@ pub struct Sim {
     sequence: u64,
     /// Whether candidates are exchanged as gathered (trickle).
     pub signalled: [usize; 2],
+    links: Vec<Link>,
+    /// Simultaneous-open connects waiting for the other side's:
+    /// (side, id, local, remote).
+    half_open: Vec<(usize, ConnectionId, SocketAddr, SocketAddr)>,
+    next_ephemeral: u16,
 }
 
 impl Sim {
@@ -218,6 +253,9 @@ impl Sim {
             queue: BTreeMap::new(),
             sequence: 0,
             signalled: [0, 0],
+            links: Vec::new(),
+            half_open: Vec::new(),
+            next_ephemeral: 45000,
         };
         let (ua, pa) = (
             sim.peers[0].agent.local_ufrag().to_string(),
@@ -260,6 +298,9 @@ impl Sim {
     }
 
     fn send(&mut self, side: usize, datagram: Datagram) {
+        if let Route::Connection(id) = datagram.route {
+            return self.send_on_connection(side, id, datagram);
+        }
         let peer = &mut self.peers[side];
         if peer.block_udp || self.cut {
             return;
@@ -281,12 +322,97 @@ impl Sim {
                 source,
                 destination: datagram.destination,
                 payload: datagram.payload,
+                connection: None,
             },
         );
     }
 
+    fn send_on_connection(&mut self, side: usize, id: ConnectionId, datagram: Datagram) {
+        if self.cut {
+            return;
+        }
+        let Some(link) = self.links.iter().find(|l| l.ends.contains(&(side, id))) else {
+            return;
+        };
+        let other = if link.ends[0] == (side, id) {
+            link.ends[1]
+        } else {
+            link.ends[0]
+        };
+        self.sequence += 1;
+        self.queue.insert(
+            (self.now + self.latency, self.sequence),
+            Flight {
+                source: datagram.source,
+                destination: datagram.destination,
+                payload: datagram.payload,
+                connection: Some(other),
+            },
+        );
+    }
+
+    /// Carries out the agents' TCP commands: connections to a listener of
+    /// the other side open at once (no NAT or firewall for TCP here unless
+    /// `block_tcp`), simultaneous opens when both sides have asked.
+    fn tcp_commands(&mut self) {
+        for side in 0..2 {
+            while let Some(command) = self.peers[side].agent.poll_tcp_command() {
+                let now = self.now;
+                match command {
+                    TcpCommand::Connect { id, local, remote } => {
+                        let other = 1 - side;
+                        if self.peers[other].tcp_listeners.contains(&remote) {
+                            self.next_ephemeral += 1;
+                            let from = SocketAddr::new(local.ip(), self.next_ephemeral);
+                            match self.peers[other].agent.tcp_accepted(remote, from) {
+                                Some(accepted) => {
+                                    self.links.push(Link {
+                                        ends: [(side, id), (other, accepted)],
+                                    });
+                                    self.peers[side].agent.tcp_connected(now, id);
+                                }
+                                None => self.peers[side].agent.tcp_closed(now, id),
+                            }
+                        } else if self.peers[other].so_ports.contains(&remote) {
+                            let matching = self
+                                .half_open
+                                .iter()
+                                .position(|h| h.0 == other && h.2 == remote && h.3 == local);
+                            match matching {
+                                Some(index) => {
+                                    let (_, other_id, _, _) = self.half_open.remove(index);
+                                    self.links.push(Link {
+                                        ends: [(side, id), (other, other_id)],
+                                    });
+                                    self.peers[side].agent.tcp_connected(now, id);
+                                    self.peers[other].agent.tcp_connected(now, other_id);
+                                }
+                                None => self.half_open.push((side, id, local, remote)),
+                            }
+                        } else {
+                            self.peers[side].agent.tcp_closed(now, id);
+                        }
+                    }
+                    TcpCommand::Close { id } => {
+                        self.links.retain(|l| !l.ends.contains(&(side, id)));
+                        self.half_open.retain(|h| (h.0, h.1) != (side, id));
+                    }
+                }
+            }
+        }
+    }
+
     fn deliver(&mut self, flight: Flight) {
         if self.cut {
+            return;
+        }
+        if let Some((side, id)) = flight.connection {
+            let now = self.now;
+            let peer = &mut self.peers[side];
+            if let Some(data) = peer.agent.handle_tcp_frame(now, id, &flight.payload) {
+                let data = data.data.to_vec();
+                peer.received.push(data);
+            }
             return;
         }
         if std::env::var_os("SIM_TRACE").is_some() {
@@ -387,6 +513,7 @@ impl Sim {
                 source,
                 destination,
                 payload,
+                connection: None,
             },
         );
     }
@@ -424,9 +551,12 @@ impl Sim {
         let deadline = self.start + until;
         for _ in 0..200_000 {
             self.pump_events();
-            for side in 0..2 {
-                while let Some(datagram) = self.peers[side].agent.poll_transmit() {
-                    self.send(side, datagram);
+            for _ in 0..4 {
+                self.tcp_commands();
+                for side in 0..2 {
+                    while let Some(datagram) = self.peers[side].agent.poll_transmit() {
+                        self.send(side, datagram);
+                    }
                 }
             }
             self.pump_events();
@@ -490,7 +620,7 @@ impl Sim {
         };
         let datagram = Datagram {
             source: transmit.source,
-            transport: transmit.transport,
+            route: transmit.route,
             destination: transmit.destination,
             payload: transmit.payload.to_vec(),
         };
