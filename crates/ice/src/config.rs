@@ -92,6 +92,11 @@ pub struct AgentConfig {
     pub credentials: Option<(String, String)>,
     /// At most this many pairs (RFC 8445 §6.1.2.5 suggests 100).
     pub max_pairs: usize,
+    /// Be an ICE-lite agent (RFC 8445 §2.5), as servers on public
+    /// addresses are: host candidates only, no checks of its own, always
+    /// controlled; a pair works once a check arrives on it, and is selected
+    /// when the other side nominates it.
+    pub lite: bool,
 }
 
 impl Default for AgentConfig {
@@ -113,6 +118,7 @@ impl Default for AgentConfig {
             relay_only: false,
             credentials: None,
             max_pairs: 100,
+            lite: false,
         }
     }
 }

@@ -37,6 +37,25 @@ pub fn candidate_line(candidate: &Candidate) -> String {
 /// The line that ends a trickled description.
 pub const END_OF_CANDIDATES: &str = "a=end-of-candidates";
 
+/// `a=remote-candidates` (RFC 8839 §5.2): the remote candidates of the
+/// selected pairs, which the controlling agent puts in its next offer.
+pub fn remote_candidates_line(candidates: &[Candidate]) -> String {
+    let mut line = String::from("a=remote-candidates:");
+    for (i, c) in candidates.iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        let _ = write!(
+            line,
+            "{} {} {}",
+            c.component,
+            c.address.ip(),
+            c.address.port()
+        );
+    }
+    line
+}
+
 /// What one line of the other side's description said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RemoteLine {
@@ -60,6 +79,8 @@ pub enum RemoteLine {
     },
     /// `a=end-of-candidates`.
     EndOfCandidates,
+    /// `a=remote-candidates`: (component, address) the other side selected.
+    RemoteCandidates(Vec<(u16, std::net::SocketAddr)>),
     /// Anything else: not about ICE.
     Other,
 }
@@ -129,6 +150,21 @@ impl DescriptionReader {
             self.ice_lite = true;
         } else if trimmed == END_OF_CANDIDATES {
             return Ok(RemoteLine::EndOfCandidates);
+        } else if trimmed.starts_with("a=remote-candidates:") {
+            let parsed = edgeice_candidate::parse_remote_candidates(trimmed)
+                .map_err(|e| error(e.to_string()))?;
+            let mut selected = Vec::new();
+            for c in parsed {
+                match c.address {
+                    edgeice_candidate::CandidateAddress::Ip(ip) => {
+                        selected.push((c.component, std::net::SocketAddr::new(ip, c.port)));
+                    }
+                    edgeice_candidate::CandidateAddress::Name(name) => {
+                        return Err(error(format!("{name:?} is not an IP address")));
+                    }
+                }
+            }
+            return Ok(RemoteLine::RemoteCandidates(selected));
         } else if trimmed.starts_with("a=candidate:") {
             return match Candidate::parse(trimmed) {
                 Ok(candidate) => Ok(RemoteLine::Candidate(candidate)),
@@ -183,6 +219,18 @@ mod tests {
                 .any(|l| matches!(l, RemoteLine::Skipped { .. }))
         );
         assert_eq!(lines.last(), Some(&RemoteLine::EndOfCandidates));
+    }
+
+    #[test]
+    fn remote_candidates_round_trip() {
+        let c = Candidate::parse("candidate:1 2 udp 1 192.0.2.1 5001 typ host").unwrap();
+        let line = remote_candidates_line(&[c]);
+        assert_eq!(line, "a=remote-candidates:2 192.0.2.1 5001");
+        let mut reader = DescriptionReader::new();
+        assert_eq!(
+            reader.read_line(&line).unwrap(),
+            RemoteLine::RemoteCandidates(vec![(2, "192.0.2.1:5001".parse().unwrap())])
+        );
     }
 
     #[test]

@@ -156,3 +156,81 @@ fn a_better_pair_found_later_is_promoted() {
             .any(|(_, e)| matches!(e, Event::Promoted { .. }))
     );
 }
+
+#[test]
+fn a_full_agent_connects_to_a_lite_one() {
+    let now = Instant::now();
+    let a = Peer::new(config(true), now, &["192.0.2.1:5000"], None);
+    let mut lite = config(true);
+    lite.lite = true;
+    let b = Peer::new(lite, now, &["192.0.2.2:6000"], None);
+    let mut sim = Sim::new(now, a, b);
+    // The lite side says so in its description.
+    let (ufrag, pwd) = (
+        sim.peers[1].agent.local_ufrag().to_string(),
+        sim.peers[1].agent.local_password().to_string(),
+    );
+    sim.peers[0]
+        .agent
+        .set_remote_credentials(now, &ufrag, &pwd, true);
+    assert!(sim.run_until_connected(Duration::from_secs(5)));
+    assert!(sim.peers[0].agent.is_controlling());
+    assert!(
+        !sim.peers[1].agent.is_controlling(),
+        "a lite agent is controlled"
+    );
+    let checks_from_lite = sim.peers[1]
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::Check {
+                    state: edgeice_ice::CheckState::InProgress,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(checks_from_lite, 0, "a lite agent sends no checks");
+    assert!(sim.send_data(0, b"to lite"));
+    assert!(sim.send_data(1, b"from lite"));
+    sim.run(Duration::from_secs(6), |_| false);
+    assert_eq!(sim.peers[1].received, vec![b"to lite".to_vec()]);
+    assert_eq!(sim.peers[0].received, vec![b"from lite".to_vec()]);
+}
+
+#[test]
+fn an_ice_restart_connects_again_with_new_credentials() {
+    let now = Instant::now();
+    let a = Peer::new(config(true), now, &["192.0.2.1:5000"], None);
+    let b = Peer::new(config(false), now, &["192.0.2.2:6000"], None);
+    let mut sim = Sim::new(now, a, b);
+    assert!(sim.run_until_connected(Duration::from_secs(5)));
+    let old = sim.peers[0].agent.local_ufrag().to_string();
+    let t = sim.now;
+    // Both sides restart (a new offer and answer), then signal again.
+    let creds: Vec<(String, String)> = (0..2)
+        .map(|side| {
+            let (u, p) = sim.peers[side].agent.restart(t);
+            (u.to_string(), p.to_string())
+        })
+        .collect();
+    assert_ne!(creds[0].0, old);
+    for side in 0..2 {
+        let (u, p) = &creds[1 - side];
+        sim.peers[side].agent.set_remote_credentials(t, u, p, false);
+        for candidate in sim.peers[1 - side].agent.local_candidates() {
+            sim.peers[side].agent.add_remote_candidate(t, candidate);
+        }
+        sim.peers[side].agent.end_of_remote_candidates();
+    }
+    assert_eq!(sim.peers[0].agent.selected_pair(1), None);
+    assert!(sim.run_until_connected(Duration::from_secs(10)));
+    assert!(sim.send_data(0, b"after restart"));
+    sim.run(sim.now - sim.start + Duration::from_secs(1), |_| false);
+    assert_eq!(
+        sim.peers[1].received.last().map(Vec::as_slice),
+        Some(&b"after restart"[..])
+    );
+}

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use edgeice_ice::sdp::{
     DescriptionReader, END_OF_CANDIDATES, RemoteLine, candidate_line, description_header,
+    remote_candidates_line,
 };
 use edgeice_ice::{
     Agent, AgentConfig, Event, Nomination, ServerTransport, State, StunServer, TcpCommand,
@@ -269,6 +270,16 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                     local.append(&format!("{}\n", candidate_line(candidate)))?;
                 }
                 Event::GatheringComplete => local.append(&format!("{END_OF_CANDIDATES}\n"))?,
+                // The controlling side tells which remote candidates it
+                // selected (RFC 8839 §5.2), as its next offer would.
+                Event::Selected { .. } | Event::Promoted { .. } if agent.is_controlling() => {
+                    let selected: Option<Vec<_>> = (1..=agent.components())
+                        .map(|c| agent.selected_pair(c).map(|p| p.remote))
+                        .collect();
+                    if let Some(remotes) = selected {
+                        local.append(&format!("{}\n", remote_candidates_line(&remotes)))?;
+                    }
+                }
                 Event::StateChanged { state, .. } => match state {
                     State::Connected | State::Completed => connected_once = true,
                     State::Failed => finished = Some(Outcome::Failed),
@@ -482,6 +493,16 @@ fn read_remote_line(
             timeline.say("2 exchange", "remote end-of-candidates");
             timeline.record("end-of-candidates", json!({"side": "remote"}));
             agent.end_of_remote_candidates();
+        }
+        RemoteLine::RemoteCandidates(selected) => {
+            let list: Vec<String> = selected
+                .iter()
+                .map(|(component, address)| format!("component {component}: {address}"))
+                .collect();
+            timeline.say(
+                "2 exchange",
+                &format!("the other side selected our {}", list.join(", ")),
+            );
         }
         RemoteLine::Other => {}
     }

@@ -42,7 +42,10 @@ impl Agent {
                 None,
             );
         }
-        self.gatherer.start(now, component, address);
+        // Lite agents have host candidates only (RFC 8445 §5.2).
+        if !self.config.lite {
+            self.gatherer.start(now, component, address);
+        }
         self.local_gathering_done = false;
         // Completion is judged at the next timeout, so that the sockets an
         // application adds in one go count as one gathering.

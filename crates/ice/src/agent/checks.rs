@@ -15,7 +15,10 @@ use crate::event::{CheckState, Event, State};
 impl Agent {
     /// Whether pacing has a check to send once `next_check` comes.
     pub(super) fn has_check_to_send(&self) -> bool {
-        if self.remote.is_none() || matches!(self.state, State::Failed | State::Closed) {
+        if self.config.lite
+            || self.remote.is_none()
+            || matches!(self.state, State::Failed | State::Closed)
+        {
             return false;
         }
         !self.triggered.is_empty()

@@ -204,6 +204,21 @@ impl Agent {
         let Some(pair) = self.add_pair(local, remote, true) else {
             return;
         };
+        if self.config.lite {
+            // A lite agent does not check: a check that reached it proves
+            // the pair, and the other side's nomination selects it.
+            if self.pairs[pair].state != CheckState::Succeeded {
+                self.pairs[pair].state = CheckState::Succeeded;
+                self.pairs[pair].last_answer = Some(now);
+                self.emit_check(pair, None, None);
+            }
+            self.pairs[pair].last_answer = Some(now);
+            if request.use_candidate && !self.pairs[pair].nominated {
+                self.pairs[pair].nominated = true;
+                self.update_selection(now, component);
+            }
+            return;
+        }
         let p = &mut self.pairs[pair];
         match p.state {
             CheckState::Succeeded => {}

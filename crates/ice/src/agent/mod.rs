@@ -198,7 +198,8 @@ impl Agent {
             .unwrap_or_else(|| (random_token(6), random_token(24)));
         let components = usize::from(config.components.max(1));
         Agent {
-            controlling: config.controlling,
+            // RFC 8445 §6.1.1: a lite agent is controlled.
+            controlling: config.controlling && !config.lite,
             tie_breaker: random_u64(),
             local_key: IntegrityKey::new(pwd.as_bytes()),
             local_ufrag: ufrag,
@@ -228,6 +229,19 @@ impl Agent {
             buf: Vec::with_capacity(1500),
             config,
         }
+    }
+
+    /// The candidates gathered so far (not the peer-reflexive ones learned
+    /// from checks), to signal again after an ICE restart.
+    pub fn local_candidates(&self) -> Vec<Candidate> {
+        self.locals
+            .iter()
+            .filter(|l| l.candidate.kind != crate::candidate::CandidateKind::PeerReflexive)
+            .filter(|l| {
+                l.pairable || l.candidate.kind == crate::candidate::CandidateKind::ServerReflexive
+            })
+            .map(|l| l.candidate.clone())
+            .collect()
     }
 
     /// The local ICE user fragment (`a=ice-ufrag`).
@@ -264,7 +278,7 @@ impl Agent {
             username: format!("{ufrag}:{}", self.local_ufrag),
         });
         self.remote_lite = ice_lite;
-        if ice_lite && !self.controlling {
+        if ice_lite && !self.controlling && !self.config.lite {
             self.controlling = true;
             self.recompute_pair_priorities();
             self.events
@@ -433,9 +447,11 @@ impl Agent {
         self.set_state(State::Closed, None);
     }
 
-    /// An ICE restart (RFC 8445 §9): new local credentials, forget the
-    /// remote ones and every pair; the selected pair carries data until
-    /// the new checks select one. Candidates are kept.
+    /// An ICE restart (RFC 8445 §9): new local credentials; the remote
+    /// credentials and candidates, every pair and the selection are
+    /// forgotten, so data waits until the new checks select a pair. Local
+    /// candidates are kept: signal them again ([`Agent::local_candidates`])
+    /// with the new credentials.
     pub fn restart(&mut self, now: Instant) -> (&str, &str) {
         self.local_ufrag = random_token(6);
         self.local_pwd = random_token(24);

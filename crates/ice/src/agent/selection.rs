@@ -47,7 +47,7 @@ impl Agent {
             return;
         }
         self.selected[slot] = Some(best);
-        self.next_consent[slot] = Some(now + self.consent_delay());
+        self.next_consent[slot] = (!self.config.lite).then(|| now + self.consent_delay());
         match previous {
             None => self.events.push_back(Event::Selected {
                 pair: self.describe(best),
@@ -151,6 +151,10 @@ impl Agent {
     /// Sends due consent checks on selected pairs; reports disconnection
     /// when they go unanswered and failure when consent expires.
     pub(super) fn refresh_consent(&mut self, now: Instant) {
+        // Lite agents do not check consent (RFC 7675 §1): the full agent does.
+        if self.config.lite {
+            return;
+        }
         for slot in 0..self.selected.len() {
             let Some(pair) = self.selected[slot] else {
                 continue;
