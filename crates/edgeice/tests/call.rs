@@ -230,27 +230,40 @@ fn libnice_controlling_connects_to_edgeice() {
 /// `edgeice serve` on loopback for relay-only calls (loopback peers allowed,
 /// as the relays of both sides are on 127.0.0.1).
 fn relay_server() -> (common::Running, String) {
+    relay_server_with(&[], 2).0
+}
+
+/// Like [`relay_server`], with more flags and listeners; returns the
+/// listeners too.
+fn relay_server_with(
+    extra: &[&str],
+    listeners: usize,
+) -> ((common::Running, String), Vec<common::Listener>) {
     let (server, listeners) = common::start_server(
         &[
-            "--listen",
-            "127.0.0.1:0",
-            "--user",
-            "u:p",
-            "--realm",
-            "edgeice-test",
-            "--relay-ports",
-            "61000-65535",
-            "--allow-peer",
-            "127.0.0.0/8",
-        ],
-        2,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--user",
+                "u:p",
+                "--realm",
+                "edgeice-test",
+                "--relay-ports",
+                "61000-65535",
+                "--allow-peer",
+                "127.0.0.0/8",
+            ][..],
+            extra,
+        ]
+        .concat(),
+        listeners,
     );
     let udp = listeners
         .iter()
         .find(|(proto, _)| proto == "udp")
         .expect("a UDP listener")
         .1;
-    (server, udp.to_string())
+    ((server, udp.to_string()), listeners)
 }
 
 fn relay_only_args(server: &str) -> Vec<String> {
@@ -387,5 +400,154 @@ fn ice_tcp_only_call_carries_data() {
             && description.contains("tcptype passive")
             && description.contains("tcptype active"),
         "{description}"
+    );
+}
+
+/// A CA and a certificate it signed for 127.0.0.1: (ca, cert, key).
+fn certificates(dir: &Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=edgeice test CA",
+                "-days",
+                "2",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    (path("ca.pem"), path("cert.pem"), path("key.pem"))
+}
+
+#[test]
+fn relay_only_call_through_turn_over_tls() {
+    let dir = workdir("relay-tls");
+    let (ca, cert, key) = certificates(&dir);
+    let ((_server, _), listeners) = relay_server_with(
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+        3,
+    );
+    let tls = listeners
+        .iter()
+        .find(|(proto, _)| proto == "tls")
+        .expect("a TLS listener")
+        .1;
+    let turn = relay_only_args(&tls.to_string());
+    let mut turn: Vec<String> = turn;
+    turn[1] = format!("turns:{tls}");
+    let with_ca =
+        |ca: &str| -> Vec<String> { [&turn[..], &["--turn-ca".into(), ca.into()]].concat() };
+    let good = with_ca(&ca);
+    let good: Vec<&str> = good.iter().map(String::as_str).collect();
+    let (sender, echo) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &[&["--controlling", "--send", "100"], &good[..]].concat(),
+        ),
+        call(&dir, "b.sdp", "a.sdp", &[&["--echo"], &good[..]].concat()),
+    );
+    assert_success("the sender", &sender);
+    assert_success("the echo", &echo);
+    assert!(
+        sender.stdout.contains(&format!("from turns:{tls}")),
+        "{}",
+        sender.stdout
+    );
+
+    // Trusting another CA, the server's certificate is refused: no relay,
+    // said as a gathering error, and the call fails rather than hangs.
+    let other = workdir("relay-tls-other");
+    let (other_ca, _, _) = certificates(&other);
+    let bad = with_ca(&other_ca);
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let outcome = run_bounded(
+        call(
+            &dir,
+            "c.sdp",
+            "b.sdp",
+            &[&["--controlling"], &bad[..]].concat(),
+        ),
+        LIMIT,
+    );
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(1),
+        "{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    assert!(
+        outcome.stdout.contains("gave no candidate"),
+        "{}",
+        outcome.stdout
     );
 }

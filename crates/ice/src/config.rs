@@ -34,6 +34,9 @@ pub enum ServerTransport {
     /// A TCP connection the application opens from the host socket's IP
     /// (for networks that block UDP); messages framed as RFC 8656 §12.5 says.
     Tcp,
+    /// TLS over such a TCP connection (`turns:`, often on port 443, which
+    /// strict firewalls let through).
+    Tls,
 }
 
 /// A TURN server to allocate relayed candidates on.

@@ -138,6 +138,7 @@ impl Gatherer {
             let transport = match server.transport {
                 ServerTransport::Udp => Transport::Udp,
                 ServerTransport::Tcp => Transport::Tcp,
+                ServerTransport::Tls => Transport::Tls,
             };
             let mut config = AllocationConfig::new(server.address, transport, credentials);
             config.transactions = self.transactions;
@@ -392,7 +393,7 @@ impl Gatherer {
         for query in &mut self.turn {
             if query.socket == socket
                 && query.server.address == server
-                && query.server.transport == ServerTransport::Tcp
+                && query.server.transport != ServerTransport::Udp
             {
                 query.allocation.connection_closed();
             }

@@ -6,6 +6,7 @@ mod media;
 mod net;
 mod signalling;
 mod timeline;
+mod tls;
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ pub struct CallArgs {
     /// A TURN server for relayed candidates (`turn:HOST[:PORT][?transport=udp]`); repeatable.
     #[arg(long = "turn", value_name = "URL")]
     turn: Vec<String>,
+    /// PEM certificates to trust for `turns:` servers (default: the
+    /// system's roots).
+    #[arg(long, value_name = "PEM")]
+    turn_ca: Option<std::path::PathBuf>,
     /// TURN user name.
     #[arg(long, requires = "password")]
     user: Option<String>,
@@ -150,10 +155,8 @@ fn agent_config(args: &CallArgs) -> Result<AgentConfig> {
     }
     for url in &args.turn {
         let parsed = ServerUrl::parse(url).map_err(anyhow::Error::msg)?;
-        if parsed.scheme != Scheme::Turn {
-            bail!(
-                "--turn {url}: only turn: URLs are supported so far (turns:, TURN over TLS, is not)"
-            );
+        if !matches!(parsed.scheme, Scheme::Turn | Scheme::Turns) {
+            bail!("--turn {url}: a turn: or turns: URL is needed");
         }
         let (Some(username), Some(password)) = (&args.user, &args.password) else {
             bail!("--turn needs --user and --password");
@@ -161,9 +164,10 @@ fn agent_config(args: &CallArgs) -> Result<AgentConfig> {
         config.turn_servers.push(TurnServer {
             address: parsed.resolve().map_err(anyhow::Error::msg)?,
             url: parsed.to_string(),
-            transport: match parsed.transport {
-                UrlTransport::Udp => ServerTransport::Udp,
-                UrlTransport::Tcp => ServerTransport::Tcp,
+            transport: match (parsed.scheme, parsed.transport) {
+                (Scheme::Turns, _) => ServerTransport::Tls,
+                (_, UrlTransport::Udp) => ServerTransport::Udp,
+                (_, UrlTransport::Tcp) => ServerTransport::Tcp,
             },
             username: username.clone(),
             password: password.clone(),
@@ -229,6 +233,20 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
 
     // One socket per address and component; a task per socket reads it.
     let (mut net, mut incoming) = Net::new();
+    let tls_servers: Vec<(std::net::SocketAddr, String)> = args
+        .turn
+        .iter()
+        .filter_map(|url| ServerUrl::parse(url).ok())
+        .filter(|url| url.scheme == Scheme::Turns)
+        .filter_map(|url| {
+            url.resolve()
+                .ok()
+                .map(|address| (address, url.host.clone()))
+        })
+        .collect();
+    if !tls_servers.is_empty() {
+        net.set_tls(tls::setup(args.turn_ca.as_deref(), &tls_servers)?);
+    }
     for ip in host_ips(&args)? {
         for component in 1..=args.components {
             if !args.tcp_only {

@@ -10,9 +10,11 @@ use anyhow::{Context, Result};
 use edgeice_ice::framing::{FrameDecoder, frame};
 use edgeice_ice::{ConnectionId, Route};
 use edgeice_stun::StreamDecoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsConnector;
 
 /// Something that arrived.
 pub enum Incoming {
@@ -51,6 +53,8 @@ pub struct Net {
     writers: Vec<tokio::task::JoinHandle<()>>,
     /// ICE-TCP connections' writers, framed bytes in.
     connections: HashMap<ConnectionId, mpsc::UnboundedSender<Vec<u8>>>,
+    /// For `turns:` servers.
+    tls: Option<TlsSetup>,
     incoming: mpsc::Sender<Incoming>,
 }
 
@@ -63,9 +67,15 @@ impl Net {
             tcp: HashMap::new(),
             writers: Vec::new(),
             connections: HashMap::new(),
+            tls: None,
             incoming,
         };
         (net, rx)
+    }
+
+    /// How to reach `turns:` servers.
+    pub fn set_tls(&mut self, tls: TlsSetup) {
+        self.tls = Some(tls);
     }
 
     /// Binds a UDP socket on `ip` (any port) and starts reading it.
@@ -196,9 +206,17 @@ impl Net {
                     let _ = socket.send_to(payload, destination).await;
                 }
             }
-            Route::ServerTcp => {
+            Route::ServerTcp | Route::ServerTls => {
+                let tls = match (route, &self.tls) {
+                    (Route::ServerTls, Some(setup)) => match setup.names.get(&destination) {
+                        Some(name) => Some((setup.connector.clone(), name.clone())),
+                        None => return,
+                    },
+                    (Route::ServerTls, None) => return,
+                    _ => None,
+                };
                 let writer = self.tcp.entry((source, destination)).or_insert_with(|| {
-                    let (writer, task) = connect(source, destination, self.incoming.clone());
+                    let (writer, task) = connect(source, destination, tls, self.incoming.clone());
                     self.writers.push(task);
                     writer
                 });
@@ -237,16 +255,30 @@ async fn open(local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStrea
     socket.connect(remote).await
 }
 
-/// Opens a TCP connection from `source`'s IP to `server` in a task; frames
-/// read from it come back as packets from `server` on `source`. Returns the
-/// channel to write to it and the task that does.
+/// A byte stream to a server: TCP, or TLS over TCP.
+trait ServerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ServerStream for T {}
+
+/// TLS to `turns:` servers: the connector and each server's name.
+pub struct TlsSetup {
+    /// Verifies servers against the trusted roots.
+    pub connector: TlsConnector,
+    /// The name to check each server's certificate against.
+    pub names: HashMap<SocketAddr, ServerName<'static>>,
+}
+
+/// Opens a TCP connection (TLS with `tls`) from `source`'s IP to `server`
+/// in a task; frames read from it come back as packets from `server` on
+/// `source`. Returns the channel to write to it and the task that does.
 fn connect(
     source: SocketAddr,
     server: SocketAddr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     incoming: mpsc::Sender<Incoming>,
 ) -> (mpsc::UnboundedSender<Vec<u8>>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let (writer_tx, writer_rx) = tokio::sync::oneshot::channel();
+    let (writer_tx, writer_rx) =
+        tokio::sync::oneshot::channel::<WriteHalf<Box<dyn ServerStream>>>();
     let task = tokio::spawn(async move {
         // The writer starts once the connection is up; if it never is, the
         // queued bytes are dropped with the channel.
@@ -254,33 +286,34 @@ fn connect(
             return;
         };
         while let Some(bytes) = rx.recv().await {
-            if AsyncWriteExt::write_all(&mut writer, &bytes).await.is_err() {
+            if writer.write_all(&bytes).await.is_err() {
                 return;
             }
         }
+        let _ = writer.shutdown().await;
     });
     tokio::spawn(async move {
         let closed = Incoming::StreamClosed {
             socket: source,
             server,
         };
-        let socket = match source {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        };
-        let stream = match socket {
-            Ok(socket) => match socket.bind(SocketAddr::new(source.ip(), 0)) {
-                Ok(()) => socket.connect(server).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        let Ok(stream) = stream else {
+        let Ok(tcp) = open(SocketAddr::new(source.ip(), 0), server).await else {
             let _ = incoming.send(closed).await;
             return;
         };
-        let _ = stream.set_nodelay(true);
-        let (mut reader, writer) = stream.into_split();
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn ServerStream> = match tls {
+            None => Box::new(tcp),
+            Some((connector, name)) => match connector.connect(name, tcp).await {
+                Ok(stream) => Box::new(stream),
+                Err(e) => {
+                    tracing::warn!("TLS to {server} failed: {e}");
+                    let _ = incoming.send(closed).await;
+                    return;
+                }
+            },
+        };
+        let (mut reader, writer) = tokio::io::split(stream);
         let _ = writer_tx.send(writer);
         let mut decoder = StreamDecoder::new();
         let mut buf = vec![0u8; 65536];

@@ -201,6 +201,7 @@ impl Agent {
     /// pair has failed, the agent may give up.
     pub fn end_of_remote_candidates(&mut self) {
         self.remote_end_of_candidates = true;
+        self.check_for_failure();
     }
 
     /// Forms the pair (local, remote) if they can be paired and it is new;

@@ -41,6 +41,9 @@ pub enum Route {
     /// [`Agent::handle_input`] with the same two addresses; a connection
     /// that ends goes to [`Agent::stream_closed`].
     ServerTcp,
+    /// As [`Route::ServerTcp`], over TLS: the application runs TLS on the
+    /// connection and hands back what it decrypts, frame by frame.
+    ServerTls,
     /// An ICE-TCP connection (RFC 6544): the application frames the payload
     /// with [`crate::framing::frame`] and writes it to that connection.
     Connection(ConnectionId),
@@ -51,6 +54,7 @@ impl From<ServerTransport> for Route {
         match transport {
             ServerTransport::Udp => Route::Udp,
             ServerTransport::Tcp => Route::ServerTcp,
+            ServerTransport::Tls => Route::ServerTls,
         }
     }
 }
@@ -546,6 +550,7 @@ impl Agent {
         }
         self.drain_gatherer_transmits();
         self.check_gathering_complete();
+        self.check_for_failure();
     }
 
     fn drain_gatherer_transmits(&mut self) {
