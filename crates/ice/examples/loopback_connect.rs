@@ -1,65 +1,84 @@
-//! How long two edgeice agents take to connect over loopback UDP once both
-//! descriptions are known: the edgeice column of `bench/ice-connect/run.sh`.
+//! How long two edgeice agents take to connect over loopback UDP: the
+//! edgeice column of `bench/ice-connect/run.sh`.
 //!
-//! `cargo run --release -p edgeice-ice --example loopback_connect -- ROUNDS`
-//! prints one line per round: milliseconds from the exchange of
-//! descriptions to both agents connected.
+//! ```text
+//! cargo run --release -p edgeice-ice --example loopback_connect -- ROUNDS [--turn ADDR USER PASS] [--stun ADDR]... [--trickle]
+//! ```
+//!
+//! Prints one line per round, in milliseconds. Without `--trickle`: from
+//! the moment both descriptions are complete (gathering done) and
+//! exchanged, to both agents connected. With `--trickle`: from the agents'
+//! creation, candidates passed on as they are gathered, to both connected
+//! (what a dead STUN server could delay). `--turn`: relayed candidates
+//! only, allocated on that TURN server.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use edgeice_ice::{Agent, AgentConfig, Event, State};
+use edgeice_ice::{Agent, AgentConfig, Candidate, Event, ServerTransport, State, StunServer, TurnServer};
+
+struct Options {
+    rounds: usize,
+    turn: Option<TurnServer>,
+    stun: Vec<StunServer>,
+    trickle: bool,
+}
+
+fn options() -> Result<Options, String> {
+    let mut args = std::env::args().skip(1);
+    let mut options = Options {
+        rounds: 20,
+        turn: None,
+        stun: Vec::new(),
+        trickle: false,
+    };
+    let address = |s: Option<String>| -> Result<SocketAddr, String> {
+        s.ok_or("missing address")?.parse().map_err(|e| format!("{e}"))
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--turn" => {
+                let address = address(args.next())?;
+                options.turn = Some(TurnServer {
+                    address,
+                    url: format!("turn:{address}"),
+                    transport: ServerTransport::Udp,
+                    username: args.next().ok_or("--turn ADDR USER PASS")?,
+                    password: args.next().ok_or("--turn ADDR USER PASS")?,
+                });
+            }
+            "--stun" => {
+                let address = address(args.next())?;
+                options.stun.push(StunServer {
+                    address,
+                    url: format!("stun:{address}"),
+                });
+            }
+            "--trickle" => options.trickle = true,
+            rounds => options.rounds = rounds.parse().map_err(|_| format!("unexpected {rounds:?}"))?,
+        }
+    }
+    Ok(options)
+}
 
 fn connected(agent: &Agent) -> bool {
     matches!(agent.state(), State::Connected | State::Completed)
 }
 
-fn round() -> Result<Duration, String> {
-    let sockets = [
-        UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?,
-        UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?,
-    ];
+/// Runs both agents over their sockets until `done` or 15 s; passes
+/// gathered candidates to the other side when `trickle`.
+fn drive(
+    agents: &mut [Agent; 2],
+    sockets: &[UdpSocket; 2],
+    trickle: bool,
+    gathered: &mut [Vec<Candidate>; 2],
+    complete: &mut [bool; 2],
+    mut done: impl FnMut(&[Agent; 2], &[bool; 2]) -> bool,
+) -> Result<(), String> {
     let start = Instant::now();
-    let mut agents = [true, false].map(|controlling| {
-        Agent::new(
-            AgentConfig {
-                controlling,
-                ..AgentConfig::default()
-            },
-            start,
-        )
-    });
     let addresses: Vec<SocketAddr> = sockets.iter().map(|s| s.local_addr().unwrap()).collect();
-    for (agent, address) in agents.iter_mut().zip(&addresses) {
-        agent.add_host_socket(start, 1, *address);
-    }
-    // Gathering (host only) is done: exchange the descriptions, start the clock.
-    let mut gathered: [Vec<_>; 2] = [Vec::new(), Vec::new()];
-    for (side, agent) in agents.iter_mut().enumerate() {
-        while let Some(event) = agent.poll_event() {
-            if let Event::CandidateGathered { candidate, .. } = event {
-                gathered[side].push(candidate);
-            }
-        }
-    }
-    let t0 = Instant::now();
-    let credentials: Vec<(String, String)> = agents
-        .iter()
-        .map(|a| (a.local_ufrag().to_string(), a.local_password().to_string()))
-        .collect();
-    for (side, agent) in agents.iter_mut().enumerate() {
-        let (ufrag, pwd) = &credentials[1 - side];
-        agent.set_remote_credentials(t0, ufrag, pwd, false);
-        for candidate in gathered[1 - side].clone() {
-            agent.add_remote_candidate(t0, candidate);
-        }
-        agent.end_of_remote_candidates();
-    }
-    for socket in &sockets {
-        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
-    }
     let mut buf = [0u8; 2048];
-    while t0.elapsed() < Duration::from_secs(10) {
+    while start.elapsed() < Duration::from_secs(15) {
         let now = Instant::now();
         for side in 0..2 {
             if agents[side].poll_timeout().is_some_and(|t| t <= now) {
@@ -69,26 +88,103 @@ fn round() -> Result<Duration, String> {
                 let _ = sockets[side].send_to(&d.payload, d.destination);
             }
             while let Ok((len, from)) = sockets[side].recv_from(&mut buf) {
-                let _ =
-                    agents[side].handle_input(Instant::now(), addresses[side], from, &buf[..len]);
+                let _ = agents[side].handle_input(Instant::now(), addresses[side], from, &buf[..len]);
             }
-            while agents[side].poll_event().is_some() {}
+            while let Some(event) = agents[side].poll_event() {
+                match event {
+                    Event::CandidateGathered { candidate, .. } if trickle => {
+                        agents[1 - side].add_remote_candidate(now, candidate);
+                    }
+                    Event::CandidateGathered { candidate, .. } => gathered[side].push(candidate),
+                    Event::GatheringComplete => {
+                        complete[side] = true;
+                        if trickle {
+                            agents[1 - side].end_of_remote_candidates();
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
-        if agents.iter().all(connected) {
-            return Ok(t0.elapsed());
+        if done(agents, complete) {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_micros(100));
     }
-    Err("no connection within 10 s".into())
+    Err("nothing within 15 s".into())
+}
+
+fn round(options: &Options) -> Result<Duration, String> {
+    let sockets = [
+        UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?,
+        UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?,
+    ];
+    for socket in &sockets {
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+    }
+    let start = Instant::now();
+    let mut agents = [true, false].map(|controlling| {
+        Agent::new(
+            AgentConfig {
+                controlling,
+                stun_servers: options.stun.clone(),
+                turn_servers: options.turn.clone().into_iter().collect(),
+                relay_only: options.turn.is_some(),
+                ..AgentConfig::default()
+            },
+            start,
+        )
+    });
+    let credentials: Vec<(String, String)> = agents
+        .iter()
+        .map(|a| (a.local_ufrag().to_string(), a.local_password().to_string()))
+        .collect();
+    for (side, agent) in agents.iter_mut().enumerate() {
+        agent.add_host_socket(start, 1, sockets[side].local_addr().map_err(|e| e.to_string())?);
+    }
+    let mut gathered: [Vec<Candidate>; 2] = [Vec::new(), Vec::new()];
+    let mut complete = [false, false];
+    if options.trickle {
+        for (side, agent) in agents.iter_mut().enumerate() {
+            let (ufrag, pwd) = &credentials[1 - side];
+            agent.set_remote_credentials(start, ufrag, pwd, false);
+        }
+        drive(&mut agents, &sockets, true, &mut gathered, &mut complete, |a, _| a.iter().all(connected))?;
+        return Ok(start.elapsed());
+    }
+    drive(&mut agents, &sockets, false, &mut gathered, &mut complete, |_, c| c.iter().all(|x| *x))?;
+    let t0 = Instant::now();
+    for (side, agent) in agents.iter_mut().enumerate() {
+        let (ufrag, pwd) = &credentials[1 - side];
+        agent.set_remote_credentials(t0, ufrag, pwd, false);
+        for candidate in gathered[1 - side].clone() {
+            agent.add_remote_candidate(t0, candidate);
+        }
+        agent.end_of_remote_candidates();
+    }
+    drive(&mut agents, &sockets, false, &mut gathered, &mut complete, |a, _| a.iter().all(connected))?;
+    let elapsed = t0.elapsed();
+    for agent in &mut agents {
+        agent.close(Instant::now());
+    }
+    for (side, agent) in agents.iter_mut().enumerate() {
+        while let Some(d) = agent.poll_transmit() {
+            let _ = sockets[side].send_to(&d.payload, d.destination);
+        }
+    }
+    Ok(elapsed)
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    for _ in 0..rounds {
-        match round() {
+    let options = match options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("loopback_connect: {e}");
+            std::process::exit(2);
+        }
+    };
+    for _ in 0..options.rounds {
+        match round(&options) {
             Ok(elapsed) => println!("{:.3}", elapsed.as_secs_f64() * 1e3),
             Err(e) => {
                 eprintln!("loopback_connect: {e}");
