@@ -31,6 +31,9 @@ mod reassembly;
 pub mod report;
 pub mod sdp;
 pub mod sip;
+mod spool;
+pub mod stream;
+pub mod trace;
 pub mod webrtc_internals;
 
 #[doc(hidden)]
@@ -38,3 +41,4 @@ pub mod fuzzing;
 
 pub use call::{Analysis, analyze};
 pub use diagnose::{Finding, Severity};
+pub use stream::{Analyzer, Limits, Sink, Summary};
