@@ -537,10 +537,14 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
     }
     diagnose_pairs(call, &mut findings);
     if call.ice_failed {
+        // The state change itself, rather than a check or a server that
+        // failed on the way.
+        let says = |e: &&crate::call::Event, what: &str| e.what.to_ascii_lowercase().contains(what);
         let failed = call
             .timeline
             .iter()
-            .find(|e| e.what.to_ascii_lowercase().contains("failed"));
+            .find(|e| says(e, "state failed") || says(e, "statechange: failed"))
+            .or_else(|| call.timeline.iter().find(|e| says(e, "failed")));
         let who = if call.source == "webrtc-internals" {
             "the browser"
         } else {

@@ -473,7 +473,8 @@ fn side(
         fallback_only: false,
         description: Description {
             media: vec![Media {
-                kind: "media".into(),
+                // Traces name no media: the call's one ICE stream.
+                kind: "ICE".into(),
                 ufrag,
                 // Traces never write passwords; the agent had them.
                 has_pwd: true,
@@ -559,7 +560,7 @@ pub(crate) fn call_of(first: Trace, second: Option<Trace>) -> Call {
 /// Findings from a trace's gathering errors: refused credentials, other
 /// TURN errors, and servers that never answered.
 fn gather_findings(trace: &Trace, call_id: &str, findings: &mut Vec<Finding>) {
-    let who = format!("the {} agent ({})", trace.role, trace.file);
+    let who = format!("the {} agent of {}", trace.role, trace.file);
     let evidence = |e: &GatherError| Evidence {
         file: trace.file.clone(),
         line: e.line,
