@@ -1,6 +1,6 @@
 //! Calls, rebuilt from their SIP messages: the offer and the answer, and
 //! the timeline between INVITE and BYE. A call is built as its messages
-//! arrive ([`CallBuilder`]), so that it can be finished — diagnosed,
+//! arrive (`CallBuilder`), so that it can be finished — diagnosed,
 //! reported and dropped — as soon as it ends.
 
 use serde::Serialize;

@@ -162,6 +162,8 @@ pub struct Analyzer {
 
 /// Call-IDs remembered after their call is finished.
 const MAX_FINISHED: usize = 4096;
+/// Traces waiting for the other side of their call.
+const MAX_WAITING_TRACES: usize = 256;
 
 impl Analyzer {
     /// An analyzer with nothing read.
@@ -311,6 +313,13 @@ impl Analyzer {
             }
             None => {
                 self.traces.push(trace);
+                if self.traces.len() > MAX_WAITING_TRACES {
+                    // Traces are one per run of `edgeice call`: this many
+                    // unpaired ones is a pile of runs, not one call's two
+                    // sides, and the oldest is reported alone.
+                    let oldest = self.traces.remove(0);
+                    return self.emit(crate::trace::call_of(oldest, None), sink);
+                }
                 Ok(())
             }
         }
