@@ -4,7 +4,7 @@
 //! part of the story.
 //!
 //! UDP datagrams are read one by one; TCP segments go through
-//! [`crate::reassembly`], which puts SIP messages split over several
+//! the `reassembly` module, which puts SIP messages split over several
 //! segments back together.
 
 use std::io::Read;
