@@ -244,6 +244,8 @@ pub(crate) struct CallBuilder {
     /// The BYE was sent: its final response completes the call.
     awaiting_bye_response: bool,
     complete: bool,
+    /// An INVITE was seen: a call, not an OPTIONS ping or a REGISTER.
+    invited: bool,
 }
 
 impl CallBuilder {
@@ -263,12 +265,20 @@ impl CallBuilder {
             awaiting_ack: false,
             awaiting_bye_response: false,
             complete: false,
+            invited: false,
         }
+    }
+
+    /// Whether an INVITE was seen: dialogs without one (OPTIONS pings,
+    /// REGISTER, SUBSCRIBE) have no end to wait for.
+    pub(crate) fn is_call(&self) -> bool {
+        self.invited
     }
 
     /// Takes one message of the call into account.
     pub(crate) fn push(&mut self, message: &SipMessage) -> Progress {
         let is_invite = message.method() == Some("INVITE");
+        self.invited |= is_invite || message.cseq_method() == Some("INVITE");
         if is_invite && self.offer.is_none() {
             self.offer = side_of(message, "offer", message.header("From").unwrap_or(""));
         } else if is_invite && message.body.contains("a=remote-candidates:") {

@@ -150,7 +150,7 @@ fn call_text(out: &mut String, call: &Call, explain: bool) {
         let _ = writeln!(out, "  BYE {seconds:.1} s after the answer, {promoted}");
     }
     match call.end {
-        "evicted" => {
+        "evicted" if call.offer.is_some() || call.answer.is_some() => {
             let _ = writeln!(
                 out,
                 "  (still open when too many other calls were: finished early; later messages of it, if any, are another entry)"

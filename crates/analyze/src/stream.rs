@@ -95,7 +95,8 @@ pub struct Summary {
     /// Calls finished (the length of the report's `calls`).
     #[serde(rename = "call_count")]
     pub calls: usize,
-    /// Calls finished early because too many were open.
+    /// Calls (with an INVITE) finished early because too many were open;
+    /// other dialogs (OPTIONS pings, REGISTER) are finished so silently.
     pub calls_evicted: usize,
     /// Responses and ACKs that came after their call was finished, and were
     /// left out.
@@ -146,8 +147,11 @@ pub struct Analyzer {
     open: HashMap<String, Open>,
     /// Messages read so far: the order of activity.
     tick: u64,
-    /// Calls in `open` that have ended.
-    ending: usize,
+    /// The open calls by when they were last active (each tick is one
+    /// message, so keys are unique): the least recently active is first.
+    by_activity: BTreeMap<u64, String>,
+    /// The ended calls in `open`, by when they ended.
+    by_end: BTreeMap<u64, String>,
     /// Recently finished Call-IDs, to recognise the responses and ACKs
     /// that trail a finished call.
     finished: HashSet<String>,
@@ -172,7 +176,8 @@ impl Analyzer {
             limits,
             open: HashMap::new(),
             tick: 0,
-            ending: 0,
+            by_activity: BTreeMap::new(),
+            by_end: BTreeMap::new(),
             finished: HashSet::new(),
             finished_order: VecDeque::new(),
             stun: StunFindings::default(),
@@ -226,23 +231,25 @@ impl Analyzer {
             last_active: tick,
             ended_at: None,
         });
+        // Keep the activity index in step: the entry moves to the end.
+        self.by_activity.remove(&open.last_active);
+        self.by_activity.insert(tick, id.to_owned());
         open.last_active = tick;
         let progress = open.builder.push(&message);
         if progress != Progress::Open && open.ended_at.is_none() {
             open.ended_at = Some(tick);
-            self.ending += 1;
+            self.by_end.insert(tick, id.to_owned());
         }
-        let id = id.to_owned();
         if progress == Progress::Complete && !self.limits.keep_ended {
-            self.close(&id, "complete", sink)?;
+            self.close(id, "complete", sink)?;
         }
-        if !self.limits.keep_ended && self.ending > self.limits.max_ending {
+        if !self.limits.keep_ended && self.by_end.len() > self.limits.max_ending {
             self.finish_oldest(true, sink)?;
         }
         if self.open.len() > self.limits.max_open_calls {
             // Ended calls go first; only if none has, an open one.
-            let evict = self.ending == 0;
-            self.finish_oldest(!evict, sink)?;
+            let ended = !self.by_end.is_empty();
+            self.finish_oldest(ended, sink)?;
         }
         Ok(())
     }
@@ -250,20 +257,12 @@ impl Analyzer {
     /// Finishes the call that ended first (`ended`), or the least recently
     /// active one.
     fn finish_oldest(&mut self, ended: bool, sink: &mut dyn Sink) -> io::Result<()> {
-        let oldest = if ended {
-            self.open
-                .iter()
-                .filter_map(|(id, o)| o.ended_at.map(|at| (at, id)))
-                .min()
-                .map(|(_, id)| id.clone())
+        let index = if ended {
+            &self.by_end
         } else {
-            self.open
-                .iter()
-                .map(|(id, o)| (o.last_active, id))
-                .min()
-                .map(|(_, id)| id.clone())
+            &self.by_activity
         };
-        match oldest {
+        match index.first_key_value().map(|(_, id)| id.clone()) {
             Some(id) => self.close(&id, "evicted", sink),
             None => Ok(()),
         }
@@ -274,10 +273,13 @@ impl Analyzer {
         let Some(open) = self.open.remove(id) else {
             return Ok(());
         };
-        if open.ended_at.is_some() {
-            self.ending -= 1;
-        } else if end == "evicted" {
-            self.summary.calls_evicted += 1;
+        self.by_activity.remove(&open.last_active);
+        match open.ended_at {
+            Some(at) => {
+                self.by_end.remove(&at);
+            }
+            None if end == "evicted" && open.builder.is_call() => self.summary.calls_evicted += 1,
+            None => {}
         }
         if self.finished_order.len() >= MAX_FINISHED
             && let Some(old) = self.finished_order.pop_front()
