@@ -3,7 +3,9 @@
 //! driver around it and renders the result; no protocol logic lives here.
 
 mod analyze;
+mod call;
 mod serve;
+mod server_url;
 mod users;
 
 use std::process::ExitCode;
@@ -33,6 +35,9 @@ enum LogFormat {
 enum Command {
     /// Run the edge: a STUN/TURN server over UDP and TCP (RFC 8489, 8656).
     Serve(Box<serve::ServeArgs>),
+    /// Make a call to another machine and watch its four phases: gathering,
+    /// exchange (through files or the terminal), checks, selection.
+    Call(Box<call::CallArgs>),
     /// Manage the TURN users in the SQLite store that `serve` reads.
     User(users::UserArgs),
     /// Read a call's SDP, SIP traces or Lync/SfB client logs; say why its
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::User(args) => users::run(args),
         Command::Analyze(args) => return analyze::run(args),
+        Command::Call(args) => return call::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -276,26 +276,11 @@ impl ServeArgs {
 /// (RFC 7064), `HOST:PORT`, or an IP alone; the port defaults to 3478. A
 /// host name is resolved once, at start-up.
 fn parse_stun_server(s: &str) -> Result<SocketAddr, String> {
-    let rest = s.strip_prefix("stun:").unwrap_or(s);
-    if let Ok(addr) = rest.parse::<SocketAddr>() {
-        return Ok(addr);
+    let url = crate::server_url::ServerUrl::parse(s)?;
+    if url.scheme != crate::server_url::Scheme::Stun {
+        return Err(format!("{s}: a stun: server is needed here"));
     }
-    let bare = rest.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, 3478));
-    }
-    let has_port = rest
-        .rsplit_once(':')
-        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
-    let with_port = if has_port {
-        rest.to_owned()
-    } else {
-        format!("{rest}:3478")
-    };
-    std::net::ToSocketAddrs::to_socket_addrs(&with_port)
-        .map_err(|e| format!("{s}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{s}: the name has no address"))
+    url.resolve()
 }
 
 fn parse_rate(s: &str) -> Result<(u32, u32), String> {

@@ -1,0 +1,450 @@
+//! `edgeice call`: a call between two machines whose four phases you can
+//! watch. The ICE agent is `edgeice_ice::Agent`; this module owns the UDP
+//! sockets, the clock, the signalling files and the terminal.
+
+mod media;
+mod net;
+mod signalling;
+mod timeline;
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use edgeice_ice::sdp::{
+    DescriptionReader, END_OF_CANDIDATES, RemoteLine, candidate_line, description_header,
+};
+use edgeice_ice::{
+    Agent, AgentConfig, Event, Nomination, ServerTransport, State, StunServer, TurnServer,
+};
+use serde_json::json;
+
+use crate::server_url::{Scheme, ServerUrl, UrlTransport};
+use media::{BYE, Probes};
+use net::{Incoming, Net};
+use timeline::Timeline;
+
+/// `edgeice call` arguments.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Where to write this side's description (`-`: stdout).
+    #[arg(long)]
+    local: String,
+    /// Where to read the other side's description from, as it grows (`-`: stdin).
+    #[arg(long)]
+    remote: String,
+    /// Be the controlling agent (the offerer); the other side must not be.
+    #[arg(long)]
+    controlling: bool,
+    /// A STUN server for server-reflexive candidates (`stun:HOST[:PORT]`); repeatable.
+    #[arg(long = "stun", value_name = "URL")]
+    stun: Vec<String>,
+    /// A TURN server for relayed candidates (`turn:HOST[:PORT][?transport=udp]`); repeatable.
+    #[arg(long = "turn", value_name = "URL")]
+    turn: Vec<String>,
+    /// TURN user name.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// TURN password.
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    /// Offer relayed candidates only.
+    #[arg(long, requires = "turn")]
+    relay_only: bool,
+    /// Components: 1 (RTP and RTCP multiplexed) or 2.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    components: u16,
+    /// Local addresses to gather host candidates on (default: every
+    /// interface's, loopback only when there is nothing else); repeatable.
+    #[arg(long = "host-ip", value_name = "IP")]
+    host_ip: Vec<IpAddr>,
+    /// Nominate aggressively (every check carries USE-CANDIDATE).
+    #[arg(long)]
+    aggressive: bool,
+    /// Once connected, send back every datagram that arrives.
+    #[arg(long, conflicts_with = "send")]
+    echo: bool,
+    /// Once connected, send N probes and report their round trips.
+    #[arg(long, value_name = "N")]
+    send: Option<u32>,
+    /// Also write the timeline as JSON lines (`edgeice analyze` reads them).
+    #[arg(long, value_name = "PATH")]
+    trace: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+/// How long a call without `--echo` or `--send` stays after connecting.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// How a call ended, for the exit status.
+enum Outcome {
+    Connected,
+    Failed,
+}
+
+/// Runs the call; exit 0 when connected (and the probes came back), 1
+/// when ICE failed or timed out, 2 for bad usage or configuration.
+pub fn run(args: CallArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("edgeice call: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match agent_config(&args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("edgeice call: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(call(args, config)) {
+        Ok(Outcome::Connected) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("edgeice call: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn agent_config(args: &CallArgs) -> Result<AgentConfig> {
+    let mut config = AgentConfig {
+        controlling: args.controlling,
+        components: args.components,
+        relay_only: args.relay_only,
+        nomination: if args.aggressive {
+            Nomination::Aggressive
+        } else {
+            Nomination::Regular
+        },
+        ..AgentConfig::default()
+    };
+    for url in &args.stun {
+        let parsed = ServerUrl::parse(url).map_err(anyhow::Error::msg)?;
+        if parsed.scheme != Scheme::Stun {
+            bail!("--stun {url}: only stun: URLs over UDP are supported");
+        }
+        config.stun_servers.push(StunServer {
+            address: parsed.resolve().map_err(anyhow::Error::msg)?,
+            url: parsed.to_string(),
+        });
+    }
+    for url in &args.turn {
+        let parsed = ServerUrl::parse(url).map_err(anyhow::Error::msg)?;
+        if parsed.scheme != Scheme::Turn {
+            bail!(
+                "--turn {url}: only turn: URLs are supported so far (turns:, TURN over TLS, is not)"
+            );
+        }
+        let (Some(username), Some(password)) = (&args.user, &args.password) else {
+            bail!("--turn needs --user and --password");
+        };
+        config.turn_servers.push(TurnServer {
+            address: parsed.resolve().map_err(anyhow::Error::msg)?,
+            url: parsed.to_string(),
+            transport: match parsed.transport {
+                UrlTransport::Udp => ServerTransport::Udp,
+                UrlTransport::Tcp => ServerTransport::Tcp,
+            },
+            username: username.clone(),
+            password: password.clone(),
+        });
+    }
+    Ok(config)
+}
+
+/// The addresses to bind host sockets on.
+fn host_ips(args: &CallArgs) -> Result<Vec<IpAddr>> {
+    if !args.host_ip.is_empty() {
+        return Ok(args.host_ip.clone());
+    }
+    let interfaces = if_addrs::get_if_addrs().context("cannot list the network interfaces")?;
+    let usable = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => !v4.is_link_local() && !v4.is_unspecified(),
+        // Link-local IPv6 needs a scope id the candidate line cannot carry.
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80 && !v6.is_unspecified(),
+    };
+    let mut ips: Vec<IpAddr> = interfaces
+        .iter()
+        .map(|i| i.ip())
+        .filter(|ip| usable(ip) && !ip.is_loopback())
+        .collect();
+    if ips.is_empty() {
+        ips = interfaces
+            .iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_loopback())
+            .collect();
+    }
+    if ips.is_empty() {
+        bail!("no usable network interface address; name one with --host-ip");
+    }
+    Ok(ips)
+}
+
+async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
+    let start = Instant::now();
+    let mut timeline = Timeline::new(start, args.local == "-", args.trace.as_deref())?;
+    let mut agent = Agent::new(config, start);
+    let role = if args.controlling {
+        "controlling"
+    } else {
+        "controlled"
+    };
+    timeline.record(
+        "start",
+        json!({
+            "tool": concat!("edgeice ", env!("CARGO_PKG_VERSION")),
+            "role": role,
+            "local_ufrag": agent.local_ufrag(),
+            "components": args.components,
+        }),
+    );
+    let mut local = signalling::LocalDescription::open(&args.local)?;
+    local.append(&description_header(
+        agent.local_ufrag(),
+        agent.local_password(),
+        args.components,
+        false,
+    ))?;
+
+    // One socket per address and component; a task per socket reads it.
+    let (mut net, mut incoming) = Net::new();
+    for ip in host_ips(&args)? {
+        for component in 1..=args.components {
+            let address = net.bind(ip).await?;
+            agent.add_host_socket(Instant::now(), component, address);
+        }
+    }
+
+    let mut remote_lines = signalling::read_remote(args.remote.clone());
+    let mut reader = DescriptionReader::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.timeout);
+    let mut probes = args.send.map(Probes::new);
+    let mut next_probe = Instant::now();
+    let mut last_probe_sent: Option<Instant> = None;
+    let mut connected_once = false;
+    let mut connected_at: Option<Instant> = None;
+    let mut remote_open = true;
+    let outcome = loop {
+        // Send and show what the agent has.
+        while let Some(d) = agent.poll_transmit() {
+            net.send(d.source, d.transport, d.destination, &d.payload)
+                .await;
+        }
+        let mut finished = None;
+        while let Some(event) = agent.poll_event() {
+            timeline.event(&event);
+            match &event {
+                Event::CandidateGathered { candidate, .. } => {
+                    local.append(&format!("{}\n", candidate_line(candidate)))?;
+                }
+                Event::GatheringComplete => local.append(&format!("{END_OF_CANDIDATES}\n"))?,
+                Event::StateChanged { state, .. } => match state {
+                    State::Connected | State::Completed => connected_once = true,
+                    State::Failed => finished = Some(Outcome::Failed),
+                    // An echo peer stops when the sender went away.
+                    State::Disconnected if args.echo && connected_once => {
+                        finished = Some(Outcome::Connected)
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        if let Some(outcome) = finished {
+            break outcome;
+        }
+        let now = Instant::now();
+        let connected = matches!(agent.state(), State::Connected | State::Completed);
+        // Without data to exchange, stay a moment after connecting: the
+        // other side may still be waiting for answers to its own checks.
+        if connected && !args.echo && probes.is_none() {
+            let since = *connected_at.get_or_insert(now);
+            if now >= since + LINGER {
+                break Outcome::Connected;
+            }
+        }
+        if connected && let Some(probes) = &mut probes {
+            if now >= next_probe
+                && let Some(probe) = probes.next(now)
+            {
+                send_data(&mut agent, &mut net, now, &probe).await;
+                next_probe = now + Duration::from_millis(10);
+                last_probe_sent = Some(now);
+            }
+            let drained = last_probe_sent.is_some_and(|t| now >= t + Duration::from_secs(2));
+            if probes.all_back() || (probes.all_sent() && drained) {
+                send_data(&mut agent, &mut net, now, BYE).await;
+                break Outcome::Connected;
+            }
+        }
+
+        let wake = agent
+            .poll_timeout()
+            .map(|t| tokio::time::Instant::from_std(t.max(now)))
+            .unwrap_or(deadline)
+            .min(deadline);
+        let wake = match connected_at {
+            Some(t) => wake.min(tokio::time::Instant::from_std(t + LINGER)),
+            None => wake,
+        };
+        let wake = match &probes {
+            Some(p) if connected && !p.all_sent() => {
+                wake.min(tokio::time::Instant::from_std(next_probe.max(now)))
+            }
+            Some(_) if connected => {
+                wake.min(tokio::time::Instant::now() + Duration::from_millis(100))
+            }
+            _ => wake,
+        };
+        tokio::select! {
+            Some(incoming) = incoming.recv() => {
+                let now = Instant::now();
+                let (socket, from, data) = match incoming {
+                    Incoming::Packet { socket, from, data } => (socket, from, data),
+                    Incoming::StreamClosed { socket, server } => {
+                        agent.stream_closed(now, socket, server);
+                        continue;
+                    }
+                };
+                let data = agent.handle_input(now, socket, from, &data).map(|r| (r.component, r.data.to_vec()));
+                if let Some((component, data)) = data {
+                    if args.echo {
+                        if data == BYE {
+                            timeline.say("data", "the other side said bye");
+                            break Outcome::Connected;
+                        }
+                        if let Ok(t) = agent.send(now, component, &data) {
+                            let (source, transport, destination) = (t.source, t.transport, t.destination);
+                            let payload = t.payload.to_vec();
+                            net.send(source, transport, destination, &payload).await;
+                        }
+                    } else if let Some(probes) = &mut probes {
+                        probes.echo(now, &data);
+                    }
+                }
+            }
+            line = remote_lines.recv(), if remote_open => {
+                match line {
+                    Some(Ok(line)) => read_remote_line(&mut agent, &mut reader, &mut timeline, &line)?,
+                    Some(Err(e)) => return Err(e).context("cannot read the remote description"),
+                    None => remote_open = false,
+                }
+            }
+            () = tokio::time::sleep_until(wake) => {
+                if tokio::time::Instant::now() >= deadline {
+                    let state = agent.state();
+                    timeline.say("state", &format!("timeout after {} s in state {}", args.timeout, state.as_str()));
+                    timeline.record("state", json!({"state": "failed", "reason": format!("timeout after {} s", args.timeout)}));
+                    break if args.echo && connected_once { Outcome::Connected } else { Outcome::Failed };
+                }
+                agent.handle_timeout(Instant::now());
+            }
+        }
+    };
+    agent.close(Instant::now());
+    while let Some(d) = agent.poll_transmit() {
+        net.send(d.source, d.transport, d.destination, &d.payload)
+            .await;
+    }
+    net.flush().await;
+    if let Some(probes) = &probes {
+        let (sent, received, p50, max) = probes.summary();
+        let p50_ms = p50.map(|d| d.as_secs_f64() * 1e3);
+        timeline.say(
+            "data",
+            &format!(
+                "{received}/{sent} probes came back; rtt p50 {} ms, max {} ms",
+                p50_ms.map_or("-".into(), |v| format!("{v:.2}")),
+                max.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64() * 1e3)),
+            ),
+        );
+        timeline.record(
+            "data",
+            json!({"sent": sent, "received": received, "rtt_ms_p50": p50_ms}),
+        );
+        if matches!(outcome, Outcome::Connected) && !probes.passed() {
+            return Ok(Outcome::Failed);
+        }
+    }
+    Ok(outcome)
+}
+
+async fn send_data(agent: &mut Agent, net: &mut Net, now: Instant, data: &[u8]) {
+    if let Ok(t) = agent.send(now, 1, data) {
+        let (source, transport, destination) = (t.source, t.transport, t.destination);
+        let payload = t.payload.to_vec();
+        net.send(source, transport, destination, &payload).await;
+    }
+}
+
+fn read_remote_line(
+    agent: &mut Agent,
+    reader: &mut DescriptionReader,
+    timeline: &mut Timeline,
+    line: &str,
+) -> Result<()> {
+    let now = Instant::now();
+    match reader
+        .read_line(line)
+        .context("the remote description is malformed")?
+    {
+        RemoteLine::Credentials {
+            ufrag,
+            pwd,
+            ice_lite,
+        } => {
+            timeline.say(
+                "2 exchange",
+                &format!(
+                    "remote credentials: ufrag {ufrag}{}",
+                    if ice_lite { ", ice-lite" } else { "" }
+                ),
+            );
+            timeline.record(
+                "remote-description",
+                json!({"remote_ufrag": ufrag, "ice_lite": ice_lite}),
+            );
+            agent.set_remote_credentials(now, &ufrag, &pwd, ice_lite);
+        }
+        RemoteLine::Candidate(candidate) => {
+            timeline.say(
+                "2 exchange",
+                &format!(
+                    "remote {} {} (component {})",
+                    candidate.kind.as_str(),
+                    candidate.address,
+                    candidate.component
+                ),
+            );
+            timeline.record(
+                "candidate",
+                json!({"side": "remote", "candidate": candidate.to_string()}),
+            );
+            agent.add_remote_candidate(now, candidate);
+        }
+        RemoteLine::Skipped { line, reason } => {
+            timeline.say(
+                "2 exchange",
+                &format!("remote description line {line} skipped: {reason}"),
+            );
+        }
+        RemoteLine::EndOfCandidates => {
+            timeline.say("2 exchange", "remote end-of-candidates");
+            timeline.record("end-of-candidates", json!({"side": "remote"}));
+            agent.end_of_remote_candidates();
+        }
+        RemoteLine::Other => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! `edgeice call` end to end, on loopback, signalling through files:
+//! against itself (`--echo` and `--send 100`), against aioice (PyPI) in
+//! both roles, and with malformed remote descriptions.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Outcome, run_bounded};
+
+const EDGEICE: &str = env!("CARGO_BIN_EXE_edgeice");
+const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+const AIOICE_PEER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/peers/aioice_call.py"
+);
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A fresh directory for one test's descriptions and traces.
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edgeice-call-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+fn call(dir: &Path, local: &str, remote: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(EDGEICE);
+    command
+        .current_dir(dir)
+        .args([
+            "call",
+            "--local",
+            local,
+            "--remote",
+            remote,
+            "--host-ip",
+            "127.0.0.1",
+        ])
+        .args(["--timeout", "30"])
+        .args(extra);
+    command
+}
+
+/// Runs two commands at once; returns both outcomes.
+fn both(a: Command, b: Command) -> (Outcome, Outcome) {
+    let b = std::thread::spawn(move || run_bounded(b, LIMIT));
+    let a = run_bounded(a, LIMIT);
+    (a, b.join().expect("the second side's thread"))
+}
+
+fn assert_success(name: &str, outcome: &Outcome) {
+    assert!(
+        outcome.status.is_some_and(|s| s.success()),
+        "{name} failed ({:?}):\n{}\n{}",
+        outcome.status,
+        outcome.stdout,
+        outcome.stderr
+    );
+}
+
+#[test]
+fn edgeice_calls_edgeice_through_files() {
+    let dir = workdir("self");
+    let (sender, echo) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &["--controlling", "--send", "100", "--trace", "a.jsonl"],
+        ),
+        call(&dir, "b.sdp", "a.sdp", &["--echo", "--trace", "b.jsonl"]),
+    );
+    assert_success("the sender", &sender);
+    assert_success("the echo", &echo);
+    assert!(
+        sender.stdout.contains("100/100 probes came back"),
+        "{}",
+        sender.stdout
+    );
+    for phase in ["1 gather", "2 exchange", "3 check", "4 select"] {
+        assert!(
+            sender.stdout.contains(phase),
+            "no {phase:?} in the timeline:\n{}",
+            sender.stdout
+        );
+    }
+    let description = std::fs::read_to_string(dir.join("a.sdp")).unwrap();
+    for line in [
+        "a=ice-ufrag:",
+        "a=ice-pwd:",
+        "a=ice-options:trickle",
+        "a=candidate:",
+        "a=end-of-candidates",
+    ] {
+        assert!(
+            description.contains(line),
+            "{line} missing from\n{description}"
+        );
+    }
+    let trace = std::fs::read_to_string(dir.join("a.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = trace
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "start");
+    assert_eq!(events[0]["role"], "controlling");
+    assert!(events.iter().any(|e| e["event"] == "selected"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "data" && e["received"] == 100)
+    );
+}
+
+#[test]
+fn malformed_remote_descriptions_are_usage_errors_naming_the_line() {
+    let dir = workdir("malformed");
+    std::fs::write(
+        dir.join("bad.sdp"),
+        "v=0\na=ice-ufrag:abcd\na=ice-pwd:0123456789abcdefghijklmn\na=candidate:1 1 udp xyz 127.0.0.1 9 typ host\n",
+    )
+    .unwrap();
+    let outcome = run_bounded(call(&dir, "a.sdp", "bad.sdp", &["--controlling"]), LIMIT);
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(2),
+        "{}",
+        outcome.stderr
+    );
+    assert!(outcome.stderr.contains("line 4"), "{}", outcome.stderr);
+
+    std::fs::write(dir.join("bad.sdp"), "a=ice-ufrag:a b\n").unwrap();
+    let outcome = run_bounded(call(&dir, "a.sdp", "bad.sdp", &[]), LIMIT);
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(2),
+        "{}",
+        outcome.stderr
+    );
+    assert!(outcome.stderr.contains("line 1"), "{}", outcome.stderr);
+}
+
+#[test]
+fn nobody_answering_is_a_failure_not_a_hang() {
+    let dir = workdir("alone");
+    // The other side's description names a port nobody listens on.
+    std::fs::write(
+        dir.join("ghost.sdp"),
+        "a=ice-ufrag:ghst\na=ice-pwd:0123456789abcdefghijklmn\n\
+         a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\na=end-of-candidates\n",
+    )
+    .unwrap();
+    let outcome = run_bounded(call(&dir, "a.sdp", "ghost.sdp", &["--controlling"]), LIMIT);
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains("failed"), "{}", outcome.stdout);
+}
+
+fn aioice(dir: &Path, role: &str, mode: &str, extra: &[&str]) -> Command {
+    assert!(
+        Path::new(PYTHON).exists(),
+        "no Python virtual environment at {PYTHON}: run scripts/test.sh"
+    );
+    let mut command = Command::new(PYTHON);
+    command
+        .current_dir(dir)
+        .args([AIOICE_PEER, "b.sdp", "a.sdp", role, mode])
+        .args(extra);
+    command
+}
+
+#[test]
+fn edgeice_controlling_calls_aioice() {
+    let dir = workdir("aioice-controlled");
+    let (edgeice, peer) = both(
+        call(&dir, "a.sdp", "b.sdp", &["--controlling", "--send", "100"]),
+        aioice(&dir, "controlled", "echo", &[]),
+    );
+    assert_success("edgeice", &edgeice);
+    assert_success("aioice", &peer);
+}
+
+#[test]
+fn aioice_controlling_calls_edgeice() {
+    let dir = workdir("aioice-controlling");
+    let (edgeice, peer) = both(
+        call(&dir, "a.sdp", "b.sdp", &["--echo"]),
+        aioice(&dir, "controlling", "send:100", &[]),
+    );
+    assert_success("edgeice", &edgeice);
+    assert_success("aioice", &peer);
+}
+
+const LIBNICE_PEER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/peers/libnice_call.py"
+);
+
+/// libnice through Debian's python3-gi: ICE connects, both sides select a
+/// pair. (No data: see the peer script.)
+fn libnice_connects(edgeice_role: &[&str], libnice_role: &str) {
+    let dir = workdir(&format!("libnice-{libnice_role}"));
+    let mut peer = Command::new("/usr/bin/python3");
+    peer.current_dir(&dir)
+        .args([LIBNICE_PEER, "b.sdp", "a.sdp", libnice_role]);
+    let (edgeice, peer) = both(call(&dir, "a.sdp", "b.sdp", edgeice_role), peer);
+    assert_success("edgeice", &edgeice);
+    assert_success("libnice", &peer);
+    assert!(edgeice.stdout.contains("4 select"), "{}", edgeice.stdout);
+    assert!(peer.stdout.contains("ready"), "{}", peer.stdout);
+}
+
+#[test]
+fn edgeice_controlling_connects_to_libnice() {
+    libnice_connects(&["--controlling"], "controlled");
+}
+
+#[test]
+fn libnice_controlling_connects_to_edgeice() {
+    libnice_connects(&[], "controlling");
+}
+
+/// `edgeice serve` on loopback for relay-only calls (loopback peers allowed,
+/// as the relays of both sides are on 127.0.0.1).
+fn relay_server() -> (common::Running, String) {
+    let (server, listeners) = common::start_server(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "u:p",
+            "--realm",
+            "edgeice-test",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+        ],
+        2,
+    );
+    let udp = listeners
+        .iter()
+        .find(|(proto, _)| proto == "udp")
+        .expect("a UDP listener")
+        .1;
+    (server, udp.to_string())
+}
+
+fn relay_only_args(server: &str) -> Vec<String> {
+    [
+        "--turn",
+        &format!("turn:{server}"),
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--relay-only",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Two `edgeice call`s relay-only through `edgeice serve`, reaching it
+/// with the TURN URL's `transport`.
+fn relay_only_call_through_edgeice_serve(transport: &str) {
+    let (_server, address) = relay_server();
+    let dir = workdir(&format!("relay-self-{transport}"));
+    let turn = relay_only_args(&format!("{address}?transport={transport}"));
+    let turn: Vec<&str> = turn.iter().map(String::as_str).collect();
+    let (sender, echo) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &[&["--controlling", "--send", "100"], &turn[..]].concat(),
+        ),
+        call(&dir, "b.sdp", "a.sdp", &[&["--echo"], &turn[..]].concat()),
+    );
+    assert_success("the sender", &sender);
+    assert_success("the echo", &echo);
+    assert!(
+        sender.stdout.contains("4 select   component 1: relay"),
+        "{}",
+        sender.stdout
+    );
+    assert!(
+        echo.stdout.contains("the other side said bye"),
+        "{}",
+        echo.stdout
+    );
+}
+
+#[test]
+fn relay_only_call_through_edgeice_serve_over_udp() {
+    relay_only_call_through_edgeice_serve("udp");
+}
+
+#[test]
+fn relay_only_call_through_edgeice_serve_over_tcp() {
+    relay_only_call_through_edgeice_serve("tcp");
+}
+
+/// aioice relay-only through `edgeice serve` (reaching it over `transport`)
+/// against edgeice relay-only, in both roles.
+fn relay_only_with_aioice(transport: &str) {
+    let (_server, address) = relay_server();
+    let turn = relay_only_args(&address);
+    let turn: Vec<&str> = turn.iter().map(String::as_str).collect();
+    let peer_turn = [address.as_str(), "u", "p", transport];
+
+    let dir = workdir(&format!("relay-aioice-controlled-{transport}"));
+    let (edgeice, peer) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &[&["--controlling", "--send", "100"], &turn[..]].concat(),
+        ),
+        aioice(&dir, "controlled", "echo", &peer_turn),
+    );
+    assert_success("edgeice", &edgeice);
+    assert_success("aioice", &peer);
+    assert!(
+        edgeice.stdout.contains("4 select   component 1: relay"),
+        "{}",
+        edgeice.stdout
+    );
+
+    let dir = workdir(&format!("relay-aioice-controlling-{transport}"));
+    let (edgeice, peer) = both(
+        call(&dir, "a.sdp", "b.sdp", &[&["--echo"], &turn[..]].concat()),
+        aioice(&dir, "controlling", "send:100", &peer_turn),
+    );
+    assert_success("edgeice", &edgeice);
+    assert_success("aioice", &peer);
+}
+
+#[test]
+fn relay_only_with_aioice_over_udp() {
+    relay_only_with_aioice("udp");
+}
+
+#[test]
+fn relay_only_with_aioice_over_tcp() {
+    relay_only_with_aioice("tcp");
+}

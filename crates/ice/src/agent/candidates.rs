@@ -1,0 +1,254 @@
+//! Phases 1 and 2: local candidates (host sockets, and what the gatherer
+//! learns from servers), remote candidates (signalled or learned from
+//! checks), foundations, and forming pairs from them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use super::{Agent, Local};
+use crate::candidate::{Candidate, CandidateKind, dual_stack_local_preference, priority};
+use crate::checklist::{Pair, pair_priority, unfreeze_initial};
+use crate::event::{Event, State};
+
+impl Agent {
+    /// Registers a socket the application bound for `component` (one per
+    /// interface address and component). It becomes a host candidate
+    /// (unless relay-only) and the base for server-reflexive and relayed
+    /// candidates from the configured servers.
+    pub fn add_host_socket(&mut self, now: Instant, component: u16, address: SocketAddr) {
+        if component == 0
+            || component > self.components()
+            || self.sockets.iter().any(|s| s.0 == address)
+        {
+            return;
+        }
+        let index = self
+            .sockets
+            .iter()
+            .filter(|s| s.1 == component && s.0.is_ipv4() == address.is_ipv4())
+            .count();
+        let local_preference = dual_stack_local_preference(address.ip(), index);
+        self.sockets.push((address, component, local_preference));
+        if !self.config.relay_only {
+            self.add_local(
+                CandidateKind::Host,
+                component,
+                address,
+                address,
+                None,
+                local_preference,
+                None,
+            );
+        }
+        self.gatherer.start(now, component, address);
+        self.local_gathering_done = false;
+        // Completion is judged at the next timeout, so that the sockets an
+        // application adds in one go count as one gathering.
+        self.gathering_check_at = Some(now);
+        self.drain_gatherer_transmits();
+    }
+
+    /// The foundation of a candidate of `kind` on `base_ip` learned from
+    /// `server` (RFC 8445 §5.1.1.3): equal inputs, equal foundations.
+    fn foundation(
+        &mut self,
+        kind: CandidateKind,
+        base_ip: IpAddr,
+        server: Option<SocketAddr>,
+    ) -> String {
+        let key = (kind, base_ip, server);
+        let index = match self.foundations.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                self.foundations.push(key);
+                self.foundations.len() - 1
+            }
+        };
+        (index + 1).to_string()
+    }
+
+    /// Adds a local candidate; returns its index. Reflexive and relayed
+    /// ones are announced with the server they came from.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_local(
+        &mut self,
+        kind: CandidateKind,
+        component: u16,
+        address: SocketAddr,
+        base: SocketAddr,
+        related: Option<SocketAddr>,
+        local_preference: u16,
+        server: Option<(SocketAddr, String)>,
+    ) -> usize {
+        if let Some(existing) = self
+            .locals
+            .iter()
+            .position(|l| l.candidate.address == address && l.candidate.component == component)
+        {
+            return existing;
+        }
+        let foundation = self.foundation(kind, base.ip(), server.as_ref().map(|s| s.0));
+        let candidate = Candidate {
+            foundation,
+            component,
+            priority: priority(kind, local_preference, component),
+            address,
+            kind,
+            related,
+        };
+        let pairable = matches!(kind, CandidateKind::Host | CandidateKind::Relayed);
+        if kind != CandidateKind::PeerReflexive {
+            self.events.push_back(Event::CandidateGathered {
+                candidate: candidate.clone(),
+                server: server.map(|s| s.1),
+            });
+        }
+        self.locals.push(Local {
+            candidate,
+            base,
+            local_preference,
+            pairable,
+        });
+        let index = self.locals.len() - 1;
+        if pairable {
+            for remote in 0..self.remotes.len() {
+                self.add_pair(index, remote);
+            }
+            unfreeze_initial(&mut self.pairs);
+        }
+        index
+    }
+
+    /// Adds a candidate the other side signalled (trickled or in its
+    /// description). Candidates of components this agent does not have,
+    /// and duplicates, are ignored.
+    pub fn add_remote_candidate(&mut self, now: Instant, candidate: Candidate) {
+        if candidate.component == 0 || candidate.component > self.components() {
+            return;
+        }
+        if let Some(known) = self
+            .remotes
+            .iter_mut()
+            .find(|r| r.address == candidate.address && r.component == candidate.component)
+        {
+            // A peer-reflexive guess replaced by what the other side says.
+            if known.kind == CandidateKind::PeerReflexive {
+                *known = candidate;
+            }
+            return;
+        }
+        self.push_remote(candidate);
+        if self.state == State::New && self.remote.is_some() {
+            self.set_state(State::Checking, None);
+        }
+        self.next_check = self.next_check.max(now);
+    }
+
+    pub(super) fn push_remote(&mut self, candidate: Candidate) -> usize {
+        self.remotes.push(candidate);
+        let remote = self.remotes.len() - 1;
+        for local in 0..self.locals.len() {
+            if self.locals[local].pairable {
+                self.add_pair(local, remote);
+            }
+        }
+        unfreeze_initial(&mut self.pairs);
+        remote
+    }
+
+    /// The other side said `a=end-of-candidates` (RFC 8838): once every
+    /// pair has failed, the agent may give up.
+    pub fn end_of_remote_candidates(&mut self) {
+        self.remote_end_of_candidates = true;
+    }
+
+    /// Forms the pair (local, remote) if they can be paired and it is new;
+    /// returns its index.
+    pub(super) fn add_pair(&mut self, local: usize, remote: usize) -> Option<usize> {
+        let l = &self.locals[local];
+        let r = &self.remotes[remote];
+        if l.candidate.component != r.component || l.base.is_ipv4() != r.address.is_ipv4() {
+            return None;
+        }
+        // A link-local address only reaches its own link: pairing it with
+        // anything else would only produce failed checks.
+        if is_link_local(l.base.ip()) != is_link_local(r.address.ip()) {
+            return None;
+        }
+        if let Some(existing) = self
+            .pairs
+            .iter()
+            .position(|p| p.local == local && p.remote == remote)
+        {
+            return Some(existing);
+        }
+        if self.pairs.len() >= self.config.max_pairs {
+            return None;
+        }
+        let foundation = format!("{}:{}", l.candidate.foundation, r.foundation);
+        let priority = self.pair_priority_of(l.candidate.priority, r.priority);
+        let component = r.component;
+        self.pairs
+            .push(Pair::new(local, remote, component, foundation, priority));
+        Some(self.pairs.len() - 1)
+    }
+
+    fn pair_priority_of(&self, local: u32, remote: u32) -> u64 {
+        if self.controlling {
+            pair_priority(local, remote)
+        } else {
+            pair_priority(remote, local)
+        }
+    }
+
+    /// After a role change every pair's priority changes (G and D swap).
+    pub(super) fn recompute_pair_priorities(&mut self) {
+        for i in 0..self.pairs.len() {
+            let local = self.locals[self.pairs[i].local].candidate.priority;
+            let remote = self.remotes[self.pairs[i].remote].priority;
+            self.pairs[i].priority = self.pair_priority_of(local, remote);
+        }
+    }
+
+    /// The local candidate for a base and component that checks use.
+    pub(super) fn pairable_local_at(&self, base: SocketAddr) -> Option<usize> {
+        self.locals
+            .iter()
+            .position(|l| l.pairable && l.base == base)
+    }
+
+    /// The component a host socket or relayed address belongs to.
+    pub(super) fn component_of_base(&self, base: SocketAddr) -> Option<u16> {
+        self.locals
+            .iter()
+            .find(|l| l.base == base)
+            .map(|l| l.candidate.component)
+            .or_else(|| self.sockets.iter().find(|s| s.0 == base).map(|s| s.1))
+    }
+
+    /// The local preference of the host socket `base` (relayed candidates
+    /// inherit the one of the socket their allocation was made from).
+    pub(super) fn local_preference_of_socket(&self, socket: SocketAddr) -> u16 {
+        self.sockets
+            .iter()
+            .find(|s| s.0 == socket)
+            .map_or(65535, |s| s.2)
+    }
+
+    pub(super) fn check_gathering_complete(&mut self) {
+        if self.gathering_check_at.is_some() {
+            return;
+        }
+        if !self.local_gathering_done && self.gatherer.is_complete() {
+            self.local_gathering_done = true;
+            self.events.push_back(Event::GatheringComplete);
+        }
+    }
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}

@@ -1,0 +1,341 @@
+//! Phase 3, incoming: every datagram the application received is handed
+//! in here. Server traffic goes to the gatherer; checks and their answers
+//! move pairs along; anything else is application data.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use edgeice_stun::{Class, ErrorCode, Message, Method, TransactionId};
+
+use super::{Agent, Received};
+use crate::candidate::{Candidate, CandidateKind};
+use crate::check::{
+    CheckOutcome, IncomingRequest, Refusal, RoleAttribute, build_error, build_success,
+    read_request, read_response,
+};
+use crate::event::{CheckState, Event};
+
+impl Agent {
+    /// Hands in a datagram that arrived on the local socket `socket` from
+    /// `from`. Returns application data, if that is what it was.
+    pub fn handle_input<'a>(
+        &mut self,
+        now: Instant,
+        socket: SocketAddr,
+        from: SocketAddr,
+        data: &'a [u8],
+    ) -> Option<Received<'a>> {
+        if self.state == crate::event::State::Closed {
+            return None;
+        }
+        if self.gatherer.is_server(socket, from) {
+            let relayed = self.gatherer.handle_input(now, socket, from, data);
+            self.drive_gatherer(now);
+            let (base, peer, payload) = relayed?;
+            return self.handle_at_base(now, base, peer, payload);
+        }
+        self.handle_at_base(now, socket, from, data)
+    }
+
+    /// A datagram that reached local `base` (a host socket or a relayed
+    /// address) from `from`.
+    fn handle_at_base<'a>(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        from: SocketAddr,
+        data: &'a [u8],
+    ) -> Option<Received<'a>> {
+        if edgeice_stun::demux::classify(data) == edgeice_stun::demux::PacketKind::Stun
+            && let Ok(message) = Message::parse(data)
+        {
+            if message.method() == Method::BINDING {
+                match message.class() {
+                    Class::Request => self.handle_request(now, base, from, &message),
+                    Class::Success | Class::Error => {
+                        self.handle_response(now, base, from, &message)
+                    }
+                    Class::Indication => {} // keepalives
+                }
+            }
+            return None;
+        }
+        let component = self.component_of_base(base)?;
+        // Only from addresses the other side announced or checked from.
+        let known = self
+            .remotes
+            .iter()
+            .any(|r| r.address == from && r.component == component);
+        known.then_some(Received {
+            component,
+            from,
+            data,
+        })
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        to: SocketAddr,
+        id: TransactionId,
+        result: Result<(), u16>,
+    ) {
+        let mut bytes = Vec::with_capacity(96);
+        let built = match result {
+            Ok(()) => build_success(&mut bytes, id, to, &self.local_key),
+            // 487 is signed: the request was authentic.
+            Err(code) if code == ErrorCode::ROLE_CONFLICT => {
+                build_error(&mut bytes, id, code, Some(&self.local_key))
+            }
+            Err(code) => build_error(&mut bytes, id, code, None),
+        };
+        if built.is_ok() {
+            self.send_from_base(now, base, to, &bytes);
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) {
+        let id = *message.transaction_id();
+        let request = match read_request(message, &self.local_ufrag, &self.local_key) {
+            Ok(request) => request,
+            Err(Refusal::Silently) => return,
+            Err(Refusal::Code(code)) => return self.respond(now, base, from, id, Err(code)),
+        };
+        if let Some(role) = request.role
+            && self.resolve_role_conflict(role)
+        {
+            return self.respond(now, base, from, id, Err(ErrorCode::ROLE_CONFLICT));
+        }
+        self.respond(now, base, from, id, Ok(()));
+        self.learn_from_request(now, base, from, &request);
+    }
+
+    /// RFC 8445 §7.3.1.1. Returns true when the request must be refused
+    /// with 487 (we keep our role); switches role when we must yield.
+    fn resolve_role_conflict(&mut self, role: RoleAttribute) -> bool {
+        let conflict = match role {
+            RoleAttribute::Controlling(theirs) if self.controlling => Some(theirs),
+            RoleAttribute::Controlled(theirs) if !self.controlling => Some(theirs),
+            _ => None,
+        };
+        let Some(theirs) = conflict else { return false };
+        let we_win = if self.controlling {
+            self.tie_breaker >= theirs
+        } else {
+            self.tie_breaker < theirs
+        };
+        // Controlling and winning: they must switch (487). Controlled and
+        // "winning" the comparison the other way round: we switch.
+        if self.controlling && we_win {
+            return true;
+        }
+        if !self.controlling && !we_win {
+            return true;
+        }
+        self.switch_role();
+        false
+    }
+
+    pub(super) fn switch_role(&mut self) {
+        self.controlling = !self.controlling;
+        self.recompute_pair_priorities();
+        self.events.push_back(Event::RoleChanged {
+            controlling: self.controlling,
+        });
+    }
+
+    /// What a valid request teaches (RFC 8445 §7.3.1.3–7.3.1.5): a
+    /// peer-reflexive remote candidate, a pair to check (triggered), and
+    /// for the controlled agent, a nomination.
+    fn learn_from_request(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        from: SocketAddr,
+        request: &IncomingRequest,
+    ) {
+        let Some(local) = self.pairable_local_at(base) else {
+            return;
+        };
+        let component = self.locals[local].candidate.component;
+        let remote = match self
+            .remotes
+            .iter()
+            .position(|r| r.address == from && r.component == component)
+        {
+            Some(remote) => remote,
+            None => {
+                let candidate = Candidate {
+                    foundation: format!("prflx{}", self.remotes.len() + 1),
+                    component,
+                    priority: request.priority,
+                    address: from,
+                    kind: CandidateKind::PeerReflexive,
+                    related: None,
+                };
+                self.events.push_back(Event::RemoteCandidateLearned {
+                    candidate: candidate.clone(),
+                });
+                self.push_remote(candidate)
+            }
+        };
+        let Some(pair) = self.add_pair(local, remote) else {
+            return;
+        };
+        let p = &mut self.pairs[pair];
+        match p.state {
+            CheckState::Succeeded => {}
+            CheckState::InProgress => self.triggered.push_back(pair),
+            CheckState::Frozen | CheckState::Waiting | CheckState::Failed => {
+                p.state = CheckState::Waiting;
+                if !self.triggered.contains(&pair) {
+                    self.triggered.push_back(pair);
+                }
+            }
+        }
+        if request.use_candidate && !self.controlling {
+            if self.pairs[pair].state == CheckState::Succeeded {
+                if !self.pairs[pair].nominated {
+                    self.pairs[pair].nominated = true;
+                    self.emit_check(pair, None, None);
+                    self.update_selection(now, component);
+                }
+            } else {
+                self.pairs[pair].nominate_next = true;
+            }
+        }
+        if self.state == crate::event::State::New && self.remote.is_some() {
+            self.set_state(crate::event::State::Checking, None);
+        }
+        self.next_check = self.next_check.max(now);
+    }
+
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        from: SocketAddr,
+        message: &Message<'_>,
+    ) {
+        let id = *message.transaction_id();
+        let Some(pair) = self.pairs.iter().position(|p| {
+            p.in_flight.as_ref().is_some_and(|f| f.id == id)
+                || p.cancelled.iter().any(|f| f.id == id)
+        }) else {
+            return;
+        };
+        let Some(remote) = &self.remote else { return };
+        let Some(outcome) = read_response(message, &remote.key) else {
+            return;
+        };
+        let p = &mut self.pairs[pair];
+        let in_flight = if p.in_flight.as_ref().is_some_and(|f| f.id == id) {
+            p.in_flight.take()
+        } else {
+            let index = p.cancelled.iter().position(|f| f.id == id);
+            index.map(|i| p.cancelled.remove(i))
+        };
+        let Some(in_flight) = in_flight else { return };
+        // RFC 8445 §7.2.5.2.1: the answer must come back the way it went.
+        let expected_base = self.locals[self.pairs[pair].local].base;
+        let expected_from = self.remotes[self.pairs[pair].remote].address;
+        if base != expected_base || from != expected_from {
+            if !in_flight.consent {
+                self.pairs[pair].state = CheckState::Failed;
+                self.emit_check(
+                    pair,
+                    None,
+                    Some(format!("answer came from {from}, not {expected_from}")),
+                );
+            }
+            return;
+        }
+        match outcome {
+            CheckOutcome::Error { code, reason } => {
+                if code == ErrorCode::ROLE_CONFLICT {
+                    // RFC 8445 §7.2.5.1: take the other role, check again.
+                    // Unless an incoming request already made us switch.
+                    if in_flight.controlling == self.controlling {
+                        self.switch_role();
+                    }
+                    self.pairs[pair].state = CheckState::Waiting;
+                    self.triggered.push_back(pair);
+                    self.emit_check(pair, Some(code), Some(reason));
+                } else if !in_flight.consent {
+                    self.pairs[pair].state = CheckState::Failed;
+                    self.emit_check(pair, Some(code), Some(reason));
+                }
+            }
+            CheckOutcome::Success { mapped } => {
+                self.check_succeeded(now, pair, &in_flight, mapped);
+            }
+        }
+    }
+
+    fn check_succeeded(
+        &mut self,
+        now: Instant,
+        pair: usize,
+        in_flight: &crate::checklist::InFlight,
+        mapped: SocketAddr,
+    ) {
+        let component = self.pairs[pair].component;
+        let base = self.locals[self.pairs[pair].local].base;
+        self.pairs[pair].last_answer = Some(now);
+        if in_flight.consent {
+            return;
+        }
+        // The valid pair's local candidate: whichever of ours the other
+        // side saw, or a new peer-reflexive one (RFC 8445 §7.2.5.3.1).
+        let valid_local = match self
+            .locals
+            .iter()
+            .position(|l| l.candidate.address == mapped && l.candidate.component == component)
+        {
+            Some(local) => local,
+            None => {
+                let local_preference = self.locals[self.pairs[pair].local].local_preference;
+                self.add_local(
+                    CandidateKind::PeerReflexive,
+                    component,
+                    mapped,
+                    base,
+                    Some(base),
+                    local_preference,
+                    None,
+                )
+            }
+        };
+        let p = &mut self.pairs[pair];
+        p.valid_local = Some(valid_local);
+        p.rtt = Some(now.saturating_duration_since(in_flight.last_sent));
+        p.state = CheckState::Succeeded;
+        if in_flight.use_candidate || (!self.controlling && p.nominate_next) {
+            p.nominated = true;
+        }
+        p.nominate_next = false;
+        let foundation = p.foundation.clone();
+        // RFC 8445 §7.2.5.3.3: the same foundation in other components now
+        // has a good chance of working.
+        for other in &mut self.pairs {
+            if other.foundation == foundation && other.state == CheckState::Frozen {
+                other.state = CheckState::Waiting;
+            }
+        }
+        if let Some(slot) = self.first_success.get_mut(usize::from(component) - 1)
+            && slot.is_none()
+        {
+            *slot = Some(now);
+        }
+        self.emit_check(pair, None, None);
+        self.update_selection(now, component);
+        self.nominate(now);
+    }
+}

@@ -1,0 +1,500 @@
+//! The agent: one ICE session for one media stream with one or two
+//! components. Sans-IO: the application owns the sockets, feeds every
+//! datagram in with [`Agent::handle_input`], sends what
+//! [`Agent::poll_transmit`] returns, and calls [`Agent::handle_timeout`]
+//! when [`Agent::poll_timeout`] says.
+//!
+//! The work is split by phase: `candidates` (local and remote candidates,
+//! foundations, pairing), `checks` (sending checks, pacing,
+//! retransmissions), `inbound` (requests and responses that arrive),
+//! `selection` (nomination, selection, promotion, consent).
+
+mod candidates;
+mod checks;
+mod inbound;
+mod selection;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use edgeice_stun::IntegrityKey;
+
+use crate::candidate::Candidate;
+use crate::checklist::Pair;
+use crate::config::{AgentConfig, ServerTransport};
+use crate::event::{Event, State};
+use crate::gather::Gatherer;
+
+/// A datagram for the application to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    /// The local socket to send from (as given to [`Agent::add_host_socket`]).
+    /// With [`ServerTransport::Tcp`], the host socket the TCP connection to
+    /// `destination` belongs to: the application opens one connection per
+    /// (source, destination), from the source's IP, writes the bytes (already
+    /// framed) to it, and hands back what it reads, frame by frame
+    /// ([`edgeice_stun::StreamDecoder::next_raw`]), with the same two addresses.
+    pub source: SocketAddr,
+    /// UDP, or the TCP connection to a TURN server.
+    pub transport: ServerTransport,
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Application data sent through the selected pair, borrowing the agent's
+/// buffer or the caller's data: sending copies or allocates nothing more.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// The local socket to send from (see [`Datagram::source`]).
+    pub source: SocketAddr,
+    /// UDP, or the TCP connection to a TURN server.
+    pub transport: ServerTransport,
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub payload: &'a [u8],
+}
+
+/// Application data that arrived.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// The component it belongs to.
+    pub component: u16,
+    /// Who sent it (the remote candidate's address).
+    pub from: SocketAddr,
+    /// The bytes, borrowed from the input.
+    pub data: &'a [u8],
+}
+
+/// Why application data cannot be sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// No pair is selected for the component yet.
+    #[error("component {0} has no selected pair yet")]
+    NotConnected(u16),
+    /// The relay could not wrap the data (too large for a TURN message).
+    #[error("the TURN relay cannot carry this datagram: {0}")]
+    Relay(String),
+}
+
+/// The other side's ICE credentials.
+struct RemoteCredentials {
+    ufrag: String,
+    key: IntegrityKey,
+    /// `remote-ufrag:local-ufrag`, the USERNAME of our checks.
+    username: String,
+}
+
+/// A local candidate and what the agent needs to use it.
+#[derive(Debug)]
+pub(crate) struct Local {
+    pub candidate: Candidate,
+    /// Where checks from it are sent from: a host socket, or the relayed
+    /// address of an allocation.
+    pub base: SocketAddr,
+    pub local_preference: u16,
+    /// Host and relayed candidates are paired; reflexive ones are only
+    /// advertised (RFC 8445 §6.1.2.2 replaces them by their base).
+    pub pairable: bool,
+}
+
+/// An ICE agent (RFC 8445) for one media stream.
+pub struct Agent {
+    config: AgentConfig,
+    controlling: bool,
+    tie_breaker: u64,
+    local_ufrag: String,
+    local_pwd: String,
+    local_key: IntegrityKey,
+    remote: Option<RemoteCredentials>,
+    remote_lite: bool,
+    remote_end_of_candidates: bool,
+    /// Host sockets: (address, component, local preference).
+    sockets: Vec<(SocketAddr, u16, u16)>,
+    locals: Vec<Local>,
+    remotes: Vec<Candidate>,
+    foundations: Vec<(
+        crate::candidate::CandidateKind,
+        std::net::IpAddr,
+        Option<SocketAddr>,
+    )>,
+    pairs: Vec<Pair>,
+    triggered: VecDeque<usize>,
+    /// When pacing allows the next check.
+    next_check: Instant,
+    /// Per component (index `component - 1`): the selected pair.
+    selected: Vec<Option<usize>>,
+    /// Per component: when its first pair worked (regular nomination waits
+    /// `nomination_delay` from there for a better one).
+    first_success: Vec<Option<Instant>>,
+    /// Per component: when to send the next consent check.
+    next_consent: Vec<Option<Instant>>,
+    gatherer: Gatherer,
+    local_gathering_done: bool,
+    /// Set when host sockets were added: completion is checked then.
+    gathering_check_at: Option<Instant>,
+    state: State,
+    transmits: VecDeque<Datagram>,
+    events: VecDeque<Event>,
+    buf: Vec<u8>,
+}
+
+fn random_token(bytes: usize) -> String {
+    // ICE characters (RFC 8445 §5.3): letters, digits, '+' and '/'.
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut raw = vec![0u8; bytes];
+    let _ = getrandom::fill(&mut raw);
+    raw.iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+fn random_u64() -> u64 {
+    let mut raw = [0u8; 8];
+    let _ = getrandom::fill(&mut raw);
+    u64::from_be_bytes(raw)
+}
+
+impl Agent {
+    /// A new agent. Gathering starts as host sockets are added.
+    pub fn new(config: AgentConfig, now: Instant) -> Agent {
+        let (ufrag, pwd) = config
+            .credentials
+            .clone()
+            .unwrap_or_else(|| (random_token(6), random_token(24)));
+        let components = usize::from(config.components.max(1));
+        Agent {
+            controlling: config.controlling,
+            tie_breaker: random_u64(),
+            local_key: IntegrityKey::new(pwd.as_bytes()),
+            local_ufrag: ufrag,
+            local_pwd: pwd,
+            remote: None,
+            remote_lite: false,
+            remote_end_of_candidates: false,
+            sockets: Vec::new(),
+            locals: Vec::new(),
+            remotes: Vec::new(),
+            foundations: Vec::new(),
+            pairs: Vec::new(),
+            triggered: VecDeque::new(),
+            next_check: now,
+            selected: vec![None; components],
+            first_success: vec![None; components],
+            next_consent: vec![None; components],
+            gatherer: Gatherer::new(&config),
+            local_gathering_done: false,
+            gathering_check_at: None,
+            state: State::New,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            buf: Vec::with_capacity(1500),
+            config,
+        }
+    }
+
+    /// The local ICE user fragment (`a=ice-ufrag`).
+    pub fn local_ufrag(&self) -> &str {
+        &self.local_ufrag
+    }
+
+    /// The local ICE password (`a=ice-pwd`).
+    pub fn local_password(&self) -> &str {
+        &self.local_pwd
+    }
+
+    /// Whether the agent is controlling now (a role conflict may change it).
+    pub fn is_controlling(&self) -> bool {
+        self.controlling
+    }
+
+    /// The overall state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The number of components.
+    pub fn components(&self) -> u16 {
+        self.config.components.max(1)
+    }
+
+    /// Sets the other side's credentials (`a=ice-ufrag`, `a=ice-pwd`) and
+    /// whether it is an ICE-lite implementation (then this side controls).
+    pub fn set_remote_credentials(&mut self, now: Instant, ufrag: &str, pwd: &str, ice_lite: bool) {
+        self.remote = Some(RemoteCredentials {
+            ufrag: ufrag.to_string(),
+            key: IntegrityKey::new(pwd.as_bytes()),
+            username: format!("{ufrag}:{}", self.local_ufrag),
+        });
+        self.remote_lite = ice_lite;
+        if ice_lite && !self.controlling {
+            self.controlling = true;
+            self.recompute_pair_priorities();
+            self.events
+                .push_back(Event::RoleChanged { controlling: true });
+        }
+        if self.state == State::New && !self.remotes.is_empty() {
+            self.set_state(State::Checking, None);
+        }
+        self.next_check = self.next_check.max(now);
+    }
+
+    /// The other side's ufrag, once known.
+    pub fn remote_ufrag(&self) -> Option<&str> {
+        self.remote.as_ref().map(|r| r.ufrag.as_str())
+    }
+
+    /// Next datagram to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn set_state(&mut self, state: State, reason: Option<String>) {
+        if self.state == state || self.state == State::Closed {
+            return;
+        }
+        // Failure is final until an ICE restart.
+        if self.state == State::Failed && state != State::Checking {
+            return;
+        }
+        self.state = state;
+        self.events.push_back(Event::StateChanged { state, reason });
+    }
+
+    /// Queues `payload` to go from local `base` to `destination`: straight
+    /// out of a host socket, or wrapped for the TURN server whose
+    /// allocation `base` is.
+    fn send_from_base(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        destination: SocketAddr,
+        payload: &[u8],
+    ) {
+        if self
+            .gatherer
+            .send_through_relay(now, base, destination, payload)
+        {
+            self.drain_gatherer_transmits();
+            return;
+        }
+        self.transmits.push_back(Datagram {
+            source: base,
+            transport: ServerTransport::Udp,
+            destination,
+            payload: payload.to_vec(),
+        });
+    }
+
+    /// Sends application data on `component`'s selected pair.
+    pub fn send<'a>(
+        &'a mut self,
+        now: Instant,
+        component: u16,
+        data: &'a [u8],
+    ) -> Result<Transmit<'a>, SendError> {
+        let pair = self
+            .selected_index(component)
+            .ok_or(SendError::NotConnected(component))?;
+        let base = self.locals[self.pairs[pair].local].base;
+        let destination = self.remotes[self.pairs[pair].remote].address;
+        if self.gatherer.is_relay(base) {
+            let (source, transport, server) = self
+                .gatherer
+                .wrap_into(now, base, destination, data, &mut self.buf)
+                .map_err(SendError::Relay)?;
+            return Ok(Transmit {
+                source,
+                transport,
+                destination: server,
+                payload: &self.buf,
+            });
+        }
+        Ok(Transmit {
+            source: base,
+            transport: ServerTransport::Udp,
+            destination,
+            payload: data,
+        })
+    }
+
+    fn selected_index(&self, component: u16) -> Option<usize> {
+        let slot = usize::from(component).checked_sub(1)?;
+        self.selected.get(slot).copied().flatten()
+    }
+
+    /// When [`Agent::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let mut next = self.gatherer.poll_timeout();
+        if let Some(t) = self.gathering_check_at {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        if self.has_check_to_send() {
+            consider(Some(self.next_check));
+        }
+        for pair in &self.pairs {
+            consider(pair.in_flight.as_ref().map(|f| f.next_at));
+        }
+        for t in &self.next_consent {
+            consider(*t);
+        }
+        for (slot, first) in self.first_success.iter().enumerate() {
+            if self.controlling
+                && self.selected[slot].is_none()
+                && !self.nomination_in_progress(slot)
+            {
+                consider(first.map(|t| t + self.config.nomination_delay));
+            }
+        }
+        next
+    }
+
+    /// Runs what is due at `now`: gathering retransmissions, paced checks,
+    /// check retransmissions, nomination, consent.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.drive_gatherer(now);
+        self.retransmit_checks(now);
+        self.send_paced_check(now);
+        self.nominate(now);
+        self.refresh_consent(now);
+        self.check_for_failure();
+    }
+
+    /// The TCP connection from host socket `socket` to server `server`
+    /// closed (or could not be opened): what was allocated over it is lost.
+    pub fn stream_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
+        self.gatherer.stream_closed(socket, server);
+        self.drive_gatherer(now);
+    }
+
+    /// Ends the session: releases TURN allocations; nothing else is sent.
+    pub fn close(&mut self, now: Instant) {
+        self.gatherer.close(now);
+        self.drain_gatherer_transmits();
+        self.set_state(State::Closed, None);
+    }
+
+    /// An ICE restart (RFC 8445 §9): new local credentials, forget the
+    /// remote ones and every pair; the selected pair carries data until
+    /// the new checks select one. Candidates are kept.
+    pub fn restart(&mut self, now: Instant) -> (&str, &str) {
+        self.local_ufrag = random_token(6);
+        self.local_pwd = random_token(24);
+        self.local_key = IntegrityKey::new(self.local_pwd.as_bytes());
+        self.remote = None;
+        self.remote_end_of_candidates = false;
+        self.remotes.clear();
+        self.pairs.clear();
+        self.triggered.clear();
+        for slot in &mut self.selected {
+            *slot = None;
+        }
+        for slot in &mut self.first_success {
+            *slot = None;
+        }
+        for slot in &mut self.next_consent {
+            *slot = None;
+        }
+        self.next_check = now;
+        self.state = State::New;
+        self.events.push_back(Event::StateChanged {
+            state: State::New,
+            reason: Some("ICE restart".into()),
+        });
+        (&self.local_ufrag, &self.local_pwd)
+    }
+}
+
+impl Agent {
+    /// Runs the gatherer's timers and takes in what it found.
+    fn drive_gatherer(&mut self, now: Instant) {
+        if self.gathering_check_at.is_some_and(|t| t <= now) {
+            self.gathering_check_at = None;
+        }
+        self.gatherer.handle_timeout(now);
+        while let Some(result) = self.gatherer.poll_result() {
+            match result {
+                crate::gather::Gathered::Reflexive {
+                    component,
+                    socket,
+                    mapped,
+                    server,
+                } => {
+                    // Not behind a NAT: the reflexive address is the host
+                    // one, and would only repeat it (RFC 8445 §5.1.3).
+                    if mapped == socket && !self.config.relay_only {
+                        continue;
+                    }
+                    if !self.config.relay_only {
+                        let preference = self.local_preference_of_socket(socket);
+                        self.add_local(
+                            crate::candidate::CandidateKind::ServerReflexive,
+                            component,
+                            mapped,
+                            socket,
+                            Some(socket),
+                            preference,
+                            Some(server),
+                        );
+                    }
+                }
+                crate::gather::Gathered::Relayed {
+                    component,
+                    socket,
+                    relayed,
+                    mapped,
+                    server,
+                } => {
+                    let preference = self.local_preference_of_socket(socket);
+                    self.add_local(
+                        crate::candidate::CandidateKind::Relayed,
+                        component,
+                        relayed,
+                        relayed,
+                        Some(mapped),
+                        preference,
+                        Some(server),
+                    );
+                }
+                crate::gather::Gathered::Failed {
+                    server,
+                    code,
+                    reason,
+                } => {
+                    self.events.push_back(Event::GatheringFailed {
+                        server,
+                        code,
+                        reason,
+                    });
+                }
+            }
+        }
+        self.drain_gatherer_transmits();
+        self.check_gathering_complete();
+    }
+
+    fn drain_gatherer_transmits(&mut self) {
+        while let Some(datagram) = self.gatherer.poll_transmit() {
+            self.transmits.push_back(datagram);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Phase 4: nomination by the controlling agent, selection of the best
+//! nominated pair on both sides, promotion to a better pair once one
+//! works, and consent freshness (RFC 7675) on what is selected.
+
+use std::time::{Duration, Instant};
+
+use super::Agent;
+use crate::config::Nomination;
+use crate::event::{CheckState, Event, PairDescription, State};
+
+impl Agent {
+    /// The pair as the application sees it: the valid local candidate once
+    /// the pair works.
+    pub(super) fn describe(&self, pair: usize) -> PairDescription {
+        let p = &self.pairs[pair];
+        PairDescription {
+            component: p.component,
+            local: self.locals[p.valid_local.unwrap_or(p.local)]
+                .candidate
+                .clone(),
+            remote: self.remotes[p.remote].clone(),
+        }
+    }
+
+    /// The selected pair of `component`, as described in events.
+    pub fn selected_pair(&self, component: u16) -> Option<PairDescription> {
+        self.selected_index(component)
+            .map(|pair| self.describe(pair))
+    }
+
+    /// Selects the best nominated working pair of `component`; reports a
+    /// first selection or a promotion.
+    pub(super) fn update_selection(&mut self, now: Instant, component: u16) {
+        let slot = usize::from(component) - 1;
+        let best = self
+            .pairs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.component == component && p.nominated && p.state == CheckState::Succeeded
+            })
+            .max_by_key(|(_, p)| p.priority)
+            .map(|(i, _)| i);
+        let Some(best) = best else { return };
+        let previous = self.selected[slot];
+        if previous == Some(best) {
+            return;
+        }
+        self.selected[slot] = Some(best);
+        self.next_consent[slot] = Some(now + self.consent_delay());
+        match previous {
+            None => self.events.push_back(Event::Selected {
+                pair: self.describe(best),
+            }),
+            Some(from) => {
+                let reason = if self.controlling {
+                    "a pair of higher priority succeeded; it was nominated".to_string()
+                } else {
+                    "the controlling agent nominated a pair of higher priority".to_string()
+                };
+                self.events.push_back(Event::Promoted {
+                    from: self.describe(from),
+                    to: self.describe(best),
+                    reason,
+                });
+            }
+        }
+        self.update_connected_state();
+    }
+
+    fn update_connected_state(&mut self) {
+        if self.selected.iter().all(Option::is_some)
+            && matches!(
+                self.state,
+                State::New | State::Checking | State::Disconnected
+            )
+        {
+            self.set_state(State::Connected, None);
+        }
+        if self.state == State::Connected && !self.pairs.iter().any(|p| p.is_pending()) {
+            self.set_state(State::Completed, None);
+        }
+    }
+
+    /// Regular nomination (RFC 8445 §8.1.1): once a pair works, wait
+    /// `nomination_delay` for a better one, then re-check the best with
+    /// USE-CANDIDATE. After selection, a pair of higher priority that
+    /// works later is nominated too: the promotion.
+    pub(super) fn nominate(&mut self, now: Instant) {
+        if !self.controlling || self.config.nomination == Nomination::Aggressive {
+            self.update_completed();
+            return;
+        }
+        for component in 1..=self.components() {
+            let slot = usize::from(component) - 1;
+            if self.nomination_in_progress(slot) {
+                continue;
+            }
+            let floor = self.selected[slot].map(|s| self.pairs[s].priority);
+            let best = self
+                .pairs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    p.component == component
+                        && p.state == CheckState::Succeeded
+                        && !p.nominated
+                        && floor.is_none_or(|f| p.priority > f)
+                })
+                .max_by_key(|(_, p)| p.priority)
+                .map(|(i, _)| i);
+            let Some(best) = best else { continue };
+            let better_pending = self.pairs.iter().any(|p| {
+                p.component == component && p.is_pending() && p.priority > self.pairs[best].priority
+            });
+            let waited =
+                self.first_success[slot].is_some_and(|t| now >= t + self.config.nomination_delay);
+            if better_pending && !waited {
+                continue;
+            }
+            self.pairs[best].nominate_next = true;
+            self.triggered.push_front(best);
+        }
+        self.update_completed();
+    }
+
+    /// Whether a check carrying USE-CANDIDATE is queued or unanswered in
+    /// the component at `slot`.
+    pub(super) fn nomination_in_progress(&self, slot: usize) -> bool {
+        self.pairs.iter().any(|p| {
+            usize::from(p.component) == slot + 1
+                && (p.nominate_next || p.in_flight.as_ref().is_some_and(|f| f.use_candidate))
+        })
+    }
+
+    fn update_completed(&mut self) {
+        if self.state == State::Connected && !self.pairs.iter().any(|p| p.is_pending()) {
+            self.set_state(State::Completed, None);
+        }
+    }
+
+    /// A consent interval with ±20% jitter (RFC 7675 §5.1), so that many
+    /// sessions do not check in step.
+    fn consent_delay(&self) -> Duration {
+        let mut raw = [0u8; 1];
+        let _ = getrandom::fill(&mut raw);
+        let factor = 0.8 + 0.4 * f64::from(raw[0]) / 255.0;
+        self.config.consent_interval.mul_f64(factor)
+    }
+
+    /// Sends due consent checks on selected pairs; reports disconnection
+    /// when they go unanswered and failure when consent expires.
+    pub(super) fn refresh_consent(&mut self, now: Instant) {
+        for slot in 0..self.selected.len() {
+            let Some(pair) = self.selected[slot] else {
+                continue;
+            };
+            let last = self.pairs[pair].last_answer.unwrap_or(now);
+            let silent = now.saturating_duration_since(last);
+            if silent >= self.config.consent_timeout {
+                self.next_consent[slot] = None;
+                self.set_state(
+                    State::Failed,
+                    Some(format!(
+                        "consent expired: no answer on the selected pair for {} s",
+                        silent.as_secs()
+                    )),
+                );
+                continue;
+            }
+            if silent >= self.config.disconnected_after
+                && matches!(self.state, State::Connected | State::Completed)
+            {
+                self.set_state(
+                    State::Disconnected,
+                    Some(format!(
+                        "no answer to consent checks for {} s",
+                        silent.as_secs()
+                    )),
+                );
+            } else if silent < self.config.disconnected_after && self.state == State::Disconnected {
+                self.set_state(State::Connected, None);
+            }
+            if self.next_consent[slot].is_some_and(|t| t <= now) {
+                if self.pairs[pair].in_flight.is_none() {
+                    self.send_check(now, pair, true);
+                }
+                self.next_consent[slot] = Some(now + self.consent_delay());
+            }
+        }
+    }
+}

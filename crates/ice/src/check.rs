@@ -1,0 +1,198 @@
+//! The STUN messages of a connectivity check (RFC 8445 §7.1–7.3): what a
+//! request carries, what a response says, and how both are authenticated
+//! with short-term credentials.
+
+use std::net::SocketAddr;
+
+use edgeice_stun::{
+    Attribute, AttributeType, BuildError, Class, ErrorCode, IntegrityKey, Message, MessageBuilder,
+    MessageType, Method, TransactionId,
+};
+
+/// The role attribute a request carries, with the sender's tie-breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RoleAttribute {
+    Controlling(u64),
+    Controlled(u64),
+}
+
+/// A new random transaction id.
+pub(crate) fn new_transaction_id() -> TransactionId {
+    let mut id = [0u8; 12];
+    // Without an OS random source nothing else works either; a fixed id
+    // still lets checks run (responses are matched per pair as well).
+    let _ = getrandom::fill(&mut id);
+    TransactionId(id)
+}
+
+/// What goes into one check request.
+pub(crate) struct CheckRequest<'a> {
+    pub username: &'a str,
+    pub priority: u32,
+    pub role: RoleAttribute,
+    pub use_candidate: bool,
+}
+
+/// Writes a Binding request for a check into `buf`.
+pub(crate) fn build_request(
+    buf: &mut Vec<u8>,
+    id: TransactionId,
+    request: &CheckRequest<'_>,
+    key: &IntegrityKey,
+) -> Result<(), BuildError> {
+    let mut builder =
+        MessageBuilder::new(buf, MessageType::new(Method::BINDING, Class::Request), id);
+    builder.add(&Attribute::Username(request.username))?;
+    builder.add(&Attribute::Priority(request.priority))?;
+    match request.role {
+        RoleAttribute::Controlling(tie) => builder.add(&Attribute::IceControlling(tie))?,
+        RoleAttribute::Controlled(tie) => builder.add(&Attribute::IceControlled(tie))?,
+    };
+    if request.use_candidate {
+        builder.add(&Attribute::UseCandidate)?;
+    }
+    builder.add_integrity_sha1(key)?;
+    builder.add_fingerprint()?;
+    builder.finish();
+    Ok(())
+}
+
+/// Writes the success response to a check: where the request came from,
+/// signed with the local password.
+pub(crate) fn build_success(
+    buf: &mut Vec<u8>,
+    id: TransactionId,
+    source: SocketAddr,
+    key: &IntegrityKey,
+) -> Result<(), BuildError> {
+    let kind = MessageType::new(Method::BINDING, Class::Success);
+    let mut builder = MessageBuilder::new(buf, kind, id);
+    builder.add(&Attribute::XorMappedAddress(source))?;
+    builder.add_integrity_sha1(key)?;
+    builder.add_fingerprint()?;
+    builder.finish();
+    Ok(())
+}
+
+/// Writes an error response; signed when the request's integrity was good
+/// (a 487 must be, RFC 8445 §7.3.1.1), unsigned otherwise (400, 401).
+pub(crate) fn build_error(
+    buf: &mut Vec<u8>,
+    id: TransactionId,
+    code: u16,
+    key: Option<&IntegrityKey>,
+) -> Result<(), BuildError> {
+    let kind = MessageType::new(Method::BINDING, Class::Error);
+    let mut builder = MessageBuilder::new(buf, kind, id);
+    builder.add(&Attribute::ErrorCode(ErrorCode::with_default_reason(code)))?;
+    if let Some(key) = key {
+        builder.add_integrity_sha1(key)?;
+    }
+    builder.add_fingerprint()?;
+    builder.finish();
+    Ok(())
+}
+
+/// What an incoming request asked, once it is authenticated.
+#[derive(Debug)]
+pub(crate) struct IncomingRequest {
+    pub priority: u32,
+    pub role: Option<RoleAttribute>,
+    pub use_candidate: bool,
+}
+
+/// Why an incoming request is refused, and with which code.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Drop without answering (bad fingerprint: maybe not STUN at all).
+    Silently,
+    /// Answer with this error code.
+    Code(u16),
+}
+
+/// Authenticates a check request addressed to `local_ufrag` and reads it.
+pub(crate) fn read_request(
+    message: &Message<'_>,
+    local_ufrag: &str,
+    key: &IntegrityKey,
+) -> Result<IncomingRequest, Refusal> {
+    if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+        return Err(Refusal::Silently);
+    }
+    let username = match message.get(AttributeType::USERNAME) {
+        Some(Ok(Attribute::Username(name))) => name,
+        _ => return Err(Refusal::Code(ErrorCode::BAD_REQUEST)),
+    };
+    if !message.has_integrity() {
+        return Err(Refusal::Code(ErrorCode::BAD_REQUEST));
+    }
+    let addressed_to_us = username
+        .split_once(':')
+        .is_some_and(|(ours, _)| ours == local_ufrag);
+    if !addressed_to_us || message.verify_integrity_sha1(key).is_err() {
+        return Err(Refusal::Code(ErrorCode::UNAUTHENTICATED));
+    }
+    let priority = match message.get(AttributeType::PRIORITY) {
+        Some(Ok(Attribute::Priority(p))) => p,
+        _ => return Err(Refusal::Code(ErrorCode::BAD_REQUEST)),
+    };
+    let mut role = None;
+    let mut use_candidate = false;
+    for attribute in message.attributes().flatten() {
+        match attribute {
+            Attribute::IceControlling(tie) => role = Some(RoleAttribute::Controlling(tie)),
+            Attribute::IceControlled(tie) => role = Some(RoleAttribute::Controlled(tie)),
+            Attribute::UseCandidate => use_candidate = true,
+            _ => {}
+        }
+    }
+    Ok(IncomingRequest {
+        priority,
+        role,
+        use_candidate,
+    })
+}
+
+/// What a response to one of our checks said.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CheckOutcome {
+    /// It worked; the other side saw us at this address.
+    Success { mapped: SocketAddr },
+    /// The other side answered with an error.
+    Error { code: u16, reason: String },
+}
+
+/// Reads a response to a check, authenticated with the remote password.
+/// `None`: not authentic (or malformed); ignore it, as if lost.
+pub(crate) fn read_response(message: &Message<'_>, key: &IntegrityKey) -> Option<CheckOutcome> {
+    if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+        return None;
+    }
+    match message.class() {
+        Class::Success => {
+            message.verify_integrity_sha1(key).ok()?;
+            let mapped = match message.get(AttributeType::XOR_MAPPED_ADDRESS) {
+                Some(Ok(Attribute::XorMappedAddress(addr))) => addr,
+                _ => match message.get(AttributeType::MAPPED_ADDRESS) {
+                    Some(Ok(Attribute::MappedAddress(addr))) => addr,
+                    _ => return None,
+                },
+            };
+            Some(CheckOutcome::Success { mapped })
+        }
+        Class::Error => {
+            // 400 and 401 come unsigned: the other side could not check ours.
+            if message.has_integrity() && message.verify_integrity_sha1(key).is_err() {
+                return None;
+            }
+            match message.get(AttributeType::ERROR_CODE) {
+                Some(Ok(Attribute::ErrorCode(error))) => Some(CheckOutcome::Error {
+                    code: error.code,
+                    reason: error.reason.to_string(),
+                }),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,118 @@
+//! What an embedding application decides: role, timers, servers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How the controlling agent nominates (RFC 8445 §8.1.1; aggressive is the
+/// RFC 5245 variant many stacks still accept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Nomination {
+    /// Check first, then nominate the best pair that worked with a second
+    /// check carrying USE-CANDIDATE.
+    #[default]
+    Regular,
+    /// Every check carries USE-CANDIDATE: the first pair that works is
+    /// selected at once, better ones replace it as they succeed.
+    Aggressive,
+}
+
+/// A STUN server to learn server-reflexive candidates from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StunServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// How to name it in events and traces (`stun:host:port`).
+    pub url: String,
+}
+
+/// How the agent reaches a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ServerTransport {
+    /// UDP datagrams from the host socket.
+    #[default]
+    Udp,
+    /// A TCP connection the application opens from the host socket's IP
+    /// (for networks that block UDP); messages framed as RFC 8656 §12.5 says.
+    Tcp,
+}
+
+/// A TURN server to allocate relayed candidates on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TurnServer {
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// UDP or TCP to the server (the relay itself is UDP either way).
+    pub transport: ServerTransport,
+    /// How to name it in events and traces (`turn:host:port?transport=udp`).
+    pub url: String,
+    /// Long-term credential user name.
+    pub username: String,
+    /// Long-term credential password.
+    pub password: String,
+}
+
+/// Everything the agent is told rather than decides.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Start as the controlling agent (the offerer, by JSEP convention).
+    pub controlling: bool,
+    /// Components per stream: 1 (RTP and RTCP multiplexed) or 2.
+    pub components: u16,
+    /// Pacing: one new check every `ta`. 20 ms by default: RFC 5245's value
+    /// for RTP streams, which libnice and aioice use too; RFC 8445 §14.2
+    /// suggests 50 ms and leaves the value configurable.
+    pub ta: Duration,
+    /// Regular or aggressive nomination.
+    pub nomination: Nomination,
+    /// First retransmission timeout of a check (RFC 8445 §14.3 floor 500 ms).
+    pub initial_rto: Duration,
+    /// Longest gap between retransmissions: with 7 transmissions, a pair
+    /// that never answers fails after about `initial_rto * 3 + 5 * max_rto`.
+    pub max_rto: Duration,
+    /// Transmissions of one check before its pair fails (RFC 8489 Rc = 7).
+    pub max_transmissions: u32,
+    /// How long the controlling agent waits, after its first pair works,
+    /// for a better pair before nominating (regular nomination).
+    pub nomination_delay: Duration,
+    /// Consent checks on the selected pair every this much, ±20%
+    /// (RFC 7675: 5 s by default).
+    pub consent_interval: Duration,
+    /// Without an answer for this long the agent reports `Disconnected`.
+    pub disconnected_after: Duration,
+    /// Without an answer for this long consent is lost: `Failed`
+    /// (RFC 7675: 30 s).
+    pub consent_timeout: Duration,
+    /// Servers for server-reflexive candidates.
+    pub stun_servers: Vec<StunServer>,
+    /// Servers for relayed candidates.
+    pub turn_servers: Vec<TurnServer>,
+    /// Offer relayed candidates only (host addresses stay private).
+    pub relay_only: bool,
+    /// Local credentials; random (RFC 8445 §5.3: 24 and 128 bits) if unset.
+    pub credentials: Option<(String, String)>,
+    /// At most this many pairs (RFC 8445 §6.1.2.5 suggests 100).
+    pub max_pairs: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            controlling: true,
+            components: 1,
+            ta: Duration::from_millis(20),
+            nomination: Nomination::Regular,
+            initial_rto: Duration::from_millis(500),
+            max_rto: Duration::from_millis(1600),
+            max_transmissions: 7,
+            nomination_delay: Duration::from_millis(300),
+            consent_interval: Duration::from_secs(5),
+            disconnected_after: Duration::from_secs(8),
+            consent_timeout: Duration::from_secs(30),
+            stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            relay_only: false,
+            credentials: None,
+            max_pairs: 100,
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Phase 1 against servers: server-reflexive candidates from STUN Binding
+//! requests and relayed candidates from TURN allocations (edgeice-client's
+//! state machines), one query per (host socket, server) of the same
+//! address family, all in parallel and each bounded by its own
+//! transaction timeout, so a dead server delays nothing else. The
+//! allocations also carry the checks and data of relayed candidates.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use edgeice_client::{
+    Allocation, AllocationConfig, AllocationEvent, BindingClient, BindingEvent, Credentials,
+    TransactionConfig, Transport,
+};
+
+use crate::agent::Datagram;
+use crate::config::{AgentConfig, ServerTransport, StunServer, TurnServer};
+
+/// What a server query produced.
+#[derive(Debug)]
+pub(crate) enum Gathered {
+    /// A server-reflexive address seen by a STUN (or TURN) server.
+    Reflexive {
+        component: u16,
+        socket: SocketAddr,
+        mapped: SocketAddr,
+        server: (SocketAddr, String),
+    },
+    /// A relayed address allocated on a TURN server.
+    Relayed {
+        component: u16,
+        socket: SocketAddr,
+        relayed: SocketAddr,
+        mapped: SocketAddr,
+        server: (SocketAddr, String),
+    },
+    /// A server gave nothing, or an allocation was lost.
+    Failed {
+        server: String,
+        code: Option<u16>,
+        reason: String,
+    },
+}
+
+/// One Binding request to a STUN server from one host socket.
+struct StunQuery {
+    component: u16,
+    socket: SocketAddr,
+    server: StunServer,
+    client: BindingClient,
+    done: bool,
+}
+
+/// One allocation on a TURN server from one host socket.
+struct TurnQuery {
+    component: u16,
+    socket: SocketAddr,
+    server: TurnServer,
+    allocation: Allocation,
+    /// Allocated or failed: gathering no longer waits for it.
+    done: bool,
+    relayed: Option<SocketAddr>,
+    /// Peers a channel was asked for, so each is asked once.
+    channels: HashSet<SocketAddr>,
+}
+
+/// The server queries of one agent.
+pub(crate) struct Gatherer {
+    stun_servers: Vec<StunServer>,
+    turn_servers: Vec<TurnServer>,
+    transactions: TransactionConfig,
+    stun: Vec<StunQuery>,
+    turn: Vec<TurnQuery>,
+    results: VecDeque<Gathered>,
+    transmits: VecDeque<Datagram>,
+}
+
+fn timeout_reason(transactions: &TransactionConfig) -> String {
+    format!("no response after {} requests", transactions.max_requests)
+}
+
+impl Gatherer {
+    pub(crate) fn new(config: &AgentConfig) -> Gatherer {
+        Gatherer {
+            stun_servers: config.stun_servers.clone(),
+            turn_servers: config.turn_servers.clone(),
+            // Gathering gives up sooner than RFC 8489's 39.5 s: about 9.5 s
+            // (requests at 0, 0.5, 1.5, 3.5, 7.5 s, then 2 s more), the
+            // time in which a call that waits on it would be abandoned.
+            transactions: TransactionConfig {
+                rto: Duration::from_millis(500),
+                max_requests: 5,
+                last_wait_factor: 4,
+                ..TransactionConfig::default()
+            },
+            stun: Vec::new(),
+            turn: Vec::new(),
+            results: VecDeque::new(),
+            transmits: VecDeque::new(),
+        }
+    }
+
+    /// Starts the queries from a new host socket to every server of its
+    /// address family.
+    pub(crate) fn start(&mut self, now: Instant, component: u16, socket: SocketAddr) {
+        for server in self.stun_servers.clone() {
+            if server.address.is_ipv4() != socket.is_ipv4() {
+                continue;
+            }
+            let mut client = BindingClient::new(server.address, Transport::Udp, self.transactions);
+            let started = client.send_request(now);
+            let mut query = StunQuery {
+                component,
+                socket,
+                server,
+                client,
+                done: false,
+            };
+            if let Err(e) = started {
+                query.done = true;
+                self.results.push_back(Gathered::Failed {
+                    server: query.server.url.clone(),
+                    code: None,
+                    reason: e.to_string(),
+                });
+            }
+            self.stun.push(query);
+        }
+        for server in self.turn_servers.clone() {
+            if server.address.is_ipv4() != socket.is_ipv4() {
+                continue;
+            }
+            let credentials = Credentials {
+                username: server.username.clone(),
+                password: server.password.clone(),
+            };
+            let transport = match server.transport {
+                ServerTransport::Udp => Transport::Udp,
+                ServerTransport::Tcp => Transport::Tcp,
+            };
+            let mut config = AllocationConfig::new(server.address, transport, credentials);
+            config.transactions = self.transactions;
+            let mut allocation = Allocation::new(config);
+            let started = allocation.allocate(now);
+            let mut query = TurnQuery {
+                component,
+                socket,
+                server,
+                allocation,
+                done: false,
+                relayed: None,
+                channels: HashSet::new(),
+            };
+            if let Err(e) = started {
+                query.done = true;
+                self.results.push_back(Gathered::Failed {
+                    server: query.server.url.clone(),
+                    code: None,
+                    reason: e.to_string(),
+                });
+            }
+            self.turn.push(query);
+        }
+        self.collect();
+    }
+
+    /// Moves what the clients want sent and what they found into the queues.
+    fn collect(&mut self) {
+        for query in &mut self.stun {
+            while let Some(transmit) = query.client.poll_transmit() {
+                self.transmits.push_back(Datagram {
+                    source: query.socket,
+                    transport: ServerTransport::Udp,
+                    destination: transmit.destination,
+                    payload: transmit.data.to_vec(),
+                });
+            }
+            while let Some(event) = query.client.poll_event() {
+                if query.done {
+                    continue;
+                }
+                query.done = true;
+                let server = query.server.url.clone();
+                self.results.push_back(match event {
+                    BindingEvent::Mapped { mapped, .. } => Gathered::Reflexive {
+                        component: query.component,
+                        socket: query.socket,
+                        mapped,
+                        server: (query.server.address, server),
+                    },
+                    BindingEvent::Failed { code, reason, .. } => Gathered::Failed {
+                        server,
+                        code: Some(code),
+                        reason,
+                    },
+                    BindingEvent::TimedOut { .. } => Gathered::Failed {
+                        server,
+                        code: None,
+                        reason: timeout_reason(&self.transactions),
+                    },
+                });
+            }
+        }
+        for query in &mut self.turn {
+            while let Some(transmit) = query.allocation.poll_transmit() {
+                self.transmits.push_back(Datagram {
+                    source: query.socket,
+                    transport: query.server.transport,
+                    destination: transmit.destination,
+                    payload: transmit.data.to_vec(),
+                });
+            }
+            while let Some(event) = query.allocation.poll_event() {
+                let server = (query.server.address, query.server.url.clone());
+                match event {
+                    AllocationEvent::Allocated {
+                        relayed, mapped, ..
+                    } => {
+                        query.done = true;
+                        query.relayed = Some(relayed);
+                        let mapped = mapped.unwrap_or(query.socket);
+                        self.results.push_back(Gathered::Reflexive {
+                            component: query.component,
+                            socket: query.socket,
+                            mapped,
+                            server: server.clone(),
+                        });
+                        self.results.push_back(Gathered::Relayed {
+                            component: query.component,
+                            socket: query.socket,
+                            relayed,
+                            mapped,
+                            server,
+                        });
+                    }
+                    AllocationEvent::Failed { code, reason } => {
+                        query.done = true;
+                        let reason = match (code, query.relayed) {
+                            (None, None) if reason.is_empty() => timeout_reason(&self.transactions),
+                            (_, Some(relayed)) => format!("relay {relayed} lost: {reason}"),
+                            _ => reason,
+                        };
+                        self.results.push_back(Gathered::Failed {
+                            server: server.1,
+                            code,
+                            reason,
+                        });
+                    }
+                    // Permissions and channels show in the checks' outcome.
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Whether every query has finished (succeeded, failed or timed out).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.stun.iter().all(|q| q.done) && self.turn.iter().all(|q| q.done)
+    }
+
+    /// Whether a datagram from `from` on `socket` is a server's.
+    pub(crate) fn is_server(&self, socket: SocketAddr, from: SocketAddr) -> bool {
+        self.stun
+            .iter()
+            .any(|q| q.socket == socket && q.server.address == from)
+            || self
+                .turn
+                .iter()
+                .any(|q| q.socket == socket && q.server.address == from)
+    }
+
+    /// Hands a server's datagram to its query. Data relayed by a TURN
+    /// server comes back as (relayed address, peer, payload).
+    pub(crate) fn handle_input<'a>(
+        &mut self,
+        now: Instant,
+        socket: SocketAddr,
+        from: SocketAddr,
+        data: &'a [u8],
+    ) -> Option<(SocketAddr, SocketAddr, &'a [u8])> {
+        let mut relayed = None;
+        if let Some(query) = self
+            .turn
+            .iter_mut()
+            .find(|q| q.socket == socket && q.server.address == from)
+        {
+            // Anything else from the server is dropped, as a lost datagram.
+            if let Ok(Some((peer, payload))) = query.allocation.handle_input(now, data)
+                && let Some(base) = query.relayed
+            {
+                relayed = Some((base, peer, payload));
+            }
+        } else {
+            for query in &mut self.stun {
+                if query.socket == socket && query.server.address == from {
+                    let _ = query.client.handle_input(now, data);
+                }
+            }
+        }
+        self.collect();
+        relayed
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        for query in &mut self.stun {
+            if query.client.poll_timeout().is_some_and(|t| t <= now) {
+                query.client.handle_timeout(now);
+            }
+        }
+        for query in &mut self.turn {
+            if query.allocation.poll_timeout().is_some_and(|t| t <= now) {
+                query.allocation.handle_timeout(now);
+            }
+        }
+        self.collect();
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let stun = self.stun.iter().filter_map(|q| q.client.poll_timeout());
+        let turn = self.turn.iter().filter_map(|q| q.allocation.poll_timeout());
+        stun.chain(turn).min()
+    }
+
+    pub(crate) fn poll_result(&mut self) -> Option<Gathered> {
+        self.results.pop_front()
+    }
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<Datagram> {
+        self.transmits.pop_front()
+    }
+
+    /// Whether `base` is a relayed address of one of the allocations.
+    pub(crate) fn is_relay(&self, base: SocketAddr) -> bool {
+        self.turn.iter().any(|q| q.relayed == Some(base))
+    }
+
+    /// Queues `payload` from relayed address `base` to `peer`, wrapped for
+    /// its TURN server (the permission, and a channel for later packets,
+    /// are asked for on the way). False if `base` is not a relayed address.
+    pub(crate) fn send_through_relay(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        peer: SocketAddr,
+        payload: &[u8],
+    ) -> bool {
+        let mut out = Vec::with_capacity(payload.len() + 36);
+        match self.wrap_into(now, base, peer, payload, &mut out) {
+            Ok((source, transport, destination)) => {
+                self.collect();
+                self.transmits.push_back(Datagram {
+                    source,
+                    transport,
+                    destination,
+                    payload: out,
+                });
+                true
+            }
+            Err(_) => self.is_relay(base),
+        }
+    }
+
+    /// Wraps `payload` from relayed address `base` to `peer` into `out`;
+    /// returns (host socket, transport, TURN server) to send it by. Control
+    /// messages it causes wait in the queue for the next poll.
+    pub(crate) fn wrap_into(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        peer: SocketAddr,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(SocketAddr, ServerTransport, SocketAddr), String> {
+        let query = self
+            .turn
+            .iter_mut()
+            .find(|q| q.relayed == Some(base))
+            .ok_or_else(|| format!("{base} is not a relayed address"))?;
+        if query.channels.insert(peer) {
+            let _ = query.allocation.bind_channel(now, peer);
+        }
+        query
+            .allocation
+            .send_to(now, peer, payload, out)
+            .map_err(|e| e.to_string())?;
+        Ok((query.socket, query.server.transport, query.server.address))
+    }
+
+    /// The TCP connection of an allocation closed: the allocation is lost.
+    pub(crate) fn stream_closed(&mut self, socket: SocketAddr, server: SocketAddr) {
+        for query in &mut self.turn {
+            if query.socket == socket
+                && query.server.address == server
+                && query.server.transport == ServerTransport::Tcp
+            {
+                query.allocation.connection_closed();
+            }
+        }
+        self.collect();
+    }
+
+    /// Releases every allocation.
+    pub(crate) fn close(&mut self, now: Instant) {
+        for query in &mut self.turn {
+            let _ = query.allocation.release(now);
+        }
+        self.collect();
+    }
+}
