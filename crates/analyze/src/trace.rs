@@ -255,7 +255,15 @@ impl Trace {
                     .text("server")?
                     .map(|s| format!(" from {s}"))
                     .unwrap_or_default();
-                format!("{side} candidate {}{from}", short_candidate(candidate))
+                let learned = if matches!(fields.map.get("learned"), Some(Value::Bool(true))) {
+                    " (learned from a check)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{side} candidate {}{from}{learned}",
+                    short_candidate(candidate)
+                )
             }
             "gather-error" => {
                 let server = fields.text("server")?.unwrap_or("a server").to_owned();
@@ -345,6 +353,13 @@ impl Trace {
                     Some(reason) => format!("state {state} ({reason})"),
                     None => format!("state {state}"),
                 }
+            }
+            // A role conflict (RFC 8445 §7.3.1.1) switched the agent's
+            // role: the side it plays in the call is the new one.
+            "role" => {
+                let role = fields.required_text("role")?;
+                self.role = role.to_owned();
+                format!("role conflict: now {role}")
             }
             "data" => {
                 let count = |name| -> Result<String, InputError> {

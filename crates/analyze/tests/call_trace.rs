@@ -241,3 +241,42 @@ fn an_unknown_candidate_line_is_a_finding_not_an_error() {
         codes(&analysis)
     );
 }
+
+#[test]
+fn traces_written_by_edgeice_call_are_read() {
+    // Written by `edgeice call --controlling --send 100 --trace` and
+    // `edgeice call --echo --trace` against each other on loopback.
+    let analysis = run(&[
+        "call-loopback.controlled.jsonl",
+        "call-loopback.controlling.jsonl",
+    ]);
+    assert!(!analysis.has_errors(), "{:?}", codes(&analysis));
+    assert_eq!(analysis.calls.len(), 1);
+    let call = &analysis.calls[0];
+    assert!(!call.ice_failed);
+    assert_eq!(call.offer.as_ref().unwrap().role, "controlling");
+    let what: Vec<&str> = call.timeline.iter().map(|e| e.what.as_str()).collect();
+    assert!(
+        what.iter()
+            .any(|w| w.starts_with("[controlling] remote candidate prflx")
+                && w.ends_with("(learned from a check)")),
+        "{what:#?}"
+    );
+    assert!(what.contains(&"[controlled] state completed"), "{what:#?}");
+    assert!(what.contains(&"[controlling] media: 100 sent, 100 received"));
+}
+
+#[test]
+fn a_role_conflict_moves_the_agent_to_its_new_side() {
+    let text = "{\"t_ms\":0,\"event\":\"start\",\"role\":\"controlling\",\"local_ufrag\":\"r1\"}\n\
+                {\"t_ms\":5,\"event\":\"role\",\"role\":\"controlled\"}\n";
+    let (format, items) = input::read("role.jsonl", Cursor::new(text.as_bytes().to_vec())).unwrap();
+    let analysis = analyze(vec![("role.jsonl".into(), format, items)]);
+    let call = &analysis.calls[0];
+    assert_eq!(call.answer.as_ref().unwrap().party, "role.jsonl, ufrag r1");
+    assert!(
+        call.timeline
+            .iter()
+            .any(|e| e.what == "role conflict: now controlled")
+    );
+}
