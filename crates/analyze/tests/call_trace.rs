@@ -280,3 +280,18 @@ fn a_role_conflict_moves_the_agent_to_its_new_side() {
             .any(|e| e.what == "role conflict: now controlled")
     );
 }
+
+#[test]
+fn a_real_call_with_a_wrong_turn_password_is_diagnosed() {
+    // Written by two `edgeice call --trace` against `edgeice serve --user
+    // alice:right` on loopback, the controlling side with `--password
+    // wrong`, the controlled side `--relay-only` with the right one.
+    let analysis = run(&[
+        "call-turn-401.controlling.jsonl",
+        "call-turn-401.controlled.jsonl",
+    ]);
+    let found = codes(&analysis);
+    assert_eq!(found[0], "turn-auth-failed", "{found:?}");
+    assert!(analysis.findings[0].message.contains("controlling agent"));
+    assert!(found.contains(&"ice-failed"), "{found:?}");
+}
