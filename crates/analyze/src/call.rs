@@ -1,12 +1,15 @@
 //! Calls, rebuilt from their SIP messages: the offer and the answer, and
-//! the timeline between INVITE and BYE.
+//! the timeline between INVITE and BYE. A call is built as its messages
+//! arrive (`CallBuilder`), so that it can be finished — diagnosed,
+//! reported and dropped — as soon as it ends.
 
 use serde::Serialize;
 
-use crate::diagnose::{self, Finding};
+use crate::diagnose::Finding;
 use crate::input::{Format, Item};
 use crate::sdp::{self, Description};
 use crate::sip::SipMessage;
+use crate::stream::Summary;
 
 /// One side's description of the media: an offer, an answer, or a bare SDP.
 #[derive(Clone, Debug, Serialize)]
@@ -43,25 +46,49 @@ pub struct Event {
     pub diagnostics: Vec<crate::sip::MsDiagnostics>,
 }
 
-/// One call (one Call-ID).
+/// One call (one Call-ID, one webrtc-internals peer connection, or one or
+/// two `edgeice call --trace` files).
 #[derive(Clone, Debug, Serialize)]
 pub struct Call {
-    /// The Call-ID.
+    /// The Call-ID (for a trace, `ice:` and the ICE usernames).
     pub call_id: String,
-    /// The INVITE's description.
+    /// Where the call was read from: `sip`, `webrtc-internals` or `trace`.
+    pub source: &'static str,
+    /// The INVITE's description (for traces, the controlling agent's).
     pub offer: Option<Side>,
-    /// The answer's description (18x or 2xx to the INVITE).
+    /// The answer's description (18x or 2xx to the INVITE; for traces, the
+    /// controlled agent's).
     pub answer: Option<Side>,
-    /// Every message, in order.
+    /// Every message, in order (at most [`MAX_TIMELINE`]).
     pub timeline: Vec<Event>,
-    /// A later INVITE carried `a=remote-candidates`: the media moved to a
-    /// chosen pair (what Lync engineers call candidate promotion).
+    /// Events left out of the timeline past [`MAX_TIMELINE`].
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeline_omitted: usize,
+    /// A later INVITE carried `a=remote-candidates`, or the agent replaced
+    /// its selected pair: the media moved to a chosen pair (what Lync
+    /// engineers call candidate promotion).
     pub promoted: bool,
     /// Seconds from the 200 OK to the BYE, when both have timestamps.
     pub seconds_to_bye: Option<f64>,
-    /// The agent itself reported ICE failed (webrtc-internals).
+    /// The agent itself reported ICE failed (webrtc-internals, traces).
     pub ice_failed: bool,
+    /// How the analysis closed the call: `bye`, `cancel`, `rejected` (a
+    /// final non-2xx to the INVITE), `input-end` (still open when the input
+    /// ended), `evicted` (still open when too many other calls were: it was
+    /// finished early, and later messages of it start a new entry), or
+    /// `complete` (a dump or trace, read whole).
+    pub end: &'static str,
+    /// The findings about this call.
+    pub findings: Vec<Finding>,
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Timeline events kept per call: a dialog that lives for hours (a
+/// REGISTER refreshed all day) must not grow without bound.
+pub const MAX_TIMELINE: usize = 200;
 
 /// A file read, and as what.
 #[derive(Clone, Debug, Serialize)]
@@ -72,31 +99,28 @@ pub struct InputFile {
     pub format: &'static str,
 }
 
-/// Everything found in the inputs.
-#[derive(Clone, Debug, Serialize)]
+/// Everything found in the inputs, in memory: the calls and STUN packets
+/// next to the [`Summary`] (reached through `Deref`: `analysis.findings`).
+/// For small inputs and tests; `edgeice analyze` streams instead (see
+/// [`crate::stream`]), so that memory does not grow with the calls.
+#[derive(Clone, Debug)]
 pub struct Analysis {
-    /// The files read.
-    pub inputs: Vec<InputFile>,
-    /// The calls found in SIP messages.
+    /// The calls, in the order they ended.
     pub calls: Vec<Call>,
-    /// Bare SDP descriptions, outside any call.
-    pub descriptions: Vec<Side>,
     /// STUN and TURN messages seen in captures.
     pub stun: Vec<crate::capture::StunPacket>,
-    /// What is wrong, most severe first.
-    pub findings: Vec<Finding>,
+    /// Inputs, bare descriptions and findings.
+    pub summary: Summary,
 }
 
-impl Analysis {
-    /// Whether any finding is an error.
-    pub fn has_errors(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.severity == crate::Severity::Error)
+impl std::ops::Deref for Analysis {
+    type Target = Summary;
+    fn deref(&self) -> &Summary {
+        &self.summary
     }
 }
 
-fn format_name(format: Format) -> &'static str {
+pub(crate) fn format_name(format: Format) -> &'static str {
     match format {
         Format::Sdp => "sdp",
         Format::SipTrace => "sip",
@@ -104,6 +128,7 @@ fn format_name(format: Format) -> &'static str {
         Format::ServerLog => "server-log",
         Format::WebrtcInternals => "webrtc-internals",
         Format::Capture => "capture",
+        Format::CallTrace => "call-trace",
     }
 }
 
@@ -134,6 +159,19 @@ fn side_of(message: &SipMessage, role: &'static str, party: &str) -> Option<Side
     })
 }
 
+/// A bare SDP description as a side of no call.
+pub(crate) fn description_side(file: String, line: usize, text: &str) -> Side {
+    Side {
+        role: "description",
+        party: String::new(),
+        file,
+        line,
+        timestamp: None,
+        fallback_only: false,
+        description: sdp::parse(text, line),
+    }
+}
+
 /// Seconds since the start of the day of a `MM/DD/YYYY|HH:MM:SS.mmm` stamp
 /// (days counted roughly, enough for an interval within a call).
 fn seconds(stamp: &str) -> Option<f64> {
@@ -149,112 +187,190 @@ fn seconds(stamp: &str) -> Option<f64> {
     Some(((month * 31.0 + day) * 24.0 + h) * 3600.0 + m * 60.0 + s)
 }
 
-/// Rebuilds calls from everything read, and diagnoses them.
+/// Rebuilds calls from everything read, and diagnoses them, in memory.
+/// The same path as the streaming one, with every call kept.
 pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
-    let mut inputs = Vec::new();
-    let mut descriptions = Vec::new();
-    let mut by_call: Vec<(String, Vec<SipMessage>)> = Vec::new();
-    let mut peer_connections = Vec::new();
-    let mut stun = Vec::new();
+    let limits = crate::stream::Limits {
+        keep_ended: files.len() > 1,
+        ..crate::stream::Limits::default()
+    };
+    let mut analyzer = crate::stream::Analyzer::new(limits);
+    let mut collect = crate::stream::Collect::default();
     for (file, format, items) in files {
-        inputs.push(InputFile {
-            file: file.clone(),
-            format: format_name(format),
-        });
+        analyzer.input(&file, format);
         for item in items {
-            match item {
-                Item::Sdp { file, line, text } => descriptions.push(Side {
-                    role: "description",
-                    party: String::new(),
-                    file,
-                    line,
-                    timestamp: None,
-                    fallback_only: false,
-                    description: sdp::parse(&text, line),
-                }),
-                Item::PeerConnection(pc) => peer_connections.push(call_of_peer_connection(pc)),
-                Item::Stun(packet) => stun.push(packet),
-                Item::Sip(message) => {
-                    let id = message.call_id().unwrap_or("(no Call-ID)").to_owned();
-                    match by_call.iter_mut().find(|(c, _)| *c == id) {
-                        Some((_, messages)) => messages.push(message),
-                        None => by_call.push((id, vec![message])),
-                    }
-                }
-            }
+            // Collecting in memory cannot fail.
+            let _ = analyzer.push(item, &mut collect);
         }
     }
-    let mut calls: Vec<Call> = by_call
-        .into_iter()
-        .map(|(call_id, messages)| build_call(call_id, &messages))
-        .collect();
-    calls.extend(peer_connections);
-    let findings = diagnose::diagnose(&calls, &descriptions, &stun);
+    let summary = analyzer.finish(&mut collect);
     Analysis {
-        inputs,
-        calls,
-        descriptions,
-        stun,
-        findings,
+        calls: collect.calls,
+        stun: collect.stun,
+        summary,
     }
 }
 
-fn build_call(call_id: String, messages: &[SipMessage]) -> Call {
-    let mut offer = None;
-    let mut answer = None;
-    let mut promoted = false;
-    let mut answered_at = None;
-    let mut bye_at = None;
-    for message in messages {
-        let is_invite = message.method() == Some("INVITE");
-        if is_invite && offer.is_none() {
-            offer = side_of(message, "offer", message.header("From").unwrap_or(""));
-        } else if is_invite && message.body.contains("a=remote-candidates:") {
-            promoted = true;
-        }
-        if let Some(status) = message.status()
-            && message.cseq_method() == Some("INVITE")
-        {
-            if (180..300).contains(&status) && answer.is_none() {
-                answer = side_of(message, "answer", message.header("To").unwrap_or(""));
-            }
-            if (200..300).contains(&status) && answered_at.is_none() {
-                answered_at = message.timestamp.as_deref().and_then(seconds);
-            }
-        }
-        if message.method() == Some("BYE") && bye_at.is_none() {
-            bye_at = message.timestamp.as_deref().and_then(seconds);
+/// Where a call stands, as its messages arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Not ended (or not a call that ends: a REGISTER or SUBSCRIBE dialog).
+    Open,
+    /// Ended (BYE, CANCEL, a final non-2xx), its last transaction not yet
+    /// complete: a response or ACK may still come.
+    Ending,
+    /// Ended, and its closing transaction is complete.
+    Complete,
+}
+
+/// A call built message by message: each message updates the offer,
+/// answer and timeline and is then dropped, so an open call costs its two
+/// descriptions and a bounded timeline, not its messages.
+#[derive(Debug)]
+pub(crate) struct CallBuilder {
+    call_id: String,
+    offer: Option<Side>,
+    answer: Option<Side>,
+    timeline: Vec<Event>,
+    timeline_omitted: usize,
+    promoted: bool,
+    answered: bool,
+    answered_at: Option<f64>,
+    bye_at: Option<f64>,
+    /// How it ended, once it has.
+    pub(crate) ended: Option<&'static str>,
+    /// A final non-2xx to the INVITE was seen: the ACK completes the call.
+    awaiting_ack: bool,
+    /// The BYE was sent: its final response completes the call.
+    awaiting_bye_response: bool,
+    complete: bool,
+    /// An INVITE was seen: a call, not an OPTIONS ping or a REGISTER.
+    invited: bool,
+}
+
+impl CallBuilder {
+    /// A call with no message yet.
+    pub(crate) fn new(call_id: String) -> Self {
+        CallBuilder {
+            call_id,
+            offer: None,
+            answer: None,
+            timeline: Vec::new(),
+            timeline_omitted: 0,
+            promoted: false,
+            answered: false,
+            answered_at: None,
+            bye_at: None,
+            ended: None,
+            awaiting_ack: false,
+            awaiting_bye_response: false,
+            complete: false,
+            invited: false,
         }
     }
-    let seconds_to_bye = match (answered_at, bye_at) {
-        (Some(a), Some(b)) if b >= a => Some(((b - a) * 1000.0).round() / 1000.0),
-        _ => None,
-    };
-    let timeline = messages
-        .iter()
-        .map(|m| Event {
-            timestamp: m.timestamp.clone(),
-            what: m.start_line.clone(),
-            file: m.file.clone(),
-            line: m.line,
-            diagnostics: m.ms_diagnostics(),
-        })
-        .collect();
-    Call {
-        call_id,
-        offer,
-        answer,
-        timeline,
-        promoted,
-        seconds_to_bye,
-        ice_failed: false,
+
+    /// Whether an INVITE was seen: dialogs without one (OPTIONS pings,
+    /// REGISTER, SUBSCRIBE) have no end to wait for.
+    pub(crate) fn is_call(&self) -> bool {
+        self.invited
+    }
+
+    /// Takes one message of the call into account.
+    pub(crate) fn push(&mut self, message: &SipMessage) -> Progress {
+        let is_invite = message.method() == Some("INVITE");
+        self.invited |= is_invite || message.cseq_method() == Some("INVITE");
+        if is_invite && self.offer.is_none() {
+            self.offer = side_of(message, "offer", message.header("From").unwrap_or(""));
+        } else if is_invite && message.body.contains("a=remote-candidates:") {
+            self.promoted = true;
+        }
+        if let Some(status) = message.status() {
+            match message.cseq_method() {
+                Some("INVITE") => {
+                    if (180..300).contains(&status) && self.answer.is_none() {
+                        self.answer =
+                            side_of(message, "answer", message.header("To").unwrap_or(""));
+                    }
+                    if (200..300).contains(&status) && !self.answered {
+                        self.answered = true;
+                        self.answered_at = message.timestamp.as_deref().and_then(seconds);
+                    }
+                    // A re-INVITE refused (491, 488) leaves the call up;
+                    // only a refusal of the first one ends it.
+                    if status >= 300 && !self.answered {
+                        self.ended.get_or_insert("rejected");
+                        self.awaiting_ack = true;
+                    }
+                }
+                Some("BYE") if status >= 200 && self.awaiting_bye_response => {
+                    self.complete = true;
+                }
+                _ => {}
+            }
+        }
+        match message.method() {
+            Some("BYE") => {
+                if self.bye_at.is_none() {
+                    self.bye_at = message.timestamp.as_deref().and_then(seconds);
+                }
+                self.ended.get_or_insert("bye");
+                self.awaiting_bye_response = true;
+            }
+            Some("CANCEL") => {
+                self.ended.get_or_insert("cancel");
+            }
+            Some("ACK") if self.awaiting_ack => self.complete = true,
+            _ => {}
+        }
+        if self.timeline.len() < MAX_TIMELINE {
+            self.timeline.push(Event {
+                timestamp: message.timestamp.clone(),
+                what: message.start_line.clone(),
+                file: message.file.clone(),
+                line: message.line,
+                diagnostics: message.ms_diagnostics(),
+            });
+        } else {
+            self.timeline_omitted += 1;
+        }
+        self.progress()
+    }
+
+    /// Where the call stands.
+    pub(crate) fn progress(&self) -> Progress {
+        match (self.ended, self.complete) {
+            (None, _) => Progress::Open,
+            (Some(_), false) => Progress::Ending,
+            (Some(_), true) => Progress::Complete,
+        }
+    }
+
+    /// The call, closed as `end` says when it has not ended by itself.
+    pub(crate) fn build(self, end: &'static str) -> Call {
+        let seconds_to_bye = match (self.answered_at, self.bye_at) {
+            (Some(a), Some(b)) if b >= a => Some(((b - a) * 1000.0).round() / 1000.0),
+            _ => None,
+        };
+        Call {
+            call_id: self.call_id,
+            source: "sip",
+            offer: self.offer,
+            answer: self.answer,
+            timeline: self.timeline,
+            timeline_omitted: self.timeline_omitted,
+            promoted: self.promoted,
+            seconds_to_bye,
+            ice_failed: false,
+            end: self.ended.unwrap_or(end),
+            findings: Vec::new(),
+        }
     }
 }
 
 /// A browser's peer connection as a call: its offer and answer (local or
 /// remote), with the candidates trickled after them put in their media.
 /// Line numbers are positions in the dump's update log.
-fn call_of_peer_connection(pc: crate::webrtc_internals::PeerConnection) -> Call {
+pub(crate) fn call_of_peer_connection(pc: crate::webrtc_internals::PeerConnection) -> Call {
     let side = |sdp_type: &str| {
         pc.descriptions
             .iter()
@@ -296,11 +412,15 @@ fn call_of_peer_connection(pc: crate::webrtc_internals::PeerConnection) -> Call 
         .collect();
     Call {
         call_id: pc.id,
+        source: "webrtc-internals",
         offer,
         answer,
         timeline,
+        timeline_omitted: 0,
         promoted: false,
         seconds_to_bye: None,
         ice_failed,
+        end: "complete",
+        findings: Vec::new(),
     }
 }

@@ -4,7 +4,7 @@
 //! part of the story.
 //!
 //! UDP datagrams are read one by one; TCP segments go through
-//! [`crate::reassembly`], which puts SIP messages split over several
+//! the `reassembly` module, which puts SIP messages split over several
 //! segments back together.
 
 use std::io::Read;
@@ -14,7 +14,7 @@ use edgeice_stun::{Attribute, AttributeType, Class, Message};
 use pcap_parser::{Linktype, PcapBlockOwned, PcapError, data::PacketData, pcapng::Block};
 use serde::Serialize;
 
-use crate::input::{InputError, Item};
+use crate::input::{Emit, InputError, Item};
 use crate::reassembly::Streams;
 use crate::sip::{SipMessage, is_start_line};
 
@@ -125,14 +125,14 @@ impl Clock {
     }
 }
 
-/// Reads the SIP messages and STUN packets of a capture.
-pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputError> {
+/// Reads the SIP messages and STUN packets of a capture, handing each to
+/// `emit` as soon as it is whole.
+pub fn read(file: &str, reader: impl Read + Send, emit: &mut Emit<'_>) -> Result<(), InputError> {
     let mut capture = pcap_parser::create_reader(1 << 20, reader)
         .map_err(|_| InputError::Unrecognised(file.to_owned()))?;
     // Per pcapng interface: its link type and timestamp clock.
     let mut interfaces: Vec<(Linktype, Clock)> = Vec::new();
     let mut legacy = (Linktype::ETHERNET, Clock::MICROSECONDS);
-    let mut items = Vec::new();
     let mut streams = Streams::default();
     let mut packet = 0;
     loop {
@@ -184,7 +184,7 @@ pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputErro
                     let caplen = (caplen as usize).min(data.len());
                     if let Some(l3) = pcap_parser::data::get_packetdata(data, linktype, caplen) {
                         let at = (packet, stamp(secs, millis));
-                        read_packet(file, at, l3, &mut streams, &mut items);
+                        read_packet(file, at, l3, &mut streams, emit)?;
                     }
                 }
                 capture.consume(offset);
@@ -199,7 +199,7 @@ pub fn read(file: &str, reader: impl Read + Send) -> Result<Vec<Item>, InputErro
             Err(_) => break,
         }
     }
-    Ok(items)
+    Ok(())
 }
 
 /// Network layer → transport payload.
@@ -208,18 +208,18 @@ fn read_packet(
     (packet, stamp): (usize, String),
     data: PacketData<'_>,
     streams: &mut Streams,
-    items: &mut Vec<Item>,
-) {
+    emit: &mut Emit<'_>,
+) -> Result<(), InputError> {
     let (ethertype, l3) = match data {
         PacketData::L2(frame) => {
             let Some(&[t0, t1]) = frame.get(12..14) else {
-                return;
+                return Ok(());
             };
             let mut ethertype = u16::from_be_bytes([t0, t1]);
             let mut at = 14;
             if ethertype == 0x8100 {
                 let Some(&[t0, t1]) = frame.get(16..18) else {
-                    return;
+                    return Ok(());
                 };
                 ethertype = u16::from_be_bytes([t0, t1]);
                 at = 18;
@@ -227,15 +227,17 @@ fn read_packet(
             (ethertype, frame.get(at..).unwrap_or(&[]))
         }
         PacketData::L3(ethertype, l3) => (ethertype, l3),
-        _ => return,
+        _ => return Ok(()),
     };
     let (src, dst, protocol, l4) = match ethertype {
         0x0800 => {
-            let Some(&first) = l3.first() else { return };
+            let Some(&first) = l3.first() else {
+                return Ok(());
+            };
             let header = usize::from(first & 0x0f) * 4;
             let (Some(s), Some(d), Some(&proto)) = (l3.get(12..16), l3.get(16..20), l3.get(9))
             else {
-                return;
+                return Ok(());
             };
             let src = IpAddr::V4(Ipv4Addr::new(s[0], s[1], s[2], s[3]));
             let dst = IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3]));
@@ -244,7 +246,7 @@ fn read_packet(
         0x86dd => {
             let (Some(s), Some(d), Some(&proto)) = (l3.get(8..24), l3.get(24..40), l3.get(6))
             else {
-                return;
+                return Ok(());
             };
             let mut src = [0u8; 16];
             src.copy_from_slice(s);
@@ -257,22 +259,22 @@ fn read_packet(
                 l3.get(40..).unwrap_or(&[]),
             )
         }
-        _ => return,
+        _ => return Ok(()),
     };
     let (Some(ports), Some(header_len)) = (l4.get(0..4), l4_header_len(protocol, l4)) else {
-        return;
+        return Ok(());
     };
     let Some(payload) = l4.get(header_len..) else {
-        return;
+        return Ok(());
     };
     let from = SocketAddr::new(src, u16::from_be_bytes([ports[0], ports[1]]));
     let to = SocketAddr::new(dst, u16::from_be_bytes([ports[2], ports[3]]));
     if payload.is_empty() {
-        return;
+        return Ok(());
     }
     if protocol == 6 && streams.can_follow(from, to) {
         let Some(&[s0, s1, s2, s3]) = l4.get(4..8) else {
-            return;
+            return Ok(());
         };
         let seq = u32::from_be_bytes([s0, s1, s2, s3]);
         for message in streams.push((from, to), seq, payload, (packet, &stamp)) {
@@ -281,11 +283,12 @@ fn read_packet(
                 (message.packet, &message.stamp),
                 (from, to),
                 &message.bytes,
-                items,
-            );
+                emit,
+            )?;
         }
+        Ok(())
     } else {
-        read_message(file, (packet, &stamp), (from, to), payload, items);
+        read_message(file, (packet, &stamp), (from, to), payload, emit)
     }
 }
 
@@ -304,18 +307,17 @@ fn read_message(
     (packet, stamp): (usize, &str),
     (from, to): (SocketAddr, SocketAddr),
     payload: &[u8],
-    items: &mut Vec<Item>,
-) {
+    emit: &mut Emit<'_>,
+) -> Result<(), InputError> {
     // TURN over TCP frames STUN too: the first frame of the segment.
     let stun = match edgeice_stun::frame_len(payload) {
         Ok(Some(len)) if payload[0] >> 6 == 0 => payload.get(..len),
         _ => None,
     };
     if let Some(message) = stun.and_then(|s| Message::parse(s).ok()) {
-        items.push(Item::Stun(stun_packet(
+        return emit(Item::Stun(stun_packet(
             file, packet, stamp, from, to, &message,
         )));
-        return;
     }
     let text = String::from_utf8_lossy(payload);
     let lines: Vec<&str> = text.split('\n').collect();
@@ -325,9 +327,10 @@ fn read_message(
     {
         let lines: Vec<&str> = lines.iter().map(|l| l.trim_end_matches('\r')).collect();
         if let Some(message) = SipMessage::parse(&lines, file, packet, Some(stamp.to_owned())) {
-            items.push(Item::Sip(message));
+            return emit(Item::Sip(message));
         }
     }
+    Ok(())
 }
 
 fn stun_packet(
@@ -451,7 +454,17 @@ mod tests {
     ];
 
     fn items(data: &[u8]) -> Vec<Item> {
-        read("test.pcapng", std::io::Cursor::new(data.to_vec())).unwrap()
+        let mut items = Vec::new();
+        read(
+            "test.pcapng",
+            std::io::Cursor::new(data.to_vec()),
+            &mut |item| {
+                items.push(item);
+                Ok(())
+            },
+        )
+        .unwrap();
+        items
     }
 
     fn first_stamp(data: &[u8]) -> String {

@@ -82,6 +82,8 @@ fn event_evidence(event: &crate::call::Event) -> Evidence {
 fn who(side: &Side) -> String {
     if side.party.is_empty() {
         format!("the description in {}", side.file)
+    } else if matches!(side.role, "controlling" | "controlled") {
+        format!("the {} agent ({})", side.role, side.party)
     } else {
         format!("the {} from {}", side.role, side.party)
     }
@@ -353,18 +355,50 @@ fn diagnose_pairs(call: &Call, findings: &mut Vec<Finding>) {
 }
 
 /// Evidence lines kept per finding; the message says how many there were.
-const MAX_EVIDENCE: usize = 10;
+pub(crate) const MAX_EVIDENCE: usize = 10;
+/// STUN transactions remembered to pair an error with its request: answers
+/// come within seconds, so a window of recent requests is enough, and a
+/// capture of millions of packets does not grow the analysis.
+const MAX_REQUESTS: usize = 4096;
+/// User names quoted by `turn-auth-failed`.
+const MAX_USERS: usize = 20;
 
-/// Findings from the STUN/TURN traffic of captures: credentials refused,
-/// and the other TURN errors that stop a relay.
-fn diagnose_stun(stun: &[StunPacket], findings: &mut Vec<Finding>) {
-    let mut refused = Vec::new();
-    let mut errors: Vec<(u16, Evidence)> = Vec::new();
-    for packet in stun.iter().filter(|p| p.error.is_some()) {
-        let code = packet.error.unwrap_or(0);
-        let request = stun
-            .iter()
-            .find(|r| r.transaction == packet.transaction && r.what.ends_with("request"));
+/// Findings from the STUN/TURN traffic of captures — credentials refused,
+/// and the other TURN errors that stop a relay — gathered packet by packet
+/// in bounded memory.
+#[derive(Debug, Default)]
+pub struct StunFindings {
+    /// Recent requests: transaction → (authenticated, username).
+    requests: std::collections::HashMap<String, (bool, Option<String>)>,
+    /// The same transactions, oldest first, to forget them in order.
+    order: std::collections::VecDeque<String>,
+    refused: Vec<Evidence>,
+    refused_count: usize,
+    users: std::collections::BTreeSet<String>,
+    errors: Vec<Evidence>,
+    codes: std::collections::BTreeSet<u16>,
+}
+
+impl StunFindings {
+    /// Takes one packet into account.
+    pub fn push(&mut self, packet: &StunPacket) {
+        let Some(code) = packet.error else {
+            if packet.what.ends_with("request") && !self.requests.contains_key(&packet.transaction)
+            {
+                if self.order.len() >= MAX_REQUESTS
+                    && let Some(old) = self.order.pop_front()
+                {
+                    self.requests.remove(&old);
+                }
+                self.order.push_back(packet.transaction.clone());
+                self.requests.insert(
+                    packet.transaction.clone(),
+                    (packet.authenticated, packet.username.clone()),
+                );
+            }
+            return;
+        };
+        let request = self.requests.get(&packet.transaction);
         let evidence = Evidence {
             file: packet.file.clone(),
             line: packet.packet,
@@ -376,52 +410,91 @@ fn diagnose_stun(stun: &[StunPacket], findings: &mut Vec<Finding>) {
         match code {
             // A 401 to a request with credentials (the first 401 of every
             // client, to a request without them, is how TURN starts).
-            401 | 441 if request.is_some_and(|r| r.authenticated) => {
-                refused.push((evidence, request.and_then(|r| r.username.clone())))
+            401 | 441 if request.is_some_and(|r| r.0) => {
+                if let Some(user) = request.and_then(|r| r.1.clone())
+                    && self.users.len() < MAX_USERS
+                {
+                    self.users.insert(user);
+                }
+                self.refused_count += 1;
+                if self.refused.len() < MAX_EVIDENCE {
+                    self.refused.push(evidence);
+                }
             }
-            403 | 437 | 442 | 443 | 486 | 508 => errors.push((code, evidence)),
+            403 | 437 | 442 | 443 | 486 | 508 => {
+                self.codes.insert(code);
+                if self.errors.len() < MAX_EVIDENCE {
+                    self.errors.push(evidence);
+                }
+            }
             _ => {}
         }
     }
-    if !refused.is_empty() {
-        let mut users: Vec<String> = refused.iter().filter_map(|(_, u)| u.clone()).collect();
-        users.sort();
-        users.dedup();
-        let answers = refused.len();
-        refused.truncate(MAX_EVIDENCE);
-        findings.push(Finding {
-            code: "turn-auth-failed",
-            severity: Severity::Error,
-            message: format!(
-                "the TURN server refused the credentials of {} ({answers} answers): no relay candidate can be made",
-                if users.is_empty() { "a client".to_owned() } else { users.join(", ") }
-            ),
-            fix: "Check the user name, password and realm the client is given (for REST credentials, the shared secret and the clocks).".into(),
-            call_id: None,
-            evidence: refused.into_iter().map(|(e, _)| e).collect(),
-        });
+
+    /// The findings so far.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        if self.refused_count > 0 {
+            let users: Vec<&str> = self.users.iter().map(String::as_str).collect();
+            findings.push(turn_auth_failed(
+                &if users.is_empty() {
+                    "a client".to_owned()
+                } else {
+                    users.join(", ")
+                },
+                &format!("{} answers", self.refused_count),
+                None,
+                self.refused.clone(),
+            ));
+        }
+        if !self.codes.is_empty() {
+            findings.push(turn_error(&self.codes, None, self.errors.clone()));
+        }
+        findings
     }
-    if !errors.is_empty() {
-        let mut codes: Vec<u16> = errors.iter().map(|(c, _)| *c).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        errors.truncate(MAX_EVIDENCE);
-        let named: Vec<String> = codes
-            .iter()
-            .map(|&c| format!("{c} ({})", turn_error_meaning(c).0))
-            .collect();
-        let fixes: Vec<String> = codes
-            .iter()
-            .map(|&c| format!("{c}: {}", turn_error_meaning(c).1))
-            .collect();
-        findings.push(Finding {
-            code: "turn-error",
-            severity: Severity::Warning,
-            message: format!("the TURN server answered {}", named.join(", ")),
-            fix: fixes.join(" "),
-            call_id: None,
-            evidence: errors.into_iter().map(|(_, e)| e).collect(),
-        });
+}
+
+/// `turn-auth-failed`: `who` had its credentials refused (`how`: the
+/// answers counted, or the server that refused).
+pub(crate) fn turn_auth_failed(
+    who: &str,
+    how: &str,
+    call_id: Option<String>,
+    evidence: Vec<Evidence>,
+) -> Finding {
+    Finding {
+        code: "turn-auth-failed",
+        severity: Severity::Error,
+        message: format!(
+            "the TURN server refused the credentials of {who} ({how}): no relay candidate can be made"
+        ),
+        fix: "Check the user name, password and realm the client is given (for REST credentials, the shared secret and the clocks).".into(),
+        call_id,
+        evidence,
+    }
+}
+
+/// `turn-error`: the server answered these TURN error codes.
+pub(crate) fn turn_error(
+    codes: &std::collections::BTreeSet<u16>,
+    call_id: Option<String>,
+    evidence: Vec<Evidence>,
+) -> Finding {
+    let named: Vec<String> = codes
+        .iter()
+        .map(|&c| format!("{c} ({})", turn_error_meaning(c).0))
+        .collect();
+    let fixes: Vec<String> = codes
+        .iter()
+        .map(|&c| format!("{c}: {}", turn_error_meaning(c).1))
+        .collect();
+    Finding {
+        code: "turn-error",
+        severity: Severity::Warning,
+        message: format!("the TURN server answered {}", named.join(", ")),
+        fix: fixes.join(" "),
+        call_id,
+        evidence,
     }
 }
 
@@ -456,52 +529,80 @@ fn turn_error_meaning(code: u16) -> (&'static str, &'static str) {
     }
 }
 
-/// All findings, most severe first.
-pub fn diagnose(calls: &[Call], descriptions: &[Side], stun: &[StunPacket]) -> Vec<Finding> {
+/// The findings about one call, most severe first.
+pub fn diagnose_call(call: &Call) -> Vec<Finding> {
     let mut findings = Vec::new();
-    diagnose_stun(stun, &mut findings);
+    for side in call.offer.iter().chain(call.answer.iter()) {
+        diagnose_side(side, Some(&call.call_id), &mut findings);
+    }
+    diagnose_pairs(call, &mut findings);
+    if call.ice_failed {
+        // The state change itself, rather than a check or a server that
+        // failed on the way.
+        let says = |e: &&crate::call::Event, what: &str| e.what.to_ascii_lowercase().contains(what);
+        let failed = call
+            .timeline
+            .iter()
+            .find(|e| says(e, "state failed") || says(e, "statechange: failed"))
+            .or_else(|| call.timeline.iter().find(|e| says(e, "failed")));
+        let who = if call.source == "webrtc-internals" {
+            "the browser"
+        } else {
+            "the ICE agent"
+        };
+        findings.push(Finding {
+            code: "ice-failed",
+            severity: Severity::Error,
+            message: format!("{who} reports that ICE failed: no candidate pair worked"),
+            fix: "Read the other findings for why the candidates could not reach each other."
+                .into(),
+            call_id: Some(call.call_id.clone()),
+            evidence: failed.map(event_evidence).into_iter().collect(),
+        });
+    }
+    if let Some(seconds) = call.seconds_to_bye
+        && seconds <= 30.0
+        && !call.promoted
+    {
+        let bye = call.timeline.iter().find(|e| e.what.starts_with("BYE "));
+        findings.push(Finding {
+            code: "call-ended-during-checks",
+            severity: Severity::Error,
+            message: format!(
+                "the call ended {seconds:.1} s after it was answered, with no candidate promotion: its media never connected (ICE gave up){}",
+                bye.and_then(|e| e.diagnostics.first())
+                    .map(|d| format!("; the BYE says {}", crate::report::describe_diagnostics(d)))
+                    .unwrap_or_default()
+            ),
+            fix: "Read the other findings: the candidates could not reach each other.".into(),
+            call_id: Some(call.call_id.clone()),
+            evidence: bye.map(event_evidence).into_iter().collect(),
+        });
+    }
+    findings.sort_by_key(|f| f.severity);
+    findings
+}
+
+/// The findings about a bare SDP description.
+pub fn diagnose_description(side: &Side) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    diagnose_side(side, None, &mut findings);
+    findings
+}
+
+/// All findings about calls, descriptions and STUN packets held in memory,
+/// most severe first.
+pub fn diagnose(calls: &[Call], descriptions: &[Side], stun: &[StunPacket]) -> Vec<Finding> {
+    let mut from_stun = StunFindings::default();
+    for packet in stun {
+        from_stun.push(packet);
+    }
+    let mut findings = from_stun.findings();
     for call in calls {
-        for side in call.offer.iter().chain(call.answer.iter()) {
-            diagnose_side(side, Some(&call.call_id), &mut findings);
-        }
-        diagnose_pairs(call, &mut findings);
-        if call.ice_failed {
-            let failed = call
-                .timeline
-                .iter()
-                .find(|e| e.what.to_ascii_lowercase().contains("failed"));
-            findings.push(Finding {
-                code: "ice-failed",
-                severity: Severity::Error,
-                message: "the browser reports that ICE failed: no candidate pair worked".into(),
-                fix: "Read the other findings for why the candidates could not reach each other."
-                    .into(),
-                call_id: Some(call.call_id.clone()),
-                evidence: failed.map(event_evidence).into_iter().collect(),
-            });
-        }
-        if let Some(seconds) = call.seconds_to_bye
-            && seconds <= 30.0
-            && !call.promoted
-        {
-            let bye = call.timeline.iter().find(|e| e.what.starts_with("BYE "));
-            findings.push(Finding {
-                code: "call-ended-during-checks",
-                severity: Severity::Error,
-                message: format!(
-                    "the call ended {seconds:.1} s after it was answered, with no candidate promotion: its media never connected (ICE gave up){}",
-                    bye.and_then(|e| e.diagnostics.first())
-                        .map(|d| format!("; the BYE says {}", crate::report::describe_diagnostics(d)))
-                        .unwrap_or_default()
-                ),
-                fix: "Read the other findings: the candidates could not reach each other.".into(),
-                call_id: Some(call.call_id.clone()),
-                evidence: bye.map(event_evidence).into_iter().collect(),
-            });
-        }
+        findings.extend(diagnose_call(call));
     }
     for side in descriptions {
-        diagnose_side(side, None, &mut findings);
+        findings.extend(diagnose_description(side));
     }
     findings.sort_by_key(|f| f.severity);
     findings

@@ -2,14 +2,18 @@
 //! for each call, a diagram of its candidates — the offering side on the
 //! left, the answering side on the right, each candidate pair drawn green
 //! when one end is reachable from the other's side, red when both ends are
-//! private — above the findings.
+//! private — above the findings. Written call by call ([`HtmlReport`]).
 
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use edgeice_candidate::{AddressClass, Candidate};
 
 use crate::call::{Analysis, Call, Side};
+use crate::capture::StunPacket;
 use crate::diagnose::Severity;
+use crate::spool::Spool;
+use crate::stream::{Sink, Summary};
 
 /// HTML-escapes text.
 fn esc(text: &str) -> String {
@@ -24,63 +28,126 @@ const MAX_DRAWN: usize = 12;
 
 /// The report as one HTML document.
 pub fn html(analysis: &Analysis) -> String {
-    let mut out = String::new();
-    out.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>edgeice analyze</title><style>");
-    out.push_str(
-        "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
-         h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}\
-         .verdict{padding:.8em 1em;border-radius:6px;background:#eef6ee;border:1px solid #9c9}\
-         .verdict.error{background:#fbeaea;border-color:#d99}\
-         table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
-         .error{color:#a00}.warning{color:#a60}code{font-size:12px}\
-         svg text{font:11px monospace}",
-    );
-    out.push_str("</style></head><body><h1>edgeice analyze</h1>");
-    match analysis.findings.first() {
-        Some(top) => {
-            let class = if top.severity == Severity::Error {
-                "verdict error"
-            } else {
-                "verdict"
-            };
-            let _ = write!(
-                out,
-                "<div class=\"{class}\" id=\"verdict\"><b>{}</b>: {}<br><b>Fix:</b> {}</div>",
-                esc(top.code),
-                esc(&top.message),
-                esc(&top.fix)
-            );
-        }
-        None => out.push_str("<div class=\"verdict\" id=\"verdict\">Nothing wrong found.</div>"),
-    }
+    let mut report = HtmlReport::default();
+    let mut out = Vec::new();
+    let mut written = Ok(());
     for call in &analysis.calls {
-        let _ = write!(out, "<h2>Call {}</h2>", esc(&call.call_id));
-        diagram(&mut out, call);
-        timeline(&mut out, call);
+        written = written.and_then(|()| report.call(call));
     }
-    out.push_str("<h2>Findings</h2><table><tr><th>severity</th><th>code</th><th>what</th><th>evidence</th><th>fix</th></tr>");
-    for f in &analysis.findings {
-        let severity = match f.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        };
-        let evidence: Vec<String> = f
-            .evidence
-            .iter()
-            .map(|e| format!("{}:{} <code>{}</code>", esc(&e.file), e.line, esc(&e.text)))
-            .collect();
-        let _ = write!(
-            out,
-            "<tr class=\"finding\"><td class=\"{severity}\">{severity}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(f.code),
-            esc(&f.message),
-            evidence.join("<br>"),
-            esc(&f.fix)
+    if let Err(e) = written.and_then(|()| report.finish(analysis, &mut out)) {
+        out.extend_from_slice(
+            format!("<p>(report incomplete: {})</p>", esc(&e.to_string())).as_bytes(),
         );
     }
-    out.push_str("</table></body></html>\n");
-    out
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The HTML report, written as calls are finished: their sections wait in
+/// a spool until the verdict at the top is known.
+#[derive(Default)]
+pub struct HtmlReport {
+    calls: Spool,
+    section: String,
+}
+
+impl HtmlReport {
+    /// Writes the whole document.
+    pub fn finish(self, summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
+        let mut head = String::new();
+        head.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>edgeice analyze</title><style>");
+        head.push_str(
+            "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
+             h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em}\
+             .verdict{padding:.8em 1em;border-radius:6px;background:#eef6ee;border:1px solid #9c9}\
+             .verdict.error{background:#fbeaea;border-color:#d99}\
+             table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
+             .error{color:#a00}.warning{color:#a60}code{font-size:12px}\
+             svg text{font:11px monospace}",
+        );
+        head.push_str("</style></head><body><h1>edgeice analyze</h1>");
+        match summary.findings.first() {
+            Some(top) => {
+                let class = if top.severity == Severity::Error {
+                    "verdict error"
+                } else {
+                    "verdict"
+                };
+                let _ = write!(
+                    head,
+                    "<div class=\"{class}\" id=\"verdict\"><b>{}</b>: {}<br><b>Fix:</b> {}</div>",
+                    esc(top.code),
+                    esc(&top.message),
+                    esc(&top.fix)
+                );
+            }
+            None => {
+                head.push_str("<div class=\"verdict\" id=\"verdict\">Nothing wrong found.</div>")
+            }
+        }
+        out.write_all(head.as_bytes())?;
+        self.calls.copy_into(out)?;
+        let mut tail = String::new();
+        tail.push_str("<h2>Findings</h2><table><tr><th>severity</th><th>code</th><th>what</th><th>evidence</th><th>fix</th></tr>");
+        for f in &summary.findings {
+            let severity = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+                Severity::Info => "info",
+            };
+            let evidence: Vec<String> = f
+                .evidence
+                .iter()
+                .map(|e| format!("{}:{} <code>{}</code>", esc(&e.file), e.line, esc(&e.text)))
+                .collect();
+            let _ = write!(
+                tail,
+                "<tr class=\"finding\"><td class=\"{severity}\">{severity}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(f.code),
+                esc(&f.message),
+                evidence.join("<br>"),
+                esc(&f.fix)
+            );
+        }
+        tail.push_str("</table>");
+        for code in summary.finding_counts.keys() {
+            let more = summary.unlisted(code);
+            if more > 0 {
+                let _ = write!(
+                    tail,
+                    "<p>… and {more} more <code>{}</code> findings, each listed with its call above.</p>",
+                    esc(code)
+                );
+            }
+        }
+        if summary.calls_evicted > 0 {
+            let _ = write!(
+                tail,
+                "<p>{} calls never ended while too many others were open; they were finished early.</p>",
+                summary.calls_evicted
+            );
+        }
+        tail.push_str("</body></html>\n");
+        out.write_all(tail.as_bytes())
+    }
+}
+
+impl Sink for HtmlReport {
+    fn call(&mut self, call: &Call) -> io::Result<()> {
+        self.section.clear();
+        let out = &mut self.section;
+        let _ = write!(out, "<h2>Call {}</h2>", esc(&call.call_id));
+        diagram(out, call);
+        timeline(out, call);
+        if !call.findings.is_empty() {
+            let codes: Vec<String> = call.findings.iter().map(|f| esc(f.code)).collect();
+            let _ = write!(out, "<p>Findings: {}</p>", codes.join(", "));
+        }
+        self.calls.write_all(self.section.as_bytes())
+    }
+
+    fn stun(&mut self, _: &StunPacket) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn timeline(out: &mut String, call: &Call) {

@@ -10,10 +10,12 @@
 //!   records between `$$begin_record` and `$$end_record` with `Direction:`,
 //!   `Peer:`, `Start-Line:` and `Message-Body:` fields;
 //! - Chrome `webrtc-internals` dumps (JSON, read whole);
-//! - packet captures, pcap and pcapng (see [`crate::capture`]).
+//! - packet captures, pcap and pcapng (see [`crate::capture`]);
+//! - `edgeice call --trace` files (JSON lines, see [`crate::trace`]).
 //!
-//! Only the messages are kept: a log's size does not matter, the number of
-//! SIP messages in it does.
+//! [`open`] recognises the format from the first bytes or line, then
+//! [`Source::read`] hands each item over as soon as it is read: nothing is
+//! kept, so a log's size does not matter.
 
 use std::io::BufRead;
 
@@ -28,6 +30,8 @@ pub enum Item {
     PeerConnection(crate::webrtc_internals::PeerConnection),
     /// A SIP message.
     Sip(SipMessage),
+    /// One side of a call, from an `edgeice call --trace` file.
+    Trace(Box<crate::trace::Trace>),
     /// A bare SDP description.
     Sdp {
         /// The file.
@@ -54,6 +58,8 @@ pub enum Format {
     WebrtcInternals,
     /// A packet capture (pcap or pcapng).
     Capture,
+    /// An `edgeice call --trace` file (JSON lines).
+    CallTrace,
 }
 
 /// Why a file could not be read.
@@ -70,7 +76,24 @@ pub enum InputError {
     /// Nothing in it looks like SDP, SIP or a client log.
     #[error("{0}: neither SDP, a SIP trace nor a Lync/Skype for Business client log")]
     Unrecognised(String),
+    /// A line of a structured file (an `edgeice call --trace` file) is not
+    /// what its format says.
+    #[error("{file}:{line}: {reason}")]
+    Malformed {
+        /// The file.
+        file: String,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// What was read could not be handed on (writing the report failed).
+    #[error("writing the report: {0}")]
+    Output(std::io::Error),
 }
+
+/// Where items go as they are read.
+pub type Emit<'a> = dyn FnMut(Item) -> Result<(), InputError> + 'a;
 
 /// Whether `line` starts like a uccapilog line: `MM/DD/YYYY|HH:MM:SS.mmm`.
 fn log_timestamp(line: &str) -> Option<&str> {
@@ -81,28 +104,50 @@ fn log_timestamp(line: &str) -> Option<&str> {
         .then_some(stamp)
 }
 
-/// Reads the items of one file.
-pub fn read(
-    file: &str,
-    mut reader: impl BufRead + Send,
-) -> Result<(Format, Vec<Item>), InputError> {
-    let head = reader.fill_buf().map_err(|source| InputError::Io {
+/// Reads all the items of one file into memory.
+pub fn read(file: &str, reader: impl BufRead + Send) -> Result<(Format, Vec<Item>), InputError> {
+    let source = open(file, reader)?;
+    let format = source.format();
+    let mut items = Vec::new();
+    source.read(&mut |item| {
+        items.push(item);
+        Ok(())
+    })?;
+    Ok((format, items))
+}
+
+/// A file whose format is known, ready to be read.
+pub struct Source<R> {
+    file: String,
+    format: Format,
+    body: Body<R>,
+}
+
+enum Body<R> {
+    Capture(R),
+    Lines(Lines<R>, (usize, String)),
+}
+
+/// Recognises a file's format from its first bytes, or its first non-empty
+/// line; nothing else is read yet.
+pub fn open<R: BufRead + Send>(file: &str, mut reader: R) -> Result<Source<R>, InputError> {
+    let io = |source| InputError::Io {
         file: file.to_owned(),
         source,
-    })?;
+    };
+    let head = reader.fill_buf().map_err(io)?;
     if crate::capture::is_capture(head) {
-        return crate::capture::read(file, reader).map(|items| (Format::Capture, items));
+        return Ok(Source {
+            file: file.to_owned(),
+            format: Format::Capture,
+            body: Body::Capture(reader),
+        });
     }
     let mut lines = Lines {
         reader,
         number: 0,
         buf: Vec::new(),
     };
-    let io = |source| InputError::Io {
-        file: file.to_owned(),
-        source,
-    };
-    // The first non-empty line decides.
     let first = loop {
         match lines.next_line().map_err(io)? {
             None => return Err(InputError::Unrecognised(file.to_owned())),
@@ -110,51 +155,86 @@ pub fn read(
             Some(first) => break first,
         }
     };
-    if first.1.trim_start().starts_with('{') {
-        let mut text = first.1.clone();
-        while let Some((_, line)) = lines.next_line().map_err(io)? {
-            text.push('\n');
-            text.push_str(&line);
-        }
-        return crate::webrtc_internals::read(file, &text)
-            .map(|items| (Format::WebrtcInternals, items))
-            .ok_or_else(|| InputError::Unrecognised(file.to_owned()));
+    let text = first.1.trim_start();
+    let format = if crate::trace::is_start(text) {
+        Format::CallTrace
+    } else if text.starts_with('{') {
+        Format::WebrtcInternals
+    } else if first.1.contains("$$begin_record") {
+        Format::ServerLog
+    } else if log_timestamp(&first.1).is_some() {
+        Format::Uccapilog
+    } else if first.1.trim_end() == "v=0" {
+        Format::Sdp
+    } else {
+        Format::SipTrace
+    };
+    Ok(Source {
+        file: file.to_owned(),
+        format,
+        body: Body::Lines(lines, first),
+    })
+}
+
+impl<R: BufRead + Send> Source<R> {
+    /// The format recognised.
+    pub fn format(&self) -> Format {
+        self.format
     }
-    if first.1.contains("$$begin_record") {
-        return read_server_log(file, first, &mut lines).map(|items| (Format::ServerLog, items));
-    }
-    if log_timestamp(&first.1).is_some() {
-        return read_uccapilog(file, first, &mut lines).map(|items| (Format::Uccapilog, items));
-    }
-    if first.1.trim_end() == "v=0" {
-        let mut text = first.1.clone();
-        while let Some((_, line)) = lines.next_line().map_err(io)? {
-            text.push('\n');
-            text.push_str(&line);
-        }
-        let item = Item::Sdp {
-            file: file.to_owned(),
-            line: first.0,
-            text,
+
+    /// Reads the file to its end, handing each item to `emit` as soon as
+    /// it is complete.
+    pub fn read(self, emit: &mut Emit<'_>) -> Result<(), InputError> {
+        let file = self.file.as_str();
+        let (mut lines, first) = match self.body {
+            Body::Capture(reader) => return crate::capture::read(file, reader, emit),
+            Body::Lines(lines, first) => (lines, first),
         };
-        return Ok((Format::Sdp, vec![item]));
+        let io = |source| InputError::Io {
+            file: file.to_owned(),
+            source,
+        };
+        match self.format {
+            Format::Capture => Ok(()),
+            Format::CallTrace => crate::trace::read(file, first, &mut lines, emit),
+            Format::WebrtcInternals => {
+                let mut text = first.1;
+                while let Some((_, line)) = lines.next_line().map_err(io)? {
+                    text.push('\n');
+                    text.push_str(&line);
+                }
+                let items = crate::webrtc_internals::read(file, &text)
+                    .ok_or_else(|| InputError::Unrecognised(file.to_owned()))?;
+                items.into_iter().try_for_each(emit)
+            }
+            Format::ServerLog => read_server_log(file, first, &mut lines, emit),
+            Format::Uccapilog => read_uccapilog(file, first, &mut lines, emit),
+            Format::Sdp => {
+                let mut text = first.1;
+                while let Some((_, line)) = lines.next_line().map_err(io)? {
+                    text.push('\n');
+                    text.push_str(&line);
+                }
+                emit(Item::Sdp {
+                    file: file.to_owned(),
+                    line: first.0,
+                    text,
+                })
+            }
+            Format::SipTrace => read_sip_trace(file, first, &mut lines, emit),
+        }
     }
-    let items = read_sip_trace(file, first, &mut lines)?;
-    if items.is_empty() {
-        return Err(InputError::Unrecognised(file.to_owned()));
-    }
-    Ok((Format::SipTrace, items))
 }
 
 /// Lines as text whatever their bytes (invalid UTF-8 is replaced), numbered.
-struct Lines<R> {
+pub(crate) struct Lines<R> {
     reader: R,
     number: usize,
     buf: Vec<u8>,
 }
 
 impl<R: BufRead> Lines<R> {
-    fn next_line(&mut self) -> std::io::Result<Option<(usize, String)>> {
+    pub(crate) fn next_line(&mut self) -> std::io::Result<Option<(usize, String)>> {
         self.buf.clear();
         if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
             return Ok(None);
@@ -170,59 +250,68 @@ impl<R: BufRead> Lines<R> {
 
 /// Parses collected lines as one SIP message and keeps it if it is one.
 fn push_message(
-    items: &mut Vec<Item>,
+    emit: &mut Emit<'_>,
     lines: &[String],
     file: &str,
     at: usize,
     stamp: Option<String>,
-) -> Option<()> {
+) -> Result<Option<()>, InputError> {
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let message = SipMessage::parse(&refs, file, at, stamp)?;
-    items.push(Item::Sip(message));
-    Some(())
+    match SipMessage::parse(&refs, file, at, stamp) {
+        Some(message) => emit(Item::Sip(message)).map(Some),
+        None => Ok(None),
+    }
 }
+
+/// A message longer than this many lines is cut off, not kept whole.
+const MAX_MESSAGE_LINES: usize = 10_000;
 
 fn read_sip_trace<R: BufRead>(
     file: &str,
     first: (usize, String),
     lines: &mut Lines<R>,
-) -> Result<Vec<Item>, InputError> {
+    emit: &mut Emit<'_>,
+) -> Result<(), InputError> {
     let io = |source| InputError::Io {
         file: file.to_owned(),
         source,
     };
-    let mut items = Vec::new();
     let mut current: Vec<String> = Vec::new();
     let mut current_line = 0;
-    let mut flush = |current: &mut Vec<String>, at: usize| {
-        push_message(&mut items, current, file, at, None);
-        current.clear();
-    };
+    let mut messages = 0;
     let mut next = Some(first);
     while let Some((number, line)) = next {
         if is_start_line(&line) {
-            flush(&mut current, current_line);
+            if push_message(emit, &current, file, current_line, None)?.is_some() {
+                messages += 1;
+            }
+            current.clear();
             current_line = number;
         }
-        if current_line != 0 {
+        if current_line != 0 && current.len() < MAX_MESSAGE_LINES {
             current.push(line);
         }
         next = lines.next_line().map_err(io)?;
     }
-    flush(&mut current, current_line);
-    Ok(items)
+    if push_message(emit, &current, file, current_line, None)?.is_some() {
+        messages += 1;
+    }
+    if messages == 0 {
+        return Err(InputError::Unrecognised(file.to_owned()));
+    }
+    Ok(())
 }
 
 fn read_uccapilog<R: BufRead>(
     file: &str,
     first: (usize, String),
     lines: &mut Lines<R>,
-) -> Result<Vec<Item>, InputError> {
+    emit: &mut Emit<'_>,
+) -> Result<(), InputError> {
     let io = |source| InputError::Io {
         file: file.to_owned(),
         source,
     };
-    let mut items = Vec::new();
     // The message being collected: its timestamp, first line, and lines.
     let mut open: Option<(String, usize, Vec<String>)> = None;
     let mut next = Some(first);
@@ -231,7 +320,7 @@ fn read_uccapilog<R: BufRead>(
             let text = line.split_once(":: ").map_or("", |(_, t)| t);
             if text.starts_with("End of") {
                 if let Some((stamp, at, collected)) = open.take() {
-                    push_message(&mut items, &collected, file, at, Some(stamp));
+                    push_message(emit, &collected, file, at, Some(stamp))?;
                 }
             } else if text.starts_with("Sending Packet") || text.starts_with("Data Received") {
                 open = Some((stamp.to_owned(), number + 1, Vec::new()));
@@ -241,13 +330,13 @@ fn read_uccapilog<R: BufRead>(
             }
         } else if let Some((_, _, collected)) = open.as_mut() {
             // A runaway message (no End marker) is cut off, not kept whole.
-            if collected.len() < 10_000 {
+            if collected.len() < MAX_MESSAGE_LINES {
                 collected.push(line);
             }
         }
         next = lines.next_line().map_err(io)?;
     }
-    Ok(items)
+    Ok(())
 }
 
 /// The record fields of a server log that are not SIP headers.
@@ -273,12 +362,12 @@ fn read_server_log<R: BufRead>(
     file: &str,
     first: (usize, String),
     lines: &mut Lines<R>,
-) -> Result<Vec<Item>, InputError> {
+    emit: &mut Emit<'_>,
+) -> Result<(), InputError> {
     let io = |source| InputError::Io {
         file: file.to_owned(),
         source,
     };
-    let mut items = Vec::new();
     // The record being read: its time, the start line's number, the
     // message's lines, and whether the body has begun.
     let mut record: Option<(Option<String>, usize, Vec<String>, bool)> = None;
@@ -291,15 +380,17 @@ fn read_server_log<R: BufRead>(
             record = Some((record_timestamp(&line), number, Vec::new(), false));
             inline_body = false;
         } else if line.contains("$$end_record") {
-            if let Some((stamp, at, collected, _)) = record.take()
-                && push_message(&mut items, &collected, file, at, stamp).is_some()
-                && inline_body
-                && let Some(Item::Sip(m)) = items.last_mut()
-            {
-                m.body_line = m.body_line.saturating_sub(1);
+            if let Some((stamp, at, collected, _)) = record.take() {
+                let refs: Vec<&str> = collected.iter().map(String::as_str).collect();
+                if let Some(mut message) = SipMessage::parse(&refs, file, at, stamp) {
+                    if inline_body {
+                        message.body_line = message.body_line.saturating_sub(1);
+                    }
+                    emit(Item::Sip(message))?;
+                }
             }
         } else if let Some((_, at, collected, in_body)) = record.as_mut() {
-            if collected.len() >= 10_000 {
+            if collected.len() >= MAX_MESSAGE_LINES {
                 // A runaway record is cut off, not kept whole.
             } else if *in_body {
                 collected.push(line);
@@ -319,5 +410,5 @@ fn read_server_log<R: BufRead>(
         }
         next = lines.next_line().map_err(io)?;
     }
-    Ok(items)
+    Ok(())
 }

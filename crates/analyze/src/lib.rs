@@ -1,19 +1,25 @@
 //! # edgeice-analyze: why did this call's media never flow?
 //!
 //! Reads what an engineer collects after a failed call — bare SDP, SIP
-//! traces, Lync/Skype for Business client logs (`.uccapilog`) — pairs each
-//! call's offer with its answer, decodes every candidate (with
+//! traces, Lync/Skype for Business client and server logs, packet
+//! captures, webrtc-internals dumps, `edgeice call --trace` files — pairs
+//! each call's offer with its answer, decodes every candidate (with
 //! [`edgeice_candidate`]) and reasons about them: the findings say what is
 //! wrong, on which side, with the lines that show it and the fix.
 //!
-//! Reading is line by line: a multi-gigabyte log takes memory in proportion
-//! to the SIP messages of interest, not to the file.
+//! The analysis is a stream: a call is reported and dropped as soon as it
+//! ends, so a multi-gigabyte log takes constant memory.
 //!
-//! - [`input`] recognises a file's format and yields SIP messages or SDP bodies;
+//! - [`input`] recognises a file's format and yields SIP messages, SDP
+//!   bodies, STUN packets, peer connections or traces, one at a time;
 //! - [`sip`] parses a SIP message and splits `multipart` bodies, setting the
 //!   OCS 2007 fallback part aside;
 //! - [`sdp`] cuts an SDP body into media sections with their candidates;
-//! - [`call`] groups messages into calls (by Call-ID) and builds timelines;
+//! - [`trace`] reads `edgeice call --trace` files and folds one or two of
+//!   them into a call;
+//! - [`call`] builds calls (by Call-ID) message by message, with timelines;
+//! - [`stream`] is the [`Analyzer`]: it finishes calls as they end and hands
+//!   them to a [`Sink`], keeping a bounded [`Summary`];
 //! - [`diagnose`] produces the findings;
 //! - [`report`] writes them as text or JSON, [`decoded`] each candidate's
 //!   fields for JSON, [`html`] the HTML report.
@@ -31,6 +37,9 @@ mod reassembly;
 pub mod report;
 pub mod sdp;
 pub mod sip;
+mod spool;
+pub mod stream;
+pub mod trace;
 pub mod webrtc_internals;
 
 #[doc(hidden)]
@@ -38,3 +47,4 @@ pub mod fuzzing;
 
 pub use call::{Analysis, analyze};
 pub use diagnose::{Finding, Severity};
+pub use stream::{Analyzer, Limits, Sink, Summary};

@@ -1,23 +1,113 @@
-//! Writing an analysis for people (text) and for scripts (JSON).
+//! Writing an analysis for people (text) and for scripts (JSON), call by
+//! call as the analysis finishes them: [`TextReport`] and [`JsonReport`]
+//! are [`Sink`]s. The text report puts its verdict first, so its call
+//! sections wait in a spool (memory, then a temporary file) until the
+//! summary is known; the JSON report streams its `calls` array straight to
+//! its output, and writes what is known only at the end after it.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
+use std::io::{self, Write};
 
 use edgeice_candidate::{Candidate, CandidateType, Dialect, Priority, Transport};
 
-use crate::call::{Analysis, Side};
+use crate::call::{Analysis, Call, Side};
+use crate::capture::StunPacket;
 use crate::diagnose::Severity;
+use crate::spool::Spool;
+use crate::stream::{Sink, Summary};
 
-/// The analysis as JSON (the schema is the serialized [`Analysis`]).
+/// The analysis as JSON (see `docs/analyze-json.md`), as `edgeice analyze
+/// --format json` writes it.
 pub fn json(analysis: &Analysis) -> String {
-    serde_json::to_string_pretty(analysis).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    let mut report = JsonReport::new(Vec::new());
+    let written = replay(analysis, &mut report).and_then(|()| report.finish(analysis, None));
+    match written {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => format!("{{\"error\": \"{e}\"}}"),
+    }
+}
+
+/// Hands an in-memory analysis's calls and packets to a sink.
+fn replay(analysis: &Analysis, sink: &mut dyn Sink) -> io::Result<()> {
+    for call in &analysis.calls {
+        sink.call(call)?;
+    }
+    for packet in &analysis.stun {
+        sink.stun(packet)?;
+    }
+    Ok(())
 }
 
 /// The analysis as text: the verdict first, then each call's candidates,
 /// then every finding with its evidence and fix. With `explain`, each
 /// candidate line is explained in words.
 pub fn text(analysis: &Analysis, explain: bool) -> String {
-    let mut out = String::new();
-    match analysis.findings.first() {
+    let mut report = TextReport::new(explain);
+    let mut out = Vec::new();
+    let written = replay(analysis, &mut report).and_then(|()| report.finish(analysis, &mut out));
+    if let Err(e) = written {
+        let _ = writeln!(out, "(report incomplete: {e})");
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
+
+/// The text report, written as calls are finished.
+pub struct TextReport {
+    explain: bool,
+    calls: Spool,
+    section: String,
+}
+
+impl TextReport {
+    /// A report with no call yet; `explain` puts each candidate in words.
+    pub fn new(explain: bool) -> Self {
+        TextReport {
+            explain,
+            calls: Spool::default(),
+            section: String::new(),
+        }
+    }
+
+    /// Writes the whole report: verdict, calls, descriptions, findings.
+    pub fn finish(self, summary: &Summary, out: &mut dyn Write) -> io::Result<()> {
+        let mut head = String::new();
+        verdict(&mut head, summary);
+        out.write_all(head.as_bytes())?;
+        self.calls.copy_into(out)?;
+        let mut tail = String::new();
+        for side in &summary.descriptions {
+            side_text(&mut tail, side, self.explain);
+            tail.push('\n');
+        }
+        notes(&mut tail, summary);
+        findings_text(&mut tail, summary);
+        out.write_all(tail.as_bytes())
+    }
+}
+
+impl Sink for TextReport {
+    fn call(&mut self, call: &Call) -> io::Result<()> {
+        self.section.clear();
+        call_text(&mut self.section, call, self.explain);
+        self.calls.write_all(self.section.as_bytes())
+    }
+
+    fn stun(&mut self, _: &StunPacket) -> io::Result<()> {
+        // The text report shows packets only as findings' evidence.
+        Ok(())
+    }
+}
+
+fn verdict(out: &mut String, summary: &Summary) {
+    match summary.findings.first() {
         Some(top) if top.severity == Severity::Error => {
             let _ = writeln!(out, "Verdict: {} — {}", top.code, top.message);
             let _ = writeln!(out, "Fix: {}\n", top.fix);
@@ -33,52 +123,177 @@ pub fn text(analysis: &Analysis, explain: bool) -> String {
             let _ = writeln!(out, "Verdict: nothing wrong found.\n");
         }
     }
-    for call in &analysis.calls {
-        let _ = writeln!(out, "Call {}", call.call_id);
-        for event in &call.timeline {
-            let stamp = event.timestamp.as_deref().unwrap_or("");
+}
+
+fn call_text(out: &mut String, call: &Call, explain: bool) {
+    let _ = writeln!(out, "Call {}", call.call_id);
+    for event in &call.timeline {
+        let stamp = event.timestamp.as_deref().unwrap_or("");
+        let _ = writeln!(
+            out,
+            "  {stamp:23} {}  ({}:{})",
+            event.what, event.file, event.line
+        );
+        for d in &event.diagnostics {
+            let _ = writeln!(out, "  {:23}   {}", "", describe_diagnostics(d));
+        }
+    }
+    if call.timeline_omitted > 0 {
+        let _ = writeln!(out, "  ({} more messages not shown)", call.timeline_omitted);
+    }
+    if let Some(seconds) = call.seconds_to_bye {
+        let promoted = if call.promoted {
+            "after a promotion"
+        } else {
+            "with no promotion"
+        };
+        let _ = writeln!(out, "  BYE {seconds:.1} s after the answer, {promoted}");
+    }
+    match call.end {
+        "evicted" if call.offer.is_some() || call.answer.is_some() => {
             let _ = writeln!(
                 out,
-                "  {stamp:23} {}  ({}:{})",
-                event.what, event.file, event.line
+                "  (still open when too many other calls were: finished early; later messages of it, if any, are another entry)"
             );
-            for d in &event.diagnostics {
-                let _ = writeln!(out, "  {:23}   {}", "", describe_diagnostics(d));
-            }
         }
-        if let Some(seconds) = call.seconds_to_bye {
-            let promoted = if call.promoted {
-                "after a promotion"
-            } else {
-                "with no promotion"
-            };
-            let _ = writeln!(out, "  BYE {seconds:.1} s after the answer, {promoted}");
+        "input-end" if call.source == "sip" && call.offer.is_some() => {
+            let _ = writeln!(out, "  (no end of the call in the input)");
         }
-        for side in call.offer.iter().chain(call.answer.iter()) {
-            side_text(&mut out, side, explain);
-        }
-        out.push('\n');
+        _ => {}
     }
-    for side in &analysis.descriptions {
-        side_text(&mut out, side, explain);
-        out.push('\n');
+    for side in call.offer.iter().chain(call.answer.iter()) {
+        side_text(out, side, explain);
     }
-    if !analysis.findings.is_empty() {
+    if !call.findings.is_empty() {
+        let codes: Vec<String> = call
+            .findings
+            .iter()
+            .map(|f| format!("{} ({})", f.code, severity_name(f.severity)))
+            .collect();
+        let _ = writeln!(out, "  findings: {}", codes.join(", "));
+    }
+    out.push('\n');
+}
+
+fn notes(out: &mut String, summary: &Summary) {
+    if summary.calls_evicted > 0 {
+        let _ = writeln!(
+            out,
+            "Note: {} calls never ended while too many others were open; they were finished early (their `end` is `evicted`).\n",
+            summary.calls_evicted
+        );
+    }
+    if summary.late_messages > 0 {
+        let _ = writeln!(
+            out,
+            "Note: {} responses or ACKs came after their call was finished and are left out of its timeline.\n",
+            summary.late_messages
+        );
+    }
+}
+
+fn findings_text(out: &mut String, summary: &Summary) {
+    if !summary.findings.is_empty() {
         let _ = writeln!(out, "Findings");
     }
-    for finding in &analysis.findings {
-        let severity = match finding.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        };
-        let _ = writeln!(out, "  [{severity}] {}: {}", finding.code, finding.message);
+    for finding in &summary.findings {
+        let _ = writeln!(
+            out,
+            "  [{}] {}: {}",
+            severity_name(finding.severity),
+            finding.code,
+            finding.message
+        );
         for e in &finding.evidence {
             let _ = writeln!(out, "      {}:{}: {}", e.file, e.line, e.text);
         }
         let _ = writeln!(out, "      fix: {}", finding.fix);
     }
-    out
+    for code in summary.finding_counts.keys() {
+        let more = summary.unlisted(code);
+        if more > 0 {
+            let _ = writeln!(
+                out,
+                "  … and {more} more {code} findings, each listed with its call above"
+            );
+        }
+    }
+}
+
+/// The JSON report, streamed: `{"calls": [` at once, each call as it is
+/// finished (one per line), then the STUN packets and the summary.
+pub struct JsonReport<W: Write> {
+    out: W,
+    calls: usize,
+    stun: Spool,
+    packets: usize,
+    /// Writing the document's opening failed: said at the next write.
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> JsonReport<W> {
+    /// Starts the document on `out`.
+    pub fn new(mut out: W) -> Self {
+        let failed = out.write_all(b"{\n  \"calls\": [").err();
+        JsonReport {
+            out,
+            calls: 0,
+            stun: Spool::default(),
+            packets: 0,
+            failed,
+        }
+    }
+
+    /// Closes the document with what only the end knows; `error` says why
+    /// the input was not read to its end, if it was not.
+    pub fn finish(mut self, summary: &Summary, error: Option<&str>) -> io::Result<W> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.out.write_all(b"\n  ],\n  \"stun\": [")?;
+        self.stun.copy_into(&mut self.out)?;
+        self.out.write_all(b"\n  ],\n")?;
+        if let Some(error) = error {
+            write!(self.out, "  \"error\": ")?;
+            serde_json::to_writer(&mut self.out, error)?;
+            self.out.write_all(b",\n")?;
+        }
+        // The summary's own fields, without its opening brace.
+        let rest = serde_json::to_string_pretty(summary)?;
+        self.out
+            .write_all(rest.strip_prefix("{\n").unwrap_or(&rest).as_bytes())?;
+        self.out.write_all(b"\n")?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Sink for JsonReport<W> {
+    fn call(&mut self, call: &Call) -> io::Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let separator: &[u8] = if self.calls == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        };
+        self.calls += 1;
+        self.out.write_all(separator)?;
+        serde_json::to_writer(&mut self.out, call)?;
+        Ok(())
+    }
+
+    fn stun(&mut self, packet: &StunPacket) -> io::Result<()> {
+        let separator: &[u8] = if self.packets == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        };
+        self.packets += 1;
+        self.stun.write_all(separator)?;
+        serde_json::to_writer(&mut self.stun, packet)?;
+        Ok(())
+    }
 }
 
 fn side_text(out: &mut String, side: &Side, explain: bool) {

@@ -133,6 +133,32 @@ fn the_fuzz_corpus_replays() {
     assert!(count > 0);
 }
 
+#[test]
+fn the_fuzz_corpus_reaches_every_reader() {
+    // The fuzz target starts where `edgeice analyze` does, at format
+    // detection: its corpus must hold a seed of every format for the
+    // fuzzer to explore each reader from.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/analyze_input");
+    let mut formats = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let Ok(data) = std::fs::read(entry.unwrap().path()) else {
+            continue;
+        };
+        if let Ok(source) = input::open("fuzz", std::io::Cursor::new(data)) {
+            formats.insert(format!("{:?}", source.format()));
+        }
+    }
+    for format in [
+        "CallTrace",
+        "Uccapilog",
+        "SipTrace",
+        "Capture",
+        "WebrtcInternals",
+    ] {
+        assert!(formats.contains(format), "no {format} seed: {formats:?}");
+    }
+}
+
 proptest! {
     #[test]
     fn any_bytes_are_read_without_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {

@@ -1,18 +1,22 @@
 //! `edgeice analyze`: read a call's traces, say why its media did not flow.
 
 use std::fs::File;
-use std::io::BufReader;
-use std::path::PathBuf;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use edgeice_analyze::{analyze, input, report};
+use edgeice_analyze::html::HtmlReport;
+use edgeice_analyze::input::{self, InputError};
+use edgeice_analyze::report::{JsonReport, TextReport};
+use edgeice_analyze::{Analyzer, Limits, Sink, Summary};
 
 /// Arguments of `edgeice analyze`.
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Files to read: SDP, SIP traces, Lync/Skype for Business client logs
-    /// (.uccapilog); their formats are recognised.
+    /// Files to read: SDP, SIP traces, Lync/Skype for Business client and
+    /// server logs, packet captures, webrtc-internals dumps, `edgeice call
+    /// --trace` files; their formats are recognised.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
@@ -24,7 +28,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     explain: bool,
 
-    /// Where `--format html` writes its report (stdout if not given).
+    /// Where the report is written (stdout if not given).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -39,8 +43,13 @@ enum OutputFormat {
 
 /// Runs the analysis; exit status 0 with no error finding, 1 with one, 2 if
 /// an input cannot be read.
+///
+/// Every file is opened and its format recognised before anything is read,
+/// so that a missing or unknown file stops the run before any output. Then
+/// the files are read one after the other, each call reported and dropped
+/// as soon as it ends: memory does not grow with the size of the logs.
 pub fn run(args: AnalyzeArgs) -> ExitCode {
-    let mut read = Vec::new();
+    let mut sources = Vec::new();
     for path in &args.files {
         let name = path.display().to_string();
         let file = match File::open(path) {
@@ -50,32 +59,127 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        match input::read(&name, BufReader::new(file)) {
-            Ok((format, items)) => read.push((name, format, items)),
+        match input::open(&name, BufReader::with_capacity(1 << 18, file)) {
+            Ok(source) => sources.push((name, source)),
             Err(e) => {
                 eprintln!("edgeice: {e}");
                 return ExitCode::from(2);
             }
         }
     }
-    let analysis = analyze(read);
-    let rendered = match args.format {
-        OutputFormat::Text => report::text(&analysis, args.explain),
-        OutputFormat::Json => report::json(&analysis) + "\n",
-        OutputFormat::Html => edgeice_analyze::html::html(&analysis),
+    let limits = Limits {
+        // With several files, one call's messages may be spread over them.
+        keep_ended: sources.len() > 1,
+        ..Limits::default()
     };
-    match &args.output {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, rendered) {
-                eprintln!("edgeice: cannot write {}: {e}", path.display());
-                return ExitCode::from(2);
+    let mut analyzer = Analyzer::new(limits);
+    let outcome = match args.format {
+        OutputFormat::Text => {
+            let mut report = TextReport::new(args.explain);
+            let read = read_all(&mut analyzer, sources, &mut report);
+            finish_spooled(
+                analyzer,
+                read,
+                report,
+                args.output.as_deref(),
+                |r, s, out| r.finish(s, out),
+            )
+        }
+        OutputFormat::Html => {
+            let mut report = HtmlReport::default();
+            let read = read_all(&mut analyzer, sources, &mut report);
+            finish_spooled(
+                analyzer,
+                read,
+                report,
+                args.output.as_deref(),
+                |r, s, out| r.finish(s, out),
+            )
+        }
+        OutputFormat::Json => {
+            let out = match output(args.output.as_deref()) {
+                Ok(out) => out,
+                Err(status) => return status,
+            };
+            let mut report = JsonReport::new(out);
+            let read = read_all(&mut analyzer, sources, &mut report);
+            // The document is closed whatever happened, so that it stays
+            // valid JSON; an input error is named in it.
+            let finished = analyzer.finish_all(&mut report);
+            let summary = analyzer.into_summary();
+            let error = read.as_ref().err().map(ToString::to_string);
+            let written = finished
+                .and_then(|()| report.finish(&summary, error.as_deref()))
+                .and_then(|mut out| out.flush());
+            match (read, written) {
+                (Err(e), _) => Err(fail_input(e)),
+                (Ok(()), Err(e)) => Err(fail_output(e)),
+                (Ok(()), Ok(())) => Ok(summary),
             }
         }
-        None => print!("{rendered}"),
+    };
+    match outcome {
+        Ok(summary) if summary.has_errors() => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(status) => status,
     }
-    if analysis.has_errors() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+}
+
+/// Reads every source to its end, each item into the analyzer.
+fn read_all(
+    analyzer: &mut Analyzer,
+    sources: Vec<(String, input::Source<BufReader<File>>)>,
+    sink: &mut dyn Sink,
+) -> Result<(), InputError> {
+    for (name, source) in sources {
+        analyzer.input(&name, source.format());
+        source.read(&mut |item| analyzer.push(item, sink).map_err(InputError::Output))?;
     }
+    Ok(())
+}
+
+/// Where the report goes: `--output FILE`, else standard output.
+fn output(path: Option<&Path>) -> Result<Box<dyn Write>, ExitCode> {
+    match path {
+        Some(path) => match File::create(path) {
+            Ok(file) => Ok(Box::new(BufWriter::with_capacity(1 << 18, file))),
+            Err(e) => {
+                eprintln!("edgeice: cannot write {}: {e}", path.display());
+                Err(ExitCode::from(2))
+            }
+        },
+        None => Ok(Box::new(BufWriter::with_capacity(
+            1 << 18,
+            io::stdout().lock(),
+        ))),
+    }
+}
+
+/// Finishes a report whose calls were spooled (text, HTML): nothing is
+/// written if an input could not be read.
+fn finish_spooled<R: Sink>(
+    mut analyzer: Analyzer,
+    read: Result<(), InputError>,
+    mut report: R,
+    path: Option<&Path>,
+    write: impl FnOnce(R, &Summary, &mut dyn Write) -> io::Result<()>,
+) -> Result<Summary, ExitCode> {
+    read.map_err(fail_input)?;
+    analyzer.finish_all(&mut report).map_err(fail_output)?;
+    let summary = analyzer.into_summary();
+    let mut out = output(path)?;
+    write(report, &summary, &mut out)
+        .and_then(|()| out.flush())
+        .map_err(fail_output)?;
+    Ok(summary)
+}
+
+fn fail_input(e: InputError) -> ExitCode {
+    eprintln!("edgeice: {e}");
+    ExitCode::from(2)
+}
+
+fn fail_output(e: io::Error) -> ExitCode {
+    eprintln!("edgeice: writing the report: {e}");
+    ExitCode::from(2)
 }

@@ -94,3 +94,49 @@ fn the_html_report_renders_its_diagram_in_chromium() {
     assert!(screenshot.starts_with(b"\x89PNG"), "not a PNG");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn call_traces_are_read_paired_and_malformed_lines_named() {
+    let controlling = format!("{CORPUS}/trace-a.controlling.jsonl");
+    let controlled = format!("{CORPUS}/trace-a.controlled.jsonl");
+    let out = analyze(&["--format", "json", &controlled, &controlling]);
+    assert_eq!(out.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(value["inputs"][0]["format"], "call-trace");
+    assert_eq!(value["calls"].as_array().map(Vec::len), Some(1));
+    assert_eq!(value["calls"][0]["call_id"], "ice:Xy7q/Ab3k");
+    assert_eq!(value["findings"][0]["code"], "turn-auth-failed");
+
+    let healthy = analyze(&[&format!("{CORPUS}/trace-healthy.jsonl")]);
+    assert_eq!(healthy.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&healthy.stdout);
+    assert!(
+        text.contains("promoted: from relay 198.51.100.7:61002"),
+        "{text}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("edgeice-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"t_ms\":0,\"event\":\"start\",\"role\":\"controlling\",\"local_ufrag\":\"u\"}\n\
+         {\"t_ms\":1,\"event\":\"state\",\"state\":\"checking\"}\n\
+         {\"t_ms\":2,\"event\":\"check\",\"sta\n",
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let out = analyze(&["--format", format, &bad.to_string_lossy()]);
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("bad.jsonl:3: not JSON"), "{stderr}");
+        if format == "json" {
+            // The streamed document is still closed, and says why it stops.
+            let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            assert!(value["error"].as_str().unwrap().contains(":3:"), "{value}");
+        } else {
+            assert!(out.stdout.is_empty());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
