@@ -2,7 +2,9 @@
 """Two libnice agents on loopback (Debian's python3-gi): milliseconds from
 the exchange of descriptions to both components READY, one line per round.
 
-Usage: libnice_connect.py ROUNDS
+Usage: libnice_connect.py ROUNDS [TURN_HOST:PORT USER PASS]
+
+With a TURN server: relayed candidates only (force-relay).
 """
 
 import sys
@@ -14,6 +16,9 @@ gi.require_version("Nice", "0.1")
 from gi.repository import Gio, GLib, Nice  # noqa: E402
 
 
+TURN = sys.argv[2:5]
+
+
 def make(ctx, controlling):
     agent = Nice.Agent.new_reliable(ctx, Nice.Compatibility.RFC5245)
     agent.set_property("controlling-mode", controlling)
@@ -23,6 +28,10 @@ def make(ctx, controlling):
     address.set_from_string("127.0.0.1")
     agent.add_local_address(address)
     stream = agent.add_stream(1)
+    if TURN:
+        host, _, port = TURN[0].rpartition(":")
+        agent.set_property("force-relay", True)
+        agent.set_relay_info(stream, 1, host, int(port), TURN[1], TURN[2], Nice.RelayType.UDP)
     cancellable = Gio.Cancellable()
     reader = agent.get_io_stream(stream, 1).get_input_stream()
 
