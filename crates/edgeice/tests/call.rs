@@ -551,3 +551,50 @@ fn relay_only_call_through_turn_over_tls() {
         outcome.stdout
     );
 }
+
+/// RFC 6062: B is relay-only with a TCP relay on `edgeice serve` (reached
+/// over TCP); A has TCP host candidates only. The one pair that can work is
+/// A's active candidate connecting to B's relayed passive one, through the
+/// server: ConnectionAttempt, a data connection, ConnectionBind, then the
+/// checks and the data in RFC 4571 frames.
+#[test]
+fn ice_tcp_through_a_tcp_relay() {
+    let (_server, address) = relay_server();
+    let dir = workdir("tcp-relay");
+    let turn = relay_only_args(&format!("{address}?transport=tcp"));
+    let turn: Vec<&str> = turn.iter().map(String::as_str).collect();
+    let (sender, echo) = both(
+        call(
+            &dir,
+            "a.sdp",
+            "b.sdp",
+            &["--controlling", "--tcp-only", "--send", "100"],
+        ),
+        call(
+            &dir,
+            "b.sdp",
+            "a.sdp",
+            &[&["--tcp-only", "--echo"], &turn[..]].concat(),
+        ),
+    );
+    assert_success("the sender", &sender);
+    assert_success("the echo", &echo);
+    assert!(
+        sender.stdout.contains("100/100 probes came back"),
+        "{}",
+        sender.stdout
+    );
+    assert!(
+        sender
+            .stdout
+            .contains("4 select   component 1: prflx tcp-active")
+            && sender.stdout.contains("-> relay tcp-passive"),
+        "{}",
+        sender.stdout
+    );
+    let description = std::fs::read_to_string(dir.join("b.sdp")).unwrap();
+    assert!(
+        description.contains("typ relay") && description.contains("tcptype passive"),
+        "{description}"
+    );
+}

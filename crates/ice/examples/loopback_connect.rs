@@ -15,7 +15,9 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use edgeice_ice::{Agent, AgentConfig, Candidate, Event, ServerTransport, State, StunServer, TurnServer};
+use edgeice_ice::{
+    Agent, AgentConfig, Candidate, Event, ServerTransport, State, StunServer, TurnServer,
+};
 
 struct Options {
     rounds: usize,
@@ -33,7 +35,9 @@ fn options() -> Result<Options, String> {
         trickle: false,
     };
     let address = |s: Option<String>| -> Result<SocketAddr, String> {
-        s.ok_or("missing address")?.parse().map_err(|e| format!("{e}"))
+        s.ok_or("missing address")?
+            .parse()
+            .map_err(|e| format!("{e}"))
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -55,7 +59,11 @@ fn options() -> Result<Options, String> {
                 });
             }
             "--trickle" => options.trickle = true,
-            rounds => options.rounds = rounds.parse().map_err(|_| format!("unexpected {rounds:?}"))?,
+            rounds => {
+                options.rounds = rounds
+                    .parse()
+                    .map_err(|_| format!("unexpected {rounds:?}"))?
+            }
         }
     }
     Ok(options)
@@ -88,7 +96,8 @@ fn drive(
                 let _ = sockets[side].send_to(&d.payload, d.destination);
             }
             while let Ok((len, from)) = sockets[side].recv_from(&mut buf) {
-                let _ = agents[side].handle_input(Instant::now(), addresses[side], from, &buf[..len]);
+                let _ =
+                    agents[side].handle_input(Instant::now(), addresses[side], from, &buf[..len]);
             }
             while let Some(event) = agents[side].poll_event() {
                 match event {
@@ -140,7 +149,11 @@ fn round(options: &Options) -> Result<Duration, String> {
         .map(|a| (a.local_ufrag().to_string(), a.local_password().to_string()))
         .collect();
     for (side, agent) in agents.iter_mut().enumerate() {
-        agent.add_host_socket(start, 1, sockets[side].local_addr().map_err(|e| e.to_string())?);
+        agent.add_host_socket(
+            start,
+            1,
+            sockets[side].local_addr().map_err(|e| e.to_string())?,
+        );
     }
     let mut gathered: [Vec<Candidate>; 2] = [Vec::new(), Vec::new()];
     let mut complete = [false, false];
@@ -149,10 +162,24 @@ fn round(options: &Options) -> Result<Duration, String> {
             let (ufrag, pwd) = &credentials[1 - side];
             agent.set_remote_credentials(start, ufrag, pwd, false);
         }
-        drive(&mut agents, &sockets, true, &mut gathered, &mut complete, |a, _| a.iter().all(connected))?;
+        drive(
+            &mut agents,
+            &sockets,
+            true,
+            &mut gathered,
+            &mut complete,
+            |a, _| a.iter().all(connected),
+        )?;
         return Ok(start.elapsed());
     }
-    drive(&mut agents, &sockets, false, &mut gathered, &mut complete, |_, c| c.iter().all(|x| *x))?;
+    drive(
+        &mut agents,
+        &sockets,
+        false,
+        &mut gathered,
+        &mut complete,
+        |_, c| c.iter().all(|x| *x),
+    )?;
     let t0 = Instant::now();
     for (side, agent) in agents.iter_mut().enumerate() {
         let (ufrag, pwd) = &credentials[1 - side];
@@ -162,7 +189,14 @@ fn round(options: &Options) -> Result<Duration, String> {
         }
         agent.end_of_remote_candidates();
     }
-    drive(&mut agents, &sockets, false, &mut gathered, &mut complete, |a, _| a.iter().all(connected))?;
+    drive(
+        &mut agents,
+        &sockets,
+        false,
+        &mut gathered,
+        &mut complete,
+        |a, _| a.iter().all(connected),
+    )?;
     let elapsed = t0.elapsed();
     for agent in &mut agents {
         agent.close(Instant::now());

@@ -57,6 +57,12 @@ pub(crate) struct Pair {
     /// answers still count. The last few only.
     pub cancelled: Vec<InFlight>,
     pub rtt: Option<Duration>,
+    /// A TCP pair whose connection could not be opened is tried again,
+    /// not before this (the other side may not have let it in yet: an
+    /// RFC 6062 relay accepts peers only once its permission is installed).
+    pub retry_at: Option<Instant>,
+    /// Connections opened for this pair so far.
+    pub connect_attempts: u8,
     /// Last time a check on this pair was answered (consent freshness).
     pub last_answer: Option<Instant>,
 }
@@ -82,6 +88,8 @@ impl Pair {
             in_flight: None,
             cancelled: Vec::new(),
             rtt: None,
+            retry_at: None,
+            connect_attempts: 0,
             last_answer: None,
         }
     }
@@ -99,13 +107,14 @@ impl Pair {
 pub(crate) const MAX_CANCELLED: usize = 4;
 
 /// The next pair to check when pacing allows (RFC 8445 §6.1.4.2): the
-/// highest-priority waiting pair, else the highest-priority frozen one.
-pub(crate) fn next_ordinary_check(pairs: &[Pair]) -> Option<usize> {
+/// highest-priority waiting pair, else the highest-priority frozen one
+/// (leaving out pairs whose retry is not due at `now`).
+pub(crate) fn next_ordinary_check(pairs: &[Pair], now: Instant) -> Option<usize> {
     let best = |state: CheckState| {
         pairs
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.state == state)
+            .filter(|(_, p)| p.state == state && p.retry_at.is_none_or(|t| t <= now))
             .max_by_key(|(_, p)| p.priority)
             .map(|(i, _)| i)
     };
@@ -169,6 +178,6 @@ mod tests {
             states,
             [CheckState::Frozen, CheckState::Waiting, CheckState::Waiting]
         );
-        assert_eq!(next_ordinary_check(&pairs), Some(2));
+        assert_eq!(next_ordinary_check(&pairs, Instant::now()), Some(2));
     }
 }

@@ -91,6 +91,10 @@ pub struct AgentConfig {
     pub turn_servers: Vec<TurnServer>,
     /// Offer relayed candidates only (host addresses stay private).
     pub relay_only: bool,
+    /// Also allocate TCP relays (RFC 6062) on TURN servers reached over TCP
+    /// or TLS: passive relayed ICE-TCP candidates, for peers that can only
+    /// reach the TURN server over TCP.
+    pub tcp_relays: bool,
     /// Local credentials; random (RFC 8445 §5.3: 24 and 128 bits) if unset.
     pub credentials: Option<(String, String)>,
     /// At most this many pairs (RFC 8445 §6.1.2.5 suggests 100).
@@ -119,6 +123,7 @@ impl Default for AgentConfig {
             stun_servers: Vec::new(),
             turn_servers: Vec::new(),
             relay_only: false,
+            tcp_relays: false,
             credentials: None,
             max_pairs: 100,
             lite: false,

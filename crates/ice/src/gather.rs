@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use edgeice_client::{
-    Allocation, AllocationConfig, AllocationEvent, BindingClient, BindingEvent, Credentials,
-    TransactionConfig, Transport,
+    Allocation, AllocationConfig, AllocationEvent, BindingClient, BindingEvent, ConnectionBind,
+    Credentials, RelayProtocol, TransactionConfig, Transport,
 };
 
 use crate::agent::{Datagram, Route};
@@ -35,6 +35,23 @@ pub(crate) enum Gathered {
         mapped: SocketAddr,
         server: (SocketAddr, String),
     },
+    /// A TCP relayed address (RFC 6062), for a passive ICE-TCP candidate.
+    RelayedTcp {
+        component: u16,
+        socket: SocketAddr,
+        relayed: SocketAddr,
+        mapped: SocketAddr,
+        server: (SocketAddr, String),
+    },
+    /// A peer connected to a TCP relayed address (RFC 6062
+    /// ConnectionAttempt): a data connection must be opened and bound.
+    PeerConnection {
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        connection_id: u32,
+        /// (control connection's socket key, server, TLS).
+        via: (SocketAddr, SocketAddr, bool),
+    },
     /// A server gave nothing, or an allocation was lost.
     Failed {
         server: String,
@@ -55,7 +72,12 @@ struct StunQuery {
 /// One allocation on a TURN server from one host socket.
 struct TurnQuery {
     component: u16,
+    /// The host socket, which also names the TCP/TLS connection to the
+    /// server; for a TCP relay's own control connection, the socket's IP
+    /// with port 0 (one connection per allocation: RFC 8656 §2).
     socket: SocketAddr,
+    /// UDP relay, or TCP relay (RFC 6062).
+    relay: RelayProtocol,
     server: TurnServer,
     allocation: Allocation,
     /// Allocated or failed: gathering no longer waits for it.
@@ -69,6 +91,8 @@ struct TurnQuery {
 pub(crate) struct Gatherer {
     stun_servers: Vec<StunServer>,
     turn_servers: Vec<TurnServer>,
+    /// Also allocate TCP relays on servers reached over TCP or TLS.
+    tcp_relays: bool,
     transactions: TransactionConfig,
     stun: Vec<StunQuery>,
     turn: Vec<TurnQuery>,
@@ -85,6 +109,7 @@ impl Gatherer {
         Gatherer {
             stun_servers: config.stun_servers.clone(),
             turn_servers: config.turn_servers.clone(),
+            tcp_relays: config.tcp_relays,
             // Gathering gives up sooner than RFC 8489's 39.5 s: about 9.5 s
             // (requests at 0, 0.5, 1.5, 3.5, 7.5 s, then 2 s more), the
             // time in which a call that waits on it would be abandoned.
@@ -131,39 +156,74 @@ impl Gatherer {
             if server.address.is_ipv4() != socket.is_ipv4() {
                 continue;
             }
-            let credentials = Credentials {
-                username: server.username.clone(),
-                password: server.password.clone(),
-            };
-            let transport = match server.transport {
-                ServerTransport::Udp => Transport::Udp,
-                ServerTransport::Tcp => Transport::Tcp,
-                ServerTransport::Tls => Transport::Tls,
-            };
-            let mut config = AllocationConfig::new(server.address, transport, credentials);
-            config.transactions = self.transactions;
-            let mut allocation = Allocation::new(config);
-            let started = allocation.allocate(now);
-            let mut query = TurnQuery {
-                component,
-                socket,
-                server,
-                allocation,
-                done: false,
-                relayed: None,
-                channels: HashSet::new(),
-            };
-            if let Err(e) = started {
-                query.done = true;
-                self.results.push_back(Gathered::Failed {
-                    server: query.server.url.clone(),
-                    code: None,
-                    reason: e.to_string(),
-                });
-            }
-            self.turn.push(query);
+            self.allocate(now, component, socket, &server, RelayProtocol::Udp);
         }
         self.collect();
+    }
+
+    /// Starts TCP relay allocations (RFC 6062) from `ip` on the servers
+    /// reached over TCP or TLS, once per IP and server, if configured.
+    pub(crate) fn start_tcp_relays(&mut self, now: Instant, component: u16, ip: std::net::IpAddr) {
+        if !self.tcp_relays {
+            return;
+        }
+        let key = SocketAddr::new(ip, 0);
+        for server in self.turn_servers.clone() {
+            let usable = server.transport != ServerTransport::Udp
+                && server.address.is_ipv4() == ip.is_ipv4();
+            let started = self
+                .turn
+                .iter()
+                .any(|q| q.socket == key && q.server.address == server.address);
+            if usable && !started {
+                self.allocate(now, component, key, &server, RelayProtocol::Tcp);
+            }
+        }
+        self.collect();
+    }
+
+    /// Starts an allocation on `server` from `socket`.
+    fn allocate(
+        &mut self,
+        now: Instant,
+        component: u16,
+        socket: SocketAddr,
+        server: &TurnServer,
+        relay: RelayProtocol,
+    ) {
+        let credentials = Credentials {
+            username: server.username.clone(),
+            password: server.password.clone(),
+        };
+        let transport = match server.transport {
+            ServerTransport::Udp => Transport::Udp,
+            ServerTransport::Tcp => Transport::Tcp,
+            ServerTransport::Tls => Transport::Tls,
+        };
+        let mut config = AllocationConfig::new(server.address, transport, credentials);
+        config.transactions = self.transactions;
+        config.relay = relay;
+        let mut allocation = Allocation::new(config);
+        let started = allocation.allocate(now);
+        let mut query = TurnQuery {
+            component,
+            socket,
+            relay,
+            server: server.clone(),
+            allocation,
+            done: false,
+            relayed: None,
+            channels: HashSet::new(),
+        };
+        if let Err(e) = started {
+            query.done = true;
+            self.results.push_back(Gathered::Failed {
+                server: query.server.url.clone(),
+                code: None,
+                reason: e.to_string(),
+            });
+        }
+        self.turn.push(query);
     }
 
     /// Moves what the clients want sent and what they found into the queues.
@@ -215,6 +275,33 @@ impl Gatherer {
             while let Some(event) = query.allocation.poll_event() {
                 let server = (query.server.address, query.server.url.clone());
                 match event {
+                    AllocationEvent::Allocated {
+                        relayed, mapped, ..
+                    } if query.relay == RelayProtocol::Tcp => {
+                        query.done = true;
+                        query.relayed = Some(relayed);
+                        self.results.push_back(Gathered::RelayedTcp {
+                            component: query.component,
+                            socket: query.socket,
+                            relayed,
+                            mapped: mapped.unwrap_or(query.socket),
+                            server,
+                        });
+                    }
+                    AllocationEvent::ConnectionAttempt {
+                        peer,
+                        connection_id,
+                    } => {
+                        if let Some(relayed) = query.relayed {
+                            let tls = query.server.transport == ServerTransport::Tls;
+                            self.results.push_back(Gathered::PeerConnection {
+                                relayed,
+                                peer,
+                                connection_id,
+                                via: (query.socket, query.server.address, tls),
+                            });
+                        }
+                    }
                     AllocationEvent::Allocated {
                         relayed, mapped, ..
                     } => {
@@ -331,9 +418,40 @@ impl Gatherer {
         self.transmits.pop_front()
     }
 
-    /// Whether `base` is a relayed address of one of the allocations.
+    /// Whether `base` is a UDP relayed address of one of the allocations.
     pub(crate) fn is_relay(&self, base: SocketAddr) -> bool {
-        self.turn.iter().any(|q| q.relayed == Some(base))
+        self.turn
+            .iter()
+            .any(|q| q.relayed == Some(base) && q.relay == RelayProtocol::Udp)
+    }
+
+    /// Lets `ip` connect to the TCP relayed addresses (RFC 6062 §4.3: a
+    /// peer's connection is accepted only with a permission).
+    pub(crate) fn permit_tcp_peer(&mut self, now: Instant, ip: std::net::IpAddr) {
+        for query in &mut self.turn {
+            if query.relay == RelayProtocol::Tcp && query.relayed.is_some() {
+                let _ = query.allocation.create_permission(now, ip);
+            }
+        }
+        self.collect();
+    }
+
+    /// The ConnectionBind for a data connection to TCP relay `relayed`.
+    pub(crate) fn connection_bind(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        connection_id: u32,
+    ) -> Result<ConnectionBind, String> {
+        let query = self
+            .turn
+            .iter_mut()
+            .find(|q| q.relayed == Some(relayed) && q.relay == RelayProtocol::Tcp)
+            .ok_or_else(|| format!("{relayed} is not a TCP relayed address"))?;
+        query
+            .allocation
+            .connection_bind(now, connection_id)
+            .map_err(|e| e.to_string())
     }
 
     /// Queues `payload` from relayed address `base` to `peer`, wrapped for
@@ -376,7 +494,7 @@ impl Gatherer {
         let query = self
             .turn
             .iter_mut()
-            .find(|q| q.relayed == Some(base))
+            .find(|q| q.relayed == Some(base) && q.relay == RelayProtocol::Udp)
             .ok_or_else(|| format!("{base} is not a relayed address"))?;
         if query.channels.insert(peer) {
             let _ = query.allocation.bind_channel(now, peer);

@@ -68,12 +68,14 @@ pub struct CallArgs {
     #[arg(long = "host-ip", value_name = "IP")]
     host_ip: Vec<IpAddr>,
     /// Also gather ICE-TCP candidates (RFC 6544): a passive one on a TCP
-    /// listener and an active one, per address and component.
+    /// listener and an active one, per address and component; and a TCP
+    /// relay (RFC 6062) on `--turn` servers reached over TCP or TLS.
     #[arg(long)]
     tcp: bool,
     /// Gather ICE-TCP candidates only (no UDP): to see whether a call gets
-    /// through where UDP is blocked.
-    #[arg(long, conflicts_with_all = ["stun", "turn"])]
+    /// through where UDP is blocked. With `--turn` over TCP or TLS, a TCP
+    /// relay (RFC 6062) is allocated too.
+    #[arg(long, conflicts_with = "stun")]
     tcp_only: bool,
     /// Nominate aggressively (every check carries USE-CANDIDATE).
     #[arg(long)]
@@ -136,6 +138,9 @@ fn agent_config(args: &CallArgs) -> Result<AgentConfig> {
         controlling: args.controlling,
         components: args.components,
         relay_only: args.relay_only,
+        // With ICE-TCP, TURN servers reached over TCP or TLS also give TCP
+        // relays (RFC 6062): passive relayed ICE-TCP candidates.
+        tcp_relays: args.tcp || args.tcp_only,
         nomination: if args.aggressive {
             Nomination::Aggressive
         } else {
@@ -273,7 +278,12 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         // Open and close what the agent asks, send and show what it has.
         while let Some(command) = agent.poll_tcp_command() {
             match command {
-                TcpCommand::Connect { id, local, remote } => net.connect(id, local, remote),
+                TcpCommand::Connect {
+                    id,
+                    local,
+                    remote,
+                    tls,
+                } => net.connect(id, local, remote, tls),
                 TcpCommand::Close { id } => net.close(id),
             }
         }
@@ -359,39 +369,39 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         tokio::select! {
             Some(incoming) = incoming.recv() => {
                 let now = Instant::now();
-                let data = match incoming {
-                    Incoming::Packet { socket, from, data } => agent
-                        .handle_input(now, socket, from, &data)
-                        .map(|r| (r.component, r.data.to_vec())),
-                    Incoming::Frame { id, data } => agent
-                        .handle_tcp_frame(now, id, &data)
-                        .map(|r| (r.component, r.data.to_vec())),
-                    Incoming::StreamClosed { socket, server } => {
-                        agent.stream_closed(now, socket, server);
-                        None
+                let mut arrived: Vec<(u16, Vec<u8>)> = Vec::new();
+                match incoming {
+                    Incoming::Packet { socket, from, data } => {
+                        if let Some(r) = agent.handle_input(now, socket, from, &data) {
+                            arrived.push((r.component, r.data.to_vec()));
+                        }
                     }
+                    Incoming::TcpData { id, data } => agent.handle_tcp_data(now, id, &data),
+                    Incoming::StreamClosed { socket, server } => agent.stream_closed(now, socket, server),
                     Incoming::Accepted { listener, remote, stream } => {
                         if let Some(id) = agent.tcp_accepted(listener, remote) {
-                            net.adopt(id, stream);
+                            let _ = stream.set_nodelay(true);
+                            net.adopt(id, Box::new(stream));
                         }
-                        None
                     }
                     Incoming::Connected { id, stream } => {
                         net.adopt(id, stream);
                         agent.tcp_connected(now, id);
-                        None
                     }
                     Incoming::Closed { id } => {
                         net.close(id);
                         agent.tcp_closed(now, id);
-                        None
                     }
-                };
-                if let Some((component, data)) = data {
+                }
+                while let Some((component, _, data)) = agent.poll_received() {
+                    arrived.push((component, data));
+                }
+                let mut bye = false;
+                for (component, data) in arrived {
                     if args.echo {
                         if data == BYE {
-                            timeline.say("data", "the other side said bye");
-                            break Outcome::Connected;
+                            bye = true;
+                            break;
                         }
                         if let Ok(t) = agent.send(now, component, &data) {
                             let (source, route, destination) = (t.source, t.route, t.destination);
@@ -401,6 +411,10 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                     } else if let Some(probes) = &mut probes {
                         probes.echo(now, &data);
                     }
+                }
+                if bye {
+                    timeline.say("data", "the other side said bye");
+                    break Outcome::Connected;
                 }
             }
             line = remote_lines.recv(), if remote_open => {

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use edgeice_ice::framing::{FrameDecoder, frame};
 use edgeice_ice::{ConnectionId, Route};
 use edgeice_stun::StreamDecoder;
 use rustls_pki_types::ServerName;
@@ -37,9 +36,12 @@ pub enum Incoming {
         stream: TcpStream,
     },
     /// An ICE-TCP connection the agent asked for is open.
-    Connected { id: ConnectionId, stream: TcpStream },
-    /// A frame (RFC 4571) from an ICE-TCP connection.
-    Frame { id: ConnectionId, data: Vec<u8> },
+    Connected {
+        id: ConnectionId,
+        stream: Box<dyn ServerStream>,
+    },
+    /// Bytes read from an ICE-TCP connection (the agent cuts the frames).
+    TcpData { id: ConnectionId, data: Vec<u8> },
     /// An ICE-TCP connection ended or could not be opened.
     Closed { id: ConnectionId },
 }
@@ -126,23 +128,49 @@ impl Net {
         Ok(address)
     }
 
-    /// Opens the ICE-TCP connection `id` from `local` to `remote`.
-    pub fn connect(&mut self, id: ConnectionId, local: SocketAddr, remote: SocketAddr) {
+    /// Opens the ICE-TCP connection `id` from `local` to `remote` (with
+    /// TLS: a data connection to a `turns:` server, RFC 6062).
+    pub fn connect(&mut self, id: ConnectionId, local: SocketAddr, remote: SocketAddr, tls: bool) {
         let tx = self.incoming.clone();
+        let tls = match (tls, &self.tls) {
+            (false, _) => None,
+            (true, Some(setup)) => match setup.names.get(&remote) {
+                Some(name) => Some((setup.connector.clone(), name.clone())),
+                None => {
+                    let _ = tx.try_send(Incoming::Closed { id });
+                    return;
+                }
+            },
+            (true, None) => {
+                let _ = tx.try_send(Incoming::Closed { id });
+                return;
+            }
+        };
         tokio::spawn(async move {
             let opened = match open(local, remote).await {
-                Ok(stream) => Incoming::Connected { id, stream },
+                Ok(tcp) => match tls {
+                    None => Incoming::Connected {
+                        id,
+                        stream: Box::new(tcp),
+                    },
+                    Some((connector, name)) => match connector.connect(name, tcp).await {
+                        Ok(stream) => Incoming::Connected {
+                            id,
+                            stream: Box::new(stream),
+                        },
+                        Err(_) => Incoming::Closed { id },
+                    },
+                },
                 Err(_) => Incoming::Closed { id },
             };
             let _ = tx.send(opened).await;
         });
     }
 
-    /// Takes an open ICE-TCP connection into use: frames read from it come
-    /// out as [`Incoming::Frame`].
-    pub fn adopt(&mut self, id: ConnectionId, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
+    /// Takes an open ICE-TCP connection into use: what is read from it
+    /// comes out as [`Incoming::TcpData`].
+    pub fn adopt(&mut self, id: ConnectionId, stream: Box<dyn ServerStream>) {
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
         self.connections.insert(id, tx);
         self.writers.push(tokio::spawn(async move {
@@ -151,25 +179,22 @@ impl Net {
                     return;
                 }
             }
+            let _ = writer.shutdown().await;
         }));
         let incoming = self.incoming.clone();
         tokio::spawn(async move {
-            let mut decoder = FrameDecoder::new();
             let mut buf = vec![0u8; 65536];
             loop {
                 let read = match reader.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                decoder.push(&buf[..read]);
-                while let Some(data) = decoder.next_frame() {
-                    let frame = Incoming::Frame {
-                        id,
-                        data: data.to_vec(),
-                    };
-                    if incoming.send(frame).await.is_err() {
-                        return;
-                    }
+                let data = Incoming::TcpData {
+                    id,
+                    data: buf[..read].to_vec(),
+                };
+                if incoming.send(data).await.is_err() {
+                    return;
                 }
             }
             let _ = incoming.send(Incoming::Closed { id }).await;
@@ -194,10 +219,7 @@ impl Net {
         match route {
             Route::Connection(id) => {
                 if let Some(writer) = self.connections.get(&id) {
-                    let mut framed = Vec::with_capacity(payload.len() + 2);
-                    if frame(payload, &mut framed) {
-                        let _ = writer.send(framed);
-                    }
+                    let _ = writer.send(payload.to_vec());
                 }
             }
             Route::Udp => {
@@ -256,7 +278,7 @@ async fn open(local: SocketAddr, remote: SocketAddr) -> std::io::Result<TcpStrea
 }
 
 /// A byte stream to a server: TCP, or TLS over TCP.
-trait ServerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait ServerStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ServerStream for T {}
 
 /// TLS to `turns:` servers: the connector and each server's name.

@@ -12,6 +12,10 @@ use crate::candidate::{
 use crate::checklist::{Pair, pair_priority, unfreeze_initial};
 use crate::event::{Event, State};
 
+/// How long a passive TCP candidate waits for the other side's active ones
+/// to connect before the agent may fail.
+const INCOMING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Agent {
     /// Registers a socket the application bound for `component` (one per
     /// interface address and component). It becomes a host candidate
@@ -178,11 +182,36 @@ impl Agent {
             }
             return;
         }
+        if candidate.is_tcp() {
+            self.gatherer.permit_tcp_peer(now, candidate.address.ip());
+            self.drain_gatherer_transmits();
+        }
+        let active = candidate.tcp_type == Some(TcpType::Active);
         self.push_remote(candidate);
+        if active {
+            self.expect_incoming(now);
+        }
         if self.state == State::New && self.remote.is_some() {
             self.set_state(State::Checking, None);
         }
         self.next_check = self.next_check.max(now);
+    }
+
+    /// Their active TCP candidates will connect to our passive ones
+    /// (through a relay, only once our permission is in): while both exist,
+    /// failure waits a while for those connections.
+    pub(super) fn expect_incoming(&mut self, now: Instant) {
+        let theirs = self
+            .remotes
+            .iter()
+            .any(|r| r.tcp_type == Some(TcpType::Active));
+        let ours = self
+            .locals
+            .iter()
+            .any(|l| l.candidate.tcp_type == Some(TcpType::Passive));
+        if theirs && ours {
+            self.incoming_wait_until = Some(now + INCOMING_WAIT);
+        }
     }
 
     pub(super) fn push_remote(&mut self, candidate: Candidate) -> usize {

@@ -11,27 +11,35 @@ use crate::candidate::{CandidateKind, priority, tcp_priority};
 use crate::check::{CheckRequest, RoleAttribute, build_request, new_transaction_id};
 use crate::checklist::{InFlight, MAX_CANCELLED, next_ordinary_check};
 use crate::event::{CheckState, Event, State};
+use crate::framing;
 
 impl Agent {
-    /// Whether pacing has a check to send once `next_check` comes.
-    pub(super) fn has_check_to_send(&self) -> bool {
+    /// When pacing has a check to send: `next_check`, or later when the
+    /// only pairs left wait for a retry.
+    pub(super) fn next_check_due(&self) -> Option<Instant> {
         if self.config.lite
             || self.remote.is_none()
             || matches!(self.state, State::Failed | State::Closed)
         {
-            return false;
+            return None;
         }
-        !self.triggered.is_empty()
-            || self
-                .pairs
-                .iter()
-                .any(|p| matches!(p.state, CheckState::Waiting | CheckState::Frozen))
+        if !self.triggered.is_empty() {
+            return Some(self.next_check);
+        }
+        self.pairs
+            .iter()
+            .filter(|p| matches!(p.state, CheckState::Waiting | CheckState::Frozen))
+            .map(|p| {
+                p.retry_at
+                    .map_or(self.next_check, |t| t.max(self.next_check))
+            })
+            .min()
     }
 
     /// Sends at most one new check if pacing allows: a triggered one first
     /// (RFC 8445 §6.1.4.2), else the best waiting or frozen pair.
     pub(super) fn send_paced_check(&mut self, now: Instant) {
-        if now < self.next_check || !self.has_check_to_send() {
+        if self.next_check_due().is_none_or(|t| t > now) {
             return;
         }
         let mut next = None;
@@ -45,7 +53,7 @@ impl Agent {
                 break;
             }
         }
-        let Some(pair) = next.or_else(|| next_ordinary_check(&self.pairs)) else {
+        let Some(pair) = next.or_else(|| next_ordinary_check(&self.pairs, now)) else {
             return;
         };
         self.send_check(now, pair, false);
@@ -110,12 +118,16 @@ impl Agent {
             transmissions = self.config.max_transmissions;
             rto = TCP_CHECK_TIMEOUT;
             match self.connection_of_pair(pair) {
-                Some(connection) => self.transmits.push_back(Datagram {
-                    source: base,
-                    route: Route::Connection(connection),
-                    destination,
-                    payload: bytes.clone(),
-                }),
+                Some(connection) => {
+                    let mut framed = Vec::with_capacity(bytes.len() + 2);
+                    framing::frame(&bytes, &mut framed);
+                    self.transmits.push_back(Datagram {
+                        source: base,
+                        route: Route::Connection(connection),
+                        destination,
+                        payload: framed,
+                    });
+                }
                 None if consent => return,
                 None => {
                     if !self.open_connection_for(now, pair) {
@@ -229,7 +241,9 @@ impl Agent {
         for component in 1..=self.components() {
             let mut pairs = self.pairs.iter().filter(|p| p.component == component);
             let alive = pairs.any(|p| p.state != CheckState::Failed);
-            if !alive && self.triggered.is_empty() {
+            // A passive TCP candidate of ours may still be connected to by
+            // an active one of theirs: pairs appear when that happens.
+            if !alive && self.triggered.is_empty() && self.incoming_wait_until.is_none() {
                 let reason = if self.pairs.iter().any(|p| p.component == component) {
                     format!("all pairs of component {component} failed")
                 } else {

@@ -95,12 +95,16 @@ impl Agent {
         }
         match via {
             // Answers go back on the connection the request came on.
-            Some(id) => self.transmits.push_back(Datagram {
-                source: base,
-                route: Route::Connection(id),
-                destination: to,
-                payload: bytes,
-            }),
+            Some(id) => {
+                let mut framed = Vec::with_capacity(bytes.len() + 2);
+                crate::framing::frame(&bytes, &mut framed);
+                self.transmits.push_back(Datagram {
+                    source: base,
+                    route: Route::Connection(id),
+                    destination: to,
+                    payload: framed,
+                });
+            }
             None => self.send_from_base(now, base, to, &bytes),
         }
     }

@@ -44,8 +44,8 @@ pub enum Route {
     /// As [`Route::ServerTcp`], over TLS: the application runs TLS on the
     /// connection and hands back what it decrypts, frame by frame.
     ServerTls,
-    /// An ICE-TCP connection (RFC 6544): the application frames the payload
-    /// with [`crate::framing::frame`] and writes it to that connection.
+    /// An ICE-TCP connection (RFC 6544): the application writes the
+    /// payload (already framed) to that connection as it is.
     Connection(ConnectionId),
 }
 
@@ -107,6 +107,9 @@ pub enum SendError {
     /// The relay could not wrap the data (too large for a TURN message).
     #[error("the TURN relay cannot carry this datagram: {0}")]
     Relay(String),
+    /// Longer than an RFC 4571 frame (65535 bytes) on an ICE-TCP pair.
+    #[error("{0} bytes do not fit in one ICE-TCP frame")]
+    TooLong(usize),
 }
 
 /// The other side's ICE credentials.
@@ -168,6 +171,12 @@ pub struct Agent {
     connections: Vec<tcp::Connection>,
     next_connection: u64,
     tcp_commands: VecDeque<TcpCommand>,
+    /// While set, the other side's active TCP candidates may still connect
+    /// to our passive ones: failure waits until then.
+    incoming_wait_until: Option<Instant>,
+    /// Application data read from ICE-TCP connections, for
+    /// [`Agent::poll_received`].
+    received: VecDeque<(u16, SocketAddr, Vec<u8>)>,
     local_gathering_done: bool,
     /// Set when host sockets were added: completion is checked then.
     gathering_check_at: Option<Instant>,
@@ -225,6 +234,8 @@ impl Agent {
             connections: Vec::new(),
             next_connection: 0,
             tcp_commands: VecDeque::new(),
+            received: VecDeque::new(),
+            incoming_wait_until: None,
             local_gathering_done: false,
             gathering_check_at: None,
             state: State::New,
@@ -370,13 +381,22 @@ impl Agent {
                 payload: &self.buf,
             });
         }
-        let route = match self.connection_of_pair(pair) {
-            Some(id) => Route::Connection(id),
-            None => Route::Udp,
-        };
+        if let Some(id) = self.connection_of_pair(pair) {
+            // ICE-TCP: RFC 4571 framed, in the agent's buffer.
+            self.buf.clear();
+            if !crate::framing::frame(data, &mut self.buf) {
+                return Err(SendError::TooLong(data.len()));
+            }
+            return Ok(Transmit {
+                source: base,
+                route: Route::Connection(id),
+                destination,
+                payload: &self.buf,
+            });
+        }
         Ok(Transmit {
             source: base,
-            route,
+            route: Route::Udp,
             destination,
             payload: data,
         })
@@ -401,9 +421,8 @@ impl Agent {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         };
-        if self.has_check_to_send() {
-            consider(Some(self.next_check));
-        }
+        consider(self.next_check_due());
+        consider(self.incoming_wait_until);
         consider(self.next_connection_deadline());
         for pair in &self.pairs {
             consider(pair.in_flight.as_ref().map(|f| f.next_at));
@@ -427,6 +446,9 @@ impl Agent {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
+        }
+        if self.incoming_wait_until.is_some_and(|t| t <= now) {
+            self.incoming_wait_until = None;
         }
         self.drive_gatherer(now);
         self.expire_connections(now);
@@ -535,6 +557,41 @@ impl Agent {
                         Some(server),
                     );
                 }
+                crate::gather::Gathered::RelayedTcp {
+                    component,
+                    socket,
+                    relayed,
+                    mapped,
+                    server,
+                } => {
+                    let preference = self.local_preference_of_socket(socket) >> 3;
+                    self.add_local_candidate(
+                        crate::candidate::CandidateKind::Relayed,
+                        component,
+                        relayed,
+                        relayed,
+                        Some(mapped),
+                        preference,
+                        Some(server),
+                        Some(crate::candidate::TcpType::Passive),
+                    );
+                    let peers: Vec<std::net::IpAddr> = self
+                        .remotes
+                        .iter()
+                        .filter(|r| r.is_tcp())
+                        .map(|r| r.address.ip())
+                        .collect();
+                    for ip in peers {
+                        self.gatherer.permit_tcp_peer(now, ip);
+                    }
+                    self.expect_incoming(now);
+                }
+                crate::gather::Gathered::PeerConnection {
+                    relayed,
+                    peer,
+                    connection_id,
+                    via,
+                } => self.accept_through_relay(now, relayed, peer, connection_id, via),
                 crate::gather::Gathered::Failed {
                     server,
                     code,

@@ -7,9 +7,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use edgeice_client::{ConnectionBind, ConnectionBindOutcome};
+use edgeice_stun::StreamDecoder;
+
 use super::{Agent, Received};
 use crate::candidate::{CandidateKind, TcpType, dual_stack_local_preference};
 use crate::event::CheckState;
+use crate::framing::FrameDecoder;
 
 /// Names an ICE-TCP connection between the agent and its application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +33,8 @@ pub enum TcpCommand {
         local: SocketAddr,
         /// Where to connect to.
         remote: SocketAddr,
+        /// Run TLS on it: a data connection (RFC 6062) to a `turns:` server.
+        tls: bool,
     },
     /// Close the connection; nothing more will be sent on it.
     Close {
@@ -48,13 +54,47 @@ pub(super) const TCP_CHECK_TIMEOUT: Duration = Duration::from_secs(8);
 pub(crate) struct Connection {
     pub id: ConnectionId,
     /// The local candidate's base: a listener, a simultaneous-open port,
-    /// or `IP:9` for active candidates.
+    /// `IP:9` for active candidates, or a TCP relayed address.
     pub base: SocketAddr,
     pub remote: SocketAddr,
+    /// Open, and (for a data connection through a TURN server) bound.
     pub established: bool,
     /// When an outgoing connection that has not opened gives up.
     pub deadline: Option<Instant>,
+    /// Cuts what is read into RFC 4571 frames.
+    pub frames: FrameDecoder,
+    /// For a peer's connection through a TCP relay (RFC 6062): the
+    /// binding of this data connection, until the server confirms it.
+    pub turn: Option<TurnData>,
 }
+
+/// A data connection to a TURN server for one peer connection (RFC 6062).
+#[derive(Debug)]
+pub(crate) struct TurnData {
+    /// The server's CONNECTION-ID for the peer connection.
+    pub connection_id: u32,
+    /// The ConnectionBind sent, once the connection is open.
+    pub bind: Option<ConnectionBind>,
+    /// Cuts the server's answer out of the stream (STUN framing).
+    pub stun: StreamDecoder,
+}
+
+impl Connection {
+    fn new(id: ConnectionId, base: SocketAddr, remote: SocketAddr) -> Connection {
+        Connection {
+            id,
+            base,
+            remote,
+            established: false,
+            deadline: None,
+            frames: FrameDecoder::new(),
+            turn: None,
+        }
+    }
+}
+
+/// How many times a TCP pair's connection is tried before the pair fails.
+const MAX_CONNECT_ATTEMPTS: u8 = 3;
 
 /// The port active candidates are written with (RFC 6544 §4.5).
 pub(super) const ACTIVE_PORT: u16 = 9;
@@ -62,33 +102,42 @@ pub(super) const ACTIVE_PORT: u16 = 9;
 impl Agent {
     /// Registers a TCP listener the application bound for `component`:
     /// it becomes a passive host candidate, and `IP:9` an active one (the
-    /// application connects from that IP when asked).
+    /// application connects from that IP when asked); TCP relays on TURN
+    /// servers reached over TCP or TLS are allocated from its IP when
+    /// [`crate::AgentConfig::tcp_relays`] is set.
     pub fn add_tcp_listener(&mut self, now: Instant, component: u16, listener: SocketAddr) {
         if component == 0 || component > self.components() {
             return;
         }
-        let preference = self.tcp_other_preference(listener.ip());
-        let active = SocketAddr::new(listener.ip(), ACTIVE_PORT);
-        self.add_local_candidate(
-            CandidateKind::Host,
-            component,
-            listener,
-            listener,
-            None,
-            preference,
-            None,
-            Some(TcpType::Passive),
-        );
-        self.add_local_candidate(
-            CandidateKind::Host,
-            component,
-            active,
-            active,
-            None,
-            preference,
-            None,
-            Some(TcpType::Active),
-        );
+        // Relay-only: the listener only anchors TCP relays; nothing host.
+        if !self.config.relay_only {
+            let preference = self.tcp_other_preference(listener.ip());
+            let active = SocketAddr::new(listener.ip(), ACTIVE_PORT);
+            self.add_local_candidate(
+                CandidateKind::Host,
+                component,
+                listener,
+                listener,
+                None,
+                preference,
+                None,
+                Some(TcpType::Passive),
+            );
+            self.add_local_candidate(
+                CandidateKind::Host,
+                component,
+                active,
+                active,
+                None,
+                preference,
+                None,
+                Some(TcpType::Active),
+            );
+        }
+        self.gatherer
+            .start_tcp_relays(now, component, listener.ip());
+        self.local_gathering_done = false;
+        self.drain_gatherer_transmits();
         self.gathering_check_at = Some(now);
     }
 
@@ -132,7 +181,7 @@ impl Agent {
 
     /// A peer connected to the listener `listener` from `remote`: the agent
     /// takes it (returns its id) if the listener is one of its passive
-    /// candidates. Frames read from it go to [`Agent::handle_tcp_frame`].
+    /// candidates. What is read from it goes to [`Agent::handle_tcp_data`].
     pub fn tcp_accepted(
         &mut self,
         listener: SocketAddr,
@@ -146,22 +195,44 @@ impl Agent {
             return None;
         }
         let id = self.new_connection_id();
-        self.connections.push(Connection {
-            id,
-            base: listener,
-            remote,
-            established: true,
-            deadline: None,
-        });
+        let mut connection = Connection::new(id, listener, remote);
+        connection.established = true;
+        self.connections.push(connection);
         Some(id)
     }
 
     /// The connection `id` asked for with [`TcpCommand::Connect`] is open:
     /// the checks waiting for it go out.
     pub fn tcp_connected(&mut self, now: Instant, id: ConnectionId) {
-        let Some(connection) = self.connections.iter_mut().find(|c| c.id == id) else {
+        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
             return;
         };
+        if let Some(turn_id) = self.connections[index]
+            .turn
+            .as_ref()
+            .map(|t| t.connection_id)
+        {
+            // A data connection: bind it to the peer connection first.
+            let base = self.connections[index].base;
+            match self.gatherer.connection_bind(now, base, turn_id) {
+                Ok(bind) => {
+                    self.transmits.push_back(super::Datagram {
+                        source: base,
+                        route: super::Route::Connection(id),
+                        destination: self.connections[index].remote,
+                        payload: bind.request().to_vec(),
+                    });
+                    if let Some(turn) = &mut self.connections[index].turn {
+                        turn.bind = Some(bind);
+                    }
+                }
+                Err(_) => {
+                    self.close_connection(now, index, "the TURN relay cannot bind the connection")
+                }
+            }
+            return;
+        }
+        let connection = &mut self.connections[index];
         connection.established = true;
         connection.deadline = None;
         let (base, remote) = (connection.base, connection.remote);
@@ -187,20 +258,103 @@ impl Agent {
         );
     }
 
-    /// A frame (RFC 4571, without its length) read from connection `id`.
-    /// Returns application data, if that is what it was.
-    pub fn handle_tcp_frame<'a>(
+    /// Bytes read from connection `id`, as they came. Checks and their
+    /// answers are handled; application data waits in
+    /// [`Agent::poll_received`].
+    pub fn handle_tcp_data(&mut self, now: Instant, id: ConnectionId, bytes: &[u8]) {
+        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let bytes = if self.connections[index].established {
+            bytes.to_vec()
+        } else {
+            // A data connection through a TURN server: its answer to
+            // ConnectionBind comes first, in STUN framing; the peer's bytes
+            // follow it.
+            let Some(turn) = self.connections[index].turn.as_mut() else {
+                return;
+            };
+            turn.stun.push(bytes);
+            let outcome = match (turn.stun.next_raw(), &turn.bind) {
+                (Ok(None), _) => return,
+                (Ok(Some(frame)), Some(bind)) => bind.handle_response(frame).ok(),
+                _ => None,
+            };
+            let pending = turn.stun.pending().to_vec();
+            match outcome {
+                Some(ConnectionBindOutcome::Bound) => {
+                    self.connections[index].established = true;
+                    self.connections[index].deadline = None;
+                    pending
+                }
+                Some(ConnectionBindOutcome::Failed { code, reason }) => {
+                    let reason = format!("ConnectionBind refused: {code} {reason}");
+                    return self.close_connection(now, index, &reason);
+                }
+                None => return self.close_connection(now, index, "ConnectionBind failed"),
+            }
+        };
+        let connection = &mut self.connections[index];
+        let (base, remote) = (connection.base, connection.remote);
+        connection.frames.push(&bytes);
+        let mut frames = Vec::new();
+        while let Some(frame) = connection.frames.next_frame() {
+            frames.push(frame.to_vec());
+        }
+        for frame in frames {
+            if let Some(Received {
+                component,
+                from,
+                data,
+            }) = self.handle_at_base(now, base, remote, &frame, Some(id))
+            {
+                self.received.push_back((component, from, data.to_vec()));
+            }
+        }
+    }
+
+    /// Application data read from an ICE-TCP connection: (component, who
+    /// sent it, the bytes).
+    pub fn poll_received(&mut self) -> Option<(u16, SocketAddr, Vec<u8>)> {
+        self.received.pop_front()
+    }
+
+    /// Asks the application to close connection `index` and fails its pairs.
+    fn close_connection(&mut self, now: Instant, index: usize, reason: &str) {
+        let connection = self.connections.remove(index);
+        self.tcp_commands
+            .push_back(TcpCommand::Close { id: connection.id });
+        self.fail_pairs_on(now, connection.base, connection.remote, reason);
+    }
+
+    /// A peer connected to one of our TCP relayed addresses (RFC 6062
+    /// ConnectionAttempt): open a data connection to the server for it.
+    pub(super) fn accept_through_relay(
         &mut self,
         now: Instant,
-        id: ConnectionId,
-        frame: &'a [u8],
-    ) -> Option<Received<'a>> {
-        let connection = self
-            .connections
-            .iter()
-            .find(|c| c.id == id && c.established)?;
-        let (base, remote) = (connection.base, connection.remote);
-        self.handle_at_base(now, base, remote, frame, Some(id))
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        connection_id: u32,
+        (socket, server, tls): (SocketAddr, SocketAddr, bool),
+    ) {
+        let id = self.new_connection_id();
+        let mut connection = Connection::new(id, relayed, peer);
+        connection.deadline = Some(now + CONNECT_TIMEOUT);
+        connection.turn = Some(TurnData {
+            connection_id,
+            bind: None,
+            stun: StreamDecoder::new(),
+        });
+        // The data connection goes to the server; answers to the checks the
+        // peer sends on it are addressed to the peer, so keep both.
+        connection.remote = peer;
+        self.connections.push(connection);
+        self.tcp_commands.push_back(TcpCommand::Connect {
+            id,
+            local: SocketAddr::new(socket.ip(), 0),
+            remote: server,
+            tls,
+        });
     }
 
     fn new_connection_id(&mut self) -> ConnectionId {
@@ -252,17 +406,14 @@ impl Agent {
             .any(|c| c.base == base && c.remote == remote)
         {
             let id = self.new_connection_id();
-            self.connections.push(Connection {
-                id,
-                base,
-                remote,
-                established: false,
-                deadline: Some(now + CONNECT_TIMEOUT),
-            });
+            let mut connection = Connection::new(id, base, remote);
+            connection.deadline = Some(now + CONNECT_TIMEOUT);
+            self.connections.push(connection);
             self.tcp_commands.push_back(TcpCommand::Connect {
                 id,
                 local: from,
                 remote,
+                tls: false,
             });
         }
         true
@@ -292,19 +443,33 @@ impl Agent {
         self.connections.iter().filter_map(|c| c.deadline).min()
     }
 
-    fn fail_pairs_on(&mut self, _now: Instant, base: SocketAddr, remote: SocketAddr, reason: &str) {
+    /// Fails the TCP pairs between `base` and `remote` — unless a pair's
+    /// check never got an answer and it has tries left: then it waits a
+    /// little and tries again (at most three times, one, two, three
+    /// seconds apart): a relay that accepts the connection and closes it at
+    /// once had no permission for us yet.
+    fn fail_pairs_on(&mut self, now: Instant, base: SocketAddr, remote: SocketAddr, reason: &str) {
         for pair in 0..self.pairs.len() {
             if !self.locals[self.pairs[pair].local].candidate.is_tcp()
                 || self.pair_ends(pair) != (base, remote)
             {
                 continue;
             }
-            self.pairs[pair].in_flight = None;
-            self.pairs[pair].nominate_next = false;
-            if self.pairs[pair].state != CheckState::Failed {
-                self.pairs[pair].state = CheckState::Failed;
+            let p = &mut self.pairs[pair];
+            p.in_flight = None;
+            if p.state == CheckState::InProgress && p.connect_attempts < MAX_CONNECT_ATTEMPTS {
+                p.connect_attempts += 1;
+                p.state = CheckState::Waiting;
+                p.retry_at = Some(now + Duration::from_secs(u64::from(p.connect_attempts)));
+                self.emit_check(pair, None, Some(format!("{reason}; trying again")));
+                continue;
+            }
+            p.nominate_next = false;
+            if p.state != CheckState::Failed {
+                p.state = CheckState::Failed;
                 self.emit_check(pair, None, Some(reason.to_string()));
             }
         }
+        self.check_for_failure();
     }
 }

@@ -359,7 +359,9 @@ impl Sim {
             while let Some(command) = self.peers[side].agent.poll_tcp_command() {
                 let now = self.now;
                 match command {
-                    TcpCommand::Connect { id, local, remote } => {
+                    TcpCommand::Connect {
+                        id, local, remote, ..
+                    } => {
                         let other = 1 - side;
                         if self.peers[other].tcp_listeners.contains(&remote) {
                             self.next_ephemeral += 1;
@@ -409,8 +411,8 @@ impl Sim {
         if let Some((side, id)) = flight.connection {
             let now = self.now;
             let peer = &mut self.peers[side];
-            if let Some(data) = peer.agent.handle_tcp_frame(now, id, &flight.payload) {
-                let data = data.data.to_vec();
+            peer.agent.handle_tcp_data(now, id, &flight.payload);
+            while let Some((_, _, data)) = peer.agent.poll_received() {
                 peer.received.push(data);
             }
             return;
