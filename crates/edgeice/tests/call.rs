@@ -598,3 +598,66 @@ fn ice_tcp_through_a_tcp_relay() {
         "{description}"
     );
 }
+
+/// `-` signalling: each side's description on stdout, the other's read
+/// from stdin (as when pasting between two terminals); the timeline then
+/// goes to stderr.
+#[test]
+fn descriptions_through_stdin_and_stdout() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let spawn = |extra: &[&str]| {
+        Command::new(EDGEICE)
+            .args([
+                "call",
+                "--local",
+                "-",
+                "--remote",
+                "-",
+                "--host-ip",
+                "127.0.0.1",
+                "--timeout",
+                "20",
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start edgeice call")
+    };
+    let mut a = common::Running::new(spawn(&["--controlling", "--send", "20"]));
+    let mut b = common::Running::new(spawn(&["--echo"]));
+    // Cross the pipes: a's stdout to b's stdin and back.
+    let pipe = |mut from: std::process::ChildStdout, mut to: std::process::ChildStdin| {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let (a_out, a_in) = (
+        a.child().stdout.take().unwrap(),
+        a.child().stdin.take().unwrap(),
+    );
+    let (b_out, b_in) = (
+        b.child().stdout.take().unwrap(),
+        b.child().stdin.take().unwrap(),
+    );
+    pipe(a_out, b_in);
+    pipe(b_out, a_in);
+    let mut stderr = String::new();
+    a.child()
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = a.child().wait().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("20/20 probes came back"), "{stderr}");
+    assert!(b.child().wait().unwrap().success());
+}

@@ -123,7 +123,11 @@ pub fn run(args: CallArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(call(args, config)) {
+    let outcome = runtime.block_on(call(args, config));
+    // A task may still be blocked reading stdin (`--remote -`): do not wait
+    // for it.
+    runtime.shutdown_background();
+    match outcome {
         Ok(Outcome::Connected) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         Err(e) => {

@@ -17,6 +17,11 @@ impl Running {
     pub fn new(child: Child) -> Self {
         Running(child)
     }
+
+    /// The process, to take its pipes or wait for it.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.0
+    }
 }
 
 impl Drop for Running {
