@@ -52,6 +52,19 @@ pub(crate) enum Gathered {
         /// (control connection's socket key, server, TLS).
         via: (SocketAddr, SocketAddr, bool),
     },
+    /// The TCP relay connected to `peer` as asked (RFC 6062 Connect).
+    RelayConnected {
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        connection_id: u32,
+        via: (SocketAddr, SocketAddr, bool),
+    },
+    /// The TCP relay could not connect to `peer`.
+    RelayConnectFailed {
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        reason: String,
+    },
     /// A server gave nothing, or an allocation was lost.
     Failed {
         server: String,
@@ -288,6 +301,32 @@ impl Gatherer {
                             server,
                         });
                     }
+                    AllocationEvent::Connected {
+                        peer,
+                        connection_id,
+                    } => {
+                        if let Some(relayed) = query.relayed {
+                            let tls = query.server.transport == ServerTransport::Tls;
+                            self.results.push_back(Gathered::RelayConnected {
+                                relayed,
+                                peer,
+                                connection_id,
+                                via: (query.socket, query.server.address, tls),
+                            });
+                        }
+                    }
+                    AllocationEvent::ConnectFailed { peer, code, reason } => {
+                        if let Some(relayed) = query.relayed {
+                            let code = code.map(|c| format!("{c} ")).unwrap_or_default();
+                            self.results.push_back(Gathered::RelayConnectFailed {
+                                relayed,
+                                peer,
+                                reason: format!(
+                                    "the TURN server could not connect: {code}{reason}"
+                                ),
+                            });
+                        }
+                    }
                     AllocationEvent::ConnectionAttempt {
                         peer,
                         connection_id,
@@ -434,6 +473,27 @@ impl Gatherer {
             }
         }
         self.collect();
+    }
+
+    /// Asks TCP relay `relayed` to connect to `peer` (RFC 6062 Connect).
+    pub(crate) fn connect_through_relay(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+    ) -> Result<(), String> {
+        let query = self
+            .turn
+            .iter_mut()
+            .find(|q| q.relayed == Some(relayed) && q.relay == RelayProtocol::Tcp)
+            .ok_or_else(|| format!("{relayed} is not a TCP relayed address"))?;
+        let _ = query.allocation.create_permission(now, peer.ip());
+        query
+            .allocation
+            .connect(now, peer)
+            .map_err(|e| e.to_string())?;
+        self.collect();
+        Ok(())
     }
 
     /// The ConnectionBind for a data connection to TCP relay `relayed`.

@@ -119,6 +119,7 @@ impl Agent {
             l.candidate.address == address
                 && l.candidate.component == component
                 && l.candidate.tcp_type == tcp_type
+                && (l.candidate.kind == kind || kind == CandidateKind::PeerReflexive)
         }) {
             return existing;
         }

@@ -130,7 +130,7 @@ impl Agent {
             return self.respond(now, ends, id, Err(ErrorCode::ROLE_CONFLICT));
         }
         self.respond(now, ends, id, Ok(()));
-        self.learn_from_request(now, base, from, &request, via.is_some());
+        self.learn_from_request(now, base, from, &request, via);
     }
 
     /// RFC 8445 §7.3.1.1. Returns true when the request must be refused
@@ -176,17 +176,38 @@ impl Agent {
         base: SocketAddr,
         from: SocketAddr,
         request: &IncomingRequest,
-        tcp: bool,
+        via: Option<ConnectionId>,
     ) {
-        let Some(local) = self.pairable_local_at(base, tcp) else {
+        // Over ICE-TCP the connection says which local candidate it serves
+        // (a relay's passive and active candidates share its address).
+        let tcp = via.is_some();
+        let local = match via {
+            Some(id) => self
+                .connections
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.local),
+            None => self.pairable_local_at(base, false),
+        };
+        let Some(local) = local else {
             return;
         };
         let component = self.locals[local].candidate.component;
-        let remote = match self
-            .remotes
-            .iter()
-            .position(|r| r.address == from && r.component == component && r.is_tcp() == tcp)
-        {
+        // Over TCP the other end is the opposite of ours: a connection we
+        // accepted on a passive candidate came from an active one, one we
+        // opened went to a passive one — even where one address serves
+        // both (a TCP relay connects out from its relayed address, RFC 6062).
+        let theirs_not = match self.locals[local].candidate.tcp_type {
+            Some(TcpType::Passive) => Some(TcpType::Passive),
+            Some(TcpType::Active) => Some(TcpType::Active),
+            _ => None,
+        };
+        let remote = match self.remotes.iter().position(|r| {
+            r.address == from
+                && r.component == component
+                && r.is_tcp() == tcp
+                && (theirs_not.is_none() || r.tcp_type != theirs_not)
+        }) {
             Some(remote) => remote,
             None => {
                 let candidate = Candidate {
@@ -196,8 +217,12 @@ impl Agent {
                     address: from,
                     kind: CandidateKind::PeerReflexive,
                     related: None,
-                    // RFC 6544 §7.2.1: whoever connected to us is active.
-                    tcp_type: tcp.then_some(TcpType::Active),
+                    // RFC 6544 §7.2.1: whoever connected to us is active
+                    // (and whoever we connected to, passive).
+                    tcp_type: tcp.then_some(match theirs_not {
+                        Some(TcpType::Active) => TcpType::Passive,
+                        _ => TcpType::Active,
+                    }),
                 };
                 self.events.push_back(Event::RemoteCandidateLearned {
                     candidate: candidate.clone(),

@@ -572,8 +572,20 @@ impl Agent {
                         relayed,
                         Some(mapped),
                         preference,
-                        Some(server),
+                        Some(server.clone()),
                         Some(crate::candidate::TcpType::Passive),
+                    );
+                    // And an active one (`IP:9`): the server connects out
+                    // for it (RFC 6062 Connect).
+                    self.add_local_candidate(
+                        crate::candidate::CandidateKind::Relayed,
+                        component,
+                        SocketAddr::new(relayed.ip(), tcp::ACTIVE_PORT),
+                        relayed,
+                        Some(mapped),
+                        preference,
+                        Some(server),
+                        Some(crate::candidate::TcpType::Active),
                     );
                     let peers: Vec<std::net::IpAddr> = self
                         .remotes
@@ -586,6 +598,17 @@ impl Agent {
                     }
                     self.expect_incoming(now);
                 }
+                crate::gather::Gathered::RelayConnected {
+                    relayed,
+                    peer,
+                    connection_id,
+                    via,
+                } => self.relay_connected(relayed, peer, connection_id, via),
+                crate::gather::Gathered::RelayConnectFailed {
+                    relayed,
+                    peer,
+                    reason,
+                } => self.relay_connect_failed(now, relayed, peer, &reason),
                 crate::gather::Gathered::PeerConnection {
                     relayed,
                     peer,

@@ -53,6 +53,8 @@ pub(super) const TCP_CHECK_TIMEOUT: Duration = Duration::from_secs(8);
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub id: ConnectionId,
+    /// The local candidate (index) whose pairs use it.
+    pub local: usize,
     /// The local candidate's base: a listener, a simultaneous-open port,
     /// `IP:9` for active candidates, or a TCP relayed address.
     pub base: SocketAddr,
@@ -71,8 +73,9 @@ pub(crate) struct Connection {
 /// A data connection to a TURN server for one peer connection (RFC 6062).
 #[derive(Debug)]
 pub(crate) struct TurnData {
-    /// The server's CONNECTION-ID for the peer connection.
-    pub connection_id: u32,
+    /// The server's CONNECTION-ID for the peer connection; `None` while a
+    /// Connect request (for an active relayed candidate) awaits it.
+    pub connection_id: Option<u32>,
     /// The ConnectionBind sent, once the connection is open.
     pub bind: Option<ConnectionBind>,
     /// Cuts the server's answer out of the stream (STUN framing).
@@ -80,9 +83,10 @@ pub(crate) struct TurnData {
 }
 
 impl Connection {
-    fn new(id: ConnectionId, base: SocketAddr, remote: SocketAddr) -> Connection {
+    fn new(id: ConnectionId, local: usize, base: SocketAddr, remote: SocketAddr) -> Connection {
         Connection {
             id,
+            local,
             base,
             remote,
             established: false,
@@ -187,15 +191,13 @@ impl Agent {
         listener: SocketAddr,
         remote: SocketAddr,
     ) -> Option<ConnectionId> {
-        let passive = self
-            .locals
-            .iter()
-            .any(|l| l.base == listener && l.candidate.tcp_type == Some(TcpType::Passive));
-        if !passive {
-            return None;
-        }
+        let local = self.locals.iter().position(|l| {
+            l.base == listener
+                && l.candidate.kind == CandidateKind::Host
+                && l.candidate.tcp_type == Some(TcpType::Passive)
+        })?;
         let id = self.new_connection_id();
-        let mut connection = Connection::new(id, listener, remote);
+        let mut connection = Connection::new(id, local, listener, remote);
         connection.established = true;
         self.connections.push(connection);
         Some(id)
@@ -210,7 +212,7 @@ impl Agent {
         if let Some(turn_id) = self.connections[index]
             .turn
             .as_ref()
-            .map(|t| t.connection_id)
+            .and_then(|t| t.connection_id)
         {
             // A data connection: bind it to the peer connection first.
             let base = self.connections[index].base;
@@ -232,16 +234,28 @@ impl Agent {
             }
             return;
         }
+        self.connection_opened(now, index);
+    }
+
+    /// Connection `index` is open (and bound, through a relay): the checks
+    /// waiting for it go out.
+    fn connection_opened(&mut self, now: Instant, index: usize) {
         let connection = &mut self.connections[index];
         connection.established = true;
         connection.deadline = None;
-        let (base, remote) = (connection.base, connection.remote);
+        let (local, remote) = (connection.local, connection.remote);
         let waiting: Vec<usize> = (0..self.pairs.len())
-            .filter(|&p| self.pair_ends(p) == (base, remote) && self.awaits_connection(p))
+            .filter(|&p| self.pair_uses(p, local, remote) && self.awaits_connection(p))
             .collect();
         for pair in waiting {
             self.send_check(now, pair, false);
         }
+    }
+
+    /// Whether pair `pair` is between local candidate `local` and `remote`.
+    fn pair_uses(&self, pair: usize, local: usize, remote: SocketAddr) -> bool {
+        let p = &self.pairs[pair];
+        p.local == local && self.remotes[p.remote].address == remote
     }
 
     /// The connection `id` closed, or could not be opened: pairs on it fail.
@@ -252,7 +266,7 @@ impl Agent {
         let connection = self.connections.remove(index);
         self.fail_pairs_on(
             now,
-            connection.base,
+            connection.local,
             connection.remote,
             "TCP connection closed",
         );
@@ -283,8 +297,7 @@ impl Agent {
             let pending = turn.stun.pending().to_vec();
             match outcome {
                 Some(ConnectionBindOutcome::Bound) => {
-                    self.connections[index].established = true;
-                    self.connections[index].deadline = None;
+                    self.connection_opened(now, index);
                     pending
                 }
                 Some(ConnectionBindOutcome::Failed { code, reason }) => {
@@ -324,7 +337,7 @@ impl Agent {
         let connection = self.connections.remove(index);
         self.tcp_commands
             .push_back(TcpCommand::Close { id: connection.id });
-        self.fail_pairs_on(now, connection.base, connection.remote, reason);
+        self.fail_pairs_on(now, connection.local, connection.remote, reason);
     }
 
     /// A peer connected to one of our TCP relayed addresses (RFC 6062
@@ -337,17 +350,19 @@ impl Agent {
         connection_id: u32,
         (socket, server, tls): (SocketAddr, SocketAddr, bool),
     ) {
+        let Some(local) = self.relayed_tcp_local(relayed, TcpType::Passive) else {
+            return;
+        };
         let id = self.new_connection_id();
-        let mut connection = Connection::new(id, relayed, peer);
+        // The data connection goes to the server, but what travels on it is
+        // the peer's: the connection is named by the peer.
+        let mut connection = Connection::new(id, local, relayed, peer);
         connection.deadline = Some(now + CONNECT_TIMEOUT);
         connection.turn = Some(TurnData {
-            connection_id,
+            connection_id: Some(connection_id),
             bind: None,
             stun: StreamDecoder::new(),
         });
-        // The data connection goes to the server; answers to the checks the
-        // peer sends on it are addressed to the peer, so keep both.
-        connection.remote = peer;
         self.connections.push(connection);
         self.tcp_commands.push_back(TcpCommand::Connect {
             id,
@@ -355,6 +370,61 @@ impl Agent {
             remote: server,
             tls,
         });
+    }
+
+    /// Our TCP relay server connected to `peer` for an active relayed
+    /// candidate (RFC 6062 Connect succeeded): open the data connection.
+    pub(super) fn relay_connected(
+        &mut self,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        connection_id: u32,
+        (socket, server, tls): (SocketAddr, SocketAddr, bool),
+    ) {
+        let Some(connection) = self.connections.iter_mut().find(|c| {
+            c.base == relayed
+                && c.remote == peer
+                && c.turn.as_ref().is_some_and(|t| t.connection_id.is_none())
+        }) else {
+            return;
+        };
+        if let Some(turn) = &mut connection.turn {
+            turn.connection_id = Some(connection_id);
+        }
+        let id = connection.id;
+        self.tcp_commands.push_back(TcpCommand::Connect {
+            id,
+            local: SocketAddr::new(socket.ip(), 0),
+            remote: server,
+            tls,
+        });
+    }
+
+    /// Our TCP relay server could not connect to `peer` (RFC 6062 Connect
+    /// refused or timed out).
+    pub(super) fn relay_connect_failed(
+        &mut self,
+        now: Instant,
+        relayed: SocketAddr,
+        peer: SocketAddr,
+        reason: &str,
+    ) {
+        if let Some(index) = self.connections.iter().position(|c| {
+            c.base == relayed
+                && c.remote == peer
+                && c.turn.as_ref().is_some_and(|t| t.connection_id.is_none())
+        }) {
+            self.close_connection(now, index, reason);
+        }
+    }
+
+    /// The relayed TCP candidate of this direction on `relayed`.
+    fn relayed_tcp_local(&self, relayed: SocketAddr, tcp_type: TcpType) -> Option<usize> {
+        self.locals.iter().position(|l| {
+            l.base == relayed
+                && l.candidate.kind == CandidateKind::Relayed
+                && l.candidate.tcp_type == Some(tcp_type)
+        })
     }
 
     fn new_connection_id(&mut self) -> ConnectionId {
@@ -381,10 +451,13 @@ impl Agent {
         if !self.locals[self.pairs[pair].local].candidate.is_tcp() {
             return None;
         }
-        let (base, remote) = self.pair_ends(pair);
+        let (local, remote) = (
+            self.pairs[pair].local,
+            self.remotes[self.pairs[pair].remote].address,
+        );
         self.connections
             .iter()
-            .find(|c| c.base == base && c.remote == remote && c.established)
+            .find(|c| c.local == local && c.remote == remote && c.established)
             .map(|c| c.id)
     }
 
@@ -393,22 +466,42 @@ impl Agent {
     /// as waiting for it. Returns false when nothing can be done (a
     /// passive candidate waits for the other side to connect).
     pub(super) fn open_connection_for(&mut self, now: Instant, pair: usize) -> bool {
-        let local = &self.locals[self.pairs[pair].local];
+        let local_index = self.pairs[pair].local;
+        let local = &self.locals[local_index];
+        let relayed = local.candidate.kind == CandidateKind::Relayed;
         let (base, remote) = self.pair_ends(pair);
         let from = match local.candidate.tcp_type {
             Some(TcpType::Active) => SocketAddr::new(base.ip(), 0),
             Some(TcpType::SimultaneousOpen) => base,
             _ => return false,
         };
-        if !self
+        if self
             .connections
             .iter()
-            .any(|c| c.base == base && c.remote == remote)
+            .any(|c| c.local == local_index && c.remote == remote)
         {
-            let id = self.new_connection_id();
-            let mut connection = Connection::new(id, base, remote);
-            connection.deadline = Some(now + CONNECT_TIMEOUT);
-            self.connections.push(connection);
+            return true;
+        }
+        let id = self.new_connection_id();
+        let mut connection = Connection::new(id, local_index, base, remote);
+        connection.deadline = Some(now + CONNECT_TIMEOUT);
+        if relayed {
+            // An active relayed candidate: the TURN server connects to the
+            // peer (RFC 6062 Connect), then we bind a data connection.
+            if self
+                .gatherer
+                .connect_through_relay(now, base, remote)
+                .is_err()
+            {
+                return false;
+            }
+            self.drain_gatherer_transmits();
+            connection.turn = Some(TurnData {
+                connection_id: None,
+                bind: None,
+                stun: StreamDecoder::new(),
+            });
+        } else {
             self.tcp_commands.push_back(TcpCommand::Connect {
                 id,
                 local: from,
@@ -416,6 +509,7 @@ impl Agent {
                 tls: false,
             });
         }
+        self.connections.push(connection);
         true
     }
 
@@ -431,7 +525,7 @@ impl Agent {
                 .push_back(TcpCommand::Close { id: connection.id });
             self.fail_pairs_on(
                 now,
-                connection.base,
+                connection.local,
                 connection.remote,
                 "TCP connection did not open",
             );
@@ -448,11 +542,9 @@ impl Agent {
     /// little and tries again (at most three times, one, two, three
     /// seconds apart): a relay that accepts the connection and closes it at
     /// once had no permission for us yet.
-    fn fail_pairs_on(&mut self, now: Instant, base: SocketAddr, remote: SocketAddr, reason: &str) {
+    fn fail_pairs_on(&mut self, now: Instant, local: usize, remote: SocketAddr, reason: &str) {
         for pair in 0..self.pairs.len() {
-            if !self.locals[self.pairs[pair].local].candidate.is_tcp()
-                || self.pair_ends(pair) != (base, remote)
-            {
+            if !self.pair_uses(pair, local, remote) {
                 continue;
             }
             let p = &mut self.pairs[pair];
