@@ -181,17 +181,23 @@ pub(crate) fn read_response(message: &Message<'_>, key: &IntegrityKey) -> Option
             Some(CheckOutcome::Success { mapped })
         }
         Class::Error => {
-            // 400 and 401 come unsigned: the other side could not check ours.
             if message.has_integrity() && message.verify_integrity_sha1(key).is_err() {
                 return None;
             }
-            match message.get(AttributeType::ERROR_CODE) {
-                Some(Ok(Attribute::ErrorCode(error))) => Some(CheckOutcome::Error {
-                    code: error.code,
-                    reason: error.reason.to_string(),
-                }),
-                _ => None,
+            let error = match message.get(AttributeType::ERROR_CODE) {
+                Some(Ok(Attribute::ErrorCode(error))) => error,
+                _ => return None,
+            };
+            // Only 400 and 401 may come unsigned (the other side could not
+            // check ours); an unsigned 487 could be anyone's, forcing a
+            // role switch.
+            if !message.has_integrity() && !matches!(error.code, 400 | 401) {
+                return None;
             }
+            Some(CheckOutcome::Error {
+                code: error.code,
+                reason: error.reason.to_string(),
+            })
         }
         _ => None,
     }

@@ -80,7 +80,8 @@ pub struct AgentConfig {
     /// Consent checks on the selected pair every this much, ±20%
     /// (RFC 7675: 5 s by default).
     pub consent_interval: Duration,
-    /// Without an answer for this long the agent reports `Disconnected`.
+    /// Without an answer for this long the agent reports `Disconnected`
+    /// (long enough that one lost consent check does not).
     pub disconnected_after: Duration,
     /// Without an answer for this long consent is lost: `Failed`
     /// (RFC 7675: 30 s).
@@ -118,7 +119,7 @@ impl Default for AgentConfig {
             max_transmissions: 7,
             nomination_delay: Duration::from_millis(300),
             consent_interval: Duration::from_secs(5),
-            disconnected_after: Duration::from_secs(8),
+            disconnected_after: Duration::from_secs(12),
             consent_timeout: Duration::from_secs(30),
             stun_servers: Vec::new(),
             turn_servers: Vec::new(),

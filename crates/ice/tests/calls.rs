@@ -234,3 +234,16 @@ fn an_ice_restart_connects_again_with_new_credentials() {
         Some(&b"after restart"[..])
     );
 }
+
+#[test]
+fn two_controlled_agents_resolve_the_conflict() {
+    let now = Instant::now();
+    let a = Peer::new(config(false), now, &["192.0.2.1:5000"], None);
+    let b = Peer::new(config(false), now, &["192.0.2.2:6000"], None);
+    let mut sim = Sim::new(now, a, b);
+    assert!(sim.run_until_connected(Duration::from_secs(10)));
+    assert_ne!(
+        sim.peers[0].agent.is_controlling(),
+        sim.peers[1].agent.is_controlling()
+    );
+}

@@ -90,7 +90,7 @@ pub struct CallArgs {
     #[arg(long, value_name = "PATH")]
     trace: Option<String>,
     /// Give up after this many seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
 }
 
@@ -299,9 +299,9 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
             timeline.event(&event);
             match &event {
                 Event::CandidateGathered { candidate, .. } => {
-                    local.append(&format!("{}\n", candidate_line(candidate)))?;
+                    local.trickle(&format!("{}\n", candidate_line(candidate)));
                 }
-                Event::GatheringComplete => local.append(&format!("{END_OF_CANDIDATES}\n"))?,
+                Event::GatheringComplete => local.trickle(&format!("{END_OF_CANDIDATES}\n")),
                 // The controlling side tells which remote candidates it
                 // selected (RFC 8839 §5.2), as its next offer would.
                 Event::Selected { .. } | Event::Promoted { .. } if agent.is_controlling() => {
@@ -309,7 +309,7 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                         .map(|c| agent.selected_pair(c).map(|p| p.remote))
                         .collect();
                     if let Some(remotes) = selected {
-                        local.append(&format!("{}\n", remote_candidates_line(&remotes)))?;
+                        local.trickle(&format!("{}\n", remote_candidates_line(&remotes)));
                     }
                 }
                 Event::StateChanged { state, .. } => match state {

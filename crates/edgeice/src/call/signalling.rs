@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 /// Where the local description goes.
 pub struct LocalDescription {
     out: Box<dyn Write + Send>,
+    /// Writing failed once: further lines are dropped.
+    broken: bool,
 }
 
 impl LocalDescription {
@@ -26,7 +28,7 @@ impl LocalDescription {
                     .with_context(|| format!("cannot create the local description {path}"))?,
             )
         };
-        Ok(LocalDescription { out })
+        Ok(LocalDescription { out, broken: false })
     }
 
     /// Appends text and flushes, so the other side sees it at once.
@@ -35,6 +37,19 @@ impl LocalDescription {
             .write_all(text.as_bytes())
             .and_then(|()| self.out.flush())
             .context("cannot write the local description")
+    }
+
+    /// Appends what trickles in after the start: a reader that went away
+    /// (the other side finished, a closed pipe) does not end the call, so
+    /// a failure is only reported, once.
+    pub fn trickle(&mut self, text: &str) {
+        if self.broken {
+            return;
+        }
+        if let Err(e) = self.append(text) {
+            eprintln!("edgeice call: {e:#}; the other side will not see more of this description");
+            self.broken = true;
+        }
     }
 }
 

@@ -131,6 +131,19 @@ impl Agent {
                 None if consent => return,
                 None => {
                     if !self.open_connection_for(now, pair) {
+                        // Nothing we can open (a passive candidate waits to
+                        // be connected to): the pair cannot be checked.
+                        let p = &mut self.pairs[pair];
+                        if p.state != CheckState::Failed && p.state != CheckState::Succeeded {
+                            p.state = CheckState::Failed;
+                            p.nominate_next = false;
+                            self.emit_check(
+                                pair,
+                                None,
+                                Some("no TCP connection to check it on".into()),
+                            );
+                            self.check_for_failure();
+                        }
                         return;
                     }
                     // An empty request marks a check waiting for its connection.

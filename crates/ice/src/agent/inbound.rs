@@ -61,7 +61,15 @@ impl Agent {
             }
             return None;
         }
-        let component = self.component_of_base(base)?;
+        // Over ICE-TCP the connection knows its candidate (and component):
+        // active candidates of both components share the base `IP:9`.
+        let component = match via {
+            Some(id) => {
+                let local = self.connections.iter().find(|c| c.id == id)?.local;
+                self.locals[local].candidate.component
+            }
+            None => self.component_of_base(base)?,
+        };
         // Only from addresses the other side announced or checked from.
         let known = self
             .remotes
@@ -142,17 +150,15 @@ impl Agent {
             _ => None,
         };
         let Some(theirs) = conflict else { return false };
-        let we_win = if self.controlling {
-            self.tie_breaker >= theirs
-        } else {
-            self.tie_breaker < theirs
-        };
-        // Controlling and winning: they must switch (487). Controlled and
-        // "winning" the comparison the other way round: we switch.
-        if self.controlling && we_win {
+        // A lite agent is always controlled: the other side must switch.
+        if self.config.lite {
             return true;
         }
-        if !self.controlling && !we_win {
+        // The larger tie-breaker controls: a controlling agent with it keeps
+        // its role (487, they switch); a controlled agent with it takes
+        // control. The smaller one yields or is told to.
+        let ours_larger = self.tie_breaker >= theirs;
+        if ours_larger == self.controlling {
             return true;
         }
         self.switch_role();
@@ -161,6 +167,10 @@ impl Agent {
 
     pub(super) fn switch_role(&mut self) {
         self.controlling = !self.controlling;
+        // Nominations asked for in the old role mean nothing in the new one.
+        for pair in &mut self.pairs {
+            pair.nominate_next = false;
+        }
         self.recompute_pair_priorities();
         self.events.push_back(Event::RoleChanged {
             controlling: self.controlling,
@@ -308,6 +318,7 @@ impl Agent {
         if base != expected_base || from != expected_from {
             if !in_flight.consent {
                 self.pairs[pair].state = CheckState::Failed;
+                self.pairs[pair].nominate_next = false;
                 self.emit_check(
                     pair,
                     None,
@@ -329,6 +340,7 @@ impl Agent {
                     self.emit_check(pair, Some(code), Some(reason));
                 } else if !in_flight.consent {
                     self.pairs[pair].state = CheckState::Failed;
+                    self.pairs[pair].nominate_next = false;
                     self.emit_check(pair, Some(code), Some(reason));
                 }
             }

@@ -381,6 +381,11 @@ impl Agent {
                 payload: &self.buf,
             });
         }
+        if self.locals[self.pairs[pair].local].candidate.is_tcp()
+            && self.connection_of_pair(pair).is_none()
+        {
+            return Err(SendError::NotConnected(component));
+        }
         if let Some(id) = self.connection_of_pair(pair) {
             // ICE-TCP: RFC 4571 framed, in the agent's buffer.
             self.buf.clear();
@@ -434,6 +439,7 @@ impl Agent {
             if self.controlling
                 && self.selected[slot].is_none()
                 && !self.nomination_in_progress(slot)
+                && self.awaits_nomination(slot)
             {
                 consider(first.map(|t| t + self.config.nomination_delay));
             }

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use super::Agent;
-use crate::config::Nomination;
 use crate::event::{CheckState, Event, PairDescription, State};
 
 impl Agent {
@@ -87,7 +86,7 @@ impl Agent {
     /// USE-CANDIDATE. After selection, a pair of higher priority that
     /// works later is nominated too: the promotion.
     pub(super) fn nominate(&mut self, now: Instant) {
-        if !self.controlling || self.config.nomination == Nomination::Aggressive {
+        if !self.controlling {
             self.update_completed();
             return;
         }
@@ -124,11 +123,23 @@ impl Agent {
         self.update_completed();
     }
 
+    /// Whether regular nomination has something to decide in the
+    /// component at `slot`: a pair that works and is not nominated.
+    pub(super) fn awaits_nomination(&self, slot: usize) -> bool {
+        matches!(self.state, State::New | State::Checking)
+            && self.pairs.iter().any(|p| {
+                usize::from(p.component) == slot + 1
+                    && p.state == CheckState::Succeeded
+                    && !p.nominated
+            })
+    }
+
     /// Whether a check carrying USE-CANDIDATE is queued or unanswered in
     /// the component at `slot`.
     pub(super) fn nomination_in_progress(&self, slot: usize) -> bool {
         self.pairs.iter().any(|p| {
             usize::from(p.component) == slot + 1
+                && p.state != CheckState::Failed
                 && (p.nominate_next || p.in_flight.as_ref().is_some_and(|f| f.use_candidate))
         })
     }
@@ -186,7 +197,13 @@ impl Agent {
                 self.set_state(State::Connected, None);
             }
             if self.next_consent[slot].is_some_and(|t| t <= now) {
-                if self.pairs[pair].in_flight.is_none() {
+                // A consent check still unanswered is stale: send a new one.
+                let busy = self.pairs[pair]
+                    .in_flight
+                    .as_ref()
+                    .is_some_and(|f| !f.consent);
+                if !busy {
+                    self.pairs[pair].in_flight = None;
                     self.send_check(now, pair, true);
                 }
                 self.next_consent[slot] = Some(now + self.consent_delay());
