@@ -383,14 +383,17 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                     Incoming::TcpData { id, data } => agent.handle_tcp_data(now, id, &data),
                     Incoming::StreamClosed { socket, server } => agent.stream_closed(now, socket, server),
                     Incoming::Accepted { listener, remote, stream } => {
-                        if let Some(id) = agent.tcp_accepted(listener, remote) {
+                        if let Some(id) = agent.tcp_accepted(now, listener, remote) {
                             let _ = stream.set_nodelay(true);
                             net.adopt(id, Box::new(stream));
                         }
                     }
                     Incoming::Connected { id, stream } => {
+                        // Adopted first: what the agent sends on it goes out.
                         net.adopt(id, stream);
-                        agent.tcp_connected(now, id);
+                        if !agent.tcp_connected(now, id) {
+                            net.close(id);
+                        }
                     }
                     Incoming::Closed { id } => {
                         net.close(id);

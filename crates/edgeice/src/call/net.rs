@@ -53,8 +53,9 @@ pub struct Net {
     /// The tasks writing to TCP connections: they end once their channel
     /// is closed and drained.
     writers: Vec<tokio::task::JoinHandle<()>>,
-    /// ICE-TCP connections' writers, framed bytes in.
-    connections: HashMap<ConnectionId, mpsc::UnboundedSender<Vec<u8>>>,
+    /// ICE-TCP connections: their writer's channel and their reader task.
+    connections:
+        HashMap<ConnectionId, (mpsc::UnboundedSender<Vec<u8>>, tokio::task::JoinHandle<()>)>,
     /// For `turns:` servers.
     tls: Option<TlsSetup>,
     incoming: mpsc::Sender<Incoming>,
@@ -172,7 +173,6 @@ impl Net {
     pub fn adopt(&mut self, id: ConnectionId, stream: Box<dyn ServerStream>) {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        self.connections.insert(id, tx);
         self.writers.push(tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
                 if writer.write_all(&bytes).await.is_err() {
@@ -182,7 +182,7 @@ impl Net {
             let _ = writer.shutdown().await;
         }));
         let incoming = self.incoming.clone();
-        tokio::spawn(async move {
+        let reader_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65536];
             loop {
                 let read = match reader.read(&mut buf).await {
@@ -199,11 +199,15 @@ impl Net {
             }
             let _ = incoming.send(Incoming::Closed { id }).await;
         });
+        self.connections.insert(id, (tx, reader_task));
     }
 
-    /// Stops writing to an ICE-TCP connection (the agent gave up on it).
+    /// Closes an ICE-TCP connection (the agent gave up on it): the writer
+    /// ends once its queue is sent, the reader at once.
     pub fn close(&mut self, id: ConnectionId) {
-        self.connections.remove(&id);
+        if let Some((_, reader)) = self.connections.remove(&id) {
+            reader.abort();
+        }
     }
 
     /// Sends `payload` as the agent said: a datagram from a UDP socket,
@@ -218,7 +222,7 @@ impl Net {
     ) {
         match route {
             Route::Connection(id) => {
-                if let Some(writer) = self.connections.get(&id) {
+                if let Some((writer, _)) = self.connections.get(&id) {
                     let _ = writer.send(payload.to_vec());
                 }
             }

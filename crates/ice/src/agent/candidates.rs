@@ -12,6 +12,10 @@ use crate::candidate::{
 use crate::checklist::{Pair, pair_priority, unfreeze_initial};
 use crate::event::{Event, State};
 
+/// Most remote candidates kept (signalled and peer-reflexive together):
+/// pairs are capped anyway, and a peer must not grow the agent without end.
+pub(super) const MAX_REMOTES: usize = 500;
+
 /// How long a passive TCP candidate waits for the other side's active ones
 /// to connect before the agent may fail.
 const INCOMING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -169,7 +173,10 @@ impl Agent {
     /// description). Candidates of components this agent does not have,
     /// and duplicates, are ignored.
     pub fn add_remote_candidate(&mut self, now: Instant, candidate: Candidate) {
-        if candidate.component == 0 || candidate.component > self.components() {
+        if candidate.component == 0
+            || candidate.component > self.components()
+            || self.remotes.len() >= MAX_REMOTES
+        {
             return;
         }
         if let Some(known) = self.remotes.iter_mut().find(|r| {

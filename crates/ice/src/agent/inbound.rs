@@ -137,6 +137,9 @@ impl Agent {
         {
             return self.respond(now, ends, id, Err(ErrorCode::ROLE_CONFLICT));
         }
+        if let Some(connection) = via {
+            self.prove_connection(connection);
+        }
         self.respond(now, ends, id, Ok(()));
         self.learn_from_request(now, base, from, &request, via);
     }
@@ -219,6 +222,7 @@ impl Agent {
                 && (theirs_not.is_none() || r.tcp_type != theirs_not)
         }) {
             Some(remote) => remote,
+            None if self.remotes.len() >= super::candidates::MAX_REMOTES => return,
             None => {
                 let candidate = Candidate {
                     foundation: format!("prflx{}", self.remotes.len() + 1),
@@ -261,7 +265,11 @@ impl Agent {
         let p = &mut self.pairs[pair];
         match p.state {
             CheckState::Succeeded => {}
-            CheckState::InProgress => self.triggered.push_back(pair),
+            CheckState::InProgress => {
+                if !self.triggered.contains(&pair) {
+                    self.triggered.push_back(pair);
+                }
+            }
             CheckState::Frozen | CheckState::Waiting | CheckState::Failed => {
                 p.state = CheckState::Waiting;
                 if !self.triggered.contains(&pair) {
@@ -336,7 +344,9 @@ impl Agent {
                         self.switch_role();
                     }
                     self.pairs[pair].state = CheckState::Waiting;
-                    self.triggered.push_back(pair);
+                    if !self.triggered.contains(&pair) {
+                        self.triggered.push_back(pair);
+                    }
                     self.emit_check(pair, Some(code), Some(reason));
                 } else if !in_flight.consent {
                     self.pairs[pair].state = CheckState::Failed;

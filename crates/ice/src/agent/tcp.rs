@@ -65,6 +65,8 @@ pub(crate) struct Connection {
     pub deadline: Option<Instant>,
     /// Cuts what is read into RFC 4571 frames.
     pub frames: FrameDecoder,
+    /// Accepted from anyone, no authentic check on it yet.
+    pub unproven: bool,
     /// For a peer's connection through a TCP relay (RFC 6062): the
     /// binding of this data connection, until the server confirms it.
     pub turn: Option<TurnData>,
@@ -92,10 +94,14 @@ impl Connection {
             established: false,
             deadline: None,
             frames: FrameDecoder::new(),
+            unproven: false,
             turn: None,
         }
     }
 }
+
+/// Most accepted connections without an authentic check yet.
+const MAX_UNPROVEN_CONNECTIONS: usize = 32;
 
 /// How many times a TCP pair's connection is tried before the pair fails.
 const MAX_CONNECT_ATTEMPTS: u8 = 3;
@@ -188,6 +194,7 @@ impl Agent {
     /// candidates. What is read from it goes to [`Agent::handle_tcp_data`].
     pub fn tcp_accepted(
         &mut self,
+        now: Instant,
         listener: SocketAddr,
         remote: SocketAddr,
     ) -> Option<ConnectionId> {
@@ -196,18 +203,39 @@ impl Agent {
                 && l.candidate.kind == CandidateKind::Host
                 && l.candidate.tcp_type == Some(TcpType::Passive)
         })?;
+        // Anyone may connect: until a check on it is authentic, a
+        // connection costs a deadline, and there are only so many.
+        let unproven = self.connections.iter().filter(|c| c.unproven).count();
+        if unproven >= MAX_UNPROVEN_CONNECTIONS {
+            return None;
+        }
         let id = self.new_connection_id();
         let mut connection = Connection::new(id, local, listener, remote);
         connection.established = true;
+        connection.unproven = true;
+        connection.deadline = Some(now + CONNECT_TIMEOUT);
         self.connections.push(connection);
         Some(id)
     }
 
+    /// A check authenticated on connection `id`: it is kept.
+    pub(super) fn prove_connection(&mut self, id: ConnectionId) {
+        if let Some(connection) = self
+            .connections
+            .iter_mut()
+            .find(|c| c.id == id && c.unproven)
+        {
+            connection.unproven = false;
+            connection.deadline = None;
+        }
+    }
+
     /// The connection `id` asked for with [`TcpCommand::Connect`] is open:
-    /// the checks waiting for it go out.
-    pub fn tcp_connected(&mut self, now: Instant, id: ConnectionId) {
+    /// the checks waiting for it go out. False if the agent gave up on it
+    /// meanwhile: close it.
+    pub fn tcp_connected(&mut self, now: Instant, id: ConnectionId) -> bool {
         let Some(index) = self.connections.iter().position(|c| c.id == id) else {
-            return;
+            return false;
         };
         if let Some(turn_id) = self.connections[index]
             .turn
@@ -232,9 +260,10 @@ impl Agent {
                     self.close_connection(now, index, "the TURN relay cannot bind the connection")
                 }
             }
-            return;
+            return true;
         }
         self.connection_opened(now, index);
+        true
     }
 
     /// Connection `index` is open (and bound, through a relay): the checks

@@ -366,7 +366,7 @@ impl Sim {
                         if self.peers[other].tcp_listeners.contains(&remote) {
                             self.next_ephemeral += 1;
                             let from = SocketAddr::new(local.ip(), self.next_ephemeral);
-                            match self.peers[other].agent.tcp_accepted(remote, from) {
+                            match self.peers[other].agent.tcp_accepted(now, remote, from) {
                                 Some(accepted) => {
                                     self.links.push(Link {
                                         ends: [(side, id), (other, accepted)],
