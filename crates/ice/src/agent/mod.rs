@@ -493,6 +493,12 @@ impl Agent {
         self.remotes.clear();
         self.pairs.clear();
         self.triggered.clear();
+        // Connections serve pairs that are gone.
+        for connection in self.connections.drain(..) {
+            self.tcp_commands.push_back(TcpCommand::Close { id: connection.id });
+        }
+        self.received.clear();
+        self.incoming_wait_until = None;
         for slot in &mut self.selected {
             *slot = None;
         }
