@@ -60,6 +60,9 @@ done
 
 OUT=${LAB_OUT:-$(mktemp -d /tmp/edgeice-lab.XXXXXX)}
 mkdir -p "$OUT"
+# A description left by an earlier run in LAB_OUT would be read as the
+# other side's (stale credentials): start from nothing.
+rm -f "$OUT"/a.sdp "$OUT"/b.sdp "$OUT"/*.jsonl "$OUT"/*.timeline "$OUT"/*.out "$OUT"/*.err
 WATCHDOG=""
 cleanup() {
     local status=$?
