@@ -191,14 +191,17 @@ fn allocate_and_check(
         .with_rtt(rtt),
     ];
     let class = AddressClass::of(relayed.ip());
-    checks.push(class_check(relayed, class));
+    let public = public_guess(session.turn.config().server);
+    checks.push(class_check(relayed, class, &public));
     // The probe's own address as the server sees it: a permission for it
     // lets what the probe sends straight to the relay in.
     let own_ip = match mapped {
         Some(m) => m.ip(),
         None => link::local_ip_towards(session.turn.config().server)?,
     };
-    checks.push(reachability(session, relayed, class, own_ip, settings)?);
+    checks.push(reachability(
+        session, relayed, class, own_ip, &public, settings,
+    )?);
     Ok(checks)
 }
 
@@ -226,7 +229,7 @@ fn refused(name: &str, code: Option<u16>, reason: &str) -> Check {
 }
 
 /// What the relayed address's class means for clients.
-fn class_check(relayed: SocketAddr, class: AddressClass) -> Check {
+fn class_check(relayed: SocketAddr, class: AddressClass, public: &str) -> Check {
     let name = "relay address";
     let ip = relayed.ip();
     match class {
@@ -248,7 +251,7 @@ fn class_check(relayed: SocketAddr, class: AddressClass) -> Check {
                 class.as_str()
             ),
             format!(
-                "behind a 1:1 NAT? advertise the public address: edgeice serve --external-ip PUBLIC_IP/{ip} (coturn: external-ip=PUBLIC_IP/{ip})"
+                "behind a 1:1 NAT? advertise the public address: edgeice serve --external-ip {public}/{ip} (coturn: external-ip={public}/{ip})"
             ),
         ),
         AddressClass::Unusable | AddressClass::Mdns => Check::fail(
@@ -267,6 +270,7 @@ fn reachability(
     relayed: SocketAddr,
     class: AddressClass,
     own_ip: IpAddr,
+    public: &str,
     settings: &Settings,
 ) -> Result<Check, ProbeError> {
     let name = "relay reachable";
@@ -332,7 +336,7 @@ fn reachability(
                     class_words(class)
                 ),
                 format!(
-                    "the server is behind NAT and hands out its private address: give it its public one, edgeice serve --external-ip PUBLIC_IP/{ip} (coturn: external-ip=PUBLIC_IP/{ip})"
+                    "the server is behind NAT and hands out its private address: give it its public one, edgeice serve --external-ip {public}/{ip} (coturn: external-ip={public}/{ip})"
                 ),
             )
         }
@@ -392,6 +396,17 @@ fn send_direct(
         }
     }
     Ok(Direct::Lost)
+}
+
+/// The public address to suggest for `--external-ip`: the address the
+/// probe reached the server on when that one is public (the NAT's address
+/// in front of it), else a placeholder.
+fn public_guess(server: SocketAddr) -> String {
+    if AddressClass::of(server.ip()).is_reachable_from_internet() {
+        server.ip().to_string()
+    } else {
+        "PUBLIC_IP".to_owned()
+    }
 }
 
 /// "private (RFC 1918)" and the like, for the failure line.
