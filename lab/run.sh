@@ -184,7 +184,10 @@ CALLEE=$!
 echo "-- client A's call (controlling, --send $PROBES)"
 netns "$NS_CA" "$EDGEICE" call --controlling --local "$OUT/a.sdp" --remote "$OUT/b.sdp" --send "$PROBES" \
     "${ARGS_A[@]}" --trace "$OUT/a.jsonl" --timeout "$CALL_TIMEOUT" \
-    >"$OUT/a.timeline" 2>"$OUT/a.err"
+    >"$OUT/a.timeline" 2>"$OUT/a.err" &
+# Waited for rather than run in the foreground: bash runs the INT/TERM trap
+# (and so the teardown) at once during `wait`, not after the call ends.
+wait $!
 CALL_STATUS=$?
 sed 's/^/   /' "$OUT/a.timeline" "$OUT/a.err"
 # The echoing side stops on its own once the sender has gone (consent
@@ -205,6 +208,11 @@ echo "-- edgeice analyze a.jsonl b.jsonl"
 ANALYZE_STATUS=$?
 sed -n '/^Verdict/,/^$/p' "$OUT/analyze.txt" | sed 's/^/   /'
 [ "$ANALYZE_STATUS" = 0 ] && echo "   (no error found)"
+# The exchanged descriptions alone, as an operator with only the signalling
+# (the SDP of the INVITE and the 200 OK) would have them.
+echo "-- edgeice analyze a.sdp b.sdp"
+"$EDGEICE" analyze "$OUT/a.sdp" "$OUT/b.sdp" >"$OUT/analyze-sdp.txt" 2>&1
+grep '^Verdict' "$OUT/analyze-sdp.txt" | sed 's/^/   /'
 
 # probe_edge_a: edgeice probe of edge A from the internet, as an operator
 # outside company A would run it.
@@ -246,6 +254,8 @@ case $SCENARIO in
         expect "the verdict names edge A's private address" \
             grep -q "$EDGE_A_PRIVATE" "$OUT/analyze.txt"
         expect "the fix names --external-ip" grep -q -- "--external-ip" "$OUT/analyze.txt"
+        expect "the descriptions alone give the same verdict, naming 10.0.1.5" \
+            grep -q "^Verdict: relay-private-address .*$EDGE_A_PRIVATE" "$OUT/analyze-sdp.txt"
         probe_edge_a
         expect "the probe fails (exit 1)" test "$PROBE_STATUS" = 1
         expect "the probe says the relayed address is private and unreachable" \
@@ -282,6 +292,8 @@ case $SCENARIO in
         ;;
     symmetric)
         expect "the call connects (exit 0)" test "$CALL_STATUS" = 0
+        expect "no check to the other side's server-reflexive address succeeded" \
+            bash -c "! grep -Eq -- '-> srflx [^ ]+ succeeded' '$OUT/a.timeline' '$OUT/b.timeline'"
         expect "the selected pair goes through a relay" \
             bash -c "case '$(pair_types)' in *relay*) exit 0;; *) exit 1;; esac"
         expect "data flowed both ways (>= 90% of the probes echoed)" probes_came_back
