@@ -122,7 +122,8 @@ STUN_DELAY=0
 start_stun() {
     sleep "$STUN_DELAY"
     exec ip netns exec "$NS_IN" "$EDGEICE" serve --listen "$INTERNET_STUN:3478" --no-tcp \
-        --user stun:unused --private-relay-ok >"$OUT/stun.out" 2>"$OUT/stun.err"
+        --alternate-ip "$INTERNET_STUN_ALT" --user stun:unused --private-relay-ok \
+        >"$OUT/stun.out" 2>"$OUT/stun.err"
 }
 
 # start_edge NS PRIVATE PUBLIC NAME WITH_EXTERNAL: one edge server.
@@ -224,6 +225,14 @@ probe_edge_a() {
     sed 's/^/   /' "$OUT/probe.txt"
 }
 
+# probe_client_nat: edgeice probe of the internet's STUN server from
+# client A, whose RFC 5780 check tells its NAT's mapping behaviour.
+probe_client_nat() {
+    echo "-- edgeice probe stun:$INTERNET_STUN (from client A)"
+    netns "$NS_CA" "$EDGEICE" probe "stun:$INTERNET_STUN:3478" >"$OUT/probe-nat.txt" 2>&1
+    sed 's/^/   /' "$OUT/probe-nat.txt"
+}
+
 # The selected pair at the end (after any promotion): "LOCAL -> REMOTE".
 final_pair() {
     grep -E '4 (select|promote)' "$OUT/a.timeline" | tail -n 1
@@ -289,6 +298,9 @@ case $SCENARIO in
         expect "the timeline shows the promotion to the direct pair" \
             grep -Eq '4 promote .*=> (srflx|prflx) [^ ]+ -> (srflx|prflx)' "$OUT/a.timeline"
         expect "data flowed both ways (>= 90% of the probes echoed)" probes_came_back
+        probe_client_nat
+        expect "the probe finds client A's NAT endpoint-independent" \
+            grep -q "pass  nat mapping *endpoint-independent" "$OUT/probe-nat.txt"
         ;;
     symmetric)
         expect "the call connects (exit 0)" test "$CALL_STATUS" = 0
@@ -297,6 +309,9 @@ case $SCENARIO in
         expect "the selected pair goes through a relay" \
             bash -c "case '$(pair_types)' in *relay*) exit 0;; *) exit 1;; esac"
         expect "data flowed both ways (>= 90% of the probes echoed)" probes_came_back
+        probe_client_nat
+        expect "the probe finds client A's NAT symmetric (mapping per destination)" \
+            grep -q "warn  nat mapping *dependent on the destination" "$OUT/probe-nat.txt"
         ;;
 esac
 

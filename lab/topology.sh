@@ -24,6 +24,8 @@ ROUTER_B_PUBLIC=198.51.100.1
 # The internet's own STUN server (server-reflexive candidates behind the
 # clients' NATs), on the internet router's address towards company A.
 INTERNET_STUN=203.0.113.254
+# Its second address, for RFC 5780 NAT behaviour discovery.
+INTERNET_STUN_ALT=203.0.113.253
 
 # Namespaces.
 NS_CA=${P}ca NS_RA=${P}ra NS_EA=${P}ea
@@ -59,6 +61,7 @@ lab_up() {
     wire "$NS_CA" "${P}c0" "$CLIENT_A/24" "$NS_RA" "${P}al" 192.168.10.1/24
     wire "$NS_EA" "${P}e0" "$EDGE_A_PRIVATE/24" "$NS_RA" "${P}ad" 10.0.1.1/24
     wire "$NS_RA" "${P}aw" "$ROUTER_A_PUBLIC/24" "$NS_IN" "${P}ia" "$INTERNET_STUN/24"
+    ip -n "$NS_IN" addr add "$INTERNET_STUN_ALT/24" dev "${P}ia"
     # The edge's public address lives on the router's outside interface, so
     # the router answers ARP for it; its DNAT sends the traffic on inward.
     ip -n "$NS_RA" addr add "$EDGE_A_PUBLIC/24" dev "${P}aw"

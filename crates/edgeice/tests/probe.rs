@@ -368,3 +368,28 @@ fn edgeice_serve_over_tls_passes_with_its_ca_and_fails_without() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn rfc_5780_mapping_is_checked_when_the_server_offers_it() {
+    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
+    // The main listener, the alternate port, and both on the alternate IP.
+    let (_server, _) = common::start_server(
+        &[
+            "--listen",
+            &listen,
+            "--no-tcp",
+            "--alternate-ip",
+            "127.0.0.2",
+            "--user",
+            "u:p",
+            "--private-relay-ok",
+        ],
+        4,
+    );
+    let out = probe(&[&format!("stun:{listen}"), "--json"]);
+    let json = parse(&out);
+    assert_eq!(statuses(&json, "binding udp"), ["pass"], "{}", out.stdout);
+    // No NAT on loopback: the same mapping towards both addresses.
+    assert_eq!(statuses(&json, "nat mapping"), ["pass"], "{}", out.stdout);
+    assert_eq!(out.code, Some(0));
+}
