@@ -12,16 +12,18 @@
 #   seed-fixed   edge A with --external-ip: relay-relay, data both ways,
 #                the probe passes
 #   udp-blocked  the firewalls drop the clients' UDP: TURN over TCP connects
-#   open         ordinary NATs, no firewall: the direct server-reflexive
-#                pair ends up selected (after a promotion when the relay
-#                pair won first)
-#   symmetric    symmetric NATs on both sides: only pairs with a relay
-#                work, and one does
+#   open         ordinary NATs, no firewall, a slow STUN server: the call
+#                connects over the relays, then is promoted to the direct
+#                server-reflexive pair; a probe finds the NAT
+#                endpoint-independent (RFC 5780)
+#   symmetric    symmetric NATs on both sides: no server-reflexive pair
+#                works, a pair through a relay does; a probe finds the
+#                NAT's mapping per destination
 #
 # Environment: EDGEICE (the binary; default target/debug/edgeice of this
-# checkout), LAB_OUT (keep the descriptions, traces and logs there),
-# LAB_TIMEOUT (seconds the whole run may take, default 120). Needs root,
-# iproute2 and nftables.
+# checkout, built with cargo when missing), LAB_OUT (keep the descriptions,
+# traces and logs there), LAB_TIMEOUT (seconds the whole run may take,
+# default 120). Needs root, iproute2 and nftables.
 set -u
 
 usage() {
@@ -37,8 +39,15 @@ case $SCENARIO in
 esac
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-EDGEICE=${EDGEICE:-$HERE/../target/debug/edgeice}
 LAB_TIMEOUT=${LAB_TIMEOUT:-120}
+if [ -z "${EDGEICE:-}" ]; then
+    EDGEICE=${CARGO_TARGET_DIR:-$HERE/../target}/debug/edgeice
+    # From a fresh clone: build the binary first (once).
+    if [ ! -x "$EDGEICE" ] && command -v cargo >/dev/null 2>&1; then
+        echo "lab: building edgeice (cargo build -p edgeice)" >&2
+        (cd "$HERE/.." && cargo build -q -p edgeice) || exit 2
+    fi
+fi
 for tool in ip nft timeout "$EDGEICE"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "lab: $tool not found (build with 'cargo build -p edgeice', install iproute2 and nftables)" >&2
