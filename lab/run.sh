@@ -321,6 +321,16 @@ case $SCENARIO in
         probe_client_nat
         expect "the probe finds client A's NAT symmetric (mapping per destination)" \
             grep -q "warn  nat mapping *dependent on the destination" "$OUT/probe-nat.txt"
+        # Edge B probed from behind that NAT: its relay is reachable even so
+        # (permissions are per IP, whatever port the NAT picks).
+        echo "-- edgeice probe turn:$EDGE_B_PUBLIC:3478 (from client A)"
+        netns "$NS_CA" "$EDGEICE" probe "turn:$EDGE_B_PUBLIC:3478" --user lab --password lab \
+            >"$OUT/probe-b.txt" 2>&1
+        PROBE_STATUS=$?
+        sed 's/^/   /' "$OUT/probe-b.txt"
+        expect "edge B's relay is reachable from behind the symmetric NAT" \
+            grep -q "pass  relay reachable" "$OUT/probe-b.txt"
+        expect "that probe passes (exit 0)" test "$PROBE_STATUS" = 0
         ;;
 esac
 
