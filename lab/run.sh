@@ -11,7 +11,8 @@
 #                internet fails naming --external-ip
 #   seed-fixed   edge A with --external-ip: relay-relay, data both ways,
 #                the probe passes
-#   udp-blocked  the firewalls drop the clients' UDP: TURN over TCP connects
+#   udp-blocked  the firewalls drop the clients' UDP: TURN over TLS (client A)
+#                and TCP (client B) to the edges connects
 #   open         ordinary NATs, no firewall, a slow STUN server: the call
 #                connects over the relays, then is promoted to the direct
 #                server-reflexive pair; a probe finds the NAT
@@ -135,15 +136,36 @@ start_stun() {
         >"$OUT/stun.out" 2>"$OUT/stun.err"
 }
 
-# start_edge NS PRIVATE PUBLIC NAME WITH_EXTERNAL: one edge server.
+# Where UDP is blocked, client A reaches its edge over TLS (port 5349) and
+# client B its edge over plain TCP: both stream transports in one call.
+# Edge A's certificate names its private address, signed by a CA made here.
+TLS_A=()
+if [ "$UDP" = block ]; then
+    command -v openssl >/dev/null || { echo "lab: openssl not found" >&2; exit 2; }
+    mkdir -p "$OUT/tls"
+    (
+        cd "$OUT/tls" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+                -subj "/CN=edgeice lab CA" -keyout ca.key -out ca.pem &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -subj "/CN=$EDGE_A_PRIVATE" -keyout edge.key -out edge.csr &&
+            printf 'subjectAltName=IP:%s\n' "$EDGE_A_PRIVATE" >san.cnf &&
+            openssl x509 -req -in edge.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+                -extfile san.cnf -out edge.pem
+    ) >/dev/null 2>&1 || { echo "lab: openssl could not make the edge's certificate" >&2; exit 1; }
+    TLS_A=(--tls-listen "$EDGE_A_PRIVATE:5349" --tls-cert "$OUT/tls/edge.pem" --tls-key "$OUT/tls/edge.key")
+fi
+
+# start_edge NS PRIVATE PUBLIC NAME WITH_EXTERNAL [FLAGS...]: one edge server.
 start_edge() {
-    local external=()
-    [ "$5" = yes ] && external=(--external-ip "$3/$2")
-    netns "$1" env EDGEICE_LOG=warn NO_COLOR=1 "$EDGEICE" serve --listen "$2:3478" --user lab:lab \
-        --realm lab.example --relay-ports 61000-65535 "${external[@]}" \
-        >"$OUT/$4.out" 2>"$OUT/$4.err" &
+    local ns=$1 private=$2 public=$3 name=$4 with_external=$5 external=()
+    shift 5
+    [ "$with_external" = yes ] && external=(--external-ip "$public/$private")
+    netns "$ns" env EDGEICE_LOG=warn NO_COLOR=1 "$EDGEICE" serve --listen "$private:3478" \
+        --user lab:lab --realm lab.example --relay-ports 61000-65535 "${external[@]}" "$@" \
+        >"$OUT/$name.out" 2>"$OUT/$name.err" &
 }
-start_edge "$NS_EA" "$EDGE_A_PRIVATE" "$EDGE_A_PUBLIC" edge-a "$EXTERNAL"
+start_edge "$NS_EA" "$EDGE_A_PRIVATE" "$EDGE_A_PUBLIC" edge-a "$EXTERNAL" "${TLS_A[@]}"
 start_edge "$NS_EB" "$EDGE_B_PRIVATE" "$EDGE_B_PUBLIC" edge-b yes
 # wait_for FILE TEXT: up to 10 s for a server to say it listens.
 wait_for() {
@@ -157,6 +179,7 @@ wait_for() {
 }
 wait_for "$OUT/edge-a.out" "listening on tcp" || exit 1
 wait_for "$OUT/edge-b.out" "listening on tcp" || exit 1
+if [ ${#TLS_A[@]} -gt 0 ]; then wait_for "$OUT/edge-a.out" "listening on tls" || exit 1; fi
 if [ -n "$STUN" ]; then
     start_stun &
     [ "$STUN_DELAY" = 0 ] && { wait_for "$OUT/stun.out" "listening on udp" || exit 1; }
@@ -173,15 +196,19 @@ CALL_TIMEOUT=20
 PROBES=20
 [ "$SCENARIO" = open ] && PROBES=600
 call_args() {
-    local edge=$1 host=$2
-    # Where UDP is blocked the client reaches its edge over TCP (the TCP
-    # relay candidates of the seed). Only the TCP URL: with a UDP and a TCP
+    local edge=$1 host=$2 turn="turn:$1:3478"
+    # Where UDP is blocked the client reaches its edge over TLS or TCP (the
+    # TCP relay candidates of the seed). Only that URL: with a UDP and a TCP
     # URL of the same server, edgeice call gathers nothing from the TCP one
     # (crates/ice/src/gather.rs matches a server's answers by socket and
     # address, not transport) — reported, not worked around here.
-    local query=""
-    [ "$UDP" = block ] && query="?transport=tcp"
-    printf '%s\n' --host-ip "$host" --turn "turn:$edge:3478$query" --user lab --password lab
+    if [ "$UDP" = block ] && [ "$edge" = "$EDGE_A_PRIVATE" ]; then
+        printf '%s\n' --turn-ca "$OUT/tls/ca.pem"
+        turn="turns:$edge:5349"
+    elif [ "$UDP" = block ]; then
+        turn="turn:$edge:3478?transport=tcp"
+    fi
+    printf '%s\n' --host-ip "$host" --turn "$turn" --user lab --password lab
     [ -n "$STUN" ] && printf '%s\n' --stun "stun:$INTERNET_STUN:3478"
     return 0
 }
@@ -293,7 +320,10 @@ case $SCENARIO in
     udp-blocked)
         expect "the call connects (exit 0)" test "$CALL_STATUS" = 0
         expect "the selected pair is relay-relay" test "$(pair_types)" = relay-relay
-        expect "the relay was reached over TCP" grep -q "transport=tcp" "$OUT/a.timeline"
+        expect "client A's relay came through TURN over TLS" \
+            grep -Eq "1 gather +relay $EDGE_A_PUBLIC:[0-9]+ from turns:$EDGE_A_PRIVATE:5349" "$OUT/a.timeline"
+        expect "client B's relay came through TURN over TCP" \
+            grep -Eq "1 gather +relay $EDGE_B_PUBLIC:[0-9]+ from turn:$EDGE_B_PRIVATE:3478\?transport=tcp" "$OUT/b.timeline"
         expect "data flowed both ways (>= 90% of the probes echoed)" probes_came_back
         ;;
     open)

@@ -1,9 +1,9 @@
 //! The lab's scenarios (lab/run.sh): the seed's two-company call through
 //! NATed edges, built in network namespaces, must behave as the issue says
 //! — the seed fails and is diagnosed, the fixed edge connects over relays,
-//! TURN over TCP gets through a UDP-blocking firewall, ordinary NATs end
+//! TURN over TLS and TCP get through UDP-blocking firewalls, ordinary NATs end
 //! on the direct pair, symmetric NATs on a relay. Needs root, iproute2 and
-//! nftables (scripts/test.sh installs them). The script checks the
+//! nftables and openssl (scripts/test.sh installs them). The script checks the
 //! behaviour and says which check failed; these tests run it and report.
 
 mod common;
@@ -61,9 +61,13 @@ fn seed_fixed_connects_relay_to_relay() {
 }
 
 #[test]
-fn udp_blocked_connects_through_turn_over_tcp() {
+fn udp_blocked_connects_through_turn_over_tls_and_tcp() {
     let out = scenario("udp-blocked");
-    assert!(out.contains("?transport=tcp"), "{out}");
+    assert!(out.contains("from turns:10.0.1.5:5349"), "{out}");
+    assert!(
+        out.contains("ok    client B's relay came through TURN over TCP"),
+        "{out}"
+    );
 }
 
 #[test]
