@@ -78,6 +78,10 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
+    # Whatever this script still runs outside the namespaces (a STUN server
+    # waiting to start); what runs inside them goes with lab_down.
+    # shellcheck disable=SC2046
+    kill $(jobs -p) 2>/dev/null
     lab_down
     [ -z "${LAB_OUT:-}" ] && rm -rf "$OUT"
     exit "$status"

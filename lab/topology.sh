@@ -52,6 +52,9 @@ wire() {
 
 # lab_up: creates the namespaces, links and routes (no firewall yet).
 lab_up() {
+    # Any step failing stops the run (and the EXIT trap tears down).
+    local -
+    set -e
     local ns
     for ns in $LAB_NAMESPACES; do
         ip netns add "$ns"
@@ -138,6 +141,8 @@ EOF
 
 # lab_firewalls MODE UDP: loads both routers' rules.
 lab_firewalls() {
+    local -
+    set -e
     router_rules "${P}al" "${P}ad" "${P}aw" 192.168.10.0/24 "$EDGE_A_PRIVATE" "$EDGE_A_PUBLIC" "$1" "$2" |
         netns "$NS_RA" nft -f -
     router_rules "${P}bl" "${P}bd" "${P}bw" 172.16.20.0/24 "$EDGE_B_PRIVATE" "$EDGE_B_PUBLIC" "$1" "$2" |

@@ -2,7 +2,7 @@
 //! NATed edges, built in network namespaces, must behave as the issue says
 //! — the seed fails and is diagnosed, the fixed edge connects over relays,
 //! TURN over TLS and TCP get through UDP-blocking firewalls, ordinary NATs end
-//! on the direct pair, symmetric NATs on a relay. Needs root, iproute2 and
+//! on the direct pair, symmetric NATs on a relay. Needs root, iproute2,
 //! nftables and openssl (scripts/test.sh installs them). The script checks the
 //! behaviour and says which check failed; these tests run it and report.
 
