@@ -23,7 +23,7 @@
 #
 # Environment: EDGEICE (the binary; default target/debug/edgeice of this
 # checkout, built with cargo when missing), LAB_OUT (keep the descriptions,
-# traces and logs there), LAB_TIMEOUT (seconds the whole run may take,
+# traces and logs there; a failed run keeps them anyway), LAB_TIMEOUT (seconds the whole run may take,
 # default 120). Needs root, iproute2 and nftables.
 set -u
 
@@ -83,7 +83,12 @@ cleanup() {
     # shellcheck disable=SC2046
     kill $(jobs -p) 2>/dev/null
     lab_down
-    [ -z "${LAB_OUT:-}" ] && rm -rf "$OUT"
+    # The files are kept when asked for (LAB_OUT) or when the run failed.
+    if [ -z "${LAB_OUT:-}" ] && [ "$status" = 0 ]; then
+        rm -rf "$OUT"
+    elif [ "$status" != 0 ]; then
+        echo "lab: descriptions, traces and logs kept in $OUT" >&2
+    fi
     exit "$status"
 }
 trap cleanup EXIT
@@ -122,7 +127,7 @@ case $SCENARIO in
     symmetric) MODE=symmetric STUN=yes ;;
 esac
 
-echo "== lab $SCENARIO (namespaces $P*, files in $OUT)"
+echo "== lab $SCENARIO (namespaces $P*)"
 lab_up
 lab_firewalls "$MODE" "$UDP"
 
@@ -372,5 +377,5 @@ if [ "$FAILURES" = 0 ]; then
     echo "== $SCENARIO: behaved as expected"
     exit 0
 fi
-echo "== $SCENARIO: $FAILURES check(s) failed (files: $OUT)"
+echo "== $SCENARIO: $FAILURES check(s) failed"
 exit 1
