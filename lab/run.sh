@@ -23,8 +23,9 @@
 #
 # Environment: EDGEICE (the binary; default target/debug/edgeice of this
 # checkout, built with cargo when missing), LAB_OUT (keep the descriptions,
-# traces and logs there; a failed run keeps them anyway), LAB_TIMEOUT (seconds the whole run may take,
-# default 120). Needs root, iproute2 and nftables.
+# traces and logs there; a failed run keeps them anyway), LAB_TIMEOUT
+# (seconds the whole run may take, default 120). Needs root, iproute2,
+# nftables, and openssl for udp-blocked.
 set -u
 
 usage() {
@@ -74,6 +75,8 @@ mkdir -p "$OUT"
 # other side's (stale credentials): start from nothing.
 rm -f "$OUT"/a.sdp "$OUT"/b.sdp "$OUT"/*.jsonl "$OUT"/*.timeline "$OUT"/*.out "$OUT"/*.err
 WATCHDOG=""
+# (Run from the trap, which shellcheck does not follow.)
+# shellcheck disable=SC2317
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
@@ -288,6 +291,7 @@ pair_types() {
         tail -n 1 | awk '{print $1 "-" $4}'
 }
 # At least 90% of client A's probes came back from client B's echo.
+# shellcheck disable=SC2317
 probes_came_back() {
     local back
     back=$(grep -Eo "data +[0-9]+/$PROBES probes came back" "$OUT/a.timeline" | grep -Eo '[0-9]+/' | tr -d /)
