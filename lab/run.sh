@@ -277,7 +277,7 @@ probe_edge_a() {
 # client A, whose RFC 5780 check tells its NAT's mapping behaviour.
 probe_client_nat() {
     echo "-- edgeice probe stun:$INTERNET_STUN (from client A)"
-    netns "$NS_CA" "$EDGEICE" probe "stun:$INTERNET_STUN:3478" >"$OUT/probe-nat.txt" 2>&1
+    netns "$NS_CA" "$EDGEICE" probe "stun:$INTERNET_STUN:3478" --timeout 1 >"$OUT/probe-nat.txt" 2>&1
     sed 's/^/   /' "$OUT/probe-nat.txt"
 }
 
@@ -353,6 +353,8 @@ case $SCENARIO in
         probe_client_nat
         expect "the probe finds client A's NAT endpoint-independent" \
             grep -q "pass  nat mapping *endpoint-independent" "$OUT/probe-nat.txt"
+        expect "... and its filter address-and-port-dependent (conntrack)" \
+            grep -q "pass  nat filtering *address-and-port-dependent" "$OUT/probe-nat.txt"
         ;;
     symmetric)
         expect "the call connects (exit 0)" test "$CALL_STATUS" = 0

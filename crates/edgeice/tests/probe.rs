@@ -391,5 +391,17 @@ fn rfc_5780_mapping_is_checked_when_the_server_offers_it() {
     assert_eq!(statuses(&json, "binding udp"), ["pass"], "{}", out.stdout);
     // No NAT on loopback: the same mapping towards both addresses.
     assert_eq!(statuses(&json, "nat mapping"), ["pass"], "{}", out.stdout);
+    let filtering = json["servers"][0]["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "nat filtering")
+        .map(|c| c["reason"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    assert!(
+        filtering.starts_with("endpoint-independent"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(out.code, Some(0));
 }

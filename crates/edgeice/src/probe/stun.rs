@@ -1,6 +1,6 @@
 //! STUN checks: a Binding request (the probe's mapped address and the
 //! round trip) and, when the server offers RFC 5780 (its answer carries
-//! OTHER-ADDRESS), the NAT's mapping behaviour seen from here.
+//! OTHER-ADDRESS), the NAT's mapping and filtering behaviour seen from here.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -112,8 +112,107 @@ pub fn checks(server: SocketAddr, settings: &Settings) -> Vec<Check> {
     ];
     if let Some(other) = answer.other {
         checks.push(mapping(&mut link, answer.mapped, other, settings));
+        checks.push(filtering(server, settings));
     }
     checks
+}
+
+/// RFC 5780 §4.4: which unsolicited senders this host's NAT lets in. The
+/// server is asked to answer from its other IP and port, then from its
+/// other port only; an answer that arrives tells how open the filter is.
+fn filtering(server: SocketAddr, settings: &Settings) -> Check {
+    let name = "nat filtering";
+    // A fresh socket: the mapping check's socket has already sent to the
+    // server's other address, which opened the filter for it.
+    let socket = match std::net::UdpSocket::bind(super::link::wildcard(server)) {
+        Ok(socket) => socket,
+        Err(e) => return Check::warn(name, format!("not tested: {e}"), "check the local network"),
+    };
+    let socket = &socket;
+    let wait = settings.timeout;
+    let other_ip_and_port = match change_request(socket, server, true, wait) {
+        Ok(answered) => answered,
+        Err(e) => return Check::warn(name, format!("not tested: {e}"), "check the local network"),
+    };
+    if other_ip_and_port {
+        return Check::pass(
+            name,
+            "endpoint-independent: an answer from the server's other IP and port got in (RFC 5780)",
+        );
+    }
+    match change_request(socket, server, false, wait) {
+        Ok(true) => Check::pass(
+            name,
+            "address-dependent: an answer from another port of the server got in, not one from its other IP (RFC 5780)",
+        ),
+        Ok(false) => Check::pass(
+            name,
+            "address-and-port-dependent: only answers from the exact address asked got in (RFC 5780); direct paths need both sides to send",
+        ),
+        Err(e) => Check::warn(name, format!("not tested: {e}"), "check the local network"),
+    }
+}
+
+/// Sends a Binding request with CHANGE-REQUEST (the other port, and the
+/// other IP too when `change_ip`) up to three times, and says whether an
+/// answer came back, from wherever. The client state machine cannot add
+/// CHANGE-REQUEST or take an answer from another address, so this one is
+/// built and matched here.
+fn change_request(
+    socket: &std::net::UdpSocket,
+    server: SocketAddr,
+    change_ip: bool,
+    wait: std::time::Duration,
+) -> Result<bool, ProbeError> {
+    use edgeice_stun::{Class, MessageBuilder, MessageType, Method, TransactionId};
+
+    let mut id = [0u8; 12];
+    getrandom::fill(&mut id).map_err(|_| ProbeError::NoRandomness)?;
+    let mut request = Vec::with_capacity(64);
+    let mut builder = MessageBuilder::new(
+        &mut request,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId(id),
+    );
+    builder
+        .add(&Attribute::ChangeRequest {
+            change_ip,
+            change_port: true,
+        })
+        .and_then(|b| b.add_fingerprint())
+        .map_err(|e| ProbeError::Client(e.into()))?;
+    let mut buf = [0u8; 1500];
+    for _ in 0..3 {
+        socket.send_to(&request, server).map_err(ProbeError::Send)?;
+        let deadline = Instant::now() + wait / 3;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            socket
+                .set_read_timeout(Some(left.max(std::time::Duration::from_millis(1))))
+                .map_err(ProbeError::Socket)?;
+            match socket.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    let answered = Message::parse(&buf[..n])
+                        .is_ok_and(|m| m.transaction_id().as_bytes() == &id);
+                    if answered {
+                        return Ok(true);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(ProbeError::Receive(e)),
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// RFC 5780 §4.3: whether this host's NAT keeps one mapping for every
