@@ -1,7 +1,7 @@
 //! `edgeice probe URL...`: checks STUN/TURN servers as an operator would,
 //! from where it runs — Binding, Allocate over the URL's transport, the
 //! relayed address's class and whether data sent to it from here comes
-//! back through the allocation, RFC 5780 mapping when offered — and prints
+//! back through the allocation, RFC 5780 mapping and filtering when offered — and prints
 //! a checklist of pass / warn / fail, each with its reason and fix.
 //!
 //! Blocking sockets with deadlines: a probe is a short sequence of
