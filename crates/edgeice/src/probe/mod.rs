@@ -92,9 +92,8 @@ pub fn run(args: ProbeArgs) -> ExitCode {
     if needs_turn && credentials.is_none() {
         return usage("TURN URLs need --user and --password, or --secret");
     }
-    let needs_tls = urls
-        .iter()
-        .any(|(_, u)| matches!(u.scheme, Scheme::Turns | Scheme::Stuns));
+    // Only `turns:` is probed over TLS (`stuns:` gets a warning).
+    let needs_tls = urls.iter().any(|(_, u)| u.scheme == Scheme::Turns);
     let tls = if needs_tls {
         match tls_config(args.ca.as_deref()) {
             Ok(config) => Some(config),
