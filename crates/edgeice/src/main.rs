@@ -4,6 +4,7 @@
 
 mod analyze;
 mod call;
+mod probe;
 mod serve;
 mod server_url;
 mod users;
@@ -43,6 +44,9 @@ enum Command {
     /// Read a call's SDP, SIP traces or Lync/SfB client logs; say why its
     /// media did not flow and how to fix it.
     Analyze(analyze::AnalyzeArgs),
+    /// Check STUN/TURN servers as an operator would: Binding, Allocate, and
+    /// whether the relayed address is reachable from here.
+    Probe(Box<probe::ProbeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::User(args) => users::run(args),
         Command::Analyze(args) => return analyze::run(args),
         Command::Call(args) => return call::run(*args),
+        Command::Probe(args) => return probe::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
