@@ -12,6 +12,7 @@ use crate::sdp::DescriptionReader;
 use crate::{Agent, AgentConfig, Candidate};
 
 const LOCAL: &str = "192.0.2.1:5000";
+const TCP_LISTENER: &str = "192.0.2.1:5001";
 const REMOTE: &str = "192.0.2.2:6000";
 const LOCAL_PWD: &str = "localpasswordlocalpassword";
 const REMOTE_PWD: &str = "remotepasswordremotepassword";
@@ -38,7 +39,7 @@ fn agent(now: Instant, controlling: bool) -> Agent {
 /// byte's low bit picks the role; its second bit wraps each chunk's bytes
 /// as the attributes of a Binding message (class from the chunk's first
 /// byte) signed with the right key, so the checks behind integrity are
-/// reached too.
+/// reached too; its third bit sends them over an ICE-TCP connection.
 pub fn agent_input(data: &[u8]) {
     let Some((&flags, mut rest)) = data.split_first() else {
         return;
@@ -47,6 +48,14 @@ pub fn agent_input(data: &[u8]) {
     let mut agent = agent(now, flags & 1 == 1);
     let local: SocketAddr = LOCAL.parse().unwrap_or_else(|_| unreachable!());
     let remote: SocketAddr = REMOTE.parse().unwrap_or_else(|_| unreachable!());
+    // With the third bit, the bytes arrive on an ICE-TCP connection a peer
+    // opened to our listener (RFC 4571 framing, cut anywhere).
+    let mut tcp = None;
+    if flags & 4 == 4 {
+        let listener: SocketAddr = TCP_LISTENER.parse().unwrap_or_else(|_| unreachable!());
+        agent.add_tcp_listener(now, 1, listener);
+        tcp = agent.tcp_accepted(now, listener, remote);
+    }
     let mut buf = Vec::new();
     while let Some((&len, tail)) = rest.split_first() {
         let len = usize::from(len).min(tail.len());
@@ -58,11 +67,26 @@ pub fn agent_input(data: &[u8]) {
         } else {
             chunk
         };
-        let _ = agent.handle_input(now, local, remote, datagram);
+        match tcp {
+            Some(id) => {
+                let mut framed = Vec::new();
+                if flags & 2 == 2 {
+                    crate::framing::frame(datagram, &mut framed);
+                } else {
+                    framed.extend_from_slice(datagram);
+                }
+                agent.handle_tcp_data(now, id, &framed);
+                while agent.poll_received().is_some() {}
+            }
+            None => {
+                let _ = agent.handle_input(now, local, remote, datagram);
+            }
+        }
         now += Duration::from_millis(37);
         agent.handle_timeout(now);
         while agent.poll_transmit().is_some() {}
         while agent.poll_event().is_some() {}
+        while agent.poll_tcp_command().is_some() {}
         let _ = agent.send(now, 1, b"data");
     }
     // Let every timer run out: nothing may loop or panic.
