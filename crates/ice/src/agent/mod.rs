@@ -495,7 +495,8 @@ impl Agent {
         self.triggered.clear();
         // Connections serve pairs that are gone.
         for connection in self.connections.drain(..) {
-            self.tcp_commands.push_back(TcpCommand::Close { id: connection.id });
+            self.tcp_commands
+                .push_back(TcpCommand::Close { id: connection.id });
         }
         self.received.clear();
         self.incoming_wait_until = None;
