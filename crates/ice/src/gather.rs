@@ -100,6 +100,16 @@ struct TurnQuery {
     channels: HashSet<SocketAddr>,
 }
 
+impl TurnQuery {
+    /// Whether input from `from` on `socket` (over a stream or not) is this
+    /// allocation's server talking.
+    fn matches(&self, socket: SocketAddr, from: SocketAddr, stream: bool) -> bool {
+        self.socket == socket
+            && self.server.address == from
+            && (self.server.transport != ServerTransport::Udp) == stream
+    }
+}
+
 /// The server queries of one agent.
 pub(crate) struct Gatherer {
     stun_servers: Vec<StunServer>,
@@ -347,12 +357,16 @@ impl Gatherer {
                         query.done = true;
                         query.relayed = Some(relayed);
                         let mapped = mapped.unwrap_or(query.socket);
-                        self.results.push_back(Gathered::Reflexive {
-                            component: query.component,
-                            socket: query.socket,
-                            mapped,
-                            server: server.clone(),
-                        });
+                        // Over TCP or TLS the server saw a TCP mapping: no
+                        // use as a UDP server-reflexive candidate.
+                        if query.server.transport == ServerTransport::Udp {
+                            self.results.push_back(Gathered::Reflexive {
+                                component: query.component,
+                                socket: query.socket,
+                                mapped,
+                                server: server.clone(),
+                            });
+                        }
                         self.results.push_back(Gathered::Relayed {
                             component: query.component,
                             socket: query.socket,
@@ -387,14 +401,15 @@ impl Gatherer {
     }
 
     /// Whether a datagram from `from` on `socket` is a server's.
-    pub(crate) fn is_server(&self, socket: SocketAddr, from: SocketAddr) -> bool {
-        self.stun
-            .iter()
-            .any(|q| q.socket == socket && q.server.address == from)
-            || self
-                .turn
+    /// `stream`: it came on a TCP/TLS connection to the server, not as a
+    /// UDP datagram (a server may listen on the same port for both).
+    pub(crate) fn is_server(&self, socket: SocketAddr, from: SocketAddr, stream: bool) -> bool {
+        let stun = !stream
+            && self
+                .stun
                 .iter()
-                .any(|q| q.socket == socket && q.server.address == from)
+                .any(|q| q.socket == socket && q.server.address == from);
+        stun || self.turn.iter().any(|q| q.matches(socket, from, stream))
     }
 
     /// Hands a server's datagram to its query. Data relayed by a TURN
@@ -405,12 +420,13 @@ impl Gatherer {
         socket: SocketAddr,
         from: SocketAddr,
         data: &'a [u8],
+        stream: bool,
     ) -> Option<(SocketAddr, SocketAddr, &'a [u8])> {
         let mut relayed = None;
         if let Some(query) = self
             .turn
             .iter_mut()
-            .find(|q| q.socket == socket && q.server.address == from)
+            .find(|q| q.matches(socket, from, stream))
         {
             // Anything else from the server is dropped, as a lost datagram.
             if let Ok(Some((peer, payload))) = query.allocation.handle_input(now, data)
@@ -418,7 +434,7 @@ impl Gatherer {
             {
                 relayed = Some((base, peer, payload));
             }
-        } else {
+        } else if !stream {
             for query in &mut self.stun {
                 if query.socket == socket && query.server.address == from {
                     let _ = query.client.handle_input(now, data);

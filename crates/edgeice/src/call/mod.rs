@@ -380,6 +380,11 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                             arrived.push((r.component, r.data.to_vec()));
                         }
                     }
+                    Incoming::ServerFrame { socket, server, data } => {
+                        if let Some(r) = agent.handle_server_stream(now, socket, server, &data) {
+                            arrived.push((r.component, r.data.to_vec()));
+                        }
+                    }
                     Incoming::TcpData { id, data } => agent.handle_tcp_data(now, id, &data),
                     Incoming::StreamClosed { socket, server } => agent.stream_closed(now, socket, server),
                     Incoming::Accepted { listener, remote, stream } => {

@@ -17,11 +17,16 @@ use tokio_rustls::TlsConnector;
 
 /// Something that arrived.
 pub enum Incoming {
-    /// A datagram on a UDP socket, or one frame from a TCP connection
-    /// (`socket` is then the host socket the connection belongs to).
+    /// A datagram on a UDP socket.
     Packet {
         socket: SocketAddr,
         from: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// A frame read from the TCP/TLS connection to a TURN server.
+    ServerFrame {
+        socket: SocketAddr,
+        server: SocketAddr,
         data: Vec<u8>,
     },
     /// The TCP connection from `socket`'s IP to `server` ended or failed.
@@ -352,9 +357,9 @@ fn connect(
             loop {
                 match decoder.next_raw() {
                     Ok(Some(frame)) => {
-                        let packet = Incoming::Packet {
+                        let packet = Incoming::ServerFrame {
                             socket: source,
-                            from: server,
+                            server,
                             data: frame.to_vec(),
                         };
                         if incoming.send(packet).await.is_err() {

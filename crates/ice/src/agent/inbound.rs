@@ -28,13 +28,35 @@ impl Agent {
         if self.state == crate::event::State::Closed {
             return None;
         }
-        if self.gatherer.is_server(socket, from) {
-            let relayed = self.gatherer.handle_input(now, socket, from, data);
+        if self.gatherer.is_server(socket, from, false) {
+            let relayed = self.gatherer.handle_input(now, socket, from, data, false);
             self.drive_gatherer(now);
             let (base, peer, payload) = relayed?;
             return self.handle_at_base(now, base, peer, payload, None);
         }
         self.handle_at_base(now, socket, from, data, None)
+    }
+
+    /// Hands in one frame read from the TCP or TLS connection to a TURN
+    /// server ([`crate::Route::ServerTcp`], [`crate::Route::ServerTls`]),
+    /// named by the same (`socket`, `server`) its datagrams were sent with.
+    /// Returns application data a relay carried, if that is what it was.
+    pub fn handle_server_stream<'a>(
+        &mut self,
+        now: Instant,
+        socket: SocketAddr,
+        server: SocketAddr,
+        frame: &'a [u8],
+    ) -> Option<Received<'a>> {
+        if self.state == crate::event::State::Closed
+            || !self.gatherer.is_server(socket, server, true)
+        {
+            return None;
+        }
+        let relayed = self.gatherer.handle_input(now, socket, server, frame, true);
+        self.drive_gatherer(now);
+        let (base, peer, payload) = relayed?;
+        self.handle_at_base(now, base, peer, payload, None)
     }
 
     /// A datagram that reached local `base` (a host socket, a relayed

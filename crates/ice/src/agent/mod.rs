@@ -38,8 +38,8 @@ pub enum Route {
     /// the host socket `source`'s IP: the application opens one connection
     /// per (source, destination), writes to it, and hands back what it
     /// reads frame by frame ([`edgeice_stun::StreamDecoder::next_raw`]) to
-    /// [`Agent::handle_input`] with the same two addresses; a connection
-    /// that ends goes to [`Agent::stream_closed`].
+    /// [`Agent::handle_server_stream`] with the same two addresses; a
+    /// connection that ends goes to [`Agent::stream_closed`].
     ServerTcp,
     /// As [`Route::ServerTcp`], over TLS: the application runs TLS on the
     /// connection and hands back what it decrypts, frame by frame.
