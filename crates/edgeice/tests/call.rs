@@ -395,86 +395,15 @@ fn ice_tcp_only_call_carries_data() {
     );
 }
 
-/// A CA and a certificate it signed for 127.0.0.1: (ca, cert, key).
-fn certificates(dir: &Path) -> (String, String, String) {
-    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let openssl = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run openssl");
-        assert!(status.success(), "openssl {args:?} failed");
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=edgeice test CA",
-                "-days",
-                "2",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "cert.csr",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "cert.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
-    (path("ca.pem"), path("cert.pem"), path("key.pem"))
-}
-
 #[test]
 fn relay_only_call_through_turn_over_tls() {
     let dir = workdir("relay-tls");
-    let (ca, cert, key) = certificates(&dir);
+    let (ca, cert, key) = common::certificates(&dir);
+    let (ca, cert, key) = (
+        ca.to_string_lossy().into_owned(),
+        cert.to_string_lossy().into_owned(),
+        key.to_string_lossy().into_owned(),
+    );
     let ((_server, _), listeners) = relay_server_with(
         &[
             "--tls-listen",
@@ -518,7 +447,8 @@ fn relay_only_call_through_turn_over_tls() {
     // Trusting another CA, the server's certificate is refused: no relay,
     // said as a gathering error, and the call fails rather than hangs.
     let other = workdir("relay-tls-other");
-    let (other_ca, _, _) = certificates(&other);
+    let (other_ca, _, _) = common::certificates(&other);
+    let other_ca = other_ca.to_string_lossy().into_owned();
     let bad = with_ca(&other_ca);
     let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
     let outcome = run_bounded(

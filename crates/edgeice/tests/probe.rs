@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -256,67 +255,11 @@ fn coturn_passes_over_udp_and_tcp() {
     assert_eq!(statuses(&json, "relay reachable"), ["pass", "pass"]);
 }
 
-/// A CA and a certificate it signed for 127.0.0.1, made with openssl in
-/// `dir`: (ca, cert, key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run openssl");
-        assert!(status.success(), "openssl {args:?} failed");
-    };
-    let key = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509", "-days", "2", "-subj", "/CN=probe test CA"][..],
-        &key,
-        &["-keyout", "ca.key", "-out", "ca.pem"],
-    ]
-    .concat());
-    run(&[
-        &["req", "-subj", "/CN=127.0.0.1"][..],
-        &key,
-        &["-keyout", "key.pem", "-out", "req.csr"],
-    ]
-    .concat());
-    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write san.cnf");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "req.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.cnf",
-        "-out",
-        "cert.pem",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    )
-}
-
 #[test]
 fn edgeice_serve_over_tls_passes_with_its_ca_and_fails_without() {
     let dir = std::env::temp_dir().join(format!("edgeice-probe-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
-    let (ca, cert, key) = certificates(&dir);
+    let (ca, cert, key) = common::certificates(&dir);
     let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
     let (_server, listeners) = common::start_server(
         &[

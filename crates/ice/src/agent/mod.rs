@@ -26,7 +26,7 @@ use edgeice_stun::IntegrityKey;
 use crate::candidate::Candidate;
 use crate::checklist::Pair;
 use crate::config::{AgentConfig, ServerTransport};
-use crate::event::{Event, State};
+use crate::event::{CheckState, Event, State};
 use crate::gather::Gatherer;
 
 /// How a datagram travels.
@@ -366,6 +366,7 @@ impl Agent {
     ) -> Result<Transmit<'a>, SendError> {
         let pair = self
             .selected_index(component)
+            .or_else(|| self.early_pair(component))
             .ok_or(SendError::NotConnected(component))?;
         let base = self.locals[self.pairs[pair].local].base;
         let destination = self.remotes[self.pairs[pair].remote].address;
@@ -405,6 +406,25 @@ impl Agent {
             destination,
             payload: data,
         })
+    }
+
+    /// Before selection, data may go on the best pair that works, or that
+    /// the controlling side has already nominated while our own check of it
+    /// is still out (RFC 8445 §12.1 lets data flow before selection): the
+    /// first packets of a peer that starts sending at once are answered.
+    fn early_pair(&self, component: u16) -> Option<usize> {
+        self.pairs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.component == component
+                    && (p.state == CheckState::Succeeded
+                        || (p.nominate_next
+                            && !self.controlling
+                            && p.state == CheckState::InProgress))
+            })
+            .max_by_key(|(_, p)| (p.state == CheckState::Succeeded, p.priority))
+            .map(|(i, _)| i)
     }
 
     fn selected_index(&self, component: u16) -> Option<usize> {
