@@ -34,6 +34,8 @@ pub(crate) enum Gathered {
         relayed: SocketAddr,
         mapped: SocketAddr,
         server: (SocketAddr, String),
+        /// How the server was reached: relays reached over UDP rank first.
+        transport: ServerTransport,
     },
     /// A TCP relayed address (RFC 6062), for a passive ICE-TCP candidate.
     RelayedTcp {
@@ -373,6 +375,7 @@ impl Gatherer {
                             relayed,
                             mapped,
                             server,
+                            transport: query.server.transport,
                         });
                     }
                     AllocationEvent::Failed { code, reason } => {

@@ -184,9 +184,11 @@ impl Agent {
                 && r.component == candidate.component
                 && r.tcp_type == candidate.tcp_type
         }) {
-            // A peer-reflexive guess replaced by what the other side says.
+            // A peer-reflexive guess replaced by what the other side says
+            // (its pairs' priorities follow the real priority).
             if known.kind == CandidateKind::PeerReflexive {
                 *known = candidate;
+                self.recompute_pair_priorities();
             }
             return;
         }

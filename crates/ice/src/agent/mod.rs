@@ -578,8 +578,19 @@ impl Agent {
                     relayed,
                     mapped,
                     server,
+                    transport,
                 } => {
-                    let preference = self.local_preference_of_socket(socket);
+                    // Among relays, one reached over UDP ranks first, then
+                    // TCP, then TLS (no head-of-line blocking on UDP), as
+                    // browsers rank them; distinct priorities besides.
+                    let penalty = match transport {
+                        crate::config::ServerTransport::Udp => 0,
+                        crate::config::ServerTransport::Tcp => 1,
+                        crate::config::ServerTransport::Tls => 2,
+                    };
+                    let preference = self
+                        .local_preference_of_socket(socket)
+                        .saturating_sub(penalty);
                     self.add_local(
                         crate::candidate::CandidateKind::Relayed,
                         component,
