@@ -116,8 +116,8 @@ pub enum CandidateLineError {
     /// Not a candidate line at all.
     #[error(transparent)]
     Grammar(#[from] grammar::CandidateError),
-    /// A transport the agent does not speak (MS-ICE2 `TCP-ACT`/`TCP-PASS`,
-    /// or a TCP candidate without `tcptype`).
+    /// A transport the agent does not speak, or a TCP candidate without
+    /// `tcptype`.
     #[error("transport {0} is not supported; UDP and RFC 6544 TCP candidates are")]
     UnsupportedTransport(String),
     /// An mDNS or other host name: the agent only takes IP literals.
@@ -139,6 +139,9 @@ impl Candidate {
         let tcp_type = match (parsed.transport, parsed.tcp_type) {
             (grammar::Transport::Udp, _) => None,
             (grammar::Transport::Tcp, Some(tcp_type)) => Some(tcp_type),
+            // MS-ICE2 writes the TCP role as the transport.
+            (grammar::Transport::TcpActive, _) => Some(TcpType::Active),
+            (grammar::Transport::TcpPassive, _) => Some(TcpType::Passive),
             (transport, _) => {
                 return Err(CandidateLineError::UnsupportedTransport(
                     transport.to_string(),
@@ -246,9 +249,12 @@ mod tests {
             Err(CandidateLineError::HostName(_))
         ));
         assert!(matches!(
-            Candidate::parse("candidate:1 1 TCP-ACT 1 192.0.2.1 9 typ host"),
+            Candidate::parse("candidate:1 1 SCTP 1 192.0.2.1 9 typ host"),
             Err(CandidateLineError::UnsupportedTransport(_))
         ));
+        // MS-ICE2 spells the TCP role as the transport.
+        let ms = Candidate::parse("candidate:1 1 TCP-PASS 1 192.0.2.1 9 typ host").unwrap();
+        assert_eq!(ms.tcp_type, Some(TcpType::Passive));
         let tcp = "candidate:1 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active";
         assert_eq!(Candidate::parse(tcp).unwrap().to_string(), tcp);
     }

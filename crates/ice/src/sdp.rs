@@ -165,7 +165,8 @@ impl DescriptionReader {
                 }
             }
             return Ok(RemoteLine::RemoteCandidates(selected));
-        } else if trimmed.starts_with("a=candidate:") {
+        } else if trimmed.starts_with("a=candidate:") || trimmed.starts_with("a=x-candidate-ipv6:")
+        {
             return match Candidate::parse(trimmed) {
                 Ok(candidate) => Ok(RemoteLine::Candidate(candidate)),
                 Err(
@@ -204,7 +205,8 @@ mod tests {
         let text = description_header("abcd", "0123456789abcdefghijklmn", 1, false)
             + "a=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\n"
             + "a=candidate:2 1 tcp 1 192.0.2.1 9 typ host tcptype active\n"
-            + "a=candidate:3 1 TCP-PASS 1 192.0.2.1 9 typ host\n"
+            + "a=candidate:3 1 SCTP 1 192.0.2.1 9 typ host\n"
+            + "a=x-candidate-ipv6:4 1 UDP 2130706431 2001:db8::1 5000 typ host\n"
             + END_OF_CANDIDATES;
         let lines: Vec<RemoteLine> = text.lines().map(|l| reader.read_line(l).unwrap()).collect();
         assert!(lines.contains(&RemoteLine::Credentials {
@@ -213,6 +215,11 @@ mod tests {
             ice_lite: false
         }));
         assert!(lines.iter().any(|l| matches!(l, RemoteLine::Candidate(_))));
+        assert!(
+            lines
+                .iter()
+                .any(|l| matches!(l, RemoteLine::Candidate(c) if c.address.is_ipv6()))
+        );
         assert!(
             lines
                 .iter()
