@@ -1,4 +1,5 @@
-//! Chromium's WebRTC stack relays through `edgeice serve`: two
+//! Chromium's WebRTC stack relays through `edgeice serve`, and its ICE agent
+//! connects to `edgeice call` in both roles. The relay tests: two
 //! RTCPeerConnections in one headless page, `iceTransportPolicy: "relay"`,
 //! open a data channel and send a message each way, with TURN over UDP and
 //! with TURN over TCP (`turn:…?transport=tcp`). Debian's chromium, driven by
@@ -106,4 +107,72 @@ fn chromium_data_channel_relays_over_turn_udp() {
 #[test]
 fn chromium_data_channel_relays_over_turn_tcp() {
     chromium_relays("tcp");
+}
+
+/// Chromium's ICE agent against `edgeice call`, in a fresh namespace: the
+/// server (for Chromium's relayed candidates: with loopback alone it has no
+/// host candidate), `edgeice call` and the page, signalling through files.
+/// Arguments: $1 edgeice, $2 the node script, $3 offerer|answerer (Chromium's
+/// part; edgeice takes the other and controls when Chromium answers).
+const CALL_SCRIPT: &str = r#"
+set -eu
+ip link set lo up
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+"$1" serve --listen 127.0.0.1:0 --no-tcp --user user:pass --realm edgeice.test \
+    --relay-ports 61000-65535 --allow-peer 127.0.0.0/8 --private-relay-ok >"$dir/out" &
+for _ in $(seq 100); do grep -q 'listening on udp' "$dir/out" && break; sleep 0.1; done
+port=$(sed -n 's/^edgeice: listening on udp 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p;T;q' "$dir/out")
+[ -n "$port" ] || { echo "edgeice serve did not start:" >&2; cat "$dir/out" >&2; exit 1; }
+role=""
+[ "$3" = answerer ] && role=--controlling
+"$1" call --local "$dir/e.sdp" --remote "$dir/c.sdp" --host-ip 127.0.0.1 $role --timeout 40 >"$dir/call" 2>&1 &
+call=$!
+status=0
+node "$2" "$dir/c.sdp" "$dir/e.sdp" "$3" "127.0.0.1:$port" user pass || status=$?
+wait "$call" || { echo "edgeice call failed:" >&2; cat "$dir/call" >&2; exit 1; }
+echo "--- edgeice call"
+cat "$dir/call"
+exit "$status"
+"#;
+
+const CALL_PEER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/peers/chromium_call.mjs"
+);
+
+/// Runs Chromium as `role` against `edgeice call`; both must connect.
+fn chromium_calls_edgeice(role: &str) {
+    check_dependencies();
+    let mut command = Command::new("unshare");
+    command
+        .args(["--net", "bash", "-c", CALL_SCRIPT, "edgeice-netns"])
+        .arg(env!("CARGO_BIN_EXE_edgeice"))
+        .arg(CALL_PEER)
+        .arg(role)
+        .current_dir(REPO);
+    let outcome = common::run_bounded(command, TIMEOUT);
+    assert!(
+        outcome.status.is_some_and(|s| s.success()),
+        "Chromium ({role}) against edgeice call failed ({:?}):\n{}\n{}",
+        outcome.status,
+        outcome.stdout,
+        outcome.stderr
+    );
+    assert!(
+        outcome.stdout.contains("OK: Chromium"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.contains("4 select"), "{}", outcome.stdout);
+}
+
+#[test]
+fn chromium_offers_and_controls_edgeice_answers() {
+    chromium_calls_edgeice("offerer");
+}
+
+#[test]
+fn edgeice_offers_and_controls_chromium_answers() {
+    chromium_calls_edgeice("answerer");
 }
