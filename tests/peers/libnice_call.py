@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A libnice agent on the other end of `edgeice call`, signalling through files.
 
-Usage: libnice_call.py LOCAL REMOTE controlling|controlled
+Usage: libnice_call.py LOCAL REMOTE controlling|controlled [tcp]
 
 Run with Debian's /usr/bin/python3 (python3-gi, gir1.2-nice-0.1, libnice10).
 The agent (reliable, RFC 5245 mode, UPnP off, 127.0.0.1 its only address) gathers,
@@ -11,7 +11,8 @@ when its component reaches READY with a selected pair, and prints that pair;
 1 with the reason otherwise. Every wait is bounded. (Data is not exchanged:
 libnice's datagram receive API cannot be used from Python, and its reliable
 mode puts pseudo-TCP on the wire, which `edgeice call` does not speak; the
-aioice tests carry data.)
+aioice tests carry data.) With `tcp`, libnice gathers ICE-TCP candidates only
+(RFC 6544: active and passive, no UDP).
 """
 
 import os
@@ -33,10 +34,11 @@ COMPONENT = 1
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[3] not in ("controlling", "controlled"):
+    if len(sys.argv) not in (4, 5) or sys.argv[3] not in ("controlling", "controlled"):
         print(__doc__, file=sys.stderr)
         return 2
     local, remote, role = sys.argv[1:4]
+    tcp = sys.argv[4:5] == ["tcp"]
     ctx = GLib.MainContext.default()
     loop = GLib.MainLoop.new(ctx, False)
     # A reliable agent, read through its I/O stream: without a reader libnice
@@ -44,7 +46,8 @@ def main():
     agent = Nice.Agent.new_reliable(ctx, Nice.Compatibility.RFC5245)
     agent.set_property("controlling-mode", role == "controlling")
     agent.set_property("upnp", False)
-    agent.set_property("ice-tcp", False)
+    agent.set_property("ice-tcp", tcp)
+    agent.set_property("ice-udp", not tcp)
     address = Nice.Address()
     address.set_from_string("127.0.0.1")
     agent.add_local_address(address)

@@ -206,11 +206,29 @@ const LIBNICE_PEER: &str = concat!(
 /// libnice through Debian's python3-gi: ICE connects, both sides select a
 /// pair. (No data: see the peer script.)
 fn libnice_connects(edgeice_role: &[&str], libnice_role: &str) {
-    let dir = workdir(&format!("libnice-{libnice_role}"));
+    libnice_connects_over(edgeice_role, libnice_role, None);
+}
+
+/// As [`libnice_connects`]; with `Some("tcp")`, both sides gather ICE-TCP
+/// candidates only (RFC 6544).
+fn libnice_connects_over(edgeice_role: &[&str], libnice_role: &str, transport: Option<&str>) {
+    let dir = workdir(&format!(
+        "libnice-{libnice_role}-{}",
+        transport.unwrap_or("udp")
+    ));
     let mut peer = Command::new("/usr/bin/python3");
     peer.current_dir(&dir)
-        .args([LIBNICE_PEER, "b.sdp", "a.sdp", libnice_role]);
-    let (edgeice, peer) = both(call(&dir, "a.sdp", "b.sdp", edgeice_role), peer);
+        .args([LIBNICE_PEER, "b.sdp", "a.sdp", libnice_role])
+        .args(transport);
+    let tcp_only: &[&str] = if transport == Some("tcp") {
+        &["--tcp-only"]
+    } else {
+        &[]
+    };
+    let (edgeice, peer) = both(
+        call(&dir, "a.sdp", "b.sdp", &[edgeice_role, tcp_only].concat()),
+        peer,
+    );
     assert_success("edgeice", &edgeice);
     assert_success("libnice", &peer);
     assert!(edgeice.stdout.contains("4 select"), "{}", edgeice.stdout);
@@ -225,6 +243,12 @@ fn edgeice_controlling_connects_to_libnice() {
 #[test]
 fn libnice_controlling_connects_to_edgeice() {
     libnice_connects(&[], "controlling");
+}
+
+#[test]
+fn ice_tcp_with_libnice_in_both_roles() {
+    libnice_connects_over(&["--controlling"], "controlled", Some("tcp"));
+    libnice_connects_over(&[], "controlling", Some("tcp"));
 }
 
 /// `edgeice serve` on loopback for relay-only calls (loopback peers allowed,
