@@ -35,7 +35,7 @@ pub enum RelayProtocol {
     Tcp,
 }
 
-/// Settings of an [`Allocation`].
+/// Settings of an [`Allocation`](crate::Allocation).
 #[derive(Clone, Debug)]
 pub struct AllocationConfig {
     /// The TURN server's address.

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Where an allocation stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AllocationState {
-    /// Not yet asked for ([`Allocation::allocate`]).
+    /// Not yet asked for ([`Allocation::allocate`](crate::Allocation::allocate)).
     Idle,
     /// Allocate sent, no success yet.
     Allocating,
@@ -16,7 +16,7 @@ pub enum AllocationState {
     Releasing,
     /// Released by the client.
     Released,
-    /// Refused, timed out, expired or lost; see [`AllocationEvent::Failed`].
+    /// Refused, timed out, expired or lost; see [`AllocationEvent::Failed`](crate::AllocationEvent::Failed).
     Failed,
 }
 
@@ -63,7 +63,7 @@ pub enum AllocationEvent {
         /// The reason phrase, or what happened.
         reason: String,
     },
-    /// [`Allocation::release`] completed (or gave up waiting).
+    /// [`Allocation::release`](crate::Allocation::release) completed (or gave up waiting).
     Released,
     /// A permission for `ip` is installed.
     PermissionCreated {
@@ -79,7 +79,7 @@ pub enum AllocationEvent {
         /// The reason phrase.
         reason: String,
     },
-    /// `channel` is bound to `peer`; [`Allocation::send_to`] now uses it.
+    /// `channel` is bound to `peer`; [`Allocation::send_to`](crate::Allocation::send_to) now uses it.
     ChannelBound {
         /// The peer.
         peer: SocketAddr,
@@ -98,7 +98,7 @@ pub enum AllocationEvent {
         reason: String,
     },
     /// RFC 6062: the server connected to `peer`; open a data connection
-    /// and bind it with [`Allocation::connection_bind`].
+    /// and bind it with [`Allocation::connection_bind`](crate::Allocation::connection_bind).
     Connected {
         /// The peer.
         peer: SocketAddr,
@@ -116,7 +116,7 @@ pub enum AllocationEvent {
     },
     /// RFC 6062: a peer connected to the relayed address; accept it by
     /// opening a data connection and binding it with
-    /// [`Allocation::connection_bind`] (within 30 s).
+    /// [`Allocation::connection_bind`](crate::Allocation::connection_bind) (within 30 s).
     ConnectionAttempt {
         /// The peer.
         peer: SocketAddr,

@@ -14,7 +14,7 @@ use crate::transaction::random_transaction_id;
 
 impl Allocation {
     /// RFC 6062: asks the server to open a TCP connection to `peer`; then
-    /// [`AllocationEvent::Connected`] or [`AllocationEvent::ConnectFailed`].
+    /// [`AllocationEvent::Connected`](crate::AllocationEvent::Connected) or [`AllocationEvent::ConnectFailed`](crate::AllocationEvent::ConnectFailed).
     pub fn connect(&mut self, now: Instant, peer: SocketAddr) -> Result<(), ClientError> {
         self.require_allocated()?;
         if self.config.relay != RelayProtocol::Tcp {
@@ -24,8 +24,8 @@ impl Allocation {
     }
 
     /// RFC 6062: the ConnectionBind request for a new data connection to
-    /// the server, for `connection_id` from [`AllocationEvent::Connected`]
-    /// or [`AllocationEvent::ConnectionAttempt`]. Write
+    /// the server, for `connection_id` from [`AllocationEvent::Connected`](crate::AllocationEvent::Connected)
+    /// or [`AllocationEvent::ConnectionAttempt`](crate::AllocationEvent::ConnectionAttempt). Write
     /// [`ConnectionBind::request`] on the new connection and hand the
     /// first frame read back to [`ConnectionBind::handle_response`].
     pub fn connection_bind(
