@@ -103,6 +103,13 @@ struct TurnQuery {
 }
 
 impl TurnQuery {
+    /// Where an RFC 6062 data connection for this allocation goes: from
+    /// the socket's IP, to the server, with TLS or not.
+    fn data_connection_route(&self) -> (SocketAddr, SocketAddr, bool) {
+        let tls = self.server.transport == ServerTransport::Tls;
+        (self.socket, self.server.address, tls)
+    }
+
     /// Whether input from `from` on `socket` (over a stream or not) is this
     /// allocation's server talking.
     fn matches(&self, socket: SocketAddr, from: SocketAddr, stream: bool) -> bool {
@@ -318,12 +325,11 @@ impl Gatherer {
                         connection_id,
                     } => {
                         if let Some(relayed) = query.relayed {
-                            let tls = query.server.transport == ServerTransport::Tls;
                             self.results.push_back(Gathered::RelayConnected {
                                 relayed,
                                 peer,
                                 connection_id,
-                                via: (query.socket, query.server.address, tls),
+                                via: query.data_connection_route(),
                             });
                         }
                     }
@@ -344,12 +350,11 @@ impl Gatherer {
                         connection_id,
                     } => {
                         if let Some(relayed) = query.relayed {
-                            let tls = query.server.transport == ServerTransport::Tls;
                             self.results.push_back(Gathered::PeerConnection {
                                 relayed,
                                 peer,
                                 connection_id,
-                                via: (query.socket, query.server.address, tls),
+                                via: query.data_connection_route(),
                             });
                         }
                     }
