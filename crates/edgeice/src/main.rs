@@ -3,6 +3,7 @@
 //! driver around it and renders the result; no protocol logic lives here.
 
 mod analyze;
+mod bench;
 mod call;
 mod serve;
 mod server_url;
@@ -43,6 +44,8 @@ enum Command {
     /// Read a call's SDP, SIP traces or Lync/SfB client logs; say why its
     /// media did not flow and how to fix it.
     Analyze(analyze::AnalyzeArgs),
+    /// Load a TURN server: allocations, relayed packets, loss, latency.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::User(args) => users::run(args),
         Command::Analyze(args) => return analyze::run(args),
         Command::Call(args) => return call::run(*args),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
