@@ -61,6 +61,7 @@ impl Conn {
         socket.bind(&local.into())?;
         socket.connect(&server.into())?;
         socket.set_nonblocking(true)?;
+        super::sys::enable_timestamps(socket.as_raw_fd())?;
         Ok(Conn::Udp(socket.into()))
     }
 

@@ -22,6 +22,43 @@ pub struct Batch {
     lens: [usize; BATCH],
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
     addr_lens: [libc::socklen_t; BATCH],
+    /// Room for each datagram's ancillary data (its arrival time).
+    control: Box<[[u64; 8]; BATCH]>,
+    /// Arrival times (CLOCK_REALTIME, ns) from SO_TIMESTAMPNS; 0 if none.
+    stamps: [u64; BATCH],
+}
+
+/// SO_TIMESTAMPNS (and SCM_TIMESTAMPNS) on x86-64 and arm64, where the
+/// `libc` crate does not export it.
+const SO_TIMESTAMPNS: libc::c_int = 35;
+
+/// Asks the kernel to stamp each datagram received on `fd` with its arrival
+/// time, so that round trips are timed exactly even when the generator reads
+/// its sockets only once per tick.
+pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: the option value is a c_int that lives through the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The current CLOCK_REALTIME in nanoseconds: the clock of the kernel's
+/// receive timestamps, written into every payload.
+pub fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Batch {
@@ -35,6 +72,8 @@ impl Batch {
             lens: [0; BATCH],
             addrs: Box::new([zero; BATCH]),
             addr_lens: [0; BATCH],
+            control: Box::new([[0; 8]; BATCH]),
+            stamps: [0; BATCH],
         }
     }
 
@@ -52,6 +91,12 @@ impl Batch {
     /// Datagram `i` as received (or written).
     pub fn packet(&self, i: usize) -> &[u8] {
         &self.data[i * SLOT..i * SLOT + self.lens[i]]
+    }
+
+    /// When datagram `i` arrived (CLOCK_REALTIME ns), if the socket has
+    /// [`enable_timestamps`].
+    pub fn stamp(&self, i: usize) -> Option<u64> {
+        Some(self.stamps[i]).filter(|&s| s != 0)
     }
 
     /// Sends datagrams `0..count` on `fd`: to the connected peer when
@@ -127,6 +172,8 @@ impl Batch {
             header.msg_iovlen = 1;
             header.msg_name = (&mut self.addrs[k] as *mut libc::sockaddr_storage).cast();
             header.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            header.msg_control = self.control[k].as_mut_ptr().cast();
+            header.msg_controllen = std::mem::size_of::<[u64; 8]>();
         }
         // SAFETY: as in `send`: every pointer is into `self` or this frame
         // and outlives the call; each iovec covers one SLOT of `data`.
@@ -152,9 +199,28 @@ impl Batch {
         for (k, header) in headers[..n].iter().enumerate() {
             self.lens[k] = (header.msg_len as usize).min(SLOT);
             self.addr_lens[k] = header.msg_hdr.msg_namelen;
+            self.stamps[k] = arrival(&header.msg_hdr);
         }
         Ok(n)
     }
+}
+
+/// The SCM_TIMESTAMPNS of a received message, in nanoseconds; 0 if absent.
+fn arrival(header: &libc::msghdr) -> u64 {
+    // SAFETY: the header was filled by recvmmsg: msg_control points at our
+    // buffer and msg_controllen says how much of it the kernel wrote, which
+    // is what the CMSG macros walk.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == SO_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                return ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    0
 }
 
 /// An epoll instance: which of many sockets are readable, in one call.

@@ -15,7 +15,7 @@ use edgeice_stun::ChannelData;
 
 use super::conn::{Conn, TCP_BACKLOG};
 use super::histogram::Histogram;
-use super::sys::{BATCH, Batch, Poller};
+use super::sys::{BATCH, Batch, Poller, realtime_ns};
 use super::{Mode, Plan};
 
 /// Marks the generator's own payloads (after the 8-byte timestamp), so
@@ -29,8 +29,10 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// With `--max`, a client whose window has had no answer for this long
 /// writes its outstanding packets off as lost and sends again.
 const STALL: Duration = Duration::from_millis(200);
-/// Time between sending rounds at a fixed rate.
-const TICK_MS: i32 = 1;
+/// Time between sending (and, over UDP, reading) rounds at a fixed rate.
+const TICK: Duration = Duration::from_millis(1);
+/// The same with `--max`, where a round refills each client's window.
+const MAX_TICK: Duration = Duration::from_micros(100);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -367,7 +369,6 @@ impl<'p> Worker<'p> {
     }
 
     fn read_client(&mut self, k: usize, outcome: &mut Outcome, setup_start: Option<Instant>) {
-        let epoch = self.plan.epoch;
         let mode = self.plan.mode;
         if let Conn::Udp(socket) = &self.clients[k].conn {
             let fd = std::os::fd::AsRawFd::as_raw_fd(socket);
@@ -385,8 +386,9 @@ impl<'p> Worker<'p> {
                 if n == 0 {
                     break;
                 }
-                let now_ns = epoch.elapsed().as_nanos() as u64;
+                let read_at = realtime_ns();
                 for i in 0..n {
+                    let now_ns = self.rx.stamp(i).unwrap_or(read_at);
                     let client = &mut self.clients[k];
                     let packet = self.rx.packet(i);
                     match payload_of(mode, packet, client.allocation.as_mut()) {
@@ -401,7 +403,7 @@ impl<'p> Worker<'p> {
             }
         } else {
             let open = self.clients[k].conn.fill().unwrap_or_default();
-            let now_ns = epoch.elapsed().as_nanos() as u64;
+            let now_ns = realtime_ns();
             let client = &mut self.clients[k];
             if let Conn::Tcp { decoder, .. } = &mut client.conn {
                 loop {
@@ -454,24 +456,46 @@ impl<'p> Worker<'p> {
         let start_s = start.duration_since(self.plan.epoch).as_secs_f64();
         let end_send = start + self.plan.duration;
         let end = end_send + self.plan.drain;
+        let tick = if self.plan.rate.is_some() {
+            TICK
+        } else {
+            MAX_TICK
+        };
+        let mut next_tick = start;
         let mut next_housekeeping = start + HOUSEKEEPING;
         loop {
             let now = Instant::now();
             if now >= end || self.plan.stop.load(Ordering::Relaxed) {
                 break;
             }
-            let sending = now < end_send;
-            if sending {
-                let elapsed = now.duration_since(self.plan.epoch).as_secs_f64() - start_s;
-                for k in 0..self.clients.len() {
-                    if self.clients[k].phase == Phase::Ready {
-                        self.send_due(k, elapsed, now, outcome);
+            if now >= next_tick {
+                next_tick = (next_tick + tick).max(now);
+                if now < end_send {
+                    let elapsed = now.duration_since(self.plan.epoch).as_secs_f64() - start_s;
+                    for k in 0..self.clients.len() {
+                        if self.clients[k].phase == Phase::Ready {
+                            self.send_due(k, elapsed, now, outcome);
+                        }
                     }
+                } else if self.clients.iter().all(|c| c.sent == c.received) {
+                    break;
                 }
-            } else if self.clients.iter().all(|c| c.sent == c.received) {
-                break;
             }
-            self.receive(TICK_MS, outcome, None);
+            if self.plan.tcp {
+                // No kernel timestamps on a stream: read as soon as bytes
+                // arrive, so that round trips are timed when they end.
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                let ms = wait.as_micros().div_ceil(1000).min(1000) as i32;
+                self.receive(ms, outcome, None);
+            } else {
+                // Datagrams carry their arrival time: read once per tick,
+                // in whole batches, rather than wake for each arrival.
+                self.receive(0, outcome, None);
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+            }
             if now >= next_housekeeping {
                 next_housekeeping = now + HOUSEKEEPING;
                 self.housekeeping(now, outcome);
@@ -529,7 +553,7 @@ impl<'p> Worker<'p> {
         if count == 0 {
             return;
         }
-        let stamp = plan.epoch.elapsed().as_nanos() as u64;
+        let stamp = realtime_ns();
         match &mut client.conn {
             Conn::Udp(socket) => {
                 for i in 0..count {
