@@ -477,7 +477,7 @@ impl<'p> Worker<'p> {
                             self.send_due(k, elapsed, now, outcome);
                         }
                     }
-                } else if self.clients.iter().all(|c| c.sent == c.received) {
+                } else if self.clients.iter().all(|c| c.received >= c.sent) {
                     break;
                 }
             }
@@ -510,7 +510,7 @@ impl<'p> Worker<'p> {
         for k in 0..self.clients.len() {
             let client = &mut self.clients[k];
             if self.plan.rate.is_none() && now.duration_since(client.last_progress) > STALL {
-                client.written_off = client.sent - client.received;
+                client.written_off = client.sent.saturating_sub(client.received);
                 client.last_progress = now;
             }
             let due = client
@@ -537,15 +537,13 @@ impl<'p> Worker<'p> {
         let client = &mut self.clients[k];
         let owed = match plan.rate {
             Some(rate) => {
-                ((elapsed + client.phase_offset) * rate) as u64
-                    - client
-                        .sent
-                        .min(((elapsed + client.phase_offset) * rate) as u64)
+                (((elapsed + client.phase_offset) * rate) as u64).saturating_sub(client.sent)
             }
             None => {
-                let outstanding = client.sent
-                    - client.received
-                    - client.written_off.min(client.sent - client.received);
+                let outstanding = client
+                    .sent
+                    .saturating_sub(client.received)
+                    .saturating_sub(client.written_off);
                 (plan.window as u64).saturating_sub(outstanding)
             }
         };
