@@ -113,7 +113,7 @@ search_case() { # ROUND: highest total rate with <= 0.1% loss, stepped
   local round=$1 s r json loss
   for s in edgeice coturn floor; do
     local best=0
-    for r in 2000 4000 6000 8000 10000 13000 16000 20000; do
+    for r in 2000 4000 6000 8000 10000 13000 16000 20000 25000 30000; do
       if [ "$s" = floor ]; then
         json=$(bench floor --direct --clients $clients --rate $r --size 104 --duration 2 --drain 0.5)
       else

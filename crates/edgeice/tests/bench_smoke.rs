@@ -104,3 +104,35 @@ fn wrong_password_is_reported_with_its_code() {
     );
     assert!(outcome.stderr.contains("401"), "stderr: {}", outcome.stderr);
 }
+
+#[test]
+fn rest_api_secret_authenticates() {
+    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
+    let (_server, _) = common::start_server(
+        &[
+            "--listen",
+            &listen,
+            "--auth-secret",
+            "bench-secret",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+            "--private-relay-ok",
+        ],
+        2,
+    );
+    let report = bench(
+        &format!("turn:{listen}"),
+        &[
+            "--auth-secret",
+            "bench-secret",
+            "--clients",
+            "2",
+            "--rate",
+            "50",
+        ],
+    );
+    assert_eq!(report["ready"], 2, "{report}");
+    assert!(report["received"].as_u64().unwrap_or(0) > 0, "{report}");
+}
