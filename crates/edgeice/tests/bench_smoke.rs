@@ -102,7 +102,11 @@ fn wrong_password_is_reported_with_its_code() {
         "{}",
         outcome.stderr
     );
-    assert!(outcome.stderr.contains("401"), "stderr: {}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("Allocate 401"),
+        "stderr: {}",
+        outcome.stderr
+    );
 }
 
 #[test]

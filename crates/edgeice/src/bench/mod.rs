@@ -458,7 +458,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         print!("{}", report.text());
     }
     if report.ready == 0 {
-        bail!("no client got ready: {}", report.errors_text());
+        let errors = report.errors_text();
+        let hint = if errors.contains("ChannelBind 403") || errors.contains("CreatePermission 403")
+        {
+            " (the server refuses the peer: `edgeice serve` needs --allow-peer for a loopback or private peer, coturn --allow-loopback-peers)"
+        } else if errors.contains("Allocate 401") {
+            " (wrong user name or password)"
+        } else if errors.contains("setup timeout") {
+            " (no answer: is the server running, on that address and transport?)"
+        } else {
+            ""
+        };
+        bail!("no client got ready: {errors}{hint}");
     }
     Ok(())
 }

@@ -330,18 +330,33 @@ impl<'p> Worker<'p> {
                         outcome.last_ready = Some(now - start);
                     }
                 }
-                AllocationEvent::Failed { code, .. }
-                | AllocationEvent::ChannelBindFailed { code, .. }
-                | AllocationEvent::PermissionFailed { code, .. } => {
+                AllocationEvent::Failed { code, .. } => {
                     let error = code.map_or_else(|| "timeout".to_owned(), |c| c.to_string());
                     if client.phase == Phase::Ready {
                         // A refresh failed mid-run: count it, keep going.
                         *outcome
                             .errors
-                            .entry(format!("refresh {error}"))
+                            .entry(format!("Refresh {error}"))
                             .or_default() += 1;
                     } else {
-                        self.fail(k, error, outcome);
+                        self.fail(k, format!("Allocate {error}"), outcome);
+                    }
+                }
+                AllocationEvent::ChannelBindFailed { code, .. }
+                | AllocationEvent::PermissionFailed { code, .. } => {
+                    let request = if mode == Mode::Channels {
+                        "ChannelBind"
+                    } else {
+                        "CreatePermission"
+                    };
+                    let error = code.map_or_else(|| "timeout".to_owned(), |c| c.to_string());
+                    if client.phase == Phase::Ready {
+                        *outcome
+                            .errors
+                            .entry(format!("{request} refresh {error}"))
+                            .or_default() += 1;
+                    } else {
+                        self.fail(k, format!("{request} {error}"), outcome);
                     }
                 }
                 _ => {}
