@@ -28,7 +28,7 @@ use clap::{Args, ValueEnum};
 use edgeice_client::Credentials;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::server_url::{ServerUrl, UrlTransport};
+use crate::server_url::{Scheme, ServerUrl, UrlTransport};
 use histogram::Histogram;
 use report::Report;
 
@@ -195,6 +195,12 @@ impl Plan {
 /// Runs the benchmark; prints the report.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let url = ServerUrl::parse(&args.url).map_err(anyhow::Error::msg)?;
+    if matches!(url.scheme, Scheme::Turns | Scheme::Stuns) {
+        bail!(
+            "{}: TLS is not supported by edgeice bench yet; use turn: (UDP or ?transport=tcp)",
+            args.url
+        );
+    }
     let server = url.resolve().map_err(anyhow::Error::msg)?;
     let tcp = match args.transport {
         Some(t) => t == BenchTransport::Tcp,
