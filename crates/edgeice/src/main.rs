@@ -3,6 +3,7 @@
 //! driver around it and renders the result; no protocol logic lives here.
 
 mod analyze;
+mod bench;
 mod call;
 mod probe;
 mod serve;
@@ -47,6 +48,8 @@ enum Command {
     /// Check STUN/TURN servers as an operator would: Binding, Allocate, and
     /// whether the relayed address is reachable from here.
     Probe(Box<probe::ProbeArgs>),
+    /// Load a TURN server: allocations, relayed packets, loss, latency.
+    Bench(Box<bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => return analyze::run(args),
         Command::Call(args) => return call::run(*args),
         Command::Probe(args) => return probe::run(*args),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,142 @@
+//! A short run of `edgeice bench` against `edgeice serve` on loopback:
+//! it must finish, report in JSON, and have packets echoed. Timings are
+//! never asserted; they depend on the machine.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+fn bench(server: &str, extra: &[&str]) -> serde_json::Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgeice"));
+    command.args([
+        "bench",
+        server,
+        "--json",
+        "--duration",
+        "1",
+        "--drain",
+        "0.5",
+    ]);
+    command.args(extra);
+    let outcome = common::run_bounded(command, Duration::from_secs(60));
+    assert_eq!(
+        outcome.status.map(|s| s.success()),
+        Some(true),
+        "edgeice bench failed: {}",
+        outcome.stderr
+    );
+    serde_json::from_str(outcome.stdout.trim()).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", outcome.stdout);
+    })
+}
+
+#[test]
+fn bench_relays_through_channels_indications_and_tcp() {
+    let (_server, udp) = common::start_turn_server();
+    let url = format!("turn:{udp}");
+    let credentials = ["--user", "user", "--password", "pass", "--clients", "4"];
+    for extra in [
+        &["--rate", "100"][..],
+        &["--send-indications", "--rate", "100"][..],
+        &["--transport", "tcp", "--max", "--window", "4"][..],
+        &["--binding", "--rate", "100"][..],
+    ] {
+        let args: Vec<&str> = credentials.iter().chain(extra).copied().collect();
+        let report = bench(&url, &args);
+        assert_eq!(report["ready"], 4, "{extra:?}: {report}");
+        assert!(
+            report["sent"].as_u64().unwrap_or(0) > 0,
+            "{extra:?}: {report}"
+        );
+        assert!(
+            report["received"].as_u64().unwrap_or(0) > 0,
+            "{extra:?}: {report}"
+        );
+        assert!(
+            report["latency_us"]["p50"].is_number(),
+            "{extra:?}: {report}"
+        );
+    }
+}
+
+#[test]
+fn setup_only_counts_allocations() {
+    let (_server, udp) = common::start_turn_server();
+    let report = bench(
+        &format!("turn:{udp}"),
+        &[
+            "--user",
+            "user",
+            "--password",
+            "pass",
+            "--clients",
+            "8",
+            "--setup-only",
+        ],
+    );
+    assert_eq!(report["allocated"], 8, "{report}");
+    assert!(report["allocations_per_s"].is_number(), "{report}");
+}
+
+#[test]
+fn wrong_password_is_reported_with_its_code() {
+    let (_server, udp) = common::start_turn_server();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgeice"));
+    command.args([
+        "bench",
+        &format!("turn:{udp}"),
+        "--user",
+        "user",
+        "--password",
+        "wrong",
+        "--clients",
+        "2",
+        "--duration",
+        "0.5",
+    ]);
+    let outcome = common::run_bounded(command, Duration::from_secs(60));
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("Allocate 401"),
+        "stderr: {}",
+        outcome.stderr
+    );
+}
+
+#[test]
+fn rest_api_secret_authenticates() {
+    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
+    let (_server, _) = common::start_server(
+        &[
+            "--listen",
+            &listen,
+            "--auth-secret",
+            "bench-secret",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+            "--private-relay-ok",
+        ],
+        2,
+    );
+    let report = bench(
+        &format!("turn:{listen}"),
+        &[
+            "--auth-secret",
+            "bench-secret",
+            "--clients",
+            "2",
+            "--rate",
+            "50",
+        ],
+    );
+    assert_eq!(report["ready"], 2, "{report}");
+    assert!(report["received"].as_u64().unwrap_or(0) > 0, "{report}");
+}
