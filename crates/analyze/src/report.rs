@@ -229,6 +229,10 @@ pub struct JsonReport<W: Write> {
     packets: usize,
     /// Writing the document's opening failed: said at the next write.
     failed: Option<io::Error>,
+    /// Each call or packet is serialized here first, then written at once:
+    /// serde_json makes many small writes, each a trip through the
+    /// (boxed, buffered) output otherwise (BENCHMARKS.md).
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> JsonReport<W> {
@@ -241,6 +245,7 @@ impl<W: Write> JsonReport<W> {
             stun: Spool::default(),
             packets: 0,
             failed,
+            scratch: Vec::with_capacity(64 * 1024),
         }
     }
 
@@ -278,9 +283,10 @@ impl<W: Write> Sink for JsonReport<W> {
             b",\n    "
         };
         self.calls += 1;
-        self.out.write_all(separator)?;
-        serde_json::to_writer(&mut self.out, call)?;
-        Ok(())
+        self.scratch.clear();
+        self.scratch.extend_from_slice(separator);
+        serde_json::to_writer(&mut self.scratch, call)?;
+        self.out.write_all(&self.scratch)
     }
 
     fn stun(&mut self, packet: &StunPacket) -> io::Result<()> {
@@ -290,9 +296,10 @@ impl<W: Write> Sink for JsonReport<W> {
             b",\n    "
         };
         self.packets += 1;
-        self.stun.write_all(separator)?;
-        serde_json::to_writer(&mut self.stun, packet)?;
-        Ok(())
+        self.scratch.clear();
+        self.scratch.extend_from_slice(separator);
+        serde_json::to_writer(&mut self.scratch, packet)?;
+        self.stun.write_all(&self.scratch)
     }
 }
 
