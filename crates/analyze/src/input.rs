@@ -62,6 +62,16 @@ pub enum Format {
     CallTrace,
 }
 
+impl InputError {
+    /// Turns a read error on `file` into [`InputError::Io`] (for `map_err`).
+    pub(crate) fn io(file: &str) -> impl Fn(std::io::Error) -> InputError + Copy + '_ {
+        move |source| InputError::Io {
+            file: file.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Why a file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -131,10 +141,7 @@ enum Body<R> {
 /// Recognises a file's format from its first bytes, or its first non-empty
 /// line; nothing else is read yet.
 pub fn open<R: BufRead + Send>(file: &str, mut reader: R) -> Result<Source<R>, InputError> {
-    let io = |source| InputError::Io {
-        file: file.to_owned(),
-        source,
-    };
+    let io = InputError::io(file);
     let head = reader.fill_buf().map_err(io)?;
     if crate::capture::is_capture(head) {
         return Ok(Source {
@@ -190,10 +197,7 @@ impl<R: BufRead + Send> Source<R> {
             Body::Capture(reader) => return crate::capture::read(file, reader, emit),
             Body::Lines(lines, first) => (lines, first),
         };
-        let io = |source| InputError::Io {
-            file: file.to_owned(),
-            source,
-        };
+        let io = InputError::io(file);
         match self.format {
             Format::Capture => Ok(()),
             Format::CallTrace => crate::trace::read(file, first, &mut lines, emit),
@@ -281,10 +285,7 @@ fn read_sip_trace<R: BufRead>(
     lines: &mut Lines<R>,
     emit: &mut Emit<'_>,
 ) -> Result<(), InputError> {
-    let io = |source| InputError::Io {
-        file: file.to_owned(),
-        source,
-    };
+    let io = InputError::io(file);
     let mut current: Vec<String> = Vec::new();
     let mut current_line = 0;
     let mut messages = 0;
@@ -317,10 +318,7 @@ fn read_uccapilog<R: BufRead>(
     lines: &mut Lines<R>,
     emit: &mut Emit<'_>,
 ) -> Result<(), InputError> {
-    let io = |source| InputError::Io {
-        file: file.to_owned(),
-        source,
-    };
+    let io = InputError::io(file);
     // The message being collected: its timestamp, first line, and lines.
     let mut open: Option<(String, usize, Vec<String>)> = None;
     let mut next = Some(first);
@@ -373,10 +371,7 @@ fn read_server_log<R: BufRead>(
     lines: &mut Lines<R>,
     emit: &mut Emit<'_>,
 ) -> Result<(), InputError> {
-    let io = |source| InputError::Io {
-        file: file.to_owned(),
-        source,
-    };
+    let io = InputError::io(file);
     // The record being read: its time, the start line's number, the
     // message's lines, and whether the body has begun.
     let mut record: Option<(Option<String>, usize, Vec<String>, bool)> = None;

@@ -391,10 +391,7 @@ pub(crate) fn read<R: BufRead>(
     lines: &mut Lines<R>,
     emit: &mut Emit<'_>,
 ) -> Result<(), InputError> {
-    let io = |source| InputError::Io {
-        file: file.to_owned(),
-        source,
-    };
+    let io = InputError::io(file);
     let mut current: Option<Trace> = None;
     let mut next = Some(first);
     while let Some((number, text)) = next {
