@@ -16,12 +16,10 @@
 // crates/edgeice/tests/interop_chromium.rs does. Every wait is bounded.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { CHROMIUM, CHROMIUM_ARGS, playwrightChromium } from './chromium.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const require = createRequire(import.meta.url);
-const CHROMIUM = '/usr/bin/chromium';
 const OVERALL_TIMEOUT_MS = 60_000;
 const WAIT_MS = 20_000;
 
@@ -31,31 +29,13 @@ if (!chromiumSdp || !edgeiceSdp || !['offerer', 'answerer'].includes(mode) || !t
   process.exit(2);
 }
 
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch (e) {
-  console.error(`playwright-core is not installed (${e.message.split('\n')[0]}): run scripts/test.sh (npm ci)`);
-  process.exit(3);
-}
+const chromium = playwrightChromium();
 
 const overall = setTimeout(() => {
   console.error(`FAIL (${mode}): no result within ${OVERALL_TIMEOUT_MS / 1000} s`);
   process.exit(1);
 }, OVERALL_TIMEOUT_MS);
 
-const args = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-sync',
-  '--disable-extensions',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,OptimizationGuideModelDownloading',
-  '--allow-loopback-in-peer-connection',
-];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -122,7 +102,7 @@ async function main() {
   const userDataDir = mkdtempSync(join(tmpdir(), 'edgeice-chromium-'));
   let context;
   try {
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args, timeout: 30_000 });
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
   } catch (e) {
     console.error(`FAIL: cannot start ${CHROMIUM}: ${e.message}`);
     return 1;

@@ -14,13 +14,11 @@
 // otherwise prints why on stderr and exits 1. Every wait is bounded.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { CHROMIUM, CHROMIUM_ARGS, playwrightChromium } from './chromium.mjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const require = createRequire(import.meta.url);
 
-const CHROMIUM = '/usr/bin/chromium';
 const LAUNCH_TIMEOUT_MS = 30_000;
 const PAGE_TIMEOUT_MS = 20_000;
 const OVERALL_TIMEOUT_MS = 60_000;
@@ -33,13 +31,7 @@ function usage() {
 const [serverArg, transport, username = 'user', credential = 'pass'] = process.argv.slice(2);
 if (!serverArg || !['udp', 'tcp'].includes(transport)) usage();
 
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch (e) {
-  console.error(`playwright-core is not installed (${e.message.split('\n')[0]}): run scripts/test.sh (npm ci)`);
-  process.exit(3);
-}
+const chromium = playwrightChromium();
 
 // Whatever happens, stop.
 const overall = setTimeout(() => {
@@ -50,24 +42,6 @@ const overall = setTimeout(() => {
 const url = `turn:${serverArg}?transport=${transport}`;
 const userDataDir = mkdtempSync(join(tmpdir(), 'edgeice-chromium-'));
 
-// Playwright adds default switches of its own before these; none undoes them.
-// Its own --disable-features comes first, and this one still takes effect
-// (checked in a namespace with a veth address: host candidates then show the
-// address, not an mDNS name). Playwright refuses --user-data-dir in args and
-// passes launchPersistentContext's directory itself, and --headless from the
-// headless option.
-const args = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-sync',
-  '--disable-extensions',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,OptimizationGuideModelDownloading',
-  '--allow-loopback-in-peer-connection',
-];
 
 // Runs in the page.
 async function relayThroughTurn({ url, username, credential, transport, timeoutMs }) {
@@ -181,7 +155,7 @@ async function main() {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args,
+      args: CHROMIUM_ARGS,
       timeout: LAUNCH_TIMEOUT_MS,
     });
   } catch (e) {

@@ -11,50 +11,29 @@
 // the diagram rendered, else prints why on stderr and exits 1.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { CHROMIUM, CHROMIUM_ARGS, playwrightChromium } from './chromium.mjs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-const require = createRequire(import.meta.url);
 const [report, screenshot] = process.argv.slice(2);
 if (!report || !screenshot) {
   console.error('usage: node report_screenshot.mjs REPORT.html SCREENSHOT.png');
   process.exit(2);
 }
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch (e) {
-  console.error(`playwright-core is not installed (${e.message.split('\n')[0]}): run scripts/test.sh (npm ci)`);
-  process.exit(3);
-}
+const chromium = playwrightChromium();
 const overall = setTimeout(() => {
   console.error('FAIL: no result within 60 s');
   process.exit(1);
 }, 60_000);
 
-// The flags DEVELOPERS.md asks for; Playwright passes --headless and the
-// user data directory itself.
-const args = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-sync',
-  '--disable-extensions',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  '--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,OptimizationHints,OptimizationGuideModelDownloading',
-  '--allow-loopback-in-peer-connection',
-];
 const userDataDir = mkdtempSync(join(tmpdir(), 'edgeice-report-'));
 let code = 1;
 let context;
 try {
   context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM,
     headless: true,
-    args,
+    args: CHROMIUM_ARGS,
     timeout: 30_000,
     viewport: { width: 1000, height: 900 },
   });
