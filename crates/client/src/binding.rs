@@ -30,6 +30,9 @@ pub enum BindingEvent {
         transaction_id: TransactionId,
         /// The server-reflexive address.
         mapped: SocketAddr,
+        /// OTHER-ADDRESS, when the server offers NAT behaviour discovery
+        /// (RFC 5780): its alternate IP and port.
+        other: Option<SocketAddr>,
     },
     /// The server answered with an error, or with a success that carries
     /// no usable address (`code` 0 then).
@@ -78,10 +81,36 @@ impl BindingClient {
     /// Starts a Binding request (with FINGERPRINT); send it with
     /// [`BindingClient::poll_transmit`].
     pub fn send_request(&mut self, now: Instant) -> Result<TransactionId, ClientError> {
+        self.start(now, None)
+    }
+
+    /// Starts a Binding request with CHANGE-REQUEST (RFC 5780 §7.2): the
+    /// server answers from its other IP and/or port. The answer comes from
+    /// elsewhere than [`BindingClient::server`]: hand it in all the same.
+    pub fn send_change_request(
+        &mut self,
+        now: Instant,
+        change_ip: bool,
+        change_port: bool,
+    ) -> Result<TransactionId, ClientError> {
+        self.start(now, Some((change_ip, change_port)))
+    }
+
+    fn start(
+        &mut self,
+        now: Instant,
+        change: Option<(bool, bool)>,
+    ) -> Result<TransactionId, ClientError> {
         let id = random_transaction_id()?;
-        let mut buf = Vec::with_capacity(28);
+        let mut buf = Vec::with_capacity(36);
         let kind = MessageType::new(Method::BINDING, Class::Request);
         let mut builder = MessageBuilder::new(&mut buf, kind, id);
+        if let Some((change_ip, change_port)) = change {
+            builder.add(&Attribute::ChangeRequest {
+                change_ip,
+                change_port,
+            })?;
+        }
         builder.add_fingerprint()?;
         let transaction = Transaction::new(now, buf, self.transport, &self.config)?;
         self.transactions.insert(transaction, ())?;
@@ -115,6 +144,10 @@ impl BindingClient {
                 Some(mapped) => BindingEvent::Mapped {
                     transaction_id,
                     mapped,
+                    other: match message.get(AttributeType::OTHER_ADDRESS) {
+                        Some(Ok(Attribute::OtherAddress(other))) => Some(other),
+                        _ => None,
+                    },
                 },
                 None => BindingEvent::Failed {
                     transaction_id,

@@ -388,7 +388,8 @@ fn binding_reports_the_mapped_address() {
         client.poll_event(),
         Some(BindingEvent::Mapped {
             transaction_id: id,
-            mapped: "192.0.2.1:1".parse().unwrap()
+            mapped: "192.0.2.1:1".parse().unwrap(),
+            other: None,
         })
     );
     // A duplicate is refused, and so is a stranger's.

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use edgeice_client::{BindingClient, BindingEvent, Transport};
-use edgeice_stun::{Attribute, Message};
 
 use super::error::ProbeError;
 use super::link::Link;
@@ -37,14 +36,13 @@ fn binding(
     client.send_request(start)?;
     let deadline = start + settings.timeout * 2;
     let mut buf = Vec::with_capacity(1500);
-    let mut other = None;
     loop {
         while let Some(transmit) = client.poll_transmit() {
             link.send(transmit.data)?;
         }
         if let Some(event) = client.poll_event() {
             return Ok(match event {
-                BindingEvent::Mapped { mapped, .. } => Ok(Answer {
+                BindingEvent::Mapped { mapped, other, .. } => Ok(Answer {
                     mapped,
                     other,
                     rtt_ms: ms(start.elapsed()),
@@ -64,15 +62,6 @@ fn binding(
         }
         let wake = client.poll_timeout().map_or(deadline, |t| t.min(deadline));
         if link.recv(wake, &mut buf)? {
-            // The client keeps only the mapped address; OTHER-ADDRESS is
-            // read here from the same bytes.
-            if let Ok(message) = Message::parse(&buf) {
-                for attribute in message.attributes().flatten() {
-                    if let Attribute::OtherAddress(address) = attribute {
-                        other = Some(address);
-                    }
-                }
-            }
             let _ = client.handle_input(Instant::now(), &buf);
         }
         client.handle_timeout(Instant::now());
@@ -154,65 +143,59 @@ fn filtering(server: SocketAddr, settings: &Settings) -> Check {
 }
 
 /// Sends a Binding request with CHANGE-REQUEST (the other port, and the
-/// other IP too when `change_ip`) up to three times, and says whether an
-/// answer came back, from wherever. The client state machine cannot add
-/// CHANGE-REQUEST or take an answer from another address, so this one is
-/// built and matched here.
+/// other IP too when `change_ip`), retransmitted by the client state
+/// machine (three requests within about `wait`), and says whether an answer
+/// came back — from wherever: that is the point.
 fn change_request(
     socket: &std::net::UdpSocket,
     server: SocketAddr,
     change_ip: bool,
     wait: std::time::Duration,
 ) -> Result<bool, ProbeError> {
-    use edgeice_stun::{Class, MessageBuilder, MessageType, Method, TransactionId};
-
-    let mut id = [0u8; 12];
-    getrandom::fill(&mut id).map_err(|_| ProbeError::NoRandomness)?;
-    let mut request = Vec::with_capacity(64);
-    let mut builder = MessageBuilder::new(
-        &mut request,
-        MessageType::new(Method::BINDING, Class::Request),
-        TransactionId(id),
-    );
-    builder
-        .add(&Attribute::ChangeRequest {
-            change_ip,
-            change_port: true,
-        })
-        .and_then(|b| b.add_fingerprint())
-        .map_err(|e| ProbeError::Client(e.into()))?;
+    let config = edgeice_client::TransactionConfig {
+        rto: wait / 7,
+        max_requests: 3,
+        last_wait_factor: 3,
+        stream_timeout: wait,
+    };
+    let mut client = BindingClient::new(server, Transport::Udp, config);
+    client.send_change_request(Instant::now(), change_ip, true)?;
     let mut buf = [0u8; 1500];
-    for _ in 0..3 {
-        socket.send_to(&request, server).map_err(ProbeError::Send)?;
-        let deadline = Instant::now() + wait / 3;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
+    loop {
+        while let Some(transmit) = client.poll_transmit() {
             socket
-                .set_read_timeout(Some(left.max(std::time::Duration::from_millis(1))))
-                .map_err(ProbeError::Socket)?;
-            match socket.recv_from(&mut buf) {
-                Ok((n, _)) => {
-                    let answered = Message::parse(&buf[..n])
-                        .is_ok_and(|m| m.transaction_id().as_bytes() == &id);
-                    if answered {
-                        return Ok(true);
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(ProbeError::Receive(e)),
-            }
+                .send_to(transmit.data, transmit.destination)
+                .map_err(ProbeError::Send)?;
         }
+        match client.poll_event() {
+            Some(BindingEvent::TimedOut { .. }) => return Ok(false),
+            Some(_) => return Ok(true),
+            None => {}
+        }
+        let Some(next) = client.poll_timeout() else {
+            return Ok(false);
+        };
+        let left = next.saturating_duration_since(Instant::now());
+        socket
+            .set_read_timeout(Some(left.max(std::time::Duration::from_millis(1))))
+            .map_err(ProbeError::Socket)?;
+        match socket.recv_from(&mut buf) {
+            // The answer comes from the server's other address: the client
+            // matches it by transaction alone.
+            Ok((n, _)) => {
+                let _ = client.handle_input(Instant::now(), &buf[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(ProbeError::Receive(e)),
+        }
+        client.handle_timeout(Instant::now());
     }
-    Ok(false)
 }
 
 /// RFC 5780 §4.3: whether this host's NAT keeps one mapping for every
