@@ -748,7 +748,11 @@ fn write_packet(
         Mode::Binding => {
             // Binding request, no attributes; the transaction ID carries
             // the timestamp and the marker.
-            slot[..2].copy_from_slice(&[0x00, 0x01]);
+            let binding = edgeice_stun::MessageType::new(
+                edgeice_stun::Method::BINDING,
+                edgeice_stun::Class::Request,
+            );
+            slot[..2].copy_from_slice(&binding.to_u16().to_be_bytes());
             slot[2..4].copy_from_slice(&[0, 0]);
             slot[4..8].copy_from_slice(&edgeice_stun::MAGIC_COOKIE.to_be_bytes());
             slot[8..16].copy_from_slice(&stamp.to_le_bytes());
@@ -756,8 +760,9 @@ fn write_packet(
             20
         }
         Mode::Channels => {
-            slot[..2].copy_from_slice(&channel.to_be_bytes());
-            slot[2..4].copy_from_slice(&(size as u16).to_be_bytes());
+            // `size` is at most MAX_PAYLOAD (checked when the run starts).
+            let header = ChannelData::header(channel, u16::try_from(size).unwrap_or(u16::MAX));
+            slot[..4].copy_from_slice(&header);
             slot[4..12].copy_from_slice(&stamp.to_le_bytes());
             slot[12..16].copy_from_slice(&MAGIC);
             let len = 4 + size;
