@@ -25,6 +25,7 @@ use edgeice_ice::{
 use serde_json::json;
 
 use crate::server_url::{Scheme, ServerUrl, UrlTransport};
+use edgeice_candidate::AddressClass;
 use media::{BYE, Probes};
 use net::{Incoming, Net};
 use timeline::Timeline;
@@ -191,10 +192,12 @@ fn host_ips(args: &CallArgs) -> Result<Vec<IpAddr>> {
         return Ok(args.host_ip.clone());
     }
     let interfaces = if_addrs::get_if_addrs().context("cannot list the network interfaces")?;
-    let usable = |ip: &IpAddr| match ip {
-        IpAddr::V4(v4) => !v4.is_link_local() && !v4.is_unspecified(),
-        // Link-local IPv6 needs a scope id the candidate line cannot carry.
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80 && !v6.is_unspecified(),
+    // Link-local addresses need a scope id a candidate line cannot carry.
+    let usable = |ip: &IpAddr| {
+        !matches!(
+            AddressClass::of(*ip),
+            AddressClass::LinkLocal | AddressClass::Unusable
+        )
     };
     let mut ips: Vec<IpAddr> = interfaces
         .iter()

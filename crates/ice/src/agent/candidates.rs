@@ -346,8 +346,5 @@ impl Agent {
 }
 
 fn is_link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    }
+    edgeice_candidate::AddressClass::of(ip) == edgeice_candidate::AddressClass::LinkLocal
 }
