@@ -7,6 +7,7 @@
 use crate::attribute::{Attribute, AttributeError, AttributeType};
 use crate::header::{HEADER_LEN, MAGIC_COOKIE, MessageType, TransactionId};
 use crate::integrity::{self, IntegrityKey};
+use crate::message::Layout;
 
 /// Why an attribute could not be added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +39,7 @@ pub struct MessageBuilder<'b> {
     buf: &'b mut Vec<u8>,
     transaction_id: TransactionId,
     padding: u8,
+    layout: Layout,
     stage: Stage,
 }
 
@@ -64,6 +66,7 @@ impl<'b> MessageBuilder<'b> {
             buf,
             transaction_id,
             padding: 0,
+            layout: Layout::Padded,
             stage: Stage::Attributes,
         }
     }
@@ -72,6 +75,13 @@ impl<'b> MessageBuilder<'b> {
     /// default; receivers must ignore it, and the RFC 5769 vectors use 0x20).
     pub fn padding_byte(mut self, byte: u8) -> Self {
         self.padding = byte;
+        self
+    }
+
+    /// Lays the attributes out as `layout` says: [`Layout::Unpadded`] for
+    /// peers of Microsoft's dialects that reject padding.
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
         self
     }
 
@@ -112,6 +122,29 @@ impl<'b> MessageBuilder<'b> {
         Ok(self)
     }
 
+    /// Appends MESSAGE-INTEGRITY computed the RFC 3489 way Microsoft's
+    /// dialects keep (input zero-padded to 64 bytes). MS-ICE2 counts the
+    /// FINGERPRINT that will follow in the header length the HMAC sees:
+    /// say so with `fingerprint_follows`, then add it with
+    /// [`MessageBuilder::add_fingerprint`] or
+    /// [`MessageBuilder::add_fingerprint_legacy`].
+    pub fn add_integrity_sha1_rfc3489(
+        &mut self,
+        key: &IntegrityKey,
+        fingerprint_follows: bool,
+    ) -> Result<&mut Self, BuildError> {
+        self.check_order(AttributeType::MESSAGE_INTEGRITY)?;
+        let at = self.buf.len();
+        let end = at + 24 + if fingerprint_follows { 8 } else { 0 };
+        self.set_length(end)?;
+        let length = u16::from_be_bytes([self.buf[2], self.buf[3]]);
+        let tag = integrity::sign_sha1_rfc3489(key, self.buf, at, length);
+        self.set_length(at + 24)?;
+        self.push_attribute(AttributeType::MESSAGE_INTEGRITY, &tag);
+        self.stage = Stage::AfterIntegrity;
+        Ok(self)
+    }
+
     /// Appends MESSAGE-INTEGRITY-SHA256 (untruncated) over everything before it.
     pub fn add_integrity_sha256(&mut self, key: &IntegrityKey) -> Result<&mut Self, BuildError> {
         self.check_order(AttributeType::MESSAGE_INTEGRITY_SHA256)?;
@@ -129,6 +162,18 @@ impl<'b> MessageBuilder<'b> {
         let at = self.buf.len();
         self.set_length(at + 8)?;
         let crc = integrity::fingerprint(self.buf);
+        self.push_attribute(AttributeType::FINGERPRINT, &crc.to_be_bytes());
+        self.stage = Stage::AfterFingerprint;
+        Ok(self)
+    }
+
+    /// Appends FINGERPRINT computed with Microsoft's legacy CRC-32, for
+    /// MS-ICE2 peers that predate IMPLEMENTATION-VERSION.
+    pub fn add_fingerprint_legacy(&mut self) -> Result<&mut Self, BuildError> {
+        self.check_order(AttributeType::FINGERPRINT)?;
+        let at = self.buf.len();
+        self.set_length(at + 8)?;
+        let crc = integrity::legacy_fingerprint(self.buf);
         self.push_attribute(AttributeType::FINGERPRINT, &crc.to_be_bytes());
         self.stage = Stage::AfterFingerprint;
         Ok(self)
@@ -169,7 +214,7 @@ impl<'b> MessageBuilder<'b> {
     /// and updates the header; undoes the attribute if it does not fit.
     fn close_attribute(&mut self, start: usize) -> Result<(), BuildError> {
         let value_len = self.buf.len() - start - 4;
-        let padded_end = start + 4 + value_len.next_multiple_of(4);
+        let padded_end = start + 4 + self.layout.stored_len(value_len);
         let Ok(len16) = u16::try_from(value_len) else {
             self.buf.truncate(start);
             return Err(BuildError::TooLong);

@@ -3,19 +3,28 @@
 //! `tests/fuzz_corpus.rs`). Each asserts properties that must hold for any
 //! input; a panic here is a bug found.
 
-use crate::{Attribute, AttributeType, IntegrityKey, Message, MessageBuilder, StreamDecoder};
+use crate::{
+    Attribute, AttributeType, IntegrityKey, Layout, Message, MessageBuilder, StreamDecoder,
+};
 
 /// Parses `data` as a datagram, decodes every attribute, runs the integrity
 /// checks, and rebuilds the message from what was decoded: the rebuilt
 /// message must parse and decode to the same attributes.
 pub fn parse_message(data: &[u8]) {
     let key = IntegrityKey::new(b"fuzz");
-    for message in [Message::parse(data), Message::parse_any_cookie(data)]
-        .into_iter()
-        .flatten()
+    for message in [
+        Message::parse(data),
+        Message::parse_any_cookie(data),
+        Message::parse_unpadded(data),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = message.verify_integrity(&key);
+        let _ = message.verify_integrity_sha1_rfc3489(&key);
         let _ = message.verify_fingerprint();
+        let _ = message.verify_fingerprint_legacy();
+        let _ = crate::ms::is_ms_turn(data);
         let _ = message.unknown_comprehension_required().count();
         let decoded: Vec<Attribute<'_>> = message
             .attributes()
@@ -29,7 +38,8 @@ pub fn parse_message(data: &[u8]) {
             message.kind(),
             message.cookie_field(),
             *message.transaction_id(),
-        );
+        )
+        .layout(message.layout());
         for attribute in &decoded {
             builder
                 .add(attribute)
@@ -37,7 +47,11 @@ pub fn parse_message(data: &[u8]) {
         }
         builder.add_fingerprint().expect("fingerprint fits");
         let rebuilt = builder.finish();
-        let reparsed = Message::parse_any_cookie(rebuilt).expect("rebuilt message must parse");
+        let reparsed = match message.layout() {
+            Layout::Padded => Message::parse_any_cookie(rebuilt),
+            Layout::Unpadded => Message::parse_unpadded(rebuilt),
+        }
+        .expect("rebuilt message must parse");
         assert!(reparsed.verify_fingerprint().is_ok());
         let again: Vec<Attribute<'_>> = reparsed
             .attributes()

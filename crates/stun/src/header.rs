@@ -79,6 +79,11 @@ impl Method {
         }
     }
 
+    /// A method from a number known to fit in 12 bits (for constants).
+    pub(crate) const fn known(value: u16) -> Method {
+        Method(value & 0x0FFF)
+    }
+
     /// The method's number.
     pub const fn value(self) -> u16 {
         self.0

@@ -116,3 +116,94 @@ pub(crate) fn is_valid_sha256_tag_len(len: usize) -> bool {
 pub(crate) fn fingerprint(prefix: &[u8]) -> u32 {
     crc32fast::hash(prefix) ^ FINGERPRINT_XOR
 }
+
+/// Feeds `mac` the message before the attribute at `at` with the header
+/// length set to `length`, then zeros up to a multiple of 64 bytes: RFC
+/// 3489's MESSAGE-INTEGRITY input, kept by Microsoft's dialects.
+fn feed_rfc3489<M: Mac>(mac: &mut M, message: &[u8], at: usize, length: u16) {
+    const ZEROS: [u8; 64] = [0; 64];
+    mac.update(&message[..2]);
+    mac.update(&length.to_be_bytes());
+    mac.update(&message[4..at]);
+    mac.update(&ZEROS[..at.next_multiple_of(64) - at]);
+}
+
+/// HMAC-SHA1 the RFC 3489 way for a MESSAGE-INTEGRITY at `at`, with the
+/// header length `length` (the message's final length).
+pub(crate) fn sign_sha1_rfc3489(
+    key: &IntegrityKey,
+    message: &[u8],
+    at: usize,
+    length: u16,
+) -> [u8; 20] {
+    let mut mac = key.sha1.clone();
+    feed_rfc3489(&mut mac, message, at, length);
+    mac.finalize().into_bytes().into()
+}
+
+pub(crate) fn verify_sha1_rfc3489(
+    key: &IntegrityKey,
+    message: &[u8],
+    at: usize,
+    length: u16,
+    tag: &[u8],
+) -> Result<(), IntegrityError> {
+    let mut mac = key.sha1.clone();
+    feed_rfc3489(&mut mac, message, at, length);
+    mac.verify_slice(tag).map_err(|_| IntegrityError::Mismatch)
+}
+
+/// The CRC-32 table with the one wrong entry that Windows Live Messenger
+/// 2009 shipped and Microsoft's MS-ICE2 peers kept as the "legacy"
+/// FINGERPRINT: 0x8BBEB8EA written as 0x08BBE8EA.
+const LEGACY_CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = if crc == 0x8BBE_B8EA { 0x08BB_E8EA } else { crc };
+        i += 1;
+    }
+    table
+};
+
+/// FINGERPRINT computed with Microsoft's legacy CRC-32 (see
+/// [`LEGACY_CRC_TABLE`]). Table-driven by hand because no CRC crate carries
+/// a wrong table; it runs only on MS-ICE2 checks, never on the relay path.
+pub(crate) fn legacy_fingerprint(prefix: &[u8]) -> u32 {
+    let crc = prefix.iter().fold(!0u32, |crc, &byte| {
+        LEGACY_CRC_TABLE[usize::from((crc as u8) ^ byte)] ^ (crc >> 8)
+    });
+    !crc ^ FINGERPRINT_XOR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_crc_differs_from_the_standard_only_through_its_wrong_entry() {
+        // Without the entry it is the standard CRC-32.
+        let plain = b"no byte here reaches the wrong entry";
+        assert_eq!(legacy_fingerprint(plain), fingerprint(plain));
+        assert_eq!(
+            LEGACY_CRC_TABLE
+                .iter()
+                .filter(|&&e| e == 0x08BB_E8EA)
+                .count(),
+            1
+        );
+        // Some byte string hits the wrong entry, and then they differ.
+        let differs = (0u8..=255).any(|b| legacy_fingerprint(&[b]) != fingerprint(&[b]));
+        assert!(differs);
+    }
+}

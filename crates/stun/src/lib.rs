@@ -48,6 +48,7 @@ pub mod demux;
 mod header;
 mod integrity;
 mod message;
+pub mod ms;
 mod stream;
 
 #[doc(hidden)]
@@ -61,5 +62,5 @@ pub use channel_data::{
 };
 pub use header::{Class, HEADER_LEN, MAGIC_COOKIE, MessageType, Method, TransactionId};
 pub use integrity::{IntegrityError, IntegrityKey};
-pub use message::{Message, ParseError, RawAttributes};
+pub use message::{Layout, Message, ParseError, RawAttributes};
 pub use stream::{Frame, StreamDecoder, StreamError, frame_len};

@@ -40,10 +40,22 @@ pub enum ParseError {
     AttributeAfterFingerprint,
 }
 
+/// How attributes sit in a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Each value padded to a multiple of 4 bytes (RFC 8489 §14).
+    Padded,
+    /// Values back to back, with no padding: how libnice writes and
+    /// expects Microsoft's MS-TURN and MS-ICE2 dialects (a USERNAME those
+    /// dialects want aligned carries its padding inside its length).
+    Unpadded,
+}
+
 /// A STUN message parsed from a byte slice, borrowing it.
 #[derive(Clone, Copy, Debug)]
 pub struct Message<'a> {
     bytes: &'a [u8],
+    layout: Layout,
     kind: MessageType,
     transaction_id: TransactionId,
     integrity: Option<usize>,
@@ -54,23 +66,42 @@ pub struct Message<'a> {
 impl<'a> Message<'a> {
     /// Parses a datagram holding exactly one RFC 8489 message.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
-        Self::parse_inner(bytes, true)
+        Self::parse_inner(bytes, true, Layout::Padded)
     }
 
     /// Parses a message whether or not it carries the magic cookie: RFC 3489
     /// clients and Microsoft's MS-TURN put a transaction ID there instead.
     pub fn parse_any_cookie(bytes: &'a [u8]) -> Result<Self, ParseError> {
-        Self::parse_inner(bytes, false)
+        Self::parse_inner(bytes, false, Layout::Padded)
     }
 
-    fn parse_inner(bytes: &'a [u8], require_cookie: bool) -> Result<Self, ParseError> {
+    /// Parses a message whose attributes are not padded ([`Layout::Unpadded`]),
+    /// with or without the magic cookie. Its length need not be a multiple
+    /// of 4, but the attributes must tile it exactly.
+    pub fn parse_unpadded(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        Self::parse_inner(bytes, false, Layout::Unpadded)
+    }
+
+    /// Parses a message in whichever layout its attributes tile exactly,
+    /// trying [`Layout::Unpadded`] first: what a server does for a dialect
+    /// whose clients differ in padding. A message with only 4-byte-aligned
+    /// values reads the same both ways.
+    pub fn parse_either_layout(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        Self::parse_unpadded(bytes).or_else(|_| Self::parse_any_cookie(bytes))
+    }
+
+    fn parse_inner(
+        bytes: &'a [u8],
+        require_cookie: bool,
+        layout: Layout,
+    ) -> Result<Self, ParseError> {
         let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
             return Err(ParseError::TooShort(bytes.len()));
         };
         let kind = MessageType::from_u16(u16::from_be_bytes([header[0], header[1]]))
             .ok_or(ParseError::NotStun)?;
         let declared = u16::from_be_bytes([header[2], header[3]]);
-        if declared % 4 != 0 {
+        if layout == Layout::Padded && declared % 4 != 0 {
             return Err(ParseError::UnalignedLength(declared));
         }
         if usize::from(declared) != body.len() {
@@ -87,6 +118,7 @@ impl<'a> Message<'a> {
 
         let mut message = Message {
             bytes,
+            layout,
             kind,
             transaction_id,
             integrity: None,
@@ -115,9 +147,14 @@ impl<'a> Message<'a> {
                 AttributeType::FINGERPRINT => message.fingerprint = Some(at),
                 _ => {}
             }
-            offset += 4 + value_len.next_multiple_of(4);
+            offset += 4 + layout.stored_len(value_len);
         }
         Ok(message)
+    }
+
+    /// How its attributes are laid out.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// The whole message as received.
@@ -162,6 +199,7 @@ impl<'a> Message<'a> {
     pub fn raw_attributes(&self) -> RawAttributes<'a> {
         RawAttributes {
             bytes: self.bytes,
+            layout: self.layout,
             offset: HEADER_LEN,
             integrity_seen: false,
             integrity_sha256_seen: false,
@@ -219,6 +257,17 @@ impl<'a> Message<'a> {
         integrity::verify_sha1(key, self.bytes, at, tag)
     }
 
+    /// Checks MESSAGE-INTEGRITY the RFC 3489 way Microsoft's dialects keep:
+    /// the HMAC input is zero-padded to a multiple of 64 bytes, and the
+    /// header's length is taken as received (MS-ICE2 counts a FINGERPRINT
+    /// that follows the integrity).
+    pub fn verify_integrity_sha1_rfc3489(&self, key: &IntegrityKey) -> Result<(), IntegrityError> {
+        let at = self.integrity.ok_or(IntegrityError::Missing)?;
+        let tag = self.value_at(at);
+        let length = u16::from_be_bytes([self.bytes[2], self.bytes[3]]);
+        integrity::verify_sha1_rfc3489(key, self.bytes, at, length, tag)
+    }
+
     /// Checks MESSAGE-INTEGRITY-SHA256 with `key`, in constant time.
     pub fn verify_integrity_sha256(&self, key: &IntegrityKey) -> Result<(), IntegrityError> {
         let at = self.integrity_sha256.ok_or(IntegrityError::Missing)?;
@@ -248,11 +297,34 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// Checks FINGERPRINT against Microsoft's legacy CRC-32, which MS-ICE2
+    /// peers without IMPLEMENTATION-VERSION use
+    /// ([`crate::MessageBuilder::add_fingerprint_legacy`]).
+    pub fn verify_fingerprint_legacy(&self) -> Result<(), IntegrityError> {
+        let at = self.fingerprint.ok_or(IntegrityError::Missing)?;
+        let value = self.value_at(at);
+        if value == integrity::legacy_fingerprint(&self.bytes[..at]).to_be_bytes() {
+            Ok(())
+        } else {
+            Err(IntegrityError::Mismatch)
+        }
+    }
+
     /// The value of the attribute whose header starts at `at` (an offset
     /// recorded during parsing, so known to be in bounds).
     fn value_at(&self, at: usize) -> &'a [u8] {
         let len = usize::from(u16::from_be_bytes([self.bytes[at + 2], self.bytes[at + 3]]));
         &self.bytes[at + 4..at + 4 + len]
+    }
+}
+
+impl Layout {
+    /// How many bytes a value of `len` bytes takes in the message.
+    pub(crate) fn stored_len(self, len: usize) -> usize {
+        match self {
+            Layout::Padded => len.next_multiple_of(4),
+            Layout::Unpadded => len,
+        }
     }
 }
 
@@ -274,6 +346,7 @@ fn raw_header(bytes: &[u8], offset: usize) -> Result<(AttributeType, usize), Par
 #[derive(Clone, Debug)]
 pub struct RawAttributes<'a> {
     bytes: &'a [u8],
+    layout: Layout,
     offset: usize,
     integrity_seen: bool,
     integrity_sha256_seen: bool,
@@ -287,7 +360,7 @@ impl<'a> Iterator for RawAttributes<'a> {
             // The message was validated when parsed, so this cannot fail.
             let (kind, len) = raw_header(self.bytes, self.offset).ok()?;
             let value = &self.bytes[self.offset + 4..self.offset + 4 + len];
-            self.offset += 4 + len.next_multiple_of(4);
+            self.offset += 4 + self.layout.stored_len(len);
             let processed = match kind {
                 AttributeType::FINGERPRINT => true,
                 AttributeType::MESSAGE_INTEGRITY_SHA256 => !self.integrity_sha256_seen,

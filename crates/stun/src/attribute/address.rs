@@ -53,39 +53,44 @@ pub(crate) fn decode(value: &[u8]) -> Result<SocketAddr, AttributeError> {
 
 /// Decodes an XOR-ed address value.
 pub(crate) fn decode_xor(value: &[u8], txid: &TransactionId) -> Result<SocketAddr, AttributeError> {
-    decode_with(value, Some(txid))
+    decode_with(value, Some(&xor_key(MAGIC_COOKIE.to_be_bytes(), txid)))
 }
 
-fn decode_with(value: &[u8], xor: Option<&TransactionId>) -> Result<SocketAddr, AttributeError> {
+/// Decodes an address XOR-ed with `key`: the message's 16 bytes after the
+/// length field (cookie and transaction ID in RFC 8489; Microsoft's
+/// MS-XOR-MAPPED-ADDRESS uses whatever the sender put there).
+pub fn decode_xor_keyed(value: &[u8], key: &[u8; 16]) -> Result<SocketAddr, AttributeError> {
+    decode_with(value, Some(key))
+}
+
+fn decode_with(value: &[u8], xor: Option<&[u8; 16]>) -> Result<SocketAddr, AttributeError> {
     let Some((&[_, family, p0, p1], rest)) = value.split_first_chunk::<4>() else {
         return Err(AttributeError::Length);
     };
-    let mut port = u16::from_be_bytes([p0, p1]);
-    if xor.is_some() {
-        port ^= (MAGIC_COOKIE >> 16) as u16;
-    }
+    let mut port = [p0, p1];
     let ip = match (family, rest.len()) {
         (FAMILY_IPV4, 4) => {
-            let mut raw = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-            if xor.is_some() {
-                raw ^= MAGIC_COOKIE;
+            let mut raw = [rest[0], rest[1], rest[2], rest[3]];
+            if let Some(key) = xor {
+                apply(&mut raw, key);
             }
             IpAddr::V4(Ipv4Addr::from(raw))
         }
         (FAMILY_IPV6, 16) => {
             let mut raw = [0u8; 16];
             raw.copy_from_slice(rest);
-            if let Some(txid) = xor {
-                for (b, k) in raw.iter_mut().zip(xor_key(txid)) {
-                    *b ^= k;
-                }
+            if let Some(key) = xor {
+                apply(&mut raw, key);
             }
             IpAddr::V6(Ipv6Addr::from(raw))
         }
         (FAMILY_IPV4 | FAMILY_IPV6, _) => return Err(AttributeError::Length),
         _ => return Err(AttributeError::AddressFamily(family)),
     };
-    Ok(SocketAddr::new(ip, port))
+    if let Some(key) = xor {
+        apply(&mut port, key);
+    }
+    Ok(SocketAddr::new(ip, u16::from_be_bytes(port)))
 }
 
 /// Appends the plain encoding of `addr` to `out`.
@@ -95,41 +100,53 @@ pub(crate) fn encode(addr: &SocketAddr, out: &mut Vec<u8>) {
 
 /// Appends the XOR-ed encoding of `addr` to `out`.
 pub(crate) fn encode_xor(addr: &SocketAddr, txid: &TransactionId, out: &mut Vec<u8>) {
-    encode_with(addr, Some(txid), out)
+    encode_with(addr, Some(&xor_key(MAGIC_COOKIE.to_be_bytes(), txid)), out)
 }
 
-fn encode_with(addr: &SocketAddr, xor: Option<&TransactionId>, out: &mut Vec<u8>) {
-    let mut port = addr.port();
-    if xor.is_some() {
-        port ^= (MAGIC_COOKIE >> 16) as u16;
+/// Appends the encoding of `addr` XOR-ed with `key` (see
+/// [`decode_xor_keyed`]).
+pub fn encode_xor_keyed(addr: &SocketAddr, key: &[u8; 16], out: &mut Vec<u8>) {
+    encode_with(addr, Some(key), out)
+}
+
+fn encode_with(addr: &SocketAddr, xor: Option<&[u8; 16]>, out: &mut Vec<u8>) {
+    let mut port = addr.port().to_be_bytes();
+    if let Some(key) = xor {
+        apply(&mut port, key);
     }
     let family = AddressFamily::of(&addr.ip()).to_u8();
     out.extend_from_slice(&[0, family]);
-    out.extend_from_slice(&port.to_be_bytes());
+    out.extend_from_slice(&port);
     match addr.ip() {
         IpAddr::V4(ip) => {
-            let mut raw = u32::from(ip);
-            if xor.is_some() {
-                raw ^= MAGIC_COOKIE;
+            let mut raw = ip.octets();
+            if let Some(key) = xor {
+                apply(&mut raw, key);
             }
-            out.extend_from_slice(&raw.to_be_bytes());
+            out.extend_from_slice(&raw);
         }
         IpAddr::V6(ip) => {
             let mut raw = ip.octets();
-            if let Some(txid) = xor {
-                for (b, k) in raw.iter_mut().zip(xor_key(txid)) {
-                    *b ^= k;
-                }
+            if let Some(key) = xor {
+                apply(&mut raw, key);
             }
             out.extend_from_slice(&raw);
         }
     }
 }
 
-/// The 16-byte key an IPv6 address is XOR-ed with: cookie then transaction ID.
-fn xor_key(txid: &TransactionId) -> [u8; 16] {
+/// XORs `bytes` with the front of `key` (the port takes two bytes of it, an
+/// IPv4 address four, an IPv6 address all sixteen).
+fn apply(bytes: &mut [u8], key: &[u8; 16]) {
+    for (b, k) in bytes.iter_mut().zip(key) {
+        *b ^= k;
+    }
+}
+
+/// The 16 bytes an address is XOR-ed with: cookie then transaction ID.
+pub(crate) fn xor_key(cookie: [u8; 4], txid: &TransactionId) -> [u8; 16] {
     let mut key = [0u8; 16];
-    key[..4].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    key[..4].copy_from_slice(&cookie);
     key[4..].copy_from_slice(txid.as_bytes());
     key
 }

@@ -1,0 +1,129 @@
+//! Microsoft's dialects: the numbers of MS-TURN ([MS-TURN], the TURN of
+//! Lync and Skype for Business edges) and of MS-ICE2's connectivity checks.
+//!
+//! MS-TURN grew from an early TURN draft on RFC 3489: its header has no
+//! magic cookie (the request carries a MAGIC-COOKIE *attribute* first
+//! instead), REALM and NONCE have each other's numbers, addresses are plain
+//! except MS-XOR-MAPPED-ADDRESS, and MESSAGE-INTEGRITY is computed over an
+//! input zero-padded to 64 bytes
+//! ([`crate::MessageBuilder::add_integrity_sha1_rfc3489`]). Messages are
+//! built and parsed with the generic codec; this module names the numbers.
+
+use crate::attribute::AttributeType;
+use crate::header::{Class, HEADER_LEN, MessageType, Method};
+
+/// The MAGIC-COOKIE attribute's value, which marks an MS-TURN message.
+pub const MAGIC_COOKIE_VALUE: u32 = 0x72C6_4BC6;
+
+/// MAGIC-COOKIE (0x000F): first attribute of every MS-TURN message.
+pub const MAGIC_COOKIE: AttributeType = AttributeType(0x000F);
+/// MS-ALTERNATE-SERVER (0x000E), a redirect.
+pub const ALTERNATE_SERVER: AttributeType = AttributeType(0x000E);
+/// BANDWIDTH (0x0010), kilobits per second a client asks for.
+pub const BANDWIDTH: AttributeType = AttributeType(0x0010);
+/// DESTINATION-ADDRESS (0x0011): the peer of a Send request or of Set
+/// Active Destination, plain.
+pub const DESTINATION_ADDRESS: AttributeType = AttributeType(0x0011);
+/// REMOTE-ADDRESS (0x0012): the peer a Data indication comes from, plain.
+pub const REMOTE_ADDRESS: AttributeType = AttributeType(0x0012);
+/// DATA (0x0013), the same number as RFC 8656's.
+pub const DATA: AttributeType = AttributeType(0x0013);
+/// NONCE (0x0014): RFC 8489's REALM number.
+pub const NONCE: AttributeType = AttributeType(0x0014);
+/// REALM (0x0015): RFC 8489's NONCE number.
+pub const REALM: AttributeType = AttributeType(0x0015);
+/// MS-VERSION (0x8008): the dialect's version, 1 to 6.
+pub const MS_VERSION: AttributeType = AttributeType(0x8008);
+/// MS-XOR-MAPPED-ADDRESS (0x8020): the client's reflexive address, XOR-ed
+/// with the 16 header bytes after the length.
+pub const MS_XOR_MAPPED_ADDRESS: AttributeType = AttributeType(0x8020);
+/// MS-SEQUENCE-NUMBER (0x8050): a 20-byte connection ID and a 32-bit
+/// number that orders a client's requests.
+pub const MS_SEQUENCE_NUMBER: AttributeType = AttributeType(0x8050);
+/// CANDIDATE-IDENTIFIER (0x8054), MS-ICE2: the checking candidate's
+/// foundation.
+pub const CANDIDATE_IDENTIFIER: AttributeType = AttributeType(0x8054);
+/// IMPLEMENTATION-VERSION (0x8070), MS-ICE2: 2 for Lync 2010 and later.
+pub const IMPLEMENTATION_VERSION: AttributeType = AttributeType(0x8070);
+
+/// Allocate (0x003): creates, refreshes (same 5-tuple) and, with LIFETIME
+/// 0, deletes an allocation.
+pub const ALLOCATE: Method = Method::known(0x003);
+/// Send (0x004), a request that is never answered: relays DATA to
+/// DESTINATION-ADDRESS and lets that peer in.
+pub const SEND: Method = Method::known(0x004);
+/// Data indication: type 0x0115 on the wire (method 0x005 in the error
+/// class when read with RFC 8489's bit layout).
+pub const DATA_INDICATION: MessageType = MessageType::new(Method::known(0x005), Class::Error);
+/// Set Active Destination (0x006): after it, the client and that peer
+/// exchange raw datagrams through the relay.
+pub const SET_ACTIVE_DESTINATION: Method = Method::known(0x006);
+
+/// The name of an MS-TURN or MS-ICE2 attribute type, where the dialect
+/// names it differently from RFC 8489 or adds it.
+pub fn attribute_name(kind: AttributeType) -> Option<&'static str> {
+    Some(match kind {
+        MAGIC_COOKIE => "MAGIC-COOKIE",
+        ALTERNATE_SERVER => "MS-ALTERNATE-SERVER",
+        BANDWIDTH => "BANDWIDTH",
+        DESTINATION_ADDRESS => "DESTINATION-ADDRESS",
+        REMOTE_ADDRESS => "REMOTE-ADDRESS",
+        DATA => "DATA",
+        NONCE => "NONCE",
+        REALM => "REALM",
+        MS_VERSION => "MS-VERSION",
+        MS_XOR_MAPPED_ADDRESS => "MS-XOR-MAPPED-ADDRESS",
+        MS_SEQUENCE_NUMBER => "MS-SEQUENCE-NUMBER",
+        CANDIDATE_IDENTIFIER => "CANDIDATE-IDENTIFIER",
+        IMPLEMENTATION_VERSION => "IMPLEMENTATION-VERSION",
+        _ => return None,
+    })
+}
+
+/// Whether a datagram is an MS-TURN message: STUN's top bits, and the
+/// MAGIC-COOKIE attribute right after the header. Raw MS-ICE2 checks
+/// relayed through an active destination look like STUN too; this is what
+/// tells them apart.
+pub fn is_ms_turn(bytes: &[u8]) -> bool {
+    let cookie = MAGIC_COOKIE_VALUE.to_be_bytes();
+    matches!(
+        bytes.get(HEADER_LEN..HEADER_LEN + 8),
+        Some(&[0x00, 0x0F, 0x00, 0x04, c0, c1, c2, c3]) if [c0, c1, c2, c3] == cookie
+    ) && bytes[0] >> 6 == 0
+}
+
+/// The 16 bytes MS-XOR-MAPPED-ADDRESS is XOR-ed with: the message's bytes
+/// 4 to 19 (in MS-TURN, the whole 128-bit transaction ID). `None` if
+/// `message` is shorter than a header.
+pub fn xor_key(message: &[u8]) -> Option<[u8; 16]> {
+    let mut key = [0u8; 16];
+    key.copy_from_slice(message.get(4..HEADER_LEN)?);
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_types_match_ms_turn() {
+        assert_eq!(DATA_INDICATION.to_u16(), 0x0115);
+        assert_eq!(
+            MessageType::new(SET_ACTIVE_DESTINATION, Class::Success).to_u16(),
+            0x0106
+        );
+        assert_eq!(MessageType::new(ALLOCATE, Class::Error).to_u16(), 0x0113);
+        assert_eq!(MessageType::new(SEND, Class::Request).to_u16(), 0x0004);
+    }
+
+    #[test]
+    fn recognises_the_magic_cookie_attribute() {
+        let mut bytes = vec![0u8; 28];
+        bytes[1] = 0x03;
+        bytes[20..28].copy_from_slice(&[0x00, 0x0F, 0x00, 0x04, 0x72, 0xC6, 0x4B, 0xC6]);
+        assert!(is_ms_turn(&bytes));
+        bytes[27] = 0;
+        assert!(!is_ms_turn(&bytes));
+        assert!(!is_ms_turn(&bytes[..10]));
+    }
+}
