@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Two libnice agents connect through a TURN server with relay candidates only.
 
-Usage: libnice_relay.py HOST:PORT udp|tcp [USERNAME PASSWORD]
+Usage: libnice_relay.py [--dialect rfc5245|oc2007r2] HOST:PORT udp|tcp [USERNAME PASSWORD]
+
+With --dialect oc2007r2 the agents speak Microsoft's dialects, as Lync 2010
+and Skype for Business clients do: MS-TURN to the relay and MS-ICE2 checks.
+libnice then takes the TURN user name and password base64-encoded.
 
 Run it with Debian's /usr/bin/python3 (python3-gi, gir1.2-nice-0.1 and
 libnice10 installed; scripts/test.sh installs them). Both agents live in this
@@ -15,6 +19,7 @@ messages arrived intact; otherwise prints why on stderr and exits 1. Every
 wait is bounded.
 """
 
+import base64
 import os
 import sys
 
@@ -66,7 +71,7 @@ class Peer:
         self.cancellable = Gio.Cancellable()
 
         ctx = GLib.MainContext.default()
-        self.agent = Nice.Agent.new_reliable(ctx, Nice.Compatibility.RFC5245)
+        self.agent = Nice.Agent.new_reliable(ctx, test.compatibility)
         self.agent.set_property("controlling-mode", controlling)
         self.agent.set_property("upnp", False)
         self.agent.set_property("force-relay", True)
@@ -83,8 +88,12 @@ class Peer:
             Nice.RelayType.TCP if test.transport == "tcp" else Nice.RelayType.UDP
         )
         host, port = test.server
+        username, password = test.username, test.password
+        if test.compatibility == Nice.Compatibility.OC2007R2:
+            username = base64.b64encode(username.encode()).decode()
+            password = base64.b64encode(password.encode()).decode()
         if not self.agent.set_relay_info(
-            self.stream, COMPONENT, host, port, test.username, test.password, relay_type
+            self.stream, COMPONENT, host, port, username, password, relay_type
         ):
             raise RuntimeError("set_relay_info failed")
 
@@ -194,7 +203,8 @@ def describe(candidate):
 
 
 class Test:
-    def __init__(self, server, transport, username, password):
+    def __init__(self, server, transport, username, password, compatibility):
+        self.compatibility = compatibility
         self.server = server
         self.transport = transport
         self.username = username
@@ -307,22 +317,33 @@ class Test:
         self.loop.quit()
 
 
+DIALECTS = {
+    "rfc5245": Nice.Compatibility.RFC5245,
+    "oc2007r2": Nice.Compatibility.OC2007R2,
+}
+
+
 def main():
-    if len(sys.argv) not in (3, 5) or sys.argv[2] not in ("udp", "tcp"):
+    args = sys.argv[1:]
+    dialect = "rfc5245"
+    if args[:1] == ["--dialect"] and len(args) >= 2:
+        dialect, args = args[1], args[2:]
+    if dialect not in DIALECTS or len(args) not in (2, 4) or args[1] not in ("udp", "tcp"):
         print(__doc__, file=sys.stderr)
         return 2
-    host, _, port = sys.argv[1].rpartition(":")
+    host, _, port = args[0].rpartition(":")
     server = (host.strip("[]"), int(port))
-    transport = sys.argv[2]
-    username, password = sys.argv[3:5] if len(sys.argv) == 5 else ("user", "pass")
+    transport = args[1]
+    username, password = args[2:4] if len(args) == 4 else ("user", "pass")
     try:
-        failure = Test(server, transport, username, password).run()
+        test = Test(server, transport, username, password, DIALECTS[dialect])
+        failure = test.run()
     except RuntimeError as e:
         failure = str(e)
     if failure:
-        print(f"FAIL ({transport}): {failure}", file=sys.stderr)
+        print(f"FAIL ({dialect}, {transport}): {failure}", file=sys.stderr)
         return 1
-    print(f"OK: libnice relayed a message each way over TURN/{transport}")
+    print(f"OK: libnice ({dialect}) relayed a message each way over TURN/{transport}")
     return 0
 
 

@@ -205,40 +205,7 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn coturn_passes_over_udp_and_tcp() {
-    let port = common::free_udp_tcp_port();
-    let child = Command::new("turnserver")
-        .args([
-            "-n",
-            "--listening-ip=127.0.0.1",
-            &format!("--listening-port={port}"),
-            "--relay-ip=127.0.0.1",
-            "--min-port=61000",
-            "--max-port=65535",
-            "--user=u:p",
-            "--realm=r",
-            "--lt-cred-mech",
-            "--fingerprint",
-            "--allow-loopback-peers",
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            "--log-file=stdout",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run turnserver (Debian's coturn; scripts/test.sh installs it)");
-    let _coturn = common::Running::new(child);
-    // Until it answers Binding (bounded: 50 tries).
-    let stun = format!("stun:127.0.0.1:{port}");
-    let ready = (0..50).any(|_| {
-        let up = probe(&[&stun, "--timeout", "1"]).code == Some(0);
-        if !up {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        up
-    });
-    assert!(ready, "coturn never answered on port {port}");
+    let (_coturn, port) = common::start_coturn();
     let out = probe(&[
         &format!("turn:127.0.0.1:{port}"),
         &format!("turn:127.0.0.1:{port}?transport=tcp"),

@@ -79,6 +79,37 @@ pub enum ChannelConflict {
     PeerTaken,
 }
 
+/// The TURN dialect an allocation was made in, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AllocationDialect {
+    /// RFC 8656 (and RFC 6062).
+    Standard,
+    /// Microsoft's MS-TURN.
+    MsTurn,
+}
+
+impl AllocationDialect {
+    /// A short lowercase name, for labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            AllocationDialect::Standard => "standard",
+            AllocationDialect::MsTurn => "ms-turn",
+        }
+    }
+}
+
+/// What an MS-TURN allocation keeps beyond a standard one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MsTurnState {
+    /// The peer chosen with Set Active Destination: its datagrams and the
+    /// client's travel raw, without Send requests or Data indications.
+    pub active_destination: Option<SocketAddr>,
+    /// How the client lays out attributes; answers use the same.
+    pub layout: edgeice_stun::Layout,
+    /// The connection ID of the MS-SEQUENCE-NUMBER the Allocate answer gave.
+    pub connection_id: [u8; 20],
+}
+
 /// A relayed transport address leased to one client 5-tuple.
 #[derive(Clone, Debug)]
 pub struct Allocation {
@@ -103,6 +134,8 @@ pub struct Allocation {
     pub expires: Instant,
     /// The bandwidth cap, if the server sets one.
     pub budget: Option<ByteBudget>,
+    /// Set for an MS-TURN client's allocation.
+    pub ms_turn: Option<MsTurnState>,
     permissions: Vec<Permission>,
     channels: Vec<ChannelBinding>,
 }
@@ -129,8 +162,17 @@ impl Allocation {
             transaction_id,
             expires,
             budget: None,
+            ms_turn: None,
             permissions: Vec::new(),
             channels: Vec::new(),
+        }
+    }
+
+    /// The dialect it was made in.
+    pub fn dialect(&self) -> AllocationDialect {
+        match self.ms_turn {
+            Some(_) => AllocationDialect::MsTurn,
+            None => AllocationDialect::Standard,
         }
     }
 

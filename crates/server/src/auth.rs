@@ -187,25 +187,28 @@ pub(crate) fn authenticate<'m>(
             key: key.clone(),
         });
     }
-    let unix_now =
-        config.unix_time_at_start + now.saturating_duration_since(nonces.epoch).as_secs();
-    rest_api_key(config, unix_now, username, request)
-        .map(|key| Authenticated { username, key })
-        .ok_or(Rejection(ErrorCode::UNAUTHENTICATED))
+    rest_api_key(config, nonces, now, username, |key| {
+        request.verify_integrity(key).is_ok()
+    })
+    .map(|key| Authenticated { username, key })
+    .ok_or(Rejection(ErrorCode::UNAUTHENTICATED))
 }
 
 /// The key of a TURN REST API user name (`expiry` or `expiry:name`, expiry
 /// in Unix seconds) that has not expired, under whichever configured secret
-/// the request's integrity proves.
-fn rest_api_key(
+/// `proves` accepts (it checks the request's integrity with the key).
+pub(crate) fn rest_api_key(
     config: &ServerConfig,
-    unix_now: u64,
+    nonces: &Nonces,
+    now: Instant,
     username: &str,
-    request: &Message<'_>,
+    proves: impl Fn(&IntegrityKey) -> bool,
 ) -> Option<IntegrityKey> {
     if config.auth_secrets.is_empty() {
         return None;
     }
+    let unix_now =
+        config.unix_time_at_start + now.saturating_duration_since(nonces.epoch).as_secs();
     let expiry = username.split(':').next()?;
     let expiry: u64 = expiry.parse().ok()?;
     if expiry <= unix_now {
@@ -213,7 +216,7 @@ fn rest_api_key(
     }
     config.auth_secrets.iter().find_map(|secret| {
         let key = rest_api_long_term_key(secret, username, &config.realm)?;
-        request.verify_integrity(&key).ok().map(|()| key)
+        proves(&key).then_some(key)
     })
 }
 

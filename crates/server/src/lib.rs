@@ -12,6 +12,8 @@
 //! - `auth`: long-term credentials and stateless nonces;
 //! - `turn`: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656);
 //! - `relay`: the data path, ChannelData and Send/Data indications;
+//! - `ms_turn`: Microsoft's MS-TURN dialect (Lync, Skype for Business),
+//!   recognised per request and served on the same ports;
 //! - `tcp_relay`: TCP allocations (RFC 6062): Connect, ConnectionBind,
 //!   ConnectionAttempt;
 //! - [`allocation`]: an allocation with its permissions and channels;
@@ -27,6 +29,7 @@ mod binding;
 mod config;
 mod interface;
 mod limiter;
+mod ms_turn;
 pub mod nat;
 pub mod peer_policy;
 mod quota;
@@ -47,6 +50,6 @@ pub use interface::{
     RelayTransport, Transmit, Transport,
 };
 pub use quota::QuotaLedger;
-pub use response::ReplyTo;
+pub use response::{Dialect, ReplyTo};
 pub use server::{Server, Stats};
 pub use shared::SharedState;

@@ -83,6 +83,20 @@ impl Server {
             self.stats.permission_denied += 1;
             return None;
         };
+        self.relay_out(now, from, relay, peer, data)
+    }
+
+    /// Sends `data` from `relay` to `peer` for the allocation of `from`, if
+    /// its bandwidth cap allows, and counts it.
+    pub(crate) fn relay_out<'s>(
+        &'s mut self,
+        now: Instant,
+        from: FiveTuple,
+        relay: SocketAddr,
+        peer: SocketAddr,
+        data: &'s [u8],
+    ) -> Option<Transmit<'s>> {
+        let allocation = self.allocations.get_mut(&from)?;
         if !within_budget(allocation, data.len(), now) {
             self.stats.over_bandwidth += 1;
             return None;
@@ -109,7 +123,11 @@ impl Server {
     ) -> Option<Transmit<'s>> {
         let from = *self.by_relay.get(&relay)?;
         let allocation = self.allocations.get_mut(&from)?;
-        if !allocation.permits(peer.ip(), now) {
+        let ms_turn = allocation.ms_turn;
+        // The active destination needs no permission of its own: choosing
+        // it was one.
+        let active = ms_turn.is_some_and(|s| s.active_destination == Some(peer));
+        if !active && !allocation.permits(peer.ip(), now) {
             self.stats.permission_denied += 1;
             return None;
         }
@@ -121,6 +139,12 @@ impl Server {
         }
         self.stats.relayed_to_client.0 += 1;
         self.stats.relayed_to_client.1 += payload_len as u64;
+        if let Some(state) = ms_turn {
+            if active {
+                return Some(reply(from, &datagram[PEER_DATA_HEADROOM..]));
+            }
+            return self.ms_data_indication(from, state.layout, peer, PEER_DATA_HEADROOM, datagram);
+        }
         match channel {
             // Over UDP the header goes in the headroom: no copy at all.
             Some(number) if from.transport == Transport::Udp => {

@@ -1,9 +1,20 @@
 //! Writing responses into the server's reusable buffer.
 
 use edgeice_stun::{
-    Attribute, AttributeType, BuildError, Class, ErrorCode, IntegrityKey, Message, MessageBuilder,
-    MessageType, Method, TransactionId,
+    Attribute, AttributeType, BuildError, Class, ErrorCode, IntegrityKey, Layout, Message,
+    MessageBuilder, MessageType, Method, TransactionId, ms,
 };
+
+/// Which dialect a request spoke, and so how its answer is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// STUN and TURN as the RFCs have them (RFC 3489 Binding included).
+    Standard,
+    /// Microsoft's MS-TURN, with the client's attribute layout: answers
+    /// start with MAGIC-COOKIE, are signed the RFC 3489 way and carry no
+    /// FINGERPRINT.
+    MsTurn(Layout),
+}
 
 /// What a response must echo from its request, kept so that a response can
 /// be sent after the request's bytes are gone (an Allocate waits for its
@@ -22,6 +33,8 @@ pub struct ReplyTo {
     pub sha256: bool,
     /// The request's size, which bounds unauthenticated answers.
     pub request_len: usize,
+    /// The request's dialect.
+    pub dialect: Dialect,
 }
 
 impl ReplyTo {
@@ -34,7 +47,25 @@ impl ReplyTo {
             rfc5389: request.has_magic_cookie(),
             sha256: request.has_integrity_sha256(),
             request_len: request.as_bytes().len(),
+            dialect: Dialect::Standard,
         }
+    }
+
+    /// What to echo from an MS-TURN request.
+    pub fn of_ms_turn(request: &Message<'_>) -> Self {
+        ReplyTo {
+            dialect: Dialect::MsTurn(request.layout()),
+            ..Self::of(request)
+        }
+    }
+
+    /// The 16 bytes after the length field of the answer: MS-XOR-MAPPED-
+    /// ADDRESS's key.
+    pub(crate) fn header_tail(&self) -> [u8; 16] {
+        let mut tail = [0u8; 16];
+        tail[..4].copy_from_slice(&self.cookie);
+        tail[4..].copy_from_slice(self.transaction_id.as_bytes());
+        tail
     }
 }
 
@@ -57,6 +88,17 @@ pub(crate) fn build<'s>(
 ) -> Option<&'s [u8]> {
     let kind = MessageType::new(to.method, class);
     let mut b = MessageBuilder::with_cookie(scratch, kind, to.cookie, to.transaction_id);
+    if let Dialect::MsTurn(layout) = to.dialect {
+        b = b.layout(layout);
+        b.add_raw(ms::MAGIC_COOKIE, &ms::MAGIC_COOKIE_VALUE.to_be_bytes())
+            .ok()?;
+        body(&mut b).ok()?;
+        // MS-TURN defines neither SOFTWARE nor FINGERPRINT.
+        if let Some(key) = key {
+            b.add_integrity_sha1_rfc3489(key, false).ok()?;
+        }
+        return Some(b.finish());
+    }
     body(&mut b).ok()?;
     if let Some(software) = software {
         let trailer = if to.rfc5389 { 8 } else { 0 };

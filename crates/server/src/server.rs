@@ -46,6 +46,11 @@ pub struct Stats {
     pub challenges_dropped: u64,
     /// Inputs dropped: not STUN or ChannelData, or malformed.
     pub dropped: u64,
+    /// MS-TURN requests received (Lync and Skype for Business clients).
+    pub ms_turn_requests: u64,
+    /// Allocations created for MS-TURN clients (also counted in
+    /// `allocations_created`).
+    pub ms_turn_allocations_created: u64,
 }
 
 impl Stats {
@@ -67,6 +72,8 @@ impl Stats {
         self.over_bandwidth += other.over_bandwidth;
         self.challenges_dropped += other.challenges_dropped;
         self.dropped += other.dropped;
+        self.ms_turn_requests += other.ms_turn_requests;
+        self.ms_turn_allocations_created += other.ms_turn_allocations_created;
     }
 
     /// Counts an error response with `code`.
@@ -189,6 +196,14 @@ impl Server {
         // range, still in use, reach 127.
         match contents.first().map(|b| b >> 6) {
             Some(0b01) => self.relay_channel_data(now, from, contents),
+            Some(0b00) if edgeice_stun::ms::is_ms_turn(contents) => {
+                self.handle_ms_turn(now, from, contents)
+            }
+            // An MS-TURN client with an active destination sends it raw
+            // datagrams: RTP, and STUN-looking MS-ICE2 checks too.
+            Some(_) if let Some(destination) = self.active_destination(&from) => {
+                self.relay_raw_to_destination(now, from, destination, contents)
+            }
             Some(0b00) => self.handle_stun(now, from, contents),
             _ => {
                 self.stats.dropped += 1;
@@ -328,15 +343,25 @@ impl Server {
         &self.stats
     }
 
-    /// How many relayed addresses there are per client transport and
-    /// address family (a dual allocation counts once in each family).
-    pub fn allocations_by_kind(&self) -> BTreeMap<(Transport, AddressFamily), usize> {
+    /// How many relayed addresses there are per client transport, address
+    /// family and dialect (a dual allocation counts once in each family).
+    pub fn allocations_by_kind(
+        &self,
+    ) -> BTreeMap<
+        (
+            Transport,
+            AddressFamily,
+            crate::allocation::AllocationDialect,
+        ),
+        usize,
+    > {
         let mut counts = BTreeMap::new();
         for allocation in self.allocations.values() {
             for relay in allocation.relays() {
                 let key = (
                     allocation.five_tuple.transport,
                     AddressFamily::of(&relay.ip()),
+                    allocation.dialect(),
                 );
                 *counts.entry(key).or_insert(0) += 1;
             }

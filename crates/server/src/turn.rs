@@ -114,7 +114,7 @@ impl Server {
 
     /// The lifetime to grant for a LIFETIME request (RFC 8656 §7.2):
     /// the default if none or less, capped at the maximum.
-    fn granted_lifetime(&self, request: &Message<'_>) -> Duration {
+    pub(crate) fn granted_lifetime(&self, request: &Message<'_>) -> Duration {
         let asked = match request.get(AttributeType::LIFETIME) {
             Some(Ok(Attribute::Lifetime(secs))) => Duration::from_secs(secs.into()),
             _ => self.config.default_lifetime,
@@ -310,6 +310,10 @@ impl Server {
             self.by_relay.insert(bound, from);
         }
         self.stats.allocations_created += 1;
+        if let crate::response::Dialect::MsTurn(layout) = pending.reply.dialect {
+            let key = &pending.key;
+            return self.ms_allocate_done(from, &pending.reply, key, layout, pending.lifetime);
+        }
         let token = reserved.map(|reserved| {
             let token = self.reservation_token(reserved, id);
             self.config

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use edgeice_server::allocation::AllocationDialect;
 use edgeice_server::{
     Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, Server, ServerConfig, Transport,
 };
@@ -783,7 +784,14 @@ fn a_dual_allocation_relays_both_families() {
         .collect();
     assert_eq!(relayed, vec![v4, v6]);
     let by_kind = server.allocations_by_kind();
-    assert_eq!(by_kind.get(&(Transport::Udp, AddressFamily::V6)), Some(&1));
+    assert_eq!(
+        by_kind.get(&(
+            Transport::Udp,
+            AddressFamily::V6,
+            AllocationDialect::Standard
+        )),
+        Some(&1)
+    );
 
     // Permissions for peers of both families; each is reached from its relay.
     let peer4: SocketAddr = "198.51.100.20:7000".parse().unwrap();

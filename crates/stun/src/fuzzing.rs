@@ -77,15 +77,22 @@ pub fn stream_decoder(data: &[u8]) {
     let Some((&chunk_seed, stream)) = data.split_first() else {
         return;
     };
-    let whole = frames(stream, stream.len().max(1));
-    let chunked = frames(stream, usize::from(chunk_seed % 17) + 1);
+    // The seed's top bit picks MS-TURN's TCP framing.
+    let framing = if chunk_seed & 0x80 != 0 {
+        crate::Framing::MsTurn
+    } else {
+        crate::Framing::Turn
+    };
+    let whole = frames(stream, stream.len().max(1), framing);
+    let chunked = frames(stream, usize::from(chunk_seed % 17) + 1, framing);
     assert_eq!(whole, chunked);
 }
 
 /// Frames from feeding `stream` in chunks of `chunk` bytes, each frame as
 /// (is STUN, its bytes), up to the first error.
-fn frames(stream: &[u8], chunk: usize) -> (Vec<(bool, Vec<u8>)>, bool) {
+fn frames(stream: &[u8], chunk: usize, framing: crate::Framing) -> (Vec<(bool, Vec<u8>)>, bool) {
     let mut decoder = StreamDecoder::new();
+    decoder.set_framing(framing);
     let mut out = Vec::new();
     for piece in stream.chunks(chunk) {
         decoder.push(piece);
@@ -93,6 +100,10 @@ fn frames(stream: &[u8], chunk: usize) -> (Vec<(bool, Vec<u8>)>, bool) {
             match decoder.next_frame() {
                 Ok(Some(crate::Frame::Stun(bytes))) => {
                     let _ = Message::parse_any_cookie(bytes);
+                    out.push((true, bytes.to_vec()))
+                }
+                Ok(Some(crate::Frame::MsTurn(bytes))) => {
+                    let _ = Message::parse_either_layout(bytes);
                     out.push((true, bytes.to_vec()))
                 }
                 Ok(Some(crate::Frame::ChannelData(cd))) => {

@@ -63,4 +63,4 @@ pub use channel_data::{
 pub use header::{Class, HEADER_LEN, MAGIC_COOKIE, MessageType, Method, TransactionId};
 pub use integrity::{IntegrityError, IntegrityKey};
 pub use message::{Layout, Message, ParseError, RawAttributes};
-pub use stream::{Frame, StreamDecoder, StreamError, frame_len};
+pub use stream::{Frame, Framing, StreamDecoder, StreamError, frame_len};

@@ -101,6 +101,69 @@ pub fn xor_key(message: &[u8]) -> Option<[u8; 16]> {
     Some(key)
 }
 
+/// Bytes of the header MS-TURN puts before each message on TCP.
+pub const TCP_FRAME_HEADER_LEN: usize = 4;
+
+/// Frame type of an MS-TURN message on TCP.
+const TCP_CONTROL: u8 = 0x02;
+/// Frame type of data for the active destination on TCP.
+const TCP_DATA: u8 = 0x03;
+
+/// Whether a TCP connection's first bytes are MS-TURN's framing: a frame
+/// type (2 or 3) and a zero byte. No STUN message starts with 0x0200 or
+/// 0x0300 (methods 0x080 and 0x0C0 are unassigned), so a standard client
+/// is never taken for one.
+pub fn starts_tcp_framed(bytes: &[u8]) -> bool {
+    matches!(bytes, [TCP_CONTROL | TCP_DATA, 0x00, ..])
+}
+
+/// Where the MS-TURN TCP frame at the front of `bytes` has its payload:
+/// `(start, end)`, or `None` until enough bytes are there.
+///
+/// [MS-TURN] §2.1 frames with type, a zero byte and a 16-bit length.
+/// libnice 0.1.21 writes its own TURN requests with the two first bytes
+/// only (and type 3): an MS-TURN request right after them, whose STUN
+/// length delimits it, is read that way. Its small request types (3, 4, 6)
+/// are what tell the two apart; a real data frame that short would wait
+/// for 30 bytes before being cut.
+pub fn tcp_frame(bytes: &[u8]) -> Result<Option<(usize, usize)>, crate::StreamError> {
+    let &[kind, _, l0, l1, ..] = bytes else {
+        return Ok(None);
+    };
+    if kind != TCP_CONTROL && kind != TCP_DATA {
+        return Err(crate::StreamError::UnknownMsFrame(kind));
+    }
+    let declared = usize::from(u16::from_be_bytes([l0, l1]));
+    let request_types = [ALLOCATE, SEND, SET_ACTIVE_DESTINATION]
+        .map(|m| usize::from(MessageType::new(m, Class::Request).to_u16()));
+    if request_types.contains(&declared) {
+        if bytes.len() < 2 + HEADER_LEN + 8 {
+            return Ok(None);
+        }
+        if is_ms_turn(&bytes[2..]) {
+            let stun_len = usize::from(u16::from_be_bytes([bytes[4], bytes[5]]));
+            return Ok(Some((2, 2 + HEADER_LEN + stun_len)));
+        }
+    }
+    Ok(Some((
+        TCP_FRAME_HEADER_LEN,
+        TCP_FRAME_HEADER_LEN + declared,
+    )))
+}
+
+/// The header to put before `contents` on an MS-TURN TCP connection:
+/// control for MS-TURN messages, data for anything else. `None` if it is
+/// too long for the 16-bit length.
+pub fn tcp_frame_header(contents: &[u8]) -> Option<[u8; TCP_FRAME_HEADER_LEN]> {
+    let len = u16::try_from(contents.len()).ok()?.to_be_bytes();
+    let kind = if is_ms_turn(contents) {
+        TCP_CONTROL
+    } else {
+        TCP_DATA
+    };
+    Some([kind, 0, len[0], len[1]])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +177,40 @@ mod tests {
         );
         assert_eq!(MessageType::new(ALLOCATE, Class::Error).to_u16(), 0x0113);
         assert_eq!(MessageType::new(SEND, Class::Request).to_u16(), 0x0004);
+    }
+
+    #[test]
+    fn tcp_frames_round_trip() {
+        let mut message = vec![0u8; 28];
+        message[1] = 0x03;
+        message[3] = 8;
+        message[20..28].copy_from_slice(&[0x00, 0x0F, 0x00, 0x04, 0x72, 0xC6, 0x4B, 0xC6]);
+        let header = tcp_frame_header(&message).unwrap();
+        assert_eq!(header, [2, 0, 0, 28]);
+        assert!(starts_tcp_framed(&header));
+        assert_eq!(tcp_frame_header(b"rtp").unwrap(), [3, 0, 0, 3]);
+        let mut decoder = crate::StreamDecoder::new();
+        decoder.set_framing(crate::Framing::MsTurn);
+        decoder.push(&header);
+        decoder.push(&message[..10]);
+        assert_eq!(decoder.next_raw(), Ok(None));
+        decoder.push(&message[10..]);
+        decoder.push(&[3, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(decoder.next_raw(), Ok(Some(&message[..])));
+        assert_eq!(decoder.next_raw(), Ok(Some(&[][..])));
+        assert_eq!(
+            decoder.next_raw(),
+            Err(crate::StreamError::UnknownMsFrame(9))
+        );
+
+        // libnice's requests: type and zero byte, then the message.
+        let mut decoder = crate::StreamDecoder::new();
+        decoder.set_framing(crate::Framing::MsTurn);
+        decoder.push(&[3, 0]);
+        decoder.push(&message);
+        decoder.push(&[3, 0, 0, 2, 7, 7]);
+        assert_eq!(decoder.next_raw(), Ok(Some(&message[..])));
+        assert_eq!(decoder.next_raw(), Ok(Some(&[7, 7][..])));
     }
 
     #[test]

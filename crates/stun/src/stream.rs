@@ -22,11 +22,17 @@ pub enum StreamError {
     /// A ChannelData header names an invalid channel.
     #[error("ChannelData on invalid channel {0:#06x}")]
     InvalidChannel(u16),
+    /// An MS-TURN frame header of a type other than control (2) or data (3).
+    #[error("MS-TURN frame type {0:#04x} is neither control nor data")]
+    UnknownMsFrame(u8),
 }
 
 /// One frame cut from a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
+    /// What an MS-TURN frame header framed ([`Framing::MsTurn`]): an
+    /// MS-TURN message, or data for the active destination.
+    MsTurn(&'a [u8]),
     /// A whole STUN message, ready for [`crate::Message::parse`].
     Stun(&'a [u8]),
     /// A ChannelData message, its padding removed.
@@ -62,9 +68,23 @@ pub fn frame_len(bytes: &[u8]) -> Result<Option<usize>, StreamError> {
     }
 }
 
+/// How a stream is cut into messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// STUN messages and ChannelData back to back (RFC 8656 §11.5): each
+    /// says its own length.
+    #[default]
+    Turn,
+    /// Microsoft's MS-TURN over TCP: every message behind a 4-byte header
+    /// (type 2 for TURN control, 3 for data; a zero byte; a 16-bit length).
+    /// [`StreamDecoder::next_raw`] returns what the header frames.
+    MsTurn,
+}
+
 /// Buffers a byte stream and cuts it into [`Frame`]s.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
+    framing: Framing,
     buf: Vec<u8>,
     /// Start of the unconsumed bytes.
     start: usize,
@@ -79,6 +99,17 @@ impl StreamDecoder {
     /// An empty decoder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Cuts what follows with `framing` (a server learns it from a
+    /// connection's first bytes: see [`crate::ms::starts_tcp_framed`]).
+    pub fn set_framing(&mut self, framing: Framing) {
+        self.framing = framing;
+    }
+
+    /// How the stream is being cut.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// Appends bytes read from the stream.
@@ -115,9 +146,13 @@ impl StreamDecoder {
 
     /// The next whole frame, or `None` until more bytes arrive.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, StreamError> {
+        let framing = self.framing;
         let Some(frame) = self.next_raw()? else {
             return Ok(None);
         };
+        if framing == Framing::MsTurn {
+            return Ok(Some(Frame::MsTurn(frame)));
+        }
         if frame[0] >> 6 == 0 {
             return Ok(Some(Frame::Stun(frame)));
         }
@@ -134,6 +169,16 @@ impl StreamDecoder {
     pub fn next_raw(&mut self) -> Result<Option<&[u8]>, StreamError> {
         self.start += std::mem::take(&mut self.returned);
         let available = &self.buf[self.start..];
+        if self.framing == Framing::MsTurn {
+            let Some((start, end)) = crate::ms::tcp_frame(available)? else {
+                return Ok(None);
+            };
+            let Some(payload) = available.get(start..end) else {
+                return Ok(None);
+            };
+            self.returned = end;
+            return Ok(Some(payload));
+        }
         let Some(len) = frame_len(available)? else {
             return Ok(None);
         };

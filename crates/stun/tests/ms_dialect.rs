@@ -84,3 +84,22 @@ fn ms_xor_mapped_address_is_keyed_by_the_whole_transaction_id() {
         assert_ne!(out[2..4], addr.port().to_be_bytes());
     }
 }
+
+#[test]
+fn plain_address_values_match_mapped_address() {
+    use edgeice_stun::attribute::{address_value, decode_address};
+    for addr in ["192.0.2.7:40000", "[2001:db8::9]:3478"] {
+        let addr = addr.parse().unwrap();
+        let mut buf = Vec::new();
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::BINDING, Class::Success),
+            TransactionId([3; 12]),
+        );
+        b.add(&Attribute::MappedAddress(addr)).unwrap();
+        let message = Message::parse(b.finish()).unwrap();
+        let value = message.get_raw(AttributeType::MAPPED_ADDRESS).unwrap();
+        assert_eq!(&*address_value(&addr), value);
+        assert_eq!(decode_address(value), Ok(addr));
+    }
+}

@@ -230,6 +230,7 @@ proptest! {
                         prop_assert!(!*is_stun);
                         prop_assert_eq!(cd.data, &payload[..]);
                     }
+                    Frame::MsTurn(_) => prop_assert!(false, "MS-TURN framing was not asked for"),
                 }
                 seen += 1;
             }

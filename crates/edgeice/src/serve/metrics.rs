@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use edgeice_server::allocation::AllocationDialect;
 use edgeice_server::{Stats, Transport};
 use edgeice_stun::AddressFamily;
 use prometheus_client::collector::Collector;
@@ -25,18 +26,28 @@ use super::driver::Shared;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub stats: Stats,
-    pub allocations: BTreeMap<(Transport, AddressFamily), usize>,
+    pub allocations: BTreeMap<(Transport, AddressFamily, AllocationDialect), usize>,
 }
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.stats;
         self.encode_allocations(&mut encoder)?;
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 9] = [
             (
                 "edgeice_allocations_created",
                 "Allocations created",
                 s.allocations_created,
+            ),
+            (
+                "edgeice_ms_turn_allocations_created",
+                "Allocations created for MS-TURN clients (Lync, Skype for Business)",
+                s.ms_turn_allocations_created,
+            ),
+            (
+                "edgeice_ms_turn_requests",
+                "MS-TURN requests received",
+                s.ms_turn_requests,
             ),
             (
                 "edgeice_binding_success",
@@ -119,14 +130,15 @@ impl Snapshot {
     fn encode_allocations(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut gauge = encoder.encode_descriptor(
             "edgeice_allocations",
-            "Allocations, by client transport and relay address family",
+            "Allocations, by client transport, relay address family and TURN dialect",
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
-        for ((transport, family), count) in &self.allocations {
+        for ((transport, family, dialect), count) in &self.allocations {
             let labels = [
                 ("transport", transport_label(*transport)),
                 ("family", family_label(*family)),
+                ("dialect", dialect.label()),
             ];
             ConstGauge::new(*count as i64).encode(gauge.encode_family(&labels)?)?;
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use edgeice_server::{FiveTuple, Input, Transport};
-use edgeice_stun::StreamDecoder;
+use edgeice_stun::{Framing, StreamDecoder};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -103,12 +103,24 @@ where
                     return Ok(());
                 }
                 decoder.push(&chunk[..n]);
+                if decoder.framing() == Framing::Turn
+                    && edgeice_stun::ms::starts_tcp_framed(decoder.pending())
+                {
+                    // A Lync/Skype for Business client: MS-TURN's framing
+                    // from its first byte on, both ways.
+                    decoder.set_framing(Framing::MsTurn);
+                }
                 while let Some(contents) = decoder.next_raw()? {
                     shared.drive(shard, Input::Client { from, contents });
                 }
             }
             command = rx.recv() => match command {
                 Some(StreamCommand::Send(bytes)) => {
+                    if decoder.framing() == Framing::MsTurn {
+                        let header = edgeice_stun::ms::tcp_frame_header(&bytes)
+                            .context("an MS-TURN frame longer than 65535 bytes")?;
+                        stream.write_all(&header).await?;
+                    }
                     stream.write_all(&bytes).await?;
                     let mut spare = spare.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     if spare.len() < 8 {

@@ -260,3 +260,48 @@ pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         dir.join("key.pem"),
     )
 }
+
+/// coturn's `turnserver` on 127.0.0.1 (user `u:p`, realm `r`, loopback
+/// peers allowed, no TLS or DTLS), answering on the returned UDP/TCP port.
+/// Waits until it answers a Binding request (bounded: 50 tries).
+pub fn start_coturn() -> (Running, u16) {
+    let port = free_udp_tcp_port();
+    let child = Command::new("turnserver")
+        .args([
+            "-n",
+            "--listening-ip=127.0.0.1",
+            &format!("--listening-port={port}"),
+            "--relay-ip=127.0.0.1",
+            "--min-port=61000",
+            "--max-port=65535",
+            "--user=u:p",
+            "--realm=r",
+            "--lt-cred-mech",
+            "--fingerprint",
+            "--allow-loopback-peers",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--log-file=stdout",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run turnserver (Debian's coturn; scripts/test.sh installs it)");
+    let coturn = Running::new(child);
+    let stun = format!("stun:127.0.0.1:{port}");
+    let ready = (0..50).any(|_| {
+        let up = Command::new(env!("CARGO_BIN_EXE_edgeice"))
+            .args(["probe", &stun, "--timeout", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !up {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        up
+    });
+    assert!(ready, "coturn never answered on port {port}");
+    (coturn, port)
+}

@@ -51,6 +51,51 @@ pub(crate) fn decode(value: &[u8]) -> Result<SocketAddr, AttributeError> {
     decode_with(value, None)
 }
 
+/// Decodes a plain address value (MAPPED-ADDRESS's encoding), for
+/// attribute types this codec does not model, such as MS-TURN's
+/// DESTINATION-ADDRESS.
+pub fn decode_address(value: &[u8]) -> Result<SocketAddr, AttributeError> {
+    decode(value)
+}
+
+/// The plain encoding of `addr`, on the stack: the value of an address
+/// attribute this codec does not model, such as MS-TURN's REMOTE-ADDRESS.
+pub fn address_value(addr: &SocketAddr) -> AddressValue {
+    let mut value = AddressValue {
+        bytes: [0; 20],
+        len: 0,
+    };
+    let port = addr.port().to_be_bytes();
+    let family = AddressFamily::of(&addr.ip()).to_u8();
+    value.bytes[..4].copy_from_slice(&[0, family, port[0], port[1]]);
+    value.len = match addr.ip() {
+        IpAddr::V4(ip) => {
+            value.bytes[4..8].copy_from_slice(&ip.octets());
+            8
+        }
+        IpAddr::V6(ip) => {
+            value.bytes[4..20].copy_from_slice(&ip.octets());
+            20
+        }
+    };
+    value
+}
+
+/// An encoded address value (8 or 20 bytes), see [`address_value`].
+#[derive(Clone, Copy, Debug)]
+pub struct AddressValue {
+    bytes: [u8; 20],
+    len: usize,
+}
+
+impl std::ops::Deref for AddressValue {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// Decodes an XOR-ed address value.
 pub(crate) fn decode_xor(value: &[u8], txid: &TransactionId) -> Result<SocketAddr, AttributeError> {
     decode_with(value, Some(&xor_key(MAGIC_COOKIE.to_be_bytes(), txid)))

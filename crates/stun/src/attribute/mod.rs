@@ -12,7 +12,9 @@ mod lists;
 
 use std::net::SocketAddr;
 
-pub use address::{AddressFamily, decode_xor_keyed, encode_xor_keyed};
+pub use address::{
+    AddressFamily, AddressValue, address_value, decode_address, decode_xor_keyed, encode_xor_keyed,
+};
 pub use error_code::ErrorCode;
 pub use kind::AttributeType;
 pub use lists::{PasswordAlgorithm, PasswordAlgorithms, UnknownAttributes};
