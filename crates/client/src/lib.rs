@@ -74,6 +74,7 @@ mod allocation;
 mod binding;
 mod error;
 mod ids;
+mod ms_turn;
 mod response;
 pub mod transaction;
 
@@ -87,6 +88,7 @@ pub use allocation::{
 pub use binding::{BindingClient, BindingEvent};
 pub use edgeice_stun::{AddressFamily, StreamDecoder};
 pub use error::{ClientError, InputError};
+pub use ms_turn::{MsTurnClient, MsTurnConfig, MsTurnEvent};
 pub use transaction::{TransactionConfig, Transport};
 
 /// A request for the caller to send to the server.

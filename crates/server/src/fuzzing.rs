@@ -13,6 +13,7 @@ use edgeice_stun::attribute::{PasswordAlgorithm, TRANSPORT_UDP};
 use edgeice_stun::credentials::{Preparation, long_term_key};
 use edgeice_stun::{
     Attribute, AttributeType, Class, Message, MessageBuilder, MessageType, Method, TransactionId,
+    ms,
 };
 
 use crate::{Event, FiveTuple, Input, PEER_DATA_HEADROOM, Server, ServerConfig, Transport};
@@ -106,6 +107,21 @@ pub fn server_core(data: &[u8]) {
                     Input::Client {
                         from,
                         contents: &bytes,
+                    },
+                );
+                learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+            }
+            1 | 2 if script.0.first().is_some_and(|b| b & 0x80 != 0) => {
+                id = id.wrapping_add(1);
+                let pick = script.byte();
+                let choices = script.byte();
+                let peer = peers[usize::from(script.byte()) % peers.len()];
+                ms_turn_request(&mut buf, id, pick, choices, peer, &nonces[k], &key);
+                let answer = server.handle_input(
+                    now,
+                    Input::Client {
+                        from,
+                        contents: &buf,
                     },
                 );
                 learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
@@ -259,13 +275,69 @@ pub fn server_core(data: &[u8]) {
     }
 }
 
-/// Keeps the NONCE of a 401 or 438 answer, as a client would.
+/// Keeps the NONCE of a 401 or 438 answer, as a client would, in either
+/// dialect.
 fn learn_nonce(answer: Option<&[u8]>, nonce: &mut String) {
     let Some(bytes) = answer else { return };
+    if ms::is_ms_turn(bytes) {
+        let found = Message::parse_unpadded(bytes)
+            .ok()
+            .and_then(|m| m.get_raw(ms::NONCE))
+            .and_then(|n| std::str::from_utf8(n).ok());
+        if let Some(n) = found {
+            *nonce = n.to_owned();
+        }
+        return;
+    }
     let Ok(message) = Message::parse(bytes) else {
         return;
     };
     if let Some(Ok(Attribute::Nonce(n))) = message.get(AttributeType::NONCE) {
         *nonce = n.to_owned();
     }
+}
+
+/// Writes an MS-TURN request as libnice's OC2007R2 mode would: `pick`
+/// chooses the method and layout, `choices` which attributes go in.
+fn ms_turn_request(
+    buf: &mut Vec<u8>,
+    id: u8,
+    pick: u8,
+    choices: u8,
+    peer: SocketAddr,
+    nonce: &str,
+    key: &edgeice_stun::IntegrityKey,
+) {
+    let method = [ms::ALLOCATE, ms::SEND, ms::SET_ACTIVE_DESTINATION][usize::from(pick % 3)];
+    let layout = if pick & 4 != 0 {
+        edgeice_stun::Layout::Padded
+    } else {
+        edgeice_stun::Layout::Unpadded
+    };
+    let kind = MessageType::new(method, Class::Request);
+    let mut b = MessageBuilder::with_cookie(buf, kind, [id, 1, 2, 3], TransactionId([id; 12]))
+        .layout(layout);
+    let _ = (|| -> Result<(), edgeice_stun::BuildError> {
+        b.add_raw(ms::MAGIC_COOKIE, &ms::MAGIC_COOKIE_VALUE.to_be_bytes())?;
+        if choices & 1 != 0 {
+            b.add_raw(ms::MS_VERSION, &1u32.to_be_bytes())?;
+        }
+        if choices & 2 != 0 {
+            b.add(&Attribute::Lifetime(u32::from(choices >> 5) * 60))?;
+        }
+        if choices & 4 != 0 {
+            let value = edgeice_stun::attribute::address_value(&peer);
+            b.add_raw(ms::DESTINATION_ADDRESS, &value)?;
+        }
+        if choices & 8 != 0 {
+            b.add_raw(ms::DATA, &[0x80, choices])?;
+        }
+        if choices & 16 != 0 {
+            b.add(&Attribute::Username("user"))?;
+            b.add_raw(ms::REALM, REALM.as_bytes())?;
+            b.add_raw(ms::NONCE, nonce.as_bytes())?;
+            b.add_integrity_sha1_rfc3489(key, false)?;
+        }
+        Ok(())
+    })();
 }

@@ -117,26 +117,41 @@ pub fn starts_tcp_framed(bytes: &[u8]) -> bool {
     matches!(bytes, [TCP_CONTROL | TCP_DATA, 0x00, ..])
 }
 
-/// Where the MS-TURN TCP frame at the front of `bytes` has its payload:
-/// `(start, end)`, or `None` until enough bytes are there.
+/// Whether a connection's first MS-TURN frame, at the front of `bytes`,
+/// lacks the 16-bit length [MS-TURN] §2.1 gives it: `None` until enough
+/// bytes are there to tell.
 ///
-/// [MS-TURN] §2.1 frames with type, a zero byte and a 16-bit length.
-/// libnice 0.1.21 writes its own TURN requests with the two first bytes
-/// only (and type 3): an MS-TURN request right after them, whose STUN
-/// length delimits it, is read that way. Its small request types (3, 4, 6)
-/// are what tell the two apart; a real data frame that short would wait
-/// for 30 bytes before being cut.
-pub fn tcp_frame(bytes: &[u8]) -> Result<Option<(usize, usize)>, crate::StreamError> {
+/// libnice 0.1.21 writes its TURN requests as a frame type and a zero byte
+/// and the message right after them. A connection's first frame is always
+/// an Allocate request, so its bytes 2 and 3 are either a length or
+/// Allocate's type, 0x0003, followed by a whole MS-TURN message.
+pub fn tcp_frames_lack_length(bytes: &[u8]) -> Option<bool> {
+    let allocate = MessageType::new(ALLOCATE, Class::Request)
+        .to_u16()
+        .to_be_bytes();
+    match bytes {
+        [_, _, l0, l1, ..] if [*l0, *l1] != allocate => Some(false),
+        _ if bytes.len() < 2 + HEADER_LEN + 8 => None,
+        _ => Some(is_ms_turn(&bytes[2..])),
+    }
+}
+
+/// Where the MS-TURN TCP frame at the front of `bytes` has its payload:
+/// `(start, end)`, or `None` until enough bytes are there. On a connection
+/// whose frames lack their length ([`tcp_frames_lack_length`]), a frame
+/// that holds an MS-TURN message ends where the message's own length says;
+/// anything else is read with a length.
+pub fn tcp_frame(
+    bytes: &[u8],
+    lack_length: bool,
+) -> Result<Option<(usize, usize)>, crate::StreamError> {
     let &[kind, _, l0, l1, ..] = bytes else {
         return Ok(None);
     };
     if kind != TCP_CONTROL && kind != TCP_DATA {
         return Err(crate::StreamError::UnknownMsFrame(kind));
     }
-    let declared = usize::from(u16::from_be_bytes([l0, l1]));
-    let request_types = [ALLOCATE, SEND, SET_ACTIVE_DESTINATION]
-        .map(|m| usize::from(MessageType::new(m, Class::Request).to_u16()));
-    if request_types.contains(&declared) {
+    if lack_length {
         if bytes.len() < 2 + HEADER_LEN + 8 {
             return Ok(None);
         }
@@ -145,6 +160,7 @@ pub fn tcp_frame(bytes: &[u8]) -> Result<Option<(usize, usize)>, crate::StreamEr
             return Ok(Some((2, 2 + HEADER_LEN + stun_len)));
         }
     }
+    let declared = usize::from(u16::from_be_bytes([l0, l1]));
     Ok(Some((
         TCP_FRAME_HEADER_LEN,
         TCP_FRAME_HEADER_LEN + declared,
@@ -207,10 +223,24 @@ mod tests {
         let mut decoder = crate::StreamDecoder::new();
         decoder.set_framing(crate::Framing::MsTurn);
         decoder.push(&[3, 0]);
-        decoder.push(&message);
-        decoder.push(&[3, 0, 0, 2, 7, 7]);
+        decoder.push(&message[..20]);
+        assert_eq!(decoder.next_raw(), Ok(None));
+        decoder.push(&message[20..]);
         assert_eq!(decoder.next_raw(), Ok(Some(&message[..])));
-        assert_eq!(decoder.next_raw(), Ok(Some(&[7, 7][..])));
+        // Data there is framed with a length (and read once 30 bytes are in).
+        decoder.push(&[3, 0, 0, 30]);
+        decoder.push(&[7; 30]);
+        assert_eq!(decoder.next_raw(), Ok(Some(&[7; 30][..])));
+
+        // A spec-framed connection takes a short data frame by its length,
+        // even one whose length reads like a request type.
+        let mut decoder = crate::StreamDecoder::new();
+        decoder.set_framing(crate::Framing::MsTurn);
+        decoder.push(&header);
+        decoder.push(&message);
+        decoder.push(&[3, 0, 0, 4, 1, 2, 3, 4]);
+        assert_eq!(decoder.next_raw(), Ok(Some(&message[..])));
+        assert_eq!(decoder.next_raw(), Ok(Some(&[1, 2, 3, 4][..])));
     }
 
     #[test]

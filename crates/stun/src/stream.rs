@@ -85,6 +85,9 @@ pub enum Framing {
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     framing: Framing,
+    /// With [`Framing::MsTurn`]: whether frames lack their length (libnice),
+    /// once the first frame told.
+    ms_lack_length: Option<bool>,
     buf: Vec<u8>,
     /// Start of the unconsumed bytes.
     start: usize,
@@ -170,7 +173,13 @@ impl StreamDecoder {
         self.start += std::mem::take(&mut self.returned);
         let available = &self.buf[self.start..];
         if self.framing == Framing::MsTurn {
-            let Some((start, end)) = crate::ms::tcp_frame(available)? else {
+            if self.ms_lack_length.is_none() {
+                self.ms_lack_length = crate::ms::tcp_frames_lack_length(available);
+            }
+            let Some(lack_length) = self.ms_lack_length else {
+                return Ok(None);
+            };
+            let Some((start, end)) = crate::ms::tcp_frame(available, lack_length)? else {
                 return Ok(None);
             };
             let Some(payload) = available.get(start..end) else {
