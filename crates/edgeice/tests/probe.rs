@@ -315,3 +315,47 @@ fn rfc_5780_mapping_is_checked_when_the_server_offers_it() {
     );
     assert_eq!(out.code, Some(0));
 }
+
+#[test]
+fn ms_turn_dialect_passes_against_edgeice_and_fails_against_coturn() {
+    let (_server, udp) = common::start_turn_server();
+    let out = probe(&[
+        &format!("turn:{udp}"),
+        &format!("turn:{udp}?transport=tcp"),
+        "--dialect",
+        "ms-turn",
+        "--user",
+        "user",
+        "--password",
+        "pass",
+        "--json",
+    ]);
+    let json = parse(&out);
+    assert_eq!(out.code, Some(0), "{}", out.stdout);
+    assert_eq!(statuses(&json, "ms-turn allocate udp"), ["pass"]);
+    assert_eq!(statuses(&json, "ms-turn allocate tcp"), ["pass"]);
+    assert_eq!(
+        statuses(&json, "send and data indication"),
+        ["pass", "pass"]
+    );
+    assert_eq!(statuses(&json, "active destination"), ["pass", "pass"]);
+
+    // coturn leaves MS-TURN unanswered; the probe says what that means.
+    let (_coturn, port) = common::start_coturn();
+    let out = probe(&[
+        &format!("turn:127.0.0.1:{port}"),
+        "--dialect",
+        "ms-turn",
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--timeout",
+        "1",
+        "--json",
+    ]);
+    let json = parse(&out);
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert_eq!(statuses(&json, "ms-turn allocate udp"), ["fail"]);
+    assert!(out.stdout.contains("MS-TURN"), "{}", out.stdout);
+}

@@ -26,11 +26,22 @@ impl Server {
         from: FiveTuple,
         contents: &'s [u8],
     ) -> Option<Transmit<'s>> {
+        let Some(allocation) = self.allocations.get_mut(&from) else {
+            if ChannelData::parse(contents).is_err() {
+                self.stats.dropped += 1;
+            }
+            return None;
+        };
+        if let Some(state) = allocation.ms_turn {
+            // MS-TURN has no channels: from a client with an active
+            // destination, 0x40..0x7F is just a raw datagram's first byte.
+            let destination = state.active_destination?;
+            return self.relay_raw_to_destination(now, from, destination, contents);
+        }
         let Ok(frame) = ChannelData::parse(contents) else {
             self.stats.dropped += 1;
             return None;
         };
-        let allocation = self.allocations.get_mut(&from)?;
         let Some(binding) = allocation.channel(frame.channel, now) else {
             self.stats.permission_denied += 1;
             return None;

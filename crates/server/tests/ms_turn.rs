@@ -293,6 +293,9 @@ fn allocate_send_data_and_active_destination() {
         (RELAY.parse().unwrap(), peer, &rtp[..])
     );
     assert_eq!(peer_data(&mut server, t0, peer, &rtp).unwrap(), rtp);
+    // No channels in this dialect: 0x40..0x7F is a raw first byte too.
+    let (_, destination, out) = send(&mut server, t0, client.from, b"ms raw").unwrap();
+    assert_eq!((destination, &out[..]), (peer, &b"ms raw"[..]));
 
     // An MS-ICE2 check looks like STUN but has no MAGIC-COOKIE: it is
     // for the destination, not for the server.

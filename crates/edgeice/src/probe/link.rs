@@ -179,6 +179,13 @@ impl Link {
         }
     }
 
+    /// Cuts what the server sends with `framing` (MS-TURN's over TCP).
+    pub fn set_framing(&mut self, framing: edgeice_stun::Framing) {
+        if let Some(decoder) = self.decoder() {
+            decoder.set_framing(framing);
+        }
+    }
+
     fn decoder(&mut self) -> Option<&mut StreamDecoder> {
         match self {
             Link::Udp { .. } => None,

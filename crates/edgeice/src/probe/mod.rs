@@ -10,6 +10,7 @@
 
 mod error;
 mod link;
+mod ms_turn;
 mod report;
 mod stun;
 mod turn;
@@ -62,6 +63,20 @@ pub struct ProbeArgs {
     /// Write the checklist as JSON.
     #[arg(long)]
     json: bool,
+    /// The TURN dialect to speak: `ms-turn` checks an edge as a Lync or
+    /// Skype for Business client would (MS-TURN Allocate, Send and Data,
+    /// Set Active Destination).
+    #[arg(long, value_enum, default_value_t = Dialect::Standard)]
+    dialect: Dialect,
+}
+
+/// Which TURN the probe speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dialect {
+    /// RFC 8656 (and RFC 5780 for STUN).
+    Standard,
+    /// Microsoft's MS-TURN.
+    MsTurn,
 }
 
 /// What the checks share.
@@ -70,6 +85,8 @@ pub struct Settings {
     timeout: Duration,
     /// TLS for `turns:` (loaded only when such a URL is given).
     tls: Option<Arc<ClientConfig>>,
+    /// The TURN dialect.
+    dialect: Dialect,
 }
 
 /// Runs the probe: exit 0 when no check failed, 1 when one did, 2 for bad
@@ -105,6 +122,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
     let settings = Settings {
         timeout: Duration::from_secs(args.timeout),
         tls,
+        dialect: args.dialect,
     };
 
     let reports: Vec<ServerReport> = urls
@@ -162,13 +180,13 @@ fn probe_one(
         ));
     }
     if let (Scheme::Turn | Scheme::Turns, Some(credentials)) = (url.scheme, credentials) {
-        report.checks.extend(turn::checks(
-            server,
-            &url.host,
-            transport,
-            credentials,
-            settings,
-        ));
+        let checks = match settings.dialect {
+            Dialect::Standard => turn::checks,
+            Dialect::MsTurn => ms_turn::checks,
+        };
+        report
+            .checks
+            .extend(checks(server, &url.host, transport, credentials, settings));
     }
     report
 }

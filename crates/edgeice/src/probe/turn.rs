@@ -131,7 +131,7 @@ pub fn checks(
 }
 
 /// The link for `transport`.
-fn connect(
+pub(super) fn connect(
     server: SocketAddr,
     host: &str,
     transport: Transport,
@@ -206,7 +206,7 @@ fn allocate_and_check(
 }
 
 /// The check for an Allocate the server refused.
-fn refused(name: &str, code: Option<u16>, reason: &str) -> Check {
+pub(super) fn refused(name: &str, code: Option<u16>, reason: &str) -> Check {
     let fix = match code {
         Some(401) => {
             "the credentials were refused: check --user/--password (and the realm), or --secret"
@@ -229,7 +229,7 @@ fn refused(name: &str, code: Option<u16>, reason: &str) -> Check {
 }
 
 /// What the relayed address's class means for clients.
-fn class_check(relayed: SocketAddr, class: AddressClass, public: &str) -> Check {
+pub(super) fn class_check(relayed: SocketAddr, class: AddressClass, public: &str) -> Check {
     let name = "relay address";
     let ip = relayed.ip();
     match class {
@@ -400,7 +400,7 @@ fn send_direct(
 /// The public address to suggest for `--external-ip`: the address the
 /// probe reached the server on when that one is public (the NAT's address
 /// in front of it), else a placeholder.
-fn public_guess(server: SocketAddr) -> String {
+pub(super) fn public_guess(server: SocketAddr) -> String {
     if AddressClass::of(server.ip()).is_reachable_from_internet() {
         server.ip().to_string()
     } else {
