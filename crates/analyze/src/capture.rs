@@ -41,6 +41,11 @@ pub struct StunPacket {
     pub authenticated: bool,
     /// The USERNAME, if any.
     pub username: Option<String>,
+    /// `standard` (RFC STUN/TURN/ICE), `ms-turn` (Lync and Skype for
+    /// Business relays: MAGIC-COOKIE attribute) or `ms-ice2` (their
+    /// connectivity checks: IMPLEMENTATION-VERSION, CANDIDATE-IDENTIFIER or
+    /// unpadded attributes).
+    pub dialect: &'static str,
 }
 
 /// Whether `head` starts a pcap or pcapng file.
@@ -309,15 +314,13 @@ fn read_message(
     payload: &[u8],
     emit: &mut Emit<'_>,
 ) -> Result<(), InputError> {
-    // TURN over TCP frames STUN too: the first frame of the segment.
-    let stun = match edgeice_stun::frame_len(payload) {
-        Ok(Some(len)) if payload[0] >> 6 == 0 => payload.get(..len),
-        _ => None,
-    };
-    if let Some(message) = stun.and_then(|s| Message::parse(s).ok()) {
-        return emit(Item::Stun(stun_packet(
-            file, packet, stamp, from, to, &message,
-        )));
+    if let Some((message, dialect)) = stun_message(payload) {
+        let mut packet = stun_packet(file, packet, stamp, from, to, &message);
+        packet.dialect = dialect;
+        if dialect == "ms-turn" {
+            packet.what = ms_turn_what(&message);
+        }
+        return emit(Item::Stun(packet));
     }
     let text = String::from_utf8_lossy(payload);
     let lines: Vec<&str> = text.split('\n').collect();
@@ -333,6 +336,63 @@ fn read_message(
     Ok(())
 }
 
+/// The STUN message at the front of a datagram or TCP segment, in any
+/// dialect, and which: `standard`, `ms-turn` or `ms-ice2`.
+fn stun_message(payload: &[u8]) -> Option<(Message<'_>, &'static str)> {
+    use edgeice_stun::ms;
+    // MS-TURN over UDP, then over TCP inside its own framing.
+    if ms::is_ms_turn(payload) {
+        return Some((Message::parse_either_layout(payload).ok()?, "ms-turn"));
+    }
+    if ms::starts_tcp_framed(payload) {
+        let lack_length = ms::tcp_frames_lack_length(payload).unwrap_or(false);
+        if let Ok(Some((start, end))) = ms::tcp_frame(payload, lack_length)
+            && let Some(inner) = payload.get(start..end)
+            && ms::is_ms_turn(inner)
+        {
+            return Some((Message::parse_either_layout(inner).ok()?, "ms-turn"));
+        }
+    }
+    // TURN over TCP frames STUN too: the first frame of the segment.
+    let stun = match edgeice_stun::frame_len(payload) {
+        Ok(Some(len)) if payload[0] >> 6 == 0 => payload.get(..len),
+        _ => None,
+    };
+    if let Some(message) = stun.and_then(|s| Message::parse(s).ok()) {
+        let ms_ice2 = message.get_raw(ms::IMPLEMENTATION_VERSION).is_some()
+            || message.get_raw(ms::CANDIDATE_IDENTIFIER).is_some();
+        return Some((message, if ms_ice2 { "ms-ice2" } else { "standard" }));
+    }
+    // MS-ICE2 checks carry the cookie but may leave attributes unpadded.
+    let message = Message::parse_unpadded(payload).ok()?;
+    message.has_magic_cookie().then_some((message, "ms-ice2"))
+}
+
+/// `Allocate request`, `Data indication`... for an MS-TURN message, whose
+/// Data indication and Set Active Destination RFC 8489 does not name.
+fn ms_turn_what(message: &Message<'_>) -> String {
+    use edgeice_stun::ms;
+    if message.kind() == ms::DATA_INDICATION {
+        return "Data indication".to_owned();
+    }
+    let method = match message.method() {
+        ms::ALLOCATE => "Allocate",
+        ms::SEND => "Send",
+        ms::SET_ACTIVE_DESTINATION => "Set Active Destination",
+        other => return format!("{other} {}", class_word(message.class())),
+    };
+    format!("{method} {}", class_word(message.class()))
+}
+
+fn class_word(class: Class) -> &'static str {
+    match class {
+        Class::Request => "request",
+        Class::Indication => "indication",
+        Class::Success => "success",
+        Class::Error => "error",
+    }
+}
+
 fn stun_packet(
     file: &str,
     packet: usize,
@@ -341,18 +401,14 @@ fn stun_packet(
     to: SocketAddr,
     message: &Message<'_>,
 ) -> StunPacket {
-    let class = match message.class() {
-        Class::Request => "request",
-        Class::Indication => "indication",
-        Class::Success => "success",
-        Class::Error => "error",
-    };
+    let class = class_word(message.class());
     let error = match message.get(AttributeType::ERROR_CODE) {
         Some(Ok(Attribute::ErrorCode(e))) => Some(e.code),
         _ => None,
     };
+    // MS-ICE2 pads USERNAME with NULs inside its length.
     let username = match message.get(AttributeType::USERNAME) {
-        Some(Ok(Attribute::Username(u))) => Some(u.to_owned()),
+        Some(Ok(Attribute::Username(u))) => Some(u.trim_end_matches('\0').to_owned()),
         _ => None,
     };
     StunPacket {
@@ -366,6 +422,7 @@ fn stun_packet(
         error,
         authenticated: message.has_integrity() || message.has_integrity_sha256(),
         username,
+        dialect: "standard",
     }
 }
 

@@ -377,11 +377,20 @@ pub struct StunFindings {
     users: std::collections::BTreeSet<String>,
     errors: Vec<Evidence>,
     codes: std::collections::BTreeSet<u16>,
+    /// MS-TURN Allocate requests seen, the first few as evidence, and
+    /// whether any MS-TURN answer came.
+    ms_turn_allocates: usize,
+    ms_turn_evidence: Vec<Evidence>,
+    ms_turn_answered: bool,
+    ms_turn_servers: std::collections::BTreeSet<std::net::SocketAddr>,
 }
 
 impl StunFindings {
     /// Takes one packet into account.
     pub fn push(&mut self, packet: &StunPacket) {
+        if packet.dialect == "ms-turn" {
+            self.push_ms_turn(packet);
+        }
         let Some(code) = packet.error else {
             if packet.what.ends_with("request") && !self.requests.contains_key(&packet.transaction)
             {
@@ -431,9 +440,46 @@ impl StunFindings {
         }
     }
 
+    /// Counts MS-TURN Allocate requests and notes any answer.
+    fn push_ms_turn(&mut self, packet: &StunPacket) {
+        if packet.what == "Allocate request" {
+            self.ms_turn_allocates += 1;
+            if self.ms_turn_servers.len() < MAX_USERS {
+                self.ms_turn_servers.insert(packet.to);
+            }
+            if self.ms_turn_evidence.len() < MAX_EVIDENCE {
+                self.ms_turn_evidence.push(Evidence {
+                    file: packet.file.clone(),
+                    line: packet.packet,
+                    text: format!(
+                        "MS-TURN Allocate request from {} to {}",
+                        packet.from, packet.to
+                    ),
+                });
+            }
+        } else if packet.what.ends_with("success") || packet.what.ends_with("error") {
+            self.ms_turn_answered = true;
+        }
+    }
+
     /// The findings so far.
     pub fn findings(&self) -> Vec<Finding> {
         let mut findings = Vec::new();
+        if self.ms_turn_allocates > 0 && !self.ms_turn_answered {
+            let servers: Vec<String> = self.ms_turn_servers.iter().map(|s| s.to_string()).collect();
+            findings.push(Finding {
+                code: "ms-turn-unanswered",
+                severity: Severity::Error,
+                message: format!(
+                    "{} MS-TURN Allocate requests (Lync or Skype for Business clients) to {} got no answer: that TURN server does not speak MS-TURN (coturn does not), so these clients get no relay candidate and calls across NAT fail",
+                    self.ms_turn_allocates,
+                    servers.join(", ")
+                ),
+                fix: "point these clients at an edge that answers MS-TURN: the Lync/Skype for Business A/V Edge, or edgeice serve, which answers MS-TURN and standard TURN on the same ports (check it with edgeice probe --dialect ms-turn)".to_owned(),
+                call_id: None,
+                evidence: self.ms_turn_evidence.clone(),
+            });
+        }
         if self.refused_count > 0 {
             let users: Vec<&str> = self.users.iter().map(String::as_str).collect();
             findings.push(turn_auth_failed(

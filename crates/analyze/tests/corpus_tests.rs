@@ -328,3 +328,54 @@ fn the_bye_s_client_diagnostics_are_decoded() {
         ended.message
     );
 }
+
+#[test]
+fn a_capture_shows_ms_turn_left_unanswered() {
+    // Captured with tcpdump on loopback: two libnice agents in OC2007R2
+    // mode (Lync's dialects) asking coturn for relays.
+    let analysis = run(&["ms-turn-unanswered.pcap"]);
+    assert!(
+        analysis
+            .stun
+            .iter()
+            .all(|p| p.dialect == "ms-turn" && p.what == "Allocate request")
+    );
+    let top = &analysis.findings[0];
+    assert_eq!(top.code, "ms-turn-unanswered");
+    assert_eq!(top.severity, Severity::Error);
+    assert!(top.message.contains("127.0.0.1:23490"), "{}", top.message);
+    assert!(top.fix.contains("edgeice probe --dialect ms-turn"));
+}
+
+#[test]
+fn a_capture_of_a_lync_dialect_call_is_decoded() {
+    // Captured with tcpdump on loopback: the same libnice agents through
+    // edgeice serve, which answers MS-TURN; they connect with MS-ICE2
+    // checks through the relays.
+    let analysis = run(&["ms-turn-call.pcap"]);
+    let whats = |dialect: &str| -> std::collections::BTreeSet<&str> {
+        analysis
+            .stun
+            .iter()
+            .filter(|p| p.dialect == dialect)
+            .map(|p| p.what.as_str())
+            .collect()
+    };
+    let ms_turn = whats("ms-turn");
+    for what in [
+        "Allocate request",
+        "Allocate error",
+        "Allocate success",
+        "Send request",
+        "Data indication",
+        "Set Active Destination request",
+        "Set Active Destination success",
+    ] {
+        assert!(ms_turn.contains(what), "{what} missing from {ms_turn:?}");
+    }
+    let ms_ice2 = whats("ms-ice2");
+    assert!(ms_ice2.contains("Binding request"), "{ms_ice2:?}");
+    assert!(ms_ice2.contains("Binding success"), "{ms_ice2:?}");
+    assert!(codes(&analysis).iter().all(|c| *c != "ms-turn-unanswered"));
+    assert!(codes(&analysis).iter().all(|c| *c != "turn-auth-failed"));
+}
