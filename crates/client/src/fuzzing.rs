@@ -322,3 +322,147 @@ pub fn run(data: &[u8]) -> Vec<AllocationState> {
     }
     states
 }
+
+/// The body of the `ms_turn_client` fuzz target: a script of raw bytes,
+/// the edge's proper or corrupted MS-TURN answers (challenge, success,
+/// errors, Data indications), raw datagrams, API calls and time jumps
+/// against an [`crate::MsTurnClient`]. Whatever it does, the client must
+/// not panic.
+pub fn ms_turn_client(data: &[u8]) {
+    use edgeice_stun::{Layout, ms};
+
+    let Ok(mut client) = crate::MsTurnClient::new(crate::MsTurnConfig {
+        server: SERVER,
+        transport: if data.first().is_some_and(|b| b & 1 == 1) {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
+        username: "user".to_owned(),
+        password: "pass".to_owned(),
+        transactions: crate::TransactionConfig::default(),
+    }) else {
+        return;
+    };
+    let Ok(key) = long_term_key(
+        "user",
+        "realm",
+        "pass",
+        PasswordAlgorithm::MD5,
+        Preparation::None,
+    ) else {
+        return;
+    };
+    let mut now = Instant::now();
+    let _ = client.allocate(now);
+    let mut last_request: Vec<u8> = Vec::new();
+    let mut answer = Vec::new();
+    let mut script = data.get(1..).unwrap_or_default();
+    let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9000);
+    while let Some((&op, rest)) = script.split_first() {
+        script = rest;
+        while let Some(t) = client.poll_transmit() {
+            // Over TCP the frame header comes first.
+            let at = if t.data.first().is_some_and(|b| *b == 2 || *b == 3) {
+                4
+            } else {
+                0
+            };
+            if let Some(message) = t.data.get(at..).filter(|m| ms::is_ms_turn(m)) {
+                last_request = message.to_vec();
+            }
+        }
+        while client.poll_event().is_some() {}
+        let take = usize::from(op >> 4).min(script.len());
+        let (arg, rest) = script.split_at(take);
+        script = rest;
+        match op & 0x0F {
+            0 => {
+                let _ = client.handle_input(now, arg);
+            }
+            1..=4 => {
+                // An answer to the last request: 401, success, another
+                // error, or a corrupted success.
+                let Ok(request) = Message::parse_either_layout(&last_request) else {
+                    continue;
+                };
+                let class = if op & 0x0F == 2 || op & 0x0F == 4 {
+                    Class::Success
+                } else {
+                    Class::Error
+                };
+                let kind = MessageType::new(request.method(), class);
+                let mut b = MessageBuilder::with_cookie(
+                    &mut answer,
+                    kind,
+                    request.cookie_field(),
+                    *request.transaction_id(),
+                )
+                .layout(Layout::Unpadded);
+                let _ = (|| -> Result<(), edgeice_stun::BuildError> {
+                    b.add_raw(ms::MAGIC_COOKIE, &ms::MAGIC_COOKIE_VALUE.to_be_bytes())?;
+                    match op & 0x0F {
+                        1 => {
+                            b.add(&Attribute::ErrorCode(ErrorCode::with_default_reason(401)))?;
+                            b.add_raw(ms::REALM, b"realm")?;
+                            b.add_raw(ms::NONCE, arg)?;
+                        }
+                        3 => {
+                            let code = 300 + u16::from(arg.first().copied().unwrap_or(0)) % 300;
+                            b.add(&Attribute::ErrorCode(ErrorCode::with_default_reason(code)))?;
+                            b.add_integrity_sha1_rfc3489(&key, false)?;
+                        }
+                        _ => {
+                            b.add(&Attribute::MappedAddress(RELAYED))?;
+                            b.add(&Attribute::Lifetime(
+                                u32::from(arg.first().copied().unwrap_or(1)) * 10,
+                            ))?;
+                            b.add_raw(ms::MS_XOR_MAPPED_ADDRESS, arg)?;
+                            b.add_integrity_sha1_rfc3489(&key, false)?;
+                        }
+                    }
+                    Ok(())
+                })();
+                let corrupt_at = take % answer.len().max(1);
+                if op & 0x0F == 4
+                    && let Some(byte) = answer.get_mut(corrupt_at)
+                {
+                    *byte ^= 0x55;
+                }
+                let _ = client.handle_input(now, &answer);
+            }
+            5 => {
+                let mut b = MessageBuilder::with_cookie(
+                    &mut answer,
+                    ms::DATA_INDICATION,
+                    [1, 2, 3, 4],
+                    TransactionId([7; 12]),
+                )
+                .layout(Layout::Unpadded);
+                let _ = b.add_raw(ms::MAGIC_COOKIE, &ms::MAGIC_COOKIE_VALUE.to_be_bytes());
+                let _ = b.add_raw(
+                    ms::REMOTE_ADDRESS,
+                    &edgeice_stun::attribute::address_value(&peer),
+                );
+                let _ = b.add_raw(ms::DATA, arg);
+                let _ = client.handle_input(now, &answer);
+            }
+            6 => {
+                let _ = client.send_to(peer, arg);
+            }
+            7 => {
+                let _ = client.set_active_destination(now, peer);
+            }
+            8 => {
+                let _ = client.release(now);
+            }
+            9 => {
+                let _ = client.allocate(now);
+            }
+            _ => {
+                now += Duration::from_millis(u64::from(op) * 100);
+                client.handle_timeout(now);
+            }
+        }
+    }
+}

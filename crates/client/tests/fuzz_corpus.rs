@@ -17,6 +17,21 @@ fn client_allocation_corpus() {
     assert!(count > 0, "empty corpus in {}", dir.display());
 }
 
+#[test]
+fn ms_turn_client_corpus() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ms_turn_client");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let Ok(data) = std::fs::read(entry.unwrap().path()) else {
+            continue;
+        };
+        edgeice_client::fuzzing::ms_turn_client(&data);
+        count += 1;
+    }
+    assert!(count > 0, "empty corpus in {}", dir.display());
+}
+
 /// Scripts for the fuzz target (see `edgeice_client::fuzzing` for the
 /// operations) reach the states they were written for, so the target does
 /// get everywhere.
