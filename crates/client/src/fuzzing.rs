@@ -448,7 +448,7 @@ pub fn ms_turn_client(data: &[u8]) {
                 let _ = client.handle_input(now, &answer);
             }
             6 => {
-                let _ = client.send_to(peer, arg);
+                let _ = client.send_to(peer, arg, &mut answer);
             }
             7 => {
                 let _ = client.set_active_destination(now, peer);

@@ -122,8 +122,6 @@ pub struct MsTurnClient {
     relayed: Option<SocketAddr>,
     active_destination: Option<SocketAddr>,
     refresh_at: Option<Instant>,
-    /// Send requests and framed raw data waiting to go out.
-    outbox: VecDeque<Vec<u8>>,
     /// The frame being handed out by `poll_transmit`.
     sending: Vec<u8>,
     next_id: u64,
@@ -143,7 +141,6 @@ impl MsTurnClient {
             relayed: None,
             active_destination: None,
             refresh_at: None,
-            outbox: VecDeque::new(),
             sending: Vec::new(),
             next_id: 0,
             id_base,
@@ -190,36 +187,44 @@ impl MsTurnClient {
         self.request(now, Purpose::SetActiveDestination(peer), Some(peer))
     }
 
-    /// Queues `payload` for `peer`: raw when `peer` is the active
-    /// destination, else in a Send request (which also lets the peer's
-    /// answers in).
-    pub fn send_to(&mut self, peer: SocketAddr, payload: &[u8]) -> Result<(), ClientError> {
+    /// Writes `payload` for `peer` into `out` (cleared first), ready to send
+    /// to the edge: raw when `peer` is the active destination, else in a
+    /// Send request (which also lets the peer's answers in); framed on TCP.
+    pub fn send_to(
+        &mut self,
+        peer: SocketAddr,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
         if self.relayed.is_none() {
             return Err(ClientError::WrongState("not allocated"));
         }
         if self.active_destination == Some(peer) {
-            self.outbox.push_back(payload.to_vec());
-            return Ok(());
+            out.clear();
+            out.extend_from_slice(payload);
+        } else {
+            let id = self.next_transaction_id();
+            let challenge = self
+                .challenge
+                .as_ref()
+                .ok_or(ClientError::WrongState("not authenticated"))?;
+            let kind = MessageType::new(ms::SEND, Class::Request);
+            let (cookie, id) = split_id(id);
+            let mut b = MessageBuilder::with_cookie(out, kind, cookie, id).layout(Layout::Unpadded);
+            b.add_raw(ms::MAGIC_COOKIE, &ms::MAGIC_COOKIE_VALUE.to_be_bytes())?;
+            b.add(&Attribute::Username(&self.config.username))?;
+            b.add_raw(ms::DESTINATION_ADDRESS, &address_value(&peer))?;
+            b.add_raw(ms::MS_VERSION, &1u32.to_be_bytes())?;
+            b.add_raw(ms::REALM, &challenge.realm)?;
+            b.add_raw(ms::DATA, payload)
+                .map_err(|_| ClientError::PayloadTooLong(payload.len()))?;
+            b.add_integrity_sha1_rfc3489(&challenge.key, false)?;
         }
-        let id = self.next_transaction_id();
-        let challenge = self
-            .challenge
-            .as_ref()
-            .ok_or(ClientError::WrongState("not authenticated"))?;
-        let mut buf = Vec::with_capacity(payload.len() + 96);
-        let kind = MessageType::new(ms::SEND, Class::Request);
-        let (cookie, id) = split_id(id);
-        let mut b =
-            MessageBuilder::with_cookie(&mut buf, kind, cookie, id).layout(Layout::Unpadded);
-        b.add_raw(ms::MAGIC_COOKIE, &ms::MAGIC_COOKIE_VALUE.to_be_bytes())?;
-        b.add(&Attribute::Username(&self.config.username))?;
-        b.add_raw(ms::DESTINATION_ADDRESS, &address_value(&peer))?;
-        b.add_raw(ms::MS_VERSION, &1u32.to_be_bytes())?;
-        b.add_raw(ms::REALM, &challenge.realm)?;
-        b.add_raw(ms::DATA, payload)
-            .map_err(|_| ClientError::PayloadTooLong(payload.len()))?;
-        b.add_integrity_sha1_rfc3489(&challenge.key, false)?;
-        self.outbox.push_back(buf);
+        if self.config.transport.is_stream() {
+            let header =
+                ms::tcp_frame_header(out).ok_or(ClientError::PayloadTooLong(payload.len()))?;
+            out.splice(0..0, header);
+        }
         Ok(())
     }
 
@@ -413,18 +418,15 @@ impl MsTurnClient {
         id
     }
 
-    /// The next thing to send to the edge, framed for TCP when on TCP.
+    /// The next request to send to the edge, framed on TCP.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        let next = match self.transactions.poll_transmit() {
-            Some(request) => request.to_vec(),
-            None => self.outbox.pop_front()?,
-        };
+        let request = self.transactions.poll_transmit()?;
         self.sending.clear();
         if self.config.transport.is_stream() {
             self.sending
-                .extend_from_slice(&ms::tcp_frame_header(&next)?);
+                .extend_from_slice(&ms::tcp_frame_header(request)?);
         }
-        self.sending.extend_from_slice(&next);
+        self.sending.extend_from_slice(request);
         Some(Transmit {
             destination: self.config.server,
             data: &self.sending,

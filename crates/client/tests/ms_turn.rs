@@ -76,7 +76,9 @@ fn relay_through_edgeice(transport: Transport) {
     assert_eq!(*reflexive, Some(link.local_addr()));
 
     // Through Send requests and back in Data indications.
-    client.send_to(echo.addr, b"by Send").unwrap();
+    let mut out = Vec::new();
+    client.send_to(echo.addr, b"by Send", &mut out).unwrap();
+    link.send(&out);
     let (_, data) = drive(&mut client, &mut link, |_, d| !d.is_empty());
     assert_eq!(data, [(echo.addr, b"by Send".to_vec())]);
 
@@ -86,7 +88,10 @@ fn relay_through_edgeice(transport: Transport) {
         .unwrap();
     let (events, _) = drive(&mut client, &mut link, |e, _| !e.is_empty());
     assert_eq!(events, [MsTurnEvent::ActiveDestination { peer: echo.addr }]);
-    client.send_to(echo.addr, &[0x80, 1, 2, 3]).unwrap();
+    client
+        .send_to(echo.addr, &[0x80, 1, 2, 3], &mut out)
+        .unwrap();
+    link.send(&out);
     let (_, data) = drive(&mut client, &mut link, |_, d| !d.is_empty());
     assert_eq!(data, [(echo.addr, vec![0x80, 1, 2, 3])]);
 

@@ -256,8 +256,9 @@ fn round_trip(
     payload: &[u8],
     settings: &Settings,
 ) -> Result<Result<(), String>, ProbeError> {
-    session.client.send_to(peer_addr, payload)?;
-    session.drive(Instant::now(), false, |_| None::<()>)?;
+    let mut out = Vec::new();
+    session.client.send_to(peer_addr, payload, &mut out)?;
+    session.link.send(&out)?;
     let mut buf = [0u8; 2048];
     let arrived = match peer.recv_from(&mut buf) {
         Ok((n, from)) => buf[..n] == *payload && from == relayed,
