@@ -120,3 +120,33 @@ fn edgeice_controlling_aggressively_calls_libnice_oc2007r2() {
         "controlled",
     );
 }
+
+/// The control: the same call in edgeice's default dialect (RFC 8445) never
+/// connects, since libnice in OC2007R2 mode takes none of its checks or
+/// answers (padding, integrity) — so the tests above do test MS-ICE2.
+#[test]
+fn rfc_8445_edgeice_does_not_reach_libnice_oc2007r2() {
+    let dir = workdir("rfc-control");
+    let peer = libnice(&dir, "controlled");
+    let peer = std::thread::spawn(move || run_bounded(peer, LIMIT));
+    let mut ours = Command::new(EDGEICE);
+    ours.current_dir(&dir)
+        .args(["call", "--local", "a.sdp", "--remote", "b.sdp"])
+        .args(["--host-ip", "127.0.0.1", "--timeout", "10", "--controlling"]);
+    let ours = run_bounded(ours, LIMIT);
+    let peer = peer.join().expect("the libnice side's thread");
+    assert_eq!(
+        ours.status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        ours.stdout
+    );
+    assert!(!ours.stdout.contains("4 select"), "{}", ours.stdout);
+    assert_eq!(
+        peer.status.and_then(|s| s.code()),
+        Some(1),
+        "{}\n{}",
+        peer.stdout,
+        peer.stderr
+    );
+}
