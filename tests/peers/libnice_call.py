@@ -1,19 +1,29 @@
 #!/usr/bin/python3
 """A libnice agent on the other end of `edgeice call`, signalling through files.
 
-Usage: libnice_call.py LOCAL REMOTE controlling|controlled [tcp]
+Usage: libnice_call.py LOCAL REMOTE controlling|controlled [tcp] [oc2007r2]
 
 Run with Debian's /usr/bin/python3 (python3-gi, gir1.2-nice-0.1, libnice10).
 The agent (reliable, RFC 5245 mode, UPnP off, 127.0.0.1 its only address) gathers,
 writes its description to LOCAL in the format `edgeice call` reads, reads the
 edgeice side's description from REMOTE once complete, and runs ICE. Exits 0
 when its component reaches READY with a selected pair, and prints that pair;
-1 with the reason otherwise. Every wait is bounded. (Data is not exchanged:
-libnice's datagram receive API cannot be used from Python, and its reliable
-mode puts pseudo-TCP on the wire, which `edgeice call` does not speak; the
-aioice tests carry data.) With `tcp`, libnice gathers ICE-TCP candidates only
+1 with the reason otherwise. Every wait is bounded. (In this mode data is not
+exchanged: the reliable mode puts pseudo-TCP on the wire, which `edgeice call`
+does not speak; the aioice tests and `oc2007r2` below carry data.) With `tcp`, libnice gathers ICE-TCP candidates only
 (RFC 6544: active and passive, no UDP).
+
+With `oc2007r2`, the agent speaks Microsoft's MS-ICE2 as libnice's
+`Nice.Compatibility.OC2007R2` does (UDP only), and carries data: it is a
+datagram agent whose receive callback is attached through ctypes (libnice's
+own `nice_agent_attach_recv`, which the GObject bindings lack), and it sends
+back every datagram that arrives (STUN messages that libnice hands to the
+application, such as its own peer's legacy-fingerprint copies, are counted,
+not echoed), until `edgeice call --send` says `edgeice-bye`. Exits 0 once
+ready, at least one datagram was echoed and the bye arrived.
 """
+
+import ctypes
 
 import os
 import sys
@@ -31,19 +41,55 @@ except (ImportError, ValueError) as e:
 
 TIMEOUT_SECONDS = 30
 COMPONENT = 1
+BYE = b"edgeice-bye"
+
+RECV_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint,
+                                 ctypes.c_uint, ctypes.POINTER(ctypes.c_char), ctypes.c_void_p)
+
+
+def native_functions():
+    """libnice's attach_recv and send, and GLib's default context, by ctypes."""
+    libnice = ctypes.CDLL("libnice.so.10")
+    libglib = ctypes.CDLL("libglib-2.0.so.0")
+    libnice.nice_agent_attach_recv.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint,
+                                               ctypes.c_void_p, RECV_CALLBACK, ctypes.c_void_p]
+    libnice.nice_agent_attach_recv.restype = ctypes.c_int
+    libnice.nice_agent_send.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint,
+                                        ctypes.c_uint, ctypes.c_char_p]
+    libnice.nice_agent_send.restype = ctypes.c_int
+    libglib.g_main_context_default.restype = ctypes.c_void_p
+    ctypes.pythonapi.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    ctypes.pythonapi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    return libnice, libglib
+
+
+def native_pointer(gobject):
+    """The C pointer behind a GObject."""
+    return ctypes.pythonapi.PyCapsule_GetPointer(gobject.__gpointer__, None)
 
 
 def main():
-    if len(sys.argv) not in (4, 5) or sys.argv[3] not in ("controlling", "controlled"):
+    options = sys.argv[4:]
+    if (len(sys.argv) < 4 or sys.argv[3] not in ("controlling", "controlled")
+            or any(o not in ("tcp", "oc2007r2") for o in options)):
         print(__doc__, file=sys.stderr)
         return 2
     local, remote, role = sys.argv[1:4]
-    tcp = sys.argv[4:5] == ["tcp"]
+    tcp = "tcp" in options
+    ms = "oc2007r2" in options
+    if tcp and ms:
+        print("oc2007r2 runs over UDP only", file=sys.stderr)
+        return 2
     ctx = GLib.MainContext.default()
     loop = GLib.MainLoop.new(ctx, False)
-    # A reliable agent, read through its I/O stream: without a reader libnice
-    # does not poll its sockets (attach_recv cannot be used from Python).
-    agent = Nice.Agent.new_reliable(ctx, Nice.Compatibility.RFC5245)
+    if ms:
+        # A datagram agent: data is exchanged as it arrives.
+        agent = Nice.Agent.new(ctx, Nice.Compatibility.OC2007R2)
+    else:
+        # A reliable agent, read through its I/O stream: without a reader
+        # libnice does not poll its sockets (attach_recv is not in the
+        # GObject bindings).
+        agent = Nice.Agent.new_reliable(ctx, Nice.Compatibility.RFC5245)
     agent.set_property("controlling-mode", role == "controlling")
     agent.set_property("upnp", False)
     agent.set_property("ice-tcp", tcp)
@@ -53,22 +99,60 @@ def main():
     agent.add_local_address(address)
     stream = agent.add_stream(1)
     cancellable = Gio.Cancellable()
-    reader = agent.get_io_stream(stream, COMPONENT).get_input_stream()
-
-    def on_read(input_stream, result):
-        try:
-            input_stream.read_bytes_finish(result)
-        except GLib.Error:
-            return
-        input_stream.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, cancellable, on_read)
-
-    reader.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, cancellable, on_read)
-    state = {"verdict": None, "pair": None, "states": [], "exchanged": False}
+    state = {"verdict": None, "pair": None, "states": [], "exchanged": False,
+             "echoed": 0, "stun_as_data": 0, "bye": False, "ready": False, "pending": []}
 
     def finish(verdict):
         if state["verdict"] is None:
             state["verdict"] = verdict
             loop.quit()
+
+    if ms:
+        libnice, libglib = native_functions()
+        agent_pointer = native_pointer(agent)
+
+        def echo(data):
+            if libnice.nice_agent_send(agent_pointer, stream, COMPONENT, len(data), data) == len(data):
+                state["echoed"] += 1
+                return True
+            return False
+
+        def on_datagram(_agent, _stream, _component, length, buf, _data):
+            data = ctypes.string_at(buf, length)
+            if data == BYE:
+                state["bye"] = True
+                if state["ready"]:
+                    finish("ready")
+            elif data[:1] in (b"\x00", b"\x01"):
+                state["stun_as_data"] += 1
+            elif state["pending"] or not echo(data):
+                # Data may arrive before libnice has selected a pair (the
+                # other side selected first): sent back once it has.
+                state["pending"].append(data)
+
+        def flush_pending():
+            while state["pending"] and echo(state["pending"][0]):
+                state["pending"].pop(0)
+        state["flush"] = flush_pending
+
+        # Kept referenced for as long as libnice may call it.
+        state["callback"] = RECV_CALLBACK(on_datagram)
+        if not libnice.nice_agent_attach_recv(agent_pointer, stream, COMPONENT,
+                                              libglib.g_main_context_default(),
+                                              state["callback"], None):
+            print("FAIL: nice_agent_attach_recv failed", file=sys.stderr)
+            return 1
+    else:
+        reader = agent.get_io_stream(stream, COMPONENT).get_input_stream()
+
+        def on_read(input_stream, result):
+            try:
+                input_stream.read_bytes_finish(result)
+            except GLib.Error:
+                return
+            input_stream.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, cancellable, on_read)
+
+        reader.read_bytes_async(4096, GLib.PRIORITY_DEFAULT, cancellable, on_read)
 
     def on_gathered(agent, stream_id):
         _, ufrag, pwd = agent.get_local_credentials(stream_id)
@@ -105,12 +189,19 @@ def main():
     def on_state(agent, stream_id, component, new_state):
         state["states"].append(Nice.component_state_to_string(new_state))
         if new_state == Nice.ComponentState.READY:
-            finish("ready")
+            state["ready"] = True
+            if "flush" in state:
+                state["flush"]()
+            # With data, the call is over when the other side says bye.
+            if not ms or state["bye"]:
+                finish("ready")
         elif new_state == Nice.ComponentState.FAILED:
             finish("failed")
 
     def on_pair(agent, stream_id, component, lfoundation, rfoundation):
         state["pair"] = (lfoundation, rfoundation)
+        if "flush" in state:
+            state["flush"]()
 
     agent.connect("candidate-gathering-done", on_gathered)
     agent.connect("component-state-changed", on_state)
@@ -128,6 +219,12 @@ def main():
             time.sleep(0.01)
         cancellable.cancel()
         print(f"libnice: ready, selected pair {state['pair']} (states {state['states']})")
+        if ms:
+            print(f"libnice: echoed {state['echoed']} datagrams, "
+                  f"{state['stun_as_data']} STUN messages came as data")
+            if state["echoed"] == 0:
+                print("FAIL: no data arrived to echo", file=sys.stderr)
+                return 1
         return 0
     print(f"FAIL: {state['verdict']} (states {state['states']}, "
           f"candidates exchanged: {state['exchanged']})", file=sys.stderr)

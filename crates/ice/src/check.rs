@@ -1,13 +1,15 @@
 //! The STUN messages of a connectivity check (RFC 8445 §7.1–7.3): what a
 //! request carries, what a response says, and how both are authenticated
-//! with short-term credentials.
+//! with short-term credentials. How they are encoded and authenticated in
+//! each wire dialect is `crate::dialect`'s business.
 
 use std::net::SocketAddr;
 
 use edgeice_stun::{
-    Attribute, AttributeType, BuildError, Class, ErrorCode, IntegrityKey, Message, MessageBuilder,
-    MessageType, Method, TransactionId,
+    Attribute, AttributeType, Class, ErrorCode, IntegrityKey, Message, TransactionId,
 };
+
+use crate::config::Dialect;
 
 /// The role attribute a request carries, with the sender's tie-breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,66 +33,8 @@ pub(crate) struct CheckRequest<'a> {
     pub priority: u32,
     pub role: RoleAttribute,
     pub use_candidate: bool,
-}
-
-/// Writes a Binding request for a check into `buf`.
-pub(crate) fn build_request(
-    buf: &mut Vec<u8>,
-    id: TransactionId,
-    request: &CheckRequest<'_>,
-    key: &IntegrityKey,
-) -> Result<(), BuildError> {
-    let mut builder =
-        MessageBuilder::new(buf, MessageType::new(Method::BINDING, Class::Request), id);
-    builder.add(&Attribute::Username(request.username))?;
-    builder.add(&Attribute::Priority(request.priority))?;
-    match request.role {
-        RoleAttribute::Controlling(tie) => builder.add(&Attribute::IceControlling(tie))?,
-        RoleAttribute::Controlled(tie) => builder.add(&Attribute::IceControlled(tie))?,
-    };
-    if request.use_candidate {
-        builder.add(&Attribute::UseCandidate)?;
-    }
-    builder.add_integrity_sha1(key)?;
-    builder.add_fingerprint()?;
-    builder.finish();
-    Ok(())
-}
-
-/// Writes the success response to a check: where the request came from,
-/// signed with the local password.
-pub(crate) fn build_success(
-    buf: &mut Vec<u8>,
-    id: TransactionId,
-    source: SocketAddr,
-    key: &IntegrityKey,
-) -> Result<(), BuildError> {
-    let kind = MessageType::new(Method::BINDING, Class::Success);
-    let mut builder = MessageBuilder::new(buf, kind, id);
-    builder.add(&Attribute::XorMappedAddress(source))?;
-    builder.add_integrity_sha1(key)?;
-    builder.add_fingerprint()?;
-    builder.finish();
-    Ok(())
-}
-
-/// Writes an error response; signed when the request's integrity was good
-/// (a 487 must be, RFC 8445 §7.3.1.1), unsigned otherwise (400, 401).
-pub(crate) fn build_error(
-    buf: &mut Vec<u8>,
-    id: TransactionId,
-    code: u16,
-    key: Option<&IntegrityKey>,
-) -> Result<(), BuildError> {
-    let kind = MessageType::new(Method::BINDING, Class::Error);
-    let mut builder = MessageBuilder::new(buf, kind, id);
-    builder.add(&Attribute::ErrorCode(ErrorCode::with_default_reason(code)))?;
-    if let Some(key) = key {
-        builder.add_integrity_sha1(key)?;
-    }
-    builder.add_fingerprint()?;
-    builder.finish();
-    Ok(())
+    /// The local candidate's foundation (MS-ICE2's CANDIDATE-IDENTIFIER).
+    pub foundation: &'a str,
 }
 
 /// What an incoming request asked, once it is authenticated.
@@ -115,8 +59,9 @@ pub(crate) fn read_request(
     message: &Message<'_>,
     local_ufrag: &str,
     key: &IntegrityKey,
+    dialect: Dialect,
 ) -> Result<IncomingRequest, Refusal> {
-    if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+    if !dialect.fingerprint_ok(message) {
         return Err(Refusal::Silently);
     }
     let username = match message.get(AttributeType::USERNAME) {
@@ -129,7 +74,7 @@ pub(crate) fn read_request(
     let addressed_to_us = username
         .split_once(':')
         .is_some_and(|(ours, _)| ours == local_ufrag);
-    if !addressed_to_us || message.verify_integrity_sha1(key).is_err() {
+    if !addressed_to_us || !dialect.integrity_ok(message, key) {
         return Err(Refusal::Code(ErrorCode::UNAUTHENTICATED));
     }
     let priority = match message.get(AttributeType::PRIORITY) {
@@ -164,13 +109,19 @@ pub(crate) enum CheckOutcome {
 
 /// Reads a response to a check, authenticated with the remote password.
 /// `None`: not authentic (or malformed); ignore it, as if lost.
-pub(crate) fn read_response(message: &Message<'_>, key: &IntegrityKey) -> Option<CheckOutcome> {
-    if message.has_fingerprint() && message.verify_fingerprint().is_err() {
+pub(crate) fn read_response(
+    message: &Message<'_>,
+    key: &IntegrityKey,
+    dialect: Dialect,
+) -> Option<CheckOutcome> {
+    if !dialect.fingerprint_ok(message) {
         return None;
     }
     match message.class() {
         Class::Success => {
-            message.verify_integrity_sha1(key).ok()?;
+            if !dialect.integrity_ok(message, key) {
+                return None;
+            }
             let mapped = match message.get(AttributeType::XOR_MAPPED_ADDRESS) {
                 Some(Ok(Attribute::XorMappedAddress(addr))) => addr,
                 _ => match message.get(AttributeType::MAPPED_ADDRESS) {
@@ -181,7 +132,7 @@ pub(crate) fn read_response(message: &Message<'_>, key: &IntegrityKey) -> Option
             Some(CheckOutcome::Success { mapped })
         }
         Class::Error => {
-            if message.has_integrity() && message.verify_integrity_sha1(key).is_err() {
+            if message.has_integrity() && !dialect.integrity_ok(message, key) {
                 return None;
             }
             let error = match message.get(AttributeType::ERROR_CODE) {

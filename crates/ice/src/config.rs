@@ -16,6 +16,25 @@ pub enum Nomination {
     Aggressive,
 }
 
+/// Which ICE dialect the agent speaks on the wire: how checks and their
+/// answers are encoded and authenticated, and how priorities are formed.
+/// Everything else (pairing, pacing, nomination, consent) is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Dialect {
+    /// RFC 8445 (and RFC 5245 peers): padded attributes, RFC 8489
+    /// MESSAGE-INTEGRITY and FINGERPRINT, RFC 8445 §5.1.2 priorities.
+    #[default]
+    Rfc8445,
+    /// Microsoft's MS-ICE2, as Lync/Skype for Business clients and libnice's
+    /// `OC2007R2` mode speak it: unpadded attributes, a NUL-padded USERNAME,
+    /// CANDIDATE-IDENTIFIER and IMPLEMENTATION-VERSION 2, RFC 3489-style
+    /// MESSAGE-INTEGRITY that counts FINGERPRINT (which is required), and
+    /// Microsoft's priorities (host 120; transport, direction, TURN server
+    /// and address index in the local preference). Checks are accepted in
+    /// either attribute layout.
+    MsIce2,
+}
+
 /// A STUN server to learn server-reflexive candidates from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StunServer {
@@ -96,7 +115,10 @@ pub struct AgentConfig {
     /// or TLS: passive relayed ICE-TCP candidates, for peers that can only
     /// reach the TURN server over TCP.
     pub tcp_relays: bool,
-    /// Local credentials; random (RFC 8445 §5.3: 24 and 128 bits) if unset.
+    /// The wire dialect: RFC 8445 or Microsoft's MS-ICE2.
+    pub dialect: Dialect,
+    /// Local credentials; random if unset (RFC 8445 §5.3: 6 and 24
+    /// characters; MS-ICE2: 4 and 22, as its peers expect).
     pub credentials: Option<(String, String)>,
     /// At most this many pairs (RFC 8445 §6.1.2.5 suggests 100).
     pub max_pairs: usize,
@@ -125,6 +147,7 @@ impl Default for AgentConfig {
             turn_servers: Vec::new(),
             relay_only: false,
             tcp_relays: false,
+            dialect: Dialect::Rfc8445,
             credentials: None,
             max_pairs: 100,
             lite: false,

@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use edgeice_stun::{
-    AttributeType, Class, IntegrityKey, MessageBuilder, MessageType, Method, TransactionId,
+    AttributeType, Class, IntegrityKey, Layout, MessageBuilder, MessageType, Method, TransactionId,
 };
 
 use crate::sdp::DescriptionReader;
-use crate::{Agent, AgentConfig, Candidate};
+use crate::{Agent, AgentConfig, Candidate, Dialect};
 
 const LOCAL: &str = "192.0.2.1:5000";
 const TCP_LISTENER: &str = "192.0.2.1:5001";
@@ -17,9 +17,10 @@ const REMOTE: &str = "192.0.2.2:6000";
 const LOCAL_PWD: &str = "localpasswordlocalpassword";
 const REMOTE_PWD: &str = "remotepasswordremotepassword";
 
-fn agent(now: Instant, controlling: bool) -> Agent {
+fn agent(now: Instant, controlling: bool, dialect: Dialect) -> Agent {
     let config = AgentConfig {
         controlling,
+        dialect,
         credentials: Some(("locl".into(), LOCAL_PWD.into())),
         ..AgentConfig::default()
     };
@@ -39,13 +40,22 @@ fn agent(now: Instant, controlling: bool) -> Agent {
 /// byte's low bit picks the role; its second bit wraps each chunk's bytes
 /// as the attributes of a Binding message (class from the chunk's first
 /// byte) signed with the right key, so the checks behind integrity are
-/// reached too; its third bit sends them over an ICE-TCP connection.
+/// reached too; its third bit sends them over an ICE-TCP connection; its
+/// fourth makes the agent speak MS-ICE2 (and signed messages are then
+/// written and sealed that dialect's way: unpadded, RFC 3489 integrity,
+/// the standard or, with the fifth bit, the legacy FINGERPRINT).
 pub fn agent_input(data: &[u8]) {
     let Some((&flags, mut rest)) = data.split_first() else {
         return;
     };
     let mut now = Instant::now();
-    let mut agent = agent(now, flags & 1 == 1);
+    let dialect = if flags & 8 == 8 {
+        Dialect::MsIce2
+    } else {
+        Dialect::Rfc8445
+    };
+    let mut agent = agent(now, flags & 1 == 1, dialect);
+    let legacy = flags & 16 == 16;
     let local: SocketAddr = LOCAL.parse().unwrap_or_else(|_| unreachable!());
     let remote: SocketAddr = REMOTE.parse().unwrap_or_else(|_| unreachable!());
     // With the third bit, the bytes arrive on an ICE-TCP connection a peer
@@ -62,7 +72,7 @@ pub fn agent_input(data: &[u8]) {
         let (chunk, tail) = tail.split_at(len);
         rest = tail;
         let datagram: &[u8] = if flags & 2 == 2 {
-            signed(&mut buf, chunk);
+            signed(&mut buf, chunk, dialect, legacy);
             &buf
         } else {
             chunk
@@ -103,8 +113,9 @@ pub fn agent_input(data: &[u8]) {
 
 /// A Binding message whose attributes are `chunk[1..]` (type, length,
 /// value as on the wire, cut short where they end), signed as the remote
-/// agent would: requests with the local password, responses with the remote.
-fn signed(buf: &mut Vec<u8>, chunk: &[u8]) {
+/// agent would: requests with the local password, responses with the remote;
+/// in `dialect`'s way (`legacy`: MS-ICE2's legacy FINGERPRINT).
+fn signed(buf: &mut Vec<u8>, chunk: &[u8], dialect: Dialect, legacy: bool) {
     let class = match chunk.first().map(|b| b % 3) {
         Some(0) => Class::Request,
         Some(1) => Class::Success,
@@ -124,6 +135,9 @@ fn signed(buf: &mut Vec<u8>, chunk: &[u8]) {
         MessageType::new(Method::BINDING, class),
         TransactionId(id),
     );
+    if dialect == Dialect::MsIce2 {
+        builder = builder.layout(Layout::Unpadded);
+    }
     let mut attributes = chunk.get(1..).unwrap_or_default();
     while attributes.len() >= 4 {
         let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
@@ -139,8 +153,20 @@ fn signed(buf: &mut Vec<u8>, chunk: &[u8]) {
             break;
         }
     }
-    let _ = builder.add_integrity_sha1(&key);
-    let _ = builder.add_fingerprint();
+    match dialect {
+        Dialect::Rfc8445 => {
+            let _ = builder.add_integrity_sha1(&key);
+            let _ = builder.add_fingerprint();
+        }
+        Dialect::MsIce2 => {
+            let _ = builder.add_integrity_sha1_rfc3489(&key, true);
+            let _ = if legacy {
+                builder.add_fingerprint_legacy()
+            } else {
+                builder.add_fingerprint()
+            };
+        }
+    }
     builder.finish();
 }
 

@@ -22,6 +22,7 @@ pub mod candidate;
 mod check;
 mod checklist;
 mod config;
+mod dialect;
 mod event;
 pub mod framing;
 mod gather;
@@ -32,5 +33,5 @@ pub mod fuzzing;
 
 pub use agent::{Agent, ConnectionId, Datagram, Received, Route, SendError, TcpCommand, Transmit};
 pub use candidate::{Candidate, CandidateKind, CandidateLineError, TcpType};
-pub use config::{AgentConfig, Nomination, ServerTransport, StunServer, TurnServer};
+pub use config::{AgentConfig, Dialect, Nomination, ServerTransport, StunServer, TurnServer};
 pub use event::{CheckState, Event, PairDescription, State};

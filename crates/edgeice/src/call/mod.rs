@@ -19,7 +19,7 @@ use edgeice_ice::sdp::{
     remote_candidates_line,
 };
 use edgeice_ice::{
-    Agent, AgentConfig, Event, Nomination, ServerTransport, State, StunServer, TcpCommand,
+    Agent, AgentConfig, Dialect, Event, Nomination, ServerTransport, State, StunServer, TcpCommand,
     TurnServer,
 };
 use serde_json::json;
@@ -81,6 +81,13 @@ pub struct CallArgs {
     /// Nominate aggressively (every check carries USE-CANDIDATE).
     #[arg(long)]
     aggressive: bool,
+    /// The ICE dialect on the wire: `rfc8445`, or `ms-ice2` for Microsoft's
+    /// (Lync/Skype for Business clients, libnice's OC2007R2 mode):
+    /// unpadded checks with IMPLEMENTATION-VERSION 2, RFC 3489-style
+    /// MESSAGE-INTEGRITY, Microsoft's priorities, 4- and 22-character
+    /// credentials.
+    #[arg(long, value_enum, default_value_t = CallDialect::Rfc8445)]
+    dialect: CallDialect,
     /// Once connected, send back every datagram that arrives.
     #[arg(long, conflicts_with = "send")]
     echo: bool,
@@ -93,6 +100,24 @@ pub struct CallArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
+}
+
+/// `--dialect`: the agent's wire dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CallDialect {
+    /// RFC 8445 (and RFC 5245 peers).
+    Rfc8445,
+    /// Microsoft's MS-ICE2.
+    MsIce2,
+}
+
+impl From<CallDialect> for Dialect {
+    fn from(dialect: CallDialect) -> Dialect {
+        match dialect {
+            CallDialect::Rfc8445 => Dialect::Rfc8445,
+            CallDialect::MsIce2 => Dialect::MsIce2,
+        }
+    }
 }
 
 /// How long a call without `--echo` or `--send` stays after connecting.
@@ -146,6 +171,7 @@ fn agent_config(args: &CallArgs) -> Result<AgentConfig> {
         // With ICE-TCP, TURN servers reached over TCP or TLS also give TCP
         // relays (RFC 6062): passive relayed ICE-TCP candidates.
         tcp_relays: args.tcp || args.tcp_only,
+        dialect: args.dialect.into(),
         nomination: if args.aggressive {
             Nomination::Aggressive
         } else {

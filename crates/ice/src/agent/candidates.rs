@@ -6,9 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::{Agent, Local};
-use crate::candidate::{
-    Candidate, CandidateKind, TcpType, dual_stack_local_preference, priority, tcp_priority,
-};
+use crate::candidate::{Candidate, CandidateKind, TcpType};
 use crate::checklist::{Pair, pair_priority, unfreeze_initial};
 use crate::event::{Event, State};
 
@@ -32,12 +30,16 @@ impl Agent {
         {
             return;
         }
-        let index = self
+        let family_index = self
             .sockets
             .iter()
             .filter(|s| s.1 == component && s.0.is_ipv4() == address.is_ipv4())
             .count();
-        let local_preference = dual_stack_local_preference(address.ip(), index);
+        let index = self.sockets.iter().filter(|s| s.1 == component).count();
+        let local_preference =
+            self.config
+                .dialect
+                .host_local_preference(address.ip(), family_index, index);
         self.sockets.push((address, component, local_preference));
         if !self.config.relay_only {
             self.add_local(
@@ -133,10 +135,10 @@ impl Agent {
             server.as_ref().map(|s| s.0),
             tcp_type.is_some(),
         );
-        let priority = match tcp_type {
-            None => priority(kind, local_preference, component),
-            Some(tcp_type) => tcp_priority(kind, tcp_type, local_preference, component),
-        };
+        let priority = self
+            .config
+            .dialect
+            .priority(kind, tcp_type, local_preference, component);
         let candidate = Candidate {
             foundation,
             component,

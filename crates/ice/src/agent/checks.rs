@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::Agent;
 use super::tcp::TCP_CHECK_TIMEOUT;
 use super::{Datagram, Route};
-use crate::candidate::{CandidateKind, priority, tcp_priority};
-use crate::check::{CheckRequest, RoleAttribute, build_request, new_transaction_id};
+use crate::candidate::CandidateKind;
+use crate::check::{CheckRequest, RoleAttribute, new_transaction_id};
 use crate::checklist::{InFlight, MAX_CANCELLED, next_ordinary_check};
 use crate::event::{CheckState, Event, State};
 use crate::framing;
@@ -82,25 +82,24 @@ impl Agent {
             username: &remote.username,
             // RFC 8445 §7.1.1: the priority a peer-reflexive candidate
             // learned from this check would have.
-            priority: match tcp_type {
-                None => priority(
-                    CandidateKind::PeerReflexive,
-                    local.local_preference,
-                    component,
-                ),
-                Some(t) => tcp_priority(
-                    CandidateKind::PeerReflexive,
-                    t,
-                    local.local_preference,
-                    component,
-                ),
-            },
+            priority: self.config.dialect.priority(
+                CandidateKind::PeerReflexive,
+                tcp_type,
+                local.local_preference,
+                component,
+            ),
             role,
             use_candidate,
+            foundation: &local.candidate.foundation,
         };
         let id = new_transaction_id();
         let mut bytes = Vec::with_capacity(128);
-        if build_request(&mut bytes, id, &request, &remote.key).is_err() {
+        if self
+            .config
+            .dialect
+            .build_request(&mut bytes, id, &request, &remote.key)
+            .is_err()
+        {
             return;
         }
         let (base, destination) = self.pair_ends(pair);

@@ -5,13 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use edgeice_stun::{Class, ErrorCode, Message, Method, TransactionId};
+use edgeice_stun::{AttributeType, Class, ErrorCode, Message, Method};
 
 use super::{Agent, ConnectionId, Datagram, Received, Route};
 use crate::candidate::{Candidate, CandidateKind, TcpType};
 use crate::check::{
-    CheckOutcome, IncomingRequest, Refusal, RoleAttribute, build_error, build_success,
-    read_request, read_response,
+    CheckOutcome, IncomingRequest, Refusal, RoleAttribute, read_request, read_response,
 };
 use crate::event::{CheckState, Event};
 
@@ -70,7 +69,7 @@ impl Agent {
         via: Option<ConnectionId>,
     ) -> Option<Received<'a>> {
         if edgeice_stun::demux::classify(data) == edgeice_stun::demux::PacketKind::Stun
-            && let Ok(message) = Message::parse(data)
+            && let Some(message) = self.config.dialect.parse(data)
         {
             if message.method() == Method::BINDING {
                 match message.class() {
@@ -108,17 +107,22 @@ impl Agent {
         &mut self,
         now: Instant,
         (base, to, via): (SocketAddr, SocketAddr, Option<ConnectionId>),
-        id: TransactionId,
+        request: &Message<'_>,
         result: Result<(), u16>,
     ) {
+        let id = *request.transaction_id();
+        let dialect = self.config.dialect;
         let mut bytes = Vec::with_capacity(96);
         let built = match result {
-            Ok(()) => build_success(&mut bytes, id, to, &self.local_key),
+            Ok(()) => {
+                let username = request.get_raw(AttributeType::USERNAME);
+                dialect.build_success(&mut bytes, id, to, username, &self.local_key)
+            }
             // 487 is signed: the request was authentic.
             Err(code) if code == ErrorCode::ROLE_CONFLICT => {
-                build_error(&mut bytes, id, code, Some(&self.local_key))
+                dialect.build_error(&mut bytes, id, code, Some(&self.local_key))
             }
-            Err(code) => build_error(&mut bytes, id, code, None),
+            Err(code) => dialect.build_error(&mut bytes, id, code, None),
         };
         if built.is_err() {
             return;
@@ -147,22 +151,22 @@ impl Agent {
         message: &Message<'_>,
         via: Option<ConnectionId>,
     ) {
-        let id = *message.transaction_id();
         let ends = (base, from, via);
-        let request = match read_request(message, &self.local_ufrag, &self.local_key) {
+        let dialect = self.config.dialect;
+        let request = match read_request(message, &self.local_ufrag, &self.local_key, dialect) {
             Ok(request) => request,
             Err(Refusal::Silently) => return,
-            Err(Refusal::Code(code)) => return self.respond(now, ends, id, Err(code)),
+            Err(Refusal::Code(code)) => return self.respond(now, ends, message, Err(code)),
         };
         if let Some(role) = request.role
             && self.resolve_role_conflict(role)
         {
-            return self.respond(now, ends, id, Err(ErrorCode::ROLE_CONFLICT));
+            return self.respond(now, ends, message, Err(ErrorCode::ROLE_CONFLICT));
         }
         if let Some(connection) = via {
             self.prove_connection(connection);
         }
-        self.respond(now, ends, id, Ok(()));
+        self.respond(now, ends, message, Ok(()));
         self.learn_from_request(now, base, from, &request, via);
     }
 
@@ -331,7 +335,7 @@ impl Agent {
             return;
         };
         let Some(remote) = &self.remote else { return };
-        let Some(outcome) = read_response(message, &remote.key) else {
+        let Some(outcome) = read_response(message, &remote.key, self.config.dialect) else {
             return;
         };
         let p = &mut self.pairs[pair];

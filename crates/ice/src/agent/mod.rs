@@ -205,10 +205,11 @@ fn random_u64() -> u64 {
 impl Agent {
     /// A new agent. Gathering starts as host sockets are added.
     pub fn new(config: AgentConfig, now: Instant) -> Agent {
+        let (ufrag_len, pwd_len) = config.dialect.credential_lengths();
         let (ufrag, pwd) = config
             .credentials
             .clone()
-            .unwrap_or_else(|| (random_token(6), random_token(24)));
+            .unwrap_or_else(|| (random_token(ufrag_len), random_token(pwd_len)));
         let components = usize::from(config.components.max(1));
         Agent {
             // RFC 8445 §6.1.1: a lite agent is controlled.
@@ -505,8 +506,9 @@ impl Agent {
     /// candidates are kept: signal them again ([`Agent::local_candidates`])
     /// with the new credentials.
     pub fn restart(&mut self, now: Instant) -> (&str, &str) {
-        self.local_ufrag = random_token(6);
-        self.local_pwd = random_token(24);
+        let (ufrag_len, pwd_len) = self.config.dialect.credential_lengths();
+        self.local_ufrag = random_token(ufrag_len);
+        self.local_pwd = random_token(pwd_len);
         self.local_key = IntegrityKey::new(self.local_pwd.as_bytes());
         self.remote = None;
         self.remote_end_of_candidates = false;
@@ -580,17 +582,12 @@ impl Agent {
                     server,
                     transport,
                 } => {
-                    // Among relays, one reached over UDP ranks first, then
-                    // TCP, then TLS (no head-of-line blocking on UDP), as
-                    // browsers rank them; distinct priorities besides.
-                    let penalty = match transport {
-                        crate::config::ServerTransport::Udp => 0,
-                        crate::config::ServerTransport::Tcp => 1,
-                        crate::config::ServerTransport::Tls => 2,
-                    };
-                    let preference = self
-                        .local_preference_of_socket(socket)
-                        .saturating_sub(penalty);
+                    let preference = self.config.dialect.relayed_local_preference(
+                        self.local_preference_of_socket(socket),
+                        self.turn_index(&server),
+                        transport,
+                        false,
+                    );
                     self.add_local(
                         crate::candidate::CandidateKind::Relayed,
                         component,
@@ -608,7 +605,12 @@ impl Agent {
                     mapped,
                     server,
                 } => {
-                    let preference = self.local_preference_of_socket(socket) >> 3;
+                    let preference = self.config.dialect.relayed_local_preference(
+                        self.local_preference_of_socket(socket),
+                        self.turn_index(&server),
+                        crate::config::ServerTransport::Tcp,
+                        true,
+                    );
                     self.add_local_candidate(
                         crate::candidate::CandidateKind::Relayed,
                         component,
@@ -675,6 +677,16 @@ impl Agent {
         self.drain_gatherer_transmits();
         self.check_gathering_complete();
         self.check_for_failure();
+    }
+
+    /// Which of the configured TURN servers `server` (as the gatherer
+    /// names it) is.
+    fn turn_index(&self, server: &(SocketAddr, String)) -> usize {
+        self.config
+            .turn_servers
+            .iter()
+            .position(|t| t.address == server.0 && t.url == server.1)
+            .unwrap_or(0)
     }
 
     fn drain_gatherer_transmits(&mut self) {

@@ -11,7 +11,7 @@ use edgeice_client::{ConnectionBind, ConnectionBindOutcome};
 use edgeice_stun::StreamDecoder;
 
 use super::{Agent, Received};
-use crate::candidate::{CandidateKind, TcpType, dual_stack_local_preference};
+use crate::candidate::{CandidateKind, TcpType};
 use crate::event::CheckState;
 use crate::framing::FrameDecoder;
 
@@ -171,8 +171,9 @@ impl Agent {
         self.gathering_check_at = Some(now);
     }
 
-    /// The 13-bit "other preference" of RFC 6544 §4.2 for an address:
-    /// RFC 8421's dual-stack ordering, scaled down.
+    /// The preference of a TCP host candidate on an address: RFC 6544
+    /// §4.2's 13-bit "other preference" (RFC 8421's dual-stack ordering,
+    /// scaled down), or MS-ICE2's address index.
     fn tcp_other_preference(&self, ip: IpAddr) -> u16 {
         let index = self
             .locals
@@ -181,7 +182,7 @@ impl Agent {
                 l.candidate.tcp_type == Some(TcpType::Passive) && l.base.is_ipv4() == ip.is_ipv4()
             })
             .count();
-        dual_stack_local_preference(ip, index) >> 3
+        self.config.dialect.tcp_host_preference(ip, index)
     }
 
     /// Next thing to do with TCP sockets, if any.
