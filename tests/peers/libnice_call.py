@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A libnice agent on the other end of `edgeice call`, signalling through files.
 
-Usage: libnice_call.py LOCAL REMOTE controlling|controlled [tcp] [oc2007r2]
+Usage: libnice_call.py LOCAL REMOTE controlling|controlled [tcp] [oc2007r2] [relay=HOST:PORT]
 
 Run with Debian's /usr/bin/python3 (python3-gi, gir1.2-nice-0.1, libnice10).
 The agent (reliable, RFC 5245 mode, UPnP off, 127.0.0.1 its only address) gathers,
@@ -21,8 +21,14 @@ back every datagram that arrives (STUN messages that libnice hands to the
 application, such as its own peer's legacy-fingerprint copies, are counted,
 not echoed), until `edgeice call --send` says `edgeice-bye`. Exits 0 once
 ready, at least one datagram was echoed and the bye arrived.
+
+With `relay=HOST:PORT`, the agent offers relayed candidates only
+(force-relay), allocated on the TURN server there with user `user` and
+password `pass` over UDP (in `oc2007r2` mode: MS-TURN, the credentials
+base64-encoded as libnice wants them there).
 """
 
+import base64
 import ctypes
 
 import os
@@ -70,6 +76,8 @@ def native_pointer(gobject):
 
 def main():
     options = sys.argv[4:]
+    relay = next((o.split("=", 1)[1] for o in options if o.startswith("relay=")), None)
+    options = [o for o in options if not o.startswith("relay=")]
     if (len(sys.argv) < 4 or sys.argv[3] not in ("controlling", "controlled")
             or any(o not in ("tcp", "oc2007r2") for o in options)):
         print(__doc__, file=sys.stderr)
@@ -98,6 +106,17 @@ def main():
     address.set_from_string("127.0.0.1")
     agent.add_local_address(address)
     stream = agent.add_stream(1)
+    if relay is not None:
+        host, _, port = relay.rpartition(":")
+        user, password = "user", "pass"
+        if ms:
+            user = base64.b64encode(user.encode()).decode()
+            password = base64.b64encode(password.encode()).decode()
+        agent.set_property("force-relay", True)
+        if not agent.set_relay_info(stream, COMPONENT, host, int(port), user, password,
+                                    Nice.RelayType.UDP):
+            print("FAIL: set_relay_info failed", file=sys.stderr)
+            return 1
     cancellable = Gio.Cancellable()
     state = {"verdict": None, "pair": None, "states": [], "exchanged": False,
              "echoed": 0, "stun_as_data": 0, "bye": False, "ready": False, "pending": []}

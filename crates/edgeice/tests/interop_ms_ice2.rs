@@ -46,11 +46,12 @@ fn edgeice(dir: &Path, extra: &[&str]) -> Command {
     command
 }
 
-fn libnice(dir: &Path, role: &str) -> Command {
+fn libnice(dir: &Path, role: &str, extra: &[&str]) -> Command {
     let mut command = Command::new("/usr/bin/python3");
     command
         .current_dir(dir)
-        .args([LIBNICE_PEER, "b.sdp", "a.sdp", role, "oc2007r2"]);
+        .args([LIBNICE_PEER, "b.sdp", "a.sdp", role, "oc2007r2"])
+        .args(extra);
     command
 }
 
@@ -68,7 +69,7 @@ fn assert_success(name: &str, outcome: &Outcome) {
 /// (with `libnice_role`); both must connect and every probe come back.
 fn connects_and_carries_data(name: &str, edgeice_role: &[&str], libnice_role: &str) {
     let dir = workdir(name);
-    let peer = libnice(&dir, libnice_role);
+    let peer = libnice(&dir, libnice_role, &[]);
     let peer = std::thread::spawn(move || run_bounded(peer, LIMIT));
     let ours = run_bounded(edgeice(&dir, edgeice_role), LIMIT);
     let peer = peer.join().expect("the libnice side's thread");
@@ -127,7 +128,7 @@ fn edgeice_controlling_aggressively_calls_libnice_oc2007r2() {
 #[test]
 fn rfc_8445_edgeice_does_not_reach_libnice_oc2007r2() {
     let dir = workdir("rfc-control");
-    let peer = libnice(&dir, "controlled");
+    let peer = libnice(&dir, "controlled", &[]);
     let peer = std::thread::spawn(move || run_bounded(peer, LIMIT));
     let mut ours = Command::new(EDGEICE);
     ours.current_dir(&dir)
@@ -149,4 +150,52 @@ fn rfc_8445_edgeice_does_not_reach_libnice_oc2007r2() {
         peer.stdout,
         peer.stderr
     );
+}
+
+/// Both sides offer relayed candidates only, allocated with MS-TURN on
+/// `edgeice serve` (libnice as Lync's client would; edgeice through its own
+/// MS-TURN client): they connect relay to relay and the probes come back.
+fn connects_through_ms_turn(name: &str, edgeice_role: &[&str], libnice_role: &str) {
+    let (_server, turn) = common::start_turn_server();
+    let dir = workdir(name);
+    let relay = format!("relay={turn}");
+    let peer = libnice(&dir, libnice_role, &[&relay]);
+    let peer = std::thread::spawn(move || run_bounded(peer, LIMIT));
+    let url = format!("turn:{turn}");
+    let mut extra = vec![
+        "--relay-only",
+        "--turn",
+        &url,
+        "--user",
+        "user",
+        "--password",
+        "pass",
+    ];
+    extra.extend_from_slice(edgeice_role);
+    let ours = run_bounded(edgeice(&dir, &extra), LIMIT);
+    let peer = peer.join().expect("the libnice side's thread");
+    assert_success("edgeice", &ours);
+    assert_success("libnice", &peer);
+    let all = format!("{PROBES}/{PROBES} probes came back");
+    assert!(ours.stdout.contains(&all), "{}", ours.stdout);
+    let selected = ours
+        .stdout
+        .lines()
+        .find(|l| l.contains("4 select"))
+        .unwrap_or_default();
+    assert!(
+        selected.matches("relay ").count() == 2,
+        "not relay to relay: {}",
+        ours.stdout
+    );
+}
+
+#[test]
+fn edgeice_controlling_calls_libnice_oc2007r2_through_ms_turn_relays() {
+    connects_through_ms_turn("relay-controlling", &["--controlling"], "controlled");
+}
+
+#[test]
+fn libnice_oc2007r2_controlling_calls_edgeice_through_ms_turn_relays() {
+    connects_through_ms_turn("relay-controlled", &[], "controlling");
 }

@@ -17,6 +17,8 @@ use edgeice_client::{
 use crate::agent::{Datagram, Route};
 use crate::config::{AgentConfig, ServerTransport, StunServer, TurnServer};
 
+mod ms_turn;
+
 /// What a server query produced.
 #[derive(Debug)]
 pub(crate) enum Gathered {
@@ -128,6 +130,9 @@ pub(crate) struct Gatherer {
     transactions: TransactionConfig,
     stun: Vec<StunQuery>,
     turn: Vec<TurnQuery>,
+    /// Ask TURN servers in MS-TURN (an MS-ICE2 agent, as Lync clients do).
+    speak_ms_turn: bool,
+    ms_turn: Vec<ms_turn::MsTurnQuery>,
     results: VecDeque<Gathered>,
     transmits: VecDeque<Datagram>,
 }
@@ -153,6 +158,8 @@ impl Gatherer {
             },
             stun: Vec::new(),
             turn: Vec::new(),
+            speak_ms_turn: config.dialect == crate::Dialect::MsIce2,
+            ms_turn: Vec::new(),
             results: VecDeque::new(),
             transmits: VecDeque::new(),
         }
@@ -186,6 +193,19 @@ impl Gatherer {
         }
         for server in self.turn_servers.clone() {
             if server.address.is_ipv4() != socket.is_ipv4() {
+                continue;
+            }
+            if self.speak_ms_turn {
+                let started =
+                    ms_turn::MsTurnQuery::start(now, component, socket, &server, self.transactions);
+                match started {
+                    Ok(query) => self.ms_turn.push(query),
+                    Err(reason) => self.results.push_back(Gathered::Failed {
+                        server: server.url.clone(),
+                        code: None,
+                        reason,
+                    }),
+                }
                 continue;
             }
             self.allocate(now, component, socket, &server, RelayProtocol::Udp);
@@ -260,6 +280,9 @@ impl Gatherer {
 
     /// Moves what the clients want sent and what they found into the queues.
     fn collect(&mut self) {
+        for query in &mut self.ms_turn {
+            query.collect(&self.transactions, &mut self.transmits, &mut self.results);
+        }
         for query in &mut self.stun {
             while let Some(transmit) = query.client.poll_transmit() {
                 self.transmits.push_back(Datagram {
@@ -405,7 +428,9 @@ impl Gatherer {
 
     /// Whether every query has finished (succeeded, failed or timed out).
     pub(crate) fn is_complete(&self) -> bool {
-        self.stun.iter().all(|q| q.done) && self.turn.iter().all(|q| q.done)
+        self.stun.iter().all(|q| q.done)
+            && self.turn.iter().all(|q| q.done)
+            && self.ms_turn.iter().all(|q| q.done)
     }
 
     /// Whether a datagram from `from` on `socket` is a server's.
@@ -418,6 +443,7 @@ impl Gatherer {
                 .iter()
                 .any(|q| q.socket == socket && q.server.address == from);
         stun || self.turn.iter().any(|q| q.matches(socket, from, stream))
+            || self.ms_turn.iter().any(|q| q.matches(socket, from, stream))
     }
 
     /// Hands a server's datagram to its query. Data relayed by a TURN
@@ -432,6 +458,12 @@ impl Gatherer {
     ) -> Option<(SocketAddr, SocketAddr, &'a [u8])> {
         let mut relayed = None;
         if let Some(query) = self
+            .ms_turn
+            .iter_mut()
+            .find(|q| q.matches(socket, from, stream))
+        {
+            relayed = query.handle_input(now, data);
+        } else if let Some(query) = self
             .turn
             .iter_mut()
             .find(|q| q.matches(socket, from, stream))
@@ -464,13 +496,17 @@ impl Gatherer {
                 query.allocation.handle_timeout(now);
             }
         }
+        for query in &mut self.ms_turn {
+            query.handle_timeout(now);
+        }
         self.collect();
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let stun = self.stun.iter().filter_map(|q| q.client.poll_timeout());
         let turn = self.turn.iter().filter_map(|q| q.allocation.poll_timeout());
-        stun.chain(turn).min()
+        let ms_turn = self.ms_turn.iter().filter_map(|q| q.poll_timeout());
+        stun.chain(turn).chain(ms_turn).min()
     }
 
     pub(crate) fn poll_result(&mut self) -> Option<Gathered> {
@@ -486,6 +522,7 @@ impl Gatherer {
         self.turn
             .iter()
             .any(|q| q.relayed == Some(base) && q.relay == RelayProtocol::Udp)
+            || self.ms_turn.iter().any(|q| q.relayed == Some(base))
     }
 
     /// Lets `ip` connect to the TCP relayed addresses (RFC 6062 §4.3: a
@@ -575,6 +612,11 @@ impl Gatherer {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(SocketAddr, ServerTransport, SocketAddr), String> {
+        for query in &mut self.ms_turn {
+            if let Some(wrapped) = query.wrap_into(base, peer, payload, out) {
+                return wrapped;
+            }
+        }
         let query = self
             .turn
             .iter_mut()
@@ -607,6 +649,9 @@ impl Gatherer {
     pub(crate) fn close(&mut self, now: Instant) {
         for query in &mut self.turn {
             let _ = query.allocation.release(now);
+        }
+        for query in &mut self.ms_turn {
+            query.close(now);
         }
         self.collect();
     }
