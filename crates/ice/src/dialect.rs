@@ -113,13 +113,17 @@ impl Dialect {
     }
 
     /// A candidate's priority from its type, transport and local
-    /// preference (as the dialect's local preference functions give it).
+    /// preference (as the dialect's local preference functions give it);
+    /// `relay_over_stream` for a relayed candidate whose TURN server is
+    /// reached over TCP or TLS (MS-ICE2 ranks it 20, below UDP's 30; RFC
+    /// 8445's local preference has already said so).
     pub(crate) fn priority(
         self,
         kind: CandidateKind,
         tcp_type: Option<TcpType>,
         local_preference: u16,
         component: u16,
+        relay_over_stream: bool,
     ) -> u32 {
         match (self, tcp_type) {
             (Dialect::Rfc8445, None) => priority(kind, local_preference, component),
@@ -129,6 +133,7 @@ impl Dialect {
                     CandidateKind::Host => 120,
                     CandidateKind::PeerReflexive => 110,
                     CandidateKind::ServerReflexive => 100,
+                    CandidateKind::Relayed if relay_over_stream => 20,
                     CandidateKind::Relayed => 30,
                 };
                 let local = match tcp_type {
@@ -331,12 +336,12 @@ mod tests {
         let local = Dialect::MsIce2.host_local_preference("127.0.0.1".parse().unwrap(), 3, 3);
         assert_eq!(local, 0xf003);
         assert_eq!(
-            Dialect::MsIce2.priority(CandidateKind::Host, None, local, 1),
+            Dialect::MsIce2.priority(CandidateKind::Host, None, local, 1, false),
             2028995583
         );
         // Its checks' PRIORITY: the peer-reflexive one, 0x6EF003FF.
         assert_eq!(
-            Dialect::MsIce2.priority(CandidateKind::PeerReflexive, None, local, 1),
+            Dialect::MsIce2.priority(CandidateKind::PeerReflexive, None, local, 1, false),
             0x6ef0_03ff
         );
         let passive = Dialect::MsIce2.priority(
@@ -344,11 +349,15 @@ mod tests {
             Some(TcpType::Passive),
             Dialect::MsIce2.tcp_host_preference("127.0.0.1".parse().unwrap(), 0),
             1,
+            false,
         );
         assert_eq!(passive >> 8 & 0xffff, (6 << 12) | (2 << 9));
         let relayed =
             Dialect::MsIce2.relayed_local_preference(local, 2, ServerTransport::Udp, false);
         assert_eq!(relayed, 0xf000 | (2 << 6) | 3);
+        let over_udp = Dialect::MsIce2.priority(CandidateKind::Relayed, None, relayed, 1, false);
+        let over_tcp = Dialect::MsIce2.priority(CandidateKind::Relayed, None, relayed, 1, true);
+        assert_eq!((over_udp >> 24, over_tcp >> 24), (30, 20));
     }
 
     #[test]

@@ -135,10 +135,18 @@ impl Agent {
             server.as_ref().map(|s| s.0),
             tcp_type.is_some(),
         );
-        let priority = self
-            .config
-            .dialect
-            .priority(kind, tcp_type, local_preference, component);
+        let relay_over_stream = kind == CandidateKind::Relayed
+            && server
+                .as_ref()
+                .and_then(|s| self.turn_server(s))
+                .is_some_and(|t| t.transport != crate::config::ServerTransport::Udp);
+        let priority = self.config.dialect.priority(
+            kind,
+            tcp_type,
+            local_preference,
+            component,
+            relay_over_stream,
+        );
         let candidate = Candidate {
             foundation,
             component,

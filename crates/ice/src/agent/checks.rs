@@ -87,6 +87,7 @@ impl Agent {
                 tcp_type,
                 local.local_preference,
                 component,
+                false,
             ),
             role,
             use_candidate,

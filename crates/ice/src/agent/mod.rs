@@ -689,6 +689,17 @@ impl Agent {
             .unwrap_or(0)
     }
 
+    /// The configured TURN server `server` (as the gatherer names it).
+    pub(super) fn turn_server(
+        &self,
+        server: &(SocketAddr, String),
+    ) -> Option<&crate::config::TurnServer> {
+        self.config
+            .turn_servers
+            .iter()
+            .find(|t| t.address == server.0 && t.url == server.1)
+    }
+
     fn drain_gatherer_transmits(&mut self) {
         while let Some(datagram) = self.gatherer.poll_transmit() {
             self.transmits.push_back(datagram);
