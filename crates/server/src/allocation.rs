@@ -108,6 +108,15 @@ pub struct MsTurnState {
     pub layout: edgeice_stun::Layout,
     /// The connection ID of the MS-SEQUENCE-NUMBER the Allocate answer gave.
     pub connection_id: [u8; 20],
+    /// The highest MS-SEQUENCE-NUMBER seen on the client's Send and Set
+    /// Active Destination requests: a lower one is a replay.
+    pub last_sequence: u32,
+    /// The MS-VERSION agreed: the client's, at most the highest served.
+    pub version: u32,
+    /// BANDWIDTH of the Allocate: the peak the client expects, in kbit/s.
+    pub bandwidth_kbps: Option<u32>,
+    /// MS-SERVICE-QUALITY of the Allocate: (stream type, service quality).
+    pub service_quality: Option<(u16, u16)>,
 }
 
 /// A relayed transport address leased to one client 5-tuple.

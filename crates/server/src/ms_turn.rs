@@ -33,6 +33,15 @@ use crate::interface::{FiveTuple, RelayPort, Transmit};
 use crate::response::{self, Dialect, ReplyTo};
 use crate::server::{PendingAllocation, Server, reply};
 
+/// The highest MS-VERSION served: 1 (OCS 2007) and 2 (OCS 2007 R2) differ
+/// in nothing this edge does; 3 brings SHA-256 integrity and 4 IPv6
+/// relays, which it does not offer.
+const MAX_MS_VERSION: u32 = 2;
+
+/// MS-SERVICE-QUALITY (0x8055): what a client's stream carries and how
+/// it wants it delivered.
+const MS_SERVICE_QUALITY: AttributeType = AttributeType(0x8055);
+
 /// A request that passed MS-TURN authentication.
 struct Authenticated {
     username: String,
@@ -186,10 +195,13 @@ impl Server {
         if !self.config.relay_families.is_empty()
             && !self.config.relay_families.contains(&AddressFamily::V4)
         {
-            // MS-VERSION 1 to 3 relay IPv4 only.
+            // MS-VERSION 1 to 3 relay IPv4 only, and no more is served.
             let code = ErrorCode::ADDRESS_FAMILY_NOT_SUPPORTED;
             return self.error(from, &to, code, Some(&auth.key));
         }
+        let Some(state) = requested_state(request) else {
+            return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&auth.key));
+        };
         let limits = (
             self.config.max_allocations,
             self.config.max_allocations_per_user,
@@ -211,6 +223,7 @@ impl Server {
             additional_family: None,
             refused_dual: false,
             relay_transport: crate::RelayTransport::Udp,
+            ms_turn: Some(state),
         };
         self.request_relay(pending, AddressFamily::V4, RelayPort::Any);
         None
@@ -223,15 +236,14 @@ impl Server {
         from: FiveTuple,
         to: &ReplyTo,
         key: &IntegrityKey,
-        layout: edgeice_stun::Layout,
+        state: MsTurnState,
         lifetime: std::time::Duration,
     ) -> Option<Transmit<'s>> {
         let connection_id = self.ms_connection_id(&from);
         let allocation = self.allocations.get_mut(&from)?;
         allocation.ms_turn = Some(MsTurnState {
-            active_destination: None,
-            layout,
             connection_id,
+            ..state
         });
         self.stats.ms_turn_allocations_created += 1;
         let success = MsAllocateSuccess::of(allocation, lifetime);
@@ -270,6 +282,7 @@ impl Server {
             encode_xor_keyed(&success.client, &tail, &mut reflexive);
             b.add_raw(ms::MS_XOR_MAPPED_ADDRESS, &reflexive)?;
             b.add(&Attribute::Lifetime(success.lifetime_secs))?;
+            b.add_raw(ms::MS_VERSION, &success.version.to_be_bytes())?;
             let mut sequence = [0u8; 24];
             sequence[..20].copy_from_slice(&success.connection_id);
             b.add_raw(ms::MS_SEQUENCE_NUMBER, &sequence)?;
@@ -278,18 +291,37 @@ impl Server {
         self.respond(from, to, Class::Success, Some(key), body)
     }
 
-    /// The allocation of `from` if it is MS-TURN and `request` carries its
-    /// user's name and integrity. Send and Set Active Destination have no
-    /// nonce, so the allocation's key is what authenticates them.
-    fn ms_allocation_of(&self, from: &FiveTuple, request: &Message<'_>) -> Option<&Allocation> {
-        let allocation = self.allocations.get(from)?;
-        allocation.ms_turn?;
+    /// The allocation of `from` if it is MS-TURN, `request` carries its
+    /// user's name and integrity, and its MS-SEQUENCE-NUMBER (when given)
+    /// names this allocation and does not go back. Send and Set Active
+    /// Destination have no nonce: the allocation's key and the sequence
+    /// number are what authenticate them and stop replays.
+    fn ms_allocation_of(
+        &mut self,
+        from: &FiveTuple,
+        request: &Message<'_>,
+    ) -> Option<&mut Allocation> {
+        let allocation = self.allocations.get_mut(from)?;
+        let state = allocation.ms_turn.as_mut()?;
         let username = request.get_raw(AttributeType::USERNAME).and_then(text)?;
-        (username == allocation.username
-            && request
+        if username != allocation.username
+            || request
                 .verify_integrity_sha1_rfc3489(&allocation.key)
-                .is_ok())
-        .then_some(allocation)
+                .is_err()
+        {
+            return None;
+        }
+        if let Some(value) = request.get_raw(ms::MS_SEQUENCE_NUMBER) {
+            let (id, number) = value.split_first_chunk::<20>()?;
+            let number = u32::from_be_bytes(number.try_into().ok()?);
+            // Not decreasing rather than increasing: libnice 0.1.21 numbers
+            // from 1 whatever the answer said, and resends with the same.
+            if *id != state.connection_id || number < state.last_sequence {
+                return None;
+            }
+            state.last_sequence = number;
+        }
+        Some(allocation)
     }
 
     /// A Send request: relay its DATA to DESTINATION-ADDRESS and let that
@@ -418,6 +450,7 @@ struct MsAllocateSuccess {
     client: SocketAddr,
     lifetime_secs: u32,
     connection_id: [u8; 20],
+    version: u32,
 }
 
 impl MsAllocateSuccess {
@@ -430,8 +463,43 @@ impl MsAllocateSuccess {
                 .ms_turn
                 .map(|s| s.connection_id)
                 .unwrap_or_default(),
+            version: allocation.ms_turn.map_or(1, |s| s.version),
         }
     }
+}
+
+/// What an MS-TURN Allocate asks for beyond the standard: MS-VERSION,
+/// BANDWIDTH and MS-SERVICE-QUALITY, read into the state its allocation
+/// starts with; `None` if one is malformed (answered 400).
+fn requested_state(request: &Message<'_>) -> Option<MsTurnState> {
+    let u32_of = |value: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(value.try_into().ok()?)) };
+    let version = match request.get_raw(ms::MS_VERSION) {
+        Some(value) => u32_of(value)?.clamp(1, MAX_MS_VERSION),
+        None => 1,
+    };
+    let bandwidth_kbps = match request.get_raw(ms::BANDWIDTH) {
+        Some(value) => Some(u32_of(value)?),
+        None => None,
+    };
+    // Optional (above 0x7FFF): a malformed one is ignored, not refused.
+    let service_quality = request
+        .get_raw(MS_SERVICE_QUALITY)
+        .and_then(|v| v.split_first_chunk::<2>().zip(v.get(2..4)))
+        .map(|((stream, _), quality)| {
+            (
+                u16::from_be_bytes(*stream),
+                u16::from_be_bytes([quality[0], quality[1]]),
+            )
+        });
+    Some(MsTurnState {
+        active_destination: None,
+        layout: request.layout(),
+        connection_id: [0; 20],
+        last_sequence: 0,
+        version,
+        bandwidth_kbps,
+        service_quality,
+    })
 }
 
 /// A text attribute's value, without the NUL padding some clients put

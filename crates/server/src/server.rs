@@ -97,6 +97,9 @@ pub(crate) struct PendingAllocation {
     pub refused_dual: bool,
     /// UDP or TCP towards peers.
     pub relay_transport: crate::RelayTransport,
+    /// For an MS-TURN client, what its allocation starts with (the
+    /// connection ID is filled in once the relay is bound).
+    pub ms_turn: Option<crate::allocation::MsTurnState>,
 }
 
 /// How long a port reserved by EVEN-PORT stays held (RFC 8656 §7.2

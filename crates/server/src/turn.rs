@@ -226,6 +226,7 @@ impl Server {
             additional_family: additional,
             refused_dual: false,
             relay_transport,
+            ms_turn: None,
         };
         let family = match port {
             RelayPort::Reserved(relay) => AddressFamily::of(&relay.ip()),
@@ -310,9 +311,9 @@ impl Server {
             self.by_relay.insert(bound, from);
         }
         self.stats.allocations_created += 1;
-        if let crate::response::Dialect::MsTurn(layout) = pending.reply.dialect {
+        if let Some(state) = pending.ms_turn {
             let key = &pending.key;
-            return self.ms_allocate_done(from, &pending.reply, key, layout, pending.lifetime);
+            return self.ms_allocate_done(from, &pending.reply, key, state, pending.lifetime);
         }
         let token = reserved.map(|reserved| {
             let token = self.reservation_token(reserved, id);

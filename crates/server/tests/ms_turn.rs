@@ -439,3 +439,79 @@ fn dialects_do_not_mix_on_one_allocation() {
         AllocationDialect::MsTurn
     );
 }
+
+#[test]
+fn version_bandwidth_and_sequence_numbers() {
+    let t0 = Instant::now();
+    let mut server = server(t0);
+    let mut client = MsClient::new(from("192.0.2.14:5000"), "secret");
+    // The challenge first, then an Allocate asking for MS-VERSION 5 with a
+    // BANDWIDTH and a service quality.
+    let (_, _, answer) = send(&mut server, t0, client.from, &client.allocate(None)).unwrap();
+    client.realm = REALM.as_bytes().to_vec();
+    client.nonce = parse(&answer).get_raw(ms::NONCE).unwrap().to_vec();
+
+    // A malformed BANDWIDTH is refused with 400, signed.
+    let bad = client.request(ms::ALLOCATE, true, |b| {
+        b.add_raw(ms::BANDWIDTH, &[0, 1, 2]).unwrap();
+    });
+    let (_, _, answer) = send(&mut server, t0, client.from, &bad).unwrap();
+    let answer = parse(&answer);
+    assert_eq!(error_code(&answer), Some(400));
+    answer.verify_integrity_sha1_rfc3489(&client.key).unwrap();
+
+    let request = client.request(ms::ALLOCATE, true, |b| {
+        b.add_raw(ms::MS_VERSION, &5u32.to_be_bytes()).unwrap();
+        b.add_raw(ms::BANDWIDTH, &512u32.to_be_bytes()).unwrap();
+        b.add_raw(AttributeType(0x8055), &[0, 1, 0, 2]).unwrap();
+    });
+    assert!(send(&mut server, t0, client.from, &request).is_none());
+    let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
+        panic!("no BindRelay event")
+    };
+    let t = server
+        .handle_input(
+            t0,
+            Input::RelayBound {
+                id,
+                relay: Some(RELAY.parse().unwrap()),
+                reserved: None,
+                additional: None,
+            },
+        )
+        .unwrap();
+    let answer = t.contents.to_vec();
+    let success = parse(&answer);
+    // The version agreed is the highest served.
+    assert_eq!(
+        success.get_raw(ms::MS_VERSION),
+        Some(&2u32.to_be_bytes()[..])
+    );
+    let sequence = success.get_raw(ms::MS_SEQUENCE_NUMBER).unwrap().to_vec();
+    let state = server.allocation(&client.from).unwrap().ms_turn.unwrap();
+    assert_eq!(state.version, 2);
+    assert_eq!(state.bandwidth_kbps, Some(512));
+    assert_eq!(state.service_quality, Some((1, 2)));
+
+    // Send requests numbered from the answer's connection ID: going up or
+    // staying is fine, going back is a replay and goes nowhere.
+    let peer: SocketAddr = "198.51.100.7:9000".parse().unwrap();
+    let numbered = |client: &mut MsClient, number: u32, id: &[u8]| {
+        client.request(ms::SEND, false, |b| {
+            b.add_raw(ms::DESTINATION_ADDRESS, &address_value(&peer))
+                .unwrap();
+            let mut value = id[..20].to_vec();
+            value.extend_from_slice(&number.to_be_bytes());
+            b.add_raw(ms::MS_SEQUENCE_NUMBER, &value).unwrap();
+            b.add_raw(ms::DATA, &number.to_be_bytes()).unwrap();
+        })
+    };
+    for (number, relayed) in [(1, true), (2, true), (2, true), (1, false)] {
+        let request = numbered(&mut client, number, &sequence);
+        let out = send(&mut server, t0, client.from, &request);
+        assert_eq!(out.is_some(), relayed, "sequence number {number}");
+    }
+    // Another allocation's connection ID does not pass either.
+    let request = numbered(&mut client, 9, &[0xAB; 20]);
+    assert!(send(&mut server, t0, client.from, &request).is_none());
+}
