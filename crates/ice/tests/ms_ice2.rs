@@ -343,3 +343,64 @@ fn an_rfc_8445_agent_does_not_take_ms_ice2_integrity() {
     let message = Message::parse(&answer.payload).unwrap();
     assert_eq!(message.class(), Class::Error, "401: wrong integrity");
 }
+
+/// Every answer to transaction `id` the agent sends for `datagram`.
+fn answers(agent: &mut Agent, now: Instant, id: TransactionId, datagram: &[u8]) -> Vec<Vec<u8>> {
+    let ours: SocketAddr = OURS.parse().unwrap();
+    let theirs: SocketAddr = THEIRS.parse().unwrap();
+    assert!(agent.handle_input(now, ours, theirs, datagram).is_none());
+    let mut found = Vec::new();
+    while let Some(d) = agent.poll_transmit() {
+        let Ok(message) = Message::parse_unpadded(&d.payload) else {
+            continue;
+        };
+        if *message.transaction_id() == id && message.class() != Class::Request {
+            found.push(d.payload.clone());
+        }
+    }
+    found
+}
+
+#[test]
+fn legacy_copies_go_until_the_peer_shows_implementation_version() {
+    let now = Instant::now();
+    let mut agent = agent(now);
+    let legacy = Check {
+        layout: Layout::Unpadded,
+        implementation_version: false,
+        legacy_fingerprint: true,
+    };
+    // An answer whose two CRCs differ goes out twice: the standard one,
+    // then the copy an older peer can verify.
+    let mut doubled = false;
+    for b in 0..=255u8 {
+        let id = TransactionId([b; 12]);
+        let sent = answers(&mut agent, now, id, &check(id, &legacy));
+        assert!(!sent.is_empty(), "a legacy check is answered");
+        assert!(
+            Message::parse_unpadded(&sent[0])
+                .unwrap()
+                .verify_fingerprint()
+                .is_ok()
+        );
+        if let Some(copy) = edgeice_stun::ms::legacy_fingerprint_copy(&sent[0]) {
+            assert_eq!(sent, [sent[0].clone(), copy]);
+            doubled = true;
+            break;
+        }
+        assert_eq!(sent.len(), 1, "no copy when it would be the same bytes");
+    }
+    assert!(doubled, "no answer reached the legacy table entry");
+
+    // Once the peer shows IMPLEMENTATION-VERSION, one copy only.
+    let modern = Check {
+        layout: Layout::Unpadded,
+        implementation_version: true,
+        legacy_fingerprint: false,
+    };
+    for b in 0..=255u8 {
+        let id = TransactionId([b; 12]);
+        let sent = answers(&mut agent, now, id, &check(id, &modern));
+        assert_eq!(sent.len(), 1);
+    }
+}

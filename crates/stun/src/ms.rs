@@ -101,6 +101,27 @@ pub fn xor_key(message: &[u8]) -> Option<[u8; 16]> {
     Some(key)
 }
 
+/// A copy of `message`, whose last attribute is FINGERPRINT, with that
+/// FINGERPRINT computed with Microsoft's legacy CRC-32 — the second copy
+/// an MS-ICE2 agent sends until its peer shows IMPLEMENTATION-VERSION.
+/// `None` when the two CRCs agree (the copy would be the same bytes: most
+/// messages never reach the table's wrong entry) or there is no
+/// FINGERPRINT at the end.
+pub fn legacy_fingerprint_copy(message: &[u8]) -> Option<Vec<u8>> {
+    let at = message.len().checked_sub(8)?;
+    let fingerprint = crate::AttributeType::FINGERPRINT.0.to_be_bytes();
+    if at < HEADER_LEN || message[at..at + 4] != [fingerprint[0], fingerprint[1], 0, 4] {
+        return None;
+    }
+    let legacy = crate::integrity::legacy_fingerprint(&message[..at]).to_be_bytes();
+    if message[at + 4..] == legacy {
+        return None;
+    }
+    let mut copy = message.to_vec();
+    copy[at + 4..].copy_from_slice(&legacy);
+    Some(copy)
+}
+
 /// Bytes of the header MS-TURN puts before each message on TCP.
 pub const TCP_FRAME_HEADER_LEN: usize = 4;
 
@@ -241,6 +262,29 @@ mod tests {
         decoder.push(&[3, 0, 0, 4, 1, 2, 3, 4]);
         assert_eq!(decoder.next_raw(), Ok(Some(&message[..])));
         assert_eq!(decoder.next_raw(), Ok(Some(&[1, 2, 3, 4][..])));
+    }
+
+    #[test]
+    fn legacy_copies_differ_only_in_the_fingerprint_and_only_when_it_does() {
+        use crate::{Message, MessageBuilder, TransactionId};
+        let mut copies = 0;
+        for id in 0..=255u8 {
+            let mut buf = Vec::new();
+            let kind = MessageType::new(Method::BINDING, Class::Request);
+            let mut b = MessageBuilder::new(&mut buf, kind, TransactionId([id; 12]));
+            b.add_fingerprint().unwrap();
+            let original = b.finish().to_vec();
+            if let Some(copy) = legacy_fingerprint_copy(&original) {
+                copies += 1;
+                assert_eq!(copy[..copy.len() - 4], original[..original.len() - 4]);
+                let copy = Message::parse(&copy).unwrap();
+                assert!(copy.verify_fingerprint_legacy().is_ok());
+                assert!(copy.verify_fingerprint().is_err());
+            }
+        }
+        // Some of 256 messages reach the wrong table entry, most do not.
+        assert!((1..128).contains(&copies), "{copies}");
+        assert_eq!(legacy_fingerprint_copy(&[0; 10]), None);
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl Agent {
                 }
             }
         } else {
-            self.send_from_base(now, base, destination, &bytes);
+            self.send_stun_from_base(now, base, destination, &bytes);
         }
         let p = &mut self.pairs[pair];
         if let Some(previous) = p.in_flight.take()
@@ -221,7 +221,7 @@ impl Agent {
             let bytes = std::mem::take(&mut in_flight.request);
             let base = self.locals[self.pairs[pair].local].base;
             let destination = self.remotes[self.pairs[pair].remote].address;
-            self.send_from_base(now, base, destination, &bytes);
+            self.send_stun_from_base(now, base, destination, &bytes);
             if let Some(in_flight) = &mut self.pairs[pair].in_flight {
                 in_flight.request = bytes;
             }

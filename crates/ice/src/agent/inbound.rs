@@ -71,6 +71,12 @@ impl Agent {
         if edgeice_stun::demux::classify(data) == edgeice_stun::demux::PacketKind::Stun
             && let Some(message) = self.config.dialect.parse(data)
         {
+            if message
+                .get_raw(edgeice_stun::ms::IMPLEMENTATION_VERSION)
+                .is_some()
+            {
+                self.peer_shows_version = true;
+            }
             if message.method() == Method::BINDING {
                 match message.class() {
                     Class::Request => self.handle_request(now, base, from, &message, via),
@@ -139,7 +145,7 @@ impl Agent {
                     payload: framed,
                 });
             }
-            None => self.send_from_base(now, base, to, &bytes),
+            None => self.send_stun_from_base(now, base, to, &bytes),
         }
     }
 

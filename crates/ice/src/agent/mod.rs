@@ -141,6 +141,9 @@ pub struct Agent {
     local_ufrag: String,
     local_pwd: String,
     local_key: IntegrityKey,
+    /// MS-ICE2: the peer sent IMPLEMENTATION-VERSION, so it reads the
+    /// standard FINGERPRINT and needs no legacy copies.
+    peer_shows_version: bool,
     remote: Option<RemoteCredentials>,
     remote_lite: bool,
     remote_end_of_candidates: bool,
@@ -216,6 +219,7 @@ impl Agent {
             controlling: config.controlling && !config.lite,
             tie_breaker: random_u64(),
             local_key: IntegrityKey::new(pwd.as_bytes()),
+            peer_shows_version: false,
             local_ufrag: ufrag,
             local_pwd: pwd,
             remote: None,
@@ -356,6 +360,26 @@ impl Agent {
             destination,
             payload: payload.to_vec(),
         });
+    }
+
+    /// Queues a check or its answer from `base` to `destination`; in
+    /// MS-ICE2, until the peer shows IMPLEMENTATION-VERSION, also the copy
+    /// with Microsoft's legacy FINGERPRINT that older peers verify (when it
+    /// differs: mostly it is the same bytes).
+    fn send_stun_from_base(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        destination: SocketAddr,
+        message: &[u8],
+    ) {
+        self.send_from_base(now, base, destination, message);
+        if self.config.dialect == crate::Dialect::MsIce2
+            && !self.peer_shows_version
+            && let Some(copy) = edgeice_stun::ms::legacy_fingerprint_copy(message)
+        {
+            self.send_from_base(now, base, destination, &copy);
+        }
     }
 
     /// Sends application data on `component`'s selected pair.
