@@ -307,9 +307,15 @@ fn relay_only_args(server: &str) -> Vec<String> {
 /// Two `edgeice call`s relay-only through `edgeice serve`, reaching it
 /// with the TURN URL's `transport`.
 fn relay_only_call_through_edgeice_serve(transport: &str) {
+    relay_only_call_through_edgeice_serve_in(transport, "rfc8445");
+}
+
+/// The same in ICE `dialect`: with `ms-ice2`, the relays are MS-TURN's.
+fn relay_only_call_through_edgeice_serve_in(transport: &str, dialect: &str) {
     let (_server, address) = relay_server();
-    let dir = workdir(&format!("relay-self-{transport}"));
-    let turn = relay_only_args(&format!("{address}?transport={transport}"));
+    let dir = workdir(&format!("relay-self-{transport}-{dialect}"));
+    let mut turn = relay_only_args(&format!("{address}?transport={transport}"));
+    turn.extend(["--dialect".to_owned(), dialect.to_owned()]);
     let turn: Vec<&str> = turn.iter().map(String::as_str).collect();
     let (sender, echo) = both(
         call(
@@ -337,6 +343,12 @@ fn relay_only_call_through_edgeice_serve_over_udp() {
 #[test]
 fn relay_only_call_through_edgeice_serve_over_tcp() {
     relay_only_call_through_edgeice_serve("tcp");
+}
+
+#[test]
+fn ms_ice2_calls_through_ms_turn_over_udp_and_tcp() {
+    relay_only_call_through_edgeice_serve_in("udp", "ms-ice2");
+    relay_only_call_through_edgeice_serve_in("tcp", "ms-ice2");
 }
 
 /// aioice relay-only through `edgeice serve` (reaching it over `transport`)

@@ -354,6 +354,12 @@ fn connect(
                 Ok(n) => n,
             };
             decoder.push(&buf[..read]);
+            if decoder.framing() == edgeice_stun::Framing::Turn
+                && edgeice_stun::ms::starts_tcp_framed(decoder.pending())
+            {
+                // An MS-TURN edge answering an MS-ICE2 agent.
+                decoder.set_framing(edgeice_stun::Framing::MsTurn);
+            }
             loop {
                 match decoder.next_raw() {
                     Ok(Some(frame)) => {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use edgeice_client::{MsTurnClient, MsTurnConfig, MsTurnEvent, TransactionConfig, Transport};
 
 use super::{Gathered, timeout_reason};
-use crate::agent::{Datagram, Route};
+use crate::agent::Datagram;
 use crate::config::{ServerTransport, TurnServer};
 
 /// One MS-TURN allocation from one host socket.
@@ -34,13 +34,17 @@ impl MsTurnQuery {
         server: &TurnServer,
         transactions: TransactionConfig,
     ) -> Result<MsTurnQuery, String> {
-        if server.transport != ServerTransport::Udp {
-            // The call driver frames TURN streams the RFC 8656 way only.
-            return Err("MS-TURN relays are reached over UDP only by this agent".to_owned());
-        }
+        let transport = match server.transport {
+            ServerTransport::Udp => Transport::Udp,
+            ServerTransport::Tcp => Transport::Tcp,
+            // Microsoft's edges wrap TURN on 443 in their own pseudo-TLS.
+            ServerTransport::Tls => {
+                return Err("MS-TURN over TLS is not supported: use UDP or TCP".to_owned());
+            }
+        };
         let mut client = MsTurnClient::new(MsTurnConfig {
             server: server.address,
-            transport: Transport::Udp,
+            transport,
             username: server.username.clone(),
             password: server.password.clone(),
             transactions,
@@ -57,9 +61,12 @@ impl MsTurnQuery {
         })
     }
 
-    /// Whether input from `from` on `socket` is this edge talking.
+    /// Whether input from `from` on `socket` (over a stream or not) is
+    /// this edge talking.
     pub(super) fn matches(&self, socket: SocketAddr, from: SocketAddr, stream: bool) -> bool {
-        !stream && self.socket == socket && self.server.address == from
+        self.socket == socket
+            && self.server.address == from
+            && (self.server.transport != ServerTransport::Udp) == stream
     }
 
     /// Moves what the client wants sent and what it found into the queues.
@@ -72,7 +79,7 @@ impl MsTurnQuery {
         while let Some(transmit) = self.client.poll_transmit() {
             transmits.push_back(Datagram {
                 source: self.socket,
-                route: Route::Udp,
+                route: self.server.transport.into(),
                 destination: transmit.destination,
                 payload: transmit.data.to_vec(),
             });
@@ -86,19 +93,23 @@ impl MsTurnQuery {
                     self.done = true;
                     self.relayed = Some(relayed);
                     let mapped = reflexive.unwrap_or(self.socket);
-                    results.push_back(Gathered::Reflexive {
-                        component: self.component,
-                        socket: self.socket,
-                        mapped,
-                        server: server.clone(),
-                    });
+                    // Over TCP the edge saw a TCP mapping: no use as a
+                    // UDP server-reflexive candidate.
+                    if self.server.transport == ServerTransport::Udp {
+                        results.push_back(Gathered::Reflexive {
+                            component: self.component,
+                            socket: self.socket,
+                            mapped,
+                            server: server.clone(),
+                        });
+                    }
                     results.push_back(Gathered::Relayed {
                         component: self.component,
                         socket: self.socket,
                         relayed,
                         mapped,
                         server,
-                        transport: ServerTransport::Udp,
+                        transport: self.server.transport,
                     });
                 }
                 MsTurnEvent::Failed { code, reason, .. } => {
