@@ -259,6 +259,10 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
             "role": role,
             "local_ufrag": agent.local_ufrag(),
             "components": args.components,
+            "dialect": match args.dialect {
+                CallDialect::Rfc8445 => "rfc8445",
+                CallDialect::MsIce2 => "ms-ice2",
+            },
         }),
     );
     let mut local = signalling::LocalDescription::open(&args.local)?;
