@@ -337,7 +337,8 @@ fn shard_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
 }
 
-/// How many tasks receive on each listening UDP socket.
+/// How many SO_REUSEPORT shares each listening UDP address gets, each
+/// read by its own task.
 fn receivers_per_socket() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -349,17 +350,18 @@ fn receivers_per_socket() -> usize {
 async fn bind_listener(
     addr: SocketAddr,
     tcp: bool,
-) -> Result<(tokio::net::UdpSocket, Option<tokio::net::TcpListener>)> {
+) -> Result<(Vec<tokio::net::UdpSocket>, Option<tokio::net::TcpListener>)> {
     const PICKS: usize = 20;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let socket = udp::bind(addr).await?;
+        let shares = udp::bind_shares(addr, receivers_per_socket()).await?;
+        let local = shares[0].local_addr()?;
         if !tcp {
-            return Ok((socket, None));
+            return Ok((shares, None));
         }
-        match tcp::bind(socket.local_addr()?).await {
-            Ok(listener) => return Ok((socket, Some(listener))),
+        match tcp::bind(local).await {
+            Ok(listener) => return Ok((shares, Some(listener))),
             Err(_) if addr.port() == 0 && attempt < PICKS => continue,
             Err(e) => return Err(e),
         }
@@ -482,8 +484,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut alternates = Vec::new();
     let mut alternate_sockets = Vec::new();
     if let Some(alt_ip) = args.alternate_ip {
-        for (socket, _) in &listeners {
-            let primary = socket.local_addr()?;
+        for (shares, _) in &listeners {
+            let Some(primary) = shares.first() else {
+                continue;
+            };
+            let primary = primary.local_addr()?;
             if primary.ip().is_unspecified()
                 || primary.is_ipv4() != alt_ip.is_ipv4()
                 || primary.ip() == alt_ip
@@ -522,7 +527,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let bound: Vec<SocketAddr> = listeners
         .iter()
-        .filter_map(|(socket, _)| socket.local_addr().ok())
+        .filter_map(|(shares, _)| shares.first()?.local_addr().ok())
         .collect();
     let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports());
     let relay_ips = pool.ips();
@@ -557,11 +562,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let mut udp_sockets = HashMap::new();
     let mut udp_announced = Vec::new();
     let mut tcp_listeners = Vec::new();
-    for (socket, tcp) in listeners {
-        let socket = Arc::new(socket);
-        let local = socket.local_addr()?;
+    let mut receivers: Vec<Arc<tokio::net::UdpSocket>> = Vec::new();
+    for (shares, tcp) in listeners {
+        let shares: Vec<Arc<tokio::net::UdpSocket>> = shares.into_iter().map(Arc::new).collect();
+        let Some(first) = shares.first() else {
+            continue;
+        };
+        let local = first.local_addr()?;
         udp_announced.push(format!("listening on udp {local}"));
-        udp_sockets.insert(local, socket);
+        // Any share sends from the same address: answers go out of the first.
+        udp_sockets.insert(local, first.clone());
+        receivers.extend(shares);
         if let Some(listener) = tcp {
             udp_announced.push(format!("listening on tcp {}", listener.local_addr()?));
             tcp_listeners.push(listener);
@@ -571,9 +582,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         let socket = Arc::new(socket);
         let local = socket.local_addr()?;
         udp_announced.push(format!("listening on udp {local} (RFC 5780 alternate)"));
-        udp_sockets.insert(local, socket);
+        udp_sockets.insert(local, socket.clone());
+        receivers.push(socket);
     }
-    let receivers: Vec<Arc<tokio::net::UdpSocket>> = udp_sockets.values().cloned().collect();
     let shared = Arc::new(Shared::new(
         config,
         shard_count(),
@@ -587,12 +598,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     for line in &udp_announced {
         announce(format_args!("{line}"));
     }
+    // One task per socket: a client's datagrams stay in order.
     for socket in receivers {
-        // Several receivers per socket, so datagrams are taken in on
-        // several threads.
-        for _ in 0..receivers_per_socket() {
-            tasks.spawn(udp::run(socket.clone(), shared.clone()));
-        }
+        tasks.spawn(udp::run(socket, shared.clone()));
     }
     for listener in tcp_listeners {
         tasks.spawn(tcp::run(listener, shared.clone(), None));

@@ -10,6 +10,31 @@ use tokio::net::UdpSocket;
 use super::driver::Shared;
 
 pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
+    bind_with(addr, false)
+}
+
+/// Binds `count` sockets to `addr` with SO_REUSEPORT, each to be read by
+/// one task: the kernel hands all of a client's datagrams to the same
+/// share, so they are relayed in the order they came, while the shares
+/// are read on as many threads. (Several tasks reading one socket would
+/// take two datagrams of one client at once and could relay them swapped.)
+/// `addr`'s port may be 0: the first share picks it.
+pub async fn bind_shares(addr: SocketAddr, count: usize) -> Result<Vec<UdpSocket>> {
+    if addr.port() != 0 {
+        // SO_REUSEPORT would quietly share the port with another server
+        // run by the same user: make sure nobody holds it first.
+        drop(bind_with(addr, false)?);
+    }
+    let first = bind_with(addr, true)?;
+    let local = first.local_addr()?;
+    let mut shares = vec![first];
+    for _ in 1..count.max(1) {
+        shares.push(bind_with(local, true)?);
+    }
+    Ok(shares)
+}
+
+fn bind_with(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -20,6 +45,9 @@ pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     size_buffers(&socket);
     socket
         .bind(&addr.into())
