@@ -30,7 +30,7 @@ use edgeice_stun::{
 use crate::allocation::{Allocation, MsTurnState};
 use crate::auth::{self, NonceCheck};
 use crate::interface::{FiveTuple, RelayPort, Transmit};
-use crate::response::{self, Dialect, ReplyTo};
+use crate::response::{Dialect, ReplyTo};
 use crate::server::{PendingAllocation, Server, reply};
 
 /// The highest MS-VERSION served: 1 (OCS 2007) and 2 (OCS 2007 R2) differ
@@ -117,35 +117,6 @@ impl Server {
         })
     }
 
-    /// Answers an Allocate that failed authentication; 401 and 438 carry
-    /// REALM and a fresh NONCE under MS-TURN's numbers.
-    fn ms_challenge<'s>(
-        &'s mut self,
-        now: Instant,
-        from: FiveTuple,
-        to: &ReplyTo,
-        code: u16,
-    ) -> Option<Transmit<'s>> {
-        if code != ErrorCode::UNAUTHENTICATED && code != ErrorCode::STALE_NONCE {
-            return self.error(from, to, code, None);
-        }
-        if !self.config.shared.allow_challenge(from.client.ip(), now) {
-            self.stats.challenges_dropped += 1;
-            return None;
-        }
-        self.stats.count_error(code);
-        let nonce = self.nonces.issue(now, from.client);
-        let realm = self.config.realm.as_str();
-        let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
-            response::error_code(code)(b)?;
-            b.add_raw(ms::REALM, realm.as_bytes())?;
-            b.add_raw(ms::NONCE, nonce.as_bytes())?;
-            Ok(())
-        };
-        let bytes = response::build(&mut self.scratch, to, Class::Error, None, None, body)?;
-        Some(reply(from, bytes))
-    }
-
     fn ms_allocate<'s>(
         &'s mut self,
         now: Instant,
@@ -159,7 +130,7 @@ impl Server {
                 if request.has_integrity() {
                     self.stats.auth_failures += 1;
                 }
-                return self.ms_challenge(now, from, &to, code);
+                return self.challenge(now, from, &to, code);
             }
         };
         let lifetime = self.granted_lifetime(request);

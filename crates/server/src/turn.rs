@@ -82,8 +82,9 @@ impl Server {
     }
 
     /// Answers a request that failed authentication. 401 and 438 carry the
-    /// realm and a fresh nonce so the client can retry.
-    fn challenge<'s>(
+    /// realm and a fresh nonce so the client can retry (under MS-TURN's
+    /// swapped numbers for an MS-TURN request).
+    pub(crate) fn challenge<'s>(
         &'s mut self,
         now: Instant,
         from: FiveTuple,
@@ -101,10 +102,16 @@ impl Server {
         let nonce = self.nonces.issue(now, from.client);
         let realm = self.config.realm.as_str();
         let software = self.config.software.as_deref();
+        let ms_turn = to.dialect.is_ms_turn();
         let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
             response::error_code(code)(b)?;
-            b.add(&Attribute::Realm(realm))?;
-            b.add(&Attribute::Nonce(&nonce))?;
+            if ms_turn {
+                b.add_raw(edgeice_stun::ms::REALM, realm.as_bytes())?;
+                b.add_raw(edgeice_stun::ms::NONCE, nonce.as_bytes())?;
+            } else {
+                b.add(&Attribute::Realm(realm))?;
+                b.add(&Attribute::Nonce(&nonce))?;
+            }
             Ok(())
         };
         // The body borrows the realm, so the buffer is borrowed apart.

@@ -11,57 +11,12 @@ use edgeice_client::{Credentials, MsTurnClient, MsTurnConfig, MsTurnEvent, Trans
 use edgeice_stun::Framing;
 
 use super::error::ProbeError;
-use super::link::{self, Link};
+use super::link;
 use super::report::Check;
-use super::turn::{class_check, connect, public_guess, refused, transport_name};
+use super::turn::{Session, class_check, connect, public_guess, refused, transport_name};
+
+type MsSession = Session<MsTurnClient>;
 use super::{Settings, ms, transactions};
-
-/// An MS-TURN client and the link it lives on, driven together.
-struct Session {
-    link: Link,
-    client: MsTurnClient,
-    buf: Vec<u8>,
-    /// Data the relay handed back: (peer, payload).
-    received: Vec<(SocketAddr, Vec<u8>)>,
-}
-
-impl Session {
-    /// Drives the client until `want` picks an event, data arrives (with
-    /// `stop_on_data`), or `deadline` passes (`None`).
-    fn drive<T>(
-        &mut self,
-        deadline: Instant,
-        stop_on_data: bool,
-        mut want: impl FnMut(&MsTurnEvent) -> Option<T>,
-    ) -> Result<Option<T>, ProbeError> {
-        loop {
-            while let Some(transmit) = self.client.poll_transmit() {
-                self.link.send(transmit.data)?;
-            }
-            while let Some(event) = self.client.poll_event() {
-                if let Some(value) = want(&event) {
-                    return Ok(Some(value));
-                }
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            let wake = self
-                .client
-                .poll_timeout()
-                .map_or(deadline, |t| t.min(deadline));
-            if self.link.recv(wake, &mut self.buf)?
-                && let Ok(Some((peer, data))) = self.client.handle_input(Instant::now(), &self.buf)
-            {
-                self.received.push((peer, data.to_vec()));
-                if stop_on_data {
-                    return Ok(None);
-                }
-            }
-            self.client.handle_timeout(Instant::now());
-        }
-    }
-}
 
 /// The MS-TURN checks of one `turn:` URL over `transport`.
 pub fn checks(
@@ -101,12 +56,7 @@ pub fn checks(
         Ok(client) => client,
         Err(e) => return vec![Check::fail(name, e.to_string(), "see the error")],
     };
-    let mut session = Session {
-        link,
-        client,
-        buf: Vec::with_capacity(2048),
-        received: Vec::new(),
-    };
+    let mut session = Session::new(link, client);
     let checks = match allocate_and_check(&mut session, &name, server, settings) {
         Ok(checks) => checks,
         Err(e) => vec![Check::fail(
@@ -115,9 +65,9 @@ pub fn checks(
             "check the path to the edge (firewalls, routes) and that it runs",
         )],
     };
-    if session.client.release(Instant::now()).is_ok() {
+    if session.turn.release(Instant::now()).is_ok() {
         let deadline = Instant::now() + Duration::from_millis(500);
-        let _ = session.drive(deadline, false, |e| {
+        let _ = session.until(deadline, |e| {
             matches!(e, MsTurnEvent::Released | MsTurnEvent::Failed { .. }).then_some(())
         });
     }
@@ -125,14 +75,14 @@ pub fn checks(
 }
 
 fn allocate_and_check(
-    session: &mut Session,
+    session: &mut MsSession,
     name: &str,
     server: SocketAddr,
     settings: &Settings,
 ) -> Result<Vec<Check>, ProbeError> {
     let start = Instant::now();
-    session.client.allocate(start)?;
-    let outcome = session.drive(start + settings.timeout * 2, false, |event| match event {
+    session.turn.allocate(start)?;
+    let outcome = session.until(start + settings.timeout * 2, |event| match event {
         MsTurnEvent::Allocated {
             relayed, reflexive, ..
         } => Some(Ok((*relayed, *reflexive))),
@@ -171,7 +121,7 @@ fn allocate_and_check(
 /// through a Data indication, then the same raw after Set Active
 /// Destination.
 fn exchange(
-    session: &mut Session,
+    session: &mut MsSession,
     relayed: SocketAddr,
     settings: &Settings,
 ) -> Result<Vec<Check>, ProbeError> {
@@ -205,8 +155,8 @@ fn exchange(
     });
 
     let start = Instant::now();
-    session.client.set_active_destination(start, peer_addr)?;
-    let set = session.drive(start + settings.timeout, false, |event| match event {
+    session.turn.set_active_destination(start, peer_addr)?;
+    let set = session.until(start + settings.timeout, |event| match event {
         MsTurnEvent::ActiveDestination { .. } => Some(Ok(())),
         MsTurnEvent::Failed { code, reason, .. } => Some(Err((*code, reason.clone()))),
         _ => None,
@@ -249,7 +199,7 @@ fn exchange(
 
 /// Sends `payload` through the relay to `peer`, and `peer`'s answer back.
 fn round_trip(
-    session: &mut Session,
+    session: &mut MsSession,
     peer: &UdpSocket,
     peer_addr: SocketAddr,
     relayed: SocketAddr,
@@ -257,7 +207,7 @@ fn round_trip(
     settings: &Settings,
 ) -> Result<Result<(), String>, ProbeError> {
     let mut out = Vec::new();
-    session.client.send_to(peer_addr, payload, &mut out)?;
+    session.turn.send_to(peer_addr, payload, &mut out)?;
     session.link.send(&out)?;
     let mut buf = [0u8; 2048];
     let arrived = match peer.recv_from(&mut buf) {
@@ -274,7 +224,7 @@ fn round_trip(
     session.received.clear();
     let deadline = Instant::now() + settings.timeout;
     while Instant::now() < deadline && session.received.is_empty() {
-        session.drive(deadline, true, |_| None::<()>)?;
+        session.until_data(deadline)?;
     }
     if session
         .received

@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use edgeice_candidate::AddressClass;
-use edgeice_client::{Allocation, AllocationConfig, AllocationEvent, Credentials, Transport};
+use edgeice_client::{
+    Allocation, AllocationConfig, AllocationEvent, Credentials, InputError, Transmit, Transport,
+};
 
 use super::error::ProbeError;
 use super::link::{self, Link};
@@ -16,17 +18,72 @@ use super::{Settings, ms, transactions};
 /// How many times the reachability datagram is sent before giving up.
 const REACH_TRIES: u32 = 3;
 
-/// An allocation and the link it lives on, driven together.
-struct Session {
-    link: Link,
-    turn: Allocation,
-    buf: Vec<u8>,
-    /// Data the relay handed back: (peer, payload).
-    received: Vec<(SocketAddr, Vec<u8>)>,
+/// What the probe drives in a TURN client, standard (RFC 8656) or
+/// Microsoft's (MS-TURN): both are sans-IO machines of the same shape.
+pub(super) trait RelayClient {
+    /// What happened.
+    type Event;
+    fn poll_transmit(&mut self) -> Option<Transmit<'_>>;
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_input<'a>(
+        &mut self,
+        now: Instant,
+        bytes: &'a [u8],
+    ) -> Result<Option<(SocketAddr, &'a [u8])>, InputError>;
+    fn handle_timeout(&mut self, now: Instant);
 }
 
-impl Session {
-    /// Sends whatever the allocation has queued.
+macro_rules! relay_client {
+    ($client:ty, $event:ty) => {
+        impl RelayClient for $client {
+            type Event = $event;
+            fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+                <$client>::poll_transmit(self)
+            }
+            fn poll_event(&mut self) -> Option<$event> {
+                <$client>::poll_event(self)
+            }
+            fn poll_timeout(&self) -> Option<Instant> {
+                <$client>::poll_timeout(self)
+            }
+            fn handle_input<'a>(
+                &mut self,
+                now: Instant,
+                bytes: &'a [u8],
+            ) -> Result<Option<(SocketAddr, &'a [u8])>, InputError> {
+                <$client>::handle_input(self, now, bytes)
+            }
+            fn handle_timeout(&mut self, now: Instant) {
+                <$client>::handle_timeout(self, now)
+            }
+        }
+    };
+}
+
+relay_client!(Allocation, AllocationEvent);
+relay_client!(edgeice_client::MsTurnClient, edgeice_client::MsTurnEvent);
+
+/// A TURN client and the link it lives on, driven together.
+pub(super) struct Session<C: RelayClient> {
+    pub(super) link: Link,
+    pub(super) turn: C,
+    buf: Vec<u8>,
+    /// Data the relay handed back: (peer, payload).
+    pub(super) received: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl<C: RelayClient> Session<C> {
+    pub(super) fn new(link: Link, turn: C) -> Self {
+        Session {
+            link,
+            turn,
+            buf: Vec::with_capacity(2048),
+            received: Vec::new(),
+        }
+    }
+
+    /// Sends whatever the client has queued.
     fn flush(&mut self) -> Result<(), ProbeError> {
         while let Some(transmit) = self.turn.poll_transmit() {
             self.link.send(transmit.data)?;
@@ -34,20 +91,19 @@ impl Session {
         Ok(())
     }
 
-    /// Drives the allocation until `want` picks an event (its value is
+    /// Drives the client until `want` picks an event (its value is
     /// returned) or `deadline` passes (`None`). Relayed data is kept in
     /// `received` on the way.
-    fn until<T>(
+    pub(super) fn until<T>(
         &mut self,
         deadline: Instant,
-        want: impl FnMut(&AllocationEvent) -> Option<T>,
+        want: impl FnMut(&C::Event) -> Option<T>,
     ) -> Result<Option<T>, ProbeError> {
         self.drive(deadline, false, want)
     }
 
-    /// Drives the allocation until relayed data arrives or `deadline`
-    /// passes.
-    fn until_data(&mut self, deadline: Instant) -> Result<(), ProbeError> {
+    /// Drives the client until relayed data arrives or `deadline` passes.
+    pub(super) fn until_data(&mut self, deadline: Instant) -> Result<(), ProbeError> {
         self.drive(deadline, true, |_| None::<()>).map(|_| ())
     }
 
@@ -55,7 +111,7 @@ impl Session {
         &mut self,
         deadline: Instant,
         stop_on_data: bool,
-        mut want: impl FnMut(&AllocationEvent) -> Option<T>,
+        mut want: impl FnMut(&C::Event) -> Option<T>,
     ) -> Result<Option<T>, ProbeError> {
         loop {
             self.flush()?;
@@ -72,7 +128,7 @@ impl Session {
                 .poll_timeout()
                 .map_or(deadline, |t| t.min(deadline));
             if self.link.recv(wake, &mut self.buf)? {
-                // What is not for this allocation is dropped, as a lost
+                // What is not for this client is dropped, as a lost
                 // datagram would be.
                 if let Ok(Some((peer, data))) = self.turn.handle_input(Instant::now(), &self.buf) {
                     self.received.push((peer, data.to_vec()));
@@ -111,12 +167,7 @@ pub fn checks(
     };
     let mut config = AllocationConfig::new(server, transport, credentials.clone());
     config.transactions = transactions(settings.timeout);
-    let mut session = Session {
-        link,
-        turn: Allocation::new(config),
-        buf: Vec::with_capacity(2048),
-        received: Vec::new(),
-    };
+    let mut session = Session::new(link, Allocation::new(config));
     match allocate_and_check(&mut session, &name, settings) {
         Ok(checks) => {
             release(&mut session);
@@ -154,7 +205,7 @@ pub(super) fn connect(
 
 /// Allocate, then the relayed address's class and reachability.
 fn allocate_and_check(
-    session: &mut Session,
+    session: &mut Session<Allocation>,
     name: &str,
     settings: &Settings,
 ) -> Result<Vec<Check>, ProbeError> {
@@ -266,7 +317,7 @@ pub(super) fn class_check(relayed: SocketAddr, class: AddressClass, public: &str
 /// waits for it to come back through the allocation, as a remote peer's
 /// media would.
 fn reachability(
-    session: &mut Session,
+    session: &mut Session<Allocation>,
     relayed: SocketAddr,
     class: AddressClass,
     own_ip: IpAddr,
@@ -368,7 +419,7 @@ enum Direct {
 /// Sends a nonce from `peer` to the relayed address, up to REACH_TRIES
 /// times, and waits for it to arrive through the allocation.
 fn send_direct(
-    session: &mut Session,
+    session: &mut Session<Allocation>,
     peer: &UdpSocket,
     relayed: SocketAddr,
     settings: &Settings,
@@ -422,7 +473,7 @@ fn class_words(class: AddressClass) -> &'static str {
 
 /// Releases the allocation, waiting briefly for the answer (best effort:
 /// the server frees it at its lifetime's end anyway).
-fn release(session: &mut Session) {
+fn release(session: &mut Session<Allocation>) {
     if session.turn.release(Instant::now()).is_ok() {
         let deadline = Instant::now() + Duration::from_millis(500);
         let _ = session.until(deadline, |event| {
