@@ -31,33 +31,13 @@ fn libnice_ms(server: SocketAddr, transport: &str, user: &str, password: &str) -
 }
 
 fn edgeice_with_metrics() -> (common::Running, SocketAddr, SocketAddr) {
-    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
-    let (server, listeners) = common::start_server(
-        &[
-            "--listen",
-            &listen,
-            "--user",
-            "user:pass",
-            "--realm",
-            "edgeice.test",
-            "--relay-ports",
-            "61000-65535",
-            "--allow-peer",
-            "127.0.0.0/8",
-            "--private-relay-ok",
-            "--metrics",
-            "127.0.0.1:0",
-        ],
-        3,
-    );
-    let find = |proto: &str| {
-        listeners
-            .iter()
-            .find(|(p, _)| p == proto)
-            .unwrap_or_else(|| panic!("no {proto} listener: {listeners:?}"))
-            .1
-    };
-    (server, find("udp"), find("metrics"))
+    let (server, udp, listeners) = common::start_turn_server_with(&["--metrics", "127.0.0.1:0"], 3);
+    let metrics = listeners
+        .iter()
+        .find(|(p, _)| p == "metrics")
+        .unwrap_or_else(|| panic!("no metrics endpoint: {listeners:?}"))
+        .1;
+    (server, udp, metrics)
 }
 
 #[test]

@@ -174,23 +174,31 @@ pub fn free_udp_tcp_port() -> u16 {
 /// realm `edgeice.test`, loopback peers allowed), and its UDP address; TCP
 /// listens on the same port.
 pub fn start_turn_server() -> (Running, SocketAddr) {
+    let (server, udp, _) = start_turn_server_with(&[], 2);
+    (server, udp)
+}
+
+/// [`start_turn_server`] with `extra` flags, waiting for `expected`
+/// listeners; returns every listener too.
+pub fn start_turn_server_with(
+    extra: &[&str],
+    expected: usize,
+) -> (Running, SocketAddr, Vec<Listener>) {
     let listen = format!("127.0.0.1:{}", free_udp_tcp_port());
-    let (server, listeners) = start_server(
-        &[
-            "--listen",
-            &listen,
-            "--user",
-            "user:pass",
-            "--realm",
-            "edgeice.test",
-            "--relay-ports",
-            "61000-65535",
-            "--allow-peer",
-            "127.0.0.0/8",
-            "--private-relay-ok",
-        ],
-        2,
-    );
+    let base = [
+        "--listen",
+        &listen,
+        "--user",
+        "user:pass",
+        "--realm",
+        "edgeice.test",
+        "--relay-ports",
+        "61000-65535",
+        "--allow-peer",
+        "127.0.0.0/8",
+        "--private-relay-ok",
+    ];
+    let (server, listeners) = start_server(&[&base[..], extra].concat(), expected);
     let udp = listeners
         .iter()
         .find(|(proto, _)| proto == "udp")
@@ -202,7 +210,7 @@ pub fn start_turn_server() -> (Running, SocketAddr) {
             .any(|(proto, addr)| proto == "tcp" && *addr == udp),
         "expected a TCP listener on {udp}: {listeners:?}"
     );
-    (server, udp)
+    (server, udp, listeners)
 }
 
 /// A CA and a certificate it signed for 127.0.0.1, made with openssl in
