@@ -1,0 +1,232 @@
+//! # edgeice-fastpath: TURN ChannelData relayed in the kernel
+//!
+//! `ebpf/relay.c` is an XDP program that, for the channels user space has
+//! installed, does what the socket path does for ChannelData over UDP and
+//! IPv4: a client's ChannelData loses its 4-byte header and leaves from the
+//! relayed address to the peer; a peer's datagram gets the header and
+//! leaves from the server's address to the client. Everything else is
+//! passed up untouched, so the socket path stays the reference.
+//!
+//! User space stays in charge: [`FastPath::install`] adds a
+//! [`ChannelRoute`] when a channel is bound (and its permission live),
+//! [`FastPath::remove`] takes it out the moment the channel, the
+//! permission or the allocation lapses, and returns the packets and bytes
+//! that went the fast way, so accounting stays exact.
+//!
+//! The program is compiled by `build.rs` with clang when the `ebpf` feature
+//! is on, and loaded with aya; without the feature [`FastPath::attach`]
+//! says so.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+use std::net::SocketAddrV4;
+
+/// Why the fast path cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FastPathError {
+    /// This build was made without the `ebpf` feature.
+    #[error("built without the ebpf feature")]
+    NotBuilt,
+    /// The kernel refused the program (no privileges, no BPF, the
+    /// verifier said no).
+    #[error("the kernel refused the XDP program: {0}")]
+    Load(String),
+    /// The program could not be attached to the interface.
+    #[error("could not attach XDP to {interface}: {reason}")]
+    Attach {
+        /// The interface.
+        interface: String,
+        /// Why.
+        reason: String,
+    },
+    /// A map update failed (full, or gone).
+    #[error("fast path map: {0}")]
+    Map(String),
+}
+
+/// One bound channel, both ways: what the XDP program needs to relay it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChannelRoute {
+    /// The client's transport address (its 5-tuple's far end).
+    pub client: SocketAddrV4,
+    /// The server address the client talks to.
+    pub server: SocketAddrV4,
+    /// The relayed address.
+    pub relay: SocketAddrV4,
+    /// The peer the channel is bound to.
+    pub peer: SocketAddrV4,
+    /// The channel number.
+    pub channel: u16,
+}
+
+/// Packets and payload bytes relayed the fast way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Packets.
+    pub packets: u64,
+    /// Payload bytes (without the ChannelData header).
+    pub bytes: u64,
+}
+
+/// `struct to_peer_key` of relay.c: addresses and ports in network order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
+struct ToPeerKey {
+    client_ip: u32,
+    server_ip: u32,
+    client_port: u16,
+    server_port: u16,
+    channel: u16,
+    pad: u16,
+}
+
+/// `struct to_client_key` of relay.c.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
+struct ToClientKey {
+    peer_ip: u32,
+    relay_ip: u32,
+    peer_port: u16,
+    relay_port: u16,
+}
+
+/// `struct route` of relay.c: where a rewritten packet goes, and counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
+struct Route {
+    from_ip: u32,
+    to_ip: u32,
+    from_port: u16,
+    to_port: u16,
+    channel: u16,
+    pad: u16,
+    packets: u64,
+    bytes: u64,
+}
+
+/// An IPv4 address as the packet carries it, read as a native integer.
+#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
+fn wire_ip(addr: &SocketAddrV4) -> u32 {
+    u32::from_ne_bytes(addr.ip().octets())
+}
+
+/// A port as the packet carries it, read as a native integer.
+#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
+fn wire_port(addr: &SocketAddrV4) -> u16 {
+    u16::from_ne_bytes(addr.port().to_be_bytes())
+}
+
+#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
+impl ChannelRoute {
+    fn to_peer_key(self) -> ToPeerKey {
+        ToPeerKey {
+            client_ip: wire_ip(&self.client),
+            server_ip: wire_ip(&self.server),
+            client_port: wire_port(&self.client),
+            server_port: wire_port(&self.server),
+            channel: self.channel,
+            pad: 0,
+        }
+    }
+
+    fn to_client_key(self) -> ToClientKey {
+        ToClientKey {
+            peer_ip: wire_ip(&self.peer),
+            relay_ip: wire_ip(&self.relay),
+            peer_port: wire_port(&self.peer),
+            relay_port: wire_port(&self.relay),
+        }
+    }
+
+    fn to_peer_route(self) -> Route {
+        Route {
+            from_ip: wire_ip(&self.relay),
+            to_ip: wire_ip(&self.peer),
+            from_port: wire_port(&self.relay),
+            to_port: wire_port(&self.peer),
+            channel: self.channel,
+            pad: 0,
+            packets: 0,
+            bytes: 0,
+        }
+    }
+
+    fn to_client_route(self) -> Route {
+        Route {
+            from_ip: wire_ip(&self.server),
+            to_ip: wire_ip(&self.client),
+            from_port: wire_port(&self.server),
+            to_port: wire_port(&self.client),
+            channel: self.channel,
+            pad: 0,
+            packets: 0,
+            bytes: 0,
+        }
+    }
+}
+
+#[cfg(feature = "ebpf")]
+mod loaded;
+#[cfg(feature = "ebpf")]
+pub use loaded::FastPath;
+
+/// The XDP program attached to an interface, and its maps (this build has
+/// no `ebpf` feature: [`FastPath::attach`] always fails).
+#[cfg(not(feature = "ebpf"))]
+#[derive(Debug)]
+pub struct FastPath {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "ebpf"))]
+impl FastPath {
+    /// Always [`FastPathError::NotBuilt`] in this build.
+    pub fn attach(_interface: &str) -> Result<FastPath, FastPathError> {
+        Err(FastPathError::NotBuilt)
+    }
+
+    /// Unreachable: no `FastPath` exists in this build.
+    pub fn install(&mut self, _route: &ChannelRoute) -> Result<(), FastPathError> {
+        match self.never {}
+    }
+
+    /// Unreachable: no `FastPath` exists in this build.
+    pub fn remove(&mut self, _route: &ChannelRoute) -> (Counters, Counters) {
+        match self.never {}
+    }
+
+    /// Unreachable: no `FastPath` exists in this build.
+    pub fn counters(&self, _route: &ChannelRoute) -> (Counters, Counters) {
+        match self.never {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_routes_carry_network_order() {
+        let route = ChannelRoute {
+            client: "192.0.2.1:5000".parse().unwrap(),
+            server: "10.0.0.1:3478".parse().unwrap(),
+            relay: "10.0.0.1:61000".parse().unwrap(),
+            peer: "198.51.100.7:9000".parse().unwrap(),
+            channel: 0x4001,
+        };
+        let key = route.to_peer_key();
+        assert_eq!(key.client_ip.to_ne_bytes(), [192, 0, 2, 1]);
+        assert_eq!(key.client_port.to_ne_bytes(), 5000u16.to_be_bytes());
+        assert_eq!(key.channel, 0x4001);
+        let back = route.to_client_route();
+        assert_eq!(back.to_ip.to_ne_bytes(), [192, 0, 2, 1]);
+        assert_eq!(back.from_port.to_ne_bytes(), 3478u16.to_be_bytes());
+        assert_eq!(std::mem::size_of::<ToPeerKey>(), 16);
+        assert_eq!(std::mem::size_of::<ToClientKey>(), 12);
+        assert_eq!(std::mem::size_of::<Route>(), 32);
+    }
+}
