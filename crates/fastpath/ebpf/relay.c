@@ -98,7 +98,9 @@ static __always_inline __u16 ip_checksum(struct iphdr ip)
 
 // Finds the next hop towards `to_ip` from `from_ip`: its interface and
 // MAC addresses. Asked before anything is rewritten, so that a packet
-// the kernel cannot route here goes up to user space unchanged.
+// the kernel cannot route here goes up to user space unchanged. The
+// kernel answers only where IPv4 forwarding is on for the interface
+// (net.ipv4.conf.IF.forwarding): user space checks that before attaching.
 static __always_inline int next_hop(struct xdp_md *ctx, __u32 from_ip, __u32 to_ip,
 				    __u16 tot_len, struct bpf_fib_lookup *fib)
 {

@@ -185,8 +185,13 @@ pub struct FastPath {
 #[cfg(not(feature = "ebpf"))]
 impl FastPath {
     /// Always [`FastPathError::NotBuilt`] in this build.
-    pub fn attach(_interface: &str) -> Result<FastPath, FastPathError> {
+    pub fn attach(_interfaces: &[String]) -> Result<FastPath, FastPathError> {
         Err(FastPathError::NotBuilt)
+    }
+
+    /// Unreachable: no `FastPath` exists in this build.
+    pub fn interfaces(&self) -> &[(String, bool)] {
+        match self.never {}
     }
 
     /// Unreachable: no `FastPath` exists in this build.

@@ -24,25 +24,25 @@ pub struct FastPath {
     _ebpf: aya::Ebpf,
     to_peer: HashMap<MapData, ToPeerKey, Route>,
     to_client: HashMap<MapData, ToClientKey, Route>,
-    interface: String,
-    /// Native XDP, or the generic (skb) mode the kernel fell back to.
-    native: bool,
+    /// The interfaces it is attached to, each with whether natively
+    /// (in the driver) or in generic (skb) mode.
+    interfaces: Vec<(String, bool)>,
 }
 
 impl std::fmt::Debug for FastPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FastPath")
-            .field("interface", &self.interface)
-            .field("native", &self.native)
+            .field("interfaces", &self.interfaces)
             .finish_non_exhaustive()
     }
 }
 
 impl FastPath {
     /// Loads the program (the kernel's verifier checks it here) and
-    /// attaches it to `interface`, natively where the driver allows, in
-    /// generic mode otherwise.
-    pub fn attach(interface: &str) -> Result<FastPath, FastPathError> {
+    /// attaches it to each of `interfaces` (where clients and peers
+    /// arrive), natively where the driver allows, in generic mode
+    /// otherwise.
+    pub fn attach(interfaces: &[String]) -> Result<FastPath, FastPathError> {
         let mut ebpf = aya::Ebpf::load(PROGRAM).map_err(|e| FastPathError::Load(e.to_string()))?;
         let program: &mut Xdp = ebpf
             .program_mut("edgeice_relay")
@@ -52,19 +52,22 @@ impl FastPath {
         program
             .load()
             .map_err(|e| FastPathError::Load(verifier_text(&e)))?;
-        let attach_error = |e: aya::programs::ProgramError| FastPathError::Attach {
-            interface: interface.to_owned(),
-            reason: e.to_string(),
-        };
-        let native = match program.attach(interface, XdpMode::Driver) {
-            Ok(_) => true,
-            Err(_) => {
-                program
-                    .attach(interface, XdpMode::Skb)
-                    .map_err(attach_error)?;
-                false
-            }
-        };
+        let mut attached = Vec::new();
+        for interface in interfaces {
+            let native = match program.attach(interface, XdpMode::Driver) {
+                Ok(_) => true,
+                Err(_) => {
+                    program
+                        .attach(interface, XdpMode::Skb)
+                        .map_err(|e| FastPathError::Attach {
+                            interface: interface.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    false
+                }
+            };
+            attached.push((interface.clone(), native));
+        }
         let map = |ebpf: &mut aya::Ebpf, name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| FastPathError::Load(format!("no {name} map")))
@@ -77,19 +80,14 @@ impl FastPath {
             _ebpf: ebpf,
             to_peer,
             to_client,
-            interface: interface.to_owned(),
-            native,
+            interfaces: attached,
         })
     }
 
-    /// The interface it is attached to.
-    pub fn interface(&self) -> &str {
-        &self.interface
-    }
-
-    /// Whether it runs in the driver (native XDP) rather than generic mode.
-    pub fn is_native(&self) -> bool {
-        self.native
+    /// The interfaces it is attached to, each with whether natively (in
+    /// the driver) rather than in generic mode.
+    pub fn interfaces(&self) -> &[(String, bool)] {
+        &self.interfaces
     }
 
     /// Relays `route`'s channel in the kernel from now on, both ways.

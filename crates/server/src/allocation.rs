@@ -145,6 +145,8 @@ pub struct Allocation {
     pub budget: Option<ByteBudget>,
     /// Set for an MS-TURN client's allocation.
     pub ms_turn: Option<MsTurnState>,
+    /// Channels handed to the kernel fast path: (number, peer).
+    pub(crate) fast_routes: Vec<(u16, SocketAddr)>,
     permissions: Vec<Permission>,
     channels: Vec<ChannelBinding>,
 }
@@ -172,6 +174,7 @@ impl Allocation {
             expires,
             budget: None,
             ms_turn: None,
+            fast_routes: Vec::new(),
             permissions: Vec::new(),
             channels: Vec::new(),
         }

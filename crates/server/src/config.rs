@@ -86,6 +86,9 @@ pub struct ServerConfig {
     /// Do not warn when a private relay address is advertised (for an edge
     /// that serves only its own network).
     pub private_relay_ok: bool,
+    /// Ask the driver to relay bound channels in the kernel
+    /// ([`crate::Event::FastPathInstall`]) where it can.
+    pub kernel_fast_path: bool,
     /// Which peers may be relayed to.
     pub peer_policy: PeerPolicy,
     /// Address families the driver can relay in; an Allocate for another
@@ -122,6 +125,7 @@ impl Default for ServerConfig {
             external_ips: HashMap::new(),
             alternates: Vec::new(),
             private_relay_ok: false,
+            kernel_fast_path: false,
             peer_policy: PeerPolicy::default(),
             relay_families: Vec::new(),
             max_connections_per_allocation: 64,

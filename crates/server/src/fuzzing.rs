@@ -45,6 +45,7 @@ pub fn server_core(data: &[u8]) {
     let mut config = ServerConfig {
         realm: REALM.to_owned(),
         max_allocations_per_user: 3,
+        kernel_fast_path: data.first().is_some_and(|b| b & 1 == 1),
         ..ServerConfig::default()
     };
     config
@@ -267,7 +268,9 @@ pub fn server_core(data: &[u8]) {
                 Event::ClosePeerConnection { id } => {
                     let _ = server.handle_input(now, Input::PeerConnectionClosed { id });
                 }
-                Event::PrivateRelayAdvertised(_) => {}
+                Event::PrivateRelayAdvertised(_)
+                | Event::FastPathInstall(_)
+                | Event::FastPathRemove(_) => {}
             }
         }
         // One allocation per 5-tuple at most: state is bounded by clients.

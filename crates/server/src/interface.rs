@@ -213,4 +213,24 @@ pub enum Event {
         /// The relay address.
         relay: SocketAddr,
     },
+    /// A channel is bound and its peer permitted: the driver may relay it
+    /// in the kernel from now on (with [`crate::ServerConfig::kernel_fast_path`]).
+    FastPathInstall(FastRoute),
+    /// The channel, its permission or its allocation lapsed: stop relaying
+    /// it in the kernel at once, and count what went that way.
+    FastPathRemove(FastRoute),
+}
+
+/// A bound channel the kernel may relay: everything it rewrites a packet
+/// with, both ways (IPv4, a UDP client, no bandwidth cap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FastRoute {
+    /// The client's 5-tuple (UDP).
+    pub client: FiveTuple,
+    /// The relayed address.
+    pub relay: SocketAddr,
+    /// The peer the channel is bound to.
+    pub peer: SocketAddr,
+    /// The channel number.
+    pub channel: u16,
 }

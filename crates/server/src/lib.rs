@@ -16,6 +16,7 @@
 //!   recognised per request and served on the same ports;
 //! - `tcp_relay`: TCP allocations (RFC 6062): Connect, ConnectionBind,
 //!   ConnectionAttempt;
+//! - `fast_path`: which bound channels the driver may relay in the kernel;
 //! - [`allocation`]: an allocation with its permissions and channels;
 //! - [`peer_policy`]: which peers may be relayed to;
 //! - [`nat`]: noticing a private relay address that no NAT mapping covers.
@@ -27,6 +28,7 @@ pub mod allocation;
 mod auth;
 mod binding;
 mod config;
+mod fast_path;
 mod interface;
 mod limiter;
 mod ms_turn;
@@ -46,8 +48,8 @@ pub mod fuzzing;
 pub use auth::rest_api_password;
 pub use config::{AlternateAddress, ServerConfig};
 pub use interface::{
-    ConnectionId, Event, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort, RelayRequestId,
-    RelayTransport, Transmit, Transport,
+    ConnectionId, Event, FastRoute, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort,
+    RelayRequestId, RelayTransport, Transmit, Transport,
 };
 pub use quota::QuotaLedger;
 pub use response::{Dialect, ReplyTo};

@@ -313,6 +313,7 @@ impl Server {
         for five_tuple in lapsed {
             self.remove_allocation(&five_tuple);
         }
+        self.sweep_fast_paths(now);
         for allocation in self.allocations.values_mut() {
             allocation.sweep(now, CHANNEL_REUSE_GRACE);
         }
@@ -327,6 +328,7 @@ impl Server {
         let Some(allocation) = self.allocations.remove(five_tuple) else {
             return;
         };
+        self.drop_fast_paths(&allocation);
         self.close_connections_of(five_tuple);
         for relay in allocation.relays() {
             self.by_relay.remove(&relay);

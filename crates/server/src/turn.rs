@@ -533,6 +533,7 @@ impl Server {
         if bound.is_err() {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
         }
+        self.offer_fast_path(now, &from, number);
         self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
     }
 }

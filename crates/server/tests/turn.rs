@@ -1262,3 +1262,63 @@ fn cores_sharing_a_quota_ledger_share_the_limits() {
     send(&mut first, t0, a.from, &request);
     assert_eq!(config.shared.allocations(), 0);
 }
+
+/// The kernel fast path gets a channel once it is bound with its
+/// permission, and loses it the moment the permission lapses (at the next
+/// sweep) or the allocation ends.
+#[test]
+fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
+    let t0 = Instant::now();
+    let mut server = Server::new(
+        ServerConfig {
+            kernel_fast_path: true,
+            ..config()
+        },
+        t0,
+    );
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate(&mut server, t0, &mut alice, RELAY);
+    while server.poll_event().is_some() {}
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    let response = send(&mut server, t0, alice.from, &request).unwrap();
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+    let route = edgeice_server::FastRoute {
+        client: alice.from,
+        relay: RELAY.parse().unwrap(),
+        peer,
+        channel: 0x4001,
+    };
+    assert_eq!(server.poll_event(), Some(Event::FastPathInstall(route)));
+    // Refreshing the binding installs nothing twice.
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, t0, alice.from, &request).unwrap();
+    assert_eq!(server.poll_event(), None);
+
+    // The permission lasts 300 s, the channel 600 s: at the first sweep
+    // after 300 s the kernel must stop.
+    let lapsed = t0 + Duration::from_secs(301);
+    server.handle_timeout(lapsed);
+    assert_eq!(server.poll_event(), Some(Event::FastPathRemove(route)));
+
+    // Bound again (ChannelBind refreshes the permission too), then the
+    // allocation is deleted: out of the kernel with it.
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, lapsed, alice.from, &request).unwrap();
+    assert_eq!(server.poll_event(), Some(Event::FastPathInstall(route)));
+    let request = alice.request(Method::REFRESH, |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap();
+    });
+    send(&mut server, lapsed, alice.from, &request).unwrap();
+    assert_eq!(server.poll_event(), Some(Event::FastPathRemove(route)));
+}

@@ -138,6 +138,8 @@ pub struct Shared {
     /// Users from flags, kept to merge with the store's on reload.
     static_users: HashMap<String, IntegrityKey>,
     store: Mutex<Option<WatchedStore>>,
+    /// The kernel fast path, when on.
+    kernel: Option<super::kernel::KernelPath>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -157,7 +159,7 @@ impl Shared {
         pool: RelayPool,
         now: Instant,
         static_users: HashMap<String, IntegrityKey>,
-        store: Option<WatchedStore>,
+        (store, kernel): (Option<WatchedStore>, Option<super::kernel::KernelPath>),
     ) -> Self {
         let shards = (0..shards.max(1))
             .map(|_| {
@@ -173,6 +175,7 @@ impl Shared {
             hasher: std::collections::hash_map::RandomState::new(),
             static_users,
             store: Mutex::new(store),
+            kernel,
             udp_listeners,
             streams: Mutex::new(HashMap::new()),
             peers: Mutex::new(PeerStreams::default()),
@@ -215,6 +218,9 @@ impl Shared {
             for (kind, count) in shard.server.allocations_by_kind() {
                 *snapshot.allocations.entry(kind).or_insert(0) += count;
             }
+        }
+        if let Some(kernel) = &self.kernel {
+            snapshot.kernel = Some(kernel.absorb_into(&mut snapshot.stats));
         }
         snapshot
     }
@@ -283,6 +289,16 @@ impl Shared {
                     if !warned.contains(&warning.ip) {
                         warned.push(warning.ip);
                         tracing::warn!("{warning}");
+                    }
+                }
+                Event::FastPathInstall(route) => {
+                    if let Some(kernel) = &self.kernel {
+                        kernel.install(&route);
+                    }
+                }
+                Event::FastPathRemove(route) => {
+                    if let Some(kernel) = &self.kernel {
+                        kernel.remove(&route);
                     }
                 }
                 Event::ReleaseRelay { relay } => {

@@ -27,6 +27,9 @@ use super::driver::Shared;
 pub struct Snapshot {
     pub stats: Stats,
     pub allocations: BTreeMap<(Transport, AddressFamily, AllocationDialect), usize>,
+    /// What the kernel fast path relayed (to peer, to client), when on;
+    /// also counted in `stats`.
+    pub kernel: Option<(edgeice_fastpath::Counters, edgeice_fastpath::Counters)>,
 }
 
 impl Collector for Snapshot {
@@ -108,6 +111,21 @@ impl Collector for Snapshot {
                 prometheus_client::metrics::MetricType::Counter,
             )?;
             for (direction, value) in [("to_peer", to_peer), ("to_client", to_client)] {
+                ConstCounter::new(value)
+                    .encode(family.encode_family(&[("direction", direction)])?)?;
+            }
+        }
+        if let Some((to_peer, to_client)) = self.kernel {
+            let mut family = encoder.encode_descriptor(
+                "edgeice_kernel_relayed_packets",
+                "Packets relayed by the kernel fast path (XDP), also in edgeice_relayed_packets",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (direction, value) in [
+                ("to_peer", to_peer.packets),
+                ("to_client", to_client.packets),
+            ] {
                 ConstCounter::new(value)
                     .encode(family.encode_family(&[("direction", direction)])?)?;
             }

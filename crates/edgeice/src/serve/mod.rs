@@ -3,6 +3,7 @@
 
 mod driver;
 mod external_ip;
+mod kernel;
 mod metrics;
 mod relay;
 mod tcp;
@@ -117,6 +118,13 @@ pub struct ServeArgs {
     /// own network.
     #[arg(long)]
     private_relay_ok: bool,
+
+    /// Relay bound channels in the kernel (XDP) on the interfaces of the
+    /// listening and relay addresses: `auto` when the kernel and privileges
+    /// allow, saying so once in the log; `on` refuses to start without it.
+    /// Needs a build with the `ebpf` feature.
+    #[arg(long, value_enum, default_value_t = kernel::FastPathMode::Off)]
+    kernel_fast_path: kernel::FastPathMode,
 
     /// Most 401/438 answers per source IP: RATE per second on average,
     /// BURST at once (default 50/200); the rest go unanswered, so spoofed
@@ -585,6 +593,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         udp_sockets.insert(local, socket.clone());
         receivers.push(socket);
     }
+    let mut fast_path_ips = relay_ips.clone();
+    fast_path_ips.extend(udp_sockets.keys().map(SocketAddr::ip));
+    let kernel = kernel::KernelPath::start(args.kernel_fast_path, &fast_path_ips)?;
+    config.kernel_fast_path = kernel.is_some();
     let shared = Arc::new(Shared::new(
         config,
         shard_count(),
@@ -592,7 +604,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         pool,
         Instant::now(),
         static_users,
-        store,
+        (store, kernel),
     ));
     let mut tasks = tokio::task::JoinSet::new();
     for line in &udp_announced {

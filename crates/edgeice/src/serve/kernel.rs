@@ -1,0 +1,181 @@
+//! `--kernel-fast-path`: bound channels relayed by the XDP program of
+//! `edgeice-fastpath`, installed and removed as the cores say
+//! ([`Event::FastPathInstall`](edgeice_server::Event) and its removal), with
+//! what went the fast way added to the metrics.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::Mutex;
+
+use anyhow::{Result, bail};
+use edgeice_fastpath::{ChannelRoute, Counters, FastPath};
+use edgeice_server::{FastRoute, Stats};
+
+use super::driver::lock;
+
+/// When to relay in the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FastPathMode {
+    /// Never: every packet goes through the sockets.
+    #[default]
+    Off,
+    /// When the kernel, the privileges and the interfaces allow; otherwise
+    /// the sockets, saying why once.
+    Auto,
+    /// Always: refuse to start if the kernel path cannot be set up.
+    On,
+}
+
+/// The attached program and what it has relayed.
+pub struct KernelPath {
+    fast: Mutex<FastPath>,
+    /// Routes installed now.
+    routes: Mutex<HashSet<FastRoute>>,
+    /// Counters of the routes already removed: (to peer, to client).
+    removed: Mutex<(Counters, Counters)>,
+}
+
+impl KernelPath {
+    /// Attaches the program to the interfaces carrying `ips` (the listening
+    /// and relay addresses), as `mode` says: `None` when off, or when auto
+    /// and it cannot be.
+    pub fn start(mode: FastPathMode, ips: &[IpAddr]) -> Result<Option<KernelPath>> {
+        if mode == FastPathMode::Off {
+            return Ok(None);
+        }
+        let interfaces = interfaces_of(ips);
+        let not_forwarding: Vec<&String> = interfaces
+            .iter()
+            .filter(|name| !forwarding_on(name))
+            .collect();
+        let attached = if interfaces.is_empty() {
+            Err(anyhow::anyhow!("no interface carries {ips:?}"))
+        } else if let Some(name) = not_forwarding.first() {
+            // The kernel's route lookup for XDP answers only there.
+            Err(anyhow::anyhow!(
+                "IPv4 forwarding is off on {name}: enable it (sysctl -w net.ipv4.conf.{name}.forwarding=1) for the kernel to route relayed packets"
+            ))
+        } else {
+            FastPath::attach(&interfaces).map_err(anyhow::Error::from)
+        };
+        match (attached, mode) {
+            (Ok(fast), _) => {
+                let how: Vec<String> = fast
+                    .interfaces()
+                    .iter()
+                    .map(|(name, native)| {
+                        format!("{name} ({})", if *native { "native" } else { "generic" })
+                    })
+                    .collect();
+                tracing::info!(
+                    "kernel fast path on: bound channels are relayed by XDP on {}",
+                    how.join(", ")
+                );
+                Ok(Some(KernelPath {
+                    fast: Mutex::new(fast),
+                    routes: Mutex::new(HashSet::new()),
+                    removed: Mutex::new(Default::default()),
+                }))
+            }
+            (Err(e), FastPathMode::Auto) => {
+                tracing::info!("kernel fast path off, relaying through sockets: {e:#}");
+                Ok(None)
+            }
+            (Err(e), _) => bail!("--kernel-fast-path on: {e:#}"),
+        }
+    }
+
+    /// Relays `route` in the kernel from now on (IPv4 only; the core
+    /// offers nothing else).
+    pub fn install(&self, route: &FastRoute) {
+        let Some(channel_route) = channel_route(route) else {
+            return;
+        };
+        match lock(&self.fast).install(&channel_route) {
+            Ok(()) => {
+                tracing::debug!("fast path installed for {route:?}");
+                lock(&self.routes).insert(*route);
+            }
+            // The socket path carries on: nothing is lost but speed.
+            Err(e) => tracing::debug!("fast path not installed for {route:?}: {e}"),
+        }
+    }
+
+    /// Stops relaying `route` in the kernel and keeps its counters.
+    pub fn remove(&self, route: &FastRoute) {
+        let Some(channel_route) = channel_route(route) else {
+            return;
+        };
+        if !lock(&self.routes).remove(route) {
+            return;
+        }
+        let (to_peer, to_client) = lock(&self.fast).remove(&channel_route);
+        let mut removed = lock(&self.removed);
+        add(&mut removed.0, to_peer);
+        add(&mut removed.1, to_client);
+    }
+
+    /// Adds what went the kernel way to `stats`: relayed packets and bytes
+    /// both ways; returns the kernel's share alone (to peer, to client).
+    pub fn absorb_into(&self, stats: &mut Stats) -> (Counters, Counters) {
+        let (mut to_peer, mut to_client) = *lock(&self.removed);
+        let fast = lock(&self.fast);
+        for route in lock(&self.routes).iter() {
+            if let Some(channel_route) = channel_route(route) {
+                let (p, c) = fast.counters(&channel_route);
+                add(&mut to_peer, p);
+                add(&mut to_client, c);
+            }
+        }
+        stats.relayed_to_peer.0 += to_peer.packets;
+        stats.relayed_to_peer.1 += to_peer.bytes;
+        stats.relayed_to_client.0 += to_client.packets;
+        stats.relayed_to_client.1 += to_client.bytes;
+        (to_peer, to_client)
+    }
+}
+
+fn add(sum: &mut Counters, more: Counters) {
+    sum.packets += more.packets;
+    sum.bytes += more.bytes;
+}
+
+/// The four IPv4 transport addresses of a route.
+fn channel_route(route: &FastRoute) -> Option<ChannelRoute> {
+    let v4 = |addr: SocketAddr| match addr {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    };
+    let (client, server, relay, peer): (SocketAddrV4, SocketAddrV4, SocketAddrV4, SocketAddrV4) = (
+        v4(route.client.client)?,
+        v4(route.client.server)?,
+        v4(route.relay)?,
+        v4(route.peer)?,
+    );
+    Some(ChannelRoute {
+        client,
+        server,
+        relay,
+        peer,
+        channel: route.channel,
+    })
+}
+
+/// Whether IPv4 forwarding is on for interface `name`.
+fn forwarding_on(name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/forwarding"))
+        .is_ok_and(|value| value.trim() == "1")
+}
+
+/// The interfaces that carry any of `ips` (a wildcard matches none).
+fn interfaces_of(ips: &[IpAddr]) -> Vec<String> {
+    let mut names: Vec<String> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| ips.contains(&i.ip()))
+        .map(|i| i.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
