@@ -8,7 +8,9 @@
 #                    nftables (network namespaces with NAT); libnice10,
 #                    gir1.2-nice-0.1 and
 #                    python3-gi (libnice agents, run with /usr/bin/python3);
-#                    chromium (/usr/bin/chromium, WebRTC in a headless page)
+#                    chromium (/usr/bin/chromium, WebRTC in a headless page);
+#                    clang and libbpf-dev (the kernel fast path's XDP program,
+#                    built with the ebpf feature and tested in namespaces)
 #   Python:          a virtual environment in .venv from requirements-test.txt
 #                    (third-party peers such as aioice, as tests come to need them)
 #   npm:             node_modules from package-lock.json (playwright-core, which
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium)
+packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -45,4 +47,5 @@ if [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-cargo test --workspace --locked "$@"
+# With the kernel fast path (edgeice serve --kernel-fast-path) built in.
+cargo test --workspace --locked --features edgeice/ebpf "$@"

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# lab/fast-path.sh — the kernel fast path end to end, in two network
+# namespaces joined by a veth pair (native XDP works on veth): edgeice
+# serve in one (10.77.0.1, IPv4 forwarding on), coturn's turnutils_uclient
+# and turnutils_peer in the other (10.77.0.2 and 10.77.0.3). The same
+# load runs with --kernel-fast-path off, then on. Checks: no loss either
+# way, the same bytes sent and received, nothing in the kernel when off,
+# and with it on nearly every ChannelData packet relayed by XDP both ways
+# (edgeice_kernel_relayed_packets_total). Exits 0 when all hold, 1 when
+# one does not, 77 when the kernel refuses the XDP program (a skip, said
+# on stderr), 2 for a missing tool.
+#
+# Environment: EDGEICE (a binary built with the ebpf feature), FP_TIMEOUT
+# (seconds the whole run may take, default 90). Needs root, iproute2,
+# clang (the client side's veth needs an XDP program of its own to take
+# XDP_TX'd frames), coturn's tools and /usr/bin/python3.
+set -u
+
+E=${EDGEICE:?set EDGEICE to an edgeice binary built with --features ebpf}
+N=${FP_MESSAGES:-200}
+CLIENTS=5
+for tool in ip clang turnutils_uclient turnutils_peer python3; do
+  command -v "$tool" >/dev/null || { echo "fast-path.sh: $tool is missing" >&2; exit 2; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "fast-path.sh: needs root (namespaces, XDP)" >&2; exit 2; }
+
+tag=fp$$
+S=${tag}s
+C=${tag}c
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  pkill -P "$watchdog" 2>/dev/null
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  ip netns del "$S" 2>/dev/null
+  ip netns del "$C" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+# The whole run is bounded. (Its output goes nowhere, so that it holds no
+# pipe of whoever reads ours.)
+( sleep "${FP_TIMEOUT:-90}"; kill -TERM $$ ) >/dev/null 2>&1 &
+watchdog=$!
+pids+=("$watchdog")
+
+cat > "$tmp/pass.c" <<'EOF'
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }
+char LICENSE[] SEC("license") = "GPL";
+EOF
+clang -O2 -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$tmp/pass.c" -o "$tmp/pass.o" || exit 2
+
+ip netns add "$S"
+ip netns add "$C"
+ip link add s0 netns "$S" type veth peer name c0 netns "$C"
+ip -n "$S" link set lo up
+ip -n "$S" addr add 10.77.0.1/24 dev s0
+ip -n "$S" link set s0 up
+ip netns exec "$S" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.s0.forwarding=1
+ip -n "$C" link set lo up
+ip -n "$C" addr add 10.77.0.2/24 dev c0
+ip -n "$C" addr add 10.77.0.3/24 dev c0
+ip -n "$C" link set c0 up
+if ! ip -n "$C" link set dev c0 xdpdrv obj "$tmp/pass.o" sec xdp 2>"$tmp/xdp.err"; then
+  echo "fast-path.sh: SKIP: the kernel refuses XDP on veth: $(tail -1 "$tmp/xdp.err")" >&2
+  exit 77
+fi
+
+ip netns exec "$C" turnutils_peer -L 10.77.0.3 -p 3480 >"$tmp/peer.log" 2>&1 &
+pids+=($!)
+
+# run MODE: one uclient run against a fresh server; prints
+# "lost SENT RECEIVED KERNEL_TO_PEER KERNEL_TO_CLIENT".
+run() {
+  local mode=$1
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
+    --metrics 10.77.0.1:9100 --kernel-fast-path "$mode" >"$tmp/serve-$mode.log" 2>&1 &
+  local server=$!
+  pids+=("$server")
+  for _ in $(seq 50); do
+    grep -q "metrics on" "$tmp/serve-$mode.log" && break
+    if ! kill -0 "$server" 2>/dev/null; then
+      if grep -q "kernel refused" "$tmp/serve-$mode.log"; then
+        echo "fast-path.sh: SKIP: $(grep -m1 "kernel refused" "$tmp/serve-$mode.log")" >&2
+        exit 77
+      fi
+      echo "fast-path.sh: edgeice serve --kernel-fast-path $mode did not start:" >&2
+      cat "$tmp/serve-$mode.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  ip netns exec "$C" timeout 40 turnutils_uclient -n "$N" -m "$CLIENTS" -l 120 -z 5 \
+    -e 10.77.0.3 -r 3480 -u u -w p -X 10.77.0.1 >"$tmp/uclient-$mode.log" 2>&1
+  ip netns exec "$S" python3 -c '
+import re, sys, urllib.request
+body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
+def metric(name):
+    m = re.search("^" + re.escape(name) + r" (\S+)$", body, re.M)
+    return int(float(m.group(1))) if m else 0
+print(metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"),
+      metric("edgeice_kernel_relayed_packets_total{direction=\"to_client\"}"))
+' >"$tmp/kernel-$mode" || { echo "fast-path.sh: no metrics" >&2; exit 1; }
+  kill "$server"; wait "$server" 2>/dev/null
+  local lost sent received
+  lost=$(sed -n 's/.*Total lost packets \([0-9]*\).*/\1/p' "$tmp/uclient-$mode.log" | tail -1)
+  sent=$(sed -n 's/.*tot_send_bytes ~ \([0-9]*\).*/\1/p' "$tmp/uclient-$mode.log" | tail -1)
+  received=$(sed -n 's/.*tot_recv_bytes ~ \([0-9]*\).*/\1/p' "$tmp/uclient-$mode.log" | tail -1)
+  echo "${lost:-?} ${sent:-?} ${received:-?} $(cat "$tmp/kernel-$mode")"
+}
+
+read -r off_lost off_sent off_received off_peer off_client < <(run off)
+read -r on_lost on_sent on_received on_peer on_client < <(run on)
+echo "off: lost $off_lost, sent $off_sent B, received $off_received B, in the kernel $off_peer/$off_client packets"
+echo "on:  lost $on_lost, sent $on_sent B, received $on_received B, in the kernel $on_peer/$on_client packets"
+grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
+
+total=$((on_sent / 120))   # messages uclient sent (120 bytes each)
+ok=1
+check() { if ! eval "$2"; then echo "FAIL: $1" >&2; ok=0; fi; }
+check "no loss with the fast path off" '[ "$off_lost" = 0 ]'
+check "no loss with the fast path on" '[ "$on_lost" = 0 ]'
+check "the same bytes both ways" '[ "$off_sent" = "$on_sent" ] && [ "$off_received" = "$on_received" ] && [ "$on_sent" = "$on_received" ]'
+check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
+check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
+check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'
+[ "$ok" = 1 ] && echo "== fast path: behaved as expected" && exit 0
+for f in "$tmp"/uclient-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
+exit 1
