@@ -18,7 +18,8 @@ set -u
 
 E=${EDGEICE:?set EDGEICE to an edgeice binary built with --features ebpf}
 N=${FP_MESSAGES:-200}
-CLIENTS=5
+CLIENTS=${FP_CLIENTS:-5}
+GAP=${FP_GAP_MS:-5}
 for tool in ip clang turnutils_uclient turnutils_peer python3; do
   command -v "$tool" >/dev/null || { echo "fast-path.sh: $tool is missing" >&2; exit 2; }
 done
@@ -70,6 +71,10 @@ fi
 ip netns exec "$C" turnutils_peer -L 10.77.0.3 -p 3480 >"$tmp/peer.log" 2>&1 &
 pids+=($!)
 
+# CPU time the whole machine spent busy, in clock ticks (/proc/stat: user,
+# nice, system, irq, softirq): XDP runs in softirq, charged to no process.
+busy_jiffies() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+
 # run MODE: one uclient run against a fresh server; prints
 # "lost SENT RECEIVED KERNEL_TO_PEER KERNEL_TO_CLIENT".
 run() {
@@ -92,8 +97,12 @@ run() {
     fi
     sleep 0.1
   done
-  ip netns exec "$C" timeout 40 turnutils_uclient -n "$N" -m "$CLIENTS" -l 120 -z 5 \
+  local busy_before busy_after
+  busy_before=$(busy_jiffies)
+  ip netns exec "$C" timeout 60 turnutils_uclient -n "$N" -m "$CLIENTS" -l 120 -z "$GAP" \
     -e 10.77.0.3 -r 3480 -u u -w p -X 10.77.0.1 >"$tmp/uclient-$mode.log" 2>&1
+  busy_after=$(busy_jiffies)
+  echo $((busy_after - busy_before)) >"$tmp/busy-$mode"
   ip netns exec "$S" python3 -c '
 import re, sys, urllib.request
 body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
@@ -115,6 +124,12 @@ read -r off_lost off_sent off_received off_peer off_client < <(run off)
 read -r on_lost on_sent on_received on_peer on_client < <(run on)
 echo "off: lost $off_lost, sent $off_sent B, received $off_received B, in the kernel $off_peer/$off_client packets"
 echo "on:  lost $on_lost, sent $on_sent B, received $on_received B, in the kernel $on_peer/$on_client packets"
+ticks=$(getconf CLK_TCK)
+for mode in off on; do
+  # Whole-machine CPU (generator included) per relayed datagram, both ways.
+  awk -v b="$(cat "$tmp/busy-$mode")" -v t="$ticks" -v n="$((on_sent / 120 * 2))" -v m="$mode" \
+    'BEGIN { printf "cpu %s: %.2f us per relayed datagram (whole machine, uclient and peer included)\n", m, b / t / n * 1e6 }'
+done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
 
 total=$((on_sent / 120))   # messages uclient sent (120 bytes each)

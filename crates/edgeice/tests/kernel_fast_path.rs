@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -59,7 +58,7 @@ fn on_refuses_to_start_without_the_kernel_path() {
 #[cfg(feature = "ebpf")]
 #[test]
 fn uclient_relays_through_xdp_with_the_same_results() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/fast-path.sh");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lab/fast-path.sh");
     let mut command = Command::new("bash");
     command
         .arg(script)
