@@ -95,6 +95,8 @@ pub fn server_core(data: &[u8]) {
     let mut buf = Vec::new();
     let mut id = 0u8;
     let mut connection_ids: Vec<crate::ConnectionId> = Vec::new();
+    // Channels the kernel fast path holds, as a driver would track them.
+    let mut in_kernel: Vec<crate::FastRoute> = Vec::new();
 
     while !script.0.is_empty() {
         let op = script.byte();
@@ -268,13 +270,32 @@ pub fn server_core(data: &[u8]) {
                 Event::ClosePeerConnection { id } => {
                     let _ = server.handle_input(now, Input::PeerConnectionClosed { id });
                 }
-                Event::PrivateRelayAdvertised(_)
-                | Event::FastPathInstall(_)
-                | Event::FastPathRemove(_) => {}
+                Event::FastPathInstall(route) => {
+                    assert!(!in_kernel.contains(&route), "installed twice: {route:?}");
+                    in_kernel.push(route);
+                }
+                Event::FastPathRemove(route) => {
+                    let before = in_kernel.len();
+                    in_kernel.retain(|r| *r != route);
+                    assert_eq!(in_kernel.len() + 1, before, "removed unknown {route:?}");
+                }
+                Event::PrivateRelayAdvertised(_) => {}
             }
         }
         // One allocation per 5-tuple at most: state is bounded by clients.
         assert!(server.allocation_count() <= clients.len());
+        // Nothing stays in the kernel without its allocation, and after a
+        // sweep nothing without a live channel and permission.
+        for route in &in_kernel {
+            let allocation = server.allocation(&route.client);
+            assert!(allocation.is_some(), "in the kernel without an allocation: {route:?}");
+            if op % 7 == 4
+                && let Some(allocation) = allocation
+            {
+                assert!(allocation.channel(route.channel, now).is_some());
+                assert!(allocation.permits(route.peer.ip(), now));
+            }
+        }
     }
 }
 
