@@ -6,12 +6,14 @@
 # load runs with --kernel-fast-path off, then on. Checks: no loss either
 # way, the same bytes sent and received, nothing in the kernel when off,
 # and with it on nearly every ChannelData packet relayed by XDP both ways
-# (edgeice_kernel_relayed_packets_total). Exits 0 when all hold, 1 when
+# (edgeice_kernel_relayed_packets_total); the server process's CPU per
+# relayed datagram is printed for both. Exits 0 when all hold, 1 when
 # one does not, 77 when the kernel refuses the XDP program (a skip, said
 # on stderr), 2 for a missing tool.
 #
 # Environment: EDGEICE (a binary built with the ebpf feature), FP_TIMEOUT
-# (seconds the whole run may take, default 90). Needs root, iproute2,
+# (seconds the whole run may take, default 90), FP_MESSAGES, FP_CLIENTS and
+# FP_GAP_MS (uclient's -n, -m and -z: 200, 5, 5). Needs root, iproute2,
 # clang (the client side's veth needs an XDP program of its own to take
 # XDP_TX'd frames), coturn's tools and /usr/bin/python3.
 set -u
@@ -71,9 +73,9 @@ fi
 ip netns exec "$C" turnutils_peer -L 10.77.0.3 -p 3480 >"$tmp/peer.log" 2>&1 &
 pids+=($!)
 
-# CPU time the whole machine spent busy, in clock ticks (/proc/stat: user,
-# nice, system, irq, softirq): XDP runs in softirq, charged to no process.
-busy_jiffies() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# CPU time of one process (user + system), in clock ticks. XDP itself runs
+# in softirq, charged to whichever task was interrupted: not to the server.
+process_jiffies() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # run MODE: one uclient run against a fresh server; prints
 # "lost SENT RECEIVED KERNEL_TO_PEER KERNEL_TO_CLIENT".
@@ -97,12 +99,12 @@ run() {
     fi
     sleep 0.1
   done
-  local busy_before busy_after
-  busy_before=$(busy_jiffies)
+  local server_before server_after
+  server_before=$(process_jiffies "$server")
   ip netns exec "$C" timeout 60 turnutils_uclient -n "$N" -m "$CLIENTS" -l 120 -z "$GAP" \
     -e 10.77.0.3 -r 3480 -u u -w p -X 10.77.0.1 >"$tmp/uclient-$mode.log" 2>&1
-  busy_after=$(busy_jiffies)
-  echo $((busy_after - busy_before)) >"$tmp/busy-$mode"
+  server_after=$(process_jiffies "$server")
+  echo $((server_after - server_before)) >"$tmp/server-$mode"
   ip netns exec "$S" python3 -c '
 import re, sys, urllib.request
 body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
@@ -126,9 +128,8 @@ echo "off: lost $off_lost, sent $off_sent B, received $off_received B, in the ke
 echo "on:  lost $on_lost, sent $on_sent B, received $on_received B, in the kernel $on_peer/$on_client packets"
 ticks=$(getconf CLK_TCK)
 for mode in off on; do
-  # Whole-machine CPU (generator included) per relayed datagram, both ways.
-  awk -v b="$(cat "$tmp/busy-$mode")" -v t="$ticks" -v n="$((on_sent / 120 * 2))" -v m="$mode" \
-    'BEGIN { printf "cpu %s: %.2f us per relayed datagram (whole machine, uclient and peer included)\n", m, b / t / n * 1e6 }'
+  awk -v b="$(cat "$tmp/server-$mode")" -v t="$ticks" -v n="$((on_sent / 120 * 2))" -v m="$mode" \
+    'BEGIN { printf "cpu %s: %.2f us per relayed datagram (edgeice serve process alone)\n", m, b / t / n * 1e6 }'
 done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
 
