@@ -2,9 +2,10 @@
 # lab/fast-path.sh — the kernel fast path end to end, in two network
 # namespaces joined by a veth pair (native XDP works on veth): edgeice
 # serve in one (10.77.0.1, IPv4 forwarding on), coturn's turnutils_uclient
-# and turnutils_peer in the other (10.77.0.2 and 10.77.0.3). The same
-# load runs with --kernel-fast-path off, then on. Checks: no loss either
-# way, the same bytes sent and received, nothing in the kernel when off,
+# and turnutils_peer in the other (10.77.0.2 and 10.77.0.3), then edgeice
+# bench with its built-in echo peer. The same load runs with
+# --kernel-fast-path off, then on. Checks: no loss either way (uclient and
+# the bench), the same bytes sent and received, nothing in the kernel when off,
 # and with it on nearly every ChannelData packet relayed by XDP both ways
 # (edgeice_kernel_relayed_packets_total); the server process's CPU per
 # relayed datagram is printed for both. Exits 0 when all hold, 1 when
@@ -105,6 +106,10 @@ run() {
     -e 10.77.0.3 -r 3480 -u u -w p -X 10.77.0.1 >"$tmp/uclient-$mode.log" 2>&1
   server_after=$(process_jiffies "$server")
   echo $((server_after - server_before)) >"$tmp/server-$mode"
+  # edgeice's own generator too, its echo peer built in, a fixed count.
+  ip netns exec "$C" timeout 30 "$E" bench turn:10.77.0.1:3478 --user u --password p \
+    --bind 10.77.0.2 --clients 4 --rate 250 --size 100 --duration 2 --json \
+    >"$tmp/bench-$mode.json" 2>"$tmp/bench-$mode.err"
   ip netns exec "$S" python3 -c '
 import re, sys, urllib.request
 body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
@@ -115,6 +120,11 @@ print(metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"),
       metric("edgeice_kernel_relayed_packets_total{direction=\"to_client\"}"))
 ' >"$tmp/kernel-$mode" || { echo "fast-path.sh: no metrics" >&2; exit 1; }
   kill "$server"; wait "$server" 2>/dev/null
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d.get("sent", "?"), d.get("received", "?"))
+' "$tmp/bench-$mode.json" >"$tmp/bench-$mode" 2>/dev/null || echo "? ?" >"$tmp/bench-$mode"
   local lost sent received
   lost=$(sed -n 's/.*Total lost packets \([0-9]*\).*/\1/p' "$tmp/uclient-$mode.log" | tail -1)
   sent=$(sed -n 's/.*tot_send_bytes ~ \([0-9]*\).*/\1/p' "$tmp/uclient-$mode.log" | tail -1)
@@ -123,9 +133,13 @@ print(metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"),
 }
 
 read -r off_lost off_sent off_received off_peer off_client < <(run off)
+read -r off_bench_sent off_bench_received <"$tmp/bench-off"
 read -r on_lost on_sent on_received on_peer on_client < <(run on)
-echo "off: lost $off_lost, sent $off_sent B, received $off_received B, in the kernel $off_peer/$off_client packets"
-echo "on:  lost $on_lost, sent $on_sent B, received $on_received B, in the kernel $on_peer/$on_client packets"
+read -r on_bench_sent on_bench_received <"$tmp/bench-on"
+echo "edgeice bench: off $off_bench_received of $off_bench_sent echoed, on $on_bench_received of $on_bench_sent"
+echo "uclient off: lost $off_lost, sent $off_sent B, received $off_received B"
+echo "uclient on:  lost $on_lost, sent $on_sent B, received $on_received B"
+echo "relayed by XDP (uclient and bench, to peers/to clients): off $off_peer/$off_client, on $on_peer/$on_client packets"
 ticks=$(getconf CLK_TCK)
 for mode in off on; do
   awk -v b="$(cat "$tmp/server-$mode")" -v t="$ticks" -v n="$((on_sent / 120 * 2))" -v m="$mode" \
@@ -133,12 +147,14 @@ for mode in off on; do
 done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
 
-total=$((on_sent / 120))   # messages uclient sent (120 bytes each)
+# Messages sent: uclient's (120 bytes each) and the bench's.
+total=$((on_sent / 120 + ${on_bench_sent/\?/0}))
 ok=1
 check() { if ! eval "$2"; then echo "FAIL: $1" >&2; ok=0; fi; }
 check "no loss with the fast path off" '[ "$off_lost" = 0 ]'
 check "no loss with the fast path on" '[ "$on_lost" = 0 ]'
 check "the same bytes both ways" '[ "$off_sent" = "$on_sent" ] && [ "$off_received" = "$on_received" ] && [ "$on_sent" = "$on_received" ]'
+check "edgeice bench loses nothing either way" '[ "$off_bench_sent" = "$off_bench_received" ] && [ "$on_bench_sent" = "$on_bench_received" ] && [ "$on_bench_sent" != "?" ]'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'
