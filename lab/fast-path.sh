@@ -34,18 +34,28 @@ C=${tag}c
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
-  pkill -P "$watchdog" 2>/dev/null
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  # Whatever still runs in the namespaces (a server started in a subshell).
+  for ns in "$S" "$C"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+  done
   ip netns del "$S" 2>/dev/null
   ip netns del "$C" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# On a signal (the watchdog's, or the caller's), exit so that cleanup runs.
+trap 'exit 143' TERM INT
 # The whole run is bounded. (Its output goes nowhere, so that it holds no
 # pipe of whoever reads ours.)
-( sleep "${FP_TIMEOUT:-90}"; kill -TERM $$ ) >/dev/null 2>&1 &
-watchdog=$!
-pids+=("$watchdog")
+# Stopped, it stops its sleep and leaves this script alone.
+(
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "${FP_TIMEOUT:-90}" &
+  sleeper=$!
+  wait "$sleeper" && kill -TERM $$
+) >/dev/null 2>&1 &
+pids+=($!)
 
 cat > "$tmp/pass.c" <<'EOF'
 #include <linux/bpf.h>
