@@ -288,7 +288,10 @@ pub fn server_core(data: &[u8]) {
         // sweep nothing without a live channel and permission.
         for route in &in_kernel {
             let allocation = server.allocation(&route.client);
-            assert!(allocation.is_some(), "in the kernel without an allocation: {route:?}");
+            assert!(
+                allocation.is_some(),
+                "in the kernel without an allocation: {route:?}"
+            );
             if op % 7 == 4
                 && let Some(allocation) = allocation
             {

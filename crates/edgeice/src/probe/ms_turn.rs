@@ -13,7 +13,7 @@ use edgeice_stun::Framing;
 use super::error::ProbeError;
 use super::link;
 use super::report::Check;
-use super::turn::{Session, class_check, connect, public_guess, refused, transport_name};
+use super::turn::{Session, Silent, allocated, class_check, connect, public_guess, transport_name};
 
 type MsSession = Session<MsTurnClient>;
 use super::{Settings, ms, transactions};
@@ -89,19 +89,14 @@ fn allocate_and_check(
         MsTurnEvent::Failed { code, reason, .. } => Some(Err((*code, reason.clone()))),
         _ => None,
     })?;
-    let (relayed, reflexive) = match outcome {
-        Some(Ok(addresses)) => addresses,
-        Some(Err((code, reason))) => return Ok(vec![refused(name, code, &reason)]),
-        None => {
-            return Ok(vec![Check::fail(
-                name,
-                format!(
-                    "no answer to an MS-TURN Allocate within {} s",
-                    (settings.timeout * 2).as_secs()
-                ),
-                "does the edge speak MS-TURN? (coturn does not: use a Lync/Skype for Business edge or edgeice serve)",
-            )]);
-        }
+    let silent = Silent {
+        what: "an MS-TURN Allocate",
+        waited: settings.timeout * 2,
+        fix: "does the edge speak MS-TURN? (coturn does not: use a Lync/Skype for Business edge or edgeice serve)",
+    };
+    let (relayed, reflexive) = match allocated(name, outcome, &silent) {
+        Ok(addresses) => addresses,
+        Err(check) => return Ok(vec![check]),
     };
     let reflexive_text = reflexive.map_or_else(|| "not given".to_owned(), |m| m.to_string());
     let mut checks = vec![

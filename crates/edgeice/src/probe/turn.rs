@@ -219,19 +219,14 @@ fn allocate_and_check(
         _ => None,
     })?;
     let rtt = ms(start.elapsed());
-    let (relayed, mapped) = match outcome {
-        Some(Ok(addresses)) => addresses,
-        Some(Err((code, reason))) => return Ok(vec![refused(name, code, &reason)]),
-        None => {
-            return Ok(vec![Check::fail(
-                name,
-                format!(
-                    "no answer to Allocate within {} s",
-                    (settings.timeout * 2).as_secs()
-                ),
-                "is the server running and its port open on this transport?",
-            )]);
-        }
+    let silent = Silent {
+        what: "Allocate",
+        waited: settings.timeout * 2,
+        fix: "is the server running and its port open on this transport?",
+    };
+    let (relayed, mapped) = match allocated(name, outcome, &silent) {
+        Ok(addresses) => addresses,
+        Err(check) => return Ok(vec![check]),
     };
     let mapped_text = mapped.map_or_else(|| "not given".to_owned(), |m| m.to_string());
     let mut checks = vec![
@@ -256,8 +251,40 @@ fn allocate_and_check(
     Ok(checks)
 }
 
+/// What to say when an Allocate goes unanswered.
+pub(super) struct Silent {
+    /// The request, as named in the check.
+    pub what: &'static str,
+    /// How long the probe waited.
+    pub waited: std::time::Duration,
+    /// What to look at.
+    pub fix: &'static str,
+}
+
+/// The addresses an Allocate gave, or the failed check to report: refused
+/// (with the fix for its code) or unanswered (as `silent` says).
+pub(super) fn allocated<T>(
+    name: &str,
+    outcome: Option<Result<T, (Option<u16>, String)>>,
+    silent: &Silent,
+) -> Result<T, Check> {
+    match outcome {
+        Some(Ok(addresses)) => Ok(addresses),
+        Some(Err((code, reason))) => Err(refused(name, code, &reason)),
+        None => Err(Check::fail(
+            name,
+            format!(
+                "no answer to {} within {} s",
+                silent.what,
+                silent.waited.as_secs()
+            ),
+            silent.fix,
+        )),
+    }
+}
+
 /// The check for an Allocate the server refused.
-pub(super) fn refused(name: &str, code: Option<u16>, reason: &str) -> Check {
+fn refused(name: &str, code: Option<u16>, reason: &str) -> Check {
     let fix = match code {
         Some(401) => {
             "the credentials were refused: check --user/--password (and the realm), or --secret"
