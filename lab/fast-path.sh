@@ -4,8 +4,11 @@
 # serve in one (10.77.0.1, IPv4 forwarding on), coturn's turnutils_uclient
 # and turnutils_peer in the other (10.77.0.2 and 10.77.0.3), then edgeice
 # bench with its built-in echo peer. The same load runs with
-# --kernel-fast-path off, then on. Checks: no loss either way (uclient and
-# the bench), the same bytes sent and received, nothing in the kernel when off,
+# --kernel-fast-path off, then on; then, with the fast path on, permissions
+# that lapse after 2 s while the bench goes on sending. Checks: no loss
+# either way (uclient and the bench), the same bytes sent and received,
+# that nothing is relayed after the permission lapsed (the kernel lets go
+# within a sweep and the server refuses the rest), nothing in the kernel when off,
 # and with it on nearly every ChannelData packet relayed by XDP both ways
 # (edgeice_kernel_relayed_packets_total); the server process's CPU per
 # relayed datagram is printed for both. Exits 0 when all hold, 1 when
@@ -142,10 +145,42 @@ print(d.get("sent", "?"), d.get("received", "?"))
   echo "${lost:-?} ${sent:-?} ${received:-?} $(cat "$tmp/kernel-$mode")"
 }
 
+# lapse: the fast path on, permissions that last 2 s, and a bench that
+# sends for 5 s without refreshing them; prints "SENT RECEIVED DENIED
+# KERNEL_TO_PEER". Once a permission lapses the kernel must stop at once:
+# the rest comes up to the server, which refuses it (permission denied).
+lapse() {
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
+    --metrics 10.77.0.1:9100 --kernel-fast-path on --permission-lifetime 2 \
+    >"$tmp/serve-lapse.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 50); do
+    grep -q "metrics on" "$tmp/serve-lapse.log" && break
+    sleep 0.1
+  done
+  ip netns exec "$C" timeout 30 "$E" bench turn:10.77.0.1:3478 --user u --password p \
+    --bind 10.77.0.2 --clients 2 --rate 100 --size 100 --duration 5 --json \
+    >"$tmp/bench-lapse.json" 2>"$tmp/bench-lapse.err"
+  ip netns exec "$S" python3 -c '
+import json, re, sys, urllib.request
+body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
+def metric(name):
+    m = re.search("^" + re.escape(name) + r" (\S+)$", body, re.M)
+    return int(float(m.group(1))) if m else 0
+d = json.load(open(sys.argv[1]))
+print(d.get("sent", 0), d.get("received", 0), metric("edgeice_permission_denied_total"),
+      metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"))
+' "$tmp/bench-lapse.json" || echo "0 0 0 0"
+  kill "$server"; wait "$server" 2>/dev/null
+}
+
 read -r off_lost off_sent off_received off_peer off_client < <(run off)
 read -r off_bench_sent off_bench_received <"$tmp/bench-off"
 read -r on_lost on_sent on_received on_peer on_client < <(run on)
 read -r on_bench_sent on_bench_received <"$tmp/bench-on"
+read -r lapse_sent lapse_received lapse_denied lapse_kernel < <(lapse)
+echo "permission lapse (2 s, 5 s of sending): $lapse_received of $lapse_sent echoed, $lapse_kernel to peers by XDP, $lapse_denied refused by the server"
 echo "edgeice bench: off $off_bench_received of $off_bench_sent echoed, on $on_bench_received of $on_bench_sent"
 echo "uclient off: lost $off_lost, sent $off_sent B, received $off_received B"
 echo "uclient on:  lost $on_lost, sent $on_sent B, received $on_received B"
@@ -165,6 +200,8 @@ check "no loss with the fast path off" '[ "$off_lost" = 0 ]'
 check "no loss with the fast path on" '[ "$on_lost" = 0 ]'
 check "the same bytes both ways" '[ "$off_sent" = "$on_sent" ] && [ "$off_received" = "$on_received" ] && [ "$on_sent" = "$on_received" ]'
 check "edgeice bench loses nothing either way" '[ "$off_bench_sent" = "$off_bench_received" ] && [ "$on_bench_sent" = "$on_bench_received" ] && [ "$on_bench_sent" != "?" ]'
+check "after the permission lapsed, nothing more was relayed, by XDP or not" '[ "$lapse_sent" -gt 0 ] && [ "$lapse_received" -lt "$lapse_sent" ] && [ "$lapse_kernel" -lt "$lapse_sent" ]'
+check "what the kernel let go came up to the server and was refused" '[ "$lapse_denied" -gt 0 ]'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'

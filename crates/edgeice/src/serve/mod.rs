@@ -154,6 +154,11 @@ pub struct ServeArgs {
     /// Refuse relaying to peers in CIDR.
     #[arg(long = "deny-peer", value_name = "CIDR")]
     deny_peers: Vec<IpNet>,
+
+    /// Seconds a permission lasts unless refreshed (coturn's
+    /// permission-lifetime) [default: 300, RFC 8656's].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    permission_lifetime: Option<u64>,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -470,6 +475,9 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     }
     config.private_relay_ok = args.private_relay_ok;
     config.max_bytes_per_second = args.max_bytes_per_second;
+    if let Some(seconds) = args.permission_lifetime {
+        config.permission_lifetime = std::time::Duration::from_secs(seconds);
+    }
     if let Some(max) = args.max_allocations {
         config.max_allocations = max;
     }
