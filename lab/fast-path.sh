@@ -8,7 +8,9 @@
 # that lapse after 2 s while the bench goes on sending. Checks: no loss
 # either way (uclient and the bench), the same bytes sent and received,
 # that nothing is relayed after the permission lapsed (the kernel lets go
-# within a sweep and the server refuses the rest), nothing in the kernel when off,
+# within a sweep and the server refuses the rest), edge-case ChannelData
+# (lab/edge-packets.py: padded, too long, unbound, short) answered the same
+# with the fast path on as off, nothing in the kernel when off,
 # and with it on nearly every ChannelData packet relayed by XDP both ways
 # (edgeice_kernel_relayed_packets_total); the server process's CPU per
 # relayed datagram is printed for both. Exits 0 when all hold, 1 when
@@ -119,6 +121,9 @@ run() {
     -e 10.77.0.3 -r 3480 -u u -w p -X 10.77.0.1 >"$tmp/uclient-$mode.log" 2>&1
   server_after=$(process_jiffies "$server")
   echo $((server_after - server_before)) >"$tmp/server-$mode"
+  # Edge cases, each sent once on a bound channel (lab/edge-packets.py).
+  ip netns exec "$C" timeout 20 python3 "$(dirname "$0")/edge-packets.py" \
+    10.77.0.1:3478 10.77.0.3:3480 u p r >"$tmp/edge-$mode" 2>"$tmp/edge-$mode.err"
   # edgeice's own generator too, its echo peer built in, a fixed count.
   ip netns exec "$C" timeout 30 "$E" bench turn:10.77.0.1:3478 --user u --password p \
     --bind 10.77.0.2 --clients 4 --rate 250 --size 100 --duration 2 --json \
@@ -184,6 +189,7 @@ echo "permission lapse (2 s, 5 s of sending): $lapse_received of $lapse_sent ech
 echo "edgeice bench: off $off_bench_received of $off_bench_sent echoed, on $on_bench_received of $on_bench_sent"
 echo "uclient off: lost $off_lost, sent $off_sent B, received $off_received B"
 echo "uclient on:  lost $on_lost, sent $on_sent B, received $on_received B"
+echo "edge cases echoed back: off [$(paste -sd, "$tmp/edge-off")], on [$(paste -sd, "$tmp/edge-on")]"
 echo "relayed by XDP (uclient and bench, to peers/to clients): off $off_peer/$off_client, on $on_peer/$on_client packets"
 ticks=$(getconf CLK_TCK)
 for mode in off on; do
@@ -202,6 +208,7 @@ check "the same bytes both ways" '[ "$off_sent" = "$on_sent" ] && [ "$off_receiv
 check "edgeice bench loses nothing either way" '[ "$off_bench_sent" = "$off_bench_received" ] && [ "$on_bench_sent" = "$on_bench_received" ] && [ "$on_bench_sent" != "?" ]'
 check "after the permission lapsed, nothing more was relayed, by XDP or not" '[ "$lapse_sent" -gt 0 ] && [ "$lapse_received" -lt "$lapse_sent" ] && [ "$lapse_kernel" -lt "$lapse_sent" ]'
 check "what the kernel let go came up to the server and was refused" '[ "$lapse_denied" -gt 0 ]'
+check "edge-case ChannelData treated the same either way ($(paste -sd, "$tmp/edge-on"))" 'cmp -s "$tmp/edge-off" "$tmp/edge-on" && grep -qx exact "$tmp/edge-on"'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'

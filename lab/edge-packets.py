@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Edge-case ChannelData through a TURN server, for lab/fast-path.sh.
+
+Usage: edge-packets.py SERVER_IP:PORT PEER_IP:PORT USER PASSWORD REALM
+
+A minimal TURN client (RFC 8656 over UDP, standard library only): it
+allocates, binds channel 0x4000 to the peer (an echo), then sends one
+datagram of each kind below and prints, one per line, the payloads that
+came back on the channel, sorted. Run with the kernel fast path off and on:
+the server must treat each kind the same either way.
+
+  exact      well-formed ChannelData              relayed and echoed
+  padded     3 bytes of data padded to 4          relayed (padding allowed)
+  long-len   a length past the datagram's end     dropped
+  unbound    channel 0x4001, never bound          dropped
+  short      two bytes                            dropped
+"""
+
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import sys
+import zlib
+
+MAGIC = 0x2112A442
+
+
+def attr(kind, value):
+    pad = (4 - len(value) % 4) % 4
+    return struct.pack("!HH", kind, len(value)) + value + b"\0" * pad
+
+
+def message(method, attrs, key=None):
+    tid = os.urandom(12)
+    body = b"".join(attrs)
+    if key is not None:
+        head = struct.pack("!HHI", method, len(body) + 24, MAGIC) + tid
+        mac = hmac.new(key, head + body, hashlib.sha1).digest()
+        body += attr(0x0008, mac)
+    head = struct.pack("!HHI", method, len(body) + 8, MAGIC) + tid
+    crc = (zlib.crc32(head + body) ^ 0x5354554E) & 0xFFFFFFFF
+    body += attr(0x8028, struct.pack("!I", crc))
+    return struct.pack("!HHI", method, len(body), MAGIC) + tid + body
+
+
+def attributes(data):
+    out, at = {}, 20
+    while at + 4 <= len(data):
+        kind, length = struct.unpack("!HH", data[at:at + 4])
+        out.setdefault(kind, data[at + 4:at + 4 + length])
+        at += 4 + length + (4 - length % 4) % 4
+    return out
+
+
+def xor_peer(ip, port):
+    raw = struct.unpack("!I", socket.inet_aton(ip))[0] ^ MAGIC
+    return struct.pack("!BBHI", 0, 1, port ^ (MAGIC >> 16), raw)
+
+
+def ask(sock, server, msg):
+    sock.sendto(msg, server)
+    data, _ = sock.recvfrom(2048)
+    return struct.unpack("!H", data[:2])[0], attributes(data)
+
+
+def main():
+    if len(sys.argv) != 6:
+        print(__doc__, file=sys.stderr)
+        return 2
+    host, port = sys.argv[1].rsplit(":", 1)
+    peer_ip, peer_port = sys.argv[2].rsplit(":", 1)
+    user, password, realm = sys.argv[3:6]
+    server = (host, int(port))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2)
+    transport = attr(0x0019, bytes([17, 0, 0, 0]))
+    kind, got = ask(sock, server, message(0x0003, [transport]))
+    if kind != 0x0113:
+        print(f"expected a 401, got {kind:#06x}", file=sys.stderr)
+        return 1
+    nonce = got[0x0015]
+    key = hashlib.md5(f"{user}:{realm}:{password}".encode()).digest()
+    creds = [attr(0x0006, user.encode()), attr(0x0014, realm.encode()), attr(0x0015, nonce)]
+    kind, _ = ask(sock, server, message(0x0003, [transport] + creds, key))
+    if kind != 0x0103:
+        print(f"Allocate failed: {kind:#06x}", file=sys.stderr)
+        return 1
+    bind = [attr(0x000C, struct.pack("!HH", 0x4000, 0)), attr(0x0012, xor_peer(peer_ip, int(peer_port)))]
+    kind, _ = ask(sock, server, message(0x0009, bind + creds, key))
+    if kind != 0x0109:
+        print(f"ChannelBind failed: {kind:#06x}", file=sys.stderr)
+        return 1
+    frames = [
+        struct.pack("!HH", 0x4000, 5) + b"exact",
+        struct.pack("!HH", 0x4000, 3) + b"pad" + b"\0",
+        struct.pack("!HH", 0x4000, 40) + b"long-len",
+        struct.pack("!HH", 0x4001, 7) + b"unbound",
+        b"\x40\x00",
+    ]
+    for frame in frames:
+        sock.sendto(frame, server)
+    echoed = []
+    sock.settimeout(1)
+    try:
+        while True:
+            data, _ = sock.recvfrom(2048)
+            if len(data) >= 4 and data[0] & 0xC0 == 0x40:
+                length = struct.unpack("!H", data[2:4])[0]
+                echoed.append(data[4:4 + length].decode(errors="replace"))
+    except socket.timeout:
+        pass
+    for payload in sorted(echoed):
+        print(payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
