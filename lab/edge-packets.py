@@ -60,9 +60,18 @@ def xor_peer(ip, port):
 
 
 def ask(sock, server, msg):
-    sock.sendto(msg, server)
-    data, _ = sock.recvfrom(2048)
-    return struct.unpack("!H", data[:2])[0], attributes(data)
+    """Sends a request until its answer comes (5 tries, 1 s apart)."""
+    tid = msg[8:20]
+    for _ in range(5):
+        sock.sendto(msg, server)
+        try:
+            while True:
+                data, _ = sock.recvfrom(2048)
+                if data[8:20] == tid:
+                    return struct.unpack("!H", data[:2])[0], attributes(data)
+        except socket.timeout:
+            continue
+    raise SystemExit(f"no answer from {server} to request {msg[:2].hex()}")
 
 
 def main():
@@ -74,7 +83,7 @@ def main():
     user, password, realm = sys.argv[3:6]
     server = (host, int(port))
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(2)
+    sock.settimeout(1)
     transport = attr(0x0019, bytes([17, 0, 0, 0]))
     kind, got = ask(sock, server, message(0x0003, [transport]))
     if kind != 0x0113:
@@ -99,18 +108,23 @@ def main():
         struct.pack("!HH", 0x4001, 7) + b"unbound",
         b"\x40\x00",
     ]
-    for frame in frames:
-        sock.sendto(frame, server)
-    echoed = []
+    # A lost datagram on the way is not the server's verdict: the frames
+    # go again (up to three times) until the well-formed one comes back.
+    echoed = set()
     sock.settimeout(1)
-    try:
-        while True:
-            data, _ = sock.recvfrom(2048)
-            if len(data) >= 4 and data[0] & 0xC0 == 0x40:
-                length = struct.unpack("!H", data[2:4])[0]
-                echoed.append(data[4:4 + length].decode(errors="replace"))
-    except socket.timeout:
-        pass
+    for _ in range(3):
+        for frame in frames:
+            sock.sendto(frame, server)
+        try:
+            while True:
+                data, _ = sock.recvfrom(2048)
+                if len(data) >= 4 and data[0] & 0xC0 == 0x40:
+                    length = struct.unpack("!H", data[2:4])[0]
+                    echoed.add(data[4:4 + length].decode(errors="replace"))
+        except socket.timeout:
+            pass
+        if "exact" in echoed:
+            break
     for payload in sorted(echoed):
         print(payload)
     return 0

@@ -213,5 +213,5 @@ check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" =
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'
 [ "$ok" = 1 ] && echo "== fast path: behaved as expected" && exit 0
-for f in "$tmp"/uclient-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
+for f in "$tmp"/uclient-*.log "$tmp"/edge-*.err; do echo "--- $f"; tail -5 "$f"; done >&2
 exit 1
