@@ -141,6 +141,50 @@ fn timeout_reason(transactions: &TransactionConfig) -> String {
     format!("no response after {} requests", transactions.max_requests)
 }
 
+/// Why an allocation failed (`code` from the server, or none when it
+/// never answered), or why the one at `relayed` was lost.
+fn failure_reason(
+    code: Option<u16>,
+    reason: String,
+    relayed: Option<SocketAddr>,
+    transactions: &TransactionConfig,
+) -> String {
+    match (code, relayed) {
+        (None, None) if reason.is_empty() => timeout_reason(transactions),
+        (_, Some(relayed)) => format!("relay {relayed} lost: {reason}"),
+        _ => reason,
+    }
+}
+
+/// What an allocation made from (component, host socket) on `server`
+/// gives: the relayed candidate and, over UDP, the server-reflexive one
+/// (over TCP or TLS the server saw a TCP mapping, of no use for UDP).
+fn push_allocated(
+    results: &mut VecDeque<Gathered>,
+    (component, socket): (u16, SocketAddr),
+    server: &TurnServer,
+    relayed: SocketAddr,
+    mapped: SocketAddr,
+) {
+    let named = (server.address, server.url.clone());
+    if server.transport == ServerTransport::Udp {
+        results.push_back(Gathered::Reflexive {
+            component,
+            socket,
+            mapped,
+            server: named.clone(),
+        });
+    }
+    results.push_back(Gathered::Relayed {
+        component,
+        socket,
+        relayed,
+        mapped,
+        server: named,
+        transport: server.transport,
+    });
+}
+
 impl Gatherer {
     pub(crate) fn new(config: &AgentConfig) -> Gatherer {
         Gatherer {
@@ -387,32 +431,13 @@ impl Gatherer {
                         query.done = true;
                         query.relayed = Some(relayed);
                         let mapped = mapped.unwrap_or(query.socket);
-                        // Over TCP or TLS the server saw a TCP mapping: no
-                        // use as a UDP server-reflexive candidate.
-                        if query.server.transport == ServerTransport::Udp {
-                            self.results.push_back(Gathered::Reflexive {
-                                component: query.component,
-                                socket: query.socket,
-                                mapped,
-                                server: server.clone(),
-                            });
-                        }
-                        self.results.push_back(Gathered::Relayed {
-                            component: query.component,
-                            socket: query.socket,
-                            relayed,
-                            mapped,
-                            server,
-                            transport: query.server.transport,
-                        });
+                        let from = (query.component, query.socket);
+                        push_allocated(&mut self.results, from, &query.server, relayed, mapped);
                     }
                     AllocationEvent::Failed { code, reason } => {
                         query.done = true;
-                        let reason = match (code, query.relayed) {
-                            (None, None) if reason.is_empty() => timeout_reason(&self.transactions),
-                            (_, Some(relayed)) => format!("relay {relayed} lost: {reason}"),
-                            _ => reason,
-                        };
+                        let reason =
+                            failure_reason(code, reason, query.relayed, &self.transactions);
                         self.results.push_back(Gathered::Failed {
                             server: server.1,
                             code,

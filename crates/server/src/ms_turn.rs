@@ -370,7 +370,11 @@ impl Server {
     /// The active destination of the MS-TURN allocation of `from`, if one
     /// is set: where its raw datagrams go.
     pub(crate) fn active_destination(&self, from: &FiveTuple) -> Option<SocketAddr> {
-        self.allocations.get(from)?.ms_turn?.active_destination
+        self.allocations
+            .get(from)?
+            .ms_turn
+            .as_ref()?
+            .active_destination
     }
 
     /// A raw datagram from an MS-TURN client with an active destination.

@@ -32,7 +32,7 @@ impl Server {
             }
             return None;
         };
-        if let Some(state) = allocation.ms_turn {
+        if let Some(state) = &allocation.ms_turn {
             // MS-TURN has no channels: from a client with an active
             // destination, 0x40..0x7F is just a raw datagram's first byte.
             let destination = state.active_destination?;
@@ -134,10 +134,14 @@ impl Server {
     ) -> Option<Transmit<'s>> {
         let from = *self.by_relay.get(&relay)?;
         let allocation = self.allocations.get_mut(&from)?;
-        let ms_turn = allocation.ms_turn;
+        // For an MS-TURN client: the layout its messages use.
+        let ms_layout = allocation.ms_turn.as_ref().map(|s| s.layout);
         // The active destination needs no permission of its own: choosing
         // it was one.
-        let active = ms_turn.is_some_and(|s| s.active_destination == Some(peer));
+        let active = allocation
+            .ms_turn
+            .as_ref()
+            .is_some_and(|s| s.active_destination == Some(peer));
         if !active && !allocation.permits(peer.ip(), now) {
             self.stats.permission_denied += 1;
             return None;
@@ -150,11 +154,11 @@ impl Server {
         }
         self.stats.relayed_to_client.0 += 1;
         self.stats.relayed_to_client.1 += payload_len as u64;
-        if let Some(state) = ms_turn {
+        if let Some(layout) = ms_layout {
             if active {
                 return Some(reply(from, &datagram[PEER_DATA_HEADROOM..]));
             }
-            return self.ms_data_indication(from, state.layout, peer, PEER_DATA_HEADROOM, datagram);
+            return self.ms_data_indication(from, layout, peer, PEER_DATA_HEADROOM, datagram);
         }
         match channel {
             // Over UDP the header goes in the headroom: no copy at all.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use edgeice_client::{MsTurnClient, MsTurnConfig, MsTurnEvent, TransactionConfig, Transport};
 
-use super::{Gathered, timeout_reason};
+use super::{Gathered, failure_reason, push_allocated};
 use crate::agent::Datagram;
 use crate::config::{ServerTransport, TurnServer};
 
@@ -85,7 +85,6 @@ impl MsTurnQuery {
             });
         }
         while let Some(event) = self.client.poll_event() {
-            let server = (self.server.address, self.server.url.clone());
             match event {
                 MsTurnEvent::Allocated {
                     relayed, reflexive, ..
@@ -93,24 +92,8 @@ impl MsTurnQuery {
                     self.done = true;
                     self.relayed = Some(relayed);
                     let mapped = reflexive.unwrap_or(self.socket);
-                    // Over TCP the edge saw a TCP mapping: no use as a
-                    // UDP server-reflexive candidate.
-                    if self.server.transport == ServerTransport::Udp {
-                        results.push_back(Gathered::Reflexive {
-                            component: self.component,
-                            socket: self.socket,
-                            mapped,
-                            server: server.clone(),
-                        });
-                    }
-                    results.push_back(Gathered::Relayed {
-                        component: self.component,
-                        socket: self.socket,
-                        relayed,
-                        mapped,
-                        server,
-                        transport: self.server.transport,
-                    });
+                    let from = (self.component, self.socket);
+                    push_allocated(results, from, &self.server, relayed, mapped);
                 }
                 MsTurnEvent::Failed { code, reason, .. } => {
                     // A refused Set Active Destination leaves the relay
@@ -119,15 +102,10 @@ impl MsTurnQuery {
                         continue;
                     }
                     self.done = true;
-                    let reason = match (code, self.relayed) {
-                        (None, None) => timeout_reason(transactions),
-                        (_, Some(relayed)) => format!("relay {relayed} lost: {reason}"),
-                        _ => reason,
-                    };
                     results.push_back(Gathered::Failed {
-                        server: server.1,
+                        server: self.server.url.clone(),
                         code,
-                        reason,
+                        reason: failure_reason(code, reason, self.relayed, transactions),
                     });
                 }
                 MsTurnEvent::ActiveDestination { .. } | MsTurnEvent::Released => {}
