@@ -1,22 +1,45 @@
 #!/usr/bin/env bash
 # edgeice serve against coturn and against the floor (a bare batched UDP
-# echo, bench/floor-echo), under the same load from `edgeice bench`, on
-# loopback: the same cases against each server in turn, several rounds, one
-# table of medians with the ratios edgeice/coturn and edgeice/floor.
+# echo, bench/floor-echo), under the same load from `edgeice bench`: the
+# same cases against each server in turn, several rounds, one table of
+# medians with the ratios to coturn and to the floor.
 #
-#   bench/compare.sh [ROUNDS]        (default 3)
+#   bench/compare.sh [ROUNDS]            on loopback (default 3 rounds)
+#   bench/compare.sh --netns [ROUNDS]    in network namespaces, with the
+#                                        kernel fast path beside the rest
 #
 # Environment: SECONDS_PER_CASE (default 3), RATE (packets/s per client at
 # the fixed rate, default 2000, 10 clients), ALLOCS (clients of the memory
-# case, default 4000: one relay port range of 4,536 ports on one IP).
+# case, default 4000: one relay port range of 4,536 ports on one IP),
+# COMPARE_RESULTS (a file to keep every run's JSON in, one per line).
+#
+# On loopback: every case (relay CPU, latency, loss-free rate, allocations,
+# memory, Binding, TCP). Server CPU is utime + stime from /proc/PID/stat
+# around each run; a relayed datagram is one that crossed the server once
+# (client → peer or peer → client), an echoed one crossed the floor once
+# (in and out), so both cost one receive and one send.
+#
+# --netns (root; clang and libbpf-dev for the ebpf build): the relay cases
+# and the loss-free rate, with a fourth server, `edgeice serve
+# --kernel-fast-path on` (edgeice-xdp). The servers run in one namespace
+# and the generator in another, each server behind its own veth pair
+# (10.77.K.1 server side, 10.77.K.2 generator side). The kernel relays in
+# softirq, which a process's own CPU time does not show, so every veth
+# gets threaded NAPI: the receive work of a server's interface (XDP, or the
+# IP and UDP input path for the socket servers) runs in its own kernel
+# thread, napi/sK-N, whose CPU time is added to that server's. veth has
+# NAPI only with an XDP program, so every veth has one: edgeice's, or one
+# that passes everything (the same small cost for every socket server).
+# All the CPU a round trip took — server, generator, both sides' receive
+# threads — is shown as a cross-check.
 #
 # Needs: a Rust toolchain, cc, python3, and coturn (installed with apt when
-# missing and root). Traffic stays on 127.0.0.0/8. Server CPU is utime +
-# stime from /proc/PID/stat around each run; a relayed datagram is one that
-# crossed the server once (client → peer or peer → client), an echoed one
-# crossed the floor once (in and out), so both cost one receive and one send.
+# missing and root). Traffic stays on 127.0.0.0/8, or inside the
+# namespaces this script creates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=loopback
+if [ "${1:-}" = --netns ]; then mode=netns; shift; fi
 rounds=${1:-3}
 secs=${SECONDS_PER_CASE:-3}
 rate=${RATE:-2000}
@@ -24,7 +47,12 @@ allocs=${ALLOCS:-4000}
 clients=10
 threads=$(nproc)
 
-cargo build --release -q -p edgeice
+if [ "$mode" = netns ]; then
+  [ "$(id -u)" = 0 ] || { echo "compare.sh --netns: needs root (namespaces, XDP)" >&2; exit 1; }
+  cargo build --release -q -p edgeice --features ebpf
+else
+  cargo build --release -q -p edgeice
+fi
 edgeice=$PWD/target/release/edgeice
 if ! command -v turnserver >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
@@ -37,56 +65,164 @@ fi
 tmp=$(mktemp -d)
 cc -O2 -pthread -o "$tmp/floor-echo" bench/floor-echo/floor-echo.c
 
-# Each server on its own loopback address, so their relay ranges never meet.
-edgeice_ip=127.0.0.2 coturn_ip=127.0.0.3 floor_ip=127.0.0.4 port=23478
-declare -A pid
+# Each server on its own address, so their relay ranges never meet.
+port=23478
+declare -A pid ip client_ip dev
+if [ "$mode" = netns ]; then
+  servers=(edgeice edgeice-xdp coturn floor)
+  S=cmp$$s C=cmp$$c
+  in_server=(ip netns exec "$S")
+  in_client=(ip netns exec "$C")
+  peers=10.77.0.0/16
+else
+  servers=(edgeice coturn floor)
+  ip=([edgeice]=127.0.0.2 [coturn]=127.0.0.3 [floor]=127.0.0.4)
+  in_server=() in_client=()
+  peers=127.0.0.0/8
+fi
 cleanup() {
   for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ "$mode" = netns ]; then
+    ip netns del "$S" 2>/dev/null || true
+    ip netns del "$C" 2>/dev/null || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+# netns: one veth pair per server, threaded NAPI on both ends (see above).
+if [ "$mode" = netns ]; then
+  printf '%s\n' '#include <linux/bpf.h>' '#include <bpf/bpf_helpers.h>' \
+    'SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }' \
+    'char LICENSE[] SEC("license") = "GPL";' >"$tmp/pass.c"
+  clang -O2 -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$tmp/pass.c" -o "$tmp/pass.o"
+  ip netns add "$S"
+  ip netns add "$C"
+  ip -n "$S" link set lo up
+  ip -n "$C" link set lo up
+  ip netns exec "$S" sysctl -qw net.ipv4.conf.all.forwarding=1
+  k=0
+  for s in "${servers[@]}"; do
+    k=$((k + 1))
+    ip link add "s$k" netns "$S" type veth peer name "c$k" netns "$C"
+    ip -n "$S" addr add "10.77.$k.1/24" dev "s$k"
+    ip -n "$C" addr add "10.77.$k.2/24" dev "c$k"
+    ip netns exec "$S" sysctl -qw "net.ipv4.conf.s$k.forwarding=1"
+    ip -n "$S" link set "s$k" up
+    ip -n "$C" link set "c$k" up
+    # veth has NAPI (so threaded NAPI) only with an XDP program (GRO does
+    # not take a socket's UDP): the socket servers' sides get one that
+    # passes everything, and edgeice-xdp's generator side too (veth hands
+    # XDP_TX'd frames only to a peer that runs XDP); edgeice-xdp attaches
+    # its own to its side.
+    ip -n "$C" link set dev "c$k" xdpdrv obj "$tmp/pass.o" sec xdp
+    [ "$s" = edgeice-xdp ] || ip -n "$S" link set dev "s$k" xdpdrv obj "$tmp/pass.o" sec xdp
+    # (threaded_napi makes the receive threads, once edgeice-xdp has
+    # attached its program: its side has no NAPI before.)
+    ip[$s]=10.77.$k.1
+    client_ip[$s]=10.77.$k.2
+    dev[$s]=s$k
+  done
+fi
+
 ticks=$(getconf CLK_TCK)
-cpu() { awk -v t="$ticks" '{ printf "%.4f\n", ($14 + $15) / t }' "/proc/$1/stat"; }
+ticks_of() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# napi_ticks DEV: CPU ticks of the kernel threads that receive on DEV
+# (netns only; they come and go with XDP). Per-task times are the
+# scheduler's exact runtime; /proc/stat's are sampled at ticks, which miss
+# most of a bursty load's short wake-ups on this VM, so they are not used.
+napi_ticks() {
+  local total=0 p
+  if [ "$mode" = netns ]; then
+    for p in $(pgrep "^napi/$1-" || true); do total=$((total + $(ticks_of "$p"))); done
+  fi
+  echo "$total"
+}
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 start_servers() {
-  "$edgeice" serve --listen "$edgeice_ip:$port" --user u:p --realm r \
-    --relay-ports 61000-65535 --allow-peer 127.0.0.0/8 --private-relay-ok \
-    --challenges-per-ip 1000000/1000000 --max-allocations 100000 \
-    --max-allocations-per-user 100000 >"$tmp/edgeice.log" 2>&1 &
-  pid[edgeice]=$!
-  turnserver -n --listening-ip="$coturn_ip" --listening-port="$port" --relay-ip="$coturn_ip" \
-    --min-port=61000 --max-port=65535 --user=u:p --realm=r --lt-cred-mech --fingerprint \
-    --allow-loopback-peers --no-cli --no-tls --no-dtls --log-file=stdout \
-    --relay-threads="$threads" >"$tmp/coturn.log" 2>&1 &
-  pid[coturn]=$!
-  "$tmp/floor-echo" "$floor_ip" "$port" "$threads" >"$tmp/floor.log" 2>&1 &
-  pid[floor]=$!
+  local s
+  for s in "${servers[@]}"; do
+    case $s in
+    edgeice | edgeice-xdp)
+      local fast=off
+      [ "$s" = edgeice-xdp ] && fast=on
+      "${in_server[@]}" "$edgeice" serve --listen "${ip[$s]}:$port" --user u:p --realm r \
+        --relay-ports 61000-65535 --allow-peer "$peers" --private-relay-ok \
+        --challenges-per-ip 1000000/1000000 --max-allocations 100000 \
+        --max-allocations-per-user 100000 --kernel-fast-path "$fast" >"$tmp/$s.log" 2>&1 &
+      ;;
+    coturn)
+      "${in_server[@]}" turnserver -n --listening-ip="${ip[$s]}" --listening-port="$port" --relay-ip="${ip[$s]}" \
+        --min-port=61000 --max-port=65535 --user=u:p --realm=r --lt-cred-mech --fingerprint \
+        --allow-loopback-peers --no-cli --no-tls --no-dtls --log-file=stdout \
+        --relay-threads="$threads" >"$tmp/$s.log" 2>&1 &
+      ;;
+    floor)
+      "${in_server[@]}" "$tmp/floor-echo" "${ip[$s]}" "$port" "$threads" >"$tmp/$s.log" 2>&1 &
+      ;;
+    esac
+    pid[$s]=$!
+  done
   sleep 1.5
-  for s in edgeice coturn floor; do
+  for s in "${servers[@]}"; do
     kill -0 "${pid[$s]}" 2>/dev/null || { echo "compare.sh: $s did not start:" >&2; cat "$tmp/$s.log" >&2; exit 1; }
+  done
+  if [ "$mode" = netns ] && ! grep -q "kernel fast path on" "$tmp/edgeice-xdp.log"; then
+    echo "compare.sh: edgeice-xdp has no kernel fast path:" >&2; cat "$tmp/edgeice-xdp.log" >&2; exit 1
+  fi
+}
+
+# threaded_napi 1|0: the interfaces' receive work in kernel threads of its
+# own (1: for the CPU figures, so that it is charged to the right side), or
+# in softirq where the packets arrive (0: the kernel's default, for the
+# loss-free rate and latency — a kernel thread that waits its turn behind
+# the generator's lets veth's 256-packet rings overflow).
+threaded_napi() {
+  [ "$mode" = netns ] || return 0
+  local s
+  for s in "${servers[@]}"; do
+    ip netns exec "$S" sh -c "echo $1 > /sys/class/net/${dev[$s]}/threaded"
+    ip netns exec "$C" sh -c "echo $1 > /sys/class/net/${dev[$s]/s/c}/threaded"
+    if [ "$1" = 1 ] && [ -z "$(pgrep "^napi/${dev[$s]}-" || true)" ]; then
+      echo "compare.sh: no receive thread on ${dev[$s]} ($s)" >&2
+      exit 1
+    fi
   done
 }
 stop_servers() {
-  for s in edgeice coturn floor; do kill "${pid[$s]}" 2>/dev/null || true; done
+  local s
+  for s in "${servers[@]}"; do kill "${pid[$s]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
   sleep 0.5
 }
 
 # bench SERVER ARGS... : runs edgeice bench against SERVER, prints its JSON
-# with the server's CPU seconds added.
+# with the CPU seconds spent meanwhile added: server_cpu_s (the process and,
+# in namespaces, its receive threads), server_process_cpu_s, napi_cpu_s, and
+# in namespaces all_cpu_s (server, generator — client_cpu_s — and the
+# generator side's receive threads).
 bench() {
   local server=$1; shift
-  local ip_var="${server}_ip" target
-  if [ "$server" = floor ]; then target="${!ip_var}:$port"; else target="turn:${!ip_var}:$port"; fi
-  local before after json
-  before=$(cpu "${pid[$server]}")
-  json=$(timeout 120 "$edgeice" bench "$target" --json --user u --password p "$@" 2>>"$tmp/bench.err" || true)
-  after=$(cpu "${pid[$server]}")
+  local target bind=()
+  if [ "$server" = floor ]; then target="${ip[$server]}:$port"; else target="turn:${ip[$server]}:$port"; fi
+  [ "$mode" = netns ] && bind=(--bind "${client_ip[$server]}")
+  local p0 n0 c0 p1 n1 c1 json d=${dev[$server]:-}
+  p0=$(ticks_of "${pid[$server]}") n0=$(napi_ticks "$d") c0=$(napi_ticks "${d/s/c}")
+  json=$("${in_client[@]}" timeout 120 "$edgeice" bench "$target" --json --user u --password p \
+    "${bind[@]}" "$@" 2>>"$tmp/bench.err" || true)
+  p1=$(ticks_of "${pid[$server]}") n1=$(napi_ticks "$d") c1=$(napi_ticks "${d/s/c}")
   [ -n "$json" ] || json='{}'
-  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["server_cpu_s"]=float(sys.argv[2])-float(sys.argv[3]); print(json.dumps(d))' \
-    "$json" "$after" "$before"
+  python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+t, p, n, c = (float(x) for x in sys.argv[2:6])
+d.update(server_process_cpu_s=p / t, server_cpu_s=(p + n) / t)
+if sys.argv[6] == "netns":
+    d.update(napi_cpu_s=n / t, all_cpu_s=(p + n + c) / t + d.get("client_cpu_s", 0))
+print(json.dumps(d))' "$json" "$ticks" $((p1 - p0)) $((n1 - n0)) $((c1 - c0)) "$mode"
 }
 
 record() { # ROUND SERVER CASE JSON
@@ -95,7 +231,7 @@ record() { # ROUND SERVER CASE JSON
 
 relay_case() { # ROUND NAME SIZE [ARGS...]
   local round=$1 name=$2 size=$3; shift 3
-  local servers=(edgeice coturn floor)
+  local servers=("${servers[@]}")
   [[ " $* " == *" tcp "* ]] && servers=(edgeice coturn)
   # Rotate the order every round so no server always goes first.
   local n=${#servers[@]} i
@@ -111,14 +247,15 @@ relay_case() { # ROUND NAME SIZE [ARGS...]
 
 search_case() { # ROUND: highest total rate with <= 0.1% loss, stepped
   local round=$1 s r json loss
-  for s in edgeice coturn floor; do
+  for s in "${servers[@]}"; do
     local best=0
-    for r in 2000 4000 6000 8000 10000 13000 16000 20000 25000 30000; do
+    for r in 2000 4000 6000 8000 10000 13000 16000 20000 25000 30000 35000 40000; do
       if [ "$s" = floor ]; then
         json=$(bench floor --direct --clients $clients --rate $r --size 104 --duration 2 --drain 0.5)
       else
         json=$(bench "$s" --clients $clients --rate $r --size 100 --duration 2 --drain 0.5)
       fi
+      record "$round" "$s" "search-step-$r" "$json"
       loss=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(1 if d.get("sent",0)==0 or d["loss_percent"]>0.1 or d["sent_per_s"]<0.97*float(sys.argv[2]) else 0)' "$json" $((r * clients)))
       [ "$loss" = 0 ] || break
       best=$((r * clients))
@@ -132,7 +269,7 @@ memory_case() { # ROUND: resident memory per allocation
   for s in edgeice coturn; do
     local before max now bpid
     before=$(rss_kb "${pid[$s]}"); max=$before
-    "$edgeice" bench "turn:$( v=${s}_ip; echo "${!v}"):$port" --user u --password p --clients "$allocs" \
+    "$edgeice" bench "turn:${ip[$s]}:$port" --user u --password p --clients "$allocs" \
       --setup-only --hold 3 --json >"$tmp/mem.json" 2>>"$tmp/bench.err" &
     bpid=$!
     while kill -0 "$bpid" 2>/dev/null; do
@@ -145,24 +282,31 @@ memory_case() { # ROUND: resident memory per allocation
   done
 }
 
-echo "compare.sh: $rounds rounds, $clients clients at $rate packets/s each for ${secs}s per case; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "compare.sh ($mode): $rounds rounds, $clients clients at $rate packets/s each for ${secs}s per case; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for round in $(seq "$rounds"); do
   start_servers
-  echo "round $round: memory" >&2
-  memory_case "$round"
-  echo "round $round: relay 100 B, 1000 B, TCP" >&2
+  if [ "$mode" = loopback ]; then
+    echo "round $round: memory" >&2
+    memory_case "$round"
+  fi
+  echo "round $round: relay 100 B, 1000 B" >&2
+  threaded_napi 1
   relay_case "$round" relay100 100
   relay_case "$round" relay1000 1000
-  relay_case "$round" tcp100 100 --transport tcp
-  echo "round $round: allocations, Binding" >&2
-  for s in edgeice coturn; do
-    record "$round" "$s" alloc "$(bench "$s" --clients 2000 --setup-only)"
-    record "$round" "$s" binding "$(bench "$s" --binding --max --clients $clients --duration "$secs")"
-  done
+  if [ "$mode" = loopback ]; then
+    echo "round $round: relay over TCP, allocations, Binding" >&2
+    relay_case "$round" tcp100 100 --transport tcp
+    for s in edgeice coturn; do
+      record "$round" "$s" alloc "$(bench "$s" --clients 2000 --setup-only)"
+      record "$round" "$s" binding "$(bench "$s" --binding --max --clients $clients --duration "$secs")"
+    done
+  fi
   echo "round $round: loss-free rate search" >&2
+  threaded_napi 0
   search_case "$round"
   stop_servers
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 [ -s "$tmp/bench.err" ] && { echo "bench errors:" >&2; sort "$tmp/bench.err" | uniq -c | head -20 >&2; }
+[ -z "${COMPARE_RESULTS:-}" ] || cp "$tmp/results.tsv" "$COMPARE_RESULTS"
 python3 bench/compare_table.py "$tmp/results.tsv"

@@ -1,24 +1,32 @@
 #!/usr/bin/env python3
 """Turns bench/compare.sh's results (round, server, case, JSON per line)
-into one Markdown table of medians over the rounds, with the ratios
-edgeice/coturn and edgeice/floor and each figure's spread."""
+into one Markdown table of medians over the rounds, with the ratios of
+each edgeice (the socket path, and in namespaces the kernel fast path) to
+coturn and to the floor, and each figure's spread."""
 
 import json
 import statistics
 import sys
 from collections import defaultdict
 
-SERVERS = ["edgeice", "coturn", "floor"]
+SERVERS = ["edgeice", "edgeice-xdp", "coturn", "floor"]
+OURS = ["edgeice", "edgeice-xdp"]
 
 
-def per_datagram_us(server, d):
-    """Server CPU per datagram crossing it: a relay handles two per round
-    trip (to the peer and back), the floor echo one."""
+def per_datagram_us(server, d, key="server_cpu_s"):
+    """CPU (`key`) per datagram crossing the server: a relay handles two
+    per round trip (to the peer and back), the floor echo one."""
     received = d.get("received", 0)
-    if not received or "server_cpu_s" not in d:
+    if not received or key not in d:
         return None
     crossings = received if server == "floor" else 2 * received
-    return d["server_cpu_s"] * 1e6 / crossings
+    return d[key] * 1e6 / crossings
+
+
+def per_round_trip_us(d, key):
+    """CPU (`key`) per round trip the generator saw come back."""
+    received = d.get("received", 0)
+    return d[key] * 1e6 / received if received and key in d else None
 
 
 def figures(server, case, d):
@@ -27,9 +35,23 @@ def figures(server, case, d):
     if case in ("relay100", "relay1000", "tcp100"):
         label = {"relay100": "UDP 100 B", "relay1000": "UDP 1000 B", "tcp100": "TCP 100 B"}[case]
         out.append((f"CPU µs per datagram, {label}", per_datagram_us(server, d), True))
+        if "all_cpu_s" in d:
+            # In namespaces: the process's share, and all the CPU the round
+            # trips took (generator and both interfaces' receive threads too).
+            process = per_datagram_us(server, d, "server_process_cpu_s")
+            out.append((f"… of which the server process, {label}", process, True))
+            all_cpu = per_round_trip_us(d, "all_cpu_s")
+            out.append((f"all CPU µs per round trip (generator too), {label}", all_cpu, True))
         p99 = (d.get("latency_us") or {}).get("p99")
-        out.append((f"p99 round trip µs, {label}", p99, True))
+        if "all_cpu_s" not in d:  # in namespaces, from the search's first step
+            out.append((f"p99 round trip µs, {label}", p99, True))
         out.append((f"loss %, {label}", d.get("loss_percent"), True))
+    elif case == "search-step-2000" and "all_cpu_s" in d:
+        # In namespaces the relay cases run with threaded NAPI (for the CPU
+        # figures); latency is taken here, on the kernel's default path, at
+        # the same 20,000 round trips/s.
+        p99 = (d.get("latency_us") or {}).get("p99")
+        out.append(("p99 round trip µs, UDP 100 B (default NAPI)", p99, True))
     elif case == "search":
         out.append(("highest loss-free rate, round trips/s (≤0.1%)", d.get("loss_free_rate"), False))
     elif case == "alloc":
@@ -77,12 +99,16 @@ def main(path):
                     order.append((name, lower))
                 if value is not None:
                     values[name][server].append(value)
-    print("| figure | edgeice | coturn | floor | edgeice/coturn | edgeice/floor |")
-    print("|---|---|---|---|---|---|")
+    present = [s for s in SERVERS if any(s in v for v in values.values())]
+    ours = [s for s in OURS if s in present]
+    ratio_names = [f"{a}/{b}" for b in ("coturn", "floor") for a in ours if b in present]
+    header = ["figure"] + present + ratio_names
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
     for name, lower in order:
         med = {}
         cells = []
-        for s in SERVERS:
+        for s in present:
             runs = values[name].get(s, [])
             if runs:
                 med[s] = statistics.median(runs)
@@ -91,13 +117,16 @@ def main(path):
             else:
                 cells.append("—")
         ratios = []
-        for other in ("coturn", "floor"):
-            a, b = med.get("edgeice"), med.get(other)
+        for pair in ratio_names:
+            a, b = (med.get(x) for x in pair.split("/"))
             ratios.append(f"{a / b:.2f}" if a is not None and b else "—")
         print(f"| {name} | " + " | ".join(cells + ratios) + " |")
     print()
     print("Medians over the rounds (min–max in brackets). Lower is better for CPU, latency, loss and memory;")
     print("higher for rates. The floor is a bare recvmmsg/sendmmsg echo: one hop, no TURN.")
+    if "edgeice-xdp" in present:
+        print("edgeice-xdp: edgeice serve --kernel-fast-path on. Server CPU includes the kernel threads")
+        print("receiving on its interface (threaded NAPI: XDP, or the socket path's input).")
 
 
 if __name__ == "__main__":
