@@ -9,8 +9,13 @@
 #                                        kernel fast path beside the rest
 #
 # Environment: SECONDS_PER_CASE (default 3), RATE (packets/s per client at
-# the fixed rate, default 2000, 10 clients), ALLOCS (clients of the memory
-# case, default 4000: one relay port range of 4,536 ports on one IP),
+# the fixed rate, default 2000, 10 clients), ALLOCS (allocation counts of
+# the memory case, default "4000 10000 18000": on loopback the servers
+# relay from ports 1024-65535 of their own address, which only they use,
+# and the generator spreads its clients over 127.0.1.x, 10,000 to an
+# address; each allocation is a socket in the server and one in the
+# generator, so the open-file limit bounds the count — 20,000 here, a hard
+# limit this container does not let even root raise),
 # COMPARE_RESULTS (a file to keep every run's JSON in, one per line).
 #
 # On loopback: every case (relay CPU, latency, loss-free rate, allocations,
@@ -43,7 +48,7 @@ if [ "${1:-}" = --netns ]; then mode=netns; shift; fi
 rounds=${1:-3}
 secs=${SECONDS_PER_CASE:-3}
 rate=${RATE:-2000}
-allocs=${ALLOCS:-4000}
+allocs=${ALLOCS:-4000 10000 18000}
 clients=10
 threads=$(nproc)
 
@@ -62,6 +67,8 @@ if ! command -v turnserver >/dev/null; then
     exit 1
   fi
 fi
+ulimit -n "$(ulimit -Hn)"
+if [ "$mode" = netns ]; then relay_lo=61000; else relay_lo=1024; fi
 tmp=$(mktemp -d)
 cc -O2 -pthread -o "$tmp/floor-echo" bench/floor-echo/floor-echo.c
 
@@ -150,13 +157,13 @@ start_servers() {
       local fast=off
       [ "$s" = edgeice-xdp ] && fast=on
       "${in_server[@]}" "$edgeice" serve --listen "${ip[$s]}:$port" --user u:p --realm r \
-        --relay-ports 61000-65535 --allow-peer "$peers" --private-relay-ok \
+        --relay-ports "$relay_lo-65535" --allow-peer "$peers" --private-relay-ok \
         --challenges-per-ip 1000000/1000000 --max-allocations 100000 \
         --max-allocations-per-user 100000 --kernel-fast-path "$fast" >"$tmp/$s.log" 2>&1 &
       ;;
     coturn)
       "${in_server[@]}" turnserver -n --listening-ip="${ip[$s]}" --listening-port="$port" --relay-ip="${ip[$s]}" \
-        --min-port=61000 --max-port=65535 --user=u:p --realm=r --lt-cred-mech --fingerprint \
+        --min-port="$relay_lo" --max-port=65535 --user=u:p --realm=r --lt-cred-mech --fingerprint \
         --allow-loopback-peers --no-cli --no-tls --no-dtls --log-file=stdout \
         --relay-threads="$threads" >"$tmp/$s.log" 2>&1 &
       ;;
@@ -264,20 +271,21 @@ search_case() { # ROUND: highest total rate with <= 0.1% loss, stepped
   done
 }
 
-memory_case() { # ROUND: resident memory per allocation
-  local round=$1 s
+memory_case() { # ROUND COUNT: resident memory per allocation
+  local round=$1 count=$2 s binds=() i
+  for ((i = 0; i * 10000 < count; i++)); do binds+=(--bind "127.0.1.$((i + 1))"); done
   for s in edgeice coturn; do
     local before max now bpid
     before=$(rss_kb "${pid[$s]}"); max=$before
-    "$edgeice" bench "turn:${ip[$s]}:$port" --user u --password p --clients "$allocs" \
-      --setup-only --hold 3 --json >"$tmp/mem.json" 2>>"$tmp/bench.err" &
+    "$edgeice" bench "turn:${ip[$s]}:$port" --user u --password p --clients "$count" \
+      "${binds[@]}" --setup-only --hold 3 --json >"$tmp/mem.json" 2>>"$tmp/bench.err" &
     bpid=$!
     while kill -0 "$bpid" 2>/dev/null; do
       now=$(rss_kb "${pid[$s]}"); [ "$now" -gt "$max" ] && max=$now
       sleep 0.2
     done
     wait "$bpid" || true
-    record "$round" "$s" memory "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["rss_kb_delta"]=int(sys.argv[2])-int(sys.argv[3]); print(json.dumps(d))' "$tmp/mem.json" "$max" "$before")"
+    record "$round" "$s" "memory$count" "$(python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read() or "{}"); d["rss_kb_delta"]=int(sys.argv[2])-int(sys.argv[3]); print(json.dumps(d))' "$tmp/mem.json" "$max" "$before")"
     sleep 1
   done
 }
@@ -287,7 +295,7 @@ for round in $(seq "$rounds"); do
   start_servers
   if [ "$mode" = loopback ]; then
     echo "round $round: memory" >&2
-    memory_case "$round"
+    for count in $allocs; do memory_case "$round" "$count"; done
   fi
   echo "round $round: relay 100 B, 1000 B" >&2
   threaded_napi 1

@@ -57,11 +57,12 @@ def figures(server, case, d):
     elif case == "alloc":
         out.append(("allocations/s (2000 clients)", d.get("allocations_per_s"), False))
         out.append(("Allocate + ChannelBind/s", d.get("ready_per_s"), False))
-    elif case == "memory":
+    elif case.startswith("memory"):
         allocated = d.get("allocated", 0)
         delta = d.get("rss_kb_delta")
         value = delta * 1024 / allocated if allocated and delta is not None else None
-        out.append((f"RSS bytes per allocation ({allocated} allocations)", value, True))
+        out.append((f"RSS bytes per allocation ({int(case[6:]):,} asked)", value, True))
+        out.append((f"allocations made ({int(case[6:]):,} asked)", allocated, False))
     elif case == "binding":
         rate = d.get("received_per_s")
         out.append(("Binding requests answered/s", rate, False))

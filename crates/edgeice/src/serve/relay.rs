@@ -170,6 +170,14 @@ fn try_bind(addr: SocketAddr) -> io::Result<Option<(UdpSocket, SocketAddr)>> {
     }
 }
 
+thread_local! {
+    /// Where relay sockets' datagrams are read, one per worker thread, with
+    /// headroom before the payload so that the core writes the ChannelData
+    /// header in place.
+    static RECEIVE_BUFFER: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0u8; PEER_DATA_HEADROOM + 65_536]);
+}
+
 /// A bound relay socket and its receiving task, stopped when dropped.
 pub struct RelaySocket {
     pub socket: Arc<UdpSocket>,
@@ -187,27 +195,41 @@ impl RelaySocket {
         let socket = Arc::new(socket);
         let receiver = socket.clone();
         let task = tokio::spawn(async move {
-            // Headroom before the payload lets the core write the
-            // ChannelData header in place.
-            let mut buf = vec![0u8; PEER_DATA_HEADROOM + 65_536];
+            // The task waits for readiness holding no buffer, and reads into
+            // its worker thread's: an idle allocation then costs no 64 KiB
+            // of memory. One datagram per wait, so that tokio's budget (it
+            // counts readiness waits) keeps a flooded socket from starving
+            // the others on its thread.
             loop {
-                let (len, peer) = match receiver.recv_from(&mut buf[PEER_DATA_HEADROOM..]).await {
-                    Ok(received) => received,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
+                if let Err(e) = receiver.readable().await {
+                    tracing::debug!(%relay, error = %e, "relay socket failed");
+                    return;
+                }
+                let outcome = RECEIVE_BUFFER.with_borrow_mut(|buf| {
+                    let (len, peer) = receiver.try_recv_from(&mut buf[PEER_DATA_HEADROOM..])?;
+                    shared.drive(
+                        shard,
+                        Input::PeerData {
+                            relay,
+                            peer,
+                            datagram: &mut buf[..PEER_DATA_HEADROOM + len],
+                        },
+                    );
+                    Ok::<(), io::Error>(())
+                });
+                match outcome {
+                    // WouldBlock: readiness was stale (try_recv_from cleared it).
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::ConnectionReset
+                        ) => {}
                     Err(e) => {
                         tracing::debug!(%relay, error = %e, "relay socket failed");
                         return;
                     }
-                };
-                let datagram = &mut buf[..PEER_DATA_HEADROOM + len];
-                shared.drive(
-                    shard,
-                    Input::PeerData {
-                        relay,
-                        peer,
-                        datagram,
-                    },
-                );
+                }
             }
         })
         .abort_handle();
