@@ -171,13 +171,31 @@ print(struct.unpack_from("I", attr, 24)[0])
 '
 }
 
+# serve_in_background NAME: a server with the fast path on (no load),
+# its log $tmp/tc/serve-NAME.log; returns once it has attached, its pid
+# in $bg_server.
+serve_in_background() {
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
+    --kernel-fast-path on >"$tmp/tc/serve-$1.log" 2>&1 &
+  local server=$!
+  pids+=("$server")
+  for _ in $(seq 50); do
+    grep -q "kernel fast path on" "$tmp/tc/serve-$1.log" && break
+    sleep 0.1
+  done
+  bg_server=$server
+}
+
 # tc_fallback: the server's veth already has an XDP program (pass.o, as
 # another tool's would be), so edgeice must leave it be and relay through
 # TC instead; the same load as `run on`, its files under $tmp/tc. Also:
 # no TC program of edgeice's is left behind by a server killed with
-# SIGKILL. Prints the hook in the log, "PROGRAM_BEFORE PROGRAM_AFTER" (s0's
-# XDP program id), the tcx programs while running and after the SIGKILL,
-# then run's line.
+# SIGKILL (or, with a clsact filter, that the next start removes it).
+# Prints the hook in the log, "PROGRAM_BEFORE PROGRAM_AFTER" (s0's XDP
+# program id), the tcx programs while running and after the SIGKILL, the
+# clsact filters of edgeice's left then and after a restart, then run's
+# line.
 tc_fallback() {
   command -v ethtool >/dev/null || { echo "fast-path.sh: ethtool is missing" >&2; exit 2; }
   # The last server may still be on its way out (its caller returns once
@@ -197,25 +215,24 @@ tc_fallback() {
   (tmp=$tmp/tc; run on) >"$tmp/tc/run"
   prog_after=$(ip -n "$S" link show s0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p')
   # Killed, not stopped: the kernel must let go of the TC program anyway.
-  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
-    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
-    --kernel-fast-path on >"$tmp/tc/serve-kill.log" 2>&1 &
-  local server=$!
-  pids+=("$server")
-  for _ in $(seq 50); do
-    grep -q "kernel fast path on" "$tmp/tc/serve-kill.log" && break
-    sleep 0.1
-  done
-  local running killed
+  local server running killed left restarted=-
+  serve_in_background kill; server=$bg_server
   running=$(tcx_count)
   kill -KILL "$server"; wait "$server" 2>/dev/null
   sleep 0.5
   killed=$(tcx_count)
+  left=$(tc -n "$S" filter show dev s0 ingress 2>/dev/null | grep -c "edgeice_relay_tc")
+  if [ "$left" -gt 0 ]; then
+    # A clsact filter (a kernel without tcx) outlives its process: the
+    # next start must take it out before attaching its own.
+    serve_in_background restart; server=$bg_server
+    restarted=$(tc -n "$S" filter show dev s0 ingress 2>/dev/null | grep -c "edgeice_relay_tc")
+    kill "$server"; wait "$server" 2>/dev/null
+  fi
   ip netns exec "$C" ethtool -K c0 tx on >/dev/null 2>&1
   ip -n "$S" link set dev s0 xdpdrv off
   echo "$(grep -m1 -o 'kernel on s0 ([a-z, ]*)' "$tmp/tc/serve-on.log" | sed 's/.*(\(.*\))/\1/;s/ /_/g')" \
-    "${prog_before:-none}" "${prog_after:-none}" "$running" "$killed" \
-    "$(tc -n "$S" filter show dev s0 ingress 2>/dev/null | grep -c edgeice)"
+    "${prog_before:-none}" "${prog_after:-none}" "$running" "$killed" "$left" "$restarted"
   cat "$tmp/tc/run"
 }
 
@@ -254,10 +271,10 @@ read -r off_bench_sent off_bench_received <"$tmp/bench-off"
 read -r on_lost on_sent on_received on_peer on_client < <(run on)
 read -r on_bench_sent on_bench_received <"$tmp/bench-on"
 read -r lapse_sent lapse_received lapse_denied lapse_kernel < <(lapse)
-tc_hook=? tc_prog_before=none tc_prog_after=none tc_running=? tc_killed=? tc_filters=?
+tc_hook=? tc_prog_before=none tc_prog_after=none tc_running=? tc_killed=? tc_filters=? tc_restarted=?
 tc_lost=? tc_sent=? tc_received=? tc_peer=0 tc_client=0 tc_bench_sent=? tc_bench_received=?
 tc_fallback >"$tmp/tc-fallback"
-{ read -r tc_hook tc_prog_before tc_prog_after tc_running tc_killed tc_filters
+{ read -r tc_hook tc_prog_before tc_prog_after tc_running tc_killed tc_filters tc_restarted
   read -r tc_lost tc_sent tc_received tc_peer tc_client; } <"$tmp/tc-fallback"
 read -r tc_bench_sent tc_bench_received <"$tmp/tc/bench-on" 2>/dev/null
 echo "permission lapse (2 s, 5 s of sending): $lapse_received of $lapse_sent echoed, $lapse_kernel to peers by XDP, $lapse_denied refused by the server"
@@ -272,7 +289,7 @@ for mode in off on; do
     'BEGIN { printf "cpu %s: %.2f us per relayed datagram (edgeice serve process alone)\n", m, b / t / n * 1e6 }'
 done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
-echo "TC fallback (s0 already had an XDP program, id $tc_prog_before, after: $tc_prog_after): hook ${tc_hook:-?}; uclient lost ${tc_lost:-?}, sent ${tc_sent:-?} B, received ${tc_received:-?} B; bench ${tc_bench_received:-?} of ${tc_bench_sent:-?} echoed; edge cases [$(paste -sd, "$tmp/tc/edge-on" 2>/dev/null)]; relayed by TC ${tc_peer:-?}/${tc_client:-?} packets; tcx programs on s0 while serving ${tc_running:-?}, after SIGKILL ${tc_killed:-?}, clsact filters left ${tc_filters:-?}"
+echo "TC fallback (s0 already had an XDP program, id $tc_prog_before, after: $tc_prog_after): hook ${tc_hook:-?}; uclient lost ${tc_lost:-?}, sent ${tc_sent:-?} B, received ${tc_received:-?} B; bench ${tc_bench_received:-?} of ${tc_bench_sent:-?} echoed; edge cases [$(paste -sd, "$tmp/tc/edge-on" 2>/dev/null)]; relayed by TC ${tc_peer:-?}/${tc_client:-?} packets; tcx programs on s0 while serving ${tc_running:-?}, after SIGKILL ${tc_killed:-?}; clsact filters left ${tc_filters:-?}, after a restart ${tc_restarted:-?}"
 
 # Messages sent: uclient's (120 bytes each) and the bench's.
 total=$((on_sent / 120 + ${on_bench_sent/\?/0}))
@@ -301,6 +318,8 @@ check "nearly all to clients through TC ($tc_client of $tc_total)" '[ "${tc_clie
 # stays until the next start removes it, as README.md says.
 if [ "${tc_hook:-}" = tc ]; then
   check "a SIGKILLed server leaves no TC program (tcx: $tc_running while serving, $tc_killed after)" '[ "$tc_running" = 1 ] && [ "$tc_killed" = 0 ] && [ "$tc_filters" = 0 ]'
+else
+  check "the filter a SIGKILLed server left is replaced at the next start ($tc_filters left, $tc_restarted after)" '[ "$tc_restarted" = 1 ]'
 fi
 [ "$ok" = 1 ] && echo "== fast path: behaved as expected" && exit 0
 for f in "$tmp"/uclient-*.log "$tmp"/edge-*.err "$tmp"/tc/uclient-*.log "$tmp"/tc/serve-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
