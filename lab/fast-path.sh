@@ -13,15 +13,19 @@
 # with the fast path on as off, nothing in the kernel when off,
 # and with it on nearly every ChannelData packet relayed by XDP both ways
 # (edgeice_kernel_relayed_packets_total); the server process's CPU per
-# relayed datagram is printed for both. Exits 0 when all hold, 1 when
+# relayed datagram is printed for both. Last, the TC fallback
+# (tc_fallback): with an XDP program already on the server's veth, that it
+# stays, that the same load goes through TC with the same results, and
+# that a server killed with SIGKILL leaves no TC program behind. Exits 0
+# when all hold, 1 when
 # one does not, 77 when the kernel refuses the XDP program (a skip, said
 # on stderr), 2 for a missing tool.
 #
 # Environment: EDGEICE (a binary built with the ebpf feature), FP_TIMEOUT
-# (seconds the whole run may take, default 90), FP_MESSAGES, FP_CLIENTS and
+# (seconds the whole run may take, default 120), FP_MESSAGES, FP_CLIENTS and
 # FP_GAP_MS (uclient's -n, -m and -z: 200, 5, 5). Needs root, iproute2,
 # clang (the client side's veth needs an XDP program of its own to take
-# XDP_TX'd frames), coturn's tools and /usr/bin/python3.
+# XDP_TX'd frames), coturn's tools, /usr/bin/python3 and ethtool.
 set -u
 
 E=${EDGEICE:?set EDGEICE to an edgeice binary built with --features ebpf}
@@ -56,7 +60,7 @@ trap 'exit 143' TERM INT
 # Stopped, it stops its sleep and leaves this script alone.
 (
   trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-  sleep "${FP_TIMEOUT:-90}" &
+  sleep "${FP_TIMEOUT:-120}" &
   sleeper=$!
   wait "$sleeper" && kill -TERM $$
 ) >/dev/null 2>&1 &
@@ -150,6 +154,88 @@ print(d.get("sent", "?"), d.get("received", "?"))
   echo "${lost:-?} ${sent:-?} ${received:-?} $(cat "$tmp/kernel-$mode")"
 }
 
+# tcx_count: how many tcx programs s0's ingress has (BPF_PROG_QUERY; the
+# iproute2 of the day lists clsact filters, not tcx links).
+tcx_count() {
+  ip netns exec "$S" python3 -c '
+import ctypes, os, platform, socket, struct, sys
+nr = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
+if nr is None:
+    print("?"); sys.exit()
+libc = ctypes.CDLL(None, use_errno=True)
+BPF_PROG_QUERY, BPF_TCX_INGRESS = 16, 46
+attr = ctypes.create_string_buffer(struct.pack("IIII", socket.if_nametoindex("s0"), BPF_TCX_INGRESS, 0, 0), 64)
+if libc.syscall(nr, BPF_PROG_QUERY, attr, 64) != 0:
+    print("0" if ctypes.get_errno() == 2 else "?"); sys.exit()
+print(struct.unpack_from("I", attr, 24)[0])
+'
+}
+
+# serve_in_background NAME: a server with the fast path on (no load),
+# its log $tmp/tc/serve-NAME.log; returns once it has attached, its pid
+# in $bg_server.
+serve_in_background() {
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
+    --kernel-fast-path on >"$tmp/tc/serve-$1.log" 2>&1 &
+  local server=$!
+  pids+=("$server")
+  for _ in $(seq 50); do
+    grep -q "kernel fast path on" "$tmp/tc/serve-$1.log" && break
+    sleep 0.1
+  done
+  bg_server=$server
+}
+
+# tc_fallback: the server's veth already has an XDP program (pass.o, as
+# another tool's would be), so edgeice must leave it be and relay through
+# TC instead; the same load as `run on`, its files under $tmp/tc. Also:
+# no TC program of edgeice's is left behind by a server killed with
+# SIGKILL (or, with a clsact filter, that the next start removes it).
+# Prints the hook in the log, "PROGRAM_BEFORE PROGRAM_AFTER" (s0's XDP
+# program id), the tcx programs while running and after the SIGKILL, the
+# clsact filters of edgeice's left then and after a restart, then run's
+# line.
+tc_fallback() {
+  command -v ethtool >/dev/null || { echo "fast-path.sh: ethtool is missing" >&2; exit 2; }
+  # The last server may still be on its way out (its caller returns once
+  # it has printed): its XDP link goes with it.
+  for _ in $(seq 50); do
+    ip -n "$S" link show s0 | grep -q "prog/xdp" || break
+    sleep 0.1
+  done
+  ip -n "$S" link set dev s0 xdpdrv obj "$tmp/pass.o" sec xdp || return 1
+  # The client side's packets carry their UDP checksums, as from a
+  # physical NIC: a veth otherwise leaves them for the stack to fill in,
+  # and such packets go up untouched from TC (see relay.c).
+  ip netns exec "$C" ethtool -K c0 tx off >/dev/null 2>&1
+  local prog_before prog_after
+  prog_before=$(ip -n "$S" link show s0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p')
+  mkdir -p "$tmp/tc"
+  (tmp=$tmp/tc; run on) >"$tmp/tc/run"
+  prog_after=$(ip -n "$S" link show s0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p')
+  # Killed, not stopped: the kernel must let go of the TC program anyway.
+  local server running killed left restarted=-
+  serve_in_background kill; server=$bg_server
+  running=$(tcx_count)
+  kill -KILL "$server"; wait "$server" 2>/dev/null
+  sleep 0.5
+  killed=$(tcx_count)
+  left=$(tc -n "$S" filter show dev s0 ingress 2>/dev/null | grep -c "edgeice_relay_tc")
+  if [ "$left" -gt 0 ]; then
+    # A clsact filter (a kernel without tcx) outlives its process: the
+    # next start must take it out before attaching its own.
+    serve_in_background restart; server=$bg_server
+    restarted=$(tc -n "$S" filter show dev s0 ingress 2>/dev/null | grep -c "edgeice_relay_tc")
+    kill "$server"; wait "$server" 2>/dev/null
+  fi
+  ip netns exec "$C" ethtool -K c0 tx on >/dev/null 2>&1
+  ip -n "$S" link set dev s0 xdpdrv off
+  echo "$(grep -m1 -o 'kernel on s0 ([a-z, ]*)' "$tmp/tc/serve-on.log" | sed 's/.*(\(.*\))/\1/;s/ /_/g')" \
+    "${prog_before:-none}" "${prog_after:-none}" "$running" "$killed" "$left" "$restarted"
+  cat "$tmp/tc/run"
+}
+
 # lapse: the fast path on, permissions that last 2 s, and a bench that
 # sends for 5 s without refreshing them; prints "SENT RECEIVED DENIED
 # KERNEL_TO_PEER". Once a permission lapses the kernel must stop at once:
@@ -185,6 +271,12 @@ read -r off_bench_sent off_bench_received <"$tmp/bench-off"
 read -r on_lost on_sent on_received on_peer on_client < <(run on)
 read -r on_bench_sent on_bench_received <"$tmp/bench-on"
 read -r lapse_sent lapse_received lapse_denied lapse_kernel < <(lapse)
+tc_hook=? tc_prog_before=none tc_prog_after=none tc_running=? tc_killed=? tc_filters=? tc_restarted=?
+tc_lost=? tc_sent=? tc_received=? tc_peer=0 tc_client=0 tc_bench_sent=? tc_bench_received=?
+tc_fallback >"$tmp/tc-fallback"
+{ read -r tc_hook tc_prog_before tc_prog_after tc_running tc_killed tc_filters tc_restarted
+  read -r tc_lost tc_sent tc_received tc_peer tc_client; } <"$tmp/tc-fallback"
+read -r tc_bench_sent tc_bench_received <"$tmp/tc/bench-on" 2>/dev/null
 echo "permission lapse (2 s, 5 s of sending): $lapse_received of $lapse_sent echoed, $lapse_kernel to peers by XDP, $lapse_denied refused by the server"
 echo "edgeice bench: off $off_bench_received of $off_bench_sent echoed, on $on_bench_received of $on_bench_sent"
 echo "uclient off: lost $off_lost, sent $off_sent B, received $off_received B"
@@ -197,6 +289,7 @@ for mode in off on; do
     'BEGIN { printf "cpu %s: %.2f us per relayed datagram (edgeice serve process alone)\n", m, b / t / n * 1e6 }'
 done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
+echo "TC fallback (s0 already had an XDP program, id $tc_prog_before, after: $tc_prog_after): hook ${tc_hook:-?}; uclient lost ${tc_lost:-?}, sent ${tc_sent:-?} B, received ${tc_received:-?} B; bench ${tc_bench_received:-?} of ${tc_bench_sent:-?} echoed; edge cases [$(paste -sd, "$tmp/tc/edge-on" 2>/dev/null)]; relayed by TC ${tc_peer:-?}/${tc_client:-?} packets; tcx programs on s0 while serving ${tc_running:-?}, after SIGKILL ${tc_killed:-?}; clsact filters left ${tc_filters:-?}, after a restart ${tc_restarted:-?}"
 
 # Messages sent: uclient's (120 bytes each) and the bench's.
 total=$((on_sent / 120 + ${on_bench_sent/\?/0}))
@@ -212,6 +305,22 @@ check "edge-case ChannelData treated the same either way ($(paste -sd, "$tmp/edg
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'
+# The TC fallback: the same load, the same results, through TC.
+tc_total=$((${tc_sent:-0} / 120 + ${tc_bench_sent/\?/0}))
+check "TC, not XDP, where s0 already had an XDP program (hook ${tc_hook:-none})" '[ "${tc_hook:-}" = tc ] || [ "${tc_hook:-}" = tc,_clsact_filter ]'
+check "the other XDP program left in place" '[ "$tc_prog_before" != none ] && [ "$tc_prog_before" = "$tc_prog_after" ]'
+check "no loss through TC, the same bytes as off" '[ "$tc_lost" = 0 ] && [ "$tc_sent" = "$off_sent" ] && [ "$tc_received" = "$off_received" ]'
+check "edgeice bench loses nothing through TC" '[ "${tc_bench_sent:-?}" = "${tc_bench_received:-}" ] && [ "${tc_bench_sent:-?}" != "?" ]'
+check "edge-case ChannelData treated the same through TC ($(paste -sd, "$tmp/tc/edge-on" 2>/dev/null))" 'cmp -s "$tmp/edge-off" "$tmp/tc/edge-on"'
+check "nearly all to peers through TC ($tc_peer of $tc_total)" '[ "${tc_peer:-0}" -ge $((tc_total * 9 / 10)) ] && [ "$tc_total" -gt 0 ]'
+check "nearly all to clients through TC ($tc_client of $tc_total)" '[ "${tc_client:-0}" -ge $((tc_total * 9 / 10)) ] && [ "$tc_total" -gt 0 ]'
+# A tcx link goes with the process; a clsact filter (kernels before 6.6)
+# stays until the next start removes it, as README.md says.
+if [ "${tc_hook:-}" = tc ]; then
+  check "a SIGKILLed server leaves no TC program (tcx: $tc_running while serving, $tc_killed after)" '[ "$tc_running" = 1 ] && [ "$tc_killed" = 0 ] && [ "$tc_filters" = 0 ]'
+else
+  check "the filter a SIGKILLed server left is replaced at the next start ($tc_filters left, $tc_restarted after)" '[ "$tc_restarted" = 1 ]'
+fi
 [ "$ok" = 1 ] && echo "== fast path: behaved as expected" && exit 0
-for f in "$tmp"/uclient-*.log "$tmp"/edge-*.err; do echo "--- $f"; tail -5 "$f"; done >&2
+for f in "$tmp"/uclient-*.log "$tmp"/edge-*.err "$tmp"/tc/uclient-*.log "$tmp"/tc/serve-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
 exit 1

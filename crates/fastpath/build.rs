@@ -1,5 +1,5 @@
-//! With the `ebpf` feature, compiles the XDP program `ebpf/relay.c` into
-//! `$OUT_DIR/relay.o` with clang (Debian's `clang` and `libbpf-dev`):
+//! With the `ebpf` feature, compiles `ebpf/relay.c` (the XDP program and
+//! the TC one, sharing maps) into `$OUT_DIR/relay.o` with clang (Debian's `clang` and `libbpf-dev`):
 //! nothing is downloaded. Without the feature, does nothing.
 
 use std::path::PathBuf;

@@ -1,7 +1,9 @@
 //! `edgeice serve --kernel-fast-path`: the XDP relay end to end in network
 //! namespaces (lab/fast-path.sh: coturn's turnutils_uclient through the
 //! server with the fast path off, then on — no loss, the same bytes, and
-//! nearly every ChannelData packet relayed by the kernel when on), and how
+//! nearly every ChannelData packet relayed by the kernel when on; then the
+//! same through the TC program where the interface already has another
+//! XDP program), and how
 //! `auto` and `on` behave where the kernel path cannot be set up.
 
 mod common;
@@ -63,10 +65,14 @@ fn uclient_relays_through_xdp_with_the_same_results() {
     command
         .arg(script)
         .env("EDGEICE", EDGEICE)
-        .env("FP_TIMEOUT", "90");
-    let out = common::run_bounded(command, Duration::from_secs(120));
+        .env("FP_TIMEOUT", "120");
+    let out = common::run_bounded(command, Duration::from_secs(150));
     match out.status.and_then(|s| s.code()) {
-        Some(0) => assert!(out.stdout.contains("relayed by XDP"), "{}", out.stdout),
+        Some(0) => assert!(
+            out.stdout.contains("relayed by XDP") && out.stdout.contains("TC fallback"),
+            "{}",
+            out.stdout
+        ),
         // The kernel refused XDP: said on stderr, not silently passed.
         Some(77) => eprintln!("SKIPPED: {}", out.stderr),
         _ => panic!(

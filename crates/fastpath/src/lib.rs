@@ -1,7 +1,8 @@
 //! # edgeice-fastpath: TURN ChannelData relayed in the kernel
 //!
-//! `ebpf/relay.c` is an XDP program that, for the channels user space has
-//! installed, does what the socket path does for ChannelData over UDP and
+//! `ebpf/relay.c` holds an XDP program and a TC one sharing its maps and
+//! packet logic that, for the channels user space has
+//! installed, do what the socket path does for ChannelData over UDP and
 //! IPv4: a client's ChannelData loses its 4-byte header and leaves from the
 //! relayed address to the peer; a peer's datagram gets the header and
 //! leaves from the server's address to the client. Everything else is
@@ -13,9 +14,14 @@
 //! permission or the allocation lapses, and returns the packets and bytes
 //! that went the fast way, so accounting stays exact.
 //!
-//! The program is compiled by `build.rs` with clang when the `ebpf` feature
-//! is on, and loaded with aya; without the feature [`FastPath::attach`]
-//! says so.
+//! Each interface gets the XDP program in the driver where it can; where
+//! it cannot (most often because the interface already has another XDP
+//! program, which is never replaced) the TC program on ingress, and
+//! generic XDP only where neither works: [`Hook`] says which.
+//!
+//! The programs are compiled by `build.rs` with clang when the `ebpf`
+//! feature is on, and loaded with aya; without the feature
+//! [`FastPath::attach`] says so.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -32,8 +38,8 @@ pub enum FastPathError {
     /// verifier said no).
     #[error("the kernel refused the XDP program: {0}")]
     Load(String),
-    /// The program could not be attached to the interface.
-    #[error("could not attach XDP to {interface}: {reason}")]
+    /// Neither program could be attached to the interface, by any hook.
+    #[error("could not attach XDP or TC to {interface}: {reason}")]
     Attach {
         /// The interface.
         interface: String,
@@ -45,7 +51,37 @@ pub enum FastPathError {
     Map(String),
 }
 
-/// One bound channel, both ways: what the XDP program needs to relay it.
+/// Where the relay runs on an interface, fastest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// XDP in the driver, before any socket buffer exists.
+    XdpNative,
+    /// The TC program on ingress, through a tcx link (Linux 6.6 and later):
+    /// after the socket buffer is built, alongside other TC programs. Used
+    /// where native XDP cannot be attached. Detached when the process ends,
+    /// however it ends.
+    Tc,
+    /// The TC program as a cls_bpf direct-action filter on the clsact
+    /// qdisc's ingress (kernels without tcx). Detached when the
+    /// [`FastPath`] is dropped; a filter left by a killed process is
+    /// removed by the next [`FastPath::attach`].
+    TcFilter,
+    /// XDP in generic (skb) mode: the last resort.
+    XdpGeneric,
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Hook::XdpNative => "native",
+            Hook::Tc => "tc",
+            Hook::TcFilter => "tc, clsact filter",
+            Hook::XdpGeneric => "generic",
+        })
+    }
+}
+
+/// One bound channel, both ways: what the programs need to relay it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChannelRoute {
     /// The client's transport address (its 5-tuple's far end).
@@ -174,7 +210,7 @@ mod loaded;
 #[cfg(feature = "ebpf")]
 pub use loaded::FastPath;
 
-/// The XDP program attached to an interface, and its maps (this build has
+/// The relay attached to interfaces, and its maps (this build has
 /// no `ebpf` feature: [`FastPath::attach`] always fails).
 #[cfg(not(feature = "ebpf"))]
 #[derive(Debug)]
@@ -190,7 +226,7 @@ impl FastPath {
     }
 
     /// Unreachable: no `FastPath` exists in this build.
-    pub fn interfaces(&self) -> &[(String, bool)] {
+    pub fn interfaces(&self) -> &[(String, Hook)] {
         match self.never {}
     }
 
@@ -233,5 +269,14 @@ mod tests {
         assert_eq!(std::mem::size_of::<ToPeerKey>(), 16);
         assert_eq!(std::mem::size_of::<ToClientKey>(), 12);
         assert_eq!(std::mem::size_of::<Route>(), 32);
+    }
+
+    #[test]
+    fn hooks_are_named_as_the_log_and_the_lab_expect() {
+        // lab/fast-path.sh reads the hook back from serve's log line.
+        assert_eq!(Hook::XdpNative.to_string(), "native");
+        assert_eq!(Hook::Tc.to_string(), "tc");
+        assert_eq!(Hook::TcFilter.to_string(), "tc, clsact filter");
+        assert_eq!(Hook::XdpGeneric.to_string(), "generic");
     }
 }

@@ -1,9 +1,14 @@
-//! The XDP program loaded with aya and attached to one interface.
+//! The programs loaded with aya and attached to interfaces: XDP where it
+//! can be, TC ingress where it cannot.
+
+use std::error::Error;
 
 use aya::maps::{HashMap, MapData};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::links::LinkOrder;
+use aya::programs::tc::{self, NlOptions, TcAttachOptions};
+use aya::programs::{SchedClassifier, TcAttachType, TcError, Xdp, XdpMode};
 
-use crate::{ChannelRoute, Counters, FastPathError, Route, ToClientKey, ToPeerKey};
+use crate::{ChannelRoute, Counters, FastPathError, Hook, Route, ToClientKey, ToPeerKey};
 
 // The maps' keys and values are plain `#[repr(C)]` structs of integers
 // with explicit padding fields, laid out as relay.c declares them: any
@@ -15,18 +20,26 @@ unsafe impl aya::Pod for ToClientKey {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for Route {}
 
-/// The program, compiled by build.rs.
+/// The programs, compiled by build.rs: one object, so that both use the
+/// same maps.
 static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/relay.o"));
 
-/// The XDP program attached to an interface, and its maps.
+/// The XDP program's name in relay.c.
+const XDP_PROGRAM: &str = "edgeice_relay";
+/// The TC program's name in relay.c; also the name its clsact filters
+/// carry, by which stale ones are found.
+const TC_PROGRAM: &str = "edgeice_relay_tc";
+
+/// The relay attached to interfaces, and its maps.
 pub struct FastPath {
-    /// Kept for as long as the program is to stay attached.
+    /// Kept for as long as the programs are to stay attached: dropping it
+    /// detaches them (and a process that dies closes the links' file
+    /// descriptors, which detaches XDP and tcx links too).
     _ebpf: aya::Ebpf,
     to_peer: HashMap<MapData, ToPeerKey, Route>,
     to_client: HashMap<MapData, ToClientKey, Route>,
-    /// The interfaces it is attached to, each with whether natively
-    /// (in the driver) or in generic (skb) mode.
-    interfaces: Vec<(String, bool)>,
+    /// The interfaces it is attached to, each with its hook.
+    interfaces: Vec<(String, Hook)>,
 }
 
 impl std::fmt::Debug for FastPath {
@@ -38,35 +51,36 @@ impl std::fmt::Debug for FastPath {
 }
 
 impl FastPath {
-    /// Loads the program (the kernel's verifier checks it here) and
-    /// attaches it to each of `interfaces` (where clients and peers
-    /// arrive), natively where the driver allows, in generic mode
-    /// otherwise.
+    /// Loads the XDP program (the kernel's verifier checks it here) and
+    /// attaches the relay to each of `interfaces` (where clients and peers
+    /// arrive): XDP in the driver where it can be, otherwise the TC
+    /// program on ingress, otherwise generic XDP. Another program already
+    /// attached is never replaced.
+    ///
+    /// Why that order: native XDP runs before the kernel builds a socket
+    /// buffer, which is what makes it the fastest. It cannot be attached
+    /// where the driver lacks it or, the usual case, where the interface
+    /// already has an XDP program (only one can be attached, and someone
+    /// else's must stay). TC comes next: like generic XDP it runs on the
+    /// socket buffer, but it takes the buffer as it is where generic XDP
+    /// first makes it linear with XDP's headroom (often a copy), and it
+    /// runs alongside other TC programs. Generic XDP is left for kernels
+    /// without TC BPF; it cannot coexist with another XDP program either.
     pub fn attach(interfaces: &[String]) -> Result<FastPath, FastPathError> {
         let mut ebpf = aya::Ebpf::load(PROGRAM).map_err(|e| FastPathError::Load(e.to_string()))?;
-        let program: &mut Xdp = ebpf
-            .program_mut("edgeice_relay")
-            .ok_or_else(|| FastPathError::Load("no edgeice_relay program".into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| FastPathError::Load(e.to_string()))?;
-        program
+        xdp_program(&mut ebpf)?
             .load()
             .map_err(|e| FastPathError::Load(verifier_text(&e)))?;
+        // A clsact filter of ours that outlived its process (killed, on a
+        // kernel without tcx) would go on relaying with the maps it had:
+        // take it out before anything is attached, whichever hook wins.
+        for interface in interfaces {
+            remove_stale_filter(interface);
+        }
         let mut attached = Vec::new();
         for interface in interfaces {
-            let native = match program.attach(interface, XdpMode::Driver) {
-                Ok(_) => true,
-                Err(_) => {
-                    program
-                        .attach(interface, XdpMode::Skb)
-                        .map_err(|e| FastPathError::Attach {
-                            interface: interface.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    false
-                }
-            };
-            attached.push((interface.clone(), native));
+            let hook = attach_one(&mut ebpf, interface)?;
+            attached.push((interface.clone(), hook));
         }
         let map = |ebpf: &mut aya::Ebpf, name: &str| {
             ebpf.take_map(name)
@@ -84,9 +98,8 @@ impl FastPath {
         })
     }
 
-    /// The interfaces it is attached to, each with whether natively (in
-    /// the driver) rather than in generic mode.
-    pub fn interfaces(&self) -> &[(String, bool)] {
+    /// The interfaces it is attached to, each with the hook it runs in.
+    pub fn interfaces(&self) -> &[(String, Hook)] {
         &self.interfaces
     }
 
@@ -129,6 +142,115 @@ impl FastPath {
             read(self.to_client.get(&route.to_client_key(), 0).ok()),
         )
     }
+}
+
+/// The XDP program of `ebpf`.
+fn xdp_program(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp, FastPathError> {
+    ebpf.program_mut(XDP_PROGRAM)
+        .ok_or_else(|| FastPathError::Load(format!("no {XDP_PROGRAM} program")))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| FastPathError::Load(e.to_string()))
+}
+
+/// The TC program of `ebpf`, loaded on first use: an interface that takes
+/// XDP never needs it.
+fn tc_program(ebpf: &mut aya::Ebpf) -> Result<&mut SchedClassifier, String> {
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(TC_PROGRAM)
+        .ok_or_else(|| format!("no {TC_PROGRAM} program"))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    if program.fd().is_err() {
+        program.load().map_err(|e| verifier_text(&e))?;
+    }
+    Ok(program)
+}
+
+/// Attaches the relay to `interface` by the first hook that takes it, in
+/// the order [`FastPath::attach`] explains.
+fn attach_one(ebpf: &mut aya::Ebpf, interface: &str) -> Result<Hook, FastPathError> {
+    // Both XDP attachments refuse, rather than replace, a program already
+    // there: aya asks for a BPF link, which the kernel refuses (EBUSY)
+    // while another XDP program is attached, and on kernels without XDP
+    // links it sets the program by netlink with XDP_FLAGS_UPDATE_IF_NOEXIST
+    // (EEXIST). lab/fast-path.sh checks this.
+    let native = match xdp_program(ebpf)?.attach(interface, XdpMode::Driver) {
+        Ok(_) => return Ok(Hook::XdpNative),
+        Err(e) => chain(&e),
+    };
+    let tc = match attach_tc(ebpf, interface) {
+        Ok(hook) => return Ok(hook),
+        Err(e) => e,
+    };
+    match xdp_program(ebpf)?.attach(interface, XdpMode::Skb) {
+        Ok(_) => Ok(Hook::XdpGeneric),
+        Err(e) => Err(FastPathError::Attach {
+            interface: interface.to_owned(),
+            reason: format!("native XDP: {native}; TC: {tc}; generic XDP: {}", chain(&e)),
+        }),
+    }
+}
+
+/// Attaches the TC program to `interface`'s ingress: as a tcx link where
+/// the kernel has them (6.6 and later), which goes away with the process
+/// however it ends; otherwise as a clsact filter.
+fn attach_tc(ebpf: &mut aya::Ebpf, interface: &str) -> Result<Hook, String> {
+    let program = tc_program(ebpf)?;
+    // Last in the interface's tcx chain: programs already there keep
+    // seeing packets first, as they did before edgeice started.
+    let tcx = match program.attach_with_options(
+        interface,
+        TcAttachType::Ingress,
+        TcAttachOptions::TcxOrder(LinkOrder::default()),
+    ) {
+        Ok(_) => return Ok(Hook::Tc),
+        Err(e) => chain(&e),
+    };
+    // Kernels before 6.6 have no tcx (EINVAL): a filter on the clsact
+    // qdisc, added unless there already is one (someone else's included,
+    // which is then shared, as clsact is meant to be).
+    match tc::qdisc_add_clsact(interface) {
+        Ok(()) | Err(TcError::AlreadyAttached) => {}
+        Err(TcError::NetlinkError(e))
+            if e.raw_os_error()
+                .map(std::io::Error::from_raw_os_error)
+                .map(|e| e.kind())
+                == Some(std::io::ErrorKind::AlreadyExists) => {}
+        Err(e) => return Err(format!("tcx: {tcx}; clsact qdisc: {}", chain(&e))),
+    }
+    match program.attach_with_options(
+        interface,
+        TcAttachType::Ingress,
+        TcAttachOptions::Netlink(NlOptions::default()),
+    ) {
+        Ok(_) => Ok(Hook::TcFilter),
+        Err(e) => Err(format!("tcx: {tcx}; clsact filter: {}", chain(&e))),
+    }
+}
+
+/// Removes the clsact ingress filters named after the TC program from
+/// `interface`: left by a process that was killed on a kernel without
+/// tcx (a filter, unlike a link, belongs to the interface, not to a file
+/// descriptor). The name is all a filter says about its owner, so a
+/// second edgeice on the same interface of such a kernel would lose its
+/// filter too: one server per interface, as with XDP. Nothing to do is
+/// the usual case, and a failure here leaves no worse than before, so
+/// neither is reported.
+fn remove_stale_filter(interface: &str) {
+    let _ = tc::qdisc_detach_program(interface, TcAttachType::Ingress, TC_PROGRAM);
+}
+
+/// An error and its sources, on one line: aya's errors keep the OS error
+/// (EBUSY, EEXIST...) in their source.
+fn chain(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 /// The verifier's log, when that is why loading failed: the reason an

@@ -1,5 +1,5 @@
-//! `--kernel-fast-path`: bound channels relayed by the XDP program of
-//! `edgeice-fastpath`, installed and removed as the cores say
+//! `--kernel-fast-path`: bound channels relayed by the XDP (or TC) program
+//! of `edgeice-fastpath`, installed and removed as the cores say
 //! ([`Event::FastPathInstall`](edgeice_server::Event) and its removal), with
 //! what went the fast way added to the metrics.
 
@@ -60,15 +60,16 @@ impl KernelPath {
         };
         match (attached, mode) {
             (Ok(fast), _) => {
+                // Each interface with its hook: native (XDP in the driver),
+                // tc (where another XDP program holds the interface) or
+                // generic XDP.
                 let how: Vec<String> = fast
                     .interfaces()
                     .iter()
-                    .map(|(name, native)| {
-                        format!("{name} ({})", if *native { "native" } else { "generic" })
-                    })
+                    .map(|(name, hook)| format!("{name} ({hook})"))
                     .collect();
                 tracing::info!(
-                    "kernel fast path on: bound channels are relayed by XDP on {}",
+                    "kernel fast path on: bound channels are relayed in the kernel on {}",
                     how.join(", ")
                 );
                 Ok(Some(KernelPath {
