@@ -1,8 +1,13 @@
 //! `edgeice serve --kernel-fast-path`: the XDP relay end to end in network
-//! namespaces (lab/fast-path.sh: coturn's turnutils_uclient through the
-//! server with the fast path off, then on — no loss, the same bytes, and
-//! nearly every ChannelData packet relayed by the kernel when on), and how
-//! `auto` and `on` behave where the kernel path cannot be set up.
+//! namespaces (lab/fast-path.sh: coturn's turnutils_uclient, aioice's TURN
+//! client and edgeice bench through the server with the fast path off,
+//! then on — no loss, the same bytes, nearly every ChannelData packet
+//! relayed by the kernel when on, the server's relayed-packet counters
+//! moving by exactly what the bench sent; edge-case ChannelData — padded,
+//! too long, unbound, short, IP-fragmented, from an IPv6 client — answered
+//! the same either way and left to the sockets; permissions that lapse),
+//! and how `auto` and `on` behave where the kernel path cannot be set up.
+//! The lab's aioice runs with the `.venv` that `scripts/test.sh` makes.
 
 mod common;
 
@@ -63,6 +68,10 @@ fn uclient_relays_through_xdp_with_the_same_results() {
     command
         .arg(script)
         .env("EDGEICE", EDGEICE)
+        .env(
+            "FP_PYTHON",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python"),
+        )
         .env("FP_TIMEOUT", "90");
     let out = common::run_bounded(command, Duration::from_secs(120));
     match out.status.and_then(|s| s.code()) {
