@@ -260,7 +260,7 @@ echo "aioice: off $off_aioice_n of $A echoed (sha256 ${off_aioice_sum:0:16}), on
 read -r off_bench_peer off_bench_client off_bench_kpeer off_bench_kclient <"$tmp/d-bench-off"
 read -r on_bench_peer on_bench_client on_bench_kpeer on_bench_kclient <"$tmp/d-bench-on"
 echo "edgeice bench relayed (to peers/to clients): off $off_bench_peer/$off_bench_client, on $on_bench_peer/$on_bench_client = XDP $on_bench_kpeer/$on_bench_kclient + sockets $((on_bench_peer - on_bench_kpeer))/$((on_bench_client - on_bench_kclient))"
-echo "relayed by XDP (uclient and bench, to peers/to clients): off $off_peer/$off_client, on $on_peer/$on_client packets"
+echo "relayed by XDP (all of a run, to peers/to clients): off $off_peer/$off_client, on $on_peer/$on_client packets"
 ticks=$(getconf CLK_TCK)
 for mode in off on; do
   awk -v b="$(cat "$tmp/server-$mode")" -v t="$ticks" -v n="$((on_sent / 120 * 2))" -v m="$mode" \
