@@ -9,11 +9,21 @@ datagram of each kind below and prints, one per line, the payloads that
 came back on the channel, sorted. Run with the kernel fast path off and on:
 the server must treat each kind the same either way.
 
-  exact      well-formed ChannelData              relayed and echoed
-  padded     3 bytes of data padded to 4          relayed (padding allowed)
-  long-len   a length past the datagram's end     dropped
-  unbound    channel 0x4001, never bound          dropped
-  short      two bytes                            dropped
+  exact       well-formed ChannelData              relayed and echoed
+  padded      3 bytes of data padded to 4          relayed (padding allowed)
+  long-len    a length past the datagram's end     dropped
+  unbound     channel 0x4001, never bound          dropped
+  short       two bytes                            dropped
+  fragmented  well-formed, 3000 bytes of data:     relayed and echoed
+              over a 1500-byte MTU the sending
+              host splits it into IP fragments
+
+The fragmented one is printed as "fragmented" when it came back intact
+(as "corrupt LENGTH" otherwise). SERVER_IP may be an IPv6 address in
+brackets ([fd77::1]:3478): the client side is then IPv6 (the relay and
+the peer still IPv4, the server's default family) and every printed line
+starts with "ipv6 ". On stderr: "rounds N", how many times the frames
+were sent (see below).
 """
 
 import hashlib
@@ -25,6 +35,11 @@ import sys
 import zlib
 
 MAGIC = 0x2112A442
+# Fragmented on the way there (client to server, server to peer) and back.
+FRAGMENTED = b"fragmented" + bytes(i % 251 for i in range(2990))
+# Linux's IP_MTU_DISCOVER and IPV6_MTU_DISCOVER, and their "don't" value
+# (the socket module does not name them): the sending host fragments.
+IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, PMTUDISC_DONT = 10, 23, 0
 
 
 def attr(kind, value):
@@ -81,8 +96,14 @@ def main():
     host, port = sys.argv[1].rsplit(":", 1)
     peer_ip, peer_port = sys.argv[2].rsplit(":", 1)
     user, password, realm = sys.argv[3:6]
-    server = (host, int(port))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ipv6 = host.startswith("[")
+    server = (host.strip("[]"), int(port))
+    if ipv6:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_MTU_DISCOVER, PMTUDISC_DONT)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, PMTUDISC_DONT)
     sock.settimeout(1)
     transport = attr(0x0019, bytes([17, 0, 0, 0]))
     kind, got = ask(sock, server, message(0x0003, [transport]))
@@ -107,26 +128,35 @@ def main():
         struct.pack("!HH", 0x4000, 40) + b"long-len",
         struct.pack("!HH", 0x4001, 7) + b"unbound",
         b"\x40\x00",
+        struct.pack("!HH", 0x4000, len(FRAGMENTED)) + FRAGMENTED,
     ]
     # A lost datagram on the way is not the server's verdict: the frames
-    # go again (up to three times) until the well-formed one comes back.
+    # go again (up to three times) until the well-formed ones come back.
     echoed = set()
     sock.settimeout(1)
-    for _ in range(3):
+    rounds = 0
+    for rounds in range(1, 4):
         for frame in frames:
             sock.sendto(frame, server)
         try:
             while True:
-                data, _ = sock.recvfrom(2048)
+                data, _ = sock.recvfrom(65536)
                 if len(data) >= 4 and data[0] & 0xC0 == 0x40:
                     length = struct.unpack("!H", data[2:4])[0]
-                    echoed.add(data[4:4 + length].decode(errors="replace"))
+                    payload = data[4:4 + length]
+                    if payload == FRAGMENTED:
+                        echoed.add("fragmented")
+                    elif len(payload) > 64:
+                        echoed.add(f"corrupt {len(payload)}")
+                    else:
+                        echoed.add(payload.decode(errors="replace"))
         except socket.timeout:
             pass
-        if "exact" in echoed:
+        if {"exact", "fragmented"} <= echoed:
             break
+    print(f"rounds {rounds}", file=sys.stderr)
     for payload in sorted(echoed):
-        print(payload)
+        print(("ipv6 " if ipv6 else "") + payload)
     return 0
 
 

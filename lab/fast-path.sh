@@ -1,40 +1,57 @@
 #!/usr/bin/env bash
 # lab/fast-path.sh — the kernel fast path end to end, in two network
 # namespaces joined by a veth pair (native XDP works on veth): edgeice
-# serve in one (10.77.0.1, IPv4 forwarding on), coturn's turnutils_uclient
-# and turnutils_peer in the other (10.77.0.2 and 10.77.0.3), then edgeice
-# bench with its built-in echo peer. The same load runs with
-# --kernel-fast-path off, then on; then, with the fast path on, permissions
-# that lapse after 2 s while the bench goes on sending. Checks: no loss
-# either way (uclient and the bench), the same bytes sent and received,
-# that nothing is relayed after the permission lapsed (the kernel lets go
-# within a sweep and the server refuses the rest), edge-case ChannelData
-# (lab/edge-packets.py: padded, too long, unbound, short) answered the same
-# with the fast path on as off, nothing in the kernel when off,
-# and with it on nearly every ChannelData packet relayed by XDP both ways
-# (edgeice_kernel_relayed_packets_total); the server process's CPU per
-# relayed datagram is printed for both. Last, the TC fallback
-# (tc_fallback): with an XDP program already on the server's veth, that it
-# stays, that the same load goes through TC with the same results, and
-# that a server killed with SIGKILL leaves no TC program behind. Exits 0
-# when all hold, 1 when
-# one does not, 77 when the kernel refuses the XDP program (a skip, said
-# on stderr), 2 for a missing tool.
+# serve in one (10.77.0.1 and fd77::1, IPv4 forwarding on), coturn's
+# turnutils_uclient and turnutils_peer in the other (10.77.0.2 and
+# 10.77.0.3, fd77::2), then lab/edge-packets.py, aioice's TURN client
+# (lab/aioice-relay.py) and edgeice bench with its built-in echo peer. The
+# same load runs with --kernel-fast-path off, then on; then, with the fast
+# path on, permissions that lapse after 2 s while the bench goes on
+# sending. Checks: no loss either way (uclient, aioice and the bench), the
+# same bytes sent and received (aioice: the same SHA-256 of what came
+# back), that nothing is relayed after the permission lapsed (the kernel
+# lets go within a sweep and the server refuses the rest), edge-case
+# ChannelData (lab/edge-packets.py: padded, too long, unbound, short, and
+# fragmented — 3000 bytes over a 1500-byte MTU — from an IPv4 client,
+# then all of them again from an IPv6 client) answered the same with the
+# fast path on as off, the fragmented ones and the IPv6 client's relayed
+# and echoed, fragments, padded frames and everything of the IPv6 client
+# left to the sockets (XDP's counters do not move for them), nothing in
+# the kernel when off, with it on nearly every ChannelData packet relayed
+# by XDP both ways (edgeice_kernel_relayed_packets_total; for aioice
+# alone too), and the server's edgeice_relayed_packets_total (XDP and
+# sockets together) moving by exactly what edgeice bench sent and got
+# back, each way. The server process's CPU per relayed datagram is
+# printed for both. Exits 0 when all hold, 1 when one does not, 77 when
+# the kernel refuses the XDP program (a skip, said on stderr), 2 for a
+# missing tool. Last, the TC fallback (tc_fallback): with an XDP program
+# already on the server's veth, that it stays, that the same load goes
+# through TC with the same results, and that a server killed with SIGKILL
+# leaves no TC program behind.
 #
 # Environment: EDGEICE (a binary built with the ebpf feature), FP_TIMEOUT
-# (seconds the whole run may take, default 120), FP_MESSAGES, FP_CLIENTS and
-# FP_GAP_MS (uclient's -n, -m and -z: 200, 5, 5). Needs root, iproute2,
-# clang (the client side's veth needs an XDP program of its own to take
-# XDP_TX'd frames), coturn's tools, /usr/bin/python3 and ethtool.
+# (seconds the whole run may take, default 150), FP_MESSAGES, FP_CLIENTS and
+# FP_GAP_MS (uclient's -n, -m and -z: 200, 5, 5), FP_AIOICE (datagrams
+# aioice sends, 200), FP_PYTHON (a Python with aioice: default the .venv
+# that scripts/test.sh makes). Needs root, iproute2, clang (the client
+# side's veth needs an XDP program of its own to take XDP_TX'd frames),
+# coturn's tools, /usr/bin/python3 and ethtool.
 set -u
 
 E=${EDGEICE:?set EDGEICE to an edgeice binary built with --features ebpf}
 N=${FP_MESSAGES:-200}
 CLIENTS=${FP_CLIENTS:-5}
 GAP=${FP_GAP_MS:-5}
+A=${FP_AIOICE:-200}
+lab=$(cd "$(dirname "$0")" && pwd)
+PY=${FP_PYTHON:-$lab/../.venv/bin/python}
 for tool in ip clang turnutils_uclient turnutils_peer python3; do
   command -v "$tool" >/dev/null || { echo "fast-path.sh: $tool is missing" >&2; exit 2; }
 done
+"$PY" -c 'import aioice' 2>/dev/null || {
+  echo "fast-path.sh: no aioice in $PY (FP_PYTHON): run scripts/test.sh, which makes .venv" >&2
+  exit 2
+}
 [ "$(id -u)" -eq 0 ] || { echo "fast-path.sh: needs root (namespaces, XDP)" >&2; exit 2; }
 
 tag=fp$$
@@ -60,7 +77,7 @@ trap 'exit 143' TERM INT
 # Stopped, it stops its sleep and leaves this script alone.
 (
   trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-  sleep "${FP_TIMEOUT:-120}" &
+  sleep "${FP_TIMEOUT:-150}" &
   sleeper=$!
   wait "$sleeper" && kill -TERM $$
 ) >/dev/null 2>&1 &
@@ -85,6 +102,9 @@ ip -n "$C" link set lo up
 ip -n "$C" addr add 10.77.0.2/24 dev c0
 ip -n "$C" addr add 10.77.0.3/24 dev c0
 ip -n "$C" link set c0 up
+# IPv6 on the same link too, for an IPv6 client (nodad: usable at once).
+ip -n "$S" addr add fd77::1/64 dev s0 nodad
+ip -n "$C" addr add fd77::2/64 dev c0 nodad
 if ! ip -n "$C" link set dev c0 xdpdrv obj "$tmp/pass.o" sec xdp 2>"$tmp/xdp.err"; then
   echo "fast-path.sh: SKIP: the kernel refuses XDP on veth: $(tail -1 "$tmp/xdp.err")" >&2
   exit 77
@@ -97,11 +117,35 @@ pids+=($!)
 # in softirq, charged to whichever task was interrupted: not to the server.
 process_jiffies() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# counters NAME: the server's relayed packets now, "TO_PEER TO_CLIENT
+# KERNEL_TO_PEER KERNEL_TO_CLIENT" (all, and those by XDP, which are also
+# in all), into $tmp/counters-NAME.
+counters() {
+  ip netns exec "$S" python3 -c '
+import re, sys, urllib.request
+body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
+def metric(name):
+    m = re.search("^" + re.escape(name) + r" (\S+)$", body, re.M)
+    return int(float(m.group(1))) if m else 0
+print(*(metric(f"edgeice_{kind}relayed_packets_total{{direction=\"{d}\"}}")
+        for kind in ("", "kernel_") for d in ("to_peer", "to_client")))
+' >"$tmp/counters-$1" || { echo "fast-path.sh: no metrics" >&2; exit 1; }
+}
+
+# delta A B: $tmp/counters-B minus $tmp/counters-A, field by field.
+delta() {
+  paste -d' ' "$tmp/counters-$1" "$tmp/counters-$2" |
+    awk '{ n = NF / 2; for (i = 1; i <= n; i++) printf "%d%s", $(i + n) - $i, i < n ? " " : "\n" }'
+}
+
 # run MODE: one uclient run against a fresh server; prints
-# "lost SENT RECEIVED KERNEL_TO_PEER KERNEL_TO_CLIENT".
+# "lost SENT RECEIVED KERNEL_TO_PEER KERNEL_TO_CLIENT". Then, each between
+# two readings of the counters: edge-packets.py over IPv4 and over IPv6,
+# aioice and edgeice bench.
 run() {
   local mode=$1
-  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --listen '[fd77::1]:3478' \
+    --no-tcp --user u:p --realm r \
     --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
     --metrics 10.77.0.1:9100 --kernel-fast-path "$mode" >"$tmp/serve-$mode.log" 2>&1 &
   local server=$!
@@ -125,22 +169,26 @@ run() {
     -e 10.77.0.3 -r 3480 -u u -w p -X 10.77.0.1 >"$tmp/uclient-$mode.log" 2>&1
   server_after=$(process_jiffies "$server")
   echo $((server_after - server_before)) >"$tmp/server-$mode"
-  # Edge cases, each sent once on a bound channel (lab/edge-packets.py).
-  ip netns exec "$C" timeout 20 python3 "$(dirname "$0")/edge-packets.py" \
-    10.77.0.1:3478 10.77.0.3:3480 u p r >"$tmp/edge-$mode" 2>"$tmp/edge-$mode.err"
+  # Edge cases on a bound channel (lab/edge-packets.py), from an IPv4
+  # client, then from an IPv6 one (its relay and peer IPv4).
+  counters "$mode-edge4"
+  ip netns exec "$C" timeout 20 python3 "$lab/edge-packets.py" \
+    10.77.0.1:3478 10.77.0.3:3480 u p r >"$tmp/edge4-$mode" 2>"$tmp/edge4-$mode.err"
+  counters "$mode-edge6"
+  ip netns exec "$C" timeout 20 python3 "$lab/edge-packets.py" \
+    '[fd77::1]:3478' 10.77.0.3:3480 u p r >"$tmp/edge6-$mode" 2>"$tmp/edge6-$mode.err"
+  counters "$mode-aioice"
+  sort "$tmp/edge4-$mode" "$tmp/edge6-$mode" >"$tmp/edge-$mode"
+  # aioice's TURN client (lab/aioice-relay.py), A datagrams to the echo.
+  ip netns exec "$C" timeout 30 "$PY" "$lab/aioice-relay.py" \
+    10.77.0.1:3478 10.77.0.3:3480 u p "$A" >"$tmp/aioice-$mode" 2>"$tmp/aioice-$mode.err"
+  counters "$mode-bench"
   # edgeice's own generator too, its echo peer built in, a fixed count.
   ip netns exec "$C" timeout 30 "$E" bench turn:10.77.0.1:3478 --user u --password p \
     --bind 10.77.0.2 --clients 4 --rate 250 --size 100 --duration 2 --json \
     >"$tmp/bench-$mode.json" 2>"$tmp/bench-$mode.err"
-  ip netns exec "$S" python3 -c '
-import re, sys, urllib.request
-body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
-def metric(name):
-    m = re.search("^" + re.escape(name) + r" (\S+)$", body, re.M)
-    return int(float(m.group(1))) if m else 0
-print(metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"),
-      metric("edgeice_kernel_relayed_packets_total{direction=\"to_client\"}"))
-' >"$tmp/kernel-$mode" || { echo "fast-path.sh: no metrics" >&2; exit 1; }
+  counters "$mode-end"
+  cut -d' ' -f3,4 "$tmp/counters-$mode-end" >"$tmp/kernel-$mode"
   kill "$server"; wait "$server" 2>/dev/null
   python3 -c '
 import json, sys
@@ -282,7 +330,28 @@ echo "edgeice bench: off $off_bench_received of $off_bench_sent echoed, on $on_b
 echo "uclient off: lost $off_lost, sent $off_sent B, received $off_received B"
 echo "uclient on:  lost $on_lost, sent $on_sent B, received $on_received B"
 echo "edge cases echoed back: off [$(paste -sd, "$tmp/edge-off")], on [$(paste -sd, "$tmp/edge-on")]"
-echo "relayed by XDP (uclient and bench, to peers/to clients): off $off_peer/$off_client, on $on_peer/$on_client packets"
+# What each part had relayed (to peers, to clients; then by XDP), per mode.
+for mode in off on; do
+  delta "$mode-edge4" "$mode-edge6" >"$tmp/d-edge4-$mode"
+  delta "$mode-edge6" "$mode-aioice" >"$tmp/d-edge6-$mode"
+  delta "$mode-aioice" "$mode-bench" >"$tmp/d-aioice-$mode"
+  delta "$mode-bench" "$mode-end" >"$tmp/d-bench-$mode"
+done 2>/dev/null
+read -r e4_peer e4_client e4_kpeer e4_kclient <"$tmp/d-edge4-on"
+e4_rounds=$(sed -n 's/^rounds //p' "$tmp/edge4-on.err")
+read -r e6_off_peer e6_off_client _ _ <"$tmp/d-edge6-off"
+read -r e6_peer e6_client e6_kpeer e6_kclient <"$tmp/d-edge6-on"
+echo "edge cases, IPv4 client, on: relayed $e4_peer/$e4_client, by XDP $e4_kpeer/$e4_kclient (frames sent ${e4_rounds:-?} times)"
+echo "edge cases, IPv6 client: relayed off $e6_off_peer/$e6_off_client, on $e6_peer/$e6_client, by XDP $e6_kpeer/$e6_kclient"
+read -r _ off_aioice_n _ off_aioice_sum <"$tmp/aioice-off"
+read -r _ on_aioice_n _ on_aioice_sum <"$tmp/aioice-on"
+read -r off_aioice_peer off_aioice_client _ _ <"$tmp/d-aioice-off"
+read -r on_aioice_peer on_aioice_client on_aioice_kpeer on_aioice_kclient <"$tmp/d-aioice-on"
+echo "aioice: off $off_aioice_n of $A echoed (sha256 ${off_aioice_sum:0:16}), on $on_aioice_n (sha256 ${on_aioice_sum:0:16}); on, relayed $on_aioice_peer/$on_aioice_client, by XDP $on_aioice_kpeer/$on_aioice_kclient"
+read -r off_bench_peer off_bench_client off_bench_kpeer off_bench_kclient <"$tmp/d-bench-off"
+read -r on_bench_peer on_bench_client on_bench_kpeer on_bench_kclient <"$tmp/d-bench-on"
+echo "edgeice bench relayed (to peers/to clients): off $off_bench_peer/$off_bench_client, on $on_bench_peer/$on_bench_client = XDP $on_bench_kpeer/$on_bench_kclient + sockets $((on_bench_peer - on_bench_kpeer))/$((on_bench_client - on_bench_kclient))"
+echo "relayed by XDP (all of a run, to peers/to clients): off $off_peer/$off_client, on $on_peer/$on_client packets"
 ticks=$(getconf CLK_TCK)
 for mode in off on; do
   awk -v b="$(cat "$tmp/server-$mode")" -v t="$ticks" -v n="$((on_sent / 120 * 2))" -v m="$mode" \
@@ -291,8 +360,8 @@ done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
 echo "TC fallback (s0 already had an XDP program, id $tc_prog_before, after: $tc_prog_after): hook ${tc_hook:-?}; uclient lost ${tc_lost:-?}, sent ${tc_sent:-?} B, received ${tc_received:-?} B; bench ${tc_bench_received:-?} of ${tc_bench_sent:-?} echoed; edge cases [$(paste -sd, "$tmp/tc/edge-on" 2>/dev/null)]; relayed by TC ${tc_peer:-?}/${tc_client:-?} packets; tcx programs on s0 while serving ${tc_running:-?}, after SIGKILL ${tc_killed:-?}; clsact filters left ${tc_filters:-?}, after a restart ${tc_restarted:-?}"
 
-# Messages sent: uclient's (120 bytes each) and the bench's.
-total=$((on_sent / 120 + ${on_bench_sent/\?/0}))
+# Messages sent: uclient's (120 bytes each), aioice's and the bench's.
+total=$((on_sent / 120 + A + ${on_bench_sent/\?/0}))
 ok=1
 check() { if ! eval "$2"; then echo "FAIL: $1" >&2; ok=0; fi; }
 check "no loss with the fast path off" '[ "$off_lost" = 0 ]'
@@ -302,6 +371,16 @@ check "edgeice bench loses nothing either way" '[ "$off_bench_sent" = "$off_benc
 check "after the permission lapsed, nothing more was relayed, by XDP or not" '[ "$lapse_sent" -gt 0 ] && [ "$lapse_received" -lt "$lapse_sent" ] && [ "$lapse_kernel" -lt "$lapse_sent" ]'
 check "what the kernel let go came up to the server and was refused" '[ "$lapse_denied" -gt 0 ]'
 check "edge-case ChannelData treated the same either way ($(paste -sd, "$tmp/edge-on"))" 'cmp -s "$tmp/edge-off" "$tmp/edge-on" && grep -qx exact "$tmp/edge-on"'
+check "fragmented ChannelData and an IPv6 client relayed and echoed" 'grep -qx fragmented "$tmp/edge-on" && grep -qx "ipv6 exact" "$tmp/edge-on" && grep -qx "ipv6 fragmented" "$tmp/edge-on"'
+# Per round: exact, pad and fragmented to the peer, their echoes back. Of
+# these XDP may relay only exact (and the echoes of exact and pad, plain
+# datagrams from the peer): the padded frame and every fragment go up.
+check "fragments and padding left to the sockets (XDP $e4_kpeer/$e4_kclient, ${e4_rounds:-?} rounds)" '[ "$e4_peer" -eq $((3 * e4_rounds)) ] && [ "$e4_kpeer" -le "$e4_rounds" ] && [ "$e4_kclient" -le $((2 * e4_rounds)) ]'
+check "an IPv6 client relayed by the sockets alone" '[ "$e6_peer" -gt 0 ] && [ "$e6_client" -gt 0 ] && [ "$e6_kpeer" = 0 ] && [ "$e6_kclient" = 0 ] && [ "$e6_peer" = "$e6_off_peer" ]'
+check "aioice gets every datagram back, the same either way" '[ "$off_aioice_n" = "$A" ] && [ "$off_aioice_sum" = "$on_aioice_sum" ] && [ "$on_aioice_n" = "$A" ]'
+check "aioice: each datagram relayed once each way" '[ "$off_aioice_peer/$off_aioice_client" = "$A/$A" ] && [ "$on_aioice_peer/$on_aioice_client" = "$A/$A" ]'
+check "aioice: nearly all in the kernel ($on_aioice_kpeer/$on_aioice_kclient of $A)" '[ "$on_aioice_kpeer" -ge $((A * 9 / 10)) ] && [ "$on_aioice_kclient" -ge $((A * 9 / 10)) ]'
+check "the server relayed exactly what edgeice bench sent, XDP and sockets together" '[ "$off_bench_peer" = "$off_bench_sent" ] && [ "$off_bench_client" = "$off_bench_received" ] && [ "$on_bench_peer" = "$on_bench_sent" ] && [ "$on_bench_client" = "$on_bench_received" ]'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'
@@ -322,5 +401,5 @@ else
   check "the filter a SIGKILLed server left is replaced at the next start ($tc_filters left, $tc_restarted after)" '[ "$tc_restarted" = 1 ]'
 fi
 [ "$ok" = 1 ] && echo "== fast path: behaved as expected" && exit 0
-for f in "$tmp"/uclient-*.log "$tmp"/edge-*.err "$tmp"/tc/uclient-*.log "$tmp"/tc/serve-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
+for f in "$tmp"/uclient-*.log "$tmp"/edge*.err "$tmp"/aioice-*.err "$tmp"/tc/uclient-*.log "$tmp"/tc/serve-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
 exit 1

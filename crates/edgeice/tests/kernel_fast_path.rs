@@ -1,10 +1,15 @@
 //! `edgeice serve --kernel-fast-path`: the XDP relay end to end in network
-//! namespaces (lab/fast-path.sh: coturn's turnutils_uclient through the
-//! server with the fast path off, then on — no loss, the same bytes, and
-//! nearly every ChannelData packet relayed by the kernel when on; then the
-//! same through the TC program where the interface already has another
-//! XDP program), and how
-//! `auto` and `on` behave where the kernel path cannot be set up.
+//! namespaces (lab/fast-path.sh: coturn's turnutils_uclient, aioice's TURN
+//! client and edgeice bench through the server with the fast path off,
+//! then on — no loss, the same bytes, nearly every ChannelData packet
+//! relayed by the kernel when on, the server's relayed-packet counters
+//! moving by exactly what the bench sent; edge-case ChannelData — padded,
+//! too long, unbound, short, IP-fragmented, from an IPv6 client — answered
+//! the same either way and left to the sockets; permissions that lapse;
+//! then the same through the TC program where the interface already has
+//! another XDP program), and how `auto` and `on` behave where the kernel
+//! path cannot be set up. The lab's aioice runs with the `.venv` that
+//! `scripts/test.sh` makes.
 
 mod common;
 
@@ -65,8 +70,12 @@ fn uclient_relays_through_xdp_with_the_same_results() {
     command
         .arg(script)
         .env("EDGEICE", EDGEICE)
-        .env("FP_TIMEOUT", "120");
-    let out = common::run_bounded(command, Duration::from_secs(150));
+        .env(
+            "FP_PYTHON",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python"),
+        )
+        .env("FP_TIMEOUT", "150");
+    let out = common::run_bounded(command, Duration::from_secs(180));
     match out.status.and_then(|s| s.code()) {
         Some(0) => assert!(
             out.stdout.contains("relayed by XDP") && out.stdout.contains("TC fallback"),

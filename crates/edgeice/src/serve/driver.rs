@@ -388,7 +388,14 @@ impl Shared {
                     .get(&transmit.source)
                     .or_else(|| relays.get(&transmit.source).map(|r| &r.socket));
                 if let Some(socket) = socket {
-                    let _ = socket.try_send_to(transmit.contents, transmit.destination);
+                    // Straight to the kernel, not tokio's try_send_to: that
+                    // says WouldBlock, without trying, for a socket whose
+                    // first writable event the reactor has not seen yet,
+                    // which dropped the first datagrams relayed from a
+                    // relay socket just bound (a ChannelData right after
+                    // its ChannelBind).
+                    let destination = socket2::SockAddr::from(transmit.destination);
+                    let _ = socket2::SockRef::from(socket).send_to(transmit.contents, &destination);
                 }
             }
             Transport::Tcp | Transport::Tls => {
