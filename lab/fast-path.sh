@@ -301,7 +301,8 @@ lapse() {
   ip netns exec "$C" timeout 30 "$E" bench turn:10.77.0.1:3478 --user u --password p \
     --bind 10.77.0.2 --clients 2 --rate 100 --size 100 --duration 5 --json \
     >"$tmp/bench-lapse.json" 2>"$tmp/bench-lapse.err"
-  ip netns exec "$S" python3 -c '
+  local result
+  result=$(ip netns exec "$S" python3 -c '
 import json, re, sys, urllib.request
 body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
 def metric(name):
@@ -310,8 +311,47 @@ def metric(name):
 d = json.load(open(sys.argv[1]))
 print(d.get("sent", 0), d.get("received", 0), metric("edgeice_permission_denied_total"),
       metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"))
-' "$tmp/bench-lapse.json" || echo "0 0 0 0"
+' "$tmp/bench-lapse.json" || echo "0 0 0 0")
+  # Stopped before the result is printed: the caller reads it through a
+  # process substitution and goes on at once.
   kill "$server"; wait "$server" 2>/dev/null
+  echo "$result"
+}
+
+# capped MODE: a bandwidth cap of 20,000 bytes a second per allocation,
+# one bench client offering 500 round trips of 100 bytes a second (100,000
+# bytes a second through the relay, both ways counted) for 4 s; prints
+# "SENT RECEIVED RELAYED_BYTES OVER_BANDWIDTH KERNEL_TO_PEER". With the
+# fast path on, the kernel relays on bytes lent from the cap, and what is
+# over it comes up and is dropped by the server, as with it off.
+capped() {
+  local mode=$1
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
+    --metrics 10.77.0.1:9100 --kernel-fast-path "$mode" --max-bytes-per-second 20000 \
+    >"$tmp/serve-capped-$mode.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 50); do
+    grep -q "metrics on" "$tmp/serve-capped-$mode.log" && break
+    sleep 0.1
+  done
+  ip netns exec "$C" timeout 30 "$E" bench turn:10.77.0.1:3478 --user u --password p \
+    --bind 10.77.0.2 --clients 1 --rate 500 --size 100 --duration 4 --json \
+    >"$tmp/bench-capped-$mode.json" 2>"$tmp/bench-capped-$mode.err"
+  local result
+  result=$(ip netns exec "$S" python3 -c '
+import json, re, sys, urllib.request
+body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read().decode()
+def metric(name):
+    m = re.search("^" + re.escape(name) + r" (\S+)$", body, re.M)
+    return int(float(m.group(1))) if m else 0
+d = json.load(open(sys.argv[1]))
+relayed = sum(metric("edgeice_relayed_bytes_total{direction=\"%s\"}" % w) for w in ("to_peer", "to_client"))
+print(d.get("sent", 0), d.get("received", 0), relayed, metric("edgeice_over_bandwidth_total"),
+      metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"))
+' "$tmp/bench-capped-$mode.json" || echo "0 0 0 0 0")
+  kill "$server"; wait "$server" 2>/dev/null
+  echo "$result"
 }
 
 read -r off_lost off_sent off_received off_peer off_client < <(run off)
@@ -319,6 +359,8 @@ read -r off_bench_sent off_bench_received <"$tmp/bench-off"
 read -r on_lost on_sent on_received on_peer on_client < <(run on)
 read -r on_bench_sent on_bench_received <"$tmp/bench-on"
 read -r lapse_sent lapse_received lapse_denied lapse_kernel < <(lapse)
+read -r cap_off_sent cap_off_received cap_off_bytes cap_off_over _ < <(capped off)
+read -r cap_on_sent cap_on_received cap_on_bytes cap_on_over cap_on_kernel < <(capped on)
 tc_hook=? tc_prog_before=none tc_prog_after=none tc_running=? tc_killed=? tc_filters=? tc_restarted=?
 tc_lost=? tc_sent=? tc_received=? tc_peer=0 tc_client=0 tc_bench_sent=? tc_bench_received=?
 tc_fallback >"$tmp/tc-fallback"
@@ -326,6 +368,7 @@ tc_fallback >"$tmp/tc-fallback"
   read -r tc_lost tc_sent tc_received tc_peer tc_client; } <"$tmp/tc-fallback"
 read -r tc_bench_sent tc_bench_received <"$tmp/tc/bench-on" 2>/dev/null
 echo "permission lapse (2 s, 5 s of sending): $lapse_received of $lapse_sent echoed, $lapse_kernel to peers by XDP, $lapse_denied refused by the server"
+echo "bandwidth cap (20,000 B/s, 100,000 B/s offered for 4 s): off $cap_off_bytes B relayed, $cap_off_over dropped, $cap_off_received of $cap_off_sent echoed; on $cap_on_bytes B relayed ($cap_on_kernel packets to the peer by the kernel), $cap_on_over dropped, $cap_on_received of $cap_on_sent echoed"
 echo "edgeice bench: off $off_bench_received of $off_bench_sent echoed, on $on_bench_received of $on_bench_sent"
 echo "uclient off: lost $off_lost, sent $off_sent B, received $off_received B"
 echo "uclient on:  lost $on_lost, sent $on_sent B, received $on_received B"
@@ -370,6 +413,13 @@ check "the same bytes both ways" '[ "$off_sent" = "$on_sent" ] && [ "$off_receiv
 check "edgeice bench loses nothing either way" '[ "$off_bench_sent" = "$off_bench_received" ] && [ "$on_bench_sent" = "$on_bench_received" ] && [ "$on_bench_sent" != "?" ]'
 check "after the permission lapsed, nothing more was relayed, by XDP or not" '[ "$lapse_sent" -gt 0 ] && [ "$lapse_received" -lt "$lapse_sent" ] && [ "$lapse_kernel" -lt "$lapse_sent" ]'
 check "what the kernel let go came up to the server and was refused" '[ "$lapse_denied" -gt 0 ]'
+check "the kernel stopped at the permission's lapse, not a sweep later (at most 2 s of 200 packets/s echoed)" '[ "$lapse_received" -le 404 ]'
+# The cap lets one second's worth through at once, then 20,000 bytes a
+# second: at most 6 s' worth over 4 s, with a second to spare for the
+# loans, which are made once a second.
+check "the cap holds with the fast path off" '[ "$cap_off_bytes" -gt 0 ] && [ "$cap_off_bytes" -le 120000 ] && [ "$cap_off_over" -gt 0 ]'
+check "the cap holds with the fast path on" '[ "$cap_on_bytes" -gt 0 ] && [ "$cap_on_bytes" -le 120000 ] && [ "$cap_on_over" -gt 0 ]'
+check "a capped allocation is relayed by the kernel, on bytes lent from its cap" '[ "$cap_on_kernel" -gt 0 ]'
 check "edge-case ChannelData treated the same either way ($(paste -sd, "$tmp/edge-on"))" 'cmp -s "$tmp/edge-off" "$tmp/edge-on" && grep -qx exact "$tmp/edge-on"'
 check "fragmented ChannelData and an IPv6 client relayed and echoed" 'grep -qx fragmented "$tmp/edge-on" && grep -qx "ipv6 exact" "$tmp/edge-on" && grep -qx "ipv6 fragmented" "$tmp/edge-on"'
 # Per round: exact, pad and fragmented to the peer, their echoes back. Of
@@ -401,5 +451,5 @@ else
   check "the filter a SIGKILLed server left is replaced at the next start ($tc_filters left, $tc_restarted after)" '[ "$tc_restarted" = 1 ]'
 fi
 [ "$ok" = 1 ] && echo "== fast path: behaved as expected" && exit 0
-for f in "$tmp"/uclient-*.log "$tmp"/edge*.err "$tmp"/aioice-*.err "$tmp"/tc/uclient-*.log "$tmp"/tc/serve-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
+for f in "$tmp"/uclient-*.log "$tmp"/edge*.err "$tmp"/aioice-*.err "$tmp"/serve-capped-*.log "$tmp"/bench-capped-*.err "$tmp"/tc/uclient-*.log "$tmp"/tc/serve-*.log; do echo "--- $f"; tail -5 "$f"; done >&2
 exit 1

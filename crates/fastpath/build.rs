@@ -21,7 +21,11 @@ fn main() {
         other => panic!("the ebpf feature knows no multiarch include directory for {other}"),
     };
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])
+        // v3: atomic adds that return the old value (the loan of a capped
+        // allocation), kernels 5.12 and later.
+        .args([
+            "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-mcpu=v3",
+        ])
         .arg(format!("-I/usr/include/{multiarch}"))
         .args(["-c", "ebpf/relay.c", "-o"])
         .arg(out.join("relay.o"))

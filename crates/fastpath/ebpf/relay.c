@@ -22,8 +22,13 @@
 // indications, an unknown channel or peer, a length that does not add up,
 // a destination the kernel has no route or neighbour for — is passed up
 // untouched, so the socket path (the reference behaviour) handles it.
-// User space installs an entry only while its channel and permission are
-// live and removes it the moment either lapses; per-entry counters keep
+// User space stays in charge. It installs an entry once a channel is bound
+// and its peer permitted, with a deadline — the first of the channel's,
+// the permission's and the allocation's expiry — that the programs check
+// on every packet, so nothing is relayed a moment after a lapse; a refresh
+// moves the deadline. For an allocation with a bandwidth cap it lends the
+// programs bytes from the cap, which they spend until the loan runs out;
+// then packets go up, where the cap is applied. Per-entry counters keep
 // accounting exact.
 
 #include <linux/bpf.h>
@@ -65,9 +70,39 @@ struct route {
 	__u16 to_port;
 	__u16 channel;     // host order; the header to add towards a client
 	__u16 pad;
+	__u32 slot;        // its deadline in `deadlines` (both directions share it)
+	__u32 budget;      // its allocation's loan in `lent`/`spent`; 0: no cap
 	__u64 packets;
 	__u64 bytes;       // payload bytes, as user space counts them
 };
+
+// Until when each route may be relayed, in bpf_ktime_get_ns()'s clock
+// (CLOCK_MONOTONIC): set and moved by user space, never by the programs,
+// so that a refresh never touches a route's counters.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} deadlines SEC(".maps");
+
+// A capped allocation's loan: `spent` may grow up to `lent`. User space
+// raises `lent` (to what it read of `spent` plus the new loan) and reads
+// `spent`; only the programs add to `spent`. Two maps, so that neither
+// side ever overwrites what the other writes.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} lent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} spent SEC(".maps");
 
 // One set of maps for both programs: user space drives them the same way
 // whichever hook an interface got.
@@ -239,6 +274,30 @@ static __always_inline void to_client_headers(struct frame *f, __u8 *header,
 	header[3] = data_len & 0xff;
 }
 
+// Whether `r` may carry `data_len` bytes now: before its deadline, and
+// within its allocation's loan, which it then spends. Asked last before a
+// packet is changed, so that a packet that goes up spent nothing.
+static __always_inline int admit(const struct route *r, __u16 data_len)
+{
+	__u32 slot = r->slot;
+	__u64 *until = bpf_map_lookup_elem(&deadlines, &slot);
+	if (!until || bpf_ktime_get_ns() >= *until)
+		return 0;
+	if (!r->budget)
+		return 1;
+	__u32 budget = r->budget;
+	__u64 *limit = bpf_map_lookup_elem(&lent, &budget);
+	__u64 *used = bpf_map_lookup_elem(&spent, &budget);
+	if (!limit || !used)
+		return 0;
+	__u64 before = __sync_fetch_and_add(used, data_len);
+	if (before + data_len <= *limit)
+		return 1;
+	// Not covered: give the bytes back and let the packet go up.
+	__sync_fetch_and_sub(used, data_len);
+	return 0;
+}
+
 static __always_inline void count(struct route *r, __u16 data_len)
 {
 	__sync_fetch_and_add(&r->packets, 1);
@@ -262,6 +321,8 @@ static __always_inline int xdp_to_peer(struct xdp_md *ctx, struct frame *f, stru
 	__u16 tot_len = bpf_ntohs(f->ip.tot_len) - CHANNEL_HEADER;
 	if (next_hop(ctx, ctx->ingress_ifindex, r, tot_len, &fib) != BPF_FIB_LKUP_RET_SUCCESS)
 		return XDP_PASS;
+	if (!admit(r, data_len))
+		return XDP_PASS;
 	// Drop the 4 bytes in front and write the headers again 4 bytes on,
 	// over the ChannelData header.
 	struct frame orig;
@@ -283,6 +344,8 @@ static __always_inline int xdp_to_client(struct xdp_md *ctx, struct frame *f, st
 	struct bpf_fib_lookup fib;
 	__u16 tot_len = bpf_ntohs(f->ip.tot_len) + CHANNEL_HEADER;
 	if (next_hop(ctx, ctx->ingress_ifindex, r, tot_len, &fib) != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_PASS;
+	if (!admit(r, data_len))
 		return XDP_PASS;
 	struct frame orig;
 	__builtin_memcpy(&orig, f, sizeof(orig));
@@ -383,6 +446,8 @@ static __always_inline int tc_to_peer(struct __sk_buff *skb, struct frame *f, st
 	__builtin_memcpy(&orig, f, sizeof(orig));
 	if (checksum_pending(skb))
 		return TC_PASS_UP;
+	if (!admit(r, data_len))
+		return TC_PASS_UP;
 	// Take the 4 bytes after the IP header out (the UDP ports); the UDP
 	// header is written again over the rest of it and the ChannelData
 	// header.
@@ -411,6 +476,8 @@ static __always_inline int tc_to_client(struct __sk_buff *skb, struct frame *f, 
 	struct frame orig;
 	__builtin_memcpy(&orig, f, sizeof(orig));
 	if (checksum_pending(skb))
+		return TC_PASS_UP;
+	if (!admit(r, data_len))
 		return TC_PASS_UP;
 	// 4 bytes (zeros) after the IP header: the new UDP header takes them
 	// and the old ports, the ChannelData header the old length and

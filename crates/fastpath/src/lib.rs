@@ -140,6 +140,10 @@ struct Route {
     to_port: u16,
     channel: u16,
     pad: u16,
+    /// Its deadline's index in the `deadlines` array.
+    slot: u32,
+    /// Its allocation's loan's index in `lent` and `spent`; 0: no cap.
+    budget: u32,
     packets: u64,
     bytes: u64,
 }
@@ -178,7 +182,7 @@ impl ChannelRoute {
         }
     }
 
-    fn to_peer_route(self) -> Route {
+    fn to_peer_route(self, slot: u32, budget: u32) -> Route {
         Route {
             from_ip: wire_ip(&self.relay),
             to_ip: wire_ip(&self.peer),
@@ -186,12 +190,14 @@ impl ChannelRoute {
             to_port: wire_port(&self.peer),
             channel: self.channel,
             pad: 0,
+            slot,
+            budget,
             packets: 0,
             bytes: 0,
         }
     }
 
-    fn to_client_route(self) -> Route {
+    fn to_client_route(self, slot: u32, budget: u32) -> Route {
         Route {
             from_ip: wire_ip(&self.server),
             to_ip: wire_ip(&self.client),
@@ -199,6 +205,8 @@ impl ChannelRoute {
             to_port: wire_port(&self.client),
             channel: self.channel,
             pad: 0,
+            slot,
+            budget,
             packets: 0,
             bytes: 0,
         }
@@ -207,6 +215,9 @@ impl ChannelRoute {
 
 #[cfg(feature = "ebpf")]
 mod loaded;
+mod slots;
+#[cfg(feature = "ebpf")]
+mod terms;
 #[cfg(feature = "ebpf")]
 pub use loaded::FastPath;
 
@@ -231,7 +242,17 @@ impl FastPath {
     }
 
     /// Unreachable: no `FastPath` exists in this build.
-    pub fn install(&mut self, _route: &ChannelRoute) -> Result<(), FastPathError> {
+    pub fn install(
+        &mut self,
+        _route: &ChannelRoute,
+        _until: std::time::Instant,
+        _capped: bool,
+    ) -> Result<(), FastPathError> {
+        match self.never {}
+    }
+
+    /// Unreachable: no `FastPath` exists in this build.
+    pub fn lend(&mut self, _client: SocketAddrV4, _server: SocketAddrV4, _bytes: u64) -> u64 {
         match self.never {}
     }
 
@@ -263,12 +284,13 @@ mod tests {
         assert_eq!(key.client_ip.to_ne_bytes(), [192, 0, 2, 1]);
         assert_eq!(key.client_port.to_ne_bytes(), 5000u16.to_be_bytes());
         assert_eq!(key.channel, 0x4001);
-        let back = route.to_client_route();
+        let back = route.to_client_route(7, 0);
         assert_eq!(back.to_ip.to_ne_bytes(), [192, 0, 2, 1]);
         assert_eq!(back.from_port.to_ne_bytes(), 3478u16.to_be_bytes());
         assert_eq!(std::mem::size_of::<ToPeerKey>(), 16);
         assert_eq!(std::mem::size_of::<ToClientKey>(), 12);
-        assert_eq!(std::mem::size_of::<Route>(), 32);
+        assert_eq!(back.slot, 7);
+        assert_eq!(std::mem::size_of::<Route>(), 40);
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! can be, TC ingress where it cannot.
 
 use std::error::Error;
+use std::net::SocketAddrV4;
 
 use aya::maps::{HashMap, MapData};
 use aya::programs::links::LinkOrder;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{SchedClassifier, TcAttachType, TcError, Xdp, XdpMode};
 
+use crate::terms::Terms;
 use crate::{ChannelRoute, Counters, FastPathError, Hook, Route, ToClientKey, ToPeerKey};
 
 // The maps' keys and values are plain `#[repr(C)]` structs of integers
@@ -38,6 +40,11 @@ pub struct FastPath {
     _ebpf: aya::Ebpf,
     to_peer: HashMap<MapData, ToPeerKey, Route>,
     to_client: HashMap<MapData, ToClientKey, Route>,
+    /// Deadlines and loans.
+    terms: Terms,
+    /// The routes in the kernel: each one's deadline index, and whether it
+    /// spends its allocation's loan.
+    routes: std::collections::HashMap<ChannelRoute, (u32, bool)>,
     /// The interfaces it is attached to, each with its hook.
     interfaces: Vec<(String, Hook)>,
 }
@@ -90,10 +97,13 @@ impl FastPath {
             .map_err(|e| FastPathError::Map(e.to_string()))?;
         let to_client = HashMap::try_from(map(&mut ebpf, "to_client")?)
             .map_err(|e| FastPathError::Map(e.to_string()))?;
+        let terms = Terms::take_from(&mut ebpf)?;
         Ok(FastPath {
             _ebpf: ebpf,
             to_peer,
             to_client,
+            terms,
+            routes: std::collections::HashMap::new(),
             interfaces: attached,
         })
     }
@@ -103,20 +113,56 @@ impl FastPath {
         &self.interfaces
     }
 
-    /// Relays `route`'s channel in the kernel from now on, both ways.
-    pub fn install(&mut self, route: &ChannelRoute) -> Result<(), FastPathError> {
+    /// Relays `route`'s channel in the kernel from now on, both ways,
+    /// until `until`, and if `capped` only while its allocation's loan
+    /// lasts ([`FastPath::lend`]). For a route already there, moves its
+    /// deadline (its counters go on).
+    pub fn install(
+        &mut self,
+        route: &ChannelRoute,
+        until: std::time::Instant,
+        capped: bool,
+    ) -> Result<(), FastPathError> {
+        if let Some(&(slot, _)) = self.routes.get(route) {
+            return self.terms.move_deadline(slot, until);
+        }
+        let slot = self.terms.new_deadline(until)?;
+        let budget = if capped {
+            match self.terms.join_loan(route.client, route.server) {
+                Ok(budget) => budget,
+                Err(e) => {
+                    self.terms.free_deadline(slot);
+                    return Err(e);
+                }
+            }
+        } else {
+            0
+        };
         let map_error = |e: aya::maps::MapError| FastPathError::Map(e.to_string());
-        self.to_peer
-            .insert(route.to_peer_key(), route.to_peer_route(), 0)
-            .map_err(map_error)?;
-        if let Err(e) = self
-            .to_client
-            .insert(route.to_client_key(), route.to_client_route(), 0)
-        {
+        let inserted = self
+            .to_peer
+            .insert(route.to_peer_key(), route.to_peer_route(slot, budget), 0)
+            .and_then(|()| {
+                self.to_client.insert(
+                    route.to_client_key(),
+                    route.to_client_route(slot, budget),
+                    0,
+                )
+            });
+        if let Err(e) = inserted {
             let _ = self.to_peer.remove(&route.to_peer_key());
+            self.release(route, slot, capped);
             return Err(map_error(e));
         }
+        self.routes.insert(*route, (slot, capped));
         Ok(())
+    }
+
+    /// Lends the capped allocation of the 5-tuple (`client`, `server`)
+    /// `bytes` more for its routes in the kernel; returns what was left of
+    /// the last loan, or all of `bytes` if it has no route here.
+    pub fn lend(&mut self, client: SocketAddrV4, server: SocketAddrV4, bytes: u64) -> u64 {
+        self.terms.lend(client, server, bytes)
     }
 
     /// Stops relaying `route` in the kernel; returns what went the fast way
@@ -125,7 +171,18 @@ impl FastPath {
         let counters = self.counters(route);
         let _ = self.to_peer.remove(&route.to_peer_key());
         let _ = self.to_client.remove(&route.to_client_key());
+        if let Some((slot, capped)) = self.routes.remove(route) {
+            self.release(route, slot, capped);
+        }
         counters
+    }
+
+    /// Frees the deadline and the loan share of a route out of the maps.
+    fn release(&mut self, route: &ChannelRoute, slot: u32, capped: bool) {
+        self.terms.free_deadline(slot);
+        if capped {
+            self.terms.leave_loan(route.client, route.server);
+        }
     }
 
     /// What went the fast way for `route` so far (client → peer, peer →

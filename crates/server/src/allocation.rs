@@ -54,18 +54,34 @@ impl ByteBudget {
 
     /// Whether `bytes` may pass now; spends them if so.
     pub fn spend(&mut self, bytes: usize, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last);
-        let refill = (elapsed.as_micros() as u64).saturating_mul(self.per_second) / 1_000_000;
-        if refill > 0 {
-            self.tokens = (self.tokens + refill).min(self.per_second);
-            self.last = now;
-        }
+        self.refill(now);
         match self.tokens.checked_sub(bytes as u64) {
             Some(left) => {
                 self.tokens = left;
                 true
             }
             None => false,
+        }
+    }
+
+    /// Takes every byte available now, to lend to the kernel fast path
+    /// (which relays until the loan is spent, then passes packets up here).
+    pub fn lend_all(&mut self, now: Instant) -> u64 {
+        self.refill(now);
+        std::mem::take(&mut self.tokens)
+    }
+
+    /// Takes back what the kernel left of a loan.
+    pub fn give_back(&mut self, bytes: u64) {
+        self.tokens = self.tokens.saturating_add(bytes).min(self.per_second);
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last);
+        let refill = (elapsed.as_micros() as u64).saturating_mul(self.per_second) / 1_000_000;
+        if refill > 0 {
+            self.tokens = self.tokens.saturating_add(refill).min(self.per_second);
+            self.last = now;
         }
     }
 }
@@ -145,8 +161,8 @@ pub struct Allocation {
     pub budget: Option<ByteBudget>,
     /// Set for an MS-TURN client's allocation.
     pub ms_turn: Option<MsTurnState>,
-    /// Channels handed to the kernel fast path: (number, peer).
-    pub(crate) fast_routes: Vec<(u16, SocketAddr)>,
+    /// Channels handed to the kernel fast path.
+    pub(crate) fast_routes: Vec<crate::fast_path::KernelChannel>,
     permissions: Vec<Permission>,
     channels: Vec<ChannelBinding>,
 }
@@ -206,6 +222,15 @@ impl Allocation {
         self.permissions
             .iter()
             .any(|p| p.ip == ip && p.expires > now)
+    }
+
+    /// When the live permission covering `ip` expires.
+    pub fn permission_expiry(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
+        let ip = canonical(ip);
+        self.permissions
+            .iter()
+            .find(|p| p.ip == ip && p.expires > now)
+            .map(|p| p.expires)
     }
 
     /// Installs or refreshes the permission for `ip`.

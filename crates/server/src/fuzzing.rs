@@ -46,6 +46,8 @@ pub fn server_core(data: &[u8]) {
         realm: REALM.to_owned(),
         max_allocations_per_user: 3,
         kernel_fast_path: data.first().is_some_and(|b| b & 1 == 1),
+        // Capped allocations lend bytes to the kernel fast path.
+        max_bytes_per_second: data.first().is_some_and(|b| b & 2 == 2).then_some(1_000),
         ..ServerConfig::default()
     };
     config
@@ -96,7 +98,10 @@ pub fn server_core(data: &[u8]) {
     let mut id = 0u8;
     let mut connection_ids: Vec<crate::ConnectionId> = Vec::new();
     // Channels the kernel fast path holds, as a driver would track them.
-    let mut in_kernel: Vec<crate::FastRoute> = Vec::new();
+    // Routes in the kernel, each with the deadline it was given.
+    let mut in_kernel: Vec<(crate::FastRoute, Instant)> = Vec::new();
+    // Bytes lent to the kernel, per allocation.
+    let mut loans: Vec<(crate::FiveTuple, u64)> = Vec::new();
 
     while !script.0.is_empty() {
         let op = script.byte();
@@ -270,13 +275,26 @@ pub fn server_core(data: &[u8]) {
                 Event::ClosePeerConnection { id } => {
                     let _ = server.handle_input(now, Input::PeerConnectionClosed { id });
                 }
-                Event::FastPathInstall(route) => {
-                    assert!(!in_kernel.contains(&route), "installed twice: {route:?}");
-                    in_kernel.push(route);
+                Event::FastPathAllowance { client, bytes } => {
+                    // The kernel spent part of the last loan: the rest goes
+                    // back, as the driver does.
+                    let previous = loans.iter().position(|(c, _)| *c == client);
+                    if let Some(at) = previous {
+                        let (_, lent) = loans.swap_remove(at);
+                        let spent = lent.min(u64::from(script.byte()) * 8);
+                        server.return_fast_path_allowance(&client, lent - spent);
+                    }
+                    loans.push((client, bytes));
+                }
+                Event::FastPathInstall { route, until, .. } => {
+                    // A route comes again only to move its deadline.
+                    assert!(until > now, "installed lapsed: {route:?}");
+                    in_kernel.retain(|(r, _)| *r != route);
+                    in_kernel.push((route, until));
                 }
                 Event::FastPathRemove(route) => {
                     let before = in_kernel.len();
-                    in_kernel.retain(|r| *r != route);
+                    in_kernel.retain(|(r, _)| *r != route);
                     assert_eq!(in_kernel.len() + 1, before, "removed unknown {route:?}");
                 }
                 Event::PrivateRelayAdvertised(_) => {}
@@ -284,19 +302,32 @@ pub fn server_core(data: &[u8]) {
         }
         // One allocation per 5-tuple at most: state is bounded by clients.
         assert!(server.allocation_count() <= clients.len());
-        // Nothing stays in the kernel without its allocation, and after a
-        // sweep nothing without a live channel and permission.
-        for route in &in_kernel {
+        // Nothing stays in the kernel without its allocation; after a
+        // sweep nothing without a live channel and permission; and at every
+        // moment, a route the kernel would still relay (its deadline not
+        // reached) has its channel, its permission and its allocation live.
+        for (route, until) in &in_kernel {
             let allocation = server.allocation(&route.client);
             assert!(
                 allocation.is_some(),
                 "in the kernel without an allocation: {route:?}"
             );
-            if op % 7 == 4
-                && let Some(allocation) = allocation
-            {
-                assert!(allocation.channel(route.channel, now).is_some());
-                assert!(allocation.permits(route.peer.ip(), now));
+            let Some(allocation) = allocation else {
+                continue;
+            };
+            if op % 7 == 4 || *until > now {
+                let live = allocation
+                    .channel(route.channel, now)
+                    .is_some_and(|c| c.peer == route.peer);
+                assert!(live, "relayed without its channel: {route:?}");
+                assert!(
+                    allocation.permits(route.peer.ip(), now),
+                    "relayed without permission: {route:?}"
+                );
+                assert!(
+                    allocation.expires > now,
+                    "relayed after its allocation: {route:?}"
+                );
             }
         }
     }

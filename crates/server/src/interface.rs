@@ -3,6 +3,7 @@
 //! socket, release one).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use edgeice_stun::AddressFamily;
 
@@ -215,9 +216,33 @@ pub enum Event {
     },
     /// A channel is bound and its peer permitted: the driver may relay it
     /// in the kernel from now on (with [`crate::ServerConfig::kernel_fast_path`]).
-    FastPathInstall(FastRoute),
+    /// Given again with a later `until` when a refresh moves it.
+    FastPathInstall {
+        /// The channel, both ways.
+        route: FastRoute,
+        /// When the kernel must stop on its own: the first of the channel's,
+        /// the permission's and the allocation's expiry. The program checks
+        /// it on every packet, so a lapse stops the fast path at once,
+        /// without waiting for a sweep.
+        until: Instant,
+        /// The allocation has a bandwidth cap: the kernel relays only while
+        /// the bytes lent to it ([`Event::FastPathAllowance`]) last.
+        capped: bool,
+    },
+    /// The bytes a capped allocation's kernel routes may relay until the
+    /// next loan, taken from its bandwidth budget (given at the first
+    /// route and at every sweep). The driver replaces the kernel's
+    /// remainder with it and hands that remainder back with
+    /// [`crate::Server::return_fast_path_allowance`], so every byte is
+    /// spent once, by the kernel or by the socket path.
+    FastPathAllowance {
+        /// The allocation's 5-tuple.
+        client: FiveTuple,
+        /// Bytes of payload.
+        bytes: u64,
+    },
     /// The channel, its permission or its allocation lapsed: stop relaying
-    /// it in the kernel at once, and count what went that way.
+    /// it in the kernel, and count what went that way.
     FastPathRemove(FastRoute),
 }
 

@@ -435,6 +435,7 @@ impl Server {
             if let Some(allocation) = self.allocations.get_mut(&from) {
                 allocation.expires = now + lifetime;
             }
+            self.extend_fast_paths(now, &from);
             lifetime
         };
         let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
@@ -488,6 +489,7 @@ impl Server {
                 allocation.install_permission(peer.ip(), expires);
             }
         }
+        self.extend_fast_paths(now, &from);
         self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
     }
 

@@ -1264,8 +1264,9 @@ fn cores_sharing_a_quota_ledger_share_the_limits() {
 }
 
 /// The kernel fast path gets a channel once it is bound with its
-/// permission, and loses it the moment the permission lapses (at the next
-/// sweep) or the allocation ends.
+/// permission, with a deadline the kernel enforces itself (the permission's
+/// expiry here); a refresh moves that deadline; the sweep after a lapse
+/// and the allocation's end take the channel back.
 #[test]
 fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
     let t0 = Instant::now();
@@ -1293,8 +1294,16 @@ fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
         peer,
         channel: 0x4001,
     };
-    assert_eq!(server.poll_event(), Some(Event::FastPathInstall(route)));
-    // Refreshing the binding installs nothing twice.
+    // The permission lasts 300 s, the channel and the allocation 600 s.
+    let install = |until| {
+        Some(Event::FastPathInstall {
+            route,
+            until,
+            capped: false,
+        })
+    };
+    assert_eq!(server.poll_event(), install(t0 + Duration::from_secs(300)));
+    // Refreshing the binding at once moves nothing: nothing installed twice.
     let request = alice.request(Method::CHANNEL_BIND, |b| {
         b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
         b.add(&Attribute::XorPeerAddress(peer)).unwrap();
@@ -1302,9 +1311,23 @@ fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
     send(&mut server, t0, alice.from, &request).unwrap();
     assert_eq!(server.poll_event(), None);
 
-    // The permission lasts 300 s, the channel 600 s: at the first sweep
-    // after 300 s the kernel must stop.
-    let lapsed = t0 + Duration::from_secs(301);
+    // A CreatePermission 100 s later moves the deadline to 400 s.
+    let t100 = t0 + Duration::from_secs(100);
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, t100, alice.from, &request).unwrap();
+    assert_eq!(server.poll_event(), install(t0 + Duration::from_secs(400)));
+    // A Refresh (600 s from now) leaves the permission the first to lapse.
+    let request = alice.request(Method::REFRESH, |b| {
+        b.add(&Attribute::Lifetime(600)).unwrap();
+    });
+    send(&mut server, t100, alice.from, &request).unwrap();
+    assert_eq!(server.poll_event(), None);
+
+    // At the first sweep after 400 s the route leaves the kernel (which
+    // stopped on its own at 400 s).
+    let lapsed = t0 + Duration::from_secs(401);
     server.handle_timeout(lapsed);
     assert_eq!(server.poll_event(), Some(Event::FastPathRemove(route)));
 
@@ -1315,10 +1338,86 @@ fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
         b.add(&Attribute::XorPeerAddress(peer)).unwrap();
     });
     send(&mut server, lapsed, alice.from, &request).unwrap();
-    assert_eq!(server.poll_event(), Some(Event::FastPathInstall(route)));
+    // The allocation (refreshed at 100 s for 600 s) now lapses first.
+    assert_eq!(
+        server.poll_event(),
+        install(t100 + Duration::from_secs(600))
+    );
     let request = alice.request(Method::REFRESH, |b| {
         b.add(&Attribute::Lifetime(0)).unwrap();
     });
     send(&mut server, lapsed, alice.from, &request).unwrap();
     assert_eq!(server.poll_event(), Some(Event::FastPathRemove(route)));
+}
+
+/// A capped allocation's channels go to the kernel too, with bytes lent
+/// from the cap: what the kernel holds the socket path cannot spend, what
+/// it leaves comes back, and each sweep lends the next second's worth.
+#[test]
+fn capped_channels_relay_in_the_kernel_on_bytes_lent_from_the_cap() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.kernel_fast_path = true;
+    config.max_bytes_per_second = Some(1000);
+    let mut server = Server::new(config, t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate(&mut server, t0, &mut alice, RELAY);
+    while server.poll_event().is_some() {}
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let request = alice.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(&mut server, t0, alice.from, &request).unwrap();
+    let route = edgeice_server::FastRoute {
+        client: alice.from,
+        relay: RELAY.parse().unwrap(),
+        peer,
+        channel: 0x4000,
+    };
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::FastPathInstall {
+            route,
+            until: t0 + Duration::from_secs(300),
+            capped: true,
+        })
+    );
+    let lent = |bytes| {
+        Some(Event::FastPathAllowance {
+            client: alice.from,
+            bytes,
+        })
+    };
+    // The whole first second's worth goes to the kernel.
+    assert_eq!(server.poll_event(), lent(1000));
+    let mut frame = Vec::new();
+    ChannelData {
+        channel: 0x4000,
+        data: &[7u8; 200],
+    }
+    .encode(false, &mut frame)
+    .unwrap();
+    let relayed = |server: &mut Server, now| {
+        (0..10)
+            .filter(|_| {
+                let input = Input::Client {
+                    from: alice.from,
+                    contents: &frame,
+                };
+                server.handle_input(now, input).is_some()
+            })
+            .count()
+    };
+    // What the kernel passes up finds nothing left to spend...
+    assert_eq!(relayed(&mut server, t0), 0);
+    // ...until the kernel hands back what it did not use (600 of 1000).
+    server.return_fast_path_allowance(&alice.from, 600);
+    assert_eq!(relayed(&mut server, t0), 3);
+    // A second later the sweep lends what has come in since: one second's
+    // worth, the most the cap holds.
+    server.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(server.poll_event(), lent(1000));
+    assert_eq!(server.poll_event(), None);
 }

@@ -291,10 +291,23 @@ impl Shared {
                         tracing::warn!("{warning}");
                     }
                 }
-                Event::FastPathInstall(route) => {
+                Event::FastPathInstall {
+                    route,
+                    until,
+                    capped,
+                } => {
                     if let Some(kernel) = &self.kernel {
-                        kernel.install(&route);
+                        kernel.install(&route, until, capped);
                     }
+                }
+                Event::FastPathAllowance { client, bytes } => {
+                    // Without the kernel path nothing was lent: all of it
+                    // goes back.
+                    let left = match &self.kernel {
+                        Some(kernel) => kernel.lend(&client, bytes),
+                        None => bytes,
+                    };
+                    shard.server.return_fast_path_allowance(&client, left);
                 }
                 Event::FastPathRemove(route) => {
                     if let Some(kernel) = &self.kernel {

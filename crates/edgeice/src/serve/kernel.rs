@@ -6,10 +6,11 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Result, bail};
 use edgeice_fastpath::{ChannelRoute, Counters, FastPath};
-use edgeice_server::{FastRoute, Stats};
+use edgeice_server::{FastRoute, FiveTuple, Stats};
 
 use super::driver::lock;
 
@@ -86,19 +87,30 @@ impl KernelPath {
         }
     }
 
-    /// Relays `route` in the kernel from now on (IPv4 only; the core
-    /// offers nothing else).
-    pub fn install(&self, route: &FastRoute) {
+    /// Relays `route` in the kernel from now on until `until` (IPv4 only;
+    /// the core offers nothing else), within what is lent to its allocation
+    /// if `capped`; for a route already there, moves its deadline.
+    pub fn install(&self, route: &FastRoute, until: Instant, capped: bool) {
         let Some(channel_route) = channel_route(route) else {
             return;
         };
-        match lock(&self.fast).install(&channel_route) {
+        match lock(&self.fast).install(&channel_route, until, capped) {
             Ok(()) => {
                 tracing::debug!("fast path installed for {route:?}");
                 lock(&self.routes).insert(*route);
             }
             // The socket path carries on: nothing is lost but speed.
             Err(e) => tracing::debug!("fast path not installed for {route:?}: {e}"),
+        }
+    }
+
+    /// Lends `client`'s capped allocation `bytes` for its kernel routes;
+    /// returns what was left of the last loan (all of `bytes` back if it
+    /// has no route in the kernel).
+    pub fn lend(&self, client: &FiveTuple, bytes: u64) -> u64 {
+        match (v4(client.client), v4(client.server)) {
+            (Some(from), Some(to)) => lock(&self.fast).lend(from, to, bytes),
+            _ => bytes,
         }
     }
 
@@ -141,12 +153,15 @@ fn add(sum: &mut Counters, more: Counters) {
     sum.bytes += more.bytes;
 }
 
-/// The four IPv4 transport addresses of a route.
-fn channel_route(route: &FastRoute) -> Option<ChannelRoute> {
-    let v4 = |addr: SocketAddr| match addr {
+fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
+    match addr {
         SocketAddr::V4(a) => Some(a),
         SocketAddr::V6(_) => None,
-    };
+    }
+}
+
+/// The four IPv4 transport addresses of a route.
+fn channel_route(route: &FastRoute) -> Option<ChannelRoute> {
     let (client, server, relay, peer): (SocketAddrV4, SocketAddrV4, SocketAddrV4, SocketAddrV4) = (
         v4(route.client.client)?,
         v4(route.client.server)?,
