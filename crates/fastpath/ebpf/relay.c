@@ -298,6 +298,19 @@ static __always_inline int admit(const struct route *r, __u16 data_len)
 	return 0;
 }
 
+// Whether a packet of `r` may be relayed, its next hop found into `fib`:
+// routable (its IP length changed by `delta`, the ChannelData header
+// taken off or put on), then admitted. Nothing has been changed yet when
+// it says no.
+static __always_inline int ready(void *ctx, __u32 ifindex, const struct frame *f,
+				 const struct route *r, __u16 data_len, int delta,
+				 struct bpf_fib_lookup *fib)
+{
+	__u16 tot_len = bpf_ntohs(f->ip.tot_len) + delta;
+	return next_hop(ctx, ifindex, r, tot_len, fib) == BPF_FIB_LKUP_RET_SUCCESS &&
+	       admit(r, data_len);
+}
+
 static __always_inline void count(struct route *r, __u16 data_len)
 {
 	__sync_fetch_and_add(&r->packets, 1);
@@ -318,10 +331,7 @@ static __always_inline int xdp_to_peer(struct xdp_md *ctx, struct frame *f, stru
 				       __u16 data_len)
 {
 	struct bpf_fib_lookup fib;
-	__u16 tot_len = bpf_ntohs(f->ip.tot_len) - CHANNEL_HEADER;
-	if (next_hop(ctx, ctx->ingress_ifindex, r, tot_len, &fib) != BPF_FIB_LKUP_RET_SUCCESS)
-		return XDP_PASS;
-	if (!admit(r, data_len))
+	if (!ready(ctx, ctx->ingress_ifindex, f, r, data_len, -CHANNEL_HEADER, &fib))
 		return XDP_PASS;
 	// Drop the 4 bytes in front and write the headers again 4 bytes on,
 	// over the ChannelData header.
@@ -342,10 +352,7 @@ static __always_inline int xdp_to_client(struct xdp_md *ctx, struct frame *f, st
 					 __u16 data_len)
 {
 	struct bpf_fib_lookup fib;
-	__u16 tot_len = bpf_ntohs(f->ip.tot_len) + CHANNEL_HEADER;
-	if (next_hop(ctx, ctx->ingress_ifindex, r, tot_len, &fib) != BPF_FIB_LKUP_RET_SUCCESS)
-		return XDP_PASS;
-	if (!admit(r, data_len))
+	if (!ready(ctx, ctx->ingress_ifindex, f, r, data_len, CHANNEL_HEADER, &fib))
 		return XDP_PASS;
 	struct frame orig;
 	__builtin_memcpy(&orig, f, sizeof(orig));
@@ -438,15 +445,13 @@ static __always_inline int tc_send(const struct bpf_fib_lookup *fib)
 static __always_inline int tc_to_peer(struct __sk_buff *skb, struct frame *f, struct route *r,
 				      __u16 data_len)
 {
-	struct bpf_fib_lookup fib;
-	__u16 tot_len = bpf_ntohs(f->ip.tot_len) - CHANNEL_HEADER;
-	if (next_hop(skb, skb->ingress_ifindex, r, tot_len, &fib) != BPF_FIB_LKUP_RET_SUCCESS)
-		return TC_PASS_UP;
+	// Copied first: checksum_pending changes (and puts back) a byte,
+	// after which the packet must be read again.
 	struct frame orig;
 	__builtin_memcpy(&orig, f, sizeof(orig));
-	if (checksum_pending(skb))
-		return TC_PASS_UP;
-	if (!admit(r, data_len))
+	struct bpf_fib_lookup fib;
+	if (checksum_pending(skb) ||
+	    !ready(skb, skb->ingress_ifindex, &orig, r, data_len, -CHANNEL_HEADER, &fib))
 		return TC_PASS_UP;
 	// Take the 4 bytes after the IP header out (the UDP ports); the UDP
 	// header is written again over the rest of it and the ChannelData
@@ -469,15 +474,13 @@ static __always_inline int tc_to_peer(struct __sk_buff *skb, struct frame *f, st
 static __always_inline int tc_to_client(struct __sk_buff *skb, struct frame *f, struct route *r,
 					__u16 data_len)
 {
-	struct bpf_fib_lookup fib;
-	__u16 tot_len = bpf_ntohs(f->ip.tot_len) + CHANNEL_HEADER;
-	if (next_hop(skb, skb->ingress_ifindex, r, tot_len, &fib) != BPF_FIB_LKUP_RET_SUCCESS)
-		return TC_PASS_UP;
+	// Copied first: checksum_pending changes (and puts back) a byte,
+	// after which the packet must be read again.
 	struct frame orig;
 	__builtin_memcpy(&orig, f, sizeof(orig));
-	if (checksum_pending(skb))
-		return TC_PASS_UP;
-	if (!admit(r, data_len))
+	struct bpf_fib_lookup fib;
+	if (checksum_pending(skb) ||
+	    !ready(skb, skb->ingress_ifindex, &orig, r, data_len, CHANNEL_HEADER, &fib))
 		return TC_PASS_UP;
 	// 4 bytes (zeros) after the IP header: the new UDP header takes them
 	// and the old ports, the ChannelData header the old length and

@@ -1086,6 +1086,27 @@ fn challenges_are_rate_limited_per_source_ip() {
     assert!(send(&mut server, t0, five_tuple("198.51.100.3:4000"), &buf).is_some());
 }
 
+/// Sends ten ChannelData frames of 200 bytes on channel 0x4000 from
+/// `from`; how many were relayed.
+fn ten_channel_data_relayed(server: &mut Server, now: Instant, from: FiveTuple) -> usize {
+    let mut frame = Vec::new();
+    ChannelData {
+        channel: 0x4000,
+        data: &[7u8; 200],
+    }
+    .encode(false, &mut frame)
+    .unwrap();
+    (0..10)
+        .filter(|_| {
+            let input = Input::Client {
+                from,
+                contents: &frame,
+            };
+            server.handle_input(now, input).is_some()
+        })
+        .count()
+}
+
 #[test]
 fn a_bandwidth_cap_drops_what_exceeds_it() {
     let t0 = Instant::now();
@@ -1101,28 +1122,7 @@ fn a_bandwidth_cap_drops_what_exceeds_it() {
         b.add(&Attribute::XorPeerAddress(peer)).unwrap();
     });
     send(&mut server, t0, alice.from, &request).unwrap();
-    let mut frame = Vec::new();
-    ChannelData {
-        channel: 0x4000,
-        data: &[7u8; 200],
-    }
-    .encode(false, &mut frame)
-    .unwrap();
-    let relayed = |server: &mut Server, now| {
-        (0..10)
-            .filter(|_| {
-                server
-                    .handle_input(
-                        now,
-                        Input::Client {
-                            from: alice.from,
-                            contents: &frame,
-                        },
-                    )
-                    .is_some()
-            })
-            .count()
-    };
+    let relayed = |server: &mut Server, now| ten_channel_data_relayed(server, now, alice.from);
     // One second's worth (1000 bytes) at once, then 1000 bytes a second.
     assert_eq!(relayed(&mut server, t0), 5);
     assert_eq!(relayed(&mut server, t0 + Duration::from_secs(1)), 5);
@@ -1392,24 +1392,7 @@ fn capped_channels_relay_in_the_kernel_on_bytes_lent_from_the_cap() {
     };
     // The whole first second's worth goes to the kernel.
     assert_eq!(server.poll_event(), lent(1000));
-    let mut frame = Vec::new();
-    ChannelData {
-        channel: 0x4000,
-        data: &[7u8; 200],
-    }
-    .encode(false, &mut frame)
-    .unwrap();
-    let relayed = |server: &mut Server, now| {
-        (0..10)
-            .filter(|_| {
-                let input = Input::Client {
-                    from: alice.from,
-                    contents: &frame,
-                };
-                server.handle_input(now, input).is_some()
-            })
-            .count()
-    };
+    let relayed = |server: &mut Server, now| ten_channel_data_relayed(server, now, alice.from);
     // What the kernel passes up finds nothing left to spend...
     assert_eq!(relayed(&mut server, t0), 0);
     // ...until the kernel hands back what it did not use (600 of 1000).
