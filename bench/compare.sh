@@ -19,7 +19,8 @@
 # COMPARE_RESULTS (a file to keep every run's JSON in, one per line).
 #
 # On loopback: every case (relay CPU, latency, loss-free rate, allocations,
-# memory, Binding, TCP). Server CPU is utime + stime from /proc/PID/stat
+# memory, Binding, TCP, TLS: both servers get a certificate for their
+# address from a CA made here with openssl, which the generator trusts). Server CPU is utime + stime from /proc/PID/stat
 # around each run; a relayed datagram is one that crossed the server once
 # (client → peer or peer → client), an echoed one crossed the floor once
 # (in and out), so both cost one receive and one send.
@@ -70,6 +71,7 @@ fi
 ulimit -n "$(ulimit -Hn)"
 if [ "$mode" = netns ]; then relay_lo=61000; else relay_lo=1024; fi
 tmp=$(mktemp -d)
+tls_port=5349
 cc -O2 -pthread -o "$tmp/floor-echo" bench/floor-echo/floor-echo.c
 
 # Each server on its own address, so their relay ranges never meet.
@@ -85,6 +87,17 @@ else
   servers=(edgeice coturn floor)
   ip=([edgeice]=127.0.0.2 [coturn]=127.0.0.3 [floor]=127.0.0.4)
   in_server=() in_client=()
+  # A CA, and one certificate for both servers' addresses.
+  (
+    cd "$tmp"
+    openssl req -x509 -days 2 -subj "/CN=compare.sh CA" -newkey ec \
+      -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem
+    openssl req -subj "/CN=compare.sh" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+      -nodes -keyout key.pem -out req.csr
+    printf 'subjectAltName=IP:127.0.0.2,IP:127.0.0.3\n' >san.ext
+    openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile san.ext -out cert.pem
+  ) 2>/dev/null
   peers=127.0.0.0/8
 fi
 cleanup() {
@@ -150,8 +163,12 @@ napi_ticks() {
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 start_servers() {
-  local s
+  local s tls_args=() coturn_tls=(--no-tls)
   for s in "${servers[@]}"; do
+    if [ "$mode" = loopback ]; then
+      tls_args=(--tls-listen "${ip[$s]}:$tls_port" --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+      coturn_tls=(--tls-listening-port="$tls_port" --cert="$tmp/cert.pem" --pkey="$tmp/key.pem")
+    fi
     case $s in
     edgeice | edgeice-xdp)
       local fast=off
@@ -159,12 +176,13 @@ start_servers() {
       "${in_server[@]}" "$edgeice" serve --listen "${ip[$s]}:$port" --user u:p --realm r \
         --relay-ports "$relay_lo-65535" --allow-peer "$peers" --private-relay-ok \
         --challenges-per-ip 1000000/1000000 --max-allocations 100000 \
-        --max-allocations-per-user 100000 --kernel-fast-path "$fast" >"$tmp/$s.log" 2>&1 &
+        --max-allocations-per-user 100000 --kernel-fast-path "$fast" "${tls_args[@]}" \
+        >"$tmp/$s.log" 2>&1 &
       ;;
     coturn)
       "${in_server[@]}" turnserver -n --listening-ip="${ip[$s]}" --listening-port="$port" --relay-ip="${ip[$s]}" \
         --min-port="$relay_lo" --max-port=65535 --user=u:p --realm=r --lt-cred-mech --fingerprint \
-        --allow-loopback-peers --no-cli --no-tls --no-dtls --log-file=stdout \
+        --allow-loopback-peers --no-cli --no-dtls --log-file=stdout "${coturn_tls[@]}" \
         --relay-threads="$threads" >"$tmp/$s.log" 2>&1 &
       ;;
     floor)
@@ -214,7 +232,14 @@ stop_servers() {
 bench() {
   local server=$1; shift
   local target bind=()
-  if [ "$server" = floor ]; then target="${ip[$server]}:$port"; else target="turn:${ip[$server]}:$port"; fi
+  if [ "$server" = floor ]; then
+    target="${ip[$server]}:$port"
+  elif [[ " $* " == *" tls "* ]]; then
+    target="turns:${ip[$server]}:$tls_port"
+    set -- "$@" --ca "$tmp/ca.pem"
+  else
+    target="turn:${ip[$server]}:$port"
+  fi
   [ "$mode" = netns ] && bind=(--bind "${client_ip[$server]}")
   local p0 n0 c0 p1 n1 c1 json d=${dev[$server]:-}
   p0=$(ticks_of "${pid[$server]}") n0=$(napi_ticks "$d") c0=$(napi_ticks "${d/s/c}")
@@ -239,7 +264,7 @@ record() { # ROUND SERVER CASE JSON
 relay_case() { # ROUND NAME SIZE [ARGS...]
   local round=$1 name=$2 size=$3; shift 3
   local servers=("${servers[@]}")
-  [[ " $* " == *" tcp "* ]] && servers=(edgeice coturn)
+  [[ " $* " == *" tcp "* || " $* " == *" tls "* ]] && servers=(edgeice coturn)
   # Rotate the order every round so no server always goes first.
   local n=${#servers[@]} i
   for ((i = 0; i < n; i++)); do
@@ -302,8 +327,9 @@ for round in $(seq "$rounds"); do
   relay_case "$round" relay100 100
   relay_case "$round" relay1000 1000
   if [ "$mode" = loopback ]; then
-    echo "round $round: relay over TCP, allocations, Binding" >&2
+    echo "round $round: relay over TCP and TLS, allocations, Binding" >&2
     relay_case "$round" tcp100 100 --transport tcp
+    relay_case "$round" tls100 100 --transport tls
     for s in edgeice coturn; do
       record "$round" "$s" alloc "$(bench "$s" --clients 2000 --setup-only)"
       record "$round" "$s" binding "$(bench "$s" --binding --max --clients $clients --duration "$secs")"

@@ -32,8 +32,9 @@ def per_round_trip_us(d, key):
 def figures(server, case, d):
     """(figure name, value, lower is better) for one run."""
     out = []
-    if case in ("relay100", "relay1000", "tcp100"):
-        label = {"relay100": "UDP 100 B", "relay1000": "UDP 1000 B", "tcp100": "TCP 100 B"}[case]
+    labels = {"relay100": "UDP 100 B", "relay1000": "UDP 1000 B", "tcp100": "TCP 100 B", "tls100": "TLS 100 B"}
+    if case in labels:
+        label = labels[case]
         out.append((f"CPU µs per datagram, {label}", per_datagram_us(server, d), True))
         if "all_cpu_s" in d:
             # In namespaces: the process's share, and all the CPU the round

@@ -140,3 +140,75 @@ fn rest_api_secret_authenticates() {
     assert_eq!(report["ready"], 2, "{report}");
     assert!(report["received"].as_u64().unwrap_or(0) > 0, "{report}");
 }
+
+#[test]
+fn bench_relays_over_tls_trusting_the_ca_it_is_given() {
+    let dir = std::env::temp_dir().join(format!("edgeice-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let (ca, cert, key) = common::certificates(&dir);
+    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
+    let (_server, listeners) = common::start_server(
+        &[
+            "--listen",
+            &listen,
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert.to_string_lossy(),
+            "--tls-key",
+            &key.to_string_lossy(),
+            "--user",
+            "u:p",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+            "--private-relay-ok",
+        ],
+        3,
+    );
+    let tls = listeners
+        .iter()
+        .find(|(proto, _)| proto == "tls")
+        .expect("a TLS listener")
+        .1;
+    let url = format!("turns:{tls}");
+    let ca = ca.to_string_lossy();
+    let args = [
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--clients",
+        "3",
+        "--rate",
+        "100",
+        "--ca",
+        &ca,
+    ];
+    let report = bench(&url, &args);
+    assert_eq!(report["transport"], "tls", "{report}");
+    assert_eq!(report["ready"], 3, "{report}");
+    assert!(report["received"].as_u64().unwrap_or(0) > 0, "{report}");
+    // Without the CA the handshake is refused, and the bench says so.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgeice"));
+    command.args([
+        "bench",
+        &url,
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--clients",
+        "1",
+    ]);
+    command.args(["--duration", "1"]);
+    let refused = common::run_bounded(command, Duration::from_secs(60));
+    assert_ne!(
+        refused.status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        refused.stdout
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,7 +35,8 @@ use report::Report;
 /// Load a TURN server and measure it.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The server: `turn:HOST[:PORT][?transport=tcp]`, or `HOST:PORT`.
+    /// The server: `turn:HOST[:PORT][?transport=tcp]`, `turns:HOST[:PORT]`
+    /// (TLS), or `HOST:PORT`.
     url: String,
     /// Allocations (one socket each).
     #[arg(long, default_value_t = 10)]
@@ -55,6 +56,9 @@ pub struct BenchArgs {
     /// No TURN: send bare payloads to a UDP echo server at URL (the floor).
     #[arg(long)]
     direct: bool,
+    /// PEM certificates to trust over TLS (default: the system's roots).
+    #[arg(long, value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
     /// An external echo peer, instead of the built-in one.
     #[arg(long, value_name = "ADDR")]
     peer: Option<SocketAddr>,
@@ -118,6 +122,8 @@ pub enum BenchTransport {
     Udp,
     /// TCP (RFC 8656 over a stream, ChannelData padded).
     Tcp,
+    /// TLS over TCP (`turns:`), trusting `--ca` or the system's roots.
+    Tls,
 }
 
 /// What each client sends.
@@ -162,7 +168,9 @@ pub struct Progress {
 /// Everything the threads share: settings, barriers, the clock's origin.
 pub struct Plan {
     server: SocketAddr,
+    /// Over a stream (TCP, or TLS with `tls`) rather than UDP.
     tcp: bool,
+    tls: Option<conn::TlsTarget>,
     mode: Mode,
     peer: Option<SocketAddr>,
     credentials: Credentials,
@@ -186,6 +194,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The stream clients open, if not UDP.
+    pub(crate) fn stream_kind(&self) -> Option<conn::StreamKind<'_>> {
+        match (self.tcp, &self.tls) {
+            (false, _) => None,
+            (true, None) => Some(conn::StreamKind::Tcp),
+            (true, Some(target)) => Some(conn::StreamKind::Tls(target)),
+        }
+    }
+
     /// When setup started: the first thread past the barrier sets it.
     fn setup_start(&self) -> Instant {
         *self.setup_started.get_or_init(Instant::now)
@@ -195,16 +212,20 @@ impl Plan {
 /// Runs the benchmark; prints the report.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let url = ServerUrl::parse(&args.url).map_err(anyhow::Error::msg)?;
-    if matches!(url.scheme, Scheme::Turns | Scheme::Stuns) {
-        bail!(
-            "{}: TLS is not supported by edgeice bench yet; use turn: (UDP or ?transport=tcp)",
-            args.url
-        );
-    }
     let server = url.resolve().map_err(anyhow::Error::msg)?;
-    let tcp = match args.transport {
-        Some(t) => t == BenchTransport::Tcp,
-        None => url.transport == UrlTransport::Tcp,
+    let transport = args.transport.unwrap_or(match (url.scheme, url.transport) {
+        (Scheme::Turns | Scheme::Stuns, _) => BenchTransport::Tls,
+        (_, UrlTransport::Tcp) => BenchTransport::Tcp,
+        _ => BenchTransport::Udp,
+    });
+    let tcp = transport != BenchTransport::Udp;
+    let tls = if transport == BenchTransport::Tls {
+        let name = rustls_pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| anyhow::anyhow!("{}: not a name for TLS: {e}", url.host))?;
+        let config = crate::probe::tls_config(args.ca.as_deref()).map_err(anyhow::Error::msg)?;
+        Some(conn::TlsTarget { config, name })
+    } else {
+        None
     };
     let mode = if args.direct {
         Mode::Direct
@@ -333,6 +354,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let plan = Arc::new(Plan {
         server,
         tcp,
+        tls,
         mode,
         peer,
         credentials,

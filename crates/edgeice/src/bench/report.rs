@@ -94,7 +94,11 @@ impl Report {
         let micros = |q: f64| latency.quantile(q).map(|ns| ns as f64 / 1000.0);
         Report {
             server: plan.server.to_string(),
-            transport: if plan.tcp { "tcp" } else { "udp" },
+            transport: match plan.stream_kind() {
+                None => "udp",
+                Some(super::conn::StreamKind::Tcp) => "tcp",
+                Some(super::conn::StreamKind::Tls(_)) => "tls",
+            },
             mode: plan.mode.name(),
             clients: args.clients,
             threads,

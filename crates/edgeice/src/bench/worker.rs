@@ -133,7 +133,7 @@ impl<'p> Worker<'p> {
         for k in 0..count {
             let id = first_id + k;
             let bind = plan.binds[id % plan.binds.len()];
-            let conn = Conn::open(plan.server, bind, plan.tcp, buffer)?;
+            let conn = Conn::open(plan.server, bind, plan.stream_kind(), buffer)?;
             poller.add(conn.fd(), k as u64)?;
             let phase_offset = match plan.rate {
                 Some(rate) if rate > 0.0 => (id as f64 * 0.618_033_988_7).fract() / rate,
@@ -422,7 +422,7 @@ impl<'p> Worker<'p> {
             let open = self.clients[k].conn.fill().unwrap_or_default();
             let now_ns = realtime_ns();
             let client = &mut self.clients[k];
-            if let Conn::Tcp { decoder, .. } = &mut client.conn {
+            if let Conn::Stream { decoder, .. } = &mut client.conn {
                 loop {
                     let frame = match decoder.next_raw() {
                         Ok(Some(frame)) => frame,
@@ -596,7 +596,7 @@ impl<'p> Worker<'p> {
                     }
                 }
             }
-            Conn::Tcp { out, .. } => {
+            Conn::Stream { out, .. } => {
                 if out.len() > TCP_BACKLOG {
                     let _ = client.conn.flush();
                     return;
@@ -614,7 +614,7 @@ impl<'p> Worker<'p> {
                         slot,
                         true,
                     );
-                    if let Conn::Tcp { out, .. } = &mut client.conn {
+                    if let Conn::Stream { out, .. } = &mut client.conn {
                         out.extend_from_slice(&self.tx.slot_mut(0)[..len]);
                     }
                 }

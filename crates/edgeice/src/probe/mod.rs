@@ -214,7 +214,7 @@ fn credentials(args: &ProbeArgs) -> Result<Option<Credentials>, String> {
 }
 
 /// TLS trusting `ca` or the system's roots.
-fn tls_config(ca: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn tls_config(ca: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
     let path = ca.unwrap_or(std::path::Path::new(SYSTEM_ROOTS));
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(path)
