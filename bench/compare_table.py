@@ -58,6 +58,7 @@ def figures(server, case, d):
     elif case == "alloc":
         out.append(("allocations/s (2000 clients)", d.get("allocations_per_s"), False))
         out.append(("Allocate + ChannelBind/s", d.get("ready_per_s"), False))
+        out.append(("Refresh (LIFETIME 0) answered/s", d.get("refreshes_per_s"), False))
     elif case.startswith("memory"):
         allocated = d.get("allocated", 0)
         delta = d.get("rss_kb_delta")

@@ -77,6 +77,9 @@ fn setup_only_counts_allocations() {
     );
     assert_eq!(report["allocated"], 8, "{report}");
     assert!(report["allocations_per_s"].is_number(), "{report}");
+    // Every allocation is released at the end, and the rate reported.
+    assert_eq!(report["released"], 8, "{report}");
+    assert!(report["refreshes_per_s"].is_number(), "{report}");
 }
 
 #[test]

@@ -40,6 +40,10 @@ pub struct Report {
     allocations_per_s: Option<f64>,
     /// Allocate, then ChannelBind or CreatePermission, per second.
     ready_per_s: Option<f64>,
+    /// Releases (Refresh with LIFETIME 0) answered at the end.
+    released: u64,
+    /// Releases answered per second (all clients' at once).
+    refreshes_per_s: Option<f64>,
     errors: BTreeMap<String, u64>,
     sent: u64,
     received: u64,
@@ -112,6 +116,11 @@ impl Report {
             setup_s: last_ready.or(last_allocated).map(|d| d.as_secs_f64()),
             allocations_per_s: per_second(allocated, last_allocated),
             ready_per_s: per_second(ready, last_ready),
+            released: sum(|o| o.released),
+            refreshes_per_s: per_second(
+                sum(|o| o.released),
+                outcomes.iter().filter_map(|o| o.release_time).max(),
+            ),
             errors,
             sent,
             received,
@@ -177,6 +186,12 @@ impl Report {
                 .map_or_else(|| "-".to_owned(), |v| format!("{v:.3}")),
             f1(self.allocations_per_s),
             f1(self.ready_per_s),
+        );
+        let _ = writeln!(
+            s,
+            "release:  {} released (Refresh, LIFETIME 0): {} refreshes/s",
+            self.released,
+            f1(self.refreshes_per_s),
         );
         let _ = writeln!(s, "errors:   {}", self.errors_text());
         if self.duration_s > 0.0 {

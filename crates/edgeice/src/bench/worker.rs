@@ -83,6 +83,10 @@ pub struct Outcome {
     pub bad_input: u64,
     /// Round-trip times.
     pub latency: Histogram,
+    /// Allocations whose release (Refresh with LIFETIME 0) was answered.
+    pub released: u64,
+    /// From the first release sent to the last answer.
+    pub release_time: Option<Duration>,
 }
 
 /// Runs one thread's clients: setup, data phase, release.
@@ -109,7 +113,7 @@ pub fn run(plan: Arc<Plan>, index: usize, count: usize, first_id: usize) -> Outc
     } else {
         worker.data(&mut outcome);
     }
-    worker.release();
+    worker.release(&mut outcome);
     outcome
 }
 
@@ -640,9 +644,9 @@ impl<'p> Worker<'p> {
     }
 
     /// Releases every allocation (Refresh with lifetime 0), so that the
-    /// next run starts on an empty server, and waits briefly for answers.
-    /// What happens now is not part of the report.
-    fn release(&mut self) {
+    /// next run starts on an empty server, and waits briefly for answers;
+    /// counts those answered, and how long they took (the Refresh rate).
+    fn release(&mut self, outcome: &mut Outcome) {
         let now = Instant::now();
         let mut ignored = Outcome::default();
         for k in 0..self.clients.len() {
@@ -655,16 +659,18 @@ impl<'p> Worker<'p> {
             }
         }
         let until = Instant::now() + RELEASE_WAIT;
-        while Instant::now() < until {
-            let pending = self.clients.iter().any(|c| {
-                c.allocation
-                    .as_ref()
-                    .is_some_and(|a| a.state() == AllocationState::Releasing)
-            });
-            if !pending {
-                break;
-            }
+        let in_state = |clients: &[Client], state| {
+            clients
+                .iter()
+                .filter(|c| c.allocation.as_ref().is_some_and(|a| a.state() == state))
+                .count() as u64
+        };
+        while Instant::now() < until && in_state(&self.clients, AllocationState::Releasing) > 0 {
             self.receive(10, &mut ignored, None);
+        }
+        outcome.released = in_state(&self.clients, AllocationState::Released);
+        if outcome.released > 0 {
+            outcome.release_time = Some(now.elapsed());
         }
     }
 }
