@@ -327,12 +327,14 @@ for round in $(seq "$rounds"); do
   relay_case "$round" relay100 100
   relay_case "$round" relay1000 1000
   if [ "$mode" = loopback ]; then
-    echo "round $round: relay over TCP and TLS, allocations, Binding" >&2
+    echo "round $round: relay over TCP and TLS, allocations and Binding over UDP and TCP" >&2
     relay_case "$round" tcp100 100 --transport tcp
     relay_case "$round" tls100 100 --transport tls
     for s in edgeice coturn; do
       record "$round" "$s" alloc "$(bench "$s" --clients 2000 --setup-only)"
       record "$round" "$s" binding "$(bench "$s" --binding --max --clients $clients --duration "$secs")"
+      record "$round" "$s" alloc-tcp "$(bench "$s" --clients 2000 --setup-only --transport tcp)"
+      record "$round" "$s" binding-tcp "$(bench "$s" --binding --max --clients $clients --duration "$secs" --transport tcp)"
     done
   fi
   echo "round $round: loss-free rate search" >&2

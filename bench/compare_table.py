@@ -55,22 +55,25 @@ def figures(server, case, d):
         out.append(("p99 round trip µs, UDP 100 B (default NAPI)", p99, True))
     elif case == "search":
         out.append(("highest loss-free rate, round trips/s (≤0.1%)", d.get("loss_free_rate"), False))
-    elif case == "alloc":
-        out.append(("allocations/s (2000 clients)", d.get("allocations_per_s"), False))
-        out.append(("Allocate + ChannelBind/s", d.get("ready_per_s"), False))
-        out.append(("Refresh (LIFETIME 0) answered/s", d.get("refreshes_per_s"), False))
+    elif case in ("alloc", "alloc-tcp"):
+        over = " over TCP" if case.endswith("-tcp") else ""
+        out.append((f"allocations/s (2000 clients){over}", d.get("allocations_per_s"), False))
+        out.append((f"Allocate + ChannelBind/s{over}", d.get("ready_per_s"), False))
+        out.append((f"Refresh (LIFETIME 0) answered/s{over}", d.get("refreshes_per_s"), False))
     elif case.startswith("memory"):
         allocated = d.get("allocated", 0)
         delta = d.get("rss_kb_delta")
         value = delta * 1024 / allocated if allocated and delta is not None else None
         out.append((f"RSS bytes per allocation ({int(case[6:]):,} asked)", value, True))
         out.append((f"allocations made ({int(case[6:]):,} asked)", allocated, False))
-    elif case == "binding":
+    elif case in ("binding", "binding-tcp"):
+        over = " over TCP" if case.endswith("-tcp") else ""
         rate = d.get("received_per_s")
-        out.append(("Binding requests answered/s", rate, False))
+        out.append((f"Binding requests answered/s{over}", rate, False))
         cpu = d.get("server_cpu_s")
         received = d.get("received", 0)
-        out.append(("CPU µs per Binding request", cpu * 1e6 / received if received and cpu else None, True))
+        per = cpu * 1e6 / received if received and cpu else None
+        out.append((f"CPU µs per Binding request{over}", per, True))
     return out
 
 
