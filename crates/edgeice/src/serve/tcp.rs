@@ -95,48 +95,95 @@ where
     let shard = shared.shard_of(&from);
     let mut decoder = StreamDecoder::new();
     let mut chunk = vec![0u8; 4096];
+    // What goes out in one write, and a command taken off the queue while
+    // filling it that is not a send.
+    let mut batch = Vec::new();
+    let mut held = None;
     loop {
-        tokio::select! {
-            read = stream.read(&mut chunk) => {
-                let n = read?;
-                if n == 0 {
-                    return Ok(());
-                }
-                decoder.push(&chunk[..n]);
-                if decoder.framing() == Framing::Turn
-                    && edgeice_stun::ms::starts_tcp_framed(decoder.pending())
-                {
-                    // A Lync/Skype for Business client: MS-TURN's framing
-                    // from its first byte on, both ways.
-                    decoder.set_framing(Framing::MsTurn);
-                }
-                while let Some(contents) = decoder.next_raw()? {
-                    shared.drive(shard, Input::Client { from, contents });
-                }
-            }
-            command = rx.recv() => match command {
-                Some(StreamCommand::Send(bytes)) => {
-                    if decoder.framing() == Framing::MsTurn {
-                        let header = edgeice_stun::ms::tcp_frame_header(&bytes)
-                            .context("an MS-TURN frame longer than 65535 bytes")?;
-                        stream.write_all(&header).await?;
+        let command = match held.take() {
+            Some(command) => Some(command),
+            None => tokio::select! {
+                read = stream.read(&mut chunk) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Ok(());
                     }
-                    stream.write_all(&bytes).await?;
-                    let mut spare = spare.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if spare.len() < 8 {
-                        spare.push(bytes);
+                    decoder.push(&chunk[..n]);
+                    if decoder.framing() == Framing::Turn
+                        && edgeice_stun::ms::starts_tcp_framed(decoder.pending())
+                    {
+                        // A Lync/Skype for Business client: MS-TURN's framing
+                        // from its first byte on, both ways.
+                        decoder.set_framing(Framing::MsTurn);
                     }
+                    while let Some(contents) = decoder.next_raw()? {
+                        shared.drive(shard, Input::Client { from, contents });
+                    }
+                    continue;
                 }
-                Some(StreamCommand::Splice(peer, id)) => {
-                    let result = splice(stream, peer, decoder.pending()).await;
-                    shared.spliced_ended(id);
-                    shared.drive(shard, Input::PeerConnectionClosed { id });
-                    return result;
-                }
-                Some(StreamCommand::Close) | None => return Ok(()),
+                command = rx.recv() => command,
             },
+        };
+        match command {
+            Some(StreamCommand::Send(bytes)) => {
+                // Everything queued behind it goes out in the same write:
+                // the answers to requests read together, the packets
+                // relayed meanwhile (one system call, not one each).
+                batch.clear();
+                let framing = decoder.framing();
+                append_frame(&mut batch, bytes, framing, &spare)?;
+                while batch.len() < BATCH_BYTES {
+                    match rx.try_recv() {
+                        Ok(StreamCommand::Send(bytes)) => {
+                            append_frame(&mut batch, bytes, framing, &spare)?;
+                        }
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                stream.write_all(&batch).await?;
+            }
+            Some(StreamCommand::Splice(peer, id)) => {
+                let result = splice(stream, peer, decoder.pending()).await;
+                shared.spliced_ended(id);
+                shared.drive(shard, Input::PeerConnectionClosed { id });
+                return result;
+            }
+            Some(StreamCommand::Close) | None => return Ok(()),
         }
     }
+}
+
+/// Most bytes gathered for one write to a client.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Buffers kept for the relaying threads to copy messages into.
+const SPARE_BUFFERS: usize = 64;
+
+/// Adds one message to `batch` (with MS-TURN's frame header when the
+/// client frames that way) and gives its buffer back for reuse.
+fn append_frame(
+    batch: &mut Vec<u8>,
+    bytes: Vec<u8>,
+    framing: Framing,
+    spare: &std::sync::Mutex<Vec<Vec<u8>>>,
+) -> Result<()> {
+    if framing == Framing::MsTurn {
+        let header = edgeice_stun::ms::tcp_frame_header(&bytes)
+            .context("an MS-TURN frame longer than 65535 bytes")?;
+        batch.extend_from_slice(&header);
+    }
+    batch.extend_from_slice(&bytes);
+    let mut spare = spare
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if spare.len() < SPARE_BUFFERS {
+        spare.push(bytes);
+    }
+    Ok(())
 }
 
 /// Passes bytes both ways between a client's data connection and a peer
