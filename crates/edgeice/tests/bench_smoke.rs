@@ -148,33 +148,7 @@ fn rest_api_secret_authenticates() {
 fn bench_relays_over_tls_trusting_the_ca_it_is_given() {
     let dir = std::env::temp_dir().join(format!("edgeice-bench-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
-    let (ca, cert, key) = common::certificates(&dir);
-    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
-    let (_server, listeners) = common::start_server(
-        &[
-            "--listen",
-            &listen,
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &cert.to_string_lossy(),
-            "--tls-key",
-            &key.to_string_lossy(),
-            "--user",
-            "u:p",
-            "--relay-ports",
-            "61000-65535",
-            "--allow-peer",
-            "127.0.0.0/8",
-            "--private-relay-ok",
-        ],
-        3,
-    );
-    let tls = listeners
-        .iter()
-        .find(|(proto, _)| proto == "tls")
-        .expect("a TLS listener")
-        .1;
+    let (_server, tls, ca) = common::start_tls_server(&dir);
     let url = format!("turns:{tls}");
     let ca = ca.to_string_lossy();
     let args = [

@@ -226,33 +226,7 @@ fn coturn_passes_over_udp_and_tcp() {
 fn edgeice_serve_over_tls_passes_with_its_ca_and_fails_without() {
     let dir = std::env::temp_dir().join(format!("edgeice-probe-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
-    let (ca, cert, key) = common::certificates(&dir);
-    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
-    let (_server, listeners) = common::start_server(
-        &[
-            "--listen",
-            &listen,
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &cert.to_string_lossy(),
-            "--tls-key",
-            &key.to_string_lossy(),
-            "--user",
-            "u:p",
-            "--relay-ports",
-            "61000-65535",
-            "--allow-peer",
-            "127.0.0.0/8",
-            "--private-relay-ok",
-        ],
-        3,
-    );
-    let tls = listeners
-        .iter()
-        .find(|(proto, _)| proto == "tls")
-        .expect("a TLS listener")
-        .1;
+    let (_server, tls, ca) = common::start_tls_server(&dir);
     let url = format!("turns:{tls}");
     let good = probe(&[
         &url,

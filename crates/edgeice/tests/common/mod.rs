@@ -313,3 +313,37 @@ pub fn start_coturn() -> (Running, u16) {
     assert!(ready, "coturn never answered on port {port}");
     (coturn, port)
 }
+
+/// `edgeice serve` with user `u:p` on UDP, TCP and TLS (a certificate for
+/// 127.0.0.1 from a CA made in `dir`): the server, its TLS address, and
+/// the CA's file.
+pub fn start_tls_server(dir: &Path) -> (Running, SocketAddr, PathBuf) {
+    let (ca, cert, key) = certificates(dir);
+    let listen = format!("127.0.0.1:{}", free_udp_tcp_port());
+    let (server, listeners) = start_server(
+        &[
+            "--listen",
+            &listen,
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert.to_string_lossy(),
+            "--tls-key",
+            &key.to_string_lossy(),
+            "--user",
+            "u:p",
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+            "--private-relay-ok",
+        ],
+        3,
+    );
+    let tls = listeners
+        .iter()
+        .find(|(proto, _)| proto == "tls")
+        .expect("a TLS listener")
+        .1;
+    (server, tls, ca)
+}
