@@ -218,10 +218,7 @@ impl Allocation {
 
     /// Whether a live permission covers `ip`.
     pub fn permits(&self, ip: IpAddr, now: Instant) -> bool {
-        let ip = canonical(ip);
-        self.permissions
-            .iter()
-            .any(|p| p.ip == ip && p.expires > now)
+        self.permission_expiry(ip, now).is_some()
     }
 
     /// When the live permission covering `ip` expires.

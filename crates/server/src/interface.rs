@@ -216,7 +216,8 @@ pub enum Event {
     },
     /// A channel is bound and its peer permitted: the driver may relay it
     /// in the kernel from now on (with [`crate::ServerConfig::kernel_fast_path`]).
-    /// Given again with a later `until` when a refresh moves it.
+    /// Given again with the new `until` when a request moves it (a
+    /// refresh, or a Refresh asking for a shorter lifetime).
     FastPathInstall {
         /// The channel, both ways.
         route: FastRoute,

@@ -1086,6 +1086,21 @@ fn challenges_are_rate_limited_per_source_ip() {
     assert!(send(&mut server, t0, five_tuple("198.51.100.3:4000"), &buf).is_some());
 }
 
+/// Binds channel `number` of `client`'s allocation to `peer`; the answer.
+fn channel_bind(
+    server: &mut Server,
+    now: Instant,
+    client: &mut Client,
+    number: u16,
+    peer: SocketAddr,
+) -> Vec<u8> {
+    let request = client.request(Method::CHANNEL_BIND, |b| {
+        b.add(&Attribute::ChannelNumber(number)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    send(server, now, client.from, &request).unwrap()
+}
+
 /// Sends ten ChannelData frames of 200 bytes on channel 0x4000 from
 /// `from`; how many were relayed.
 fn ten_channel_data_relayed(server: &mut Server, now: Instant, from: FiveTuple) -> usize {
@@ -1117,11 +1132,7 @@ fn a_bandwidth_cap_drops_what_exceeds_it() {
     learn_nonce(&mut server, t0, &mut alice);
     allocate(&mut server, t0, &mut alice, RELAY);
     let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
-    let request = alice.request(Method::CHANNEL_BIND, |b| {
-        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
-        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-    });
-    send(&mut server, t0, alice.from, &request).unwrap();
+    channel_bind(&mut server, t0, &mut alice, 0x4000, peer);
     let relayed = |server: &mut Server, now| ten_channel_data_relayed(server, now, alice.from);
     // One second's worth (1000 bytes) at once, then 1000 bytes a second.
     assert_eq!(relayed(&mut server, t0), 5);
@@ -1282,11 +1293,7 @@ fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
     allocate(&mut server, t0, &mut alice, RELAY);
     while server.poll_event().is_some() {}
     let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
-    let request = alice.request(Method::CHANNEL_BIND, |b| {
-        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
-        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-    });
-    let response = send(&mut server, t0, alice.from, &request).unwrap();
+    let response = channel_bind(&mut server, t0, &mut alice, 0x4001, peer);
     assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
     let route = edgeice_server::FastRoute {
         client: alice.from,
@@ -1304,11 +1311,7 @@ fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
     };
     assert_eq!(server.poll_event(), install(t0 + Duration::from_secs(300)));
     // Refreshing the binding at once moves nothing: nothing installed twice.
-    let request = alice.request(Method::CHANNEL_BIND, |b| {
-        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
-        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-    });
-    send(&mut server, t0, alice.from, &request).unwrap();
+    channel_bind(&mut server, t0, &mut alice, 0x4001, peer);
     assert_eq!(server.poll_event(), None);
 
     // A CreatePermission 100 s later moves the deadline to 400 s.
@@ -1333,11 +1336,7 @@ fn bound_channels_go_to_the_kernel_and_come_back_when_they_lapse() {
 
     // Bound again (ChannelBind refreshes the permission too), then the
     // allocation is deleted: out of the kernel with it.
-    let request = alice.request(Method::CHANNEL_BIND, |b| {
-        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
-        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-    });
-    send(&mut server, lapsed, alice.from, &request).unwrap();
+    channel_bind(&mut server, lapsed, &mut alice, 0x4001, peer);
     // The allocation (refreshed at 100 s for 600 s) now lapses first.
     assert_eq!(
         server.poll_event(),
@@ -1365,11 +1364,7 @@ fn capped_channels_relay_in_the_kernel_on_bytes_lent_from_the_cap() {
     allocate(&mut server, t0, &mut alice, RELAY);
     while server.poll_event().is_some() {}
     let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
-    let request = alice.request(Method::CHANNEL_BIND, |b| {
-        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
-        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-    });
-    send(&mut server, t0, alice.from, &request).unwrap();
+    channel_bind(&mut server, t0, &mut alice, 0x4000, peer);
     let route = edgeice_server::FastRoute {
         client: alice.from,
         relay: RELAY.parse().unwrap(),
