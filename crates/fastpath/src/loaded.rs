@@ -9,7 +9,7 @@ use aya::programs::links::LinkOrder;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{SchedClassifier, TcAttachType, TcError, Xdp, XdpMode};
 
-use crate::terms::Terms;
+use crate::terms::{Terms, map_error};
 use crate::{ChannelRoute, Counters, FastPathError, Hook, Route, ToClientKey, ToPeerKey};
 
 // The maps' keys and values are plain `#[repr(C)]` structs of integers
@@ -93,10 +93,8 @@ impl FastPath {
             ebpf.take_map(name)
                 .ok_or_else(|| FastPathError::Load(format!("no {name} map")))
         };
-        let to_peer = HashMap::try_from(map(&mut ebpf, "to_peer")?)
-            .map_err(|e| FastPathError::Map(e.to_string()))?;
-        let to_client = HashMap::try_from(map(&mut ebpf, "to_client")?)
-            .map_err(|e| FastPathError::Map(e.to_string()))?;
+        let to_peer = HashMap::try_from(map(&mut ebpf, "to_peer")?).map_err(map_error)?;
+        let to_client = HashMap::try_from(map(&mut ebpf, "to_client")?).map_err(map_error)?;
         let terms = Terms::take_from(&mut ebpf)?;
         Ok(FastPath {
             _ebpf: ebpf,
@@ -138,7 +136,6 @@ impl FastPath {
         } else {
             0
         };
-        let map_error = |e: aya::maps::MapError| FastPathError::Map(e.to_string());
         let inserted = self
             .to_peer
             .insert(route.to_peer_key(), route.to_peer_route(slot, budget), 0)

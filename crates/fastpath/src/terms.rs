@@ -37,7 +37,8 @@ pub(crate) struct Terms {
     loans: HashMap<(SocketAddrV4, SocketAddrV4), Loan>,
 }
 
-fn map_error(e: aya::maps::MapError) -> FastPathError {
+/// A map operation's failure, as the crate reports it.
+pub(crate) fn map_error(e: aya::maps::MapError) -> FastPathError {
     FastPathError::Map(e.to_string())
 }
 
