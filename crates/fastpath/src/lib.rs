@@ -105,6 +105,18 @@ pub struct Counters {
     pub bytes: u64,
 }
 
+/// What a route took out of the kernel: what went that way, and what its
+/// allocation's loan had left when it was the last of its routes there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Client → peer.
+    pub to_peer: Counters,
+    /// Peer → client.
+    pub to_client: Counters,
+    /// Payload bytes lent and not spent, to go back to the cap.
+    pub unspent: u64,
+}
+
 /// `struct to_peer_key` of relay.c: addresses and ports in network order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,7 +269,7 @@ impl FastPath {
     }
 
     /// Unreachable: no `FastPath` exists in this build.
-    pub fn remove(&mut self, _route: &ChannelRoute) -> (Counters, Counters) {
+    pub fn remove(&mut self, _route: &ChannelRoute) -> Removed {
         match self.never {}
     }
 

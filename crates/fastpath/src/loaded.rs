@@ -10,7 +10,7 @@ use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{SchedClassifier, TcAttachType, TcError, Xdp, XdpMode};
 
 use crate::terms::{Terms, map_error};
-use crate::{ChannelRoute, Counters, FastPathError, Hook, Route, ToClientKey, ToPeerKey};
+use crate::{ChannelRoute, Counters, FastPathError, Hook, Removed, Route, ToClientKey, ToPeerKey};
 
 // The maps' keys and values are plain `#[repr(C)]` structs of integers
 // with explicit padding fields, laid out as relay.c declares them: any
@@ -163,22 +163,31 @@ impl FastPath {
     }
 
     /// Stops relaying `route` in the kernel; returns what went the fast way
-    /// (client → peer, peer → client) until now.
-    pub fn remove(&mut self, route: &ChannelRoute) -> (Counters, Counters) {
-        let counters = self.counters(route);
+    /// until now, and what its allocation's loan had left if it was the
+    /// last of its routes here.
+    pub fn remove(&mut self, route: &ChannelRoute) -> Removed {
+        let (to_peer, to_client) = self.counters(route);
         let _ = self.to_peer.remove(&route.to_peer_key());
         let _ = self.to_client.remove(&route.to_client_key());
-        if let Some((slot, capped)) = self.routes.remove(route) {
-            self.release(route, slot, capped);
+        let unspent = match self.routes.remove(route) {
+            Some((slot, capped)) => self.release(route, slot, capped),
+            None => 0,
+        };
+        Removed {
+            to_peer,
+            to_client,
+            unspent,
         }
-        counters
     }
 
-    /// Frees the deadline and the loan share of a route out of the maps.
-    fn release(&mut self, route: &ChannelRoute, slot: u32, capped: bool) {
+    /// Frees the deadline and the loan share of a route out of the maps;
+    /// returns what the loan had left if this route was its last.
+    fn release(&mut self, route: &ChannelRoute, slot: u32, capped: bool) -> u64 {
         self.terms.free_deadline(slot);
         if capped {
-            self.terms.leave_loan(route.client, route.server);
+            self.terms.leave_loan(route.client, route.server)
+        } else {
+            0
         }
     }
 

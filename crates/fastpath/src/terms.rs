@@ -123,19 +123,27 @@ impl Terms {
     }
 
     /// One route of `client`'s allocation left the kernel; the loan goes
-    /// with the last one.
-    pub(crate) fn leave_loan(&mut self, client: SocketAddrV4, server: SocketAddrV4) {
+    /// with the last one, and what the kernel had not spent of it is
+    /// returned (0 while other routes still share it).
+    pub(crate) fn leave_loan(&mut self, client: SocketAddrV4, server: SocketAddrV4) -> u64 {
         let key = (client, server);
         let Some(loan) = self.loans.get_mut(&key) else {
-            return;
+            return 0;
         };
-        loan.routes -= 1;
-        if loan.routes == 0 {
-            let slot = loan.slot;
-            self.loans.remove(&key);
-            let _ = self.lent.set(slot, 0, 0);
-            self.loan_slots.give(slot);
+        loan.routes = loan.routes.saturating_sub(1);
+        if loan.routes > 0 {
+            return 0;
         }
+        let (slot, limit) = (loan.slot, loan.limit);
+        self.loans.remove(&key);
+        // Its routes are out of the maps already: nothing spends any more.
+        let unspent = self
+            .spent
+            .get(&slot, 0)
+            .map_or(0, |spent| limit.saturating_sub(spent));
+        let _ = self.lent.set(slot, 0, 0);
+        self.loan_slots.give(slot);
+        unspent
     }
 
     /// Lends `client`'s allocation `bytes` more; returns what was left of

@@ -243,7 +243,9 @@ pub enum Event {
         bytes: u64,
     },
     /// The channel, its permission or its allocation lapsed: stop relaying
-    /// it in the kernel, and count what went that way.
+    /// it in the kernel, and count what went that way. For a capped
+    /// allocation's last route there, the driver hands what the loan had
+    /// left back with [`crate::Server::return_fast_path_allowance`].
     FastPathRemove(FastRoute),
 }
 

@@ -311,7 +311,10 @@ impl Shared {
                 }
                 Event::FastPathRemove(route) => {
                     if let Some(kernel) = &self.kernel {
-                        kernel.remove(&route);
+                        let unspent = kernel.remove(&route);
+                        shard
+                            .server
+                            .return_fast_path_allowance(&route.client, unspent);
                     }
                 }
                 Event::ReleaseRelay { relay } => {

@@ -114,18 +114,21 @@ impl KernelPath {
         }
     }
 
-    /// Stops relaying `route` in the kernel and keeps its counters.
-    pub fn remove(&self, route: &FastRoute) {
+    /// Stops relaying `route` in the kernel and keeps its counters;
+    /// returns the bytes its allocation's loan had left, if it was the
+    /// last of its routes there (to go back to the cap).
+    pub fn remove(&self, route: &FastRoute) -> u64 {
         let Some(channel_route) = channel_route(route) else {
-            return;
+            return 0;
         };
         if !lock(&self.routes).remove(route) {
-            return;
+            return 0;
         }
-        let (to_peer, to_client) = lock(&self.fast).remove(&channel_route);
+        let out = lock(&self.fast).remove(&channel_route);
         let mut removed = lock(&self.removed);
-        add(&mut removed.0, to_peer);
-        add(&mut removed.1, to_client);
+        add(&mut removed.0, out.to_peer);
+        add(&mut removed.1, out.to_client);
+        out.unspent
     }
 
     /// Adds what went the kernel way to `stats`: relayed packets and bytes
