@@ -10,7 +10,9 @@
 #                    python3-gi (libnice agents, run with /usr/bin/python3);
 #                    chromium (/usr/bin/chromium, WebRTC in a headless page);
 #                    clang and libbpf-dev (the kernel fast path's XDP program,
-#                    built with the ebpf feature and tested in namespaces)
+#                    built with the ebpf feature and tested in namespaces);
+#                    ethtool (lab/fast-path.sh turns veth offloads off);
+#                    python3-venv (the .venv below; a bare Debian lacks it)
 #   Python:          a virtual environment in .venv from requirements-test.txt
 #                    (third-party peers such as aioice, as tests come to need them)
 #   npm:             node_modules from package-lock.json (playwright-core, which
@@ -18,7 +20,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev)
+packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev
+  ethtool python3-venv)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -28,9 +31,24 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "test.sh: installing Debian packages: ${missing[*]}"
   $sudo apt-get update -qq
-  # The coturn package must not start a system TURN server under the tests.
+  # The coturn package must not start a system TURN server under the tests
+  # (it would hold port 3478): policy-rc.d forbids starting services while
+  # installing (RUNLEVEL=1 does it where there is no systemd).
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$guard" >/dev/null
+    $sudo chmod 755 "$guard"
+  fi
+  status=0
   $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  [ -z "$guard" ] || $sudo rm -f "$guard"
+  [ "$status" -eq 0 ] || exit "$status"
+  # Nor at the next boot.
+  if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now coturn.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -5,6 +5,7 @@
 mod analyze;
 mod bench;
 mod call;
+mod open_files;
 mod probe;
 mod serve;
 mod server_url;

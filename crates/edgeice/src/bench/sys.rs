@@ -288,20 +288,7 @@ impl Poller {
 /// Raises the soft limit on open files to the hard one: each client holds
 /// a socket, and 10,000 clients exceed the usual soft limit of 1,024.
 pub fn raise_fd_limit() -> io::Result<u64> {
-    // SAFETY: rlimit is plain old data written by the kernel.
-    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: limit is a valid rlimit for both calls.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(limit.rlim_cur)
+    crate::open_files::raise_to_hard_limit().map(|limit| limit.now)
 }
 
 /// CPU time (user + system) of this whole process, in seconds.

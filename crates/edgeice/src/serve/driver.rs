@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 
 use edgeice_stun::IntegrityKey;
 
+use super::log_throttle::LogThrottle;
 use super::relay::{RelayPool, RelaySocket};
 use super::tcp_relay::{PeerStreams, TcpRelay};
 use crate::users::store::UserStore;
@@ -80,6 +82,11 @@ pub enum StreamCommand {
 /// reading, and more are dropped, as a full UDP socket buffer would.
 pub const STREAM_QUEUE: usize = 512;
 
+/// Bytes waiting for one TCP/TLS client, at most: a client that stops
+/// reading while 64 KiB datagrams are relayed to it would otherwise hold
+/// `STREAM_QUEUE` of them (32 MiB) of the server's memory.
+pub const STREAM_QUEUE_BYTES: usize = 256 * 1024;
+
 /// Where messages for one TCP/TLS client go: its connection's task. The
 /// buffers come back through `spare` once written, so a busy connection
 /// allocates nothing per packet once warmed up.
@@ -87,15 +94,25 @@ pub const STREAM_QUEUE: usize = 512;
 pub struct StreamWriter {
     pub commands: mpsc::Sender<StreamCommand>,
     pub spare: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Bytes queued and not yet taken by the connection's task.
+    pub queued: Arc<AtomicUsize>,
 }
 
 impl StreamWriter {
-    /// Queues a copy of `bytes` for the client; drops it if the queue is full.
+    /// Queues a copy of `bytes` for the client; drops it if the queue is
+    /// full, in messages or in bytes.
     fn send_bytes(&self, bytes: &[u8]) {
+        let len = bytes.len();
+        if self.queued.fetch_add(len, Ordering::Relaxed) + len > STREAM_QUEUE_BYTES {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return;
+        }
         let mut buf = lock(&self.spare).pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(bytes);
-        let _ = self.commands.try_send(StreamCommand::Send(buf));
+        if self.commands.try_send(StreamCommand::Send(buf)).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
     }
 
     /// Orders something other than a send; never dropped for a full queue.
@@ -140,6 +157,8 @@ pub struct Shared {
     store: Mutex<Option<WatchedStore>>,
     /// The kernel fast path, when on.
     kernel: Option<super::kernel::KernelPath>,
+    /// Relay sockets that could not be bound, said at most every 10 s.
+    bind_failures: Mutex<LogThrottle>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -182,6 +201,7 @@ impl Shared {
             warned: Mutex::new(Vec::new()),
             held: Mutex::new(HashMap::new()),
             pool,
+            bind_failures: Mutex::new(LogThrottle::new(Duration::from_secs(10))),
         }
     }
 
@@ -201,6 +221,13 @@ impl Shared {
     /// (responses, relayed data) reach its writer.
     pub fn add_stream(&self, from: FiveTuple, writer: StreamWriter) {
         lock(&self.streams).insert((from.client, from.server), writer);
+    }
+
+    /// Whether the client of this connection holds an allocation on it.
+    pub fn has_allocation(&self, from: &FiveTuple) -> bool {
+        self.shards
+            .get(self.shard_of(from))
+            .is_some_and(|shard| lock(shard).server.allocation(from).is_some())
     }
 
     /// Forgets a closed connection and tells the core.
@@ -349,7 +376,7 @@ impl Shared {
                 Some(addr)
             }
             Err(e) => {
-                tracing::warn!(error = %e, ?family, "cannot bind a TCP relay");
+                self.bind_failed(&e, family, "TCP relay");
                 None
             }
         }
@@ -378,7 +405,7 @@ impl Shared {
                 match self.pool.bind(family, even, reserve_next) {
                     Ok(bound) => (bound.socket, bound.next),
                     Err(e) => {
-                        tracing::warn!(error = %e, ?family, "cannot bind a relay socket");
+                        self.bind_failed(&e, family, "relay socket");
                         return (None, None);
                     }
                 }
@@ -392,6 +419,14 @@ impl Shared {
             next_addr
         });
         (Some(addr), reserved)
+    }
+
+    /// Says, at most once in a while, that a relay could not be bound (out
+    /// of files or ports, the client gets 508).
+    fn bind_failed(&self, error: &std::io::Error, family: edgeice_stun::AddressFamily, what: &str) {
+        if let Some(suppressed) = lock(&self.bind_failures).ready(Instant::now()) {
+            tracing::warn!(error = %error, ?family, suppressed, "cannot bind a {what}");
+        }
     }
 
     /// Sends one message where the core said. UDP sends never wait: a full

@@ -190,17 +190,25 @@ pub fn render(snapshot: Snapshot) -> Result<String> {
 
 /// Serves `GET /metrics` on `listener` until the server stops.
 pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
+    // A failed accept is backed off like the TURN listeners', and scrapes
+    // at once are few: the endpoint must not spend the relays' files.
+    let mut acceptor = super::accept::Acceptor::without_reserve(listener);
+    let scrapes = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES_AT_ONCE));
     loop {
-        let (stream, _) = listener
-            .accept()
-            .await
-            .context("accepting a metrics scrape")?;
+        let (stream, _) = acceptor.accept().await;
+        let Ok(permit) = scrapes.clone().try_acquire_owned() else {
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), answer(stream, &shared)).await;
+            drop(permit);
         });
     }
 }
+
+/// Scrapes answered at once; more connections are closed unanswered.
+const MAX_SCRAPES_AT_ONCE: usize = 16;
 
 async fn answer(mut stream: TcpStream, shared: &Shared) -> Result<()> {
     // Only the request line matters; read until the end of the headers.

@@ -1,9 +1,12 @@
 //! `edgeice serve`: turns flags into a [`ServerConfig`], binds the
 //! listeners and runs the drivers around one [`edgeice_server::Server`].
 
+mod accept;
+mod admission;
 mod driver;
 mod external_ip;
 mod kernel;
+mod log_throttle;
 mod metrics;
 mod relay;
 mod tcp;
@@ -155,6 +158,24 @@ pub struct ServeArgs {
     #[arg(long = "deny-peer", value_name = "CIDR")]
     deny_peers: Vec<IpNet>,
 
+    /// Most TCP and TLS connections open at once, all clients together;
+    /// more are closed as soon as accepted [default: half the files the
+    /// open-file limit leaves, the rest being for relay sockets].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_tcp_connections: Option<u64>,
+
+    /// Most TCP and TLS connections open at once from one IP address
+    /// [default: 1000; raise it for an edge that serves a large site behind
+    /// one NAT address].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_tcp_connections_per_ip: Option<u64>,
+
+    /// Seconds a TCP or TLS connection without an allocation may go without
+    /// a complete request (its first one included, however slowly the bytes
+    /// come) before it is closed [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    tcp_idle_timeout: Option<u64>,
+
     /// Seconds a permission lasts unless refreshed (coturn's
     /// permission-lifetime) [default: 300, RFC 8656's].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -206,6 +227,9 @@ struct FileConfig {
     allow_peer: Vec<IpNet>,
     #[serde(default)]
     deny_peer: Vec<IpNet>,
+    max_tcp_connections: Option<u64>,
+    max_tcp_connections_per_ip: Option<u64>,
+    tcp_idle_timeout: Option<u64>,
 }
 
 impl ServeArgs {
@@ -249,6 +273,11 @@ impl ServeArgs {
             }
             self.max_bytes_per_second = self.max_bytes_per_second.or(file.max_bytes_per_second);
             self.max_allocations = self.max_allocations.or(file.max_allocations);
+            self.max_tcp_connections = self.max_tcp_connections.or(file.max_tcp_connections);
+            self.max_tcp_connections_per_ip = self
+                .max_tcp_connections_per_ip
+                .or(file.max_tcp_connections_per_ip);
+            self.tcp_idle_timeout = self.tcp_idle_timeout.or(file.tcp_idle_timeout);
             self.max_allocations_per_user = self
                 .max_allocations_per_user
                 .or(file.max_allocations_per_user);
@@ -491,8 +520,109 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     Ok(config)
 }
 
+/// Files left out of the budget for relays and connections: listeners, the
+/// user store, the metrics endpoint, the kernel path's maps, logs.
+const RESERVED_FILES: u64 = 64;
+
+/// Default of `--max-tcp-connections-per-ip`.
+const DEFAULT_TCP_CONNECTIONS_PER_IP: u64 = 1000;
+
+/// Default of `--tcp-idle-timeout`, in seconds.
+const DEFAULT_TCP_IDLE_TIMEOUT: u64 = 30;
+
+/// Raises the open-file limit as far as it goes, and sets the TCP/TLS
+/// connection limits from what it allows unless given: half the files for
+/// connections, half for relay sockets. Says what that leaves room for.
+fn stream_policy(args: &ServeArgs) -> tcp::StreamPolicy {
+    let limit = match crate::open_files::raise_to_hard_limit() {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!("cannot read or raise the open-file limit: {e}");
+            None
+        }
+    };
+    let files = limit.map_or(1024, |l| l.now);
+    let budget = files.saturating_sub(RESERVED_FILES).max(2);
+    let max_total = args.max_tcp_connections.unwrap_or(budget / 2);
+    let per_ip = args
+        .max_tcp_connections_per_ip
+        .unwrap_or(DEFAULT_TCP_CONNECTIONS_PER_IP)
+        .min(max_total);
+    let relay_room = budget.saturating_sub(max_total);
+    let raised = match limit {
+        Some(l) if l.before < l.now => format!(" (raised from {})", l.before),
+        _ => String::new(),
+    };
+    tracing::info!(
+        "open files: limit {files}{raised}: room for {max_total} TCP/TLS connections \
+         ({per_ip} per IP) and about {relay_room} relay sockets"
+    );
+    let max_allocations = args.max_allocations.unwrap_or(10_000) as u64;
+    if max_allocations > relay_room {
+        tracing::warn!(
+            "--max-allocations {max_allocations} is more than the open-file limit leaves room \
+             for (about {relay_room} relay sockets): beyond that Allocate gets 508; raise the \
+             hard limit (ulimit -Hn, systemd's LimitNOFILE=)"
+        );
+    }
+    let as_count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    tcp::StreamPolicy {
+        limits: admission::ConnectionLimits::new(as_count(max_total), as_count(per_ip)),
+        idle_timeout: Duration::from_secs(
+            args.tcp_idle_timeout.unwrap_or(DEFAULT_TCP_IDLE_TIMEOUT),
+        ),
+    }
+}
+
+/// The server's long-running tasks, each with a name to say which one
+/// stopped: none is meant to.
+struct Tasks {
+    set: tokio::task::JoinSet<Result<()>>,
+    names: HashMap<tokio::task::Id, String>,
+}
+
+impl Tasks {
+    fn new() -> Self {
+        Tasks {
+            set: tokio::task::JoinSet::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        name: impl Into<String>,
+        task: impl std::future::Future<Output = Result<()>> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(task);
+        self.names.insert(handle.id(), name.into());
+    }
+
+    /// Waits for the first task to end, and says which and why as an
+    /// error: a listener or timer that stops means the server no longer
+    /// does its job, so it must not go on half alive.
+    async fn first_failure(&mut self) -> anyhow::Error {
+        let Some(ended) = self.set.join_next_with_id().await else {
+            return anyhow::anyhow!("no task to run");
+        };
+        let (id, outcome) = match ended {
+            Ok((id, result)) => (id, result.err()),
+            Err(e) => (e.id(), Some(anyhow::anyhow!("{e}"))),
+        };
+        let name = self
+            .names
+            .remove(&id)
+            .unwrap_or_else(|| "a task".to_owned());
+        match outcome {
+            Some(e) => e.context(format!("{name} failed; stopping the server")),
+            None => anyhow::anyhow!("{name} stopped unexpectedly; stopping the server"),
+        }
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<()> {
     let args = args.resolve()?;
+    let stream_policy = stream_policy(&args);
     let mut listeners = Vec::new();
     for addr in &args.listen {
         listeners.push(bind_listener(*addr, !args.no_tcp).await?);
@@ -614,20 +744,26 @@ async fn serve(args: ServeArgs) -> Result<()> {
         static_users,
         (store, kernel),
     ));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Tasks::new();
     for line in &udp_announced {
         announce(format_args!("{line}"));
     }
     // One task per socket: a client's datagrams stay in order.
     for socket in receivers {
-        tasks.spawn(udp::run(socket, shared.clone()));
+        let name = format!("the UDP receiver on {}", socket.local_addr()?);
+        tasks.spawn(name, udp::run(socket, shared.clone()));
     }
     for listener in tcp_listeners {
-        tasks.spawn(tcp::run(listener, shared.clone(), None));
+        let name = format!("the TCP listener on {}", listener.local_addr()?);
+        let policy = stream_policy.clone();
+        tasks.spawn(name, tcp::run(listener, shared.clone(), None, policy));
     }
     for (listener, acceptor) in tls_listeners {
-        announce(format_args!("listening on tls {}", listener.local_addr()?));
-        tasks.spawn(tcp::run(listener, shared.clone(), Some(acceptor)));
+        let local = listener.local_addr()?;
+        announce(format_args!("listening on tls {local}"));
+        let policy = stream_policy.clone();
+        let task = tcp::run(listener, shared.clone(), Some(acceptor), policy);
+        tasks.spawn(format!("the TLS listener on {local}"), task);
     }
     for ip in &relay_ips {
         let ports = args.relay_ports();
@@ -642,20 +778,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
             "metrics on http://{}/metrics",
             listener.local_addr()?
         ));
-        tasks.spawn(metrics::run(listener, shared.clone()));
+        tasks.spawn(
+            format!("the metrics endpoint on {addr}"),
+            metrics::run(listener, shared.clone()),
+        );
     }
-    tasks.spawn(driver::run_timers(
-        shared.clone(),
-        Duration::from_secs(1),
-        realm,
-    ));
+    tasks.spawn(
+        "the timers",
+        driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
+    );
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
         _ = terminate.recv() => tracing::info!("SIGTERM, stopping"),
-        Some(result) = tasks.join_next() => result.context("listener task panicked")??,
+        e = tasks.first_failure() => return Err(e),
     }
     Ok(())
 }

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, bail};
 use edgeice_server::{FiveTuple, Input, Transport};
 use edgeice_stun::{Framing, StreamDecoder};
 use std::time::Duration;
@@ -14,7 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
+use super::accept::Acceptor;
+use super::admission::ConnectionLimits;
 use super::driver::{STREAM_QUEUE, Shared, StreamCommand, StreamWriter};
+use super::log_throttle::LogThrottle;
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let socket = if addr.is_ipv6() {
@@ -35,18 +40,45 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 /// A client has this long to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections, in TLS when `tls` is given.
+/// What the listeners let in, and how long a connection may stay silent.
+#[derive(Clone)]
+pub struct StreamPolicy {
+    /// Connections counted in total and per IP.
+    pub limits: Arc<ConnectionLimits>,
+    /// A connection without an allocation is closed when this long passes
+    /// without a complete message from its client (the first one too, however
+    /// slowly its bytes come: slowloris).
+    pub idle_timeout: Duration,
+}
+
+/// Accepts connections, in TLS when `tls` is given. Never returns: failed
+/// accepts are backed off (`Acceptor`), connections over the limits closed
+/// at once.
 pub async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
+    policy: StreamPolicy,
 ) -> Result<()> {
+    let mut acceptor = Acceptor::new(listener);
+    let mut refusals = LogThrottle::new(Duration::from_secs(10));
     loop {
-        let (stream, client) = listener.accept().await.context("accepting TCP")?;
+        let (stream, client) = acceptor.accept().await;
+        let admitted = match policy.limits.admit(client.ip()) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                if let Some(suppressed) = refusals.ready(std::time::Instant::now()) {
+                    tracing::warn!(%client, suppressed, "TCP/TLS connection refused: {refusal}");
+                }
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let tls = tls.clone();
+        let idle = policy.idle_timeout;
         tokio::spawn(async move {
+            let _admitted = admitted;
             let Ok(server) = stream.local_addr() else {
                 return;
             };
@@ -61,35 +93,42 @@ pub async fn run(
                 server,
             };
             let result = match tls {
-                None => connection(stream, from, &shared).await,
+                None => connection(stream, from, &shared, idle).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(stream)) => connection(stream, from, &shared).await,
+                        Ok(Ok(stream)) => connection(stream, from, &shared, idle).await,
                         Ok(Err(e)) => Err(anyhow::Error::from(e).context("TLS handshake")),
                         Err(_) => Err(anyhow::anyhow!("TLS handshake timed out")),
                     }
                 }
             };
             if let Err(e) = result {
-                tracing::debug!(%client, error = %e, "connection closed");
+                tracing::debug!(%client, "connection closed: {e:#}");
             }
             shared.remove_stream(from);
         });
     }
 }
 
-async fn connection<S>(mut stream: S, from: FiveTuple, shared: &Arc<Shared>) -> Result<()>
+async fn connection<S>(
+    mut stream: S,
+    from: FiveTuple,
+    shared: &Arc<Shared>,
+    idle: Duration,
+) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (commands, mut rx) = mpsc::channel::<StreamCommand>(STREAM_QUEUE);
     let spare = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let queued = Arc::new(AtomicUsize::new(0));
     shared.add_stream(
         from,
         StreamWriter {
             commands,
             spare: spare.clone(),
+            queued: queued.clone(),
         },
     );
     let shard = shared.shard_of(&from);
@@ -99,6 +138,11 @@ where
     // filling it that is not a send.
     let mut batch = Vec::new();
     let mut held = None;
+    // The idle deadline moves with each complete message; the timer is
+    // only reset when it fires, not per message.
+    let mut last_message = None;
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
     loop {
         let command = match held.take() {
             Some(command) => Some(command),
@@ -117,11 +161,28 @@ where
                         decoder.set_framing(Framing::MsTurn);
                     }
                     while let Some(contents) = decoder.next_raw()? {
+                        last_message = Some(tokio::time::Instant::now());
                         shared.drive(shard, Input::Client { from, contents });
                     }
                     continue;
                 }
                 command = rx.recv() => command,
+                () = &mut silence => {
+                    let Some(last) = last_message else {
+                        bail!("no complete request within {idle:?} of connecting");
+                    };
+                    let now = tokio::time::Instant::now();
+                    let quiet_until = last + idle;
+                    let next = if quiet_until > now {
+                        quiet_until
+                    } else if shared.has_allocation(&from) {
+                        now + idle
+                    } else {
+                        bail!("idle for {idle:?} without an allocation");
+                    };
+                    silence.as_mut().reset(next);
+                    continue;
+                }
             },
         };
         match command {
@@ -131,10 +192,12 @@ where
                 // relayed meanwhile (one system call, not one each).
                 batch.clear();
                 let framing = decoder.framing();
+                queued.fetch_sub(bytes.len(), Ordering::Relaxed);
                 append_frame(&mut batch, bytes, framing, &spare)?;
                 while batch.len() < BATCH_BYTES {
                     match rx.try_recv() {
                         Ok(StreamCommand::Send(bytes)) => {
+                            queued.fetch_sub(bytes.len(), Ordering::Relaxed);
                             append_frame(&mut batch, bytes, framing, &spare)?;
                         }
                         Ok(other) => {

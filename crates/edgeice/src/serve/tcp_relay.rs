@@ -12,6 +12,7 @@ use edgeice_server::{ConnectionId, FiveTuple, Input};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::AbortHandle;
 
+use super::accept::Acceptor;
 use super::driver::{ShardId, Shared, StreamCommand, lock};
 
 /// How long connecting to a peer may take before Connect fails with 447.
@@ -59,7 +60,11 @@ impl TcpRelay {
         relay: SocketAddr,
     ) -> Self {
         let task = tokio::spawn(async move {
-            while let Ok((stream, peer)) = listener.accept().await {
+            // A failed accept (out of files) is backed off, never the end
+            // of the relay: it lives until its allocation does.
+            let mut acceptor = Acceptor::without_reserve(listener);
+            loop {
+                let (stream, peer) = acceptor.accept().await;
                 lock(&shared.peers).incoming.insert((relay, peer), stream);
                 shared.drive(shard, Input::PeerConnection { relay, peer });
             }

@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use edgeice_server::{FiveTuple, Input, Transport};
 use tokio::net::UdpSocket;
 
 use super::driver::Shared;
+use super::log_throttle::LogThrottle;
 
 pub async fn bind(addr: SocketAddr) -> Result<UdpSocket> {
     bind_with(addr, false)
@@ -68,12 +70,26 @@ pub fn size_buffers(socket: &socket2::Socket) {
 pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<()> {
     let server = socket.local_addr()?;
     let mut buf = vec![0u8; 65_536];
+    let mut failures = LogThrottle::new(Duration::from_secs(10));
+    let mut backoff = Duration::ZERO;
     loop {
         let (len, client) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
+            Ok(received) => {
+                backoff = Duration::ZERO;
+                received
+            }
             // ICMP errors from earlier sends surface here on some systems.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => continue,
-            Err(e) => return Err(e).context("receiving on UDP"),
+            // Out of memory or buffers: nothing a client did, and no reason
+            // to stop answering the others. Back off rather than spin.
+            Err(e) => {
+                if let Some(suppressed) = failures.ready(std::time::Instant::now()) {
+                    tracing::warn!(%server, suppressed, "receiving on UDP: {e}; retrying");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(1), Duration::from_secs(1));
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
         };
         let from = FiveTuple {
             transport: Transport::Udp,

@@ -38,9 +38,14 @@ pub type Listener = (String, SocketAddr);
 /// Starts `edgeice serve` with `args` and waits for `expected` listeners
 /// ("listening on" and "metrics on" lines) to be announced.
 pub fn start_server(args: &[&str], expected: usize) -> (Running, Vec<Listener>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgeice"))
-        .arg("serve")
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgeice"));
+    command.arg("serve").args(args);
+    start_server_command(command, expected)
+}
+
+/// [`start_server`] for a command already made (under `ulimit`, say).
+pub fn start_server_command(mut command: Command, expected: usize) -> (Running, Vec<Listener>) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
