@@ -51,6 +51,13 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# Every tool a test or lab script calls, present now (a fresh machine lacked
+# ethtool once, and the lab failed half way through the run).
+for tool in ethtool tc ip nft openssl turnutils_uclient turnutils_peer turnutils_stunclient \
+  chromium clang python3 timeout unshare pgrep sysctl; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing after the installs" >&2; exit 1; }
+done
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
