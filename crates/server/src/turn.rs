@@ -120,13 +120,17 @@ impl Server {
     }
 
     /// The lifetime to grant for a LIFETIME request (RFC 8656 §7.2):
-    /// the default if none or less, capped at the maximum.
+    /// the default if none or less, capped at the maximum. Not `clamp`:
+    /// a maximum set below the default (a short-lived edge, a test) must
+    /// win, not panic.
     pub(crate) fn granted_lifetime(&self, request: &Message<'_>) -> Duration {
         let asked = match request.get(AttributeType::LIFETIME) {
             Some(Ok(Attribute::Lifetime(secs))) => Duration::from_secs(secs.into()),
             _ => self.config.default_lifetime,
         };
-        asked.clamp(self.config.default_lifetime, self.config.max_lifetime)
+        asked
+            .max(self.config.default_lifetime)
+            .min(self.config.max_lifetime)
     }
 
     fn allocate<'s>(

@@ -1399,3 +1399,37 @@ fn capped_channels_relay_in_the_kernel_on_bytes_lent_from_the_cap() {
     assert_eq!(server.poll_event(), lent(1000));
     assert_eq!(server.poll_event(), None);
 }
+
+#[test]
+fn a_maximum_lifetime_below_the_default_is_what_is_granted() {
+    // A short-lived edge (`serve --max-allocate-lifetime 30`), or a core
+    // configured with a maximum under the default: Allocate and Refresh
+    // get the maximum, whether they ask for less, nothing or more.
+    let t0 = Instant::now();
+    let mut config = config();
+    config.max_lifetime = Duration::from_secs(30);
+    let mut server = Server::new(config, t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let m = allocate(&mut server, t0, &mut alice, RELAY);
+    assert_eq!(
+        m.get(AttributeType::LIFETIME),
+        Some(Ok(Attribute::Lifetime(30)))
+    );
+    for asked in [10, 3600] {
+        let request = alice.request(Method::REFRESH, |b| {
+            b.add(&Attribute::Lifetime(asked)).unwrap();
+        });
+        let response = send(&mut server, t0, alice.from, &request).unwrap();
+        let m = Message::parse(&response).unwrap();
+        assert_eq!(m.class(), Class::Success, "asked {asked}");
+        assert_eq!(
+            m.get(AttributeType::LIFETIME),
+            Some(Ok(Attribute::Lifetime(30))),
+            "asked {asked}"
+        );
+    }
+    // And it lapses then, not ten minutes on.
+    server.handle_timeout(t0 + Duration::from_secs(31));
+    assert_eq!(server.allocation_count(), 0);
+}

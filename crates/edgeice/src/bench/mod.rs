@@ -88,6 +88,11 @@ pub struct BenchArgs {
     /// releasing them (to measure the server's memory meanwhile).
     #[arg(long, default_value_t = 0.0)]
     hold: f64,
+    /// LIFETIME (seconds) to ask for in Allocate and Refresh (default:
+    /// none, the server's default). Asking more than a server's maximum
+    /// gets that maximum, from edgeice and coturn alike.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    lifetime: Option<u32>,
     /// Give up on setup after this many seconds.
     #[arg(long, default_value_t = 30.0)]
     setup_timeout: f64,
@@ -181,6 +186,7 @@ pub struct Plan {
     drain: Duration,
     setup_only: bool,
     hold: Duration,
+    lifetime: Option<Duration>,
     setup_timeout: Duration,
     setup_concurrency: usize,
     binds: Vec<IpAddr>,
@@ -365,6 +371,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         drain: Duration::from_secs_f64(args.drain),
         setup_only: args.setup_only,
         hold: Duration::from_secs_f64(args.hold),
+        lifetime: args.lifetime.map(|s| Duration::from_secs(s.into())),
         setup_timeout: Duration::from_secs_f64(args.setup_timeout),
         setup_concurrency: args.setup_concurrency.max(1),
         binds,

@@ -248,7 +248,10 @@ impl<'p> Worker<'p> {
         } else {
             Transport::Udp
         };
-        AllocationConfig::new(self.plan.server, transport, self.plan.credentials.clone())
+        let mut config =
+            AllocationConfig::new(self.plan.server, transport, self.plan.credentials.clone());
+        config.lifetime = self.plan.lifetime;
+        config
     }
 
     fn fail(&mut self, k: usize, error: String, outcome: &mut Outcome) {

@@ -180,6 +180,13 @@ pub struct ServeArgs {
     /// permission-lifetime) [default: 300, RFC 8656's].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     permission_lifetime: Option<u64>,
+
+    /// Longest allocation lifetime granted, in seconds (coturn's
+    /// max-allocate-lifetime); below 600 it is also the default, so that
+    /// clients refresh sooner (soak tests, short-lived edges)
+    /// [default: 3600, RFC 8656's].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    max_allocate_lifetime: Option<u64>,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -506,6 +513,10 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     config.max_bytes_per_second = args.max_bytes_per_second;
     if let Some(seconds) = args.permission_lifetime {
         config.permission_lifetime = std::time::Duration::from_secs(seconds);
+    }
+    if let Some(seconds) = args.max_allocate_lifetime {
+        config.max_lifetime = std::time::Duration::from_secs(seconds);
+        config.default_lifetime = config.default_lifetime.min(config.max_lifetime);
     }
     if let Some(max) = args.max_allocations {
         config.max_allocations = max;
