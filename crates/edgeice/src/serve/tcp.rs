@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use super::accept::Acceptor;
-use super::admission::ConnectionLimits;
+use super::admission::{Connection, ConnectionLimits};
 use super::driver::{STREAM_QUEUE, Shared, StreamCommand, StreamWriter};
 use super::log_throttle::LogThrottle;
 
@@ -64,7 +64,20 @@ pub async fn run(
     let mut refusals = LogThrottle::new(Duration::from_secs(10));
     loop {
         let (stream, client) = acceptor.accept().await;
-        let admitted = match policy.limits.admit(client.ip()) {
+        let Ok(server) = stream.local_addr() else {
+            continue;
+        };
+        let transport = if tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        };
+        let from = FiveTuple {
+            transport,
+            client,
+            server,
+        };
+        let admitted = match policy.limits.admit(from, |f| shared.has_allocation(f)) {
             Ok(admitted) => admitted,
             Err(refusal) => {
                 if let Some(suppressed) = refusals.ready(std::time::Instant::now()) {
@@ -78,30 +91,27 @@ pub async fn run(
         let tls = tls.clone();
         let idle = policy.idle_timeout;
         tokio::spawn(async move {
-            let _admitted = admitted;
-            let Ok(server) = stream.local_addr() else {
-                return;
-            };
-            let transport = if tls.is_some() {
-                Transport::Tls
-            } else {
-                Transport::Tcp
-            };
-            let from = FiveTuple {
-                transport,
-                client,
-                server,
-            };
-            let result = match tls {
-                None => connection(stream, from, &shared, idle).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => connection(stream, from, &shared, idle).await,
-                        Ok(Err(e)) => Err(anyhow::Error::from(e).context("TLS handshake")),
-                        Err(_) => Err(anyhow::anyhow!("TLS handshake timed out")),
+            let admission = admitted.connection();
+            let served = async {
+                match tls {
+                    None => connection(stream, from, &shared, idle, admission).await,
+                    Some(acceptor) => {
+                        let handshake = acceptor.accept(stream);
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                            Ok(Ok(stream)) => {
+                                connection(stream, from, &shared, idle, admission).await
+                            }
+                            Ok(Err(e)) => Err(anyhow::Error::from(e).context("TLS handshake")),
+                            Err(_) => Err(anyhow::anyhow!("TLS handshake timed out")),
+                        }
                     }
                 }
+            };
+            let result = tokio::select! {
+                result = served => result,
+                () = admission.evicted() => Err(anyhow::anyhow!(
+                    "closed without an allocation to make room for a newer connection"
+                )),
             };
             if let Err(e) = result {
                 tracing::debug!(%client, "connection closed: {e:#}");
@@ -116,6 +126,7 @@ async fn connection<S>(
     from: FiveTuple,
     shared: &Arc<Shared>,
     idle: Duration,
+    admission: &Connection,
 ) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -210,6 +221,9 @@ where
                 stream.write_all(&batch).await?;
             }
             Some(StreamCommand::Splice(peer, id)) => {
+                // Its own 5-tuple holds no allocation, but it carries one's
+                // data now: never the one to make room.
+                admission.keep();
                 let result = splice(stream, peer, decoder.pending()).await;
                 shared.spliced_ended(id);
                 shared.drive(shard, Input::PeerConnectionClosed { id });
