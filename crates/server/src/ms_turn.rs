@@ -320,7 +320,13 @@ impl Server {
         }
         let expires = now + self.config.permission_lifetime;
         let allocation = self.allocations.get_mut(&from)?;
-        allocation.install_permission(peer.ip(), expires);
+        if allocation
+            .install_permission(peer.ip(), now, expires)
+            .is_err()
+        {
+            self.stats.permission_denied += 1;
+            return None;
+        }
         let relay = allocation.relay_for(peer.ip())?;
         self.relay_out(now, from, relay, peer, data)
     }
@@ -352,8 +358,13 @@ impl Server {
         }
         let expires = now + self.config.permission_lifetime;
         let allocation = self.allocations.get_mut(&from)?;
-        if let Some(peer) = destination {
-            allocation.install_permission(peer.ip(), expires);
+        if let Some(peer) = destination
+            && allocation
+                .install_permission(peer.ip(), now, expires)
+                .is_err()
+        {
+            let code = ErrorCode::INSUFFICIENT_CAPACITY;
+            return self.error(from, &to, code, Some(&key));
         }
         let state = allocation.ms_turn.as_mut()?;
         state.active_destination = destination;

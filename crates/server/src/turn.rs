@@ -10,7 +10,7 @@ use edgeice_stun::{
     MessageBuilder, Method, is_valid_channel,
 };
 
-use crate::allocation::Allocation;
+use crate::allocation::{Allocation, ChannelConflict};
 use crate::auth::{self, Rejection};
 use crate::interface::{FiveTuple, RelayPort, RelayRequestId, RelayTransport, Transmit, Transport};
 use crate::response::{self, ReplyTo};
@@ -308,6 +308,10 @@ impl Server {
         );
         allocation.additional = additional;
         allocation.relay_transport = pending.relay_transport;
+        allocation.limits = crate::allocation::AllocationLimits {
+            max_permissions: self.config.max_permissions_per_allocation,
+            max_channels: self.config.max_channels_per_allocation,
+        };
         allocation.budget = self
             .config
             .max_bytes_per_second
@@ -484,10 +488,16 @@ impl Server {
             return self.error(from, &to, code, Some(&key));
         }
         let expires = now + self.config.permission_lifetime;
-        if let Some(allocation) = self.allocations.get_mut(&from) {
-            for peer in peers {
-                allocation.install_permission(peer.ip(), expires);
-            }
+        let Some(allocation) = self.allocations.get_mut(&from) else {
+            return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
+        };
+        let ips: Vec<std::net::IpAddr> = peers.iter().map(SocketAddr::ip).collect();
+        if !allocation.has_room_for(&ips, now) {
+            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
+        }
+        for ip in ips {
+            // Room was made above, so this cannot fail.
+            let _ = allocation.install_permission(ip, now, expires);
         }
         self.extend_fast_paths(now, &from);
         self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
@@ -522,18 +532,31 @@ impl Server {
         }
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
-        let bound = match self.allocations.get_mut(&from) {
-            Some(allocation) => {
-                let bound = allocation.bind_channel(number, peer, channel_expires);
-                if bound.is_ok() {
-                    allocation.install_permission(peer.ip(), permission_expires);
-                }
-                bound
-            }
-            None => return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key)),
+        let Some(allocation) = self.allocations.get_mut(&from) else {
+            return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
         };
-        if bound.is_err() {
-            return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
+        // Both the channel and its permission, or neither.
+        let bound = allocation
+            .can_bind_channel(number, peer)
+            .and_then(|()| {
+                allocation
+                    .has_room_for(&[peer.ip()], now)
+                    .then_some(())
+                    .ok_or(ChannelConflict::Full)
+            })
+            .and_then(|()| allocation.bind_channel(number, peer, channel_expires))
+            .and_then(|()| {
+                allocation
+                    .install_permission(peer.ip(), now, permission_expires)
+                    .map_err(|_| ChannelConflict::Full)
+            });
+        match bound {
+            Ok(()) => {}
+            Err(ChannelConflict::Full) => {
+                let code = ErrorCode::INSUFFICIENT_CAPACITY;
+                return self.error(from, &to, code, Some(&key));
+            }
+            Err(_) => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
         }
         self.offer_fast_path(now, &from, number);
         self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
