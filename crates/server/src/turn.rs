@@ -42,13 +42,19 @@ impl Server {
         }
         let auth = match auth::authenticate(&self.config, &self.nonces, now, from.client, request) {
             Ok(auth) => auth,
-            Err(Rejection(code)) => {
+            Err(Rejection { code, held_back }) => {
                 // The first request of every client carries no credentials
                 // and is answered 401 by design: not a failure to count.
                 if request.has_integrity() || request.has_integrity_sha256() {
                     self.stats.auth_failures += 1;
                 }
-                return self.challenge(now, from, &to, code);
+                self.stats.guesses_held_back += u64::from(held_back);
+                let nonce = match request.get(AttributeType::NONCE) {
+                    Some(Ok(Attribute::Nonce(nonce))) => Some(nonce),
+                    _ => None,
+                };
+                let returnable = auth::nonce_is_authentic(&self.nonces, now, from.client, nonce);
+                return self.challenge(now, from, &to, code, returnable);
             }
         };
         let key = auth.key;
@@ -84,39 +90,58 @@ impl Server {
     /// Answers a request that failed authentication. 401 and 438 carry the
     /// realm and a fresh nonce so the client can retry (under MS-TURN's
     /// swapped numbers for an MS-TURN request).
+    ///
+    /// `returnable`: the request carried a nonce issued to its source, so
+    /// it is not spoofed; it does not spend the source's 401 budget, which
+    /// a spoofer sending in that address's name may have spent. The answer
+    /// stays within the amplification limit either way.
     pub(crate) fn challenge<'s>(
         &'s mut self,
         now: Instant,
         from: FiveTuple,
         to: &ReplyTo,
         code: u16,
+        returnable: bool,
     ) -> Option<Transmit<'s>> {
         if code != ErrorCode::UNAUTHENTICATED && code != ErrorCode::STALE_NONCE {
             return self.error(from, to, code, None);
         }
-        if !self.config.shared.allow_challenge(from.client.ip(), now) {
+        if !returnable && !self.config.shared.allow_challenge(from.client.ip(), now) {
             self.stats.challenges_dropped += 1;
             return None;
         }
-        self.stats.count_error(code);
         let nonce = self.nonces.issue(now, from.client);
         let realm = self.config.realm.as_str();
         let software = self.config.software.as_deref();
         let ms_turn = to.dialect.is_ms_turn();
-        let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
-            response::error_code(code)(b)?;
-            if ms_turn {
-                b.add_raw(edgeice_stun::ms::REALM, realm.as_bytes())?;
-                b.add_raw(edgeice_stun::ms::NONCE, nonce.as_bytes())?;
-            } else {
-                b.add(&Attribute::Realm(realm))?;
-                b.add(&Attribute::Nonce(&nonce))?;
+        let limit = response::AMPLIFICATION_CAP * to.request_len;
+        // With the reason phrase if it fits, else without (it is for
+        // humans); REALM and NONCE are needed, so if they alone do not
+        // fit, no answer.
+        for reason in [true, false] {
+            let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
+                let error = match reason {
+                    true => ErrorCode::with_default_reason(code),
+                    false => ErrorCode { code, reason: "" },
+                };
+                b.add(&Attribute::ErrorCode(error))?;
+                if ms_turn {
+                    b.add_raw(edgeice_stun::ms::REALM, realm.as_bytes())?;
+                    b.add_raw(edgeice_stun::ms::NONCE, nonce.as_bytes())?;
+                } else {
+                    b.add(&Attribute::Realm(realm))?;
+                    b.add(&Attribute::Nonce(&nonce))?;
+                }
+                Ok(())
+            };
+            let built = response::build(&mut self.scratch, to, Class::Error, software, None, body);
+            if built.is_some_and(|bytes| bytes.len() <= limit) {
+                self.stats.count_error(code);
+                return Some(reply(from, &self.scratch));
             }
-            Ok(())
-        };
-        // The body borrows the realm, so the buffer is borrowed apart.
-        let bytes = response::build(&mut self.scratch, to, Class::Error, software, None, body)?;
-        Some(reply(from, bytes))
+        }
+        self.stats.challenges_dropped += 1;
+        None
     }
 
     /// The lifetime to grant for a LIFETIME request (RFC 8656 §7.2):

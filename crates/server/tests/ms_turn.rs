@@ -547,7 +547,6 @@ fn send_and_set_active_destination_refuse_metadata_and_link_local_peers() {
     }
 }
 
-
 #[test]
 fn send_beyond_the_permission_cap_is_dropped() {
     let t0 = Instant::now();
