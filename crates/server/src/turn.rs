@@ -114,7 +114,12 @@ impl Server {
         let realm = self.config.realm.as_str();
         let software = self.config.software.as_deref();
         let ms_turn = to.dialect.is_ms_turn();
-        let limit = response::AMPLIFICATION_CAP * to.request_len;
+        // Only a datagram's source can be spoofed: over TCP and TLS the
+        // answer goes to whoever completed the handshake.
+        let limit = match from.transport {
+            Transport::Udp => response::AMPLIFICATION_CAP * to.request_len,
+            _ => usize::MAX,
+        };
         // With the reason phrase if it fits, else without (it is for
         // humans); REALM and NONCE are needed, so if they alone do not
         // fit, no answer.

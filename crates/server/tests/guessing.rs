@@ -179,6 +179,9 @@ fn unauthenticated_answers_stay_within_four_times_the_request_realm_and_nonce_co
         send(&mut server, t0, from, &tiny).is_none(),
         "no answer fits 112 bytes"
     );
+    // Over TCP nothing is reflected: answered whatever its size.
+    let over_tcp = five_tuple(Transport::Tcp, "192.0.2.10:5000");
+    assert!(send(&mut server, t0, over_tcp, &tiny).is_some());
     let mut answered = 0;
     for len in (36..200).step_by(4) {
         let request = allocate_of_len(len);
