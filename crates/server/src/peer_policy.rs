@@ -132,7 +132,7 @@ fn listed(list: &[IpNet], ip: IpAddr) -> bool {
 }
 
 /// The address an IPv6 form of an IPv4 address stands for, or `ip` itself:
-/// the first reading of [`embedded_ipv4s`]. For judging whether an address
+/// the first IPv4 address its form embeds. For judging whether an address
 /// is routable; the peer rule judges every reading.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     let IpAddr::V6(v6) = ip else { return ip };
