@@ -17,7 +17,7 @@
 //!   local.
 //!
 //! Each rule is applied to the address as given and to every IPv4 address
-//! an IPv6 form of it may stand for (mapped, compatible, NAT64 with the
+//! an IPv6 form of it may stand for (mapped, translated, compatible, NAT64 with the
 //! well-known prefix 64:ff9b::/96 or within the local-use 64:ff9b:1::/48,
 //! 6to4, Teredo, ISATAP): a peer is refused if any reading is. Private
 //! addresses are allowed by default, since an enterprise edge relays to its
@@ -156,6 +156,8 @@ fn embedded_ipv4s(v6: Ipv6Addr) -> [Option<Ipv4Addr>; MAX_FORMS - 1] {
     match s {
         // ::ffff:a.b.c.d (mapped)
         [0, 0, 0, 0, 0, 0xffff, _, _] => found[0] = tail,
+        // ::ffff:0:a.b.c.d (IPv4-translated, RFC 2765)
+        [0, 0, 0, 0, 0xffff, 0, _, _] => found[0] = tail,
         // ::a.b.c.d (compatible, deprecated), except :: and ::1 themselves
         [0, 0, 0, 0, 0, 0, _, _] if !matches!(s[6..], [0, 0] | [0, 1]) => found[0] = tail,
         // 64:ff9b::a.b.c.d (NAT64 well-known prefix, /96 only)
@@ -225,7 +227,7 @@ impl fmt::Display for PeerPolicy {
         join(f, &self.own_addresses)?;
         write!(
             f,
-            "), in any IPv6 form (mapped, compatible, NAT64, 6to4, Teredo, ISATAP); denied: "
+            "), in any IPv6 form (mapped, translated, compatible, NAT64, 6to4, Teredo, ISATAP); denied: "
         )?;
         join(f, &self.deny)?;
         write!(f, "; allowed despite the above: ")?;
@@ -276,6 +278,7 @@ mod tests {
             "64:ff9b::7f00:1",
             "2002:7f00:1::",
             "::ffff:0.0.0.0",
+            "::ffff:0:7f00:1",
             // NAT64 local-use, /96 and /64 layouts
             "64:ff9b:1::7f00:1",
             "64:ff9b:1:0:7f:0:100:0",
