@@ -200,9 +200,9 @@ pub struct Allocation {
     permissions: Vec<(u128, Instant)>,
     /// Sorted by channel number.
     channels: Vec<ChannelBinding>,
-    /// ((IP key, port), channel number), sorted by peer: the peer → client
-    /// lookup.
-    channels_by_peer: Vec<((u128, u16), u16)>,
+    /// ((IP key, port), channel number, expiry), sorted by peer: the peer →
+    /// client lookup, in one search (the expiry is kept in both tables).
+    channels_by_peer: Vec<((u128, u16), u16, Instant)>,
 }
 
 /// A peer IP as one integer, so that a lookup compares integers: IPv4 as
@@ -343,10 +343,10 @@ impl Allocation {
         let key = peer_key(peer);
         let i = self
             .channels_by_peer
-            .binary_search_by(|(p, _)| p.cmp(&key))
+            .binary_search_by(|(p, ..)| p.cmp(&key))
             .ok()?;
-        let number = self.channels_by_peer[i].1;
-        self.channel(number, now).map(|c| c.number)
+        let (_, number, expires) = self.channels_by_peer[i];
+        (expires > now).then_some(number)
     }
 
     /// Binds or refreshes channel `number` to `peer` (RFC 8656 §12.2).
@@ -365,10 +365,20 @@ impl Allocation {
                 return Err(ChannelConflict::NumberTaken);
             }
             c.expires = expires;
+            let key = peer_key(peer);
+            if let Ok(j) = self
+                .channels_by_peer
+                .binary_search_by(|(p, ..)| p.cmp(&key))
+            {
+                self.channels_by_peer[j].2 = expires;
+            }
             return Ok(());
         }
         let key = peer_key(peer);
-        let Err(by_peer) = self.channels_by_peer.binary_search_by(|(p, _)| p.cmp(&key)) else {
+        let Err(by_peer) = self
+            .channels_by_peer
+            .binary_search_by(|(p, ..)| p.cmp(&key))
+        else {
             return Err(ChannelConflict::PeerTaken);
         };
         if self.channels.len() >= self.limits.max_channels {
@@ -383,7 +393,8 @@ impl Allocation {
                 expires,
             },
         );
-        self.channels_by_peer.insert(by_peer, (key, number));
+        self.channels_by_peer
+            .insert(by_peer, (key, number, expires));
         Ok(())
     }
 
@@ -396,7 +407,7 @@ impl Allocation {
             Err(_)
                 if self
                     .channels_by_peer
-                    .binary_search_by(|(p, _)| p.cmp(&peer_key(peer)))
+                    .binary_search_by(|(p, ..)| p.cmp(&peer_key(peer)))
                     .is_ok() =>
             {
                 Err(ChannelConflict::PeerTaken)
@@ -414,8 +425,9 @@ impl Allocation {
         self.channels.retain(|c| c.expires + grace > now);
         if self.channels.len() != before {
             let channels = &self.channels;
-            self.channels_by_peer
-                .retain(|(_, number)| channels.binary_search_by(|c| c.number.cmp(number)).is_ok());
+            self.channels_by_peer.retain(|(_, number, _)| {
+                channels.binary_search_by(|c| c.number.cmp(number)).is_ok()
+            });
         }
     }
 

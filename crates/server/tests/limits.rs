@@ -212,3 +212,29 @@ fn a_full_allocation_still_relays_by_bisection() {
         assert_eq!(ChannelData::parse(&back).unwrap().channel, number);
     }
 }
+
+#[test]
+fn a_refreshed_channel_still_carries_its_peers_data() {
+    // The peer → channel table keeps its own copy of the expiry: a refresh
+    // must move both.
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(
+        five_tuple(Transport::Udp, "192.0.2.10:50000"),
+        "alice",
+        "secret",
+    );
+    allocate(&mut server, t0, &mut alice, UDP, false);
+    assert_eq!(
+        outcome(&channel_bind(&mut server, t0, &mut alice, 0x4000, 1)),
+        OK
+    );
+    let refresh = t0 + Duration::from_secs(500);
+    assert_eq!(
+        outcome(&channel_bind(&mut server, refresh, &mut alice, 0x4000, 1)),
+        OK
+    );
+    let later = t0 + Duration::from_secs(700);
+    let back = peer_data(&mut server, later, RELAY, peer(1), b"in").expect("relayed");
+    assert_eq!(ChannelData::parse(&back).unwrap().channel, 0x4000);
+}
