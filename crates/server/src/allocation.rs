@@ -196,8 +196,10 @@ pub struct Allocation {
     pub(crate) fast_routes: Vec<crate::fast_path::KernelChannel>,
     /// Caps on the tables below.
     pub limits: AllocationLimits,
-    /// (IP key, expiry), sorted by key: see [`ip_key`].
-    permissions: Vec<(u128, Instant)>,
+    /// (IP key, expiry, relay ports only), sorted by key: see [`ip_key`].
+    /// The flag marks one of the server's own addresses, to which data
+    /// may go on relay ports only.
+    permissions: Vec<(u128, Instant, bool)>,
     /// Sorted by channel number.
     channels: Vec<ChannelBinding>,
     /// ((IP key, port), channel number, expiry), sorted by peer: the peer →
@@ -277,10 +279,16 @@ impl Allocation {
 
     /// When the live permission covering `ip` expires.
     pub fn permission_expiry(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
+        self.permission(ip, now).map(|(expires, _)| expires)
+    }
+
+    /// The live permission covering `ip`: when it expires, and whether it
+    /// lets data go to relay ports only.
+    pub fn permission(&self, ip: IpAddr, now: Instant) -> Option<(Instant, bool)> {
         let key = ip_key(ip);
         let i = self.permissions.binary_search_by(|p| p.0.cmp(&key)).ok()?;
-        let expires = self.permissions[i].1;
-        (expires > now).then_some(expires)
+        let (_, expires, relay_ports_only) = self.permissions[i];
+        (expires > now).then_some((expires, relay_ports_only))
     }
 
     /// Whether `ips` can all have a permission without going over the cap
@@ -305,12 +313,14 @@ impl Allocation {
     }
 
     /// Installs or refreshes the permission for `ip`, unless that would
-    /// take the allocation past its cap.
+    /// take the allocation past its cap. `relay_ports_only` for one of the
+    /// server's own addresses (see [`crate::peer_policy::PeerPolicy::only_on_relay_ports`]).
     pub fn install_permission(
         &mut self,
         ip: IpAddr,
         now: Instant,
         expires: Instant,
+        relay_ports_only: bool,
     ) -> Result<(), PermissionsFull> {
         let key = ip_key(ip);
         match self.permissions.binary_search_by(|p| p.0.cmp(&key)) {
@@ -322,7 +332,7 @@ impl Allocation {
                     .permissions
                     .binary_search_by(|p| p.0.cmp(&key))
                     .unwrap_or_else(|i| i);
-                self.permissions.insert(i, (key, expires));
+                self.permissions.insert(i, (key, expires, relay_ports_only));
             }
         }
         Ok(())
@@ -433,10 +443,12 @@ impl Allocation {
 
     /// The permissions, lapsed ones included until swept.
     pub fn permissions(&self) -> impl Iterator<Item = Permission> + '_ {
-        self.permissions.iter().map(|&(key, expires)| Permission {
-            ip: std::net::Ipv6Addr::from(key).to_canonical(),
-            expires,
-        })
+        self.permissions
+            .iter()
+            .map(|&(key, expires, _)| Permission {
+                ip: std::net::Ipv6Addr::from(key).to_canonical(),
+                expires,
+            })
     }
 
     /// The channel bindings, sorted by number, lapsed ones included until

@@ -69,6 +69,8 @@ pub fn server_core(data: &[u8]) {
             .filter_map(|net| net.parse().ok())
             .collect();
         config.peer_policy.deny_private = flags & 8 != 0;
+        // Peers at an own address on a relay port are another allocation.
+        config.peer_policy.relay_ports = (flags & 16 != 0).then_some(9..=9);
         if let (Ok(primary), Ok(alternate)) = ("10.0.0.1:3478".parse(), "10.0.0.2:3479".parse()) {
             config.alternates = vec![crate::AlternateAddress { primary, alternate }];
         }
@@ -348,10 +350,12 @@ pub fn server_core(data: &[u8]) {
             assert!(allocation.permissions().count() <= allocation.limits.max_permissions);
             assert!(allocation.channels().len() <= allocation.limits.max_channels);
             for permission in allocation.permissions() {
-                assert!(policy.permits(permission.ip), "{permission:?} refused");
+                let ip = permission.ip;
+                let ok = policy.permits(ip) || policy.only_on_relay_ports(ip);
+                assert!(ok, "{permission:?} refused");
             }
             for channel in allocation.channels() {
-                assert!(policy.permits(channel.peer.ip()), "{channel:?} refused");
+                assert!(policy.permits_peer(channel.peer), "{channel:?} refused");
             }
         }
         // Nothing stays in the kernel without its allocation; after a

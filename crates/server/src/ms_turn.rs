@@ -323,9 +323,10 @@ impl Server {
             return None;
         }
         let expires = now + self.config.permission_lifetime;
+        let relay_ports_only = self.config.peer_policy.only_on_relay_ports(peer.ip());
         let allocation = self.allocations.get_mut(&from)?;
         if allocation
-            .install_permission(peer.ip(), now, expires)
+            .install_permission(peer.ip(), now, expires, relay_ports_only)
             .is_err()
         {
             self.stats.permission_denied += 1;
@@ -361,10 +362,12 @@ impl Server {
             return self.error(from, &to, code, Some(&key));
         }
         let expires = now + self.config.permission_lifetime;
+        let relay_ports_only =
+            destination.is_some_and(|peer| self.config.peer_policy.only_on_relay_ports(peer.ip()));
         let allocation = self.allocations.get_mut(&from)?;
         if let Some(peer) = destination
             && allocation
-                .install_permission(peer.ip(), now, expires)
+                .install_permission(peer.ip(), now, expires, relay_ports_only)
                 .is_err()
         {
             let code = ErrorCode::INSUFFICIENT_CAPACITY;

@@ -62,6 +62,11 @@ pub struct PeerPolicy {
     /// Also refuse private peers ([`PRIVATE_NETS`]) unless allowed, for an
     /// edge that serves only the public internet.
     pub deny_private: bool,
+    /// The relay port range: a peer that is one of the server's own
+    /// addresses is allowed on these ports only, where it is another
+    /// allocation's relay (two clients of one server calling relay to
+    /// relay). `None` refuses the server's own addresses on every port.
+    pub relay_ports: Option<std::ops::RangeInclusive<u16>>,
 }
 
 /// At most this many readings of one address: itself and the IPv4
@@ -93,21 +98,52 @@ impl Forms {
 impl PeerPolicy {
     /// Whether data may be relayed to `ip`: no reading of it is denied,
     /// and each reading refused by a built-in rule is allowed explicitly.
+    ///
+    /// On every port: the server's own addresses are refused here even on
+    /// relay ports (see [`PeerPolicy::permits_peer`]).
     pub fn permits(&self, ip: IpAddr) -> bool {
+        self.judge(ip, None)
+    }
+
+    /// Whether data may be relayed to the transport address `peer`: as
+    /// [`PeerPolicy::permits`], except that one of the server's own
+    /// addresses is allowed on a relay port.
+    pub fn permits_peer(&self, peer: std::net::SocketAddr) -> bool {
+        self.judge(peer.ip(), Some(peer.port()))
+    }
+
+    /// Whether `ip` is allowed on the relay ports only (one of the server's
+    /// own addresses): a permission for it must not carry data to its
+    /// other ports.
+    pub fn only_on_relay_ports(&self, ip: IpAddr) -> bool {
+        !self.permits(ip) && self.relay_ports.is_some() && self.judge(ip, self.relay_port())
+    }
+
+    fn relay_port(&self) -> Option<u16> {
+        self.relay_ports.as_ref().map(|ports| *ports.start())
+    }
+
+    fn judge(&self, ip: IpAddr, port: Option<u16>) -> bool {
         let forms = Forms::of(ip);
         if forms.iter().any(|form| listed(&self.deny, form)) {
             return false;
         }
         forms
             .iter()
-            .all(|form| !self.refused_by_default(form) || listed(&self.allow, form))
+            .all(|form| !self.refused_by_default(form, port) || listed(&self.allow, form))
     }
 
-    /// Whether a built-in rule refuses this one reading of an address.
-    fn refused_by_default(&self, ip: IpAddr) -> bool {
+    /// Whether a built-in rule refuses this one reading of an address, on
+    /// `port` (`None`: on some port).
+    fn refused_by_default(&self, ip: IpAddr, port: Option<u16>) -> bool {
+        let on_relay_port = port.is_some_and(|port| {
+            self.relay_ports
+                .as_ref()
+                .is_some_and(|ports| ports.contains(&port))
+        });
         is_dangerous(ip)
             || METADATA_ADDRESSES.contains(&ip)
-            || self.own_addresses.contains(&ip)
+            || (self.own_addresses.contains(&ip) && !on_relay_port)
             || (self.deny_private
                 && PRIVATE_NETS
                     .iter()
@@ -225,6 +261,9 @@ impl fmt::Display for PeerPolicy {
         }
         write!(f, ", the server's own addresses (")?;
         join(f, &self.own_addresses)?;
+        if let Some(ports) = &self.relay_ports {
+            write!(f, "; except relay ports {}-{}", ports.start(), ports.end())?;
+        }
         write!(
             f,
             "), in any IPv6 form (mapped, translated, compatible, NAT64, 6to4, Teredo, ISATAP); denied: "
@@ -338,6 +377,29 @@ mod tests {
     }
 
     #[test]
+    fn the_servers_own_addresses_are_allowed_on_relay_ports_only() {
+        // Two clients of one server call relay to relay: each one's peer is
+        // the other's relay, at the server's own address.
+        let p = PeerPolicy {
+            own_addresses: vec!["198.51.100.7".parse().unwrap()],
+            relay_ports: Some(49152..=65535),
+            ..PeerPolicy::default()
+        };
+        let peer = |s: &str| p.permits_peer(s.parse().unwrap());
+        assert!(peer("198.51.100.7:50000"));
+        assert!(peer("[::ffff:198.51.100.7]:50000"));
+        assert!(!peer("198.51.100.7:3478"));
+        assert!(!peer("198.51.100.7:22"));
+        assert!(!p.permits("198.51.100.7".parse().unwrap()));
+        assert!(p.only_on_relay_ports("198.51.100.7".parse().unwrap()));
+        assert!(!p.only_on_relay_ports("198.51.100.8".parse().unwrap()));
+        assert!(!p.only_on_relay_ports("127.0.0.1".parse().unwrap()));
+        // Loopback and metadata stay refused on every port.
+        assert!(!peer("127.0.0.1:50000"));
+        assert!(!peer("169.254.169.254:50000"));
+    }
+
+    #[test]
     fn allows_public_and_private_peers() {
         let p = PeerPolicy::default();
         for ip in [
@@ -418,6 +480,7 @@ mod tests {
             deny: nets(&["64:ff9b::/96"]),
             own_addresses: vec!["192.0.2.1".parse().unwrap()],
             deny_private: true,
+            relay_ports: Some(49152..=65535),
         };
         let line = p.to_string();
         assert!(!line.contains('\n'));

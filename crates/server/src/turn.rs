@@ -488,7 +488,7 @@ impl Server {
         if allocation.relay_for(peer.ip()).is_none() {
             return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
         }
-        if !self.config.peer_policy.permits(peer.ip()) {
+        if !self.config.peer_policy.permits_peer(peer) {
             return Err(ErrorCode::FORBIDDEN);
         }
         Ok(())
@@ -518,6 +518,7 @@ impl Server {
             return self.error(from, &to, code, Some(&key));
         }
         let expires = now + self.config.permission_lifetime;
+        let policy = &self.config.peer_policy;
         let Some(allocation) = self.allocations.get_mut(&from) else {
             return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
         };
@@ -527,7 +528,8 @@ impl Server {
         }
         for ip in ips {
             // Room was made above, so this cannot fail.
-            let _ = allocation.install_permission(ip, now, expires);
+            let relay_ports_only = policy.only_on_relay_ports(ip);
+            let _ = allocation.install_permission(ip, now, expires, relay_ports_only);
         }
         self.extend_fast_paths(now, &from);
         self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
@@ -562,6 +564,7 @@ impl Server {
         }
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
+        let relay_ports_only = self.config.peer_policy.only_on_relay_ports(peer.ip());
         let Some(allocation) = self.allocations.get_mut(&from) else {
             return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
         };
@@ -577,7 +580,7 @@ impl Server {
             .and_then(|()| allocation.bind_channel(number, peer, channel_expires))
             .and_then(|()| {
                 allocation
-                    .install_permission(peer.ip(), now, permission_expires)
+                    .install_permission(peer.ip(), now, permission_expires, relay_ports_only)
                     .map_err(|_| ChannelConflict::Full)
             });
         match bound {

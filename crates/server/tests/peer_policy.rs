@@ -192,3 +192,38 @@ fn the_private_preset_refuses_private_peers() {
     let answer = create_permission(&mut server, t0, &mut alice, peer("198.51.100.1:1"));
     assert_eq!(outcome(&answer), (Class::Success, None));
 }
+
+#[test]
+fn clients_of_one_server_relay_to_each_other_but_not_to_its_other_ports() {
+    // Each one's peer is the other's relay: the server's own address, on
+    // a relay port. Its other ports stay out of reach, Send included.
+    let t0 = Instant::now();
+    let mut config = hardened();
+    config.peer_policy.relay_ports = Some(61000..=65535);
+    let mut server = Server::new(config, t0);
+    let mut alice = Client::new(
+        five_tuple(Transport::Udp, "192.0.2.10:50000"),
+        "alice",
+        "secret",
+    );
+    allocate(&mut server, t0, &mut alice, UDP, true);
+    let other_relay = peer("10.0.1.5:61002");
+    let answer = create_permission(&mut server, t0, &mut alice, other_relay);
+    assert_eq!(outcome(&answer), (Class::Success, None));
+    let send_indication = alice.send_indication(other_relay, b"to bob");
+    assert!(send(&mut server, t0, alice.from, &send_indication).is_some());
+    // The same permission does not reach the server's SSH or its listener.
+    for service in ["10.0.1.5:22", "10.0.1.5:3478"] {
+        let send_indication = alice.send_indication(peer(service), b"hello");
+        assert!(
+            send(&mut server, t0, alice.from, &send_indication).is_none(),
+            "{service}"
+        );
+        let answer = channel_bind(&mut server, t0, &mut alice, 0x4001, peer(service));
+        assert_eq!(outcome(&answer), (Class::Error, Some(403)), "{service}");
+    }
+    let answer = channel_bind(&mut server, t0, &mut alice, 0x4000, other_relay);
+    assert_eq!(outcome(&answer), (Class::Success, None));
+    // Bob's relay answers from its relay port.
+    assert!(peer_data(&mut server, t0, RELAY, other_relay, b"from bob").is_some());
+}

@@ -542,6 +542,9 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     config.peer_policy.allow = args.allow_peers.clone();
     config.peer_policy.deny = args.deny_peers.clone();
     config.peer_policy.deny_private = args.deny_private_peers;
+    // Two clients of this server relay to each other through its own
+    // address on these ports.
+    config.peer_policy.relay_ports = Some(args.relay_ports());
     if let Some(max) = args.max_permissions_per_allocation {
         config.max_permissions_per_allocation = usize::try_from(max).unwrap_or(usize::MAX);
     }
