@@ -111,3 +111,57 @@ fn logs_can_be_json_lines() {
         .expect("the private relay warning");
     assert!(line.contains(r#""level":"WARN""#), "{line}");
 }
+
+#[test]
+fn peer_rules_from_the_file_and_the_flags_add_up_and_are_logged_once() {
+    // Before: --deny-peer on the command line replaced the file's list.
+    let path = write_config(
+        "peers",
+        r#"
+        listen = ["127.0.0.1:0"]
+        user = ["alice:secret"]
+        relay-ports = "61000-65535"
+        deny-peer = ["198.51.100.0/24"]
+        allow-peer = ["127.0.0.0/8"]
+        "#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgeice"))
+        .args(["serve", "--config", &path, "--deny-peer", "64:ff9b::/96"])
+        .args(["--deny-private-peers", "--allow-peer", "10.9.0.0/16"])
+        .env("EDGEICE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _server = common::Running::new(child);
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let policy = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = received
+            .recv_timeout(left)
+            .expect("the effective peer policy is logged at start");
+        if line.contains("peers refused") {
+            break line;
+        }
+    };
+    for part in [
+        "169.254.169.254",
+        "fe80::/10",
+        "127.0.0.1",
+        "fc00::/7",
+        "denied: 198.51.100.0/24, 64:ff9b::/96",
+        "allowed despite the above: 127.0.0.0/8, 10.9.0.0/16",
+    ] {
+        assert!(policy.contains(part), "{part} missing from: {policy}");
+    }
+    let _ = std::fs::remove_file(path);
+}

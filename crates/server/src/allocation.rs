@@ -2,8 +2,11 @@
 //! that let peers' data in (§9) and the channel bindings that shorten the
 //! relayed packets (§12).
 //!
-//! Lists are small (a call has a handful of peers), so they are vectors
-//! scanned linearly: cheaper per packet than hashing.
+//! Both are sorted vectors searched by bisection: a call has a handful of
+//! peers, where that is as cheap as a scan, and an allocation holding its
+//! full quota (256 of each by default) costs eight comparisons a packet,
+//! not 256. Lookups allocate nothing; lapsed entries are skipped on use and
+//! swept every second.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -11,12 +14,12 @@ use std::time::Instant;
 use edgeice_stun::{IntegrityKey, TransactionId};
 
 use crate::interface::FiveTuple;
-use crate::peer_policy::canonical;
 
 /// Permission for one peer IP address (any port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Permission {
-    /// The peer address, canonical form.
+    /// The peer address; an IPv4-mapped IPv6 address is kept as the IPv4
+    /// address it is (a dual-stack socket reports IPv4 peers that way).
     pub ip: IpAddr,
     /// When it lapses unless refreshed.
     pub expires: Instant,
@@ -86,13 +89,41 @@ impl ByteBudget {
     }
 }
 
-/// Why a channel cannot be bound (answered with 400).
+/// Why a channel cannot be bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelConflict {
-    /// The number is bound to another peer.
+    /// The number is bound to another peer (answered with 400).
     NumberTaken,
-    /// The peer is bound to another number.
+    /// The peer is bound to another number (answered with 400).
     PeerTaken,
+    /// The allocation holds as many channels as it may (answered with 508).
+    Full,
+}
+
+/// The allocation already holds as many permissions as it may (answered
+/// with 508 Insufficient Capacity, RFC 8656 §10.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PermissionsFull;
+
+/// Most permissions and channels one allocation may hold: without a cap,
+/// one client could grow its tables without end (coturn has none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocationLimits {
+    /// Most permissions (peer IP addresses).
+    pub max_permissions: usize,
+    /// Most channel bindings, lapsed ones still reserved included.
+    pub max_channels: usize,
+}
+
+impl Default for AllocationLimits {
+    /// 256 of each: a call, even a conference through one relay, has a few
+    /// dozen peers at most.
+    fn default() -> Self {
+        AllocationLimits {
+            max_permissions: 256,
+            max_channels: 256,
+        }
+    }
 }
 
 /// The TURN dialect an allocation was made in, for metrics.
@@ -163,8 +194,31 @@ pub struct Allocation {
     pub ms_turn: Option<MsTurnState>,
     /// Channels handed to the kernel fast path.
     pub(crate) fast_routes: Vec<crate::fast_path::KernelChannel>,
-    permissions: Vec<Permission>,
+    /// Caps on the tables below.
+    pub limits: AllocationLimits,
+    /// (IP key, expiry, relay ports only), sorted by key: see [`ip_key`].
+    /// The flag marks one of the server's own addresses, to which data
+    /// may go on relay ports only.
+    permissions: Vec<(u128, Instant, bool)>,
+    /// Sorted by channel number.
     channels: Vec<ChannelBinding>,
+    /// ((IP key, port), channel number, expiry), sorted by peer: the peer →
+    /// client lookup, in one search (the expiry is kept in both tables).
+    channels_by_peer: Vec<((u128, u16), u16, Instant)>,
+}
+
+/// A peer IP as one integer, so that a lookup compares integers: IPv4 as
+/// its IPv4-mapped IPv6 address, which makes an IPv4 peer and its mapped
+/// form (how a dual-stack socket reports it) the same peer.
+fn ip_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().into(),
+        IpAddr::V6(v6) => v6.into(),
+    }
+}
+
+fn peer_key(peer: SocketAddr) -> (u128, u16) {
+    (ip_key(peer.ip()), peer.port())
 }
 
 impl Allocation {
@@ -191,8 +245,10 @@ impl Allocation {
             budget: None,
             ms_turn: None,
             fast_routes: Vec::new(),
+            limits: AllocationLimits::default(),
             permissions: Vec::new(),
             channels: Vec::new(),
+            channels_by_peer: Vec::new(),
         }
     }
 
@@ -223,35 +279,84 @@ impl Allocation {
 
     /// When the live permission covering `ip` expires.
     pub fn permission_expiry(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
-        let ip = canonical(ip);
-        self.permissions
-            .iter()
-            .find(|p| p.ip == ip && p.expires > now)
-            .map(|p| p.expires)
+        self.permission(ip, now).map(|(expires, _)| expires)
     }
 
-    /// Installs or refreshes the permission for `ip`.
-    pub fn install_permission(&mut self, ip: IpAddr, expires: Instant) {
-        let ip = canonical(ip);
-        match self.permissions.iter_mut().find(|p| p.ip == ip) {
-            Some(p) => p.expires = expires,
-            None => self.permissions.push(Permission { ip, expires }),
+    /// The live permission covering `ip`: when it expires, and whether it
+    /// lets data go to relay ports only.
+    pub fn permission(&self, ip: IpAddr, now: Instant) -> Option<(Instant, bool)> {
+        let key = ip_key(ip);
+        let i = self.permissions.binary_search_by(|p| p.0.cmp(&key)).ok()?;
+        let (_, expires, relay_ports_only) = self.permissions[i];
+        (expires > now).then_some((expires, relay_ports_only))
+    }
+
+    /// Whether `ips` can all have a permission without going over the cap
+    /// (lapsed ones are dropped first to make room).
+    pub fn has_room_for(&mut self, ips: &[IpAddr], now: Instant) -> bool {
+        let new = |s: &Self| {
+            ips.iter()
+                .enumerate()
+                .filter(|(i, ip)| {
+                    let key = ip_key(**ip);
+                    // Count each new IP once, however often it is listed.
+                    !ips[..*i].iter().any(|other| ip_key(*other) == key)
+                        && s.permissions.binary_search_by(|p| p.0.cmp(&key)).is_err()
+                })
+                .count()
+        };
+        if self.permissions.len() + new(self) <= self.limits.max_permissions {
+            return true;
         }
+        self.permissions.retain(|p| p.1 > now);
+        self.permissions.len() + new(self) <= self.limits.max_permissions
+    }
+
+    /// Installs or refreshes the permission for `ip`, unless that would
+    /// take the allocation past its cap. `relay_ports_only` for one of the
+    /// server's own addresses (see [`crate::peer_policy::PeerPolicy::only_on_relay_ports`]).
+    pub fn install_permission(
+        &mut self,
+        ip: IpAddr,
+        now: Instant,
+        expires: Instant,
+        relay_ports_only: bool,
+    ) -> Result<(), PermissionsFull> {
+        let key = ip_key(ip);
+        match self.permissions.binary_search_by(|p| p.0.cmp(&key)) {
+            Ok(i) => self.permissions[i].1 = expires,
+            Err(_) if !self.has_room_for(&[ip], now) => return Err(PermissionsFull),
+            Err(_) => {
+                // Making room may have moved the slot.
+                let i = self
+                    .permissions
+                    .binary_search_by(|p| p.0.cmp(&key))
+                    .unwrap_or_else(|i| i);
+                self.permissions.insert(i, (key, expires, relay_ports_only));
+            }
+        }
+        Ok(())
     }
 
     /// The live binding of channel `number`.
     pub fn channel(&self, number: u16, now: Instant) -> Option<&ChannelBinding> {
-        self.channels
-            .iter()
-            .find(|c| c.number == number && c.expires > now)
+        let i = self
+            .channels
+            .binary_search_by(|c| c.number.cmp(&number))
+            .ok()?;
+        let c = &self.channels[i];
+        (c.expires > now).then_some(c)
     }
 
     /// The live channel number bound to `peer`.
     pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
-        self.channels
-            .iter()
-            .find(|c| c.peer == peer && c.expires > now)
-            .map(|c| c.number)
+        let key = peer_key(peer);
+        let i = self
+            .channels_by_peer
+            .binary_search_by(|(p, ..)| p.cmp(&key))
+            .ok()?;
+        let (_, number, expires) = self.channels_by_peer[i];
+        (expires > now).then_some(number)
     }
 
     /// Binds or refreshes channel `number` to `peer` (RFC 8656 §12.2).
@@ -263,37 +368,91 @@ impl Allocation {
         peer: SocketAddr,
         expires: Instant,
     ) -> Result<(), ChannelConflict> {
-        if let Some(c) = self.channels.iter_mut().find(|c| c.number == number) {
+        let slot = self.channels.binary_search_by(|c| c.number.cmp(&number));
+        if let Ok(i) = slot {
+            let c = &mut self.channels[i];
             if c.peer != peer {
                 return Err(ChannelConflict::NumberTaken);
             }
             c.expires = expires;
+            let key = peer_key(peer);
+            if let Ok(j) = self
+                .channels_by_peer
+                .binary_search_by(|(p, ..)| p.cmp(&key))
+            {
+                self.channels_by_peer[j].2 = expires;
+            }
             return Ok(());
         }
-        if self.channels.iter().any(|c| c.peer == peer) {
+        let key = peer_key(peer);
+        let Err(by_peer) = self
+            .channels_by_peer
+            .binary_search_by(|(p, ..)| p.cmp(&key))
+        else {
             return Err(ChannelConflict::PeerTaken);
+        };
+        if self.channels.len() >= self.limits.max_channels {
+            return Err(ChannelConflict::Full);
         }
-        self.channels.push(ChannelBinding {
-            number,
-            peer,
-            expires,
-        });
+        let i = slot.unwrap_or_else(|i| i);
+        self.channels.insert(
+            i,
+            ChannelBinding {
+                number,
+                peer,
+                expires,
+            },
+        );
+        self.channels_by_peer
+            .insert(by_peer, (key, number, expires));
         Ok(())
+    }
+
+    /// Whether channel `number` could be bound to `peer` now, without
+    /// binding it.
+    pub fn can_bind_channel(&self, number: u16, peer: SocketAddr) -> Result<(), ChannelConflict> {
+        match self.channels.binary_search_by(|c| c.number.cmp(&number)) {
+            Ok(i) if self.channels[i].peer == peer => Ok(()),
+            Ok(_) => Err(ChannelConflict::NumberTaken),
+            Err(_)
+                if self
+                    .channels_by_peer
+                    .binary_search_by(|(p, ..)| p.cmp(&peer_key(peer)))
+                    .is_ok() =>
+            {
+                Err(ChannelConflict::PeerTaken)
+            }
+            Err(_) if self.channels.len() >= self.limits.max_channels => Err(ChannelConflict::Full),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Drops lapsed permissions, and channel bindings lapsed for `grace`
     /// already (RFC 8656 §12: a number is not reused for 5 minutes).
     pub fn sweep(&mut self, now: Instant, grace: std::time::Duration) {
-        self.permissions.retain(|p| p.expires > now);
+        self.permissions.retain(|p| p.1 > now);
+        let before = self.channels.len();
         self.channels.retain(|c| c.expires + grace > now);
+        if self.channels.len() != before {
+            let channels = &self.channels;
+            self.channels_by_peer.retain(|(_, number, _)| {
+                channels.binary_search_by(|c| c.number.cmp(number)).is_ok()
+            });
+        }
     }
 
-    /// The live permissions.
-    pub fn permissions(&self) -> &[Permission] {
-        &self.permissions
+    /// The permissions, lapsed ones included until swept.
+    pub fn permissions(&self) -> impl Iterator<Item = Permission> + '_ {
+        self.permissions
+            .iter()
+            .map(|&(key, expires, _)| Permission {
+                ip: std::net::Ipv6Addr::from(key).to_canonical(),
+                expires,
+            })
     }
 
-    /// The channel bindings, lapsed ones included until swept.
+    /// The channel bindings, sorted by number, lapsed ones included until
+    /// swept.
     pub fn channels(&self) -> &[ChannelBinding] {
         &self.channels
     }

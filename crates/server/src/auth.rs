@@ -148,7 +148,64 @@ pub(crate) struct Authenticated<'m> {
 /// Why a request was not authenticated: the error code to answer with.
 /// 401 and 438 responses carry REALM and a fresh NONCE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Rejection(pub u16);
+pub(crate) struct Rejection {
+    pub code: u16,
+    /// Refused without checking its integrity: the user and source are in
+    /// backoff after failed attempts.
+    pub held_back: bool,
+}
+
+impl Rejection {
+    pub(crate) fn new(code: u16) -> Self {
+        Rejection {
+            code,
+            held_back: false,
+        }
+    }
+}
+
+/// Whether `nonce` was issued to `client` (fresh or stale): then the
+/// request's sender reads what is sent to its address, so it is not
+/// spoofed, and answering it reflects nothing onto anyone else.
+pub(crate) fn nonce_is_authentic(
+    nonces: &Nonces,
+    now: Instant,
+    client: SocketAddr,
+    nonce: Option<&str>,
+) -> bool {
+    nonce.is_some_and(|n| nonces.check(now, client, n) != NonceCheck::Invalid)
+}
+
+/// Checks a request's integrity with `proves` (which tries a key, or the
+/// keys a REST API user name may have), through the guessing throttle:
+/// a user and source in backoff are refused without a check, a failure is
+/// counted, a success clears the way. Call only once the nonce is fresh,
+/// so that failures are counted for the real source.
+pub(crate) fn check_integrity<T>(
+    config: &ServerConfig,
+    now: Instant,
+    client: SocketAddr,
+    username: &str,
+    proves: impl FnOnce() -> Option<T>,
+) -> Result<T, Rejection> {
+    let shared = &config.shared;
+    if shared.guess_held_back(username, client.ip(), now) {
+        return Err(Rejection {
+            code: ErrorCode::UNAUTHENTICATED,
+            held_back: true,
+        });
+    }
+    match proves() {
+        Some(proven) => {
+            shared.guess_succeeded(username, client.ip(), now);
+            Ok(proven)
+        }
+        None => {
+            shared.guess_failed(username, client.ip(), now);
+            Err(Rejection::new(ErrorCode::UNAUTHENTICATED))
+        }
+    }
+}
 
 /// Authenticates `request` from `client` (RFC 8489 §9.2.4).
 pub(crate) fn authenticate<'m>(
@@ -159,11 +216,11 @@ pub(crate) fn authenticate<'m>(
     request: &Message<'m>,
 ) -> Result<Authenticated<'m>, Rejection> {
     if !request.has_integrity() && !request.has_integrity_sha256() {
-        return Err(Rejection(ErrorCode::UNAUTHENTICATED));
+        return Err(Rejection::new(ErrorCode::UNAUTHENTICATED));
     }
     let username = match request.get(AttributeType::USERNAME) {
         Some(Ok(Attribute::Username(u))) => u,
-        _ => return Err(Rejection(ErrorCode::BAD_REQUEST)),
+        _ => return Err(Rejection::new(ErrorCode::BAD_REQUEST)),
     };
     let realm_ok = matches!(
         request.get(AttributeType::REALM),
@@ -171,27 +228,22 @@ pub(crate) fn authenticate<'m>(
     );
     let nonce = match request.get(AttributeType::NONCE) {
         Some(Ok(Attribute::Nonce(n))) if realm_ok => n,
-        _ => return Err(Rejection(ErrorCode::BAD_REQUEST)),
+        _ => return Err(Rejection::new(ErrorCode::BAD_REQUEST)),
     };
     match nonces.check(now, client, nonce) {
         NonceCheck::Fresh => {}
-        NonceCheck::Stale => return Err(Rejection(ErrorCode::STALE_NONCE)),
-        NonceCheck::Invalid => return Err(Rejection(ErrorCode::UNAUTHENTICATED)),
+        NonceCheck::Stale => return Err(Rejection::new(ErrorCode::STALE_NONCE)),
+        NonceCheck::Invalid => return Err(Rejection::new(ErrorCode::UNAUTHENTICATED)),
     }
-    if let Some(key) = config.users.get(username) {
-        request
-            .verify_integrity(key)
-            .map_err(|_| Rejection(ErrorCode::UNAUTHENTICATED))?;
-        return Ok(Authenticated {
-            username,
-            key: key.clone(),
-        });
-    }
-    rest_api_key(config, nonces, now, username, |key| {
-        request.verify_integrity(key).is_ok()
-    })
-    .map(|key| Authenticated { username, key })
-    .ok_or(Rejection(ErrorCode::UNAUTHENTICATED))
+    let key = check_integrity(config, now, client, username, || {
+        match config.users.get(username) {
+            Some(key) => request.verify_integrity(key).is_ok().then(|| key.clone()),
+            None => rest_api_key(config, nonces, now, username, |key| {
+                request.verify_integrity(key).is_ok()
+            }),
+        }
+    })?;
+    Ok(Authenticated { username, key })
 }
 
 /// The key of a TURN REST API user name (`expiry` or `expiry:name`, expiry

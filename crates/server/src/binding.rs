@@ -20,6 +20,24 @@ pub(crate) struct Answer<'s> {
     pub success: bool,
 }
 
+/// Whether `request` asks, and the listener of `from` can, to answer from
+/// another address (CHANGE-REQUEST) or to another port (RESPONSE-PORT)
+/// than the request's: those answers are rate-limited per source, since a
+/// spoofed request could aim them at any port of its victim.
+pub(crate) fn asks_elsewhere(
+    request: &Message<'_>,
+    from: FiveTuple,
+    alternates: &[AlternateAddress],
+) -> bool {
+    let served = from.transport == Transport::Udp
+        && alternates.iter().any(|pair| pair.contains(from.server));
+    let change = matches!(
+        request.get(AttributeType::CHANGE_REQUEST),
+        Some(Ok(Attribute::ChangeRequest { change_ip, change_port })) if change_ip || change_port
+    );
+    served && (change || request.get(AttributeType::RESPONSE_PORT).is_some())
+}
+
 /// Answers a Binding request that came in on `from`, into `scratch`.
 ///
 /// RFC 3489 clients (no magic cookie) get MAPPED-ADDRESS, which they

@@ -96,6 +96,12 @@ pub struct ServerConfig {
     pub relay_families: Vec<edgeice_stun::AddressFamily>,
     /// Most peer connections (RFC 6062) per TCP allocation.
     pub max_connections_per_allocation: usize,
+    /// Most permissions (peer IP addresses) per allocation; beyond it
+    /// CreatePermission and ChannelBind get 508 (default 256).
+    pub max_permissions_per_allocation: usize,
+    /// Most channels per allocation, lapsed ones still reserved included;
+    /// beyond it ChannelBind gets 508 (default 256).
+    pub max_channels_per_allocation: usize,
     /// Bandwidth cap per allocation, in bytes per second of relayed
     /// payload, both directions together; `None` for no cap.
     pub max_bytes_per_second: Option<u64>,
@@ -129,6 +135,8 @@ impl Default for ServerConfig {
             peer_policy: PeerPolicy::default(),
             relay_families: Vec::new(),
             max_connections_per_allocation: 64,
+            max_permissions_per_allocation: 256,
+            max_channels_per_allocation: 256,
             max_bytes_per_second: None,
             max_allocations: 10_000,
             shared: std::sync::Arc::default(),

@@ -54,7 +54,39 @@ pub fn server_core(data: &[u8]) {
         .peer_policy
         .allow
         .push("127.0.0.0/8".parse().unwrap_or_else(|_| unreachable!()));
+    let flags = data.first().copied().unwrap_or(0);
+    if flags & 4 != 0 {
+        // Tight caps, the server's own address as a peer, an IPv6-form
+        // deny entry, RFC 5780 answers.
+        config.max_permissions_per_allocation = 2;
+        config.max_channels_per_allocation = 2;
+        config.peer_policy.own_addresses = ["10.0.0.1", "198.51.100.2"]
+            .iter()
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        config.peer_policy.deny = ["64:ff9b::/96"]
+            .iter()
+            .filter_map(|net| net.parse().ok())
+            .collect();
+        config.peer_policy.deny_private = flags & 8 != 0;
+        // Peers at an own address on a relay port are another allocation.
+        config.peer_policy.relay_ports = (flags & 16 != 0).then_some(9..=9);
+        if let (Ok(primary), Ok(alternate)) = ("10.0.0.1:3478".parse(), "10.0.0.2:3479".parse()) {
+            config.alternates = vec![crate::AlternateAddress { primary, alternate }];
+        }
+    }
     let _ = config.add_user("user", "pass");
+    // A guesser's key: requests signed with it fail their integrity check
+    // and run into the guessing backoff.
+    let Ok(wrong_key) = long_term_key(
+        "user",
+        REALM,
+        "guess",
+        PasswordAlgorithm::MD5,
+        Preparation::OpaqueString,
+    ) else {
+        return;
+    };
     let Ok(key) = long_term_key(
         "user",
         REALM,
@@ -85,6 +117,10 @@ pub fn server_core(data: &[u8]) {
         "198.51.100.2:9",
         "127.0.0.1:22",
         "[2001:db8::9]:9",
+        "169.254.169.254:80",
+        "[64:ff9b::c633:6401]:9",
+        "[::ffff:198.51.100.1]:9",
+        "[2001:0:c000:201::39cc:9bfe]:9",
     ]
     .iter()
     .filter_map(|p| p.parse().ok())
@@ -148,7 +184,13 @@ pub fn server_core(data: &[u8]) {
                     TransactionId([id; 12]),
                 );
                 let choices = script.byte();
-                let peer = peers[usize::from(script.byte()) % peers.len()];
+                let peer_byte = script.byte();
+                let peer = peers[usize::from(peer_byte & 0x7f) % peers.len()];
+                let key = if peer_byte & 0x80 != 0 {
+                    &wrong_key
+                } else {
+                    &key
+                };
                 let _ = (|| -> Result<(), edgeice_stun::BuildError> {
                     if choices & 1 != 0 {
                         b.add(&Attribute::RequestedTransport(if choices & 2 != 0 {
@@ -180,7 +222,7 @@ pub fn server_core(data: &[u8]) {
                     b.add(&Attribute::Username("user"))?;
                     b.add(&Attribute::Realm(REALM))?;
                     b.add(&Attribute::Nonce(&nonces[k]))?;
-                    b.add_integrity_sha1(&key)?;
+                    b.add_integrity_sha1(key)?;
                     b.add_fingerprint()?;
                     Ok(())
                 })();
@@ -302,6 +344,20 @@ pub fn server_core(data: &[u8]) {
         }
         // One allocation per 5-tuple at most: state is bounded by clients.
         assert!(server.allocation_count() <= clients.len());
+        // Each within its caps, and nothing the peer rule refuses in it.
+        for allocation in server.allocations.values() {
+            let policy = &server.config.peer_policy;
+            assert!(allocation.permissions().count() <= allocation.limits.max_permissions);
+            assert!(allocation.channels().len() <= allocation.limits.max_channels);
+            for permission in allocation.permissions() {
+                let ip = permission.ip;
+                let ok = policy.permits(ip) || policy.only_on_relay_ports(ip);
+                assert!(ok, "{permission:?} refused");
+            }
+            for channel in allocation.channels() {
+                assert!(policy.permits_peer(channel.peer), "{channel:?} refused");
+            }
+        }
         // Nothing stays in the kernel without its allocation; after a
         // sweep nothing without a live channel and permission; and at every
         // moment, a route the kernel would still relay (its deadline not

@@ -10,6 +10,7 @@
 //! Modules, one concern each:
 //! - `binding`: STUN Binding (RFC 8489), RFC 3489 clients included;
 //! - `auth`: long-term credentials and stateless nonces;
+//! - `guesses`: backoff after failed integrity checks;
 //! - `turn`: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656);
 //! - `relay`: the data path, ChannelData and Send/Data indications;
 //! - `ms_turn`: Microsoft's MS-TURN dialect (Lync, Skype for Business),
@@ -29,6 +30,7 @@ mod auth;
 mod binding;
 mod config;
 mod fast_path;
+mod guesses;
 mod interface;
 mod limiter;
 mod ms_turn;
@@ -47,6 +49,7 @@ pub mod fuzzing;
 
 pub use auth::rest_api_password;
 pub use config::{AlternateAddress, ServerConfig};
+pub use guesses::GuessLimits;
 pub use interface::{
     ConnectionId, Event, FastRoute, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort,
     RelayRequestId, RelayTransport, Transmit, Transport,
@@ -54,4 +57,4 @@ pub use interface::{
 pub use quota::QuotaLedger;
 pub use response::{Dialect, ReplyTo};
 pub use server::{Server, Stats};
-pub use shared::SharedState;
+pub use shared::{SharedState, Throttles};

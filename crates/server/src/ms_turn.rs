@@ -83,16 +83,16 @@ impl Server {
         now: Instant,
         from: &FiveTuple,
         request: &Message<'_>,
-    ) -> Result<Authenticated, u16> {
+    ) -> Result<Authenticated, auth::Rejection> {
         if !request.has_integrity() {
-            return Err(ErrorCode::UNAUTHENTICATED);
+            return Err(auth::Rejection::new(ErrorCode::UNAUTHENTICATED));
         }
         let (Some(username), Some(_realm), Some(nonce)) = (
             request.get_raw(AttributeType::USERNAME).and_then(text),
             request.get_raw(ms::REALM),
             request.get_raw(ms::NONCE).and_then(text),
         ) else {
-            return Err(ErrorCode::BAD_REQUEST);
+            return Err(auth::Rejection::new(ErrorCode::BAD_REQUEST));
         };
         let refreshing_own = self
             .allocations
@@ -101,16 +101,17 @@ impl Server {
         match self.nonces.check(now, from.client, nonce) {
             NonceCheck::Fresh => {}
             NonceCheck::Stale if refreshing_own => {}
-            NonceCheck::Stale => return Err(ErrorCode::STALE_NONCE),
-            NonceCheck::Invalid => return Err(ErrorCode::UNAUTHENTICATED),
+            NonceCheck::Stale => return Err(auth::Rejection::new(ErrorCode::STALE_NONCE)),
+            NonceCheck::Invalid => return Err(auth::Rejection::new(ErrorCode::UNAUTHENTICATED)),
         }
         let proves = |key: &IntegrityKey| request.verify_integrity_sha1_rfc3489(key).is_ok();
-        let key = match self.config.users.get(username) {
-            Some(key) if proves(key) => key.clone(),
-            Some(_) => return Err(ErrorCode::UNAUTHENTICATED),
-            None => auth::rest_api_key(&self.config, &self.nonces, now, username, proves)
-                .ok_or(ErrorCode::UNAUTHENTICATED)?,
-        };
+        let (config, nonces) = (&self.config, &self.nonces);
+        let key = auth::check_integrity(config, now, from.client, username, || {
+            match config.users.get(username) {
+                Some(key) => proves(key).then(|| key.clone()),
+                None => auth::rest_api_key(config, nonces, now, username, proves),
+            }
+        })?;
         Ok(Authenticated {
             username: username.to_owned(),
             key,
@@ -126,11 +127,14 @@ impl Server {
         let to = ReplyTo::of_ms_turn(request);
         let auth = match self.ms_authenticate(now, &from, request) {
             Ok(auth) => auth,
-            Err(code) => {
+            Err(auth::Rejection { code, held_back }) => {
                 if request.has_integrity() {
                     self.stats.auth_failures += 1;
                 }
-                return self.challenge(now, from, &to, code);
+                self.stats.guesses_held_back += u64::from(held_back);
+                let nonce = request.get_raw(ms::NONCE).and_then(text);
+                let returnable = auth::nonce_is_authentic(&self.nonces, now, from.client, nonce);
+                return self.challenge(now, from, &to, code, returnable);
             }
         };
         let lifetime = self.granted_lifetime(request);
@@ -319,8 +323,15 @@ impl Server {
             return None;
         }
         let expires = now + self.config.permission_lifetime;
+        let relay_ports_only = self.config.peer_policy.only_on_relay_ports(peer.ip());
         let allocation = self.allocations.get_mut(&from)?;
-        allocation.install_permission(peer.ip(), expires);
+        if allocation
+            .install_permission(peer.ip(), now, expires, relay_ports_only)
+            .is_err()
+        {
+            self.stats.permission_denied += 1;
+            return None;
+        }
         let relay = allocation.relay_for(peer.ip())?;
         self.relay_out(now, from, relay, peer, data)
     }
@@ -351,9 +362,16 @@ impl Server {
             return self.error(from, &to, code, Some(&key));
         }
         let expires = now + self.config.permission_lifetime;
+        let relay_ports_only =
+            destination.is_some_and(|peer| self.config.peer_policy.only_on_relay_ports(peer.ip()));
         let allocation = self.allocations.get_mut(&from)?;
-        if let Some(peer) = destination {
-            allocation.install_permission(peer.ip(), expires);
+        if let Some(peer) = destination
+            && allocation
+                .install_permission(peer.ip(), now, expires, relay_ports_only)
+                .is_err()
+        {
+            let code = ErrorCode::INSUFFICIENT_CAPACITY;
+            return self.error(from, &to, code, Some(&key));
         }
         let state = allocation.ms_turn.as_mut()?;
         state.active_destination = destination;

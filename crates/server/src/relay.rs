@@ -87,10 +87,20 @@ impl Server {
             self.stats.dropped += 1;
             return None;
         };
-        let (Some(relay), true) = (
-            allocation.relay_for(peer.ip()),
-            allocation.permits(peer.ip(), now),
-        ) else {
+        // A permission for one of the server's own addresses carries data
+        // to its relay ports only (another allocation's relay), not to
+        // the services listening on its other ports.
+        let relay_ports = &self.config.peer_policy.relay_ports;
+        let permitted =
+            allocation
+                .permission(peer.ip(), now)
+                .is_some_and(|(_, relay_ports_only)| {
+                    !relay_ports_only
+                        || relay_ports
+                            .as_ref()
+                            .is_some_and(|ports| ports.contains(&peer.port()))
+                });
+        let (Some(relay), true) = (allocation.relay_for(peer.ip()), permitted) else {
             self.stats.permission_denied += 1;
             return None;
         };

@@ -74,6 +74,12 @@ impl ReplyTo {
 /// much more traffic towards its victim than it cost.
 const AMPLIFICATION_LIMIT: usize = 3;
 
+/// How many times its request's size a 401 or 438 over UDP may be at most,
+/// REALM and NONCE counted; beyond it (even with SOFTWARE and the reason
+/// phrase left out) the request goes unanswered. The smallest Allocate (28 bytes)
+/// is answered with a realm of up to 20 characters, reason included.
+pub(crate) const AMPLIFICATION_CAP: usize = 4;
+
 /// Writes a response of `class` into `scratch`: the attributes `body` adds,
 /// then SOFTWARE, integrity with `key` when given, and FINGERPRINT.
 /// Without a key, SOFTWARE is left out where it would take the answer past

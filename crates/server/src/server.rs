@@ -42,8 +42,15 @@ pub struct Stats {
     pub permission_denied: u64,
     /// Relayed packets dropped: over the allocation's bandwidth cap.
     pub over_bandwidth: u64,
-    /// 401/438 answers not sent: over the per-IP rate.
+    /// 401/438 answers not sent: over the per-IP rate, or over the
+    /// amplification limit.
     pub challenges_dropped: u64,
+    /// Attempts refused without checking their integrity: the user and
+    /// source were in backoff after failed integrity checks.
+    pub guesses_held_back: u64,
+    /// RFC 5780 Binding requests (RESPONSE-PORT, CHANGE-REQUEST) not
+    /// answered: over the per-IP rate.
+    pub discovery_dropped: u64,
     /// Inputs dropped: not STUN or ChannelData, or malformed.
     pub dropped: u64,
     /// MS-TURN requests received (Lync and Skype for Business clients).
@@ -71,6 +78,8 @@ impl Stats {
         self.permission_denied += other.permission_denied;
         self.over_bandwidth += other.over_bandwidth;
         self.challenges_dropped += other.challenges_dropped;
+        self.guesses_held_back += other.guesses_held_back;
+        self.discovery_dropped += other.discovery_dropped;
         self.dropped += other.dropped;
         self.ms_turn_requests += other.ms_turn_requests;
         self.ms_turn_allocations_created += other.ms_turn_allocations_created;
@@ -231,6 +240,14 @@ impl Server {
         }
         match (message.class(), message.method()) {
             (Class::Request, Method::BINDING) => {
+                if binding::asks_elsewhere(&message, from, &self.config.alternates)
+                    && !self.config.shared.allow_discovery(from.client.ip(), now)
+                {
+                    // An answer aimed at another port or sent from another
+                    // address: what a spoofer would use to reflect.
+                    self.stats.discovery_dropped += 1;
+                    return None;
+                }
                 let software = self.config.software.as_deref();
                 let (alternates, external) = (&self.config.alternates, &self.config.external_ips);
                 let answer = binding::respond(

@@ -10,7 +10,7 @@ use edgeice_stun::{
     MessageBuilder, Method, is_valid_channel,
 };
 
-use crate::allocation::Allocation;
+use crate::allocation::{Allocation, ChannelConflict};
 use crate::auth::{self, Rejection};
 use crate::interface::{FiveTuple, RelayPort, RelayRequestId, RelayTransport, Transmit, Transport};
 use crate::response::{self, ReplyTo};
@@ -42,13 +42,19 @@ impl Server {
         }
         let auth = match auth::authenticate(&self.config, &self.nonces, now, from.client, request) {
             Ok(auth) => auth,
-            Err(Rejection(code)) => {
+            Err(Rejection { code, held_back }) => {
                 // The first request of every client carries no credentials
                 // and is answered 401 by design: not a failure to count.
                 if request.has_integrity() || request.has_integrity_sha256() {
                     self.stats.auth_failures += 1;
                 }
-                return self.challenge(now, from, &to, code);
+                self.stats.guesses_held_back += u64::from(held_back);
+                let nonce = match request.get(AttributeType::NONCE) {
+                    Some(Ok(Attribute::Nonce(nonce))) => Some(nonce),
+                    _ => None,
+                };
+                let returnable = auth::nonce_is_authentic(&self.nonces, now, from.client, nonce);
+                return self.challenge(now, from, &to, code, returnable);
             }
         };
         let key = auth.key;
@@ -84,39 +90,63 @@ impl Server {
     /// Answers a request that failed authentication. 401 and 438 carry the
     /// realm and a fresh nonce so the client can retry (under MS-TURN's
     /// swapped numbers for an MS-TURN request).
+    ///
+    /// `returnable`: the request carried a nonce issued to its source, so
+    /// it is not spoofed; it does not spend the source's 401 budget, which
+    /// a spoofer sending in that address's name may have spent. The answer
+    /// stays within the amplification limit either way.
     pub(crate) fn challenge<'s>(
         &'s mut self,
         now: Instant,
         from: FiveTuple,
         to: &ReplyTo,
         code: u16,
+        returnable: bool,
     ) -> Option<Transmit<'s>> {
         if code != ErrorCode::UNAUTHENTICATED && code != ErrorCode::STALE_NONCE {
             return self.error(from, to, code, None);
         }
-        if !self.config.shared.allow_challenge(from.client.ip(), now) {
+        if !returnable && !self.config.shared.allow_challenge(from.client.ip(), now) {
             self.stats.challenges_dropped += 1;
             return None;
         }
-        self.stats.count_error(code);
         let nonce = self.nonces.issue(now, from.client);
         let realm = self.config.realm.as_str();
         let software = self.config.software.as_deref();
         let ms_turn = to.dialect.is_ms_turn();
-        let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
-            response::error_code(code)(b)?;
-            if ms_turn {
-                b.add_raw(edgeice_stun::ms::REALM, realm.as_bytes())?;
-                b.add_raw(edgeice_stun::ms::NONCE, nonce.as_bytes())?;
-            } else {
-                b.add(&Attribute::Realm(realm))?;
-                b.add(&Attribute::Nonce(&nonce))?;
-            }
-            Ok(())
+        // Only a datagram's source can be spoofed: over TCP and TLS the
+        // answer goes to whoever completed the handshake.
+        let limit = match from.transport {
+            Transport::Udp => response::AMPLIFICATION_CAP * to.request_len,
+            _ => usize::MAX,
         };
-        // The body borrows the realm, so the buffer is borrowed apart.
-        let bytes = response::build(&mut self.scratch, to, Class::Error, software, None, body)?;
-        Some(reply(from, bytes))
+        // With the reason phrase if it fits, else without (it is for
+        // humans); REALM and NONCE are needed, so if they alone do not
+        // fit, no answer.
+        for reason in [true, false] {
+            let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
+                let error = match reason {
+                    true => ErrorCode::with_default_reason(code),
+                    false => ErrorCode { code, reason: "" },
+                };
+                b.add(&Attribute::ErrorCode(error))?;
+                if ms_turn {
+                    b.add_raw(edgeice_stun::ms::REALM, realm.as_bytes())?;
+                    b.add_raw(edgeice_stun::ms::NONCE, nonce.as_bytes())?;
+                } else {
+                    b.add(&Attribute::Realm(realm))?;
+                    b.add(&Attribute::Nonce(&nonce))?;
+                }
+                Ok(())
+            };
+            let built = response::build(&mut self.scratch, to, Class::Error, software, None, body);
+            if built.is_some_and(|bytes| bytes.len() <= limit) {
+                self.stats.count_error(code);
+                return Some(reply(from, &self.scratch));
+            }
+        }
+        self.stats.challenges_dropped += 1;
+        None
     }
 
     /// The lifetime to grant for a LIFETIME request (RFC 8656 §7.2):
@@ -312,6 +342,10 @@ impl Server {
         );
         allocation.additional = additional;
         allocation.relay_transport = pending.relay_transport;
+        allocation.limits = crate::allocation::AllocationLimits {
+            max_permissions: self.config.max_permissions_per_allocation,
+            max_channels: self.config.max_channels_per_allocation,
+        };
         allocation.budget = self
             .config
             .max_bytes_per_second
@@ -458,7 +492,7 @@ impl Server {
         if allocation.relay_for(peer.ip()).is_none() {
             return Err(ErrorCode::PEER_ADDRESS_FAMILY_MISMATCH);
         }
-        if !self.config.peer_policy.permits(peer.ip()) {
+        if !self.config.peer_policy.permits_peer(peer) {
             return Err(ErrorCode::FORBIDDEN);
         }
         Ok(())
@@ -488,10 +522,18 @@ impl Server {
             return self.error(from, &to, code, Some(&key));
         }
         let expires = now + self.config.permission_lifetime;
-        if let Some(allocation) = self.allocations.get_mut(&from) {
-            for peer in peers {
-                allocation.install_permission(peer.ip(), expires);
-            }
+        let policy = &self.config.peer_policy;
+        let Some(allocation) = self.allocations.get_mut(&from) else {
+            return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
+        };
+        let ips: Vec<std::net::IpAddr> = peers.iter().map(SocketAddr::ip).collect();
+        if !allocation.has_room_for(&ips, now) {
+            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
+        }
+        for ip in ips {
+            // Room was made above, so this cannot fail.
+            let relay_ports_only = policy.only_on_relay_ports(ip);
+            let _ = allocation.install_permission(ip, now, expires, relay_ports_only);
         }
         self.extend_fast_paths(now, &from);
         self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))
@@ -526,18 +568,32 @@ impl Server {
         }
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
-        let bound = match self.allocations.get_mut(&from) {
-            Some(allocation) => {
-                let bound = allocation.bind_channel(number, peer, channel_expires);
-                if bound.is_ok() {
-                    allocation.install_permission(peer.ip(), permission_expires);
-                }
-                bound
-            }
-            None => return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key)),
+        let relay_ports_only = self.config.peer_policy.only_on_relay_ports(peer.ip());
+        let Some(allocation) = self.allocations.get_mut(&from) else {
+            return self.error(from, &to, ErrorCode::ALLOCATION_MISMATCH, Some(&key));
         };
-        if bound.is_err() {
-            return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
+        // Both the channel and its permission, or neither.
+        let bound = allocation
+            .can_bind_channel(number, peer)
+            .and_then(|()| {
+                allocation
+                    .has_room_for(&[peer.ip()], now)
+                    .then_some(())
+                    .ok_or(ChannelConflict::Full)
+            })
+            .and_then(|()| allocation.bind_channel(number, peer, channel_expires))
+            .and_then(|()| {
+                allocation
+                    .install_permission(peer.ip(), now, permission_expires, relay_ports_only)
+                    .map_err(|_| ChannelConflict::Full)
+            });
+        match bound {
+            Ok(()) => {}
+            Err(ChannelConflict::Full) => {
+                let code = ErrorCode::INSUFFICIENT_CAPACITY;
+                return self.error(from, &to, code, Some(&key));
+            }
+            Err(_) => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
         }
         self.offer_fast_path(now, &from, number);
         self.respond(from, &to, Class::Success, Some(&key), |_| Ok(()))

@@ -515,3 +515,63 @@ fn version_bandwidth_and_sequence_numbers() {
     let request = numbered(&mut client, 9, &[0xAB; 20]);
     assert!(send(&mut server, t0, client.from, &request).is_none());
 }
+
+#[test]
+fn send_and_set_active_destination_refuse_metadata_and_link_local_peers() {
+    // Before: only loopback, unspecified, multicast and broadcast were
+    // refused, so both went through.
+    let t0 = Instant::now();
+    let mut server = server(t0);
+    let mut client = MsClient::new(from("192.0.2.10:5000"), "secret");
+    allocate(&mut server, t0, &mut client);
+    for refused in ["169.254.169.254:80", "169.254.1.1:80", "100.100.100.200:80"] {
+        let peer: SocketAddr = refused.parse().unwrap();
+        let request = client.request(ms::SEND, false, |b| {
+            b.add_raw(ms::DESTINATION_ADDRESS, &address_value(&peer))
+                .unwrap();
+            b.add_raw(ms::DATA, b"GET /").unwrap();
+        });
+        assert!(
+            send(&mut server, t0, client.from, &request).is_none(),
+            "{peer}"
+        );
+        assert!(peer_data(&mut server, t0, peer, b"creds").is_none());
+        let request = client.request(ms::SET_ACTIVE_DESTINATION, false, |b| {
+            b.add_raw(ms::DESTINATION_ADDRESS, &address_value(&peer))
+                .unwrap();
+        });
+        let (_, _, answer) = send(&mut server, t0, client.from, &request).unwrap();
+        assert_eq!(error_code(&parse(&answer)), Some(403), "{peer}");
+        // Raw datagrams still have nowhere to go.
+        assert!(send(&mut server, t0, client.from, &[0x80, 0, 1, 2]).is_none());
+    }
+}
+
+#[test]
+fn send_beyond_the_permission_cap_is_dropped() {
+    let t0 = Instant::now();
+    let mut config = ServerConfig {
+        realm: REALM.to_owned(),
+        nonce_secret: [5; 32],
+        private_relay_ok: true,
+        max_permissions_per_allocation: 2,
+        ..ServerConfig::default()
+    };
+    config.add_user("alice", "secret").unwrap();
+    let mut server = Server::new(config, t0);
+    let mut client = MsClient::new(from("192.0.2.10:5000"), "secret");
+    allocate(&mut server, t0, &mut client);
+    let mut send_to = |server: &mut Server, last: u8| {
+        let peer = SocketAddr::from(([198, 51, 100, last], 9000));
+        let request = client.request(ms::SEND, false, |b| {
+            b.add_raw(ms::DESTINATION_ADDRESS, &address_value(&peer))
+                .unwrap();
+            b.add_raw(ms::DATA, b"x").unwrap();
+        });
+        send(server, t0, client.from, &request).is_some()
+    };
+    assert!(send_to(&mut server, 1));
+    assert!(send_to(&mut server, 2));
+    assert!(!send_to(&mut server, 3), "a third peer is over the cap");
+    assert!(send_to(&mut server, 1), "known peers still pass");
+}

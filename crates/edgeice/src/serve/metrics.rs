@@ -36,7 +36,7 @@ impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.stats;
         self.encode_allocations(&mut encoder)?;
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "edgeice_allocations_created",
                 "Allocations created",
@@ -74,8 +74,18 @@ impl Collector for Snapshot {
             ),
             (
                 "edgeice_challenges_dropped",
-                "401/438 answers not sent: over the per-IP rate",
+                "401/438 answers not sent: over the per-IP rate or the amplification limit",
                 s.challenges_dropped,
+            ),
+            (
+                "edgeice_guesses_held_back",
+                "Authentication attempts refused unchecked: in backoff after failed integrity checks",
+                s.guesses_held_back,
+            ),
+            (
+                "edgeice_discovery_dropped",
+                "RFC 5780 Binding requests (RESPONSE-PORT, CHANGE-REQUEST) not answered: over the per-IP rate",
+                s.discovery_dropped,
             ),
             (
                 "edgeice_dropped",

@@ -150,11 +150,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_allocations_per_user: Option<usize>,
 
-    /// Allow relaying to peers in CIDR even if refused by default (loopback...).
+    /// Allow relaying to peers in CIDR even if refused by default
+    /// (loopback, link-local, cloud metadata, this host's own addresses,
+    /// private with --deny-private-peers); repeatable, adds to the config
+    /// file's list.
     #[arg(long = "allow-peer", value_name = "CIDR")]
     allow_peers: Vec<IpNet>,
 
-    /// Refuse relaying to peers in CIDR.
+    /// Refuse relaying to peers in CIDR, in whatever form it is written
+    /// (an IPv6 prefix such as 64:ff9b::/96 matches IPv6 peers under it);
+    /// repeatable, adds to the config file's list.
     #[arg(long = "deny-peer", value_name = "CIDR")]
     deny_peers: Vec<IpNet>,
 
@@ -175,6 +180,22 @@ pub struct ServeArgs {
     /// come) before it is closed [default: 30].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     tcp_idle_timeout: Option<u64>,
+
+    /// Also refuse private peers (RFC 1918, CGNAT 100.64.0.0/10, ULA
+    /// fc00::/7) unless --allow-peer covers them: for an edge that serves
+    /// only the public internet.
+    #[arg(long)]
+    deny_private_peers: bool,
+
+    /// Most permissions (peer IPs) per allocation; beyond it
+    /// CreatePermission and ChannelBind get 508 [default: 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    max_permissions_per_allocation: Option<u64>,
+
+    /// Most channels per allocation; beyond it ChannelBind gets 508
+    /// [default: 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16384))]
+    max_channels_per_allocation: Option<u64>,
 
     /// Seconds a permission lasts unless refreshed (coturn's
     /// permission-lifetime) [default: 300, RFC 8656's].
@@ -237,6 +258,10 @@ struct FileConfig {
     max_tcp_connections: Option<u64>,
     max_tcp_connections_per_ip: Option<u64>,
     tcp_idle_timeout: Option<u64>,
+    #[serde(default)]
+    deny_private_peers: bool,
+    max_permissions_per_allocation: Option<u64>,
+    max_channels_per_allocation: Option<u64>,
 }
 
 impl ServeArgs {
@@ -259,8 +284,17 @@ impl ServeArgs {
             list(&mut self.auth_secrets, file.auth_secret);
             list(&mut self.relay_ips, file.relay_ip);
             list(&mut self.external_ips, file.external_ip);
-            list(&mut self.allow_peers, file.allow_peer);
-            list(&mut self.deny_peers, file.deny_peer);
+            // Peer rules add up: the file's, then the command line's, so a
+            // flag cannot silently drop a deny entry the file holds.
+            self.allow_peers.splice(0..0, file.allow_peer);
+            self.deny_peers.splice(0..0, file.deny_peer);
+            self.deny_private_peers |= file.deny_private_peers;
+            self.max_permissions_per_allocation = self
+                .max_permissions_per_allocation
+                .or(file.max_permissions_per_allocation);
+            self.max_channels_per_allocation = self
+                .max_channels_per_allocation
+                .or(file.max_channels_per_allocation);
             self.no_tcp |= file.no_tcp;
             self.no_software |= file.no_software;
             self.private_relay_ok |= file.private_relay_ok;
@@ -443,6 +477,25 @@ fn open_user_store(
     Ok(Some(driver::WatchedStore::new(store)))
 }
 
+/// The server's own addresses, which clients must not reach through a
+/// relay (the datagram would arrive over `lo`): every relay and listening
+/// address and every address of the host's interfaces. Gathered once at
+/// start; an address added later is not covered.
+fn own_addresses(relay_ips: &[IpAddr], listeners: impl Iterator<Item = SocketAddr>) -> Vec<IpAddr> {
+    let mut own: Vec<IpAddr> = relay_ips.to_vec();
+    own.extend(listeners.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()));
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => own.extend(interfaces.into_iter().map(|i| i.ip())),
+        Err(e) => tracing::warn!(
+            "cannot list the network interfaces ({e}): only the listening and relay addresses \
+             are refused as peers"
+        ),
+    }
+    own.sort();
+    own.dedup();
+    own
+}
+
 /// Prints a line for whoever started the server (scripts and tests read
 /// the bound addresses from it). A closed stdout is not a reason to stop.
 fn announce(line: std::fmt::Arguments<'_>) {
@@ -528,6 +581,16 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     config.shared = Arc::new(edgeice_server::SharedState::new(challenges));
     config.peer_policy.allow = args.allow_peers.clone();
     config.peer_policy.deny = args.deny_peers.clone();
+    config.peer_policy.deny_private = args.deny_private_peers;
+    // Two clients of this server relay to each other through its own
+    // address on these ports.
+    config.peer_policy.relay_ports = Some(args.relay_ports());
+    if let Some(max) = args.max_permissions_per_allocation {
+        config.max_permissions_per_allocation = usize::try_from(max).unwrap_or(usize::MAX);
+    }
+    if let Some(max) = args.max_channels_per_allocation {
+        config.max_channels_per_allocation = usize::try_from(max).unwrap_or(usize::MAX);
+    }
     Ok(config)
 }
 
@@ -742,6 +805,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
         udp_sockets.insert(local, socket.clone());
         receivers.push(socket);
     }
+    config.peer_policy.own_addresses = own_addresses(
+        &relay_ips,
+        udp_sockets
+            .keys()
+            .copied()
+            .chain(tcp_listeners.iter().filter_map(|l| l.local_addr().ok()))
+            .chain(
+                tls_listeners
+                    .iter()
+                    .filter_map(|(l, _)| l.local_addr().ok()),
+            ),
+    );
+    tracing::info!("{}", config.peer_policy);
     let mut fast_path_ips = relay_ips.clone();
     fast_path_ips.extend(udp_sockets.keys().map(SocketAddr::ip));
     let kernel = kernel::KernelPath::start(args.kernel_fast_path, &fast_path_ips)?;
