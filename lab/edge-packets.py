@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Edge-case ChannelData through a TURN server, for lab/fast-path.sh.
 
-Usage: edge-packets.py SERVER_IP:PORT PEER_IP:PORT USER PASSWORD REALM
+Usage: edge-packets.py SERVER_IP:PORT PEER_IP:PORT USER PASSWORD REALM [peer-64k]
 
 A minimal TURN client (RFC 8656 over UDP, standard library only): it
 allocates, binds channel 0x4000 to the peer (an echo), then sends one
@@ -28,6 +28,15 @@ the server must treat each kind the same either way.
               a raw socket's, checksum right
   bad-peer    the same, its UDP checksum wrong     dropped (by the stack)
 
+With "peer-64k" last, only this is sent, each three times: from the
+peer's address and port, through a raw socket, no checksum, a datagram of
+60000 bytes of data, then the largest IPv4 datagram (65507 bytes), one the
+relay cannot pass on, since with the ChannelData header it would not fit
+in IPv4 (before them, one ChannelData "first" to the echo, which puts
+the channel in the kernel). It prints the lengths of the datagrams that
+came back: "9 60004", the echo of "first" and the 60000 bytes (it takes a
+link MTU of 64 KiB for them to arrive unfragmented).
+
 The four raw ones need root (a raw socket) and an IPv4 client and peer:
 from an IPv6 client only raw-peer and bad-peer are sent.
 
@@ -45,6 +54,7 @@ import os
 import socket
 import struct
 import sys
+import time
 import zlib
 
 MAGIC = 0x2112A442
@@ -109,10 +119,11 @@ def udp_checksum(src, dst, segment):
 
 def raw_udp(src, dst, payload, good):
     """A UDP datagram from `src` to `dst` ((ip, port) each) written whole
-    here, through a raw socket: its checksum right if `good`, else wrong."""
+    here, through a raw socket: its checksum right if `good`, wrong if
+    false, none (zero) if None."""
     segment = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload
-    check = udp_checksum(src[0], dst[0], segment)
-    if not good:
+    check = 0 if good is None else udp_checksum(src[0], dst[0], segment)
+    if good is False:
         check = (check ^ 0x5A5A) or 0x1234
     segment = segment[:6] + struct.pack("!H", check) + segment[8:]
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
@@ -139,9 +150,10 @@ def ask(sock, server, msg):
 
 
 def main():
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 7) or sys.argv[6:] not in ([], ["peer-64k"]):
         print(__doc__, file=sys.stderr)
         return 2
+    peer_64k_only = sys.argv[6:] == ["peer-64k"]
     host, port = sys.argv[1].rsplit(":", 1)
     peer_ip, peer_port = sys.argv[2].rsplit(":", 1)
     user, password, realm = sys.argv[3:6]
@@ -187,6 +199,27 @@ def main():
         struct.pack("!HH", 0x4000, len(NEAR_64K)) + NEAR_64K,
     ]
     peer = (peer_ip, int(peer_port))
+
+    if peer_64k_only:
+        # The channel goes to the kernel once it has carried a packet: one
+        # ChannelData to the echo and back first.
+        sock.sendto(struct.pack("!HH", 0x4000, 5) + b"first", server)
+        time.sleep(0.5)
+        # First one that fits (60000 bytes of data: relayed), then the
+        # largest (not).
+        for size in (60000, 65507):
+            for _ in range(3):
+                raw_udp(peer, relayed, bytes(size), None)
+        sock.settimeout(2)
+        got = set()
+        try:
+            while True:
+                data, _ = sock.recvfrom(65536)
+                got.add(len(data))
+        except socket.timeout:
+            pass
+        print(" ".join(str(n) for n in sorted(got)))
+        return 0
 
     def send_raw():
         """The raw ones: as the client (IPv4 only), and as the peer."""

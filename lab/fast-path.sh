@@ -285,6 +285,41 @@ tc_fallback() {
   cat "$tmp/tc/run"
 }
 
+# length_wrap: a link MTU of 64 KiB (too large for native XDP on a veth:
+# edgeice takes TC), and from the peer three datagrams of 60000 bytes,
+# then three of the largest IPv4 datagram, which with the ChannelData
+# header would not fit in IPv4 (lab/edge-packets.py peer-64k): the kernel
+# must pass the largest up (the sockets cannot send them either), not
+# relay them with their length wrapped; the 60000-byte ones show that
+# datagrams that large arrive whole and are relayed (TC itself leaves them
+# to the sockets as things are: only the first ChannelData, which puts the
+# channel in the kernel, is relayed there). Prints the hook, what the
+# kernel relayed to the client, and the lengths the client got.
+length_wrap() {
+  ip -n "$C" link set dev c0 xdpdrv off
+  ip -n "$S" link set dev s0 mtu 65535
+  ip -n "$C" link set dev c0 mtu 65535
+  mkdir -p "$tmp/wrap"
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
+    --metrics 10.77.0.1:9100 --kernel-fast-path on >"$tmp/wrap/serve.log" 2>&1 &
+  local server=$!
+  pids+=("$server")
+  for _ in $(seq 50); do
+    grep -q "metrics on" "$tmp/wrap/serve.log" && break
+    sleep 0.1
+  done
+  ip netns exec "$C" timeout 20 python3 "$lab/edge-packets.py" \
+    10.77.0.1:3478 10.77.0.3:3480 u p r peer-64k >"$tmp/wrap/edge" 2>"$tmp/wrap/edge.err"
+  counters wrap
+  kill "$server"; wait "$server" 2>/dev/null
+  ip -n "$S" link set dev s0 mtu 1500
+  ip -n "$C" link set dev c0 mtu 1500
+  ip -n "$C" link set dev c0 xdpdrv obj "$tmp/pass.o" sec xdp
+  echo "$(grep -m1 -o 'kernel on s0 ([a-z, ]*)' "$tmp/wrap/serve.log" | sed 's/.*(\(.*\))/\1/;s/ /_/g')" \
+    "$(cut -d' ' -f4 "$tmp/counters-wrap")" "$(cat "$tmp/wrap/edge")"
+}
+
 # limited NAME "SERVE ARGS" "BENCH ARGS": a fresh server given SERVE ARGS
 # besides the usual ones, one edgeice bench run (100-byte payloads) given
 # BENCH ARGS; prints "SENT RECEIVED RELAYED_BYTES DENIED OVER_BANDWIDTH
@@ -347,6 +382,7 @@ read -r cap_on_sent cap_on_received cap_on_bytes _ cap_on_over cap_on_kernel < <
 tc_hook=? tc_prog_before=none tc_prog_after=none tc_running=? tc_killed=? tc_filters=? tc_restarted=?
 tc_lost=? tc_sent=? tc_received=? tc_peer=0 tc_client=0 tc_bench_sent=? tc_bench_received=?
 tc_fallback >"$tmp/tc-fallback"
+read -r wrap_hook wrap_kernel wrap_got < <(length_wrap)
 { read -r tc_hook tc_prog_before tc_prog_after tc_running tc_killed tc_filters tc_restarted
   read -r tc_lost tc_sent tc_received tc_peer tc_client; } <"$tmp/tc-fallback"
 read -r tc_bench_sent tc_bench_received <"$tmp/tc/bench-on" 2>/dev/null
@@ -384,6 +420,7 @@ for mode in off on; do
     'BEGIN { printf "cpu %s: %.2f us per relayed datagram (edgeice serve process alone)\n", m, b / t / n * 1e6 }'
 done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
+echo "near 64 KiB from the peer (64 KiB MTU; 3 of 60000 bytes, 3 of 65507): hook ${wrap_hook:-?}, relayed by the kernel ${wrap_kernel:-?}, the client got lengths [${wrap_got:-}]"
 echo "TC fallback (s0 already had an XDP program, id $tc_prog_before, after: $tc_prog_after): hook ${tc_hook:-?}; uclient lost ${tc_lost:-?}, sent ${tc_sent:-?} B, received ${tc_received:-?} B; bench ${tc_bench_received:-?} of ${tc_bench_sent:-?} echoed; edge cases [$(paste -sd, "$tmp/tc/edge-on" 2>/dev/null)]; relayed by TC ${tc_peer:-?}/${tc_client:-?} packets; tcx programs on s0 while serving ${tc_running:-?}, after SIGKILL ${tc_killed:-?}; clsact filters left ${tc_filters:-?}, after a restart ${tc_restarted:-?}"
 
 # Messages sent: uclient's (120 bytes each), aioice's and the bench's.
@@ -431,6 +468,7 @@ check "edgeice bench loses nothing through TC" '[ "${tc_bench_sent:-?}" = "${tc_
 check "edge-case ChannelData treated the same through TC ($(paste -sd, "$tmp/tc/edge-on" 2>/dev/null))" 'cmp -s "$tmp/edge-off" "$tmp/tc/edge-on"'
 check "nearly all to peers through TC ($tc_peer of $tc_total)" '[ "${tc_peer:-0}" -ge $((tc_total * 9 / 10)) ] && [ "$tc_total" -gt 0 ]'
 check "nearly all to clients through TC ($tc_client of $tc_total)" '[ "${tc_client:-0}" -ge $((tc_total * 9 / 10)) ] && [ "$tc_total" -gt 0 ]'
+check "near 64 KiB through TC: 60000 bytes relayed, what would not fit with the ChannelData header not relayed by the kernel (hook ${wrap_hook:-?}, kernel ${wrap_kernel:-?}, client [${wrap_got:-}])" '{ [ "${wrap_hook:-}" = tc ] || [ "${wrap_hook:-}" = tc,_clsact_filter ]; } && [ "${wrap_kernel:-9}" -le 1 ] && [ "${wrap_got:-}" = "9 60004" ]'
 # A tcx link goes with the process; a clsact filter (kernels before 6.6)
 # stays until the next start removes it, as README.md says.
 if [ "${tc_hook:-}" = tc ]; then
