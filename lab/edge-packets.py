@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Edge-case ChannelData through a TURN server, for lab/fast-path.sh.
 
-Usage: edge-packets.py SERVER_IP:PORT PEER_IP:PORT USER PASSWORD REALM
+Usage: edge-packets.py SERVER_IP:PORT PEER_IP:PORT USER PASSWORD REALM [peer-64k]
 
 A minimal TURN client (RFC 8656 over UDP, standard library only): it
 allocates, binds channel 0x4000 to the peer (an echo), then sends one
@@ -17,9 +17,31 @@ the server must treat each kind the same either way.
   fragmented  well-formed, 3000 bytes of data:     relayed and echoed
               over a 1500-byte MTU the sending
               host splits it into IP fragments
+  near-64k    well-formed, the largest IPv4 UDP    relayed and echoed
+              datagram (65503 bytes of data; its
+              echo, with the header, 65507): in
+              fragments too
+  raw-csum    well-formed, its UDP header written  relayed and echoed
+              here (a raw socket), checksum right
+  bad-csum    the same, its UDP checksum wrong     dropped (by the stack)
+  raw-peer    from the peer's address and port,    relayed to the client
+              a raw socket's, checksum right
+  bad-peer    the same, its UDP checksum wrong     dropped (by the stack)
 
-The fragmented one is printed as "fragmented" when it came back intact
-(as "corrupt LENGTH" otherwise). SERVER_IP may be an IPv6 address in
+With "peer-64k" last, only this is sent, each three times: from the
+peer's address and port, through a raw socket, no checksum, a datagram of
+60000 bytes of data, then the largest IPv4 datagram (65507 bytes), one the
+relay cannot pass on, since with the ChannelData header it would not fit
+in IPv4 (before them, one ChannelData "first" to the echo, which puts
+the channel in the kernel). It prints the lengths of the datagrams that
+came back: "9 60004", the echo of "first" and the 60000 bytes (it takes a
+link MTU of 64 KiB for them to arrive unfragmented).
+
+The four raw ones need root (a raw socket) and an IPv4 client and peer:
+from an IPv6 client only raw-peer and bad-peer are sent.
+
+The fragmented and near-64k ones are printed by name when they came back
+intact (as "corrupt LENGTH" otherwise). SERVER_IP may be an IPv6 address in
 brackets ([fd77::1]:3478): the client side is then IPv6 (the relay and
 the peer still IPv4, the server's default family) and every printed line
 starts with "ipv6 ". On stderr: "rounds N", how many times the frames
@@ -32,11 +54,14 @@ import os
 import socket
 import struct
 import sys
+import time
 import zlib
 
 MAGIC = 0x2112A442
 # Fragmented on the way there (client to server, server to peer) and back.
 FRAGMENTED = b"fragmented" + bytes(i % 251 for i in range(2990))
+# The largest IPv4 UDP datagram's data, less the ChannelData header.
+NEAR_64K = b"near-64k" + bytes(i % 253 for i in range(65507 - 4 - 8))
 # Linux's IP_MTU_DISCOVER and IPV6_MTU_DISCOVER, and their "don't" value
 # (the socket module does not name them): the sending host fragments.
 IP_MTU_DISCOVER, IPV6_MTU_DISCOVER, PMTUDISC_DONT = 10, 23, 0
@@ -74,6 +99,41 @@ def xor_peer(ip, port):
     return struct.pack("!BBHI", 0, 1, port ^ (MAGIC >> 16), raw)
 
 
+def xor_address(value):
+    """(ip, port) of an IPv4 XOR-*-ADDRESS attribute's value."""
+    _, family, port, raw = struct.unpack("!BBHI", value[:8])
+    if family != 1:
+        return None
+    return socket.inet_ntoa(struct.pack("!I", raw ^ MAGIC)), port ^ (MAGIC >> 16)
+
+
+def udp_checksum(src, dst, segment):
+    """The UDP checksum of `segment` (header with a zero checksum, data)."""
+    data = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 17, len(segment))
+    data += segment + b"\0" * (len(segment) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total & 0xFFFF) or 0xFFFF
+
+
+def raw_udp(src, dst, payload, good):
+    """A UDP datagram from `src` to `dst` ((ip, port) each) written whole
+    here, through a raw socket: its checksum right if `good`, wrong if
+    false, none (zero) if None."""
+    segment = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload
+    check = 0 if good is None else udp_checksum(src[0], dst[0], segment)
+    if good is False:
+        check = (check ^ 0x5A5A) or 0x1234
+    segment = segment[:6] + struct.pack("!H", check) + segment[8:]
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    try:
+        raw.bind((src[0], 0))
+        raw.sendto(segment, (dst[0], 0))
+    finally:
+        raw.close()
+
+
 def ask(sock, server, msg):
     """Sends a request until its answer comes (5 tries, 1 s apart)."""
     tid = msg[8:20]
@@ -90,9 +150,10 @@ def ask(sock, server, msg):
 
 
 def main():
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 7) or sys.argv[6:] not in ([], ["peer-64k"]):
         print(__doc__, file=sys.stderr)
         return 2
+    peer_64k_only = sys.argv[6:] == ["peer-64k"]
     host, port = sys.argv[1].rsplit(":", 1)
     peer_ip, peer_port = sys.argv[2].rsplit(":", 1)
     user, password, realm = sys.argv[3:6]
@@ -113,10 +174,16 @@ def main():
     nonce = got[0x0015]
     key = hashlib.md5(f"{user}:{realm}:{password}".encode()).digest()
     creds = [attr(0x0006, user.encode()), attr(0x0014, realm.encode()), attr(0x0015, nonce)]
-    kind, _ = ask(sock, server, message(0x0003, [transport] + creds, key))
+    kind, got = ask(sock, server, message(0x0003, [transport] + creds, key))
     if kind != 0x0103:
         print(f"Allocate failed: {kind:#06x}", file=sys.stderr)
         return 1
+    relayed = xor_address(got.get(0x0016, b""))
+    # The client's own address, as a raw socket must write it.
+    probe = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect(server)
+    client = (probe.getsockname()[0], sock.getsockname()[1])
+    probe.close()
     bind = [attr(0x000C, struct.pack("!HH", 0x4000, 0)), attr(0x0012, xor_peer(peer_ip, int(peer_port)))]
     kind, _ = ask(sock, server, message(0x0009, bind + creds, key))
     if kind != 0x0109:
@@ -129,7 +196,40 @@ def main():
         struct.pack("!HH", 0x4001, 7) + b"unbound",
         b"\x40\x00",
         struct.pack("!HH", 0x4000, len(FRAGMENTED)) + FRAGMENTED,
+        struct.pack("!HH", 0x4000, len(NEAR_64K)) + NEAR_64K,
     ]
+    peer = (peer_ip, int(peer_port))
+
+    if peer_64k_only:
+        # The channel goes to the kernel once it has carried a packet: one
+        # ChannelData to the echo and back first.
+        sock.sendto(struct.pack("!HH", 0x4000, 5) + b"first", server)
+        time.sleep(0.5)
+        # First one that fits (60000 bytes of data: relayed), then the
+        # largest (not).
+        for size in (60000, 65507):
+            for _ in range(3):
+                raw_udp(peer, relayed, bytes(size), None)
+        sock.settimeout(2)
+        got = set()
+        try:
+            while True:
+                data, _ = sock.recvfrom(65536)
+                got.add(len(data))
+        except socket.timeout:
+            pass
+        print(" ".join(str(n) for n in sorted(got)))
+        return 0
+
+    def send_raw():
+        """The raw ones: as the client (IPv4 only), and as the peer."""
+        if not ipv6:
+            for name, good in (("raw-csum", True), ("bad-csum", False)):
+                frame = struct.pack("!HH", 0x4000, len(name)) + name.encode()
+                raw_udp(client, server, frame, good)
+        if relayed is not None:
+            raw_udp(peer, relayed, b"raw-peer", True)
+            raw_udp(peer, relayed, b"bad-peer", False)
     # A lost datagram on the way is not the server's verdict: the frames
     # go again (up to three times) until the well-formed ones come back.
     echoed = set()
@@ -138,6 +238,7 @@ def main():
     for rounds in range(1, 4):
         for frame in frames:
             sock.sendto(frame, server)
+        send_raw()
         try:
             while True:
                 data, _ = sock.recvfrom(65536)
@@ -146,6 +247,8 @@ def main():
                     payload = data[4:4 + length]
                     if payload == FRAGMENTED:
                         echoed.add("fragmented")
+                    elif payload == NEAR_64K:
+                        echoed.add("near-64k")
                     elif len(payload) > 64:
                         echoed.add(f"corrupt {len(payload)}")
                     else:

@@ -11,10 +11,12 @@
 # same bytes sent and received (aioice: the same SHA-256 of what came
 # back), that nothing is relayed after the permission lapsed (the kernel
 # lets go within a sweep and the server refuses the rest), edge-case
-# ChannelData (lab/edge-packets.py: padded, too long, unbound, short, and
-# fragmented — 3000 bytes over a 1500-byte MTU — from an IPv4 client,
-# then all of them again from an IPv6 client) answered the same with the
-# fast path on as off, the fragmented ones and the IPv6 client's relayed
+# ChannelData (lab/edge-packets.py: padded, too long, unbound, short,
+# fragmented — 3000 bytes over a 1500-byte MTU —, the largest datagram
+# IPv4 carries, and datagrams with a right and a wrong UDP checksum from
+# the client and from the peer, from an IPv4 client, then again from an
+# IPv6 client) answered the same with the fast path on as off, none with
+# a wrong checksum relayed either way, the fragmented ones and the IPv6 client's relayed
 # and echoed, fragments, padded frames and everything of the IPv6 client
 # left to the sockets (XDP's counters do not move for them), nothing in
 # the kernel when off, with it on nearly every ChannelData packet relayed
@@ -45,7 +47,7 @@ GAP=${FP_GAP_MS:-5}
 A=${FP_AIOICE:-200}
 lab=$(cd "$(dirname "$0")" && pwd)
 PY=${FP_PYTHON:-$lab/../.venv/bin/python}
-for tool in ip clang turnutils_uclient turnutils_peer python3; do
+for tool in ip clang turnutils_uclient turnutils_peer python3 ethtool; do
   command -v "$tool" >/dev/null || { echo "fast-path.sh: $tool is missing" >&2; exit 2; }
 done
 "$PY" -c 'import aioice' 2>/dev/null || {
@@ -102,6 +104,11 @@ ip -n "$C" link set lo up
 ip -n "$C" addr add 10.77.0.2/24 dev c0
 ip -n "$C" addr add 10.77.0.3/24 dev c0
 ip -n "$C" link set c0 up
+# The client side's packets carry their UDP checksums, as from a physical
+# NIC: a veth otherwise leaves them for the stack to fill in (checksum
+# offload), which neither program can verify, so they would all go up
+# untouched (see relay.c).
+ip netns exec "$C" ethtool -K c0 tx off >/dev/null || { echo "fast-path.sh: ethtool -K c0 tx off failed" >&2; exit 2; }
 # IPv6 on the same link too, for an IPv6 client (nodad: usable at once).
 ip -n "$S" addr add fd77::1/64 dev s0 nodad
 ip -n "$C" addr add fd77::2/64 dev c0 nodad
@@ -245,7 +252,6 @@ serve_in_background() {
 # clsact filters of edgeice's left then and after a restart, then run's
 # line.
 tc_fallback() {
-  command -v ethtool >/dev/null || { echo "fast-path.sh: ethtool is missing" >&2; exit 2; }
   # The last server may still be on its way out (its caller returns once
   # it has printed): its XDP link goes with it.
   for _ in $(seq 50); do
@@ -253,10 +259,6 @@ tc_fallback() {
     sleep 0.1
   done
   ip -n "$S" link set dev s0 xdpdrv obj "$tmp/pass.o" sec xdp || return 1
-  # The client side's packets carry their UDP checksums, as from a
-  # physical NIC: a veth otherwise leaves them for the stack to fill in,
-  # and such packets go up untouched from TC (see relay.c).
-  ip netns exec "$C" ethtool -K c0 tx off >/dev/null 2>&1
   local prog_before prog_after
   prog_before=$(ip -n "$S" link show s0 | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p')
   mkdir -p "$tmp/tc"
@@ -277,11 +279,45 @@ tc_fallback() {
     restarted=$(tc -n "$S" filter show dev s0 ingress 2>/dev/null | grep -c "edgeice_relay_tc")
     kill "$server"; wait "$server" 2>/dev/null
   fi
-  ip netns exec "$C" ethtool -K c0 tx on >/dev/null 2>&1
   ip -n "$S" link set dev s0 xdpdrv off
   echo "$(grep -m1 -o 'kernel on s0 ([a-z, ]*)' "$tmp/tc/serve-on.log" | sed 's/.*(\(.*\))/\1/;s/ /_/g')" \
     "${prog_before:-none}" "${prog_after:-none}" "$running" "$killed" "$left" "$restarted"
   cat "$tmp/tc/run"
+}
+
+# length_wrap: a link MTU of 64 KiB (too large for native XDP on a veth:
+# edgeice takes TC), and from the peer three datagrams of 60000 bytes,
+# then three of the largest IPv4 datagram, which with the ChannelData
+# header would not fit in IPv4 (lab/edge-packets.py peer-64k): the kernel
+# must pass the largest up (the sockets cannot send them either), not
+# relay them with their length wrapped; the 60000-byte ones show that
+# datagrams that large arrive whole and are relayed (TC itself leaves them
+# to the sockets as things are: only the first ChannelData, which puts the
+# channel in the kernel, is relayed there). Prints the hook, what the
+# kernel relayed to the client, and the lengths the client got.
+length_wrap() {
+  ip -n "$C" link set dev c0 xdpdrv off
+  ip -n "$S" link set dev s0 mtu 65535
+  ip -n "$C" link set dev c0 mtu 65535
+  mkdir -p "$tmp/wrap"
+  ip netns exec "$S" "$E" serve --listen 10.77.0.1:3478 --no-tcp --user u:p --realm r \
+    --relay-ports 61000-65535 --allow-peer 10.77.0.0/24 --private-relay-ok \
+    --metrics 10.77.0.1:9100 --kernel-fast-path on >"$tmp/wrap/serve.log" 2>&1 &
+  local server=$!
+  pids+=("$server")
+  for _ in $(seq 50); do
+    grep -q "metrics on" "$tmp/wrap/serve.log" && break
+    sleep 0.1
+  done
+  ip netns exec "$C" timeout 20 python3 "$lab/edge-packets.py" \
+    10.77.0.1:3478 10.77.0.3:3480 u p r peer-64k >"$tmp/wrap/edge" 2>"$tmp/wrap/edge.err"
+  counters wrap
+  kill "$server"; wait "$server" 2>/dev/null
+  ip -n "$S" link set dev s0 mtu 1500
+  ip -n "$C" link set dev c0 mtu 1500
+  ip -n "$C" link set dev c0 xdpdrv obj "$tmp/pass.o" sec xdp
+  echo "$(grep -m1 -o 'kernel on s0 ([a-z, ]*)' "$tmp/wrap/serve.log" | sed 's/.*(\(.*\))/\1/;s/ /_/g')" \
+    "$(cut -d' ' -f4 "$tmp/counters-wrap")" "$(cat "$tmp/wrap/edge")"
 }
 
 # limited NAME "SERVE ARGS" "BENCH ARGS": a fresh server given SERVE ARGS
@@ -346,6 +382,7 @@ read -r cap_on_sent cap_on_received cap_on_bytes _ cap_on_over cap_on_kernel < <
 tc_hook=? tc_prog_before=none tc_prog_after=none tc_running=? tc_killed=? tc_filters=? tc_restarted=?
 tc_lost=? tc_sent=? tc_received=? tc_peer=0 tc_client=0 tc_bench_sent=? tc_bench_received=?
 tc_fallback >"$tmp/tc-fallback"
+read -r wrap_hook wrap_kernel wrap_got < <(length_wrap)
 { read -r tc_hook tc_prog_before tc_prog_after tc_running tc_killed tc_filters tc_restarted
   read -r tc_lost tc_sent tc_received tc_peer tc_client; } <"$tmp/tc-fallback"
 read -r tc_bench_sent tc_bench_received <"$tmp/tc/bench-on" 2>/dev/null
@@ -383,6 +420,7 @@ for mode in off on; do
     'BEGIN { printf "cpu %s: %.2f us per relayed datagram (edgeice serve process alone)\n", m, b / t / n * 1e6 }'
 done
 grep -m1 "kernel fast path" "$tmp/serve-on.log" | sed 's/\x1b\[[0-9;]*m//g'
+echo "near 64 KiB from the peer (64 KiB MTU; 3 of 60000 bytes, 3 of 65507): hook ${wrap_hook:-?}, relayed by the kernel ${wrap_kernel:-?}, the client got lengths [${wrap_got:-}]"
 echo "TC fallback (s0 already had an XDP program, id $tc_prog_before, after: $tc_prog_after): hook ${tc_hook:-?}; uclient lost ${tc_lost:-?}, sent ${tc_sent:-?} B, received ${tc_received:-?} B; bench ${tc_bench_received:-?} of ${tc_bench_sent:-?} echoed; edge cases [$(paste -sd, "$tmp/tc/edge-on" 2>/dev/null)]; relayed by TC ${tc_peer:-?}/${tc_client:-?} packets; tcx programs on s0 while serving ${tc_running:-?}, after SIGKILL ${tc_killed:-?}; clsact filters left ${tc_filters:-?}, after a restart ${tc_restarted:-?}"
 
 # Messages sent: uclient's (120 bytes each), aioice's and the bench's.
@@ -404,15 +442,20 @@ check "the cap holds with the fast path on" '[ "$cap_on_bytes" -gt 0 ] && [ "$ca
 check "a capped allocation is relayed by the kernel, on bytes lent from its cap" '[ "$cap_on_kernel" -gt 0 ]'
 check "edge-case ChannelData treated the same either way ($(paste -sd, "$tmp/edge-on"))" 'cmp -s "$tmp/edge-off" "$tmp/edge-on" && grep -qx exact "$tmp/edge-on"'
 check "fragmented ChannelData and an IPv6 client relayed and echoed" 'grep -qx fragmented "$tmp/edge-on" && grep -qx "ipv6 exact" "$tmp/edge-on" && grep -qx "ipv6 fragmented" "$tmp/edge-on"'
-# Per round: exact, pad and fragmented to the peer, their echoes back. Of
-# these XDP may relay only exact (and the echoes of exact and pad, plain
-# datagrams from the peer): the padded frame and every fragment go up.
-check "fragments and padding left to the sockets (XDP $e4_kpeer/$e4_kclient, ${e4_rounds:-?} rounds)" '[ "$e4_peer" -eq $((3 * e4_rounds)) ] && [ "$e4_kpeer" -le "$e4_rounds" ] && [ "$e4_kclient" -le $((2 * e4_rounds)) ]'
+# Per round: exact, pad, fragmented, near-64k and raw-csum to the peer,
+# their echoes back, and raw-peer from the peer. Of these XDP may relay
+# only exact and raw-csum (and the echoes of exact, pad and raw-csum, and
+# raw-peer: plain datagrams from the peer): the padded frame and every
+# fragment go up, and so do the datagrams with a wrong checksum, which
+# the stack drops.
+check "fragments, padding and wrong checksums left to the sockets (XDP $e4_kpeer/$e4_kclient, ${e4_rounds:-?} rounds)" '[ "$e4_peer" -eq $((5 * e4_rounds)) ] && [ "$e4_kpeer" -le $((2 * e4_rounds)) ] && [ "$e4_kclient" -le $((4 * e4_rounds)) ]'
+check "no datagram with a wrong UDP checksum relayed, fast path off or on" '! grep -q bad "$tmp/edge-off" "$tmp/edge-on" && grep -qx raw-csum "$tmp/edge-on" && grep -qx raw-peer "$tmp/edge-on"'
 check "an IPv6 client relayed by the sockets alone" '[ "$e6_peer" -gt 0 ] && [ "$e6_client" -gt 0 ] && [ "$e6_kpeer" = 0 ] && [ "$e6_kclient" = 0 ] && [ "$e6_peer" = "$e6_off_peer" ]'
 check "aioice gets every datagram back, the same either way" '[ "$off_aioice_n" = "$A" ] && [ "$off_aioice_sum" = "$on_aioice_sum" ] && [ "$on_aioice_n" = "$A" ]'
 check "aioice: each datagram relayed once each way" '[ "$off_aioice_peer/$off_aioice_client" = "$A/$A" ] && [ "$on_aioice_peer/$on_aioice_client" = "$A/$A" ]'
 check "aioice: nearly all in the kernel ($on_aioice_kpeer/$on_aioice_kclient of $A)" '[ "$on_aioice_kpeer" -ge $((A * 9 / 10)) ] && [ "$on_aioice_kclient" -ge $((A * 9 / 10)) ]'
 check "the server relayed exactly what edgeice bench sent, XDP and sockets together" '[ "$off_bench_peer" = "$off_bench_sent" ] && [ "$off_bench_client" = "$off_bench_received" ] && [ "$on_bench_peer" = "$on_bench_sent" ] && [ "$on_bench_client" = "$on_bench_received" ]'
+check "the forwarding the fast path needs is warned about at start" 'grep -q "IPv4 forwarding is on for s0.*FORWARD policy" "$tmp/serve-on.log"'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'
@@ -425,6 +468,7 @@ check "edgeice bench loses nothing through TC" '[ "${tc_bench_sent:-?}" = "${tc_
 check "edge-case ChannelData treated the same through TC ($(paste -sd, "$tmp/tc/edge-on" 2>/dev/null))" 'cmp -s "$tmp/edge-off" "$tmp/tc/edge-on"'
 check "nearly all to peers through TC ($tc_peer of $tc_total)" '[ "${tc_peer:-0}" -ge $((tc_total * 9 / 10)) ] && [ "$tc_total" -gt 0 ]'
 check "nearly all to clients through TC ($tc_client of $tc_total)" '[ "${tc_client:-0}" -ge $((tc_total * 9 / 10)) ] && [ "$tc_total" -gt 0 ]'
+check "near 64 KiB through TC: 60000 bytes relayed, what would not fit with the ChannelData header not relayed by the kernel (hook ${wrap_hook:-?}, kernel ${wrap_kernel:-?}, client [${wrap_got:-}])" '{ [ "${wrap_hook:-}" = tc ] || [ "${wrap_hook:-}" = tc,_clsact_filter ]; } && [ "${wrap_kernel:-9}" -le 1 ] && [ "${wrap_got:-}" = "9 60004" ]'
 # A tcx link goes with the process; a clsact filter (kernels before 6.6)
 # stays until the next start removes it, as README.md says.
 if [ "${tc_hook:-}" = tc ]; then

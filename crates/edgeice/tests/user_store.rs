@@ -128,3 +128,165 @@ fn an_empty_store_gets_a_first_user_and_new_users_arrive_live() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `edgeice user ARGS --users-db DB`, and whether it succeeded, with its
+/// stderr.
+fn user_command(db: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_edgeice"))
+        .arg("user")
+        .args(args)
+        .args(["--users-db", db])
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A coturn test peer on 127.0.0.1 and its port.
+fn start_peer() -> (common::Running, u16) {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let peer = common::Running::new(
+        Command::new("turnutils_peer")
+            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run turnutils_peer (install coturn, or run scripts/test.sh)"),
+    );
+    (peer, port)
+}
+
+#[test]
+fn a_reload_that_meets_a_locked_store_is_tried_again() {
+    let dir = std::env::temp_dir().join(format!("edgeice-users-busy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("users.db");
+    let db_arg = db.to_string_lossy().into_owned();
+    for (name, password) in [("alice", "a-pw"), ("bob", "b-pw")] {
+        let (ok, stderr) = user_command(&db_arg, &["add", name, "--password", password]);
+        assert!(ok, "{stderr}");
+    }
+    let (_peer, peer_port) = start_peer();
+    let (_server, listeners) = common::start_server(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--no-tcp",
+            "--users-db",
+            &db_arg,
+            "--relay-ports",
+            "61000-65535",
+            "--allow-peer",
+            "127.0.0.0/8",
+            "--private-relay-ok",
+        ],
+        1,
+    );
+    let server = listeners[0].1;
+    assert!(relays_as(server, "bob", "b-pw", peer_port));
+
+    // bob is removed, and straight after, another writer holds the store
+    // locked for several of the server's one-second ticks, longer than any
+    // reader waits (SQLite's busy timeout; rusqlite's default is 5 s): the
+    // reloads the change asks for fail with SQLITE_BUSY. Then the lock
+    // goes, with nothing more changed in the file.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DELETE FROM users WHERE name = 'bob'; BEGIN EXCLUSIVE;")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(6500));
+    conn.execute_batch("COMMIT;").unwrap();
+    drop(conn);
+
+    // The failed reload is tried again: bob is refused within a few ticks.
+    let refused = (0..10).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        !relays_as(server, "bob", "b-pw", peer_port)
+    });
+    assert!(refused, "a removed user stayed valid after a failed reload");
+    assert!(
+        relays_as(server, "alice", "a-pw", peer_port),
+        "the other user was lost"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_store_is_private_and_a_read_only_or_full_one_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(format!("edgeice-users-mode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir(&base).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    // A new store: 0600, in a new 0700 directory; the existing one above
+    // it is left alone.
+    let db = base.join("store/users.db");
+    let db_arg = db.to_string_lossy().into_owned();
+    let (ok, stderr) = user_command(&db_arg, &["add", "alice", "--password", "pw"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&base.join("store")), 0o700);
+    assert_eq!(mode(&base), 0o755);
+
+    // A store others can read is made private, and said so.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, stderr) = user_command(&db_arg, &["list"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(mode(&db), 0o600);
+    assert!(stderr.contains("readable by others"), "{stderr}");
+
+    // On a read-only file system (a bind mount, in a mount namespace of
+    // its own): a clear error and a failed exit; listing still works.
+    let store_dir = base.join("store");
+    let dir = store_dir.to_string_lossy();
+    let edgeice = env!("CARGO_BIN_EXE_edgeice");
+    let read_only = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {dir} {dir} && mount -o remount,ro,bind {dir} {dir} && \
+             {edgeice} user list --users-db {db_arg} && \
+             exec {edgeice} user add bob --password pw --users-db {db_arg}"
+        ))
+        .output()
+        .expect("run unshare (util-linux; as root)");
+    let stderr = String::from_utf8_lossy(&read_only.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&read_only.stdout),
+        "alice\tedgeice\n"
+    );
+    assert!(
+        !read_only.status.success(),
+        "a write to a read-only store succeeded"
+    );
+    assert!(stderr.contains("read-only"), "{stderr}");
+
+    // On a full disk (a small tmpfs, filled up): the same.
+    let full_dir = base.join("full");
+    std::fs::create_dir(&full_dir).unwrap();
+    let full = full_dir.to_string_lossy();
+    let full_db = format!("{full}/users.db");
+    let full_disk = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size=256k tmpfs {full} && \
+             {edgeice} user add alice --password pw --users-db {full_db} && \
+             (dd if=/dev/zero of={full}/filler bs=4k 2>/dev/null; true) && \
+             exec {edgeice} user add bob --password pw --users-db {full_db}"
+        ))
+        .output()
+        .expect("run unshare (util-linux; as root)");
+    let stderr = String::from_utf8_lossy(&full_disk.stderr);
+    assert!(
+        !full_disk.status.success(),
+        "a write to a full disk succeeded: {stderr}"
+    );
+    assert!(stderr.contains("is full"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -19,9 +19,13 @@
 // checksum state, and how the packet is sent on.
 //
 // Anything else — IPv6, IP options, fragments, TCP, STUN, Send and Data
-// indications, an unknown channel or peer, a length that does not add up,
-// a destination the kernel has no route or neighbour for — is passed up
-// untouched, so the socket path (the reference behaviour) handles it.
+// indications, an unknown channel or peer, a length that does not add up
+// or would not fit once the ChannelData header is added, a UDP checksum
+// that is wrong or that the programs cannot check, a destination the
+// kernel has no route or neighbour for — is passed up untouched, so the
+// socket path (the reference behaviour) handles it: the stack drops a
+// datagram whose checksum is wrong, and so nothing relayed here ever
+// carried one.
 // User space stays in charge. It installs an entry once a channel is bound
 // and its peer permitted, with a deadline — the first of the channel's,
 // the permission's and the allocation's expiry — that the programs check
@@ -43,6 +47,13 @@
 #define AF_INET 2
 #define CHANNEL_HEADER 4
 #define MAX_ENTRIES 65536
+// The UDP checksum is summed CSUM_CHUNK bytes at a time, for datagrams of
+// at most CSUM_CHUNK * CSUM_CHUNKS bytes (UDP header included); longer
+// ones (jumbo frames) go up unchecked.
+#define CSUM_CHUNK 64
+#define CSUM_CHUNKS 64
+// The largest IPv4 datagram.
+#define IP_MAX_LEN 0xffff
 
 // Client -> peer: which client transport and channel.
 struct to_peer_key {
@@ -208,8 +219,67 @@ static __always_inline struct route *peer_route(struct frame *f, __u16 *data_len
 		.peer_port = f->udp.source,
 		.relay_port = f->udp.dest,
 	};
+	// With the ChannelData header it must still be an IPv4 datagram (the
+	// socket path cannot send it either: it goes up and is dropped there).
+	if ((__u32)bpf_ntohs(f->ip.tot_len) + CHANNEL_HEADER > IP_MAX_LEN)
+		return NULL;
 	*data_len = bpf_ntohs(f->udp.len) - sizeof(struct udphdr);
 	return bpf_map_lookup_elem(&to_client, &key);
+}
+
+// Whether the datagram's UDP checksum is right, or absent (zero: optional
+// over IPv4). A datagram too long to check here counts as wrong, so that
+// it goes up for the stack to check. The whole datagram must be readable
+// between `f` and `end` (plain_udp checked that it arrived whole; on TC
+// it must also be in the linear area).
+static __always_inline int udp_checksum_ok(struct frame *f, void *end)
+{
+	if (!f->udp.check)
+		return 1;
+	__u32 udp_len = bpf_ntohs(f->udp.len);
+	if (udp_len > CSUM_CHUNK * CSUM_CHUNKS)
+		return 0;
+	// The pseudo-header, then the UDP header and data, summed as 16-bit
+	// words in the order they sit in memory (as the kernel does): the
+	// total, folded, is all ones when the checksum field is right.
+	__u64 sum = (__u64)f->ip.saddr + f->ip.daddr + bpf_htons(IPPROTO_UDP) + f->udp.len;
+	__u8 *udp = (__u8 *)&f->udp;
+	__u32 off = 0;
+	for (int i = 0; i < CSUM_CHUNKS; i++) {
+		if (off + CSUM_CHUNK > udp_len)
+			break;
+		__u8 *p = udp + off;
+		if ((void *)(p + CSUM_CHUNK) > end)
+			return 0;
+		__s64 part = bpf_csum_diff(NULL, 0, (__be32 *)p, CSUM_CHUNK, 0);
+		if (part < 0)
+			return 0;
+		sum += (__u32)part;
+		off += CSUM_CHUNK;
+	}
+	// Under CSUM_CHUNK bytes left: two at a time, then an odd last one
+	// (the high byte of a word whose low byte is zero).
+	for (int i = 0; i < CSUM_CHUNK / 2; i++) {
+		if (off + 2 > udp_len)
+			break;
+		__u8 *p = udp + off;
+		if ((void *)(p + 2) > end)
+			return 0;
+		sum += *(__u16 *)p;
+		off += 2;
+	}
+	if (off < udp_len) {
+		__u8 *p = udp + off;
+		if ((void *)(p + 1) > end)
+			return 0;
+		sum += bpf_htons((__u16)*p << 8);
+	}
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
 }
 
 // Finds the next hop of `r`'s rewritten packet: its interface and MAC
@@ -219,7 +289,7 @@ static __always_inline struct route *peer_route(struct frame *f, __u16 *data_len
 // (net.ipv4.conf.IF.forwarding): user space checks that before attaching.
 // `ctx` is either hook's context: the helper takes both.
 static __always_inline int next_hop(void *ctx, __u32 ifindex, const struct route *r,
-				    __u16 tot_len, struct bpf_fib_lookup *fib)
+				    __u32 tot_len, struct bpf_fib_lookup *fib)
 {
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = AF_INET;
@@ -235,7 +305,7 @@ static __always_inline int next_hop(void *ctx, __u32 ifindex, const struct route
 // other header fields are those of `orig`.
 static __always_inline void rewrite(struct frame *f, const struct frame *orig,
 				    const struct route *r, const struct bpf_fib_lookup *fib,
-				    __u16 tot_len, __u16 udp_len)
+				    __u32 tot_len, __u32 udp_len)
 {
 	__builtin_memcpy(f, orig, sizeof(*f));
 	__builtin_memcpy(f->eth.h_dest, fib->dmac, ETH_ALEN);
@@ -266,8 +336,9 @@ static __always_inline void to_client_headers(struct frame *f, __u8 *header,
 					      const struct frame *orig, const struct route *r,
 					      const struct bpf_fib_lookup *fib, __u16 data_len)
 {
-	rewrite(f, orig, r, fib, bpf_ntohs(orig->ip.tot_len) + CHANNEL_HEADER,
-		sizeof(struct udphdr) + CHANNEL_HEADER + data_len);
+	// Both fit in 16 bits: peer_route passed up what would not.
+	rewrite(f, orig, r, fib, (__u32)bpf_ntohs(orig->ip.tot_len) + CHANNEL_HEADER,
+		sizeof(struct udphdr) + CHANNEL_HEADER + (__u32)data_len);
 	header[0] = r->channel >> 8;
 	header[1] = r->channel & 0xff;
 	header[2] = data_len >> 8;
@@ -306,7 +377,8 @@ static __always_inline int ready(void *ctx, __u32 ifindex, const struct frame *f
 				 const struct route *r, __u16 data_len, int delta,
 				 struct bpf_fib_lookup *fib)
 {
-	__u16 tot_len = bpf_ntohs(f->ip.tot_len) + delta;
+	// In 32 bits: peer_route made sure the result fits in 16.
+	__u32 tot_len = (__u32)bpf_ntohs(f->ip.tot_len) + delta;
 	return next_hop(ctx, ifindex, r, tot_len, fib) == BPF_FIB_LKUP_RET_SUCCESS &&
 	       admit(r, data_len);
 }
@@ -378,12 +450,16 @@ int edgeice_relay(struct xdp_md *ctx)
 		return XDP_PASS;
 	__u16 data_len;
 	struct route *r = channel_route(f, end, &data_len);
-	if (r)
+	int to_peer = r != NULL;
+	if (!r)
+		r = peer_route(f, &data_len);
+	// Only a datagram the stack would take is relayed: one with a wrong
+	// checksum goes up, to be dropped there.
+	if (!r || !udp_checksum_ok(f, end))
+		return XDP_PASS;
+	if (to_peer)
 		return xdp_to_peer(ctx, f, r, data_len);
-	r = peer_route(f, &data_len);
-	if (r)
-		return xdp_to_client(ctx, f, r, data_len);
-	return XDP_PASS;
+	return xdp_to_client(ctx, f, r, data_len);
 }
 
 // ---- TC ingress --------------------------------------------------------------
@@ -433,6 +509,31 @@ static __always_inline void tc_checksum(struct __sk_buff *skb, const struct l3l4
 	__s64 diff = bpf_csum_diff((__be32 *)before, size, (__be32 *)&after, size, 0);
 	if (diff >= 0)
 		bpf_csum_update(skb, (__wsum)diff);
+}
+
+// The frame's headers again if its UDP checksum is right or absent, NULL
+// if it is wrong or cannot be checked here. A device (or the stack) that
+// verified it says so (CHECKSUM_UNNECESSARY), and the stack believes it
+// too; else the whole datagram is pulled into the linear area and summed,
+// which moves the packet: the headers returned are the ones to use.
+// A checksum the stack has yet to fill in (CHECKSUM_PARTIAL) is not the
+// datagram's: it does not add up, and the packet goes up.
+static __always_inline struct frame *tc_checksum_ok(struct __sk_buff *skb, struct frame *f)
+{
+	if (!f->udp.check || bpf_csum_level(skb, BPF_CSUM_LEVEL_QUERY) >= 0)
+		return f;
+	if (bpf_ntohs(f->udp.len) > CSUM_CHUNK * CSUM_CHUNKS)
+		return NULL;
+	// Cheap when it is linear already; and the packet is about to be
+	// written anyway, which needs it writable too.
+	if (bpf_skb_pull_data(skb, sizeof(struct ethhdr) + bpf_ntohs(f->ip.tot_len)))
+		return NULL;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	f = plain_udp(data, end, skb->len);
+	if (!f || !udp_checksum_ok(f, end))
+		return NULL;
+	return f;
 }
 
 // Sends the rewritten packet out of the next hop's interface (the one it
@@ -519,12 +620,17 @@ int edgeice_relay_tc(struct __sk_buff *skb)
 		return TC_PASS_UP;
 	__u16 data_len;
 	struct route *r = channel_route(f, end, &data_len);
-	if (r)
+	int to_peer = r != NULL;
+	if (!r)
+		r = peer_route(f, &data_len);
+	if (!r)
+		return TC_PASS_UP;
+	f = tc_checksum_ok(skb, f);
+	if (!f)
+		return TC_PASS_UP;
+	if (to_peer)
 		return tc_to_peer(skb, f, r, data_len);
-	r = peer_route(f, &data_len);
-	if (r)
-		return tc_to_client(skb, f, r, data_len);
-	return TC_PASS_UP;
+	return tc_to_client(skb, f, r, data_len);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1433,3 +1433,89 @@ fn a_maximum_lifetime_below_the_default_is_what_is_granted() {
     server.handle_timeout(t0 + Duration::from_secs(31));
     assert_eq!(server.allocation_count(), 0);
 }
+
+#[test]
+fn rfc6062_peer_connections_per_allocation_are_capped() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.max_connections_per_allocation = 2;
+    let mut server = Server::new(config, t0);
+    let control = FiveTuple {
+        transport: Transport::Tcp,
+        ..five_tuple("192.0.2.10:50000")
+    };
+    let mut alice = Client::new(control, "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate_tcp(&mut server, t0, &mut alice, RELAY);
+    let relay: SocketAddr = RELAY.parse().unwrap();
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(
+            "198.51.100.20:1".parse().unwrap(),
+        ))
+        .unwrap();
+    });
+    send(&mut server, t0, control, &request).unwrap();
+    let peer = |port: u16| SocketAddr::new("198.51.100.20".parse().unwrap(), port);
+
+    // One outgoing connection, one incoming: the allocation is full.
+    let connect = alice.request(Method::CONNECT, |b| {
+        b.add(&Attribute::XorPeerAddress(peer(7000))).unwrap();
+    });
+    assert!(send(&mut server, t0, control, &connect).is_none());
+    let Some(Event::ConnectPeer { id: first, .. }) = server.poll_event() else {
+        panic!("no ConnectPeer")
+    };
+    server
+        .handle_input(
+            t0,
+            Input::PeerConnection {
+                relay,
+                peer: peer(7001),
+            },
+        )
+        .expect("ConnectionAttempt");
+    assert!(matches!(
+        server.poll_event(),
+        Some(Event::AcceptPeer { .. })
+    ));
+
+    // A third, either way: Connect gets 508 (Insufficient Capacity), an
+    // incoming peer is refused (closed, nothing told to the client).
+    let connect = alice.request(Method::CONNECT, |b| {
+        b.add(&Attribute::XorPeerAddress(peer(7002))).unwrap();
+    });
+    assert_eq!(
+        error_code(&send(&mut server, t0, control, &connect).unwrap()),
+        Some(508)
+    );
+    assert_eq!(server.poll_event(), None);
+    let incoming = Input::PeerConnection {
+        relay,
+        peer: peer(7003),
+    };
+    assert!(server.handle_input(t0, incoming).is_none());
+    assert_eq!(
+        server.poll_event(),
+        Some(Event::RefusePeer {
+            relay,
+            peer: peer(7003)
+        })
+    );
+
+    // A connection that ends makes room again.
+    server.handle_input(
+        t0,
+        Input::PeerConnected {
+            id: first,
+            connected: false,
+        },
+    );
+    let connect = alice.request(Method::CONNECT, |b| {
+        b.add(&Attribute::XorPeerAddress(peer(7002))).unwrap();
+    });
+    assert!(send(&mut server, t0, control, &connect).is_none());
+    assert!(matches!(
+        server.poll_event(),
+        Some(Event::ConnectPeer { .. })
+    ));
+}

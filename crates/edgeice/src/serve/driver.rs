@@ -35,13 +35,29 @@ use crate::users::store::UserStore;
 /// add` takes effect without a restart.
 pub struct WatchedStore {
     store: UserStore,
-    modified: Option<SystemTime>,
+    /// The file's modification time when it was last read successfully: a
+    /// read that fails (SQLITE_BUSY while `edgeice user` writes, a disk
+    /// error) leaves it, so the next tick tries again.
+    loaded: Option<SystemTime>,
+    /// Whether the last reload failed (warned about once, not every tick).
+    failing: bool,
 }
+
+/// How long a reload waits for a writer's lock: the timer task must not
+/// stall, and the next tick tries again anyway.
+const RELOAD_PATIENCE: Duration = Duration::from_millis(100);
 
 impl WatchedStore {
     pub fn new(store: UserStore) -> Self {
-        let modified = modified(store.path());
-        WatchedStore { store, modified }
+        if let Err(e) = store.set_busy_timeout(RELOAD_PATIENCE) {
+            tracing::warn!(error = %e, "user store: cannot set its busy timeout");
+        }
+        let loaded = modified(store.path());
+        WatchedStore {
+            store,
+            loaded,
+            failing: false,
+        }
     }
 
     /// The keys of `realm`'s users.
@@ -54,12 +70,37 @@ impl WatchedStore {
             .collect())
     }
 
-    /// Whether the file changed since the last call.
-    fn changed(&mut self) -> bool {
+    /// The users of `realm` if the file changed since it was last read,
+    /// `None` if it did not or cannot be read now (the users loaded before
+    /// stay; it is read again at the next call).
+    fn reload(&mut self, realm: &str) -> Option<HashMap<String, IntegrityKey>> {
+        // Taken before reading: a change made while reading is seen next
+        // time.
         let now = modified(self.store.path());
-        let changed = now != self.modified;
-        self.modified = now;
-        changed
+        if now == self.loaded && !self.failing {
+            return None;
+        }
+        match self.load(realm) {
+            Ok(users) => {
+                self.loaded = now;
+                if self.failing {
+                    tracing::info!("user store readable again");
+                }
+                self.failing = false;
+                Some(users)
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "user store changed but could not be read; keeping the users loaded \
+                         before and trying again every tick"
+                    );
+                }
+                self.failing = true;
+                None
+            }
+        }
     }
 }
 
@@ -460,25 +501,15 @@ impl Shared {
 }
 
 impl Shared {
-    /// Re-reads the user store if its file changed.
+    /// Re-reads the user store if its file changed (or the last reading
+    /// failed).
     fn reload_users(&self, realm: &str) -> Option<HashMap<String, IntegrityKey>> {
         let mut store = lock(&self.store);
-        let store = store.as_mut()?;
-        if !store.changed() {
-            return None;
-        }
-        match store.load(realm) {
-            Ok(stored) => {
-                let mut users = self.static_users.clone();
-                users.extend(stored);
-                tracing::info!(users = users.len(), "user store changed, users reloaded");
-                Some(users)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "user store changed but could not be read; keeping the old users");
-                None
-            }
-        }
+        let stored = store.as_mut()?.reload(realm)?;
+        let mut users = self.static_users.clone();
+        users.extend(stored);
+        tracing::info!(users = users.len(), "user store changed, users reloaded");
+        Some(users)
     }
 }
 

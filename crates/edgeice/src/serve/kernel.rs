@@ -73,6 +73,7 @@ impl KernelPath {
                     "kernel fast path on: bound channels are relayed in the kernel on {}",
                     how.join(", ")
                 );
+                warn_forwarding(&interfaces);
                 Ok(Some(KernelPath {
                     fast: Mutex::new(fast),
                     routes: Mutex::new(HashSet::new()),
@@ -178,6 +179,27 @@ fn channel_route(route: &FastRoute) -> Option<ChannelRoute> {
         peer,
         channel: route.channel,
     })
+}
+
+/// Says, once, that the IPv4 forwarding the fast path needs on
+/// `interfaces` makes the host a router for everything else too, unless
+/// the firewall's FORWARD policy drops what is not for the host.
+fn warn_forwarding(interfaces: &[String]) {
+    let global = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+        .is_ok_and(|value| value.trim() == "1");
+    let also = if global {
+        " and globally (net.ipv4.ip_forward)"
+    } else {
+        ""
+    };
+    tracing::warn!(
+        "IPv4 forwarding is on for {}{} (the kernel fast path needs it): this host routes \
+         packets between its interfaces unless the firewall's FORWARD policy drops them; \
+         what the fast path relays is not affected by that policy: `iptables -P FORWARD DROP`, \
+         or `nft add chain inet filter forward '{{ type filter hook forward priority 0; policy drop; }}'`",
+        interfaces.join(", "),
+        also,
+    );
 }
 
 /// Whether IPv4 forwarding is on for interface `name`.

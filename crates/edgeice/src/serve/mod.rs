@@ -463,7 +463,7 @@ fn open_user_store(
         None if other_credentials => return Ok(None),
         None => UserStore::default_path(),
     };
-    let store = UserStore::open(&path)?;
+    let store = UserStore::open(&path, crate::users::store::WRITER_PATIENCE)?;
     if store.keys(&config.realm)?.is_empty() && !other_credentials {
         let password = crate::users::store::random_password()?;
         store.add("edgeice", &config.realm, &password)?;

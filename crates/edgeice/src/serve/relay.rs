@@ -82,7 +82,9 @@ impl RelayPool {
         })
     }
 
-    /// Binds a listening TCP relay (RFC 6062) of `family` on a free port.
+    /// Binds a listening TCP relay (RFC 6062) of `family` on a free port:
+    /// one no other TCP relay listens on, so that a peer connecting to an
+    /// allocation's relayed address reaches that allocation and no other.
     pub fn bind_tcp(
         &self,
         family: AddressFamily,
@@ -93,10 +95,11 @@ impl RelayPool {
         let start = self.cursor.fetch_add(2, Ordering::Relaxed);
         for i in 0..count {
             let port = (lo + (start.wrapping_add(i) % count)) as u16;
-            let socket = super::tcp_relay::socket_at(SocketAddr::new(ip, port))?;
+            let socket = super::tcp_relay::listener_at(SocketAddr::new(ip, port))?;
             match socket.bind(SocketAddr::new(ip, port)) {
                 Ok(()) => {
                     let listener = socket.listen(128)?;
+                    super::tcp_relay::share_with_connections(&listener)?;
                     let addr = listener.local_addr()?;
                     return Ok((listener, addr));
                 }

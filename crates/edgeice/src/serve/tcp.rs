@@ -224,7 +224,7 @@ where
                 // Its own 5-tuple holds no allocation, but it carries one's
                 // data now: never the one to make room.
                 admission.keep();
-                let result = splice(stream, peer, decoder.pending()).await;
+                let result = splice(stream, peer, decoder.pending(), &mut rx).await;
                 shared.spliced_ended(id);
                 shared.drive(shard, Input::PeerConnectionClosed { id });
                 return result;
@@ -264,13 +264,35 @@ fn append_frame(
 }
 
 /// Passes bytes both ways between a client's data connection and a peer
-/// until either side closes (RFC 6062 §5.4). Bytes the client sent after
-/// its ConnectionBind, already read, go to the peer first.
-async fn splice<S>(mut client: S, mut peer: TcpStream, early: &[u8]) -> Result<()>
+/// until either side closes (RFC 6062 §5.4), or until the core says the
+/// allocation ended (a `Close` on `commands`: Refresh with LIFETIME 0,
+/// expiry, the control connection gone). Bytes the client sent after its
+/// ConnectionBind, already read, go to the peer first. Both connections
+/// close when this returns, as they are dropped.
+async fn splice<S>(
+    mut client: S,
+    mut peer: TcpStream,
+    early: &[u8],
+    commands: &mut mpsc::Receiver<StreamCommand>,
+) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    peer.write_all(early).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut peer).await?;
-    Ok(())
+    let copy = async {
+        peer.write_all(early).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut peer).await?;
+        Ok(())
+    };
+    tokio::pin!(copy);
+    loop {
+        tokio::select! {
+            result = &mut copy => return result,
+            command = commands.recv() => match command {
+                Some(StreamCommand::Close) | None => return Ok(()),
+                // Nothing else is framed on a spliced connection: what the
+                // core might still address to it is dropped.
+                Some(StreamCommand::Send(_) | StreamCommand::Splice(..)) => {}
+            },
+        }
+    }
 }

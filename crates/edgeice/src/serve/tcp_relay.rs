@@ -18,15 +18,33 @@ use super::driver::{ShardId, Shared, StreamCommand, lock};
 /// How long connecting to a peer may take before Connect fails with 447.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A TCP socket that may share its address with the relay's listener:
-/// outgoing connections to peers leave from the relay address itself.
-pub fn socket_at(addr: SocketAddr) -> io::Result<TcpSocket> {
+/// The socket of a TCP relay's listener. SO_REUSEADDR lets it take a port
+/// whose old connections linger in TIME-WAIT; no SO_REUSEPORT before it is
+/// bound, so binding fails (and the pool tries the next port) while another
+/// relay listens on the port: with SO_REUSEPORT, a second allocation would
+/// join the first one's listener and receive some of its peers.
+pub fn listener_at(addr: SocketAddr) -> io::Result<TcpSocket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    Ok(socket)
+}
+
+/// Lets the relay's own connections to peers (Connect) leave from the
+/// listening address (RFC 6062 §5.2). Set once the listener listens: Linux
+/// then lets a socket with SO_REUSEPORT bind beside it, while a listener
+/// bound without it, as [`listener_at`] binds them, still cannot.
+pub fn share_with_connections(listener: &TcpListener) -> io::Result<()> {
+    socket2::SockRef::from(listener).set_reuse_port(true)
+}
+
+/// The socket of a connection from a relay address to a peer: it binds
+/// beside the relay's listener (see [`share_with_connections`]).
+pub fn socket_at(addr: SocketAddr) -> io::Result<TcpSocket> {
+    let socket = listener_at(addr)?;
     socket.set_reuseport(true)?;
     Ok(socket)
 }

@@ -49,7 +49,7 @@ enum UserCommand {
 /// Runs `edgeice user`.
 pub fn run(args: UserArgs) -> Result<()> {
     let path = args.db.unwrap_or_else(UserStore::default_path);
-    let store = UserStore::open(&path)?;
+    let store = UserStore::open(&path, store::WRITER_PATIENCE)?;
     match args.command {
         UserCommand::Add {
             name,
