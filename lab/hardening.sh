@@ -49,7 +49,8 @@
 # Environment: EDGEICE (the binary; default target/debug/edgeice of this
 # checkout, built with cargo when missing — build with --features ebpf for
 # the kernel fast path in kill9), HARDEN_CASES (the cases to run, default
-# all), HARDEN_SERVERS (default "edgeice coturn"), HARDEN_TIMEOUT (seconds
+# all), HARDEN_SERVERS (default "edgeice coturn"), HARDEN_SOAK_SECONDS (how
+# long the soak lasts: 60 short, 1800 long; the issue's 10 minutes is 600), HARDEN_TIMEOUT (seconds
 # the whole run may take: 900 short, 6000 long), COTURN_BIN (a directory
 # with coturn 4.17.1's turnserver and turnadmin, instead of building it).
 # Needs root, iproute2 (ip, tc with sch_netem), python3, openssl, timeout.
@@ -104,10 +105,10 @@ fi
 # The numbers of each mode.
 if [ "$LONG" = 1 ]; then
   IDLE=20000 IDLE_PROCS=10 SLOW=5000 SLOW_PROCS=5 SLOW_HOLD=60 FLOOD_S=60
-  SOAK_N=1000 SOAK_S=1800 SOAK_LIFETIME=60 TIMEOUT=${HARDEN_TIMEOUT:-6000}
+  SOAK_N=1000 SOAK_S=${HARDEN_SOAK_SECONDS:-1800} SOAK_LIFETIME=60 TIMEOUT=${HARDEN_TIMEOUT:-6000}
 else
   IDLE=3000 IDLE_PROCS=3 SLOW=500 SLOW_PROCS=2 SLOW_HOLD=15 FLOOD_S=10
-  SOAK_N=200 SOAK_S=60 SOAK_LIFETIME=20 TIMEOUT=${HARDEN_TIMEOUT:-900}
+  SOAK_N=200 SOAK_S=${HARDEN_SOAK_SECONDS:-60} SOAK_LIFETIME=20 TIMEOUT=${HARDEN_TIMEOUT:-900}
 fi
 EXHAUST_LIMIT=1024 EXHAUST_CONNS=1500 EXHAUST_PROCS=10
 

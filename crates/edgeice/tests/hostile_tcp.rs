@@ -23,21 +23,7 @@ fn start_with_files(files: u32, extra: &[&str]) -> (common::Running, SocketAddr)
         .arg("-c")
         .arg(format!("ulimit -n {files} && exec \"$0\" serve \"$@\""))
         .arg(env!("CARGO_BIN_EXE_edgeice"))
-        .args([
-            "--listen",
-            &listen,
-            "--user",
-            "user:pass",
-            "--realm",
-            "edgeice.test",
-        ])
-        .args([
-            "--relay-ports",
-            "61000-65535",
-            "--allow-peer",
-            "127.0.0.0/8",
-        ])
-        .arg("--private-relay-ok")
+        .args(common::turn_server_args(&listen, "61000-65535"))
         .args(extra);
     let (server, listeners) = common::start_server_command(command, 2);
     (server, listeners[0].1)

@@ -176,19 +176,8 @@ fn closes(stream: &mut TcpStream) -> bool {
 /// it, relaying on `ports` only; its UDP and TCP address.
 fn server_with_relay_ports(ports: &str) -> (common::Running, SocketAddr) {
     let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
-    let args = [
-        "--listen",
-        &listen,
-        "--user",
-        "user:pass",
-        "--realm",
-        "edgeice.test",
-        "--relay-ports",
-        ports,
-        "--allow-peer",
-        "127.0.0.0/8",
-        "--private-relay-ok",
-    ];
+    let args = common::turn_server_args(&listen, ports);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (server, _) = common::start_server(&args, 2);
     (server, listen.parse().unwrap())
 }

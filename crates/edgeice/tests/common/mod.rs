@@ -183,6 +183,27 @@ pub fn start_turn_server() -> (Running, SocketAddr) {
     (server, udp)
 }
 
+/// The flags of the test TURN server: user `user:pass` in realm
+/// `edgeice.test`, listening on `listen`, relaying from `relay_ports` to
+/// loopback peers.
+pub fn turn_server_args(listen: &str, relay_ports: &str) -> Vec<String> {
+    [
+        "--listen",
+        listen,
+        "--user",
+        "user:pass",
+        "--realm",
+        "edgeice.test",
+        "--relay-ports",
+        relay_ports,
+        "--allow-peer",
+        "127.0.0.0/8",
+        "--private-relay-ok",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// [`start_turn_server`] with `extra` flags, waiting for `expected`
 /// listeners; returns every listener too.
 pub fn start_turn_server_with(
@@ -190,19 +211,8 @@ pub fn start_turn_server_with(
     expected: usize,
 ) -> (Running, SocketAddr, Vec<Listener>) {
     let listen = format!("127.0.0.1:{}", free_udp_tcp_port());
-    let base = [
-        "--listen",
-        &listen,
-        "--user",
-        "user:pass",
-        "--realm",
-        "edgeice.test",
-        "--relay-ports",
-        "61000-65535",
-        "--allow-peer",
-        "127.0.0.0/8",
-        "--private-relay-ok",
-    ];
+    let base = turn_server_args(&listen, "61000-65535");
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
     let (server, listeners) = start_server(&[&base[..], extra].concat(), expected);
     let udp = listeners
         .iter()
