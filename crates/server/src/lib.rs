@@ -55,6 +55,6 @@ pub use interface::{
     RelayRequestId, RelayTransport, Transmit, Transport,
 };
 pub use quota::QuotaLedger;
-pub use response::{Dialect, ReplyTo};
+pub use response::{Dialect, ReplyTo, smallest_challenged_request};
 pub use server::{Server, Stats};
 pub use shared::{SharedState, Throttles};

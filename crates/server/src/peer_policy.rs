@@ -7,7 +7,7 @@
 //! - loopback, unspecified (0.0.0.0/8, `::`), multicast and broadcast:
 //!   services bound to the server itself (coturn's CVE-2020-26262);
 //! - link-local (169.254.0.0/16, fe80::/10), and the cloud metadata
-//!   services (169.254.169.254, AWS's fd00:ec2::254, Alibaba's
+//!   services (169.254.169.254, AWS's fd00:ec2::254, GCP's fd20:ce::254, Alibaba's
 //!   100.100.100.200): a client that reaches them reads the instance's
 //!   credentials (server-side request forgery);
 //! - every address of the server itself (listening, relay and interface
@@ -30,12 +30,26 @@ use ipnet::IpNet;
 
 /// The cloud metadata services, reachable from any instance that hosts a
 /// relay: AWS, GCP, Azure, OpenStack... (169.254.169.254, also in
-/// 169.254.0.0/16), AWS over IPv6, Alibaba Cloud.
-pub const METADATA_ADDRESSES: [IpAddr; 3] = [
+/// 169.254.0.0/16), AWS and GCP over IPv6 (both inside fc00::/7, which is
+/// otherwise allowed), Alibaba Cloud.
+pub const METADATA_ADDRESSES: [IpAddr; 4] = [
     IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
     IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)),
+    IpAddr::V6(Ipv6Addr::new(0xfd20, 0x00ce, 0, 0, 0, 0, 0, 0x0254)),
     IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
 ];
+
+/// [`PRIVATE_NETS`] as networks, parsed once (the rule runs per packet
+/// on some paths).
+fn private_nets() -> &'static [IpNet] {
+    static NETS: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
+    NETS.get_or_init(|| {
+        PRIVATE_NETS
+            .iter()
+            .filter_map(|net| net.parse().ok())
+            .collect()
+    })
+}
 
 /// What [`PeerPolicy::deny_private`] refuses: RFC 1918, CGNAT (RFC 6598),
 /// IPv6 unique-local (RFC 4193).
@@ -144,11 +158,7 @@ impl PeerPolicy {
         is_dangerous(ip)
             || METADATA_ADDRESSES.contains(&ip)
             || (self.own_addresses.contains(&ip) && !on_relay_port)
-            || (self.deny_private
-                && PRIVATE_NETS
-                    .iter()
-                    .filter_map(|net| net.parse::<IpNet>().ok())
-                    .any(|net| net.contains(&ip)))
+            || (self.deny_private && private_nets().iter().any(|net| net.contains(&ip)))
     }
 }
 
@@ -254,7 +264,7 @@ impl fmt::Display for PeerPolicy {
             f,
             "peers refused: loopback, 0.0.0.0/8, ::, multicast, broadcast, \
              link-local (169.254.0.0/16, fe80::/10), cloud metadata (169.254.169.254, \
-             fd00:ec2::254, 100.100.100.200)"
+             fd00:ec2::254, fd20:ce::254, 100.100.100.200)"
         )?;
         if self.deny_private {
             write!(f, ", private ({})", PRIVATE_NETS.join(", "))?;
@@ -340,6 +350,7 @@ mod tests {
             "fe80::1",
             "febf::1",
             "fd00:ec2::254",
+            "fd20:ce::254",
             "100.100.100.200",
             "::ffff:169.254.169.254",
             "::169.254.169.254",

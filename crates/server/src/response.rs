@@ -80,6 +80,17 @@ const AMPLIFICATION_LIMIT: usize = 3;
 /// is answered with a realm of up to 20 characters, reason included.
 pub(crate) const AMPLIFICATION_CAP: usize = 4;
 
+/// The smallest UDP request that still gets a 401 with `realm`: the 401
+/// without SOFTWARE and reason phrase (header, ERROR-CODE, REALM, a
+/// 40-character NONCE, FINGERPRINT) must be within [`AMPLIFICATION_CAP`]
+/// times its size. The smallest Allocate is 28 bytes; with a realm that
+/// makes this larger, clients that send one get no answer over UDP.
+pub fn smallest_challenged_request(realm: &str) -> usize {
+    let padded = |len: usize| len.div_ceil(4) * 4;
+    let answer = 20 + 8 + (4 + padded(realm.len())) + (4 + 40) + 8;
+    answer.div_ceil(AMPLIFICATION_CAP)
+}
+
 /// Writes a response of `class` into `scratch`: the attributes `body` adds,
 /// then SOFTWARE, integrity with `key` when given, and FINGERPRINT.
 /// Without a key, SOFTWARE is left out where it would take the answer past
@@ -144,5 +155,17 @@ pub(crate) fn unknown_attributes(
         let list = edgeice_stun::attribute::UnknownAttributes::encode_into(unknown, &mut list);
         b.add(&Attribute::UnknownAttributes(list))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smallest_challenged_request;
+
+    #[test]
+    fn realms_of_up_to_28_characters_let_the_smallest_allocate_be_challenged() {
+        assert!(smallest_challenged_request("edgeice") <= 28);
+        assert!(smallest_challenged_request(&"r".repeat(28)) <= 28);
+        assert!(smallest_challenged_request(&"r".repeat(29)) > 28);
     }
 }

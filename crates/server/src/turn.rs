@@ -517,6 +517,12 @@ impl Server {
         if peers.is_empty() {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key));
         }
+        // More peers than an allocation may hold can never fit; refusing
+        // them before any work keeps one 64 KiB request (thousands of
+        // addresses) from holding the shard for long.
+        if peers.len() > self.config.max_permissions_per_allocation {
+            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
+        }
         // All or nothing (RFC 8656 §10.2).
         if let Some(code) = peers.iter().find_map(|p| self.check_peer(&from, *p).err()) {
             return self.error(from, &to, code, Some(&key));

@@ -238,3 +238,26 @@ fn a_refreshed_channel_still_carries_its_peers_data() {
     let back = peer_data(&mut server, later, RELAY, peer(1), b"in").expect("relayed");
     assert_eq!(ChannelData::parse(&back).unwrap().channel, 0x4000);
 }
+
+// Before: a CreatePermission listing thousands of peers was compared pair
+// by pair (quadratic) under the shard's lock before being refused.
+#[test]
+fn a_request_listing_more_peers_than_the_cap_is_refused_at_once() {
+    let t0 = Instant::now();
+    let mut server = Server::new(capped(4, 256), t0);
+    let mut alice = Client::new(
+        five_tuple(Transport::Udp, "192.0.2.10:50000"),
+        "alice",
+        "secret",
+    );
+    allocate(&mut server, t0, &mut alice, UDP, false);
+    // The same peer five times is one permission, but five listed: refused.
+    assert_eq!(
+        outcome(&create_permission(&mut server, t0, &mut alice, &[1; 5])),
+        FULL
+    );
+    assert_eq!(
+        outcome(&create_permission(&mut server, t0, &mut alice, &[1; 4])),
+        OK
+    );
+}

@@ -11,8 +11,8 @@
 //! are taken first. Only the per-IP limit refuses outright.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use edgeice_server::FiveTuple;
@@ -31,7 +31,7 @@ pub struct ConnectionLimits {
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
-    /// Only IPs with a connection open: at most `max_total` entries.
+    /// Only clients with a connection open: at most `max_total` entries.
     per_ip: HashMap<IpAddr, usize>,
     /// Connections that may make room for a newcomer, oldest first. Entries
     /// of ended connections are dropped as they come to the front, and
@@ -67,23 +67,40 @@ impl std::fmt::Display for Refusal {
 #[derive(Debug)]
 pub struct Connection {
     five_tuple: FiveTuple,
-    /// Set when the connection must close to make room.
-    evicted: AtomicBool,
+    /// [`OPEN`], [`KEPT`] or [`EVICTED`]; kept and evicted are final, so
+    /// a connection kept as it is chosen is one or the other, never both.
+    state: AtomicU8,
     close: Notify,
-    /// Set for a connection that is never to make room, though its own
-    /// 5-tuple holds no allocation: an RFC 6062 data connection.
-    kept: AtomicBool,
 }
 
+/// May be evicted.
+const OPEN: u8 = 0;
+/// Never to make room, though its own 5-tuple holds no allocation: an
+/// RFC 6062 data connection.
+const KEPT: u8 = 1;
+/// Chosen to make room: closing.
+const EVICTED: u8 = 2;
+
 impl Connection {
-    /// Never evict this connection.
-    pub fn keep(&self) {
-        self.kept.store(true, Ordering::Release);
+    /// Never evict this connection; false if it was chosen already.
+    pub fn keep(&self) -> bool {
+        self.settle(KEPT) || self.state.load(Ordering::Acquire) == KEPT
+    }
+
+    /// Moves an open connection to `state`; false if it was not open.
+    fn settle(&self, state: u8) -> bool {
+        self.state
+            .compare_exchange(OPEN, state, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn is_evicted(&self) -> bool {
+        self.state.load(Ordering::Acquire) == EVICTED
     }
 
     /// Resolves when the connection has been chosen to make room.
     pub async fn evicted(&self) {
-        while !self.evicted.load(Ordering::Acquire) {
+        while !self.is_evicted() {
             self.close.notified().await;
         }
     }
@@ -122,7 +139,7 @@ impl ConnectionLimits {
         five_tuple: FiveTuple,
         has_allocation: impl Fn(&FiveTuple) -> bool,
     ) -> Result<Admitted, Refusal> {
-        let ip = edgeice_server::peer_policy::canonical(five_tuple.client.ip());
+        let ip = client_key(five_tuple.client.ip());
         let mut counts = lock(&self.counts);
         if counts.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
             return Err(Refusal::PerIp(self.max_per_ip));
@@ -134,11 +151,19 @@ impl ConnectionLimits {
         counts.total += 1;
         let connection = Arc::new(Connection {
             five_tuple,
-            evicted: AtomicBool::new(false),
+            state: AtomicU8::new(OPEN),
             close: Notify::new(),
-            kept: AtomicBool::new(false),
         });
         counts.evictable.push_back(Arc::downgrade(&connection));
+        // Entries of ended connections behind a long-lived one at the
+        // front would otherwise pile up: sweep them once they outnumber
+        // the open connections (amortised, never per packet).
+        if counts.evictable.len() > 2 * counts.total + 64 {
+            counts.evictable.retain(|c| {
+                c.upgrade()
+                    .is_some_and(|c| c.state.load(Ordering::Acquire) == OPEN)
+            });
+        }
         Ok(Admitted {
             limits: self.clone(),
             ip,
@@ -162,16 +187,15 @@ impl Counts {
             let Some(connection) = candidate.upgrade() else {
                 continue;
             };
-            if connection.evicted.load(Ordering::Acquire) || connection.kept.load(Ordering::Acquire)
+            if connection.state.load(Ordering::Acquire) != OPEN
+                || has_allocation(&connection.five_tuple)
             {
                 continue;
             }
-            if has_allocation(&connection.five_tuple) {
-                continue;
+            if connection.settle(EVICTED) {
+                connection.close.notify_one();
+                return true;
             }
-            connection.evicted.store(true, Ordering::Release);
-            connection.close.notify_one();
-            return true;
         }
         false
     }
@@ -198,6 +222,24 @@ impl Drop for Admitted {
         {
             counts.evictable.pop_front();
         }
+    }
+}
+
+/// Whom a connection is counted against: an IPv4 address (also when
+/// written IPv4-mapped), or an IPv6 /64, which one host commonly has
+/// whole. Other IPv6 forms that embed an IPv4 address (6to4, Teredo,
+/// ISATAP...) are chosen by their sender and count as IPv6: counted as the
+/// IPv4 address they name, they would spend someone else's share.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
     }
 }
 
@@ -237,15 +279,15 @@ mod tests {
         let idle_old = limits.admit(from("192.0.2.2", 1), has_allocation).unwrap();
         let idle_new = limits.admit(from("192.0.2.3", 1), has_allocation).unwrap();
         let newcomer = limits.admit(from("192.0.2.4", 1), has_allocation).unwrap();
-        assert!(idle_old.connection.evicted.load(Ordering::Acquire));
-        assert!(!idle_new.connection.evicted.load(Ordering::Acquire));
-        assert!(!with_allocation.connection.evicted.load(Ordering::Acquire));
+        assert!(idle_old.connection.is_evicted());
+        assert!(!idle_new.connection.is_evicted());
+        assert!(!with_allocation.connection.is_evicted());
         drop(idle_old);
         let _next = limits.admit(from("192.0.2.5", 1), has_allocation).unwrap();
-        assert!(idle_new.connection.evicted.load(Ordering::Acquire));
+        assert!(idle_new.connection.is_evicted());
         drop(idle_new);
         let _last = limits.admit(from("192.0.2.6", 1), has_allocation).unwrap();
-        assert!(newcomer.connection.evicted.load(Ordering::Acquire));
+        assert!(newcomer.connection.is_evicted());
         drop(newcomer);
         drop(_next);
         // Only allocations left besides the newest: refused.
@@ -266,6 +308,49 @@ mod tests {
         let counts = lock(&limits.counts);
         assert!(counts.per_ip.is_empty());
         assert!(counts.evictable.is_empty());
+    }
+
+    #[test]
+    fn ended_connections_behind_a_long_lived_one_are_swept() {
+        let limits = ConnectionLimits::new(10_000, 10_000);
+        let _long_lived = limits.admit(from("192.0.2.1", 1), |_| false).unwrap();
+        for i in 0..10_000u16 {
+            drop(limits.admit(from("192.0.2.2", i), |_| false).unwrap());
+        }
+        assert!(lock(&limits.counts).evictable.len() <= 2 + 64);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_embedded_ipv4_is_no_one_elses() {
+        let limits = ConnectionLimits::new(100, 2);
+        let _a = limits.admit(from("2001:db8:1:2::1", 1), |_| false).unwrap();
+        let _b = limits.admit(from("2001:db8:1:2::2", 1), |_| false).unwrap();
+        let other_host_same_64 = from("2001:db8:1:2:ffff::3", 1);
+        assert_eq!(
+            limits.admit(other_host_same_64, |_| false).unwrap_err(),
+            Refusal::PerIp(2)
+        );
+        // An ISATAP or 6to4 address naming 192.0.2.9 does not spend its share.
+        let _v4a = limits.admit(from("192.0.2.9", 1), |_| false).unwrap();
+        let _isatap = limits
+            .admit(from("2001:db8:9::5efe:c000:209", 1), |_| false)
+            .unwrap();
+        let _sixtofour = limits
+            .admit(from("2002:c000:209::1", 1), |_| false)
+            .unwrap();
+        let _v4b = limits.admit(from("192.0.2.9", 2), |_| false).unwrap();
+    }
+
+    #[test]
+    fn a_kept_connection_is_never_evicted() {
+        let limits = ConnectionLimits::new(1, 10);
+        let data = limits.admit(from("192.0.2.1", 1), |_| false).unwrap();
+        assert!(data.connection().keep());
+        assert_eq!(
+            limits.admit(from("192.0.2.2", 1), |_| false).unwrap_err(),
+            Refusal::Total(1)
+        );
+        assert!(!data.connection().is_evicted());
     }
 
     #[tokio::test]

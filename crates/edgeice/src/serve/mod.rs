@@ -817,7 +817,25 @@ async fn serve(args: ServeArgs) -> Result<()> {
                     .filter_map(|(l, _)| l.local_addr().ok()),
             ),
     );
+    // Behind 1:1 NAT the public address leads back here too (hairpinning).
+    config
+        .peer_policy
+        .own_addresses
+        .extend(config.external_ips.values().copied());
+    config.peer_policy.own_addresses.sort();
+    config.peer_policy.own_addresses.dedup();
     tracing::info!("{}", config.peer_policy);
+    // The smallest Allocate: a header and REQUESTED-TRANSPORT.
+    const SMALLEST_ALLOCATE: usize = 28;
+    let smallest = edgeice_server::smallest_challenged_request(&config.realm);
+    if smallest > SMALLEST_ALLOCATE {
+        tracing::warn!(
+            "realm {:?} is long: a 401 over UDP is kept within 4x its request against \
+             reflection, so an Allocate of fewer than {smallest} bytes (the smallest is \
+             {SMALLEST_ALLOCATE}) goes unanswered; a realm of 28 characters or fewer avoids it",
+            config.realm
+        );
+    }
     let mut fast_path_ips = relay_ips.clone();
     fast_path_ips.extend(udp_sockets.keys().map(SocketAddr::ip));
     let kernel = kernel::KernelPath::start(args.kernel_fast_path, &fast_path_ips)?;

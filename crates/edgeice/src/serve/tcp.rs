@@ -218,11 +218,19 @@ where
                         Err(_) => break,
                     }
                 }
-                stream.write_all(&batch).await?;
+                // A client that stops reading (a zero window) would hold
+                // this task, and its file, forever: neither the idle timer
+                // nor the core's Close is heard while writing.
+                tokio::time::timeout(WRITE_STALL_TIMEOUT, stream.write_all(&batch))
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("the client read nothing for {WRITE_STALL_TIMEOUT:?}")
+                    })??;
             }
             Some(StreamCommand::Splice(peer, id)) => {
                 // Its own 5-tuple holds no allocation, but it carries one's
                 // data now: never the one to make room.
+                // (If it was chosen to make room a moment ago, it closes.)
                 admission.keep();
                 let result = splice(stream, peer, decoder.pending(), &mut rx).await;
                 shared.spliced_ended(id);
@@ -233,6 +241,9 @@ where
         }
     }
 }
+
+/// Longest a write to a client may wait for it to read.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most bytes gathered for one write to a client.
 const BATCH_BYTES: usize = 64 * 1024;
