@@ -82,7 +82,7 @@ pub(crate) const AMPLIFICATION_CAP: usize = 4;
 
 /// The smallest UDP request that still gets a 401 with `realm`: the 401
 /// without SOFTWARE and reason phrase (header, ERROR-CODE, REALM, a
-/// 40-character NONCE, FINGERPRINT) must be within [`AMPLIFICATION_CAP`]
+/// 40-character NONCE, FINGERPRINT) must be within `AMPLIFICATION_CAP` (4)
 /// times its size. The smallest Allocate is 28 bytes; with a realm that
 /// makes this larger, clients that send one get no answer over UDP.
 pub fn smallest_challenged_request(realm: &str) -> usize {
