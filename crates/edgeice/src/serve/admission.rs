@@ -110,7 +110,6 @@ impl Connection {
 #[derive(Debug)]
 pub struct Admitted {
     limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
     connection: Arc<Connection>,
 }
 
@@ -166,7 +165,6 @@ impl ConnectionLimits {
         }
         Ok(Admitted {
             limits: self.clone(),
-            ip,
             connection,
         })
     }
@@ -205,10 +203,11 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         let mut counts = lock(&self.limits.counts);
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+        let ip = client_key(self.connection.five_tuple.client.ip());
+        if let Some(n) = counts.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                counts.per_ip.remove(&self.ip);
+                counts.per_ip.remove(&ip);
             }
         }
         // Ended connections are skipped when they reach the front; here
