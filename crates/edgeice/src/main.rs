@@ -13,14 +13,15 @@ mod users;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Get real-time media through NATs and firewalls.
 #[derive(Debug, Parser)]
 #[command(name = "edgeice", version, about)]
 struct Cli {
     /// Log format on stderr: human text, or one JSON object per line for
-    /// log collectors. EDGEICE_LOG sets the level (default: info).
+    /// log collectors. EDGEICE_LOG sets the level (default: info). For
+    /// serve, also `log-format` in its file, EDGEICE_LOG_FORMAT.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
@@ -54,18 +55,38 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let matches = serve::command(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // serve's settings (flags, environment, file) are resolved before
+    // logging starts: its log format and level are among them.
+    let serve = match matches.subcommand() {
+        Some(("serve", serve)) => match serve::Resolved::from_matches(serve) {
+            Ok(resolved) => Some(resolved),
+            Err(error) => {
+                eprintln!("edgeice: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let log_format = serve.as_ref().map_or(cli.log_format, |s| s.log_format);
+    let filter = match serve.as_ref().and_then(serve::Resolved::log_filter) {
+        Some(directives) => tracing_subscriber::EnvFilter::new(directives),
+        None => tracing_subscriber::EnvFilter::try_from_env("EDGEICE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
+    match log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
     let result = match cli.command {
-        Command::Serve(args) => serve::run(*args),
+        Command::Serve(_) => match serve {
+            Some(resolved) => serve::run(resolved),
+            None => Err(anyhow::anyhow!("serve: no settings")),
+        },
         Command::User(args) => users::run(args),
         Command::Analyze(args) => return analyze::run(args),
         Command::Call(args) => return call::run(*args),

@@ -1,5 +1,6 @@
-//! `edgeice serve`: turns flags into a [`ServerConfig`], binds the
-//! listeners and runs the drivers around one [`edgeice_server::Server`].
+//! `edgeice serve`: turns its settings (flags, environment, file: see
+//! [`settings`]) into a [`ServerConfig`], binds the listeners and runs the
+//! drivers around one [`edgeice_server::Server`].
 
 mod accept;
 mod admission;
@@ -9,6 +10,7 @@ mod kernel;
 mod log_throttle;
 mod metrics;
 mod relay;
+mod settings;
 mod tcp;
 mod tcp_relay;
 mod tls;
@@ -16,379 +18,22 @@ mod udp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use edgeice_server::ServerConfig;
-use ipnet::IpNet;
 
 use driver::Shared;
 use relay::RelayPool;
+pub use settings::{Resolved, ServeArgs, Settings, command};
 
 use crate::users::store::UserStore;
-
-/// Arguments of `edgeice serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// A TOML file with the same settings as these flags (keys named like
-    /// the flags: `listen = ["0.0.0.0:3478"]`, `relay-ports = "61000-65535"`);
-    /// flags given on the command line override it.
-    #[arg(long, value_name = "FILE")]
-    config: Option<std::path::PathBuf>,
-
-    /// Address to listen on, UDP and TCP; repeat for several. Port 0 picks
-    /// a free port (the chosen one is printed) [default: 0.0.0.0:3478 and
-    /// [::]:3478].
-    #[arg(long = "listen", value_name = "ADDR:PORT")]
-    listen: Vec<SocketAddr>,
-
-    /// Do not listen on TCP.
-    #[arg(long)]
-    no_tcp: bool,
-
-    /// Address to listen on with TLS over TCP (TURN on 443 gets through
-    /// strict firewalls); repeatable. Needs --tls-cert and --tls-key.
-    #[arg(long = "tls-listen", value_name = "ADDR:PORT")]
-    tls_listen: Vec<SocketAddr>,
-
-    /// PEM certificate chain for TLS.
-    #[arg(long, value_name = "PEM")]
-    tls_cert: Option<std::path::PathBuf>,
-
-    /// PEM private key for TLS.
-    #[arg(long, value_name = "PEM")]
-    tls_key: Option<std::path::PathBuf>,
-
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR:PORT")]
-    metrics: Option<SocketAddr>,
-
-    /// Leave the SOFTWARE attribute out of responses.
-    #[arg(long)]
-    no_software: bool,
-
-    /// Realm of the long-term credentials [default: edgeice].
-    #[arg(long)]
-    realm: Option<String>,
-
-    /// A TURN user, as NAME:PASSWORD; repeat for several.
-    #[arg(long = "user", value_name = "NAME:PASSWORD")]
-    users: Vec<String>,
-
-    /// The SQLite user store (`edgeice user` manages it). Used by default
-    /// when no --user or --auth-secret is given; re-read when it changes.
-    #[arg(long = "users-db", value_name = "PATH")]
-    users_db: Option<std::path::PathBuf>,
-
-    /// RFC 5780 NAT behaviour discovery: a second IP of this host. Each UDP
-    /// listener on a specific address of that family is also served on
-    /// port+1, and on this IP with both ports; Binding answers then carry
-    /// OTHER-ADDRESS and honour CHANGE-REQUEST.
-    #[arg(long = "alternate-ip", value_name = "IP")]
-    alternate_ip: Option<IpAddr>,
-
-    /// Shared secret of the TURN REST API scheme (time-limited user names
-    /// `expiry:name` with password base64(HMAC-SHA1(secret, user name)));
-    /// repeat to accept several while rotating.
-    #[arg(long = "auth-secret", value_name = "SECRET")]
-    auth_secrets: Vec<String>,
-
-    /// IP address relay sockets bind to, one per family. By default, the
-    /// listening address of that family, when it is not a wildcard.
-    #[arg(long = "relay-ip", value_name = "IP")]
-    relay_ips: Vec<IpAddr>,
-
-    /// Ports relay sockets use [default: 49152-65535]. Keep it clear of the
-    /// system's ephemeral ports (Linux: 32768-60999).
-    #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
-    relay_ports: Option<RangeInclusive<u16>>,
-
-    /// Behind a 1:1 NAT, PUBLIC is advertised for relays bound on PRIVATE
-    /// (PUBLIC alone: for the relay IP of the same family). Repeatable.
-    /// `auto` asks the STUN server of --external-ip-stun instead.
-    #[arg(long = "external-ip", value_name = "PUBLIC[/PRIVATE]")]
-    external_ips: Vec<String>,
-
-    /// The STUN server `--external-ip auto` asks, outside the NAT:
-    /// `stun:HOST[:PORT]` (RFC 7064), `HOST:PORT` or an IP; port 3478 if none.
-    #[arg(long, value_name = "STUN-URI", value_parser = parse_stun_server)]
-    external_ip_stun: Option<SocketAddr>,
-
-    /// Do not warn about private relay addresses: this edge serves only its
-    /// own network.
-    #[arg(long)]
-    private_relay_ok: bool,
-
-    /// Relay bound channels in the kernel (XDP) on the interfaces of the
-    /// listening and relay addresses: `auto` when the kernel and privileges
-    /// allow, saying so once in the log; `on` refuses to start without it.
-    /// Needs a build with the `ebpf` feature.
-    #[arg(long, value_enum, default_value_t = kernel::FastPathMode::Off)]
-    kernel_fast_path: kernel::FastPathMode,
-
-    /// Most 401/438 answers per source IP: RATE per second on average,
-    /// BURST at once (default 50/200); the rest go unanswered, so spoofed
-    /// requests cannot turn the server against a victim.
-    #[arg(long, value_name = "RATE/BURST", value_parser = parse_rate)]
-    challenges_per_ip: Option<(u32, u32)>,
-
-    /// Bandwidth cap per allocation: relayed payload bytes per second, both
-    /// directions together; what exceeds it is dropped.
-    #[arg(long, value_name = "BYTES")]
-    max_bytes_per_second: Option<u64>,
-
-    /// Most allocations at once, all users together (coturn's
-    /// total-quota); beyond it Allocate gets 486 [default: 10000].
-    #[arg(long, value_name = "N")]
-    max_allocations: Option<usize>,
-
-    /// Most allocations at once per user name (coturn's user-quota);
-    /// beyond it Allocate gets 486 [default: 1000].
-    #[arg(long, value_name = "N")]
-    max_allocations_per_user: Option<usize>,
-
-    /// Allow relaying to peers in CIDR even if refused by default
-    /// (loopback, link-local, cloud metadata, this host's own addresses,
-    /// private with --deny-private-peers); repeatable, adds to the config
-    /// file's list.
-    #[arg(long = "allow-peer", value_name = "CIDR")]
-    allow_peers: Vec<IpNet>,
-
-    /// Refuse relaying to peers in CIDR, in whatever form it is written
-    /// (an IPv6 prefix such as 64:ff9b::/96 matches IPv6 peers under it);
-    /// repeatable, adds to the config file's list.
-    #[arg(long = "deny-peer", value_name = "CIDR")]
-    deny_peers: Vec<IpNet>,
-
-    /// Most TCP and TLS connections open at once, all clients together;
-    /// more are closed as soon as accepted [default: half the files the
-    /// open-file limit leaves, the rest being for relay sockets].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    max_tcp_connections: Option<u64>,
-
-    /// Most TCP and TLS connections open at once from one IP address
-    /// [default: 1000; raise it for an edge that serves a large site behind
-    /// one NAT address].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    max_tcp_connections_per_ip: Option<u64>,
-
-    /// Seconds a TCP or TLS connection without an allocation may go without
-    /// a complete request (its first one included, however slowly the bytes
-    /// come) before it is closed [default: 30].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
-    tcp_idle_timeout: Option<u64>,
-
-    /// Also refuse private peers (RFC 1918, CGNAT 100.64.0.0/10, ULA
-    /// fc00::/7) unless --allow-peer covers them: for an edge that serves
-    /// only the public internet.
-    #[arg(long)]
-    deny_private_peers: bool,
-
-    /// Most permissions (peer IPs) per allocation; beyond it
-    /// CreatePermission and ChannelBind get 508 [default: 256].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
-    max_permissions_per_allocation: Option<u64>,
-
-    /// Most channels per allocation; beyond it ChannelBind gets 508
-    /// [default: 256].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16384))]
-    max_channels_per_allocation: Option<u64>,
-
-    /// Seconds a permission lasts unless refreshed (coturn's
-    /// permission-lifetime) [default: 300, RFC 8656's].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
-    permission_lifetime: Option<u64>,
-
-    /// Longest allocation lifetime granted, in seconds (coturn's
-    /// max-allocate-lifetime); below 600 it is also the default, so that
-    /// clients refresh sooner (soak tests, short-lived edges)
-    /// [default: 3600, RFC 8656's].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
-    max_allocate_lifetime: Option<u64>,
-}
-
-fn default_listen() -> Vec<SocketAddr> {
-    vec![
-        SocketAddr::from(([0, 0, 0, 0], 3478)),
-        SocketAddr::from(([0u16; 8], 3478)),
-    ]
-}
-
-/// The settings file: the flags' names as keys, lists for repeatable flags.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileConfig {
-    #[serde(default)]
-    listen: Vec<SocketAddr>,
-    #[serde(default)]
-    no_tcp: bool,
-    #[serde(default)]
-    tls_listen: Vec<SocketAddr>,
-    tls_cert: Option<std::path::PathBuf>,
-    tls_key: Option<std::path::PathBuf>,
-    metrics: Option<SocketAddr>,
-    #[serde(default)]
-    no_software: bool,
-    realm: Option<String>,
-    alternate_ip: Option<IpAddr>,
-    #[serde(default)]
-    user: Vec<String>,
-    users_db: Option<std::path::PathBuf>,
-    #[serde(default)]
-    auth_secret: Vec<String>,
-    #[serde(default)]
-    relay_ip: Vec<IpAddr>,
-    relay_ports: Option<String>,
-    external_ip_stun: Option<String>,
-    challenges_per_ip: Option<String>,
-    max_bytes_per_second: Option<u64>,
-    max_allocations: Option<usize>,
-    max_allocations_per_user: Option<usize>,
-    #[serde(default)]
-    external_ip: Vec<String>,
-    #[serde(default)]
-    private_relay_ok: bool,
-    #[serde(default)]
-    allow_peer: Vec<IpNet>,
-    #[serde(default)]
-    deny_peer: Vec<IpNet>,
-    max_tcp_connections: Option<u64>,
-    max_tcp_connections_per_ip: Option<u64>,
-    tcp_idle_timeout: Option<u64>,
-    #[serde(default)]
-    deny_private_peers: bool,
-    max_permissions_per_allocation: Option<u64>,
-    max_channels_per_allocation: Option<u64>,
-}
-
-impl ServeArgs {
-    /// Fills what the command line left unset from `--config`, then the
-    /// defaults.
-    fn resolve(mut self) -> Result<Self> {
-        if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the config file {}", path.display()))?;
-            let file: FileConfig = toml::from_str(&text)
-                .with_context(|| format!("in the config file {}", path.display()))?;
-            fn list<T>(flag: &mut Vec<T>, file: Vec<T>) {
-                if flag.is_empty() {
-                    *flag = file;
-                }
-            }
-            list(&mut self.listen, file.listen);
-            list(&mut self.tls_listen, file.tls_listen);
-            list(&mut self.users, file.user);
-            list(&mut self.auth_secrets, file.auth_secret);
-            list(&mut self.relay_ips, file.relay_ip);
-            list(&mut self.external_ips, file.external_ip);
-            // Peer rules add up: the file's, then the command line's, so a
-            // flag cannot silently drop a deny entry the file holds.
-            self.allow_peers.splice(0..0, file.allow_peer);
-            self.deny_peers.splice(0..0, file.deny_peer);
-            self.deny_private_peers |= file.deny_private_peers;
-            self.max_permissions_per_allocation = self
-                .max_permissions_per_allocation
-                .or(file.max_permissions_per_allocation);
-            self.max_channels_per_allocation = self
-                .max_channels_per_allocation
-                .or(file.max_channels_per_allocation);
-            self.no_tcp |= file.no_tcp;
-            self.no_software |= file.no_software;
-            self.private_relay_ok |= file.private_relay_ok;
-            self.tls_cert = self.tls_cert.or(file.tls_cert);
-            self.tls_key = self.tls_key.or(file.tls_key);
-            self.metrics = self.metrics.or(file.metrics);
-            self.realm = self.realm.or(file.realm);
-            self.users_db = self.users_db.or(file.users_db);
-            self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
-            if self.external_ip_stun.is_none() {
-                self.external_ip_stun = file
-                    .external_ip_stun
-                    .map(|s| {
-                        parse_stun_server(&s).map_err(|e| anyhow::anyhow!("external-ip-stun: {e}"))
-                    })
-                    .transpose()?;
-            }
-            self.max_bytes_per_second = self.max_bytes_per_second.or(file.max_bytes_per_second);
-            self.max_allocations = self.max_allocations.or(file.max_allocations);
-            self.max_tcp_connections = self.max_tcp_connections.or(file.max_tcp_connections);
-            self.max_tcp_connections_per_ip = self
-                .max_tcp_connections_per_ip
-                .or(file.max_tcp_connections_per_ip);
-            self.tcp_idle_timeout = self.tcp_idle_timeout.or(file.tcp_idle_timeout);
-            self.max_allocations_per_user = self
-                .max_allocations_per_user
-                .or(file.max_allocations_per_user);
-            if self.challenges_per_ip.is_none() {
-                self.challenges_per_ip = file
-                    .challenges_per_ip
-                    .map(|r| parse_rate(&r).map_err(|e| anyhow::anyhow!("challenges-per-ip: {e}")))
-                    .transpose()?;
-            }
-            if self.relay_ports.is_none() {
-                self.relay_ports = file
-                    .relay_ports
-                    .map(|r| parse_port_range(&r).map_err(|e| anyhow::anyhow!("relay-ports: {e}")))
-                    .transpose()?;
-            }
-        }
-        if self.listen.is_empty() {
-            self.listen = default_listen();
-        }
-        self.realm.get_or_insert_with(|| "edgeice".to_owned());
-        self.relay_ports.get_or_insert(49152..=65535);
-        if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
-            anyhow::bail!("TLS listeners need both --tls-cert and --tls-key");
-        }
-        Ok(self)
-    }
-
-    fn realm(&self) -> &str {
-        self.realm.as_deref().unwrap_or("edgeice")
-    }
-
-    fn relay_ports(&self) -> RangeInclusive<u16> {
-        self.relay_ports.clone().unwrap_or(49152..=65535)
-    }
-}
-
-/// Reads a STUN server as `--external-ip-stun` takes it: `stun:HOST[:PORT]`
-/// (RFC 7064), `HOST:PORT`, or an IP alone; the port defaults to 3478. A
-/// host name is resolved once, at start-up.
-fn parse_stun_server(s: &str) -> Result<SocketAddr, String> {
-    let url = crate::server_url::ServerUrl::parse(s)?;
-    if url.scheme != crate::server_url::Scheme::Stun {
-        return Err(format!("{s}: a stun: server is needed here"));
-    }
-    url.resolve()
-}
-
-fn parse_rate(s: &str) -> Result<(u32, u32), String> {
-    let (rate, burst) = s.split_once('/').unwrap_or((s, s));
-    let rate = rate.trim().parse().map_err(|e| format!("{rate}: {e}"))?;
-    let burst = burst.trim().parse().map_err(|e| format!("{burst}: {e}"))?;
-    Ok((rate, burst))
-}
-
-fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
-    let (lo, hi) = s
-        .split_once('-')
-        .ok_or("expected LO-HI, such as 61000-65535")?;
-    let lo: u16 = lo.trim().parse().map_err(|e| format!("{lo}: {e}"))?;
-    let hi: u16 = hi.trim().parse().map_err(|e| format!("{hi}: {e}"))?;
-    if lo == 0 || lo > hi {
-        return Err(format!("{lo}-{hi} is not a range of ports"));
-    }
-    Ok(lo..=hi)
-}
 
 /// Replaces `--external-ip auto` by the mappings a STUN server reports for
 /// each relay IP of its family. A relay that gets no answer stays unmapped
 /// (and the private-address warning then says so).
-async fn resolve_auto_external_ips(mut args: ServeArgs, relay_ips: &[IpAddr]) -> Result<ServeArgs> {
+async fn resolve_auto_external_ips(mut args: Settings, relay_ips: &[IpAddr]) -> Result<Settings> {
     if !args.external_ips.iter().any(|e| e == "auto") {
         return Ok(args);
     }
@@ -453,11 +98,11 @@ async fn bind_listener(
 
 /// Opens the user store when asked for, or by default when no other
 /// credentials are given; creates a first user in an empty one.
-fn open_user_store(
-    args: &ServeArgs,
-    config: &ServerConfig,
-) -> Result<Option<driver::WatchedStore>> {
-    let other_credentials = !args.users.is_empty() || !args.auth_secrets.is_empty();
+fn open_user_store(args: &Settings, config: &ServerConfig) -> Result<Option<driver::WatchedStore>> {
+    let other_credentials = !args.users.is_empty()
+        || !args.auth_secrets.is_empty()
+        || !args.user_files.is_empty()
+        || !args.auth_secret_files.is_empty();
     let path = match &args.users_db {
         Some(path) => path.clone(),
         None if other_credentials => return Ok(None),
@@ -505,13 +150,19 @@ fn announce(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
-/// Runs the server until Ctrl-C or SIGTERM.
-pub fn run(args: ServeArgs) -> Result<()> {
+/// Runs the server until Ctrl-C or SIGTERM; with `--check-config`, prints
+/// and checks the settings instead.
+pub fn run(resolved: Resolved) -> Result<()> {
+    resolved.warn_exposed_secrets();
+    if resolved.check_config {
+        return check_config(&resolved);
+    }
+    let args = resolved.settings;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(args))
 }
 
-fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
+fn config(args: &Settings, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     let mut config = ServerConfig {
         realm: args.realm().to_owned(),
         ..ServerConfig::default()
@@ -519,16 +170,17 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     if args.no_software {
         config.software = None;
     }
-    config.auth_secrets = args.auth_secrets.clone();
+    config.auth_secrets = args.auth_secrets()?;
     config.unix_time_at_start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     getrandom::fill(&mut config.nonce_secret)
         .map_err(|e| anyhow::anyhow!("no system randomness for the nonce secret: {e}"))?;
-    for user in &args.users {
+    for user in &args.users()? {
+        // The line may be a password alone: it is not repeated.
         let Some((name, password)) = user.split_once(':') else {
-            bail!("--user {user}: expected NAME:PASSWORD");
+            bail!("a user of --user or --user-file is not NAME:PASSWORD");
         };
         config
             .add_user(name, password)
@@ -594,6 +246,26 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     Ok(config)
 }
 
+/// `--check-config`: prints the settings with their sources, then checks
+/// what serving would, short of binding sockets or asking a STUN server:
+/// the server configuration, the secret files, the TLS certificate.
+fn check_config(resolved: &Resolved) -> Result<()> {
+    print!("{}", resolved.render());
+    let args = &resolved.settings;
+    let relay_ips = RelayPool::new(&args.relay_ips, &args.listen, args.relay_ports()).ips();
+    let mut args = args.clone();
+    if args.external_ips.iter().any(|e| e == "auto") && args.external_ip_stun.is_none() {
+        bail!("external-ip auto needs external-ip-stun, a STUN server outside the NAT");
+    }
+    args.external_ips.retain(|e| e != "auto");
+    config(&args, &relay_ips)?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        tls::acceptor(cert, key)?;
+    }
+    println!("# the settings are valid");
+    Ok(())
+}
+
 /// Files left out of the budget for relays and connections: listeners, the
 /// user store, the metrics endpoint, the kernel path's maps, logs.
 const RESERVED_FILES: u64 = 64;
@@ -607,7 +279,7 @@ const DEFAULT_TCP_IDLE_TIMEOUT: u64 = 30;
 /// Raises the open-file limit as far as it goes, and sets the TCP/TLS
 /// connection limits from what it allows unless given: half the files for
 /// connections, half for relay sockets. Says what that leaves room for.
-fn stream_policy(args: &ServeArgs) -> tcp::StreamPolicy {
+fn stream_policy(args: &Settings) -> tcp::StreamPolicy {
     let limit = match crate::open_files::raise_to_hard_limit() {
         Ok(limit) => Some(limit),
         Err(e) => {
@@ -694,8 +366,7 @@ impl Tasks {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
-    let args = args.resolve()?;
+async fn serve(args: Settings) -> Result<()> {
     let stream_policy = stream_policy(&args);
     let mut listeners = Vec::new();
     for addr in &args.listen {
@@ -901,21 +572,4 @@ async fn serve(args: ServeArgs) -> Result<()> {
         e = tasks.first_failure() => return Err(e),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_stun_server;
-
-    #[test]
-    fn stun_servers_are_read_as_uris_or_addresses() {
-        let read = |s| parse_stun_server(s).map(|a| a.to_string());
-        assert_eq!(read("stun:192.0.2.1"), Ok("192.0.2.1:3478".into()));
-        assert_eq!(read("stun:192.0.2.1:3479"), Ok("192.0.2.1:3479".into()));
-        assert_eq!(read("192.0.2.1:19302"), Ok("192.0.2.1:19302".into()));
-        assert_eq!(read("stun:[2001:db8::1]"), Ok("[2001:db8::1]:3478".into()));
-        assert_eq!(read("[2001:db8::1]:5349"), Ok("[2001:db8::1]:5349".into()));
-        assert_eq!(read("2001:db8::1"), Ok("[2001:db8::1]:3478".into()));
-        assert!(read("stun:").is_err());
-    }
 }
