@@ -483,6 +483,12 @@ fn key_of(arg: &Arg) -> Option<&str> {
     arg.get_long().filter(|l| !NOT_SETTINGS.contains(l))
 }
 
+/// A boolean flag, as [`command`] made it.
+fn is_bool(arg: &Arg) -> bool {
+    matches!(arg.get_action(), ArgAction::Set)
+        && arg.get_num_args().is_some_and(|n| n.min_values() == 0)
+}
+
 fn is_list(arg: &Arg) -> bool {
     matches!(arg.get_action(), ArgAction::Append)
 }
@@ -704,8 +710,7 @@ fn resolve(cli: &ArgMatches, env: &[(String, String)]) -> Result<Resolved> {
             key,
             sources,
             values,
-            bool_flag: matches!(arg.get_action(), ArgAction::Set)
-                && arg.get_num_args().is_some_and(|n| n.min_values() == 0),
+            bool_flag: is_bool(arg),
             list: is_list(arg),
             default_help: help_default(arg),
         });
@@ -839,5 +844,134 @@ mod tests {
         assert_eq!(read("[2001:db8::1]:5349"), Ok("[2001:db8::1]:5349".into()));
         assert_eq!(read("2001:db8::1"), Ok("[2001:db8::1]:3478".into()));
         assert!(read("stun:").is_err());
+    }
+}
+
+#[cfg(test)]
+mod drift {
+    //! Every setting is a flag, a file key and an environment variable:
+    //! enumerated from clap's own list, so a new flag is covered untested.
+    use super::*;
+
+    /// A valid value for a setting, from its value name or choices.
+    fn sample(arg: &Arg) -> String {
+        if is_bool(arg) {
+            return "true".to_owned();
+        }
+        let choices = arg.get_possible_values();
+        if let Some(last) = choices.last() {
+            return last.get_name().to_owned();
+        }
+        let name = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        match name.as_str() {
+            "ADDR:PORT" => "127.0.0.1:3478",
+            "PEM" | "FILE" | "PATH" => "/nonexistent/file",
+            "IP" => "127.0.0.1",
+            "NAME:PASSWORD" => "alice:secret",
+            "SECRET" => "secret",
+            "LO-HI" => "61000-65535",
+            "PUBLIC[/PRIVATE]" => "192.0.2.1/127.0.0.1",
+            "STUN-URI" => "stun:192.0.2.1",
+            "RATE/BURST" => "5/10",
+            "N" | "SECONDS" | "BYTES" => "7",
+            "CIDR" => "10.0.0.0/8",
+            "FILTER" => "debug",
+            "BOOL" => "true",
+            _ if arg.get_id() == "realm" => "sample",
+            other => panic!(
+                "no sample value for --{} (value name {other}): add one here",
+                arg.get_long().unwrap_or_default()
+            ),
+        }
+        .to_owned()
+    }
+
+    fn settings() -> Vec<Arg> {
+        serve_command()
+            .unwrap()
+            .get_arguments()
+            .filter(|a| key_of(a).is_some())
+            .cloned()
+            .collect()
+    }
+
+    fn resolve_with(argv: &[String], env: &[(String, String)]) -> Resolved {
+        let matches = command(crate::Cli::command())
+            .try_get_matches_from(
+                ["edgeice", "serve"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(argv.iter().cloned()),
+            )
+            .unwrap();
+        let serve = matches.subcommand_matches("serve").unwrap();
+        resolve(serve, env).unwrap()
+    }
+
+    fn assert_every_setting_from(resolved: &Resolved, source: impl Fn(&str) -> Source) {
+        for arg in settings() {
+            let key = key_of(&arg).unwrap();
+            let origin = resolved.origin(key).unwrap();
+            assert_eq!(origin.sources, vec![source(key)], "{key}");
+            assert_eq!(origin.values, vec![sample(&arg)], "{key}");
+        }
+    }
+
+    #[test]
+    fn every_setting_is_a_file_key() {
+        let path = std::env::temp_dir().join(format!("edgeice-drift-{}.toml", std::process::id()));
+        let text: String = settings()
+            .iter()
+            .map(|a| format!("{} = {:?}\n", key_of(a).unwrap(), sample(a)))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let resolved = resolve_with(&["--config".into(), path.display().to_string()], &[]);
+        assert_every_setting_from(&resolved, |_| Source::File(path.clone()));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn every_setting_is_an_environment_variable() {
+        let env: Vec<(String, String)> = settings()
+            .iter()
+            .map(|a| (env_name(key_of(a).unwrap()), sample(a)))
+            .collect();
+        let resolved = resolve_with(&[], &env);
+        assert_every_setting_from(&resolved, |key| Source::Env(env_name(key)));
+    }
+
+    #[test]
+    fn every_setting_is_a_flag() {
+        let argv: Vec<String> = settings()
+            .iter()
+            .map(|a| format!("--{}={}", key_of(a).unwrap(), sample(a)))
+            .collect();
+        let resolved = resolve_with(&argv, &[]);
+        assert_every_setting_from(&resolved, |_| Source::CommandLine);
+    }
+
+    #[test]
+    fn every_boolean_can_be_unset_by_a_higher_source() {
+        let booleans: Vec<String> = settings()
+            .iter()
+            .filter(|a| is_bool(a))
+            .map(|a| key_of(a).unwrap().to_owned())
+            .collect();
+        assert!(booleans.len() >= 4, "{booleans:?}");
+        let env: Vec<(String, String)> =
+            booleans.iter().map(|k| (env_name(k), "1".into())).collect();
+        let argv: Vec<String> = booleans.iter().map(|k| format!("--{k}=false")).collect();
+        let resolved = resolve_with(&argv, &env);
+        for key in &booleans {
+            let origin = resolved.origin(key).unwrap();
+            assert_eq!(origin.sources, vec![Source::CommandLine], "{key}");
+            assert_eq!(origin.values, vec!["false".to_owned()], "{key}");
+        }
+        let set = resolve_with(&[], &env);
+        assert!(set.settings.no_tcp && set.settings.deny_private_peers);
     }
 }
