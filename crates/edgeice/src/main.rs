@@ -5,6 +5,7 @@
 mod analyze;
 mod bench;
 mod call;
+mod config;
 mod open_files;
 mod probe;
 mod serve;
@@ -52,6 +53,9 @@ enum Command {
     Probe(Box<probe::ProbeArgs>),
     /// Load a TURN server: allocations, relayed packets, loss, latency.
     Bench(Box<bench::BenchArgs>),
+    /// Convert configuration: `from-coturn` writes the serve TOML
+    /// equivalent to a coturn turnserver.conf.
+    Config(config::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Call(args) => return call::run(*args),
         Command::Probe(args) => return probe::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Config(args) => config::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,7 @@ use edgeice_server::ServerConfig;
 
 use driver::Shared;
 use relay::RelayPool;
+pub(crate) use settings::user_key;
 pub use settings::{Resolved, ServeArgs, Settings, command};
 
 use crate::users::store::UserStore;
@@ -100,6 +101,7 @@ async fn bind_listener(
 /// credentials are given; creates a first user in an empty one.
 fn open_user_store(args: &Settings, config: &ServerConfig) -> Result<Option<driver::WatchedStore>> {
     let other_credentials = !args.users.is_empty()
+        || !args.user_keys.is_empty()
         || !args.auth_secrets.is_empty()
         || !args.user_files.is_empty()
         || !args.auth_secret_files.is_empty();
@@ -185,6 +187,10 @@ fn config(args: &Settings, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
         config
             .add_user(name, password)
             .with_context(|| format!("--user {name}"))?;
+    }
+    for user in &args.user_keys {
+        let (name, key) = settings::user_key(user).map_err(|e| anyhow::anyhow!("user-key: {e}"))?;
+        config.add_user_key(name, &key);
     }
     for mapping in &args.external_ips {
         let (public, private) = match mapping.split_once('/') {

@@ -116,6 +116,12 @@ pub struct Settings {
     #[arg(long = "auth-secret", value_name = "SECRET")]
     pub(super) auth_secrets: Vec<String>,
 
+    /// A TURN user given by its long-term key rather than its password, as
+    /// NAME:0xKEY (32 hex digits: MD5 of NAME:REALM:PASSWORD, tied to the
+    /// realm; what coturn's `user=NAME:0x...` holds); repeatable.
+    #[arg(long = "user-key", value_name = "NAME:0xKEY", value_parser = parse_user_key)]
+    pub(super) user_keys: Vec<String>,
+
     /// A file of TURN REST API secrets, one per line (blank lines and lines
     /// starting with # are skipped; several lines: rotation), so that they
     /// do not show in `ps`; adds to --auth-secret. Repeatable.
@@ -256,7 +262,7 @@ const NOT_SETTINGS: &[&str] = &["config", "check-config", "help", "version"];
 pub(super) const ADDITIVE: &[&str] = &["allow-peer", "deny-peer"];
 
 /// Settings shown masked by `--check-config`; for `user`, the password.
-const SECRETS: &[&str] = &["user", "auth-secret"];
+const SECRETS: &[&str] = &["user", "user-key", "auth-secret"];
 
 /// Variables edgeice reads that are not settings of `serve`.
 const OTHER_VARIABLES: &[&str] = &["EDGEICE_LOG", "EDGEICE_CONFIG", "EDGEICE_BIN"];
@@ -449,7 +455,7 @@ impl Resolved {
 fn render_value(key: &str, value: &str, bool_flag: bool) -> String {
     if SECRETS.contains(&key) {
         let masked = match value.split_once(':') {
-            Some((name, _)) if key == "user" => format!("{name}:***"),
+            Some((name, _)) if key.starts_with("user") => format!("{name}:***"),
             _ => "***".to_owned(),
         };
         return toml::Value::String(masked).to_string();
@@ -822,6 +828,26 @@ fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(lo..=hi)
 }
 
+/// A user's long-term key, NAME:0xKEY, as its name and 16 bytes.
+pub(crate) fn user_key(s: &str) -> Result<(&str, [u8; 16]), String> {
+    let (name, hex) = s
+        .split_once(':')
+        .ok_or("expected NAME:0xKEY (32 hex digits)")?;
+    let hex = hex.strip_prefix("0x").ok_or("the key must start with 0x")?;
+    if name.is_empty() || hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("expected NAME:0xKEY, the key 32 hex digits".to_owned());
+    }
+    let mut key = [0u8; 16];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok((name, key))
+}
+
+fn parse_user_key(s: &str) -> Result<String, String> {
+    user_key(s).map(|_| s.to_owned())
+}
+
 /// A log filter as EDGEICE_LOG takes it.
 fn parse_log_filter(s: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::builder()
@@ -872,6 +898,7 @@ mod drift {
             "PEM" | "FILE" | "PATH" => "/nonexistent/file",
             "IP" => "127.0.0.1",
             "NAME:PASSWORD" => "alice:secret",
+            "NAME:0xKEY" => "bob:0xbc807ee29df3c9ffa736523fb2c4e8ee",
             "SECRET" => "secret",
             "LO-HI" => "61000-65535",
             "PUBLIC[/PRIVATE]" => "192.0.2.1/127.0.0.1",
