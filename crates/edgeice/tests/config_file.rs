@@ -276,6 +276,13 @@ fn the_command_line_beats_the_environment_which_beats_the_file() {
         line_of(&out, "max-allocations-per-user"),
         "# max-allocations-per-user: not set, default 1000"
     );
+    // The file named by the environment.
+    let (ok, out, err) = check_config(&[], &[("EDGEICE_CONFIG", &path)]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        line_of(&out, "realm"),
+        format!(r#"realm = "from-file"  # file {path}"#)
+    );
     // A list from a higher source replaces the file's; peer rules add up.
     let env = [("EDGEICE_DENY_PEER", "192.0.2.0/24,203.0.113.0/24")];
     let args = [
