@@ -580,3 +580,30 @@ fn users_and_rest_secrets_come_from_files() {
     assert!(err.contains("no secret in it"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_closed_standard_output_is_no_panic() {
+    // Before: print! panicked on the broken pipe (`... --check-config | head -1`).
+    for args in [
+        vec!["serve", "--check-config"],
+        vec![
+            "config",
+            "from-coturn",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/coturn/turnserver-realistic.conf"
+            ),
+        ],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_edgeice"))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_ne!(output.status.code(), Some(101), "{args:?}: {stderr}");
+    }
+}

@@ -43,7 +43,13 @@ pub fn run(args: ConfigArgs) -> Result<()> {
             }
             match output {
                 Some(path) => write_private(&path, &converted.toml)?,
-                None => print!("{}", converted.toml),
+                None => {
+                    use std::io::Write;
+                    std::io::stdout()
+                        .lock()
+                        .write_all(converted.toml.as_bytes())
+                        .context("writing to standard output")?;
+                }
             }
             Ok(())
         }

@@ -256,7 +256,9 @@ fn config(args: &Settings, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
 /// what serving would, short of binding sockets or asking a STUN server:
 /// the server configuration, the secret files, the TLS certificate.
 fn check_config(resolved: &Resolved) -> Result<()> {
-    print!("{}", resolved.render());
+    // A closed stdout (`| head`) is no reason to panic.
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, resolved.render().as_bytes());
     let args = &resolved.settings;
     let relay_ips = RelayPool::new(&args.relay_ips, &args.listen, args.relay_ports()).ips();
     let mut args = args.clone();
@@ -268,7 +270,7 @@ fn check_config(resolved: &Resolved) -> Result<()> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         tls::acceptor(cert, key)?;
     }
-    println!("# the settings are valid");
+    let _ = std::io::Write::write_all(&mut out, b"# the settings are valid\n");
     Ok(())
 }
 
