@@ -38,7 +38,7 @@ pub struct ServeArgs {
     /// A TOML file of settings: every flag below is a key, named like the
     /// flag (`relay-ports = "61000-65535"`, `no-tcp = true`, lists for
     /// repeatable flags: `listen = ["0.0.0.0:3478"]`), and also an
-    /// environment variable EDGEICE_<FLAG> (EDGEICE_RELAY_PORTS; lists
+    /// environment variable, EDGEICE_ and the flag (EDGEICE_RELAY_PORTS; lists
     /// comma-separated). The command line wins over the environment, which
     /// wins over the file; peer rules add up. Also EDGEICE_CONFIG.
     #[arg(long, value_name = "FILE")]
@@ -60,8 +60,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on, UDP and TCP; repeat for several. Port 0 picks
-    /// a free port (the chosen one is printed) [default: 0.0.0.0:3478 and
-    /// [::]:3478].
+    /// a free port (the chosen one is printed).
     #[arg(long = "listen", value_name = "ADDR:PORT", default_values = ["0.0.0.0:3478", "[::]:3478"])]
     pub(super) listen: Vec<SocketAddr>,
 
