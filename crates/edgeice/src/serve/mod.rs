@@ -5,6 +5,7 @@ mod accept;
 mod admission;
 mod driver;
 mod external_ip;
+mod health;
 mod kernel;
 mod log_throttle;
 mod metrics;
@@ -892,6 +893,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "the timers",
         driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
     );
+    // Every listener is bound and the users are loaded: /readyz says so.
+    shared.health.set(health::Readiness::Ready);
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

@@ -91,6 +91,7 @@ pub async fn run(
         let tls = tls.clone();
         let idle = policy.idle_timeout;
         tokio::spawn(async move {
+            let _open = shared.health.stream_open(transport);
             let admission = admitted.connection();
             let served = async {
                 match tls {
