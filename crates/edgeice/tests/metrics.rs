@@ -671,3 +671,37 @@ fn collect_exprs(value: &serde_json::Value, exprs: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// RFC 6062 TCP relays splice bytes outside the core: counted too, while
+/// the session lives.
+#[test]
+fn tcp_relay_bytes_move_during_a_live_uclient_session() {
+    let (_peer, peer) = start_peer();
+    let (_server, udp, metrics) = server(&[]);
+    let to_peer = "edgeice_tcp_relayed_bytes_total{direction=\"to_peer\"}";
+    let to_client = "edgeice_tcp_relayed_bytes_total{direction=\"to_client\"}";
+    assert_eq!(value(&scrape(metrics), to_peer), 0.0);
+    // -T: TCP relays, uclient's clients talking to each other through them.
+    let mut client = uclient(&["-T", "-m", "2", "-z", "10"], "user", udp, peer, 1500);
+    let live = scrape_until(metrics, Duration::from_secs(30), |body| {
+        common::metric(body, to_peer).is_some_and(|n| n > 0.0)
+            && common::metric(body, to_client).is_some_and(|n| n > 0.0)
+    });
+    assert!(
+        client.child().try_wait().unwrap().is_none(),
+        "the session ended before its traffic was seen"
+    );
+    let first = value(&live, to_peer);
+    scrape_until(metrics, Duration::from_secs(30), |body| {
+        common::metric(body, to_peer).is_some_and(|n| n > first)
+    });
+    assert!(
+        client.child().try_wait().unwrap().is_none(),
+        "the session ended before its counters moved again"
+    );
+    finish(client, 3000);
+    let after = scrape(metrics);
+    // Every message of 100 bytes went to a peer and came to a client.
+    assert!(value(&after, to_peer) >= 300_000.0, "{after}");
+    assert!(value(&after, to_client) >= 300_000.0, "{after}");
+}

@@ -312,6 +312,7 @@ impl Shared {
             })
             .collect();
         snapshot.streams = self.health.streams();
+        snapshot.spliced = self.health.spliced();
         if let Some(kernel) = &self.kernel {
             snapshot.kernel = Some(kernel.absorb_into(&mut snapshot.stats));
         }

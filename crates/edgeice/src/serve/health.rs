@@ -1,6 +1,7 @@
-//! What `/healthz` and `/readyz` answer from, and the gauges of open
-//! TCP/TLS connections: plain atomics the I/O tasks touch once per
-//! connection or timer tick, never per packet.
+//! What `/healthz` and `/readyz` answer from, the gauges of open TCP/TLS
+//! connections and the bytes of RFC 6062 TCP relays: plain atomics the I/O
+//! tasks touch once per connection, timer tick or spliced read, never per
+//! relayed datagram.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ pub struct Health {
     readiness: AtomicU8,
     /// TCP and TLS connections open (admitted, not yet closed).
     streams: [AtomicUsize; 2],
+    /// Bytes spliced between RFC 6062 data connections and their peers:
+    /// to peers, to clients.
+    spliced: [AtomicU64; 2],
 }
 
 impl Health {
@@ -42,6 +46,7 @@ impl Health {
             heartbeat: AtomicU64::new(0),
             readiness: AtomicU8::new(Readiness::Starting as u8),
             streams: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            spliced: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
@@ -84,6 +89,19 @@ impl Health {
         let counter = &self.streams[usize::from(transport == Transport::Tls)];
         counter.fetch_add(1, Ordering::Relaxed);
         StreamGuard(counter)
+    }
+
+    /// Where a splice counts its bytes: (to peer, to client).
+    pub fn spliced_counters(&self) -> (&AtomicU64, &AtomicU64) {
+        (&self.spliced[0], &self.spliced[1])
+    }
+
+    /// Bytes spliced so far: (to peers, to clients).
+    pub fn spliced(&self) -> (u64, u64) {
+        (
+            self.spliced[0].load(Ordering::Relaxed),
+            self.spliced[1].load(Ordering::Relaxed),
+        )
     }
 
     /// TCP and TLS connections open now.

@@ -3,6 +3,7 @@
 
 mod accept;
 mod admission;
+mod counted;
 mod driver;
 mod external_ip;
 mod health;

@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub free_relay_ports: Vec<(IpAddr, u64, u64)>,
     /// TCP and TLS connections open.
     pub streams: (usize, usize),
+    /// Bytes spliced by RFC 6062 TCP relays: (to peers, to clients).
+    pub spliced: (u64, u64),
     /// The process's figures, when `/proc` could be read.
     pub process: Option<process::ProcessStats>,
 }
@@ -219,6 +221,16 @@ impl Snapshot {
                     ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
                 }
             }
+        }
+        let mut spliced = encoder.encode_descriptor(
+            "edgeice_tcp_relayed_bytes",
+            "Bytes passed between RFC 6062 data connections and their TCP peers, counted as \
+             they go (not in edgeice_relayed_bytes: they bypass the core)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (direction, value) in [("to_peer", self.spliced.0), ("to_client", self.spliced.1)] {
+            ConstCounter::new(value).encode(spliced.encode_family(&[("direction", direction)])?)?;
         }
         let (to_peer, to_client) = self.kernel.unwrap_or_default();
         for (name, help, bytes) in [
