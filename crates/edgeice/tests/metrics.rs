@@ -705,3 +705,70 @@ fn tcp_relay_bytes_move_during_a_live_uclient_session() {
     assert!(value(&after, to_peer) >= 300_000.0, "{after}");
     assert!(value(&after, to_client) >= 300_000.0, "{after}");
 }
+
+/// `/readyz` follows the users: with the store's last user removed the
+/// server would refuse every Allocate, and says so until one is added.
+#[test]
+fn readyz_says_when_no_user_is_loaded() {
+    let dir = std::env::temp_dir().join(format!("edgeice-readyz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("users.db");
+    let db = db.to_str().unwrap();
+    let user = |args: &[&str]| {
+        let status = Command::new(env!("CARGO_BIN_EXE_edgeice"))
+            .arg("user")
+            .args(args)
+            .args(["--realm", "edgeice.test", "--users-db", db])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "edgeice user {args:?}");
+    };
+    user(&["add", "alice", "--password", "pass"]);
+    let listen = format!("127.0.0.1:{}", common::free_udp_tcp_port());
+    let (_server, listeners) = common::start_server(
+        &[
+            "--listen",
+            &listen,
+            "--realm",
+            "edgeice.test",
+            "--users-db",
+            db,
+            "--relay-ports",
+            "61000-65535",
+            "--private-relay-ok",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        3,
+    );
+    let metrics = listeners.iter().find(|(p, _)| p == "metrics").unwrap().1;
+    let readyz_becomes = |status: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = curl(metrics, "/readyz", &["-i"]);
+            if response.status == status {
+                return response;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz stayed {}",
+                response.status
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    readyz_becomes("HTTP/1.1 200 OK");
+    user(&["remove", "alice"]);
+    let refused = readyz_becomes("HTTP/1.1 503 Service Unavailable");
+    assert_eq!(
+        refused.body,
+        "no users loaded: every Allocate would be refused\n"
+    );
+    // Alive all the same.
+    assert_eq!(curl(metrics, "/healthz", &["-i"]).status, "HTTP/1.1 200 OK");
+    user(&["add", "bob", "--password", "pass"]);
+    readyz_becomes("HTTP/1.1 200 OK");
+    let _ = std::fs::remove_dir_all(&dir);
+}
