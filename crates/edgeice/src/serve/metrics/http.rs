@@ -263,4 +263,27 @@ mod tests {
             assert_eq!(parse(bad), Err(BadRequest::Malformed), "{bad:?}");
         }
     }
+
+    #[test]
+    fn any_bytes_parse_or_are_refused_without_panicking() {
+        // A small xorshift: the same sequence every run.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"GETHAD /?:\r\n\t\xff\x00metricsacp;q=,HTTP/1.";
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let head: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if let Ok(request) = parse(&head) {
+                assert!(request.path.starts_with('/'));
+                let _ = super::negotiate(request.accept);
+            }
+        }
+    }
 }
