@@ -198,15 +198,21 @@ fn route(request: &Request<'_>, shared: &Shared) -> (Answer, bool) {
 }
 
 /// Why the server should not be sent clients now, if it should not.
-fn not_ready(shared: &Shared) -> Option<&'static str> {
-    match shared.health.readiness() {
+fn not_ready(shared: &Shared) -> Option<String> {
+    // Stalled timers may mean a shard lock held: say so without waiting
+    // for one.
+    if let Err(why) = shared.health.alive(Instant::now()) {
+        return Some(why);
+    }
+    let why = match shared.health.readiness() {
         Readiness::Starting => Some("starting: the listeners are not all up yet"),
         Readiness::Draining => Some("draining: taking no new allocations"),
         Readiness::Ready if !shared.can_authenticate() => {
             Some("no users loaded: every Allocate would be refused")
         }
         Readiness::Ready => None,
-    }
+    };
+    why.map(str::to_owned)
 }
 
 fn metrics(shared: &Shared, format: Format) -> Answer {
