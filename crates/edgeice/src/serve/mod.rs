@@ -877,6 +877,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         let (lo, hi) = (ports.start(), ports.end());
         announce(format_args!("relaying from {ip} ports {lo}-{hi}"));
     }
+    // Every TURN listener is bound and serving, the users are loaded:
+    // /readyz says so from its first answer (a probe that read "metrics
+    // on" never sees "starting").
+    shared.health.set(health::Readiness::Ready);
     if let Some(addr) = args.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -894,8 +898,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "the timers",
         driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
     );
-    // Every listener is bound and the users are loaded: /readyz says so.
-    shared.health.set(health::Readiness::Ready);
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
