@@ -134,8 +134,10 @@ body = urllib.request.urlopen("http://10.77.0.1:9100/metrics", timeout=5).read()
 def metric(name):
     m = re.search("^" + re.escape(name) + r" (\S+)$", body, re.M)
     return int(float(m.group(1))) if m else 0
-print(*(metric(f"edgeice_{kind}relayed_packets_total{{direction=\"{d}\"}}")
-        for kind in ("", "kernel_") for d in ("to_peer", "to_client")))
+# The bench is a UDP client; the kernel share has no transport label.
+print(*(metric(f"edgeice_{kind}relayed_packets_total{{{label}direction=\"{d}\"}}")
+        for kind, label in (("", "transport=\"udp\","), ("kernel_", ""))
+        for d in ("to_peer", "to_client")))
 ' >"$tmp/counters-$1" || { echo "fast-path.sh: no metrics" >&2; exit 1; }
 }
 
@@ -358,7 +360,7 @@ def metric(name):
     m = re.search("^" + re.escape(name) + r" (\S+)$", body, re.M)
     return int(float(m.group(1))) if m else 0
 d = json.load(open(sys.argv[1]))
-relayed = sum(metric("edgeice_relayed_bytes_total{direction=\"%s\"}" % w) for w in ("to_peer", "to_client"))
+relayed = sum(metric("edgeice_relayed_bytes_total{transport=\"udp\",direction=\"%s\"}" % w) for w in ("to_peer", "to_client"))
 print(d.get("sent", 0), d.get("received", 0), relayed, metric("edgeice_permission_denied_total"),
       metric("edgeice_over_bandwidth_total"),
       metric("edgeice_kernel_relayed_packets_total{direction=\"to_peer\"}"))

@@ -12,7 +12,8 @@
 #                    clang and libbpf-dev (the kernel fast path's XDP program,
 #                    built with the ebpf feature and tested in namespaces);
 #                    ethtool (lab/fast-path.sh turns veth offloads off);
-#                    python3-venv (the .venv below; a bare Debian lacks it)
+#                    python3-venv (the .venv below; a bare Debian lacks it);
+#                    curl (scrapes the metrics endpoint in tests/metrics.rs)
 #   Python:          a virtual environment in .venv from requirements-test.txt
 #                    (third-party peers such as aioice, as tests come to need them)
 #   npm:             node_modules from package-lock.json (playwright-core, which
@@ -21,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev
-  ethtool python3-venv)
+  ethtool python3-venv curl)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -54,7 +55,7 @@ fi
 # Every tool a test or lab script calls, present now (a fresh machine lacked
 # ethtool once, and the lab failed half way through the run).
 for tool in ethtool tc ip nft openssl turnutils_uclient turnutils_peer turnutils_stunclient \
-  chromium clang python3 timeout unshare pgrep sysctl; do
+  chromium clang python3 timeout unshare pgrep sysctl curl; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing after the installs" >&2; exit 1; }
 done
 

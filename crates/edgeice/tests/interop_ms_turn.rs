@@ -55,7 +55,7 @@ fn libnice_oc2007r2_agents_connect_through_edgeice_over_ms_turn() {
     assert!(created.is_some_and(|n| n >= 2.0), "{body}");
     let to_peer = common::metric(
         &body,
-        "edgeice_relayed_packets_total{direction=\"to_peer\"}",
+        "edgeice_relayed_packets_total{transport=\"udp\",direction=\"to_peer\"}",
     );
     assert!(to_peer.is_some_and(|n| n > 0.0), "{body}");
 }

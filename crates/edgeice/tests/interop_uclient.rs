@@ -200,11 +200,11 @@ fn metrics_count_what_uclient_relayed() {
     let sent = f64::from(CLIENTS * MESSAGES);
     let to_peer = common::metric(
         &body,
-        "edgeice_relayed_packets_total{direction=\"to_peer\"}",
+        "edgeice_relayed_packets_total{transport=\"udp\",direction=\"to_peer\"}",
     );
     let to_client = common::metric(
         &body,
-        "edgeice_relayed_packets_total{direction=\"to_client\"}",
+        "edgeice_relayed_packets_total{transport=\"udp\",direction=\"to_client\"}",
     );
     assert!(
         to_peer.is_some_and(|n| n >= sent),

@@ -188,6 +188,9 @@ pub struct Allocation {
     pub transaction_id: TransactionId,
     /// When it lapses unless refreshed.
     pub expires: Instant,
+    /// When it was made (the server sets it when the Allocate succeeds;
+    /// [`Allocation::new`] starts it at `expires`).
+    pub created: Instant,
     /// The bandwidth cap, if the server sets one.
     pub budget: Option<ByteBudget>,
     /// Set for an MS-TURN client's allocation.
@@ -242,6 +245,7 @@ impl Allocation {
             key,
             transaction_id,
             expires,
+            created: expires,
             budget: None,
             ms_turn: None,
             fast_routes: Vec::new(),

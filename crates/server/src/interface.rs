@@ -18,6 +18,20 @@ pub enum Transport {
     Tls,
 }
 
+impl Transport {
+    /// 0, 1 and 2 for UDP, TCP and TLS: where per-transport counters go.
+    pub fn index(self) -> usize {
+        match self {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+        }
+    }
+
+    /// Every transport, in [`Transport::index`] order.
+    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+}
+
 /// A client's 5-tuple as the server sees it (RFC 8656 §2): the transport,
 /// the client's address and the server address it talks to. An allocation
 /// belongs to exactly one.

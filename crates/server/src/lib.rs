@@ -31,6 +31,7 @@ mod binding;
 mod config;
 mod fast_path;
 mod guesses;
+pub mod histogram;
 mod interface;
 mod limiter;
 mod ms_turn;
@@ -56,5 +57,5 @@ pub use interface::{
 };
 pub use quota::QuotaLedger;
 pub use response::{Dialect, ReplyTo, smallest_challenged_request};
-pub use server::{Server, Stats};
+pub use server::{Server, Stats, Traffic};
 pub use shared::{SharedState, Throttles};

@@ -151,7 +151,7 @@ impl Server {
                 return self.error(from, &to, code, Some(&auth.key));
             }
             if asked_zero {
-                self.remove_allocation(&from);
+                self.remove_allocation(now, &from);
                 let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
                     b.add(&Attribute::Lifetime(0))?;
                     Ok(())
@@ -199,6 +199,7 @@ impl Server {
             refused_dual: false,
             relay_transport: crate::RelayTransport::Udp,
             ms_turn: Some(state),
+            requested: now,
         };
         self.request_relay(pending, AddressFamily::V4, RelayPort::Any);
         None

@@ -58,8 +58,7 @@ impl Server {
             self.stats.over_bandwidth += 1;
             return None;
         }
-        self.stats.relayed_to_peer.0 += 1;
-        self.stats.relayed_to_peer.1 += frame.data.len() as u64;
+        self.stats.count_to_peer(from.transport, frame.data.len());
         Some(Transmit {
             transport: Transport::Udp,
             source: relay,
@@ -122,8 +121,7 @@ impl Server {
             self.stats.over_bandwidth += 1;
             return None;
         }
-        self.stats.relayed_to_peer.0 += 1;
-        self.stats.relayed_to_peer.1 += data.len() as u64;
+        self.stats.count_to_peer(from.transport, data.len());
         Some(Transmit {
             transport: Transport::Udp,
             source: relay,
@@ -162,8 +160,7 @@ impl Server {
             self.stats.over_bandwidth += 1;
             return None;
         }
-        self.stats.relayed_to_client.0 += 1;
-        self.stats.relayed_to_client.1 += payload_len as u64;
+        self.stats.count_to_client(from.transport, payload_len);
         if let Some(layout) = ms_layout {
             if active {
                 return Some(reply(from, &datagram[PEER_DATA_HEADROOM..]));

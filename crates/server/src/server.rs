@@ -10,6 +10,7 @@ use edgeice_stun::{AddressFamily, Class, Message, Method};
 use crate::allocation::Allocation;
 use crate::auth::Nonces;
 use crate::config::ServerConfig;
+use crate::histogram::{Histogram, LatencyBuckets, LifetimeBuckets};
 use crate::interface::{Event, FiveTuple, Input, RelayPort, RelayRequestId, Transmit, Transport};
 use crate::response::ReplyTo;
 use crate::{binding, response};
@@ -58,6 +59,35 @@ pub struct Stats {
     /// Allocations created for MS-TURN clients (also counted in
     /// `allocations_created`).
     pub ms_turn_allocations_created: u64,
+    /// What was relayed for clients of each transport, indexed by
+    /// [`Transport::index`] (also counted in `relayed_to_peer` and
+    /// `relayed_to_client`); counted as each packet goes.
+    pub relayed_by_transport: [Traffic; 3],
+    /// How long allocations lived, observed when each ends.
+    pub allocation_lifetimes: Histogram<LifetimeBuckets>,
+    /// How long successful Allocates took, from the authenticated request
+    /// reaching the core to the success answer (the driver binding the
+    /// relay socket in between).
+    pub allocate_latencies: Histogram<LatencyBuckets>,
+}
+
+/// Packets and payload bytes relayed, both ways.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Client → peer: (packets, payload bytes).
+    pub to_peer: (u64, u64),
+    /// Peer → client: (packets, payload bytes).
+    pub to_client: (u64, u64),
+}
+
+impl Traffic {
+    /// Adds `other`'s counts to these.
+    pub fn absorb(&mut self, other: &Traffic) {
+        self.to_peer.0 += other.to_peer.0;
+        self.to_peer.1 += other.to_peer.1;
+        self.to_client.0 += other.to_client.0;
+        self.to_client.1 += other.to_client.1;
+    }
 }
 
 impl Stats {
@@ -83,6 +113,43 @@ impl Stats {
         self.dropped += other.dropped;
         self.ms_turn_requests += other.ms_turn_requests;
         self.ms_turn_allocations_created += other.ms_turn_allocations_created;
+        for (mine, theirs) in self
+            .relayed_by_transport
+            .iter_mut()
+            .zip(&other.relayed_by_transport)
+        {
+            mine.absorb(theirs);
+        }
+        self.allocation_lifetimes
+            .absorb(&other.allocation_lifetimes);
+        self.allocate_latencies.absorb(&other.allocate_latencies);
+    }
+
+    /// What was relayed for clients of `transport`.
+    pub fn traffic(&self, transport: Transport) -> Traffic {
+        self.relayed_by_transport[transport.index()]
+    }
+
+    /// Counts a packet of `bytes` payload relayed to a peer for a client
+    /// on `transport`.
+    pub(crate) fn count_to_peer(&mut self, transport: Transport, bytes: usize) {
+        let bytes = bytes as u64;
+        self.relayed_to_peer.0 += 1;
+        self.relayed_to_peer.1 += bytes;
+        let by_transport = &mut self.relayed_by_transport[transport.index()].to_peer;
+        by_transport.0 += 1;
+        by_transport.1 += bytes;
+    }
+
+    /// Counts a packet of `bytes` payload relayed to a client on
+    /// `transport`.
+    pub(crate) fn count_to_client(&mut self, transport: Transport, bytes: usize) {
+        let bytes = bytes as u64;
+        self.relayed_to_client.0 += 1;
+        self.relayed_to_client.1 += bytes;
+        let by_transport = &mut self.relayed_by_transport[transport.index()].to_client;
+        by_transport.0 += 1;
+        by_transport.1 += bytes;
     }
 
     /// Counts an error response with `code`.
@@ -109,6 +176,8 @@ pub(crate) struct PendingAllocation {
     /// For an MS-TURN client, what its allocation starts with (the
     /// connection ID is filled in once the relay is bound).
     pub ms_turn: Option<crate::allocation::MsTurnState>,
+    /// When the request reached the core, for the Allocate latency.
+    pub requested: Instant,
 }
 
 /// How long a port reserved by EVEN-PORT stays held (RFC 8656 §7.2
@@ -177,7 +246,7 @@ impl Server {
                 additional,
             } => self.finish_allocate(now, id, relay, reserved, additional),
             Input::ConnectionClosed { from } => {
-                self.remove_allocation(&from);
+                self.remove_allocation(now, &from);
                 let quota = &self.config.shared.quota;
                 self.pending.retain(|_, p| {
                     let keep = p.five_tuple != from;
@@ -328,7 +397,7 @@ impl Server {
             .map(|(k, _)| *k)
             .collect();
         for five_tuple in lapsed {
-            self.remove_allocation(&five_tuple);
+            self.remove_allocation(now, &five_tuple);
         }
         self.sweep_fast_paths(now);
         for allocation in self.allocations.values_mut() {
@@ -341,10 +410,13 @@ impl Server {
     }
 
     /// Deletes an allocation and tells the driver to close its socket.
-    pub(crate) fn remove_allocation(&mut self, five_tuple: &FiveTuple) {
+    pub(crate) fn remove_allocation(&mut self, now: Instant, five_tuple: &FiveTuple) {
         let Some(allocation) = self.allocations.remove(five_tuple) else {
             return;
         };
+        self.stats
+            .allocation_lifetimes
+            .observe(now.saturating_duration_since(allocation.created));
         self.drop_fast_paths(&allocation);
         self.close_connections_of(five_tuple);
         for relay in allocation.relays() {
@@ -358,6 +430,12 @@ impl Server {
     /// already made keep the key they were made with until they end.
     pub fn set_users(&mut self, users: HashMap<String, edgeice_stun::IntegrityKey>) {
         self.config.users = users;
+    }
+
+    /// Whether any credential could be accepted: a user, or a TURN REST
+    /// API secret. Without one every Allocate is refused.
+    pub fn can_authenticate(&self) -> bool {
+        !self.config.users.is_empty() || !self.config.auth_secrets.is_empty()
     }
 
     /// The counters.

@@ -268,6 +268,7 @@ impl Server {
             refused_dual: false,
             relay_transport,
             ms_turn: None,
+            requested: now,
         };
         let family = match port {
             RelayPort::Reserved(relay) => AddressFamily::of(&relay.ip()),
@@ -340,6 +341,7 @@ impl Server {
             pending.reply.transaction_id,
             now + pending.lifetime,
         );
+        allocation.created = now;
         allocation.additional = additional;
         allocation.relay_transport = pending.relay_transport;
         allocation.limits = crate::allocation::AllocationLimits {
@@ -356,6 +358,9 @@ impl Server {
             self.by_relay.insert(bound, from);
         }
         self.stats.allocations_created += 1;
+        self.stats
+            .allocate_latencies
+            .observe(now.saturating_duration_since(pending.requested));
         if let Some(state) = pending.ms_turn {
             let key = &pending.key;
             return self.ms_allocate_done(from, &pending.reply, key, state, pending.lifetime);
@@ -466,7 +471,7 @@ impl Server {
             );
         }
         let lifetime = if asked_zero {
-            self.remove_allocation(&from);
+            self.remove_allocation(now, &from);
             Duration::ZERO
         } else {
             let lifetime = self.granted_lifetime(request);

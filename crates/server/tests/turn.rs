@@ -1519,3 +1519,80 @@ fn rfc6062_peer_connections_per_allocation_are_capped() {
         Some(Event::ConnectPeer { .. })
     ));
 }
+
+/// The counters an operator graphs: traffic per client transport moves as
+/// each packet is relayed (not when the allocation ends); the Allocate
+/// latency is the time from the authenticated request to the relay being
+/// bound; the lifetime is observed when the allocation ends.
+#[test]
+fn traffic_counts_per_transport_as_it_goes_and_histograms_observe_ends() {
+    use edgeice_server::histogram::{Buckets, LifetimeBuckets};
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let from = FiveTuple {
+        transport: Transport::Tcp,
+        ..five_tuple("192.0.2.10:50000")
+    };
+    let mut alice = Client::new(from, "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let request = alice.allocate_request();
+    assert!(send(&mut server, t0, alice.from, &request).is_none());
+    let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
+        panic!("no BindRelay event")
+    };
+    let bound = t0 + Duration::from_millis(3);
+    let input = Input::RelayBound {
+        id,
+        relay: Some(RELAY.parse().unwrap()),
+        reserved: None,
+        additional: None,
+    };
+    assert!(server.handle_input(bound, input).is_some());
+    let latencies = &server.stats().allocate_latencies;
+    assert_eq!(latencies.count(), 1);
+    assert_eq!(latencies.sum(), Duration::from_millis(3));
+    let first_full = latencies.cumulative().find(|(_, n)| *n == 1).unwrap();
+    assert_eq!(first_full.0, Some(Duration::from_millis(5)));
+
+    let peer: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let request = alice.request(Method::CREATE_PERMISSION, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    });
+    assert!(send(&mut server, bound, alice.from, &request).is_some());
+    let mut indication = Vec::new();
+    let mut b = MessageBuilder::new(
+        &mut indication,
+        MessageType::new(Method::SEND, Class::Indication),
+        TransactionId([0x55; 12]),
+    );
+    b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+    b.add(&Attribute::Data(b"hello peer")).unwrap();
+    assert!(send(&mut server, bound, alice.from, &indication).is_some());
+    assert!(peer_data(&mut server, bound, RELAY, peer, b"hi").is_some());
+
+    // Live: counted already, under TCP only, and in the totals.
+    let stats = server.stats();
+    assert_eq!(stats.traffic(Transport::Tcp).to_peer, (1, 10));
+    assert_eq!(stats.traffic(Transport::Tcp).to_client, (1, 2));
+    assert_eq!(stats.traffic(Transport::Udp), Default::default());
+    assert_eq!(stats.traffic(Transport::Tls), Default::default());
+    assert_eq!(stats.relayed_to_peer, (1, 10));
+    assert_eq!(stats.allocation_lifetimes.count(), 0);
+
+    // It ends 90 s after it was made: one lifetime, in the (60 s, 300 s]
+    // bucket.
+    let end = bound + Duration::from_secs(90);
+    let request = alice.request(Method::REFRESH, |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap();
+    });
+    assert!(send(&mut server, end, alice.from, &request).is_some());
+    let lifetimes = &server.stats().allocation_lifetimes;
+    assert_eq!(lifetimes.count(), 1);
+    assert_eq!(lifetimes.sum(), Duration::from_secs(90));
+    let buckets: Vec<_> = lifetimes.cumulative().collect();
+    assert_eq!(buckets.len(), LifetimeBuckets::BOUNDS.len() + 1);
+    for (bound, count) in buckets {
+        let expected = u64::from(bound.is_none_or(|b| b >= Duration::from_secs(300)));
+        assert_eq!(count, expected, "bucket {bound:?}");
+    }
+}

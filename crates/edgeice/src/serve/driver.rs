@@ -200,6 +200,8 @@ pub struct Shared {
     kernel: Option<super::kernel::KernelPath>,
     /// Relay sockets that could not be bound, said at most every 10 s.
     bind_failures: Mutex<LogThrottle>,
+    /// Liveness, readiness, open connections (`/healthz`, `/readyz`).
+    pub health: super::health::Health,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -243,6 +245,7 @@ impl Shared {
             held: Mutex::new(HashMap::new()),
             pool,
             bind_failures: Mutex::new(LogThrottle::new(Duration::from_secs(10))),
+            health: super::health::Health::new(now),
         }
     }
 
@@ -280,17 +283,48 @@ impl Shared {
     /// All cores' counters added up, for the metrics endpoint.
     pub fn snapshot(&self) -> super::metrics::Snapshot {
         let mut snapshot = super::metrics::Snapshot::default();
+        // Relay ports in use, per IP: (UDP, TCP).
+        let mut in_use: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
         for shard in self.shards.iter() {
             let shard = lock(shard);
             snapshot.stats.absorb(shard.server.stats());
             for (kind, count) in shard.server.allocations_by_kind() {
                 *snapshot.allocations.entry(kind).or_insert(0) += count;
             }
+            for relay in shard.relays.keys() {
+                in_use.entry(relay.ip()).or_default().0 += 1;
+            }
+            for relay in shard.tcp_relays.keys() {
+                in_use.entry(relay.ip()).or_default().1 += 1;
+            }
         }
+        for relay in lock(&self.held).keys() {
+            in_use.entry(relay.ip()).or_default().0 += 1;
+        }
+        let ports = self.pool.port_count();
+        snapshot.free_relay_ports = self
+            .pool
+            .ips()
+            .into_iter()
+            .map(|ip| {
+                let (udp, tcp) = in_use.get(&ip).copied().unwrap_or_default();
+                (ip, ports.saturating_sub(udp), ports.saturating_sub(tcp))
+            })
+            .collect();
+        snapshot.streams = self.health.streams();
+        snapshot.spliced = self.health.spliced();
         if let Some(kernel) = &self.kernel {
             snapshot.kernel = Some(kernel.absorb_into(&mut snapshot.stats));
         }
         snapshot
+    }
+
+    /// Whether a user or REST API secret is loaded (every core has the
+    /// same ones).
+    pub fn can_authenticate(&self) -> bool {
+        self.shards
+            .first()
+            .is_some_and(|shard| lock(shard).server.can_authenticate())
     }
 
     /// Hands one input to the core of `shard` and carries out everything it
@@ -305,10 +339,10 @@ impl Shared {
         if let Some(transmit) = state.server.handle_input(now, input) {
             self.send(&state.relays, &transmit);
         }
-        self.run_events(shard, state, now);
+        self.run_events(shard, state);
     }
 
-    fn run_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard, now: Instant) {
+    fn run_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard) {
         while let Some(event) = shard.server.poll_event() {
             match event {
                 Event::BindRelay {
@@ -324,7 +358,9 @@ impl Shared {
                         reserved: None,
                         additional: None,
                     };
-                    if let Some(transmit) = shard.server.handle_input(now, input) {
+                    // Read after binding: the Allocate latency includes it.
+                    let bound = Instant::now();
+                    if let Some(transmit) = shard.server.handle_input(bound, input) {
                         self.send(&shard.relays, &transmit);
                     }
                 }
@@ -348,7 +384,8 @@ impl Shared {
                         reserved,
                         additional,
                     };
-                    if let Some(transmit) = shard.server.handle_input(now, input) {
+                    let bound = Instant::now();
+                    if let Some(transmit) = shard.server.handle_input(bound, input) {
                         self.send(&shard.relays, &transmit);
                     }
                 }
@@ -521,6 +558,7 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
         interval.tick().await;
         let users = shared.reload_users(&realm);
         let now = Instant::now();
+        shared.health.beat(now);
         for (id, shard) in shared.shards.iter().enumerate() {
             let mut guard = lock(shard);
             let shard = &mut *guard;
@@ -530,7 +568,7 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
             if shard.server.poll_timeout().is_some_and(|due| due <= now) {
                 shard.server.handle_timeout(now);
             }
-            shared.run_events(id, shard, now);
+            shared.run_events(id, shard);
         }
     }
 }

@@ -148,6 +148,12 @@ impl KernelPath {
         stats.relayed_to_peer.1 += to_peer.bytes;
         stats.relayed_to_client.0 += to_client.packets;
         stats.relayed_to_client.1 += to_client.bytes;
+        // Only UDP clients' channels take the kernel path.
+        let udp = &mut stats.relayed_by_transport[edgeice_server::Transport::Udp.index()];
+        udp.to_peer.0 += to_peer.packets;
+        udp.to_peer.1 += to_peer.bytes;
+        udp.to_client.0 += to_client.packets;
+        udp.to_client.1 += to_client.bytes;
         (to_peer, to_client)
     }
 }

@@ -4,8 +4,10 @@
 
 mod accept;
 mod admission;
+mod counted;
 mod driver;
 mod external_ip;
+mod health;
 mod kernel;
 mod log_throttle;
 mod metrics;
@@ -554,6 +556,10 @@ async fn serve(args: Settings) -> Result<()> {
         let (lo, hi) = (ports.start(), ports.end());
         announce(format_args!("relaying from {ip} ports {lo}-{hi}"));
     }
+    // Every TURN listener is bound and serving, the users are loaded:
+    // /readyz says so from its first answer (a probe that read "metrics
+    // on" never sees "starting").
+    shared.health.set(health::Readiness::Ready);
     if let Some(addr) = args.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

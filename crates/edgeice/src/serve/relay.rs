@@ -63,6 +63,11 @@ impl RelayPool {
         }
     }
 
+    /// How many ports the range has.
+    pub fn port_count(&self) -> u64 {
+        u64::from(*self.ports.end()).saturating_sub(u64::from(*self.ports.start())) + 1
+    }
+
     /// The relay IPs in use.
     pub fn ips(&self) -> Vec<IpAddr> {
         self.v4.into_iter().chain(self.v6).collect()

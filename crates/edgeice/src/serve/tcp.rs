@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, bail};
 use edgeice_server::{FiveTuple, Input, Transport};
@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::accept::Acceptor;
 use super::admission::{Connection, ConnectionLimits};
+use super::counted::Counted;
 use super::driver::{STREAM_QUEUE, Shared, StreamCommand, StreamWriter};
 use super::log_throttle::LogThrottle;
 
@@ -91,6 +92,7 @@ pub async fn run(
         let tls = tls.clone();
         let idle = policy.idle_timeout;
         tokio::spawn(async move {
+            let _open = shared.health.stream_open(transport);
             let admission = admitted.connection();
             let served = async {
                 match tls {
@@ -232,7 +234,8 @@ where
                 // data now: never the one to make room.
                 // (If it was chosen to make room a moment ago, it closes.)
                 admission.keep();
-                let result = splice(stream, peer, decoder.pending(), &mut rx).await;
+                let counters = shared.health.spliced_counters();
+                let result = splice(stream, peer, decoder.pending(), &mut rx, counters).await;
                 shared.spliced_ended(id);
                 shared.drive(shard, Input::PeerConnectionClosed { id });
                 return result;
@@ -279,18 +282,30 @@ fn append_frame(
 /// allocation ended (a `Close` on `commands`: Refresh with LIFETIME 0,
 /// expiry, the control connection gone). Bytes the client sent after its
 /// ConnectionBind, already read, go to the peer first. Both connections
-/// close when this returns, as they are dropped.
+/// close when this returns, as they are dropped. What is read from each
+/// side is added to `counted` (to peer, to client) as it goes.
 async fn splice<S>(
-    mut client: S,
-    mut peer: TcpStream,
+    client: S,
+    peer: TcpStream,
     early: &[u8],
     commands: &mut mpsc::Receiver<StreamCommand>,
+    counted: (&AtomicU64, &AtomicU64),
 ) -> Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let (to_peer, to_client) = counted;
+    let mut client = Counted {
+        inner: client,
+        read: to_peer,
+    };
+    let mut peer = Counted {
+        inner: peer,
+        read: to_client,
+    };
     let copy = async {
         peer.write_all(early).await?;
+        to_peer.fetch_add(early.len() as u64, Ordering::Relaxed);
         tokio::io::copy_bidirectional(&mut client, &mut peer).await?;
         Ok(())
     };
