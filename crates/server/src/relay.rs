@@ -60,6 +60,8 @@ impl Server {
         }
         self.stats.relayed_to_peer.0 += 1;
         self.stats.relayed_to_peer.1 += frame.data.len() as u64;
+        allocation.traffic.packets_to_peer += 1;
+        allocation.traffic.bytes_to_peer += frame.data.len() as u64;
         Some(Transmit {
             transport: Transport::Udp,
             source: relay,
@@ -124,6 +126,8 @@ impl Server {
         }
         self.stats.relayed_to_peer.0 += 1;
         self.stats.relayed_to_peer.1 += data.len() as u64;
+        allocation.traffic.packets_to_peer += 1;
+        allocation.traffic.bytes_to_peer += data.len() as u64;
         Some(Transmit {
             transport: Transport::Udp,
             source: relay,
@@ -154,6 +158,7 @@ impl Server {
             .is_some_and(|s| s.active_destination == Some(peer));
         if !active && !allocation.permits(peer.ip(), now) {
             self.stats.permission_denied += 1;
+            allocation.traffic.dropped_from_peers += 1;
             return None;
         }
         let channel = allocation.channel_for_peer(peer, now);
@@ -164,6 +169,8 @@ impl Server {
         }
         self.stats.relayed_to_client.0 += 1;
         self.stats.relayed_to_client.1 += payload_len as u64;
+        allocation.traffic.packets_to_client += 1;
+        allocation.traffic.bytes_to_client += payload_len as u64;
         if let Some(layout) = ms_layout {
             if active {
                 return Some(reply(from, &datagram[PEER_DATA_HEADROOM..]));

@@ -12,6 +12,7 @@ use crate::auth::Nonces;
 use crate::config::ServerConfig;
 use crate::interface::{Event, FiveTuple, Input, RelayPort, RelayRequestId, Transmit, Transport};
 use crate::response::ReplyTo;
+use crate::session::{EndReason, Refusal, RefusalReason, Report, Session, SessionId};
 use crate::{binding, response};
 
 /// How often lapsed allocations, permissions and channels are swept.
@@ -129,6 +130,8 @@ pub struct Server {
     /// Private relay IPs already reported with [`Event::PrivateRelayAdvertised`].
     pub(crate) private_relays_reported: Vec<std::net::IpAddr>,
     pub(crate) events: VecDeque<Event>,
+    /// Records for the operator, drained with [`Server::poll_report`].
+    pub(crate) reports: VecDeque<crate::session::Report>,
     /// Responses and Data indications are written here; a [`Transmit`]
     /// borrows it until the next input.
     pub(crate) scratch: Vec<u8>,
@@ -151,6 +154,7 @@ impl Server {
             connections: HashMap::new(),
             next_connection: 0,
             events: VecDeque::new(),
+            reports: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
             next_relay_request: 0,
             next_sweep: now + SWEEP_INTERVAL,
@@ -177,7 +181,7 @@ impl Server {
                 additional,
             } => self.finish_allocate(now, id, relay, reserved, additional),
             Input::ConnectionClosed { from } => {
-                self.remove_allocation(&from);
+                self.remove_allocation(now, &from, EndReason::ConnectionClosed);
                 let quota = &self.config.shared.quota;
                 self.pending.retain(|_, p| {
                     let keep = p.five_tuple != from;
@@ -328,7 +332,7 @@ impl Server {
             .map(|(k, _)| *k)
             .collect();
         for five_tuple in lapsed {
-            self.remove_allocation(&five_tuple);
+            self.remove_allocation(now, &five_tuple, EndReason::Expired);
         }
         self.sweep_fast_paths(now);
         for allocation in self.allocations.values_mut() {
@@ -340,11 +344,19 @@ impl Server {
         }
     }
 
-    /// Deletes an allocation and tells the driver to close its socket.
-    pub(crate) fn remove_allocation(&mut self, five_tuple: &FiveTuple) {
+    /// Deletes an allocation, tells the driver to close its socket and
+    /// reports its end.
+    pub(crate) fn remove_allocation(
+        &mut self,
+        now: Instant,
+        five_tuple: &FiveTuple,
+        why: EndReason,
+    ) {
         let Some(allocation) = self.allocations.remove(five_tuple) else {
             return;
         };
+        let session = self.session_of(&allocation, now);
+        self.report(Report::SessionEnd(session, why));
         self.drop_fast_paths(&allocation);
         self.close_connections_of(five_tuple);
         for relay in allocation.relays() {
@@ -352,6 +364,94 @@ impl Server {
             self.events.push_back(Event::ReleaseRelay { relay });
         }
         self.config.shared.quota.give_back(&allocation.username);
+    }
+
+    /// The next record for the operator: an allocation started or ended, a
+    /// request refused. Drain it after each input, as [`Server::poll_event`].
+    pub fn poll_report(&mut self) -> Option<Report> {
+        self.reports.pop_front()
+    }
+
+    /// Queues a record, unless a driver that never drains has let too many
+    /// pile up (then the oldest stay and this one is lost).
+    pub(crate) fn report(&mut self, report: Report) {
+        if self.reports.len() < crate::session::MAX_QUEUED_REPORTS {
+            self.reports.push_back(report);
+        }
+    }
+
+    /// Reports a refused request.
+    pub(crate) fn report_refusal(
+        &mut self,
+        from: FiveTuple,
+        method: edgeice_stun::Method,
+        code: u16,
+        user: Option<&str>,
+        reason: RefusalReason,
+    ) {
+        let refusal = Refusal {
+            five_tuple: from,
+            method,
+            code,
+            user: user.map(str::to_owned),
+            reason,
+        };
+        self.report(Report::Refused(refusal));
+    }
+
+    /// An allocation as the records describe it, at `now`.
+    pub fn session_of(&self, allocation: &Allocation, now: Instant) -> Session {
+        Session {
+            id: allocation.session,
+            user: allocation.username.clone(),
+            realm: self.config.realm.clone(),
+            five_tuple: allocation.five_tuple,
+            relay: allocation.advertised,
+            additional_relay: allocation.additional.map(|(_, advertised)| advertised),
+            relay_transport: allocation.relay_transport,
+            dialect: allocation.dialect(),
+            peers: allocation.peers_permitted,
+            first_peers: allocation.first_peers.clone(),
+            traffic: allocation.traffic,
+            age: now.saturating_duration_since(allocation.created),
+            expires_in: allocation.expires.saturating_duration_since(now),
+        }
+    }
+
+    /// Every live allocation, as the records describe it (for an admin
+    /// listing; a control path).
+    pub fn sessions(&self, now: Instant) -> Vec<Session> {
+        let mut sessions: Vec<Session> = self
+            .allocations
+            .values()
+            .map(|allocation| self.session_of(allocation, now))
+            .collect();
+        sessions.sort_by_key(|s| s.id);
+        sessions
+    }
+
+    /// Ends the allocation `id` as the operator asks: it is deleted and
+    /// its relay released, so the client's next Refresh gets 437; its end
+    /// is reported with [`EndReason::Kicked`]. Returns its 5-tuple (a
+    /// driver closes a TCP/TLS client's connection), `None` if no
+    /// allocation of this core has that id.
+    pub fn kick(&mut self, now: Instant, id: SessionId) -> Option<FiveTuple> {
+        let five_tuple = self
+            .allocations
+            .iter()
+            .find(|(_, a)| a.session == id)
+            .map(|(k, _)| *k)?;
+        self.remove_allocation(now, &five_tuple, EndReason::Kicked);
+        Some(five_tuple)
+    }
+
+    /// Ends every allocation, reporting each with `why` (the server is
+    /// stopping: [`EndReason::Shutdown`]).
+    pub fn end_all(&mut self, now: Instant, why: EndReason) {
+        let all: Vec<FiveTuple> = self.allocations.keys().copied().collect();
+        for five_tuple in all {
+            self.remove_allocation(now, &five_tuple, why);
+        }
     }
 
     /// Replaces the users (after the user store changed). Allocations
@@ -424,6 +524,32 @@ impl Server {
         code: u16,
         key: Option<&edgeice_stun::IntegrityKey>,
     ) -> Option<Transmit<'s>> {
+        self.refused(from, to, code, key, None, RefusalReason::Other)
+    }
+
+    /// Writes an error response, counts it, and reports the refusal with
+    /// its reason. `user` when the caller knows it; else the allocation's
+    /// user, if the 5-tuple has one.
+    pub(crate) fn refused<'s>(
+        &'s mut self,
+        from: FiveTuple,
+        to: &ReplyTo,
+        code: u16,
+        key: Option<&edgeice_stun::IntegrityKey>,
+        user: Option<&str>,
+        reason: RefusalReason,
+    ) -> Option<Transmit<'s>> {
+        let user = user
+            .map(str::to_owned)
+            .or_else(|| self.allocations.get(&from).map(|a| a.username.clone()));
+        let refusal = Refusal {
+            five_tuple: from,
+            method: to.method,
+            code,
+            user,
+            reason,
+        };
+        self.report(Report::Refused(refusal));
         self.stats.count_error(code);
         self.respond(from, to, Class::Error, key, response::error_code(code))
     }
