@@ -9,6 +9,7 @@ mod open_files;
 mod probe;
 mod serve;
 mod server_url;
+mod sessions;
 mod users;
 
 use std::process::ExitCode;
@@ -51,6 +52,9 @@ enum Command {
     Probe(Box<probe::ProbeArgs>),
     /// Load a TURN server: allocations, relayed packets, loss, latency.
     Bench(Box<bench::BenchArgs>),
+    /// List the live allocations of a running `edgeice serve`, or kick one
+    /// (over its local admin socket).
+    Sessions(sessions::SessionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,7 +66,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Call(args) => return call::run(*args),
         Command::Probe(args) => return probe::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Sessions(args) => sessions::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -171,6 +171,8 @@ pub struct Shard {
     relays: HashMap<SocketAddr, RelaySocket>,
     /// TCP relays' listener tasks (RFC 6062), by relay address.
     tcp_relays: HashMap<SocketAddr, TcpRelay>,
+    /// Writes the core's records (sessions, refusals).
+    records: super::records::Records,
 }
 
 /// Which shard a packet, task or connection belongs to.
@@ -227,6 +229,7 @@ impl Shared {
                     server: Server::new(config.clone(), now),
                     relays: HashMap::new(),
                     tcp_relays: HashMap::new(),
+                    records: Default::default(),
                 })
             })
             .collect();
@@ -309,6 +312,13 @@ impl Shared {
     }
 
     fn run_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard, now: Instant) {
+        self.run_core_events(shard_id, shard, now);
+        while let Some(report) = shard.server.poll_report() {
+            shard.records.write(report, now);
+        }
+    }
+
+    fn run_core_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard, now: Instant) {
         while let Some(event) = shard.server.poll_event() {
             match event {
                 Event::BindRelay {
@@ -501,6 +511,56 @@ impl Shared {
 }
 
 impl Shared {
+    /// Every live allocation of every core, oldest first (for the admin
+    /// socket's listing).
+    pub fn sessions(&self) -> Vec<edgeice_server::Session> {
+        let now = Instant::now();
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            all.extend(lock(shard).server.sessions(now));
+        }
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Ends allocation `id` (its session-end says `kicked`); a TCP/TLS
+    /// client's connection is closed too, so that it notices at once.
+    /// Whether there was one.
+    pub fn kick(self: &Arc<Self>, id: edgeice_server::SessionId) -> bool {
+        let now = Instant::now();
+        for (shard_id, shard) in self.shards.iter().enumerate() {
+            let mut guard = lock(shard);
+            let state = &mut *guard;
+            let Some(five_tuple) = state.server.kick(now, id) else {
+                continue;
+            };
+            self.run_events(shard_id, state, now);
+            drop(guard);
+            if five_tuple.transport != Transport::Udp
+                && let Some(writer) =
+                    lock(&self.streams).get(&(five_tuple.client, five_tuple.server))
+            {
+                writer.command(StreamCommand::Close);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Ends every allocation as the server stops: each gets its
+    /// session-end record, reason `shutdown`.
+    pub fn shutdown(self: &Arc<Self>) {
+        let now = Instant::now();
+        for (shard_id, shard) in self.shards.iter().enumerate() {
+            let mut guard = lock(shard);
+            let state = &mut *guard;
+            state
+                .server
+                .end_all(now, edgeice_server::EndReason::Shutdown);
+            self.run_events(shard_id, state, now);
+        }
+    }
+
     /// Re-reads the user store if its file changed (or the last reading
     /// failed).
     fn reload_users(&self, realm: &str) -> Option<HashMap<String, IntegrityKey>> {

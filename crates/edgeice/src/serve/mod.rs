@@ -2,12 +2,14 @@
 //! listeners and runs the drivers around one [`edgeice_server::Server`].
 
 mod accept;
+mod admin;
 mod admission;
 mod driver;
 mod external_ip;
 mod kernel;
 mod log_throttle;
 mod metrics;
+mod records;
 mod relay;
 mod tcp;
 mod tcp_relay;
@@ -65,6 +67,12 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
+
+    /// The local admin socket `edgeice sessions` talks to (a Unix socket,
+    /// 0600), or `none` [default: /run/edgeice/admin.sock as root, else
+    /// $XDG_RUNTIME_DIR/edgeice/admin.sock, else beside the user store].
+    #[arg(long, value_name = "PATH")]
+    admin_socket: Option<std::path::PathBuf>,
 
     /// Leave the SOFTWARE attribute out of responses.
     #[arg(long)]
@@ -230,6 +238,7 @@ struct FileConfig {
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
     metrics: Option<SocketAddr>,
+    admin_socket: Option<std::path::PathBuf>,
     #[serde(default)]
     no_software: bool,
     realm: Option<String>,
@@ -301,6 +310,7 @@ impl ServeArgs {
             self.tls_cert = self.tls_cert.or(file.tls_cert);
             self.tls_key = self.tls_key.or(file.tls_key);
             self.metrics = self.metrics.or(file.metrics);
+            self.admin_socket = self.admin_socket.or(file.admin_socket);
             self.realm = self.realm.or(file.realm);
             self.users_db = self.users_db.or(file.users_db);
             self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
@@ -505,6 +515,11 @@ fn announce(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
+/// Where `edgeice serve` puts its admin socket unless told.
+pub fn default_admin_socket() -> std::path::PathBuf {
+    admin::default_path()
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -690,6 +705,31 @@ impl Tasks {
         match outcome {
             Some(e) => e.context(format!("{name} failed; stopping the server")),
             None => anyhow::anyhow!("{name} stopped unexpectedly; stopping the server"),
+        }
+    }
+}
+
+/// Binds the admin socket and serves it; its path, to remove at the end.
+/// One given with `--admin-socket` must work; the default one may be
+/// taken (another server on this machine), then this server has none.
+async fn start_admin_socket(
+    args: &ServeArgs,
+    shared: &Arc<Shared>,
+    tasks: &mut Tasks,
+) -> Result<Option<std::path::PathBuf>> {
+    let Some(path) = admin::chosen(args.admin_socket.as_deref()) else {
+        return Ok(None);
+    };
+    match admin::bind(&path).await {
+        Ok(listener) => {
+            announce(format_args!("admin socket {}", path.display()));
+            tasks.spawn("the admin socket", admin::run(listener, shared.clone()));
+            Ok(Some(path))
+        }
+        Err(e) if args.admin_socket.is_some() => Err(e.context("--admin-socket")),
+        Err(e) => {
+            tracing::warn!("no admin socket, `edgeice sessions` cannot reach this server: {e:#}");
+            Ok(None)
         }
     }
 }
@@ -888,6 +928,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             metrics::run(listener, shared.clone()),
         );
     }
+    let admin_socket = start_admin_socket(&args, &shared, &mut tasks).await?;
     tasks.spawn(
         "the timers",
         driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
@@ -899,6 +940,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
         _ = terminate.recv() => tracing::info!("SIGTERM, stopping"),
         e = tasks.first_failure() => return Err(e),
+    }
+    shared.shutdown();
+    if let Some(path) = admin_socket {
+        let _ = std::fs::remove_file(path);
     }
     Ok(())
 }
