@@ -468,3 +468,106 @@ fn the_admin_socket_survives_garbage_huge_lines_and_many_connections() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `request` and waits for the answer (lockstep: nothing is lost
+/// to a full socket buffer); the answer, if one came.
+fn exchange(socket: &UdpSocket, request: &[u8]) -> Option<Vec<u8>> {
+    socket.send(request).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = socket.recv(&mut buf).ok()?;
+    Some(buf[..n].to_vec())
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_is_logged_rate_limited_with_the_count_left_out() {
+    use edgeice_stun::credentials::{Preparation, long_term_key};
+    use edgeice_stun::{
+        Attribute, AttributeType, Class, Message, MessageBuilder, MessageType, Method,
+        TransactionId,
+    };
+    const FLOOD: u32 = 3000;
+    let dir = scratch("flood");
+    let server = Server::start(&dir, "json");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(server.addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let allocate = |id: u32, signed: Option<(&str, &edgeice_stun::IntegrityKey)>| {
+        let mut transaction = [0u8; 12];
+        transaction[..4].copy_from_slice(&id.to_be_bytes());
+        let mut buf = Vec::new();
+        let kind = MessageType::new(Method::ALLOCATE, Class::Request);
+        let mut b = MessageBuilder::new(&mut buf, kind, TransactionId(transaction));
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        if let Some((nonce, key)) = signed {
+            b.add(&Attribute::Username("user")).unwrap();
+            b.add(&Attribute::Realm("edgeice.test")).unwrap();
+            b.add(&Attribute::Nonce(nonce)).unwrap();
+            b.add_integrity_sha1(key).unwrap();
+        }
+        buf
+    };
+    let challenge = exchange(&socket, &allocate(0, None)).expect("a 401");
+    let message = Message::parse(&challenge).unwrap();
+    let Some(Ok(Attribute::Nonce(nonce))) = message.get(AttributeType::NONCE) else {
+        panic!("401 without a nonce")
+    };
+    let nonce = nonce.to_owned();
+    let wrong = long_term_key(
+        "user",
+        "edgeice.test",
+        "wrong",
+        1,
+        Preparation::OpaqueString,
+    )
+    .unwrap();
+    let mut answered = 0;
+    for id in 1..=FLOOD {
+        answered += usize::from(exchange(&socket, &allocate(id, Some((&nonce, &wrong)))).is_some());
+    }
+    assert_eq!(
+        answered, FLOOD as usize,
+        "every guess answered (with a nonce of its own: not spoofed)"
+    );
+    // After a pause, one more; within a tick or two, the server says how
+    // many of each reason it left out.
+    std::thread::sleep(Duration::from_millis(500));
+    exchange(&socket, &allocate(FLOOD + 1, Some((&nonce, &wrong))));
+    for _ in 0..200 {
+        let log = std::fs::read_to_string(&server.log).unwrap();
+        if log.contains("refusals-left-out") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.stop();
+    let refused = records(&log, "refused");
+    let left_out: u64 = records(&log, "refusals-left-out")
+        .iter()
+        .map(|r| r["suppressed"].as_u64().unwrap())
+        .sum();
+    assert!(
+        refused.len() < 100,
+        "{} lines for {FLOOD} refusals: not rate-limited",
+        refused.len()
+    );
+    let accounted: u64 = refused
+        .iter()
+        .map(|r| 1 + r["suppressed"].as_u64().unwrap())
+        .sum::<u64>()
+        + left_out;
+    assert_eq!(
+        accounted,
+        u64::from(FLOOD) + 1,
+        "every refusal written or counted"
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|r| r["ip"] == "127.0.0.1" && r["user"] == "user")
+    );
+    assert!(refused.iter().any(|r| r["reason"] == "wrong-password"));
+    assert!(refused.iter().any(|r| r["reason"] == "guessing-backoff"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

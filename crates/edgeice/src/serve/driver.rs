@@ -591,6 +591,7 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
                 shard.server.handle_timeout(now);
             }
             shared.run_events(id, shard, now);
+            shard.records.flush(now);
         }
     }
 }

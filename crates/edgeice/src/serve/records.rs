@@ -36,6 +36,14 @@ impl LineBudget {
         }
     }
 
+    /// A token if one is there now, without counting a line left out.
+    fn take_quiet(&mut self, now: Instant) -> Option<()> {
+        let suppressed = self.suppressed;
+        let taken = self.take(now);
+        self.suppressed = suppressed;
+        taken.map(|_| ())
+    }
+
     /// `Some(n)` when a line may be written now, `n` being how many were
     /// left out since the last one.
     fn take(&mut self, now: Instant) -> Option<u64> {
@@ -59,6 +67,21 @@ impl LineBudget {
         Some(std::mem::take(&mut self.suppressed))
     }
 }
+
+/// The reasons' labels, by [`RefusalReason::index`].
+const REASON_LABELS: [&str; RefusalReason::KINDS] = [
+    "wrong-password",
+    "unknown-user",
+    "guessing-backoff",
+    "wrong-user",
+    "peer-forbidden",
+    "user-quota",
+    "total-quota",
+    "no-relay-port",
+    "too-many-permissions",
+    "too-many-channels",
+    "error",
+];
 
 /// One shard's record writer: its refusal budgets live with the shard, so
 /// writing a record takes no lock beyond the shard's own.
@@ -112,6 +135,26 @@ fn relay_transport(session: &Session) -> &'static str {
 }
 
 impl Records {
+    /// Says how many refusals of each reason were left out since their
+    /// last line, where no later line of that reason said it (called by
+    /// the timer, so a count is never lost to a flood that stops).
+    pub fn flush(&mut self, now: Instant) {
+        for (index, budget) in self.refusals.iter_mut().enumerate() {
+            if budget.suppressed == 0 || budget.take_quiet(now).is_none() {
+                continue;
+            }
+            let suppressed = std::mem::take(&mut budget.suppressed);
+            let reason = REASON_LABELS[index];
+            tracing::warn!(
+                target: "edgeice::refused",
+                event = "refusals-left-out",
+                reason,
+                suppressed,
+                "{suppressed} more refusals ({reason}) were not logged, over the rate limit"
+            );
+        }
+    }
+
     /// Writes one report.
     pub fn write(&mut self, report: Report, now: Instant) {
         match report {
@@ -258,5 +301,29 @@ mod tests {
             assert!(budget.take(later).is_some());
         }
         assert_eq!(budget.take(later), None);
+    }
+
+    #[test]
+    fn the_labels_table_follows_the_reasons_index() {
+        let peer = "192.0.2.1:1".parse().unwrap();
+        let reasons = [
+            RefusalReason::WrongPassword,
+            RefusalReason::UnknownUser,
+            RefusalReason::GuessingBackoff,
+            RefusalReason::WrongUser,
+            RefusalReason::PeerForbidden {
+                peer,
+                rule: edgeice_server::peer_policy::PeerRule::OwnAddress,
+            },
+            RefusalReason::UserQuota,
+            RefusalReason::TotalQuota,
+            RefusalReason::NoRelayPort,
+            RefusalReason::TooManyPermissions,
+            RefusalReason::TooManyChannels,
+            RefusalReason::Other,
+        ];
+        for reason in reasons {
+            assert_eq!(REASON_LABELS[reason.index()], reason.label());
+        }
     }
 }
