@@ -175,6 +175,21 @@ fn refusals_carry_their_reason_and_the_handshake_is_not_one() {
     assert_eq!(refusal.five_tuple.client, mallory.from.client);
     assert_eq!(refusal.code, 401);
 
+    // A nonce gone stale is answered 438 and retried: not a failure.
+    let mut late = Client::new(
+        five_tuple(Transport::Udp, "192.0.2.68:4000"),
+        "bob",
+        "hunter2",
+    );
+    learn_nonce(&mut server, t0, &mut late);
+    let request = late.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(UDP)).unwrap();
+    });
+    let stale = t0 + Duration::from_secs(7200);
+    let answer = send(&mut server, stale, late.from, &request).unwrap();
+    assert_eq!(error_code(&answer), Some(438));
+    assert_eq!(reports(&mut server), vec![]);
+
     let mut nobody = Client::new(five_tuple(Transport::Udp, "192.0.2.67:4000"), "nobody", "x");
     learn_nonce(&mut server, t0, &mut nobody);
     let request = nobody.request(Method::ALLOCATE, |b| {

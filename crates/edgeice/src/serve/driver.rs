@@ -173,6 +173,9 @@ pub struct Shard {
     tcp_relays: HashMap<SocketAddr, TcpRelay>,
     /// Writes the core's records (sessions, refusals).
     records: super::records::Records,
+    /// What the kernel fast path relayed for allocations, by client, from
+    /// their routes already removed (empty without the kernel path).
+    fast_traffic: HashMap<FiveTuple, edgeice_server::Traffic>,
 }
 
 /// Which shard a packet, task or connection belongs to.
@@ -230,6 +233,7 @@ impl Shared {
                     relays: HashMap::new(),
                     tcp_relays: HashMap::new(),
                     records: Default::default(),
+                    fast_traffic: HashMap::new(),
                 })
             })
             .collect();
@@ -313,7 +317,18 @@ impl Shared {
 
     fn run_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard, now: Instant) {
         self.run_core_events(shard_id, shard, now);
-        while let Some(report) = shard.server.poll_report() {
+        while let Some(mut report) = shard.server.poll_report() {
+            // Its kernel routes were removed (above) before its end was
+            // reported: their counts are in.
+            if let edgeice_server::Report::SessionEnd(session, _) = &mut report
+                && let Some(fast) = shard.fast_traffic.remove(&session.five_tuple)
+            {
+                let t = &mut session.traffic;
+                t.packets_to_peer += fast.packets_to_peer;
+                t.bytes_to_peer += fast.bytes_to_peer;
+                t.packets_to_client += fast.packets_to_client;
+                t.bytes_to_client += fast.bytes_to_client;
+            }
             shard.records.write(report, now);
         }
     }
@@ -389,7 +404,14 @@ impl Shared {
                 }
                 Event::FastPathRemove(route) => {
                     if let Some(kernel) = &self.kernel {
-                        let unspent = kernel.remove(&route);
+                        let (unspent, to_peer, to_client) = kernel.remove(&route);
+                        // What the kernel relayed joins the socket path's
+                        // counts in the session-end record.
+                        let traffic = shard.fast_traffic.entry(route.client).or_default();
+                        traffic.packets_to_peer += to_peer.packets;
+                        traffic.bytes_to_peer += to_peer.bytes;
+                        traffic.packets_to_client += to_client.packets;
+                        traffic.bytes_to_client += to_client.bytes;
                         shard
                             .server
                             .return_fast_path_allowance(&route.client, unspent);
