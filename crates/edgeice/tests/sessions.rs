@@ -571,3 +571,114 @@ fn a_flood_of_wrong_passwords_is_logged_rate_limited_with_the_count_left_out() {
     assert!(refused.iter().any(|r| r["reason"] == "guessing-backoff"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A signed (or, without `nonce`, unsigned) TURN request of `method`
+/// for user `user:pass`, with REQUESTED-TRANSPORT UDP for an Allocate.
+fn turn_request(method: edgeice_stun::Method, id: u32, nonce: Option<&str>) -> Vec<u8> {
+    use edgeice_stun::credentials::{Preparation, long_term_key};
+    use edgeice_stun::{Attribute, Class, MessageBuilder, MessageType, Method, TransactionId};
+    let mut transaction = [0u8; 12];
+    transaction[..4].copy_from_slice(&id.to_be_bytes());
+    let mut buf = Vec::new();
+    let kind = MessageType::new(method, Class::Request);
+    let mut b = MessageBuilder::new(&mut buf, kind, TransactionId(transaction));
+    if method == Method::ALLOCATE {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+    }
+    if let Some(nonce) = nonce {
+        let key =
+            long_term_key("user", "edgeice.test", "pass", 1, Preparation::OpaqueString).unwrap();
+        b.add(&Attribute::Username("user")).unwrap();
+        b.add(&Attribute::Realm("edgeice.test")).unwrap();
+        b.add(&Attribute::Nonce(nonce)).unwrap();
+        b.add_integrity_sha1(&key).unwrap();
+    }
+    buf
+}
+
+/// The NONCE and ERROR-CODE of an answer.
+fn nonce_and_code(answer: &[u8]) -> (Option<String>, Option<u16>) {
+    use edgeice_stun::{Attribute, AttributeType, Message};
+    let message = Message::parse(answer).unwrap();
+    let nonce = match message.get(AttributeType::NONCE) {
+        Some(Ok(Attribute::Nonce(n))) => Some(n.to_owned()),
+        _ => None,
+    };
+    let code = match message.get(AttributeType::ERROR_CODE) {
+        Some(Ok(Attribute::ErrorCode(e))) => Some(e.code),
+        _ => None,
+    };
+    (nonce, code)
+}
+
+/// One STUN message from a TCP stream (20-byte header, then its length).
+fn read_stun(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut header = [0u8; 20];
+    stream.read_exact(&mut header).ok()?;
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut message = header.to_vec();
+    message.resize(20 + len, 0);
+    stream.read_exact(&mut message[20..]).ok()?;
+    Some(message)
+}
+
+#[test]
+fn a_kicked_client_loses_its_allocation_and_a_tcp_one_its_connection() {
+    use edgeice_stun::Method;
+    let dir = scratch("kick");
+    let server = Server::start(&dir, "json");
+
+    // UDP: allocate, kick, and the next Refresh finds no allocation.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.connect(server.addr).unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (nonce, _) =
+        nonce_and_code(&exchange(&udp, &turn_request(Method::ALLOCATE, 1, None)).unwrap());
+    let nonce = nonce.expect("a nonce");
+    let (_, code) =
+        nonce_and_code(&exchange(&udp, &turn_request(Method::ALLOCATE, 2, Some(&nonce))).unwrap());
+    assert_eq!(code, None, "allocated");
+
+    // TCP: the same over a stream.
+    let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(&turn_request(Method::ALLOCATE, 3, None))
+        .unwrap();
+    let (tcp_nonce, _) = nonce_and_code(&read_stun(&mut tcp).unwrap());
+    tcp.write_all(&turn_request(Method::ALLOCATE, 4, tcp_nonce.as_deref()))
+        .unwrap();
+    let (_, code) = nonce_and_code(&read_stun(&mut tcp).unwrap());
+    assert_eq!(code, None, "allocated over TCP");
+
+    let listed = server.listed();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let id_of = |transport: &str| {
+        listed
+            .iter()
+            .find(|s| s["transport"] == transport)
+            .and_then(|s| s["session"].as_u64())
+            .unwrap()
+    };
+    let (udp_id, tcp_id) = (id_of("udp"), id_of("tcp"));
+    for id in [udp_id, tcp_id] {
+        let (ok, _, err) = server.sessions(&["kick", &id.to_string()]);
+        assert!(ok, "kick {id}: {err}");
+    }
+    let (_, code) =
+        nonce_and_code(&exchange(&udp, &turn_request(Method::REFRESH, 5, Some(&nonce))).unwrap());
+    assert_eq!(code, Some(437), "the kicked allocation is gone");
+    let mut rest = Vec::new();
+    let closed = tcp.read_to_end(&mut rest).is_ok();
+    assert!(closed, "the kicked TCP client's connection is closed");
+    assert!(server.listed().is_empty());
+
+    let log = server.stop();
+    let ends = records(&log, "session-end");
+    assert_eq!(
+        ends.len(),
+        2,
+        "one end each, no second one when the connection closes:\n{log}"
+    );
+    assert!(ends.iter().all(|e| e["reason"] == "kicked"), "{ends:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
