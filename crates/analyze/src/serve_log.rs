@@ -74,7 +74,7 @@ pub fn is_start(line: &str) -> bool {
                     .is_some_and(|t| t == "edgeice" || t.starts_with("edgeice::"))
             });
     }
-    line.starts_with("edgeice: ") || line.contains(" edgeice::") || line.contains(" edgeice:")
+    line.starts_with("edgeice: ") || line.contains(" edgeice::")
 }
 
 /// The record on `line`, if it is one of the server's session or refusal
@@ -198,6 +198,9 @@ pub struct ServeLog {
     ended: u64,
     /// Sessions that relayed both ways.
     both_ways: u64,
+    /// The last peer refused to each client address: (peer, rule), to
+    /// explain a session without permissions.
+    refused_peers: HashMap<String, (String, String)>,
 }
 
 impl ServeLog {
@@ -215,11 +218,18 @@ impl ServeLog {
                     self.both_ways += 1;
                 }
                 let start = self.open.remove(record.get("session"));
-                if let Some(finding) = explain_session(start.as_ref(), &record) {
+                let refused = self.refused_peers.remove(record.get("client"));
+                if let Some(finding) = explain_session(start.as_ref(), &record, refused) {
                     self.add(finding);
                 }
             }
             _ => {
+                if record.get("reason") == "peer-forbidden" && self.refused_peers.len() < MAX_GROUPS
+                {
+                    let refused = (record.get("peer").to_owned(), record.get("rule").to_owned());
+                    self.refused_peers
+                        .insert(record.get("client").to_owned(), refused);
+                }
                 let key = (
                     record.get("reason").to_owned(),
                     record.get("user").to_owned(),
@@ -315,7 +325,11 @@ impl ServeLog {
 }
 
 /// What a session's end says about it, if anything is wrong.
-fn explain_session(start: Option<&Record>, end: &Record) -> Option<Finding> {
+fn explain_session(
+    start: Option<&Record>,
+    end: &Record,
+    refused: Option<(String, String)>,
+) -> Option<Finding> {
     let to_peer = end.number("packets_to_peer");
     let to_client = end.number("packets_to_client");
     let bytes_to_peer = end.number("bytes_to_peer");
@@ -380,6 +394,18 @@ fn explain_session(start: Option<&Record>, end: &Record) -> Option<Finding> {
             "The client permitted the peer but sent nothing through the relay: ICE chose \
              another path, or the call ended before media.",
         )
+    } else if let (0, Some((peer, rule))) = (peers, refused) {
+        (
+            "session-peer-refused",
+            Severity::Error,
+            format!(
+                "{who}: no permission was ever created: the client asked for peer {peer}, \
+                 refused by policy rule {rule}"
+            ),
+            "The server's peer policy refuses that peer (see the refused-peer-forbidden \
+             finding): allow its range with --allow-peer if the relay must reach it, or \
+             have the client use an address the policy permits.",
+        )
     } else if peers == 0 {
         (
             "session-no-permission",
@@ -403,13 +429,17 @@ fn explain_session(start: Option<&Record>, end: &Record) -> Option<Finding> {
 
 fn explain_refusal(reason: &str, user: &str, ip: &str, group: &Group) -> Finding {
     let first = &group.first;
+    let times = match group.count {
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
+    };
     let times = if group.suppressed > 0 {
         format!(
-            "{} times (and {} more lines the server left out)",
-            group.count, group.suppressed
+            "{times} (and {} more times the server did not log)",
+            group.suppressed
         )
     } else {
-        format!("{} times", group.count)
+        times
     };
     let method = first.get("method");
     let (code, severity, message, fix) = match reason {
