@@ -201,6 +201,8 @@ pub struct ServeLog {
     /// The last peer refused to each client address: (peer, rule), to
     /// explain a session without permissions.
     refused_peers: HashMap<String, (String, String)>,
+    /// Sessions whose id came again (a restart) before their end.
+    orphans: Vec<Record>,
 }
 
 impl ServeLog {
@@ -209,7 +211,14 @@ impl ServeLog {
         match record.get("event") {
             "session-start" => {
                 if self.open.len() < MAX_OPEN {
-                    self.open.insert(record.get("session").to_owned(), record);
+                    let id = record.get("session").to_owned();
+                    // The same id again: the server restarted (ids start at
+                    // 1 in each process) and the old session never ended.
+                    if let Some(old) = self.open.insert(id, record)
+                        && self.orphans.len() < MAX_GROUPS
+                    {
+                        self.orphans.push(old);
+                    }
                 }
             }
             "session-end" => {
@@ -268,6 +277,26 @@ impl ServeLog {
         for ((reason, user, ip, _), group) in refusals {
             let finding = explain_refusal(&reason, &user, &ip, &group);
             self.add(finding);
+        }
+        let orphans = std::mem::take(&mut self.orphans);
+        if let Some(first) = orphans.first() {
+            self.add(Finding {
+                code: "session-not-ended",
+                severity: Severity::Info,
+                message: format!(
+                    "{} session(s) started and never ended before the server started again \
+                     (it was killed, or crashed): the first, session {} of user {} from {}",
+                    orphans.len(),
+                    first.get("session"),
+                    first.get("user"),
+                    first.get("client")
+                ),
+                fix: "Stop the server with SIGTERM (systemctl stop): it then ends every \
+                      session with its record."
+                    .to_owned(),
+                call_id: None,
+                evidence: vec![first.evidence.clone()],
+            });
         }
         if !self.open.is_empty() {
             let mut ids: Vec<&String> = self.open.keys().collect();
@@ -527,6 +556,14 @@ fn explain_refusal(reason: &str, user: &str, ip: &str, group: &Group) -> Finding
              such clients are legitimate."
                 .to_owned(),
         ),
+        "bad-request" => (
+            "refused-bad-request",
+            Severity::Warning,
+            format!("{method} refused {times} with 400 Bad Request (user {user} from {ip})"),
+            "The client sends requests the server cannot accept (a missing or malformed \
+             attribute, a TCP relay asked over UDP...): a client bug, or a scanner."
+                .to_owned(),
+        ),
         _ => (
             "refused-other",
             Severity::Info,
@@ -562,6 +599,21 @@ mod tests {
         assert_eq!(record.get("user"), "a \"b\"");
         assert_eq!(record.get("ip"), "192.0.2.1");
         assert!(parse("f", 2, "2026 INFO edgeice::serve: listening").is_none());
+    }
+
+    #[test]
+    fn a_session_left_open_by_a_restart_is_said() {
+        let mut log = ServeLog::default();
+        let start = r#"{"event":"session-start","session":1,"user":"u","client":"192.0.2.1:5000","target":"edgeice::session"}"#;
+        log.push(parse("f", 1, start).unwrap());
+        log.push(parse("f", 9, start).unwrap());
+        let findings = log.findings();
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.code == "session-not-ended" && f.message.contains("started again")),
+            "{findings:?}"
+        );
     }
 
     #[test]

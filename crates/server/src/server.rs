@@ -542,6 +542,12 @@ impl Server {
         let user = user
             .map(str::to_owned)
             .or_else(|| self.allocations.get(&from).map(|a| a.username.clone()));
+        let reason = match reason {
+            RefusalReason::Other if code == edgeice_stun::ErrorCode::BAD_REQUEST => {
+                RefusalReason::BadRequest
+            }
+            reason => reason,
+        };
         let refusal = Refusal {
             five_tuple: from,
             method: to.method,

@@ -138,6 +138,8 @@ pub enum RefusalReason {
     TooManyPermissions,
     /// The allocation holds as many channels as it may (508).
     TooManyChannels,
+    /// A malformed request, or one that breaks the protocol's rules (400).
+    BadRequest,
     /// Any other error response, by its code.
     Other,
 }
@@ -157,13 +159,14 @@ impl RefusalReason {
             RefusalReason::NoRelayPort => "no-relay-port",
             RefusalReason::TooManyPermissions => "too-many-permissions",
             RefusalReason::TooManyChannels => "too-many-channels",
+            RefusalReason::BadRequest => "bad-request",
             RefusalReason::Other => "error",
         }
     }
 
     /// How many kinds there are, for a driver's table indexed by
     /// [`RefusalReason::index`].
-    pub const KINDS: usize = 11;
+    pub const KINDS: usize = 12;
 
     /// A small index per kind, below [`RefusalReason::KINDS`].
     pub fn index(self) -> usize {
@@ -178,7 +181,8 @@ impl RefusalReason {
             RefusalReason::NoRelayPort => 7,
             RefusalReason::TooManyPermissions => 8,
             RefusalReason::TooManyChannels => 9,
-            RefusalReason::Other => 10,
+            RefusalReason::BadRequest => 10,
+            RefusalReason::Other => 11,
         }
     }
 }

@@ -236,6 +236,15 @@ fn refusals_carry_their_reason_and_the_handshake_is_not_one() {
         }
     ));
 
+    // A CreatePermission without a peer is a bad request.
+    let empty = alice.request(Method::CREATE_PERMISSION, |_| {});
+    send(&mut server, t0, alice.from, &empty).unwrap();
+    let refusal = one_refusal(&mut server);
+    assert_eq!(
+        (refusal.reason, refusal.code),
+        (RefusalReason::BadRequest, 400)
+    );
+
     // A second allocation of alice's is over her quota.
     let mut again = Client::new(
         five_tuple(Transport::Udp, "192.0.2.10:50001"),

@@ -80,6 +80,7 @@ const REASON_LABELS: [&str; RefusalReason::KINDS] = [
     "no-relay-port",
     "too-many-permissions",
     "too-many-channels",
+    "bad-request",
     "error",
 ];
 
@@ -247,6 +248,7 @@ fn explain(refusal: &Refusal) -> String {
         RefusalReason::TooManyChannels => {
             "the allocation holds as many channels as allowed".to_owned()
         }
+        RefusalReason::BadRequest => "bad request (400)".to_owned(),
         RefusalReason::Other => format!("error {}", refusal.code),
     }
 }
@@ -320,6 +322,7 @@ mod tests {
             RefusalReason::NoRelayPort,
             RefusalReason::TooManyPermissions,
             RefusalReason::TooManyChannels,
+            RefusalReason::BadRequest,
             RefusalReason::Other,
         ];
         for reason in reasons {
