@@ -154,11 +154,13 @@ impl PeerPolicy {
             .as_ref()
             .is_some_and(|ports| ports.contains(&peer.port()));
         for form in forms.iter().filter(|form| !listed(&self.allow, *form)) {
-            if let Some(name) = dangerous_kind(form) {
-                return Some(PeerRule::Builtin(name));
-            }
+            // Before link-local, which 169.254.169.254 also is: the more
+            // telling name.
             if METADATA_ADDRESSES.contains(&form) {
                 return Some(PeerRule::Builtin("cloud-metadata"));
+            }
+            if let Some(name) = dangerous_kind(form) {
+                return Some(PeerRule::Builtin(name));
             }
             if self.own_addresses.contains(&form) && !on_relay_port {
                 return Some(PeerRule::OwnAddress);
