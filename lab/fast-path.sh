@@ -458,6 +458,16 @@ check "aioice: each datagram relayed once each way" '[ "$off_aioice_peer/$off_ai
 check "aioice: nearly all in the kernel ($on_aioice_kpeer/$on_aioice_kclient of $A)" '[ "$on_aioice_kpeer" -ge $((A * 9 / 10)) ] && [ "$on_aioice_kclient" -ge $((A * 9 / 10)) ]'
 check "the server relayed exactly what edgeice bench sent, XDP and sockets together" '[ "$off_bench_peer" = "$off_bench_sent" ] && [ "$off_bench_client" = "$off_bench_received" ] && [ "$on_bench_peer" = "$on_bench_sent" ] && [ "$on_bench_client" = "$on_bench_received" ]'
 check "the forwarding the fast path needs is warned about at start" 'grep -q "IPv4 forwarding is on for s0.*FORWARD policy" "$tmp/serve-on.log"'
+# The session-end records (written at SIGTERM) count what each session's
+# kernel routes relayed too: the sockets alone carry a tenth at most.
+session_packets() {
+  sed 's/\x1b\[[0-9;]*m//g' "$1" | grep 'event="session-end"' \
+    | sed -n 's/.* packets_to_peer=\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }'
+}
+on_records=$(session_packets "$tmp/serve-on.log")
+off_records=$(session_packets "$tmp/serve-off.log")
+echo "session-end records, packets to peers: off $off_records, on $on_records (XDP relayed $on_peer of them)"
+check "session records count the kernel's packets too (on $on_records, off $off_records, XDP $on_peer)" '[ "$on_peer" -gt 0 ] && [ "$on_records" -ge "$on_peer" ] && [ "$off_records" -gt 0 ]'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'

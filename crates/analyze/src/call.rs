@@ -129,6 +129,7 @@ pub(crate) fn format_name(format: Format) -> &'static str {
         Format::WebrtcInternals => "webrtc-internals",
         Format::Capture => "capture",
         Format::CallTrace => "call-trace",
+        Format::ServeLog => "edgeice-serve-log",
     }
 }
 

@@ -11,7 +11,9 @@
 //!   `Peer:`, `Start-Line:` and `Message-Body:` fields;
 //! - Chrome `webrtc-internals` dumps (JSON, read whole);
 //! - packet captures, pcap and pcapng (see [`crate::capture`]);
-//! - `edgeice call --trace` files (JSON lines, see [`crate::trace`]).
+//! - `edgeice call --trace` files (JSON lines, see [`crate::trace`]);
+//! - `edgeice serve`'s own log, JSON lines or text (see
+//!   [`crate::serve_log`]).
 //!
 //! [`open`] recognises the format from the first bytes or line, then
 //! [`Source::read`] hands each item over as soon as it is read: nothing is
@@ -32,6 +34,8 @@ pub enum Item {
     Sip(SipMessage),
     /// One side of a call, from an `edgeice call --trace` file.
     Trace(Box<crate::trace::Trace>),
+    /// A session or refusal record of `edgeice serve`'s log.
+    ServeRecord(Box<crate::serve_log::Record>),
     /// A bare SDP description.
     Sdp {
         /// The file.
@@ -60,6 +64,9 @@ pub enum Format {
     Capture,
     /// An `edgeice call --trace` file (JSON lines).
     CallTrace,
+    /// `edgeice serve`'s log (JSON lines or text), with its session and
+    /// refusal records.
+    ServeLog,
 }
 
 impl InputError {
@@ -165,6 +172,8 @@ pub fn open<R: BufRead + Send>(file: &str, mut reader: R) -> Result<Source<R>, I
     let text = first.1.trim_start();
     let format = if crate::trace::is_start(text) {
         Format::CallTrace
+    } else if crate::serve_log::is_start(text) {
+        Format::ServeLog
     } else if text.starts_with('{') {
         Format::WebrtcInternals
     } else if first.1.contains("$$begin_record") {
@@ -212,6 +221,16 @@ impl<R: BufRead + Send> Source<R> {
                 items.into_iter().try_for_each(emit)
             }
             Format::ServerLog => read_server_log(file, first, &mut lines, emit),
+            Format::ServeLog => {
+                let mut line = Some(first);
+                while let Some((number, text)) = line {
+                    if let Some(record) = crate::serve_log::parse(file, number, &text) {
+                        emit(Item::ServeRecord(Box::new(record)))?;
+                    }
+                    line = lines.next_line().map_err(io)?;
+                }
+                Ok(())
+            }
             Format::Uccapilog => read_uccapilog(file, first, &mut lines, emit),
             Format::Sdp => {
                 let mut text = first.1;

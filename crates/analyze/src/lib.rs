@@ -15,6 +15,8 @@
 //! - [`sip`] parses a SIP message and splits `multipart` bodies, setting the
 //!   OCS 2007 fallback part aside;
 //! - [`sdp`] cuts an SDP body into media sections with their candidates;
+//! - [`serve_log`] reads `edgeice serve`'s session and refusal records and
+//!   explains failed sessions;
 //! - [`trace`] reads `edgeice call --trace` files and folds one or two of
 //!   them into a call;
 //! - [`call`] builds calls (by Call-ID) message by message, with timelines;
@@ -36,6 +38,7 @@ pub mod input;
 mod reassembly;
 pub mod report;
 pub mod sdp;
+pub mod serve_log;
 pub mod sip;
 mod spool;
 pub mod stream;

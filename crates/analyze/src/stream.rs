@@ -162,6 +162,8 @@ pub struct Analyzer {
     summary: Summary,
     /// Findings not about calls (STUN, descriptions), added at the end.
     global: Vec<Finding>,
+    /// `edgeice serve` records: sessions and refusals.
+    serve_log: crate::serve_log::ServeLog,
 }
 
 /// Call-IDs remembered after their call is finished.
@@ -184,6 +186,7 @@ impl Analyzer {
             traces: Vec::new(),
             summary: Summary::default(),
             global: Vec::new(),
+            serve_log: Default::default(),
         }
     }
 
@@ -211,6 +214,10 @@ impl Analyzer {
                 sink.stun(&packet)
             }
             Item::Trace(trace) => self.trace(*trace, sink),
+            Item::ServeRecord(record) => {
+                self.serve_log.push(*record);
+                Ok(())
+            }
             Item::Sip(message) => self.sip(message, sink),
         }
     }
@@ -357,6 +364,7 @@ impl Analyzer {
     pub fn into_summary(mut self) -> Summary {
         let mut global = self.stun.findings();
         global.append(&mut self.global);
+        global.extend(std::mem::take(&mut self.serve_log).findings());
         for finding in &global {
             self.summary.count(finding);
         }

@@ -154,6 +154,7 @@ fn the_fuzz_corpus_reaches_every_reader() {
         "SipTrace",
         "Capture",
         "WebrtcInternals",
+        "ServeLog",
     ] {
         assert!(formats.contains(format), "no {format} seed: {formats:?}");
     }
@@ -378,4 +379,63 @@ fn a_capture_of_a_lync_dialect_call_is_decoded() {
     assert!(ms_ice2.contains("Binding success"), "{ms_ice2:?}");
     assert!(codes(&analysis).iter().all(|c| *c != "ms-turn-unanswered"));
     assert!(codes(&analysis).iter().all(|c| *c != "turn-auth-failed"));
+}
+
+#[test]
+fn edgeice_serve_logs_are_read_as_json_lines_and_as_text() {
+    let analysis = run(&["edgeice-serve.jsonl"]);
+    assert_eq!(analysis.inputs[0].format, "edgeice-serve-log");
+    let found = codes(&analysis);
+    for code in [
+        "refused-peer-forbidden",
+        "refused-unknown-user",
+        "refused-wrong-password",
+        "session-peer-refused",
+        "serve-log-sessions",
+    ] {
+        assert!(found.contains(&code), "{code} not in {found:?}");
+    }
+    let wrong = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "refused-wrong-password")
+        .unwrap();
+    assert_eq!(wrong.severity, Severity::Error);
+    assert!(
+        wrong
+            .message
+            .contains("wrong password for user alice from 127.0.0.1"),
+        "{}",
+        wrong.message
+    );
+    let refused = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "refused-peer-forbidden")
+        .unwrap();
+    assert!(
+        refused.message.contains("refused by policy rule loopback"),
+        "{}",
+        refused.message
+    );
+
+    let analysis = run(&["edgeice-serve.text.log"]);
+    assert_eq!(analysis.inputs[0].format, "edgeice-serve-log");
+    let silent: Vec<_> = analysis
+        .findings
+        .iter()
+        .filter(|f| f.code == "session-peer-never-answered")
+        .collect();
+    assert_eq!(silent.len(), 2, "{:?}", codes(&analysis));
+    assert!(
+        silent[0].message.contains("10 packets, 1200 bytes"),
+        "{}",
+        silent[0].message
+    );
+    assert!(
+        silent[0]
+            .evidence
+            .iter()
+            .any(|e| e.text.contains("session-start"))
+    );
 }

@@ -10,6 +10,7 @@ mod open_files;
 mod probe;
 mod serve;
 mod server_url;
+mod sessions;
 mod users;
 
 use std::process::ExitCode;
@@ -56,6 +57,9 @@ enum Command {
     /// Convert configuration: `from-coturn` writes the serve TOML
     /// equivalent to a coturn turnserver.conf.
     Config(config::ConfigArgs),
+    /// List the live allocations of a running `edgeice serve`, or kick one
+    /// (over its local admin socket).
+    Sessions(sessions::SessionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,7 +88,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr);
     match log_format {
         LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
     }
     let result = match cli.command {
         Command::Serve(_) => match serve {
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => return probe::run(*args),
         Command::Bench(args) => bench::run(*args),
         Command::Config(args) => config::run(args),
+        Command::Sessions(args) => sessions::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

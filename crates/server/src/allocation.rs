@@ -199,6 +199,14 @@ pub struct Allocation {
     pub(crate) fast_routes: Vec<crate::fast_path::KernelChannel>,
     /// Caps on the tables below.
     pub limits: AllocationLimits,
+    /// Its id in the operator's records.
+    pub session: crate::session::SessionId,
+    /// What it relayed (plain counters: the relay path adds to them).
+    pub traffic: crate::session::Traffic,
+    /// How many peer IPs were given a new permission.
+    pub peers_permitted: u32,
+    /// The first of them, for the records.
+    pub first_peers: Vec<IpAddr>,
     /// (IP key, expiry, relay ports only), sorted by key: see [`ip_key`].
     /// The flag marks one of the server's own addresses, to which data
     /// may go on relay ports only.
@@ -250,6 +258,10 @@ impl Allocation {
             ms_turn: None,
             fast_routes: Vec::new(),
             limits: AllocationLimits::default(),
+            session: crate::session::SessionId::default(),
+            traffic: crate::session::Traffic::default(),
+            peers_permitted: 0,
+            first_peers: Vec::new(),
             permissions: Vec::new(),
             channels: Vec::new(),
             channels_by_peer: Vec::new(),
@@ -337,6 +349,14 @@ impl Allocation {
                     .binary_search_by(|p| p.0.cmp(&key))
                     .unwrap_or_else(|i| i);
                 self.permissions.insert(i, (key, expires, relay_ports_only));
+                // A new peer (not a refresh): for the records.
+                self.peers_permitted = self.peers_permitted.saturating_add(1);
+                let ip = std::net::Ipv6Addr::from(key).to_canonical();
+                if self.first_peers.len() < crate::session::PEERS_NAMED
+                    && !self.first_peers.contains(&ip)
+                {
+                    self.first_peers.push(ip);
+                }
             }
         }
         Ok(())

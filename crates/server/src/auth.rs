@@ -153,6 +153,9 @@ pub(crate) struct Rejection {
     /// Refused without checking its integrity: the user and source are in
     /// backoff after failed attempts.
     pub held_back: bool,
+    /// The nonce was good and the integrity check failed: a wrong password
+    /// or an unknown user (what the operator's records call a failure).
+    pub integrity_failed: bool,
 }
 
 impl Rejection {
@@ -160,6 +163,7 @@ impl Rejection {
         Rejection {
             code,
             held_back: false,
+            integrity_failed: false,
         }
     }
 }
@@ -193,6 +197,7 @@ pub(crate) fn check_integrity<T>(
         return Err(Rejection {
             code: ErrorCode::UNAUTHENTICATED,
             held_back: true,
+            integrity_failed: false,
         });
     }
     match proves() {
@@ -202,9 +207,41 @@ pub(crate) fn check_integrity<T>(
         }
         None => {
             shared.guess_failed(username, client.ip(), now);
-            Err(Rejection::new(ErrorCode::UNAUTHENTICATED))
+            Err(Rejection {
+                integrity_failed: true,
+                ..Rejection::new(ErrorCode::UNAUTHENTICATED)
+            })
         }
     }
+}
+
+/// Why a rejection is worth a record, if it is: a failed check (wrong
+/// password, unknown user) or a source in backoff. A missing credential,
+/// a stale or foreign nonce are how the handshake goes, not failures.
+pub(crate) fn refusal_reason(
+    config: &ServerConfig,
+    rejection: &Rejection,
+    username: Option<&str>,
+) -> Option<crate::session::RefusalReason> {
+    use crate::session::RefusalReason;
+    if rejection.held_back {
+        return Some(RefusalReason::GuessingBackoff);
+    }
+    if !rejection.integrity_failed {
+        return None;
+    }
+    let known = username.is_some_and(|u| config.users.contains_key(u))
+        || (!config.auth_secrets.is_empty()
+            && username.is_some_and(|u| {
+                u.split(':')
+                    .next()
+                    .is_some_and(|t| t.parse::<u64>().is_ok())
+            }));
+    Some(if known {
+        RefusalReason::WrongPassword
+    } else {
+        RefusalReason::UnknownUser
+    })
 }
 
 /// Authenticates `request` from `client` (RFC 8489 §9.2.4).

@@ -20,6 +20,8 @@
 //! - `fast_path`: which bound channels the driver may relay in the kernel;
 //! - [`allocation`]: an allocation with its permissions and channels;
 //! - [`peer_policy`]: which peers may be relayed to;
+//! - [`session`]: the operator's records (allocations started and ended,
+//!   requests refused), drained with [`Server::poll_report`];
 //! - [`nat`]: noticing a private relay address that no NAT mapping covers.
 
 #![forbid(unsafe_code)]
@@ -41,6 +43,7 @@ mod quota;
 mod relay;
 mod response;
 mod server;
+pub mod session;
 mod shared;
 mod tcp_relay;
 mod turn;
@@ -57,5 +60,6 @@ pub use interface::{
 };
 pub use quota::QuotaLedger;
 pub use response::{Dialect, ReplyTo, smallest_challenged_request};
-pub use server::{Server, Stats, Traffic};
+pub use server::{Server, Stats, TransportTraffic};
+pub use session::{EndReason, Refusal, RefusalReason, Report, Session, SessionId, Traffic};
 pub use shared::{SharedState, Throttles};

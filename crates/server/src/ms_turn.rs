@@ -127,9 +127,16 @@ impl Server {
         let to = ReplyTo::of_ms_turn(request);
         let auth = match self.ms_authenticate(now, &from, request) {
             Ok(auth) => auth,
-            Err(auth::Rejection { code, held_back }) => {
+            Err(rejection) => {
+                let auth::Rejection {
+                    code, held_back, ..
+                } = rejection;
                 if request.has_integrity() {
                     self.stats.auth_failures += 1;
+                }
+                let user = request.get_raw(AttributeType::USERNAME).and_then(text);
+                if let Some(reason) = auth::refusal_reason(&self.config, &rejection, user) {
+                    self.report_refusal(from, request.method(), code, user, reason);
                 }
                 self.stats.guesses_held_back += u64::from(held_back);
                 let nonce = request.get_raw(ms::NONCE).and_then(text);
@@ -151,7 +158,7 @@ impl Server {
                 return self.error(from, &to, code, Some(&auth.key));
             }
             if asked_zero {
-                self.remove_allocation(now, &from);
+                self.remove_allocation(now, &from, crate::session::EndReason::Released);
                 let body = |b: &mut MessageBuilder<'_>| -> Result<(), BuildError> {
                     b.add(&Attribute::Lifetime(0))?;
                     Ok(())
@@ -187,7 +194,9 @@ impl Server {
             .quota
             .take(&auth.username, limits.0, limits.1)
         {
-            return self.error(from, &to, code, Some(&auth.key));
+            let reason = crate::turn::quota_reason(code);
+            let user = Some(auth.username.as_str());
+            return self.refused(from, &to, code, Some(&auth.key), user, reason);
         }
         let pending = PendingAllocation {
             five_tuple: from,
@@ -360,7 +369,7 @@ impl Server {
         if let Some(peer) = destination
             && let Err(code) = self.check_peer(&from, peer)
         {
-            return self.error(from, &to, code, Some(&key));
+            return self.refuse_peer(from, &to, code, &key, peer);
         }
         let expires = now + self.config.permission_lifetime;
         let relay_ports_only =

@@ -133,6 +133,45 @@ impl PeerPolicy {
         !self.permits(ip) && self.relay_ports.is_some() && self.judge(ip, self.relay_port())
     }
 
+    /// The rule that refuses `peer`, if one does: what a refusal is
+    /// logged with (a control path; the checks above are the fast ones).
+    pub fn refusing_rule(&self, peer: std::net::SocketAddr) -> Option<PeerRule> {
+        if self.permits_peer(peer) {
+            return None;
+        }
+        let forms = Forms::of(peer.ip());
+        for form in forms.iter() {
+            if let Some(net) = self
+                .deny
+                .iter()
+                .find(|net| listed(std::slice::from_ref(net), form))
+            {
+                return Some(PeerRule::Denied(*net));
+            }
+        }
+        let on_relay_port = self
+            .relay_ports
+            .as_ref()
+            .is_some_and(|ports| ports.contains(&peer.port()));
+        for form in forms.iter().filter(|form| !listed(&self.allow, *form)) {
+            // Before link-local, which 169.254.169.254 also is: the more
+            // telling name.
+            if METADATA_ADDRESSES.contains(&form) {
+                return Some(PeerRule::Builtin("cloud-metadata"));
+            }
+            if let Some(name) = dangerous_kind(form) {
+                return Some(PeerRule::Builtin(name));
+            }
+            if self.own_addresses.contains(&form) && !on_relay_port {
+                return Some(PeerRule::OwnAddress);
+            }
+            if self.deny_private && private_nets().iter().any(|net| net.contains(&form)) {
+                return Some(PeerRule::Private);
+            }
+        }
+        Some(PeerRule::Builtin("unknown"))
+    }
+
     fn relay_port(&self) -> Option<u16> {
         self.relay_ports.as_ref().map(|ports| *ports.start())
     }
@@ -237,6 +276,48 @@ fn embedded_ipv4s(v6: Ipv6Addr) -> [Option<Ipv4Addr>; MAX_FORMS - 1] {
         found[0] = tail;
     }
     found
+}
+
+/// Which rule refused a peer ([`PeerPolicy::refusing_rule`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerRule {
+    /// An entry of [`PeerPolicy::deny`].
+    Denied(IpNet),
+    /// A built-in refusal: loopback, unspecified, multicast, broadcast,
+    /// link-local or cloud-metadata.
+    Builtin(&'static str),
+    /// One of the server's own addresses, off the relay ports.
+    OwnAddress,
+    /// A private address, with [`PeerPolicy::deny_private`].
+    Private,
+}
+
+impl fmt::Display for PeerRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerRule::Denied(net) => write!(f, "deny-peer {net}"),
+            PeerRule::Builtin(name) => write!(f, "{name}"),
+            PeerRule::OwnAddress => write!(f, "own-address"),
+            PeerRule::Private => write!(f, "deny-private-peers"),
+        }
+    }
+}
+
+/// The built-in rule name for a dangerous address.
+fn dangerous_kind(ip: IpAddr) -> Option<&'static str> {
+    let name = match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => "loopback",
+        IpAddr::V4(v4) if v4.octets()[0] == 0 => "unspecified",
+        IpAddr::V4(v4) if v4.is_multicast() => "multicast",
+        IpAddr::V4(v4) if v4.is_broadcast() => "broadcast",
+        IpAddr::V4(v4) if v4.is_link_local() => "link-local",
+        IpAddr::V6(v6) if v6.is_loopback() => "loopback",
+        IpAddr::V6(v6) if v6.is_unspecified() => "unspecified",
+        IpAddr::V6(v6) if v6.is_multicast() => "multicast",
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => "link-local",
+        _ => return None,
+    };
+    Some(name)
 }
 
 fn is_dangerous(ip: IpAddr) -> bool {

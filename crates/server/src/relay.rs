@@ -59,6 +59,8 @@ impl Server {
             return None;
         }
         self.stats.count_to_peer(from.transport, frame.data.len());
+        allocation.traffic.packets_to_peer += 1;
+        allocation.traffic.bytes_to_peer += frame.data.len() as u64;
         Some(Transmit {
             transport: Transport::Udp,
             source: relay,
@@ -122,6 +124,8 @@ impl Server {
             return None;
         }
         self.stats.count_to_peer(from.transport, data.len());
+        allocation.traffic.packets_to_peer += 1;
+        allocation.traffic.bytes_to_peer += data.len() as u64;
         Some(Transmit {
             transport: Transport::Udp,
             source: relay,
@@ -152,6 +156,7 @@ impl Server {
             .is_some_and(|s| s.active_destination == Some(peer));
         if !active && !allocation.permits(peer.ip(), now) {
             self.stats.permission_denied += 1;
+            allocation.traffic.dropped_from_peers += 1;
             return None;
         }
         let channel = allocation.channel_for_peer(peer, now);
@@ -161,6 +166,8 @@ impl Server {
             return None;
         }
         self.stats.count_to_client(from.transport, payload_len);
+        allocation.traffic.packets_to_client += 1;
+        allocation.traffic.bytes_to_client += payload_len as u64;
         if let Some(layout) = ms_layout {
             if active {
                 return Some(reply(from, &datagram[PEER_DATA_HEADROOM..]));

@@ -13,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::histogram::{Histogram, LatencyBuckets, LifetimeBuckets};
 use crate::interface::{Event, FiveTuple, Input, RelayPort, RelayRequestId, Transmit, Transport};
 use crate::response::ReplyTo;
+use crate::session::{EndReason, Refusal, RefusalReason, Report, Session, SessionId};
 use crate::{binding, response};
 
 /// How often lapsed allocations, permissions and channels are swept.
@@ -62,7 +63,7 @@ pub struct Stats {
     /// What was relayed for clients of each transport, indexed by
     /// [`Transport::index`] (also counted in `relayed_to_peer` and
     /// `relayed_to_client`); counted as each packet goes.
-    pub relayed_by_transport: [Traffic; 3],
+    pub relayed_by_transport: [TransportTraffic; 3],
     /// How long allocations lived, observed when each ends.
     pub allocation_lifetimes: Histogram<LifetimeBuckets>,
     /// How long successful Allocates took, from the authenticated request
@@ -73,16 +74,16 @@ pub struct Stats {
 
 /// Packets and payload bytes relayed, both ways.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Traffic {
+pub struct TransportTraffic {
     /// Client → peer: (packets, payload bytes).
     pub to_peer: (u64, u64),
     /// Peer → client: (packets, payload bytes).
     pub to_client: (u64, u64),
 }
 
-impl Traffic {
+impl TransportTraffic {
     /// Adds `other`'s counts to these.
-    pub fn absorb(&mut self, other: &Traffic) {
+    pub fn absorb(&mut self, other: &TransportTraffic) {
         self.to_peer.0 += other.to_peer.0;
         self.to_peer.1 += other.to_peer.1;
         self.to_client.0 += other.to_client.0;
@@ -126,7 +127,7 @@ impl Stats {
     }
 
     /// What was relayed for clients of `transport`.
-    pub fn traffic(&self, transport: Transport) -> Traffic {
+    pub fn traffic(&self, transport: Transport) -> TransportTraffic {
         self.relayed_by_transport[transport.index()]
     }
 
@@ -198,6 +199,8 @@ pub struct Server {
     /// Private relay IPs already reported with [`Event::PrivateRelayAdvertised`].
     pub(crate) private_relays_reported: Vec<std::net::IpAddr>,
     pub(crate) events: VecDeque<Event>,
+    /// Records for the operator, drained with [`Server::poll_report`].
+    pub(crate) reports: VecDeque<crate::session::Report>,
     /// Responses and Data indications are written here; a [`Transmit`]
     /// borrows it until the next input.
     pub(crate) scratch: Vec<u8>,
@@ -220,6 +223,7 @@ impl Server {
             connections: HashMap::new(),
             next_connection: 0,
             events: VecDeque::new(),
+            reports: VecDeque::new(),
             scratch: Vec::with_capacity(1500),
             next_relay_request: 0,
             next_sweep: now + SWEEP_INTERVAL,
@@ -246,7 +250,7 @@ impl Server {
                 additional,
             } => self.finish_allocate(now, id, relay, reserved, additional),
             Input::ConnectionClosed { from } => {
-                self.remove_allocation(now, &from);
+                self.remove_allocation(now, &from, EndReason::ConnectionClosed);
                 let quota = &self.config.shared.quota;
                 self.pending.retain(|_, p| {
                     let keep = p.five_tuple != from;
@@ -397,7 +401,7 @@ impl Server {
             .map(|(k, _)| *k)
             .collect();
         for five_tuple in lapsed {
-            self.remove_allocation(now, &five_tuple);
+            self.remove_allocation(now, &five_tuple, EndReason::Expired);
         }
         self.sweep_fast_paths(now);
         for allocation in self.allocations.values_mut() {
@@ -409,11 +413,19 @@ impl Server {
         }
     }
 
-    /// Deletes an allocation and tells the driver to close its socket.
-    pub(crate) fn remove_allocation(&mut self, now: Instant, five_tuple: &FiveTuple) {
+    /// Deletes an allocation, tells the driver to close its socket and
+    /// reports its end.
+    pub(crate) fn remove_allocation(
+        &mut self,
+        now: Instant,
+        five_tuple: &FiveTuple,
+        why: EndReason,
+    ) {
         let Some(allocation) = self.allocations.remove(five_tuple) else {
             return;
         };
+        let session = self.session_of(&allocation, now);
+        self.report(Report::SessionEnd(session, why));
         self.stats
             .allocation_lifetimes
             .observe(now.saturating_duration_since(allocation.created));
@@ -424,6 +436,94 @@ impl Server {
             self.events.push_back(Event::ReleaseRelay { relay });
         }
         self.config.shared.quota.give_back(&allocation.username);
+    }
+
+    /// The next record for the operator: an allocation started or ended, a
+    /// request refused. Drain it after each input, as [`Server::poll_event`].
+    pub fn poll_report(&mut self) -> Option<Report> {
+        self.reports.pop_front()
+    }
+
+    /// Queues a record, unless a driver that never drains has let too many
+    /// pile up (then the oldest stay and this one is lost).
+    pub(crate) fn report(&mut self, report: Report) {
+        if self.reports.len() < crate::session::MAX_QUEUED_REPORTS {
+            self.reports.push_back(report);
+        }
+    }
+
+    /// Reports a refused request.
+    pub(crate) fn report_refusal(
+        &mut self,
+        from: FiveTuple,
+        method: edgeice_stun::Method,
+        code: u16,
+        user: Option<&str>,
+        reason: RefusalReason,
+    ) {
+        let refusal = Refusal {
+            five_tuple: from,
+            method,
+            code,
+            user: user.map(str::to_owned),
+            reason,
+        };
+        self.report(Report::Refused(refusal));
+    }
+
+    /// An allocation as the records describe it, at `now`.
+    pub fn session_of(&self, allocation: &Allocation, now: Instant) -> Session {
+        Session {
+            id: allocation.session,
+            user: allocation.username.clone(),
+            realm: self.config.realm.clone(),
+            five_tuple: allocation.five_tuple,
+            relay: allocation.advertised,
+            additional_relay: allocation.additional.map(|(_, advertised)| advertised),
+            relay_transport: allocation.relay_transport,
+            dialect: allocation.dialect(),
+            peers: allocation.peers_permitted,
+            first_peers: allocation.first_peers.clone(),
+            traffic: allocation.traffic,
+            age: now.saturating_duration_since(allocation.created),
+            expires_in: allocation.expires.saturating_duration_since(now),
+        }
+    }
+
+    /// Every live allocation, as the records describe it (for an admin
+    /// listing; a control path).
+    pub fn sessions(&self, now: Instant) -> Vec<Session> {
+        let mut sessions: Vec<Session> = self
+            .allocations
+            .values()
+            .map(|allocation| self.session_of(allocation, now))
+            .collect();
+        sessions.sort_by_key(|s| s.id);
+        sessions
+    }
+
+    /// Ends the allocation `id` as the operator asks: it is deleted and
+    /// its relay released, so the client's next Refresh gets 437; its end
+    /// is reported with [`EndReason::Kicked`]. Returns its 5-tuple (a
+    /// driver closes a TCP/TLS client's connection), `None` if no
+    /// allocation of this core has that id.
+    pub fn kick(&mut self, now: Instant, id: SessionId) -> Option<FiveTuple> {
+        let five_tuple = self
+            .allocations
+            .iter()
+            .find(|(_, a)| a.session == id)
+            .map(|(k, _)| *k)?;
+        self.remove_allocation(now, &five_tuple, EndReason::Kicked);
+        Some(five_tuple)
+    }
+
+    /// Ends every allocation, reporting each with `why` (the server is
+    /// stopping: [`EndReason::Shutdown`]).
+    pub fn end_all(&mut self, now: Instant, why: EndReason) {
+        let all: Vec<FiveTuple> = self.allocations.keys().copied().collect();
+        for five_tuple in all {
+            self.remove_allocation(now, &five_tuple, why);
+        }
     }
 
     /// Replaces the users (after the user store changed). Allocations
@@ -502,6 +602,38 @@ impl Server {
         code: u16,
         key: Option<&edgeice_stun::IntegrityKey>,
     ) -> Option<Transmit<'s>> {
+        self.refused(from, to, code, key, None, RefusalReason::Other)
+    }
+
+    /// Writes an error response, counts it, and reports the refusal with
+    /// its reason. `user` when the caller knows it; else the allocation's
+    /// user, if the 5-tuple has one.
+    pub(crate) fn refused<'s>(
+        &'s mut self,
+        from: FiveTuple,
+        to: &ReplyTo,
+        code: u16,
+        key: Option<&edgeice_stun::IntegrityKey>,
+        user: Option<&str>,
+        reason: RefusalReason,
+    ) -> Option<Transmit<'s>> {
+        let user = user
+            .map(str::to_owned)
+            .or_else(|| self.allocations.get(&from).map(|a| a.username.clone()));
+        let reason = match reason {
+            RefusalReason::Other if code == edgeice_stun::ErrorCode::BAD_REQUEST => {
+                RefusalReason::BadRequest
+            }
+            reason => reason,
+        };
+        let refusal = Refusal {
+            five_tuple: from,
+            method: to.method,
+            code,
+            user,
+            reason,
+        };
+        self.report(Report::Refused(refusal));
         self.stats.count_error(code);
         self.respond(from, to, Class::Error, key, response::error_code(code))
     }

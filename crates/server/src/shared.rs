@@ -52,6 +52,8 @@ pub struct SharedState {
     discovery: Mutex<Limiter>,
     /// Failed integrity checks.
     guesses: Mutex<Guesses>,
+    /// The last session id handed out (ids are unique across cores).
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,7 +89,16 @@ impl SharedState {
             challenges: Mutex::new(Limiter::new(rate, burst)),
             discovery: Mutex::new(Limiter::new(discovery_rate, discovery_burst)),
             guesses: Mutex::new(Guesses::new(throttles.guesses)),
+            sessions: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// A new session id, once per allocation made.
+    pub(crate) fn next_session(&self) -> crate::session::SessionId {
+        let last = self
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::session::SessionId(last + 1)
     }
 
     /// Allocations counted now (made, or being made), in all cores.

@@ -84,7 +84,7 @@ impl Server {
             _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
         };
         if let Err(code) = self.check_peer(&from, peer) {
-            return self.error(from, &to, code, Some(&key));
+            return self.refuse_peer(from, &to, code, &key, peer);
         }
         let permitted = self
             .allocations

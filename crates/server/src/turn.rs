@@ -15,6 +15,7 @@ use crate::auth::{self, Rejection};
 use crate::interface::{FiveTuple, RelayPort, RelayRequestId, RelayTransport, Transmit, Transport};
 use crate::response::{self, ReplyTo};
 use crate::server::{PendingAllocation, RESERVATION_LIFETIME, Server, reply};
+use crate::session::RefusalReason;
 
 /// ADDITIONAL-ADDRESS-FAMILY as drafts of RFC 8656 numbered it, before
 /// IANA assigned 0x8000; coturn's clients (turnutils_uclient -Z) use it.
@@ -42,11 +43,21 @@ impl Server {
         }
         let auth = match auth::authenticate(&self.config, &self.nonces, now, from.client, request) {
             Ok(auth) => auth,
-            Err(Rejection { code, held_back }) => {
+            Err(rejection) => {
+                let Rejection {
+                    code, held_back, ..
+                } = rejection;
                 // The first request of every client carries no credentials
                 // and is answered 401 by design: not a failure to count.
                 if request.has_integrity() || request.has_integrity_sha256() {
                     self.stats.auth_failures += 1;
+                }
+                let user = match request.get(AttributeType::USERNAME) {
+                    Some(Ok(Attribute::Username(u))) => Some(u),
+                    _ => None,
+                };
+                if let Some(reason) = auth::refusal_reason(&self.config, &rejection, user) {
+                    self.report_refusal(from, request.method(), code, user, reason);
                 }
                 self.stats.guesses_held_back += u64::from(held_back);
                 let nonce = match request.get(AttributeType::NONCE) {
@@ -77,7 +88,8 @@ impl Server {
         };
         if allocation.username != auth.username {
             self.stats.auth_failures += 1;
-            return self.error(from, &to, ErrorCode::WRONG_CREDENTIALS, Some(&key));
+            let (code, user) = (ErrorCode::WRONG_CREDENTIALS, Some(auth.username));
+            return self.refused(from, &to, code, Some(&key), user, RefusalReason::WrongUser);
         }
         match request.method() {
             Method::REFRESH => self.refresh(now, from, request, key),
@@ -294,7 +306,9 @@ impl Server {
             .quota
             .take(&pending.username, limits.0, limits.1)
         {
-            return self.error(from, &pending.reply, code, Some(&pending.key));
+            let reason = quota_reason(code);
+            let user = Some(pending.username.as_str());
+            return self.refused(from, &pending.reply, code, Some(&pending.key), user, reason);
         }
         self.request_relay(pending, family, port);
         None
@@ -323,11 +337,13 @@ impl Server {
                 self.events
                     .push_back(crate::Event::ReleaseRelay { relay: additional });
             }
-            return self.error(
+            return self.refused(
                 from,
                 &pending.reply,
                 ErrorCode::INSUFFICIENT_CAPACITY,
                 Some(&pending.key),
+                Some(&pending.username),
+                RefusalReason::NoRelayPort,
             );
         };
         let advertised = self.advertise(relay);
@@ -352,6 +368,12 @@ impl Server {
             .config
             .max_bytes_per_second
             .map(|rate| crate::allocation::ByteBudget::new(rate, now));
+        allocation.session = self.config.shared.next_session();
+        if let Some(state) = pending.ms_turn {
+            allocation.ms_turn = Some(state);
+        }
+        let session = self.session_of(&allocation, now);
+        self.report(crate::session::Report::SessionStart(session));
         self.allocations.insert(from, allocation);
         self.by_relay.insert(relay, from);
         if let Some((bound, _)) = additional {
@@ -471,7 +493,7 @@ impl Server {
             );
         }
         let lifetime = if asked_zero {
-            self.remove_allocation(now, &from);
+            self.remove_allocation(now, &from, crate::session::EndReason::Released);
             Duration::ZERO
         } else {
             let lifetime = self.granted_lifetime(request);
@@ -503,6 +525,25 @@ impl Server {
         Ok(())
     }
 
+    /// Answers a peer refused by [`Server::check_peer`] with `code`,
+    /// reporting the policy rule behind a 403.
+    pub(crate) fn refuse_peer<'s>(
+        &'s mut self,
+        from: FiveTuple,
+        to: &ReplyTo,
+        code: u16,
+        key: &IntegrityKey,
+        peer: SocketAddr,
+    ) -> Option<Transmit<'s>> {
+        let reason = match self.config.peer_policy.refusing_rule(peer) {
+            Some(rule) if code == ErrorCode::FORBIDDEN => {
+                RefusalReason::PeerForbidden { peer, rule }
+            }
+            _ => RefusalReason::Other,
+        };
+        self.refused(from, to, code, Some(key), None, reason)
+    }
+
     fn create_permission<'s>(
         &'s mut self,
         now: Instant,
@@ -526,11 +567,18 @@ impl Server {
         // them before any work keeps one 64 KiB request (thousands of
         // addresses) from holding the shard for long.
         if peers.len() > self.config.max_permissions_per_allocation {
-            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
+            let (code, reason) = (
+                ErrorCode::INSUFFICIENT_CAPACITY,
+                RefusalReason::TooManyPermissions,
+            );
+            return self.refused(from, &to, code, Some(&key), None, reason);
         }
         // All or nothing (RFC 8656 §10.2).
-        if let Some(code) = peers.iter().find_map(|p| self.check_peer(&from, *p).err()) {
-            return self.error(from, &to, code, Some(&key));
+        if let Some((peer, code)) = peers
+            .iter()
+            .find_map(|p| self.check_peer(&from, *p).err().map(|code| (*p, code)))
+        {
+            return self.refuse_peer(from, &to, code, &key, peer);
         }
         let expires = now + self.config.permission_lifetime;
         let policy = &self.config.peer_policy;
@@ -539,7 +587,11 @@ impl Server {
         };
         let ips: Vec<std::net::IpAddr> = peers.iter().map(SocketAddr::ip).collect();
         if !allocation.has_room_for(&ips, now) {
-            return self.error(from, &to, ErrorCode::INSUFFICIENT_CAPACITY, Some(&key));
+            let (code, reason) = (
+                ErrorCode::INSUFFICIENT_CAPACITY,
+                RefusalReason::TooManyPermissions,
+            );
+            return self.refused(from, &to, code, Some(&key), None, reason);
         }
         for ip in ips {
             // Room was made above, so this cannot fail.
@@ -575,7 +627,7 @@ impl Server {
             _ => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
         };
         if let Err(code) = self.check_peer(&from, peer) {
-            return self.error(from, &to, code, Some(&key));
+            return self.refuse_peer(from, &to, code, &key, peer);
         }
         let channel_expires = now + self.config.channel_lifetime;
         let permission_expires = now + self.config.permission_lifetime;
@@ -601,8 +653,11 @@ impl Server {
         match bound {
             Ok(()) => {}
             Err(ChannelConflict::Full) => {
-                let code = ErrorCode::INSUFFICIENT_CAPACITY;
-                return self.error(from, &to, code, Some(&key));
+                let (code, reason) = (
+                    ErrorCode::INSUFFICIENT_CAPACITY,
+                    RefusalReason::TooManyChannels,
+                );
+                return self.refused(from, &to, code, Some(&key), None, reason);
             }
             Err(_) => return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&key)),
         }
@@ -620,6 +675,14 @@ struct AllocateSuccess {
     lifetime: Duration,
     refused_family: Option<AddressFamily>,
     token: Option<u64>,
+}
+
+/// The reason a quota refusal is reported with.
+pub(crate) fn quota_reason(code: u16) -> RefusalReason {
+    match code {
+        ErrorCode::ALLOCATION_QUOTA_REACHED => RefusalReason::UserQuota,
+        _ => RefusalReason::TotalQuota,
+    }
 }
 
 fn lifetime_secs(lifetime: Duration) -> u32 {

@@ -352,6 +352,18 @@ fn allocate_again_refreshes_and_lifetime_zero_deletes() {
         server.poll_event(),
         Some(Event::ReleaseRelay { .. })
     ));
+    // The records: made in the MS-TURN dialect, released by LIFETIME 0.
+    let reports: Vec<_> = std::iter::from_fn(|| server.poll_report()).collect();
+    assert!(
+        matches!(
+            reports.as_slice(),
+            [
+                edgeice_server::Report::SessionStart(start),
+                edgeice_server::Report::SessionEnd(end, edgeice_server::EndReason::Released),
+            ] if start.dialect.label() == "ms-turn" && end.id == start.id
+        ),
+        "{reports:?}"
+    );
 }
 
 #[test]

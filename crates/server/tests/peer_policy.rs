@@ -227,3 +227,38 @@ fn clients_of_one_server_relay_to_each_other_but_not_to_its_other_ports() {
     // Bob's relay answers from its relay port.
     assert!(peer_data(&mut server, t0, RELAY, other_relay, b"from bob").is_some());
 }
+
+#[test]
+fn the_rule_that_refuses_a_peer_is_named() {
+    use edgeice_server::peer_policy::{PeerPolicy, PeerRule};
+    let policy = PeerPolicy {
+        deny: vec!["198.51.100.0/24".parse().unwrap()],
+        own_addresses: vec!["192.0.2.1".parse().unwrap()],
+        deny_private: true,
+        relay_ports: Some(61000..=65535),
+        ..PeerPolicy::default()
+    };
+    let rule = |p: &str| policy.refusing_rule(peer(p)).map(|r| r.to_string());
+    assert_eq!(rule("203.0.113.5:9"), None);
+    assert_eq!(
+        rule("198.51.100.7:9").as_deref(),
+        Some("deny-peer 198.51.100.0/24")
+    );
+    assert_eq!(rule("127.0.0.1:9").as_deref(), Some("loopback"));
+    // An IPv6 form is judged as the IPv4 address it stands for.
+    assert_eq!(rule("[64:ff9b::7f00:1]:9").as_deref(), Some("loopback"));
+    assert_eq!(
+        rule("169.254.169.254:80").as_deref(),
+        Some("cloud-metadata")
+    );
+    assert_eq!(rule("169.254.1.1:80").as_deref(), Some("link-local"));
+    assert_eq!(rule("[ff02::1]:9").as_deref(), Some("multicast"));
+    assert_eq!(rule("192.0.2.1:22").as_deref(), Some("own-address"));
+    // Another allocation's relay on the server's own address is allowed.
+    assert_eq!(rule("192.0.2.1:61000"), None);
+    assert_eq!(rule("10.1.2.3:9").as_deref(), Some("deny-private-peers"));
+    assert_eq!(
+        policy.refusing_rule(peer("10.1.2.3:9")),
+        Some(PeerRule::Private)
+    );
+}

@@ -171,6 +171,11 @@ pub struct Shard {
     relays: HashMap<SocketAddr, RelaySocket>,
     /// TCP relays' listener tasks (RFC 6062), by relay address.
     tcp_relays: HashMap<SocketAddr, TcpRelay>,
+    /// Writes the core's records (sessions, refusals).
+    records: super::records::Records,
+    /// What the kernel fast path relayed for allocations, by client, from
+    /// their routes already removed (empty without the kernel path).
+    fast_traffic: HashMap<FiveTuple, edgeice_server::Traffic>,
 }
 
 /// Which shard a packet, task or connection belongs to.
@@ -229,6 +234,8 @@ impl Shared {
                     server: Server::new(config.clone(), now),
                     relays: HashMap::new(),
                     tcp_relays: HashMap::new(),
+                    records: Default::default(),
+                    fast_traffic: HashMap::new(),
                 })
             })
             .collect();
@@ -339,10 +346,28 @@ impl Shared {
         if let Some(transmit) = state.server.handle_input(now, input) {
             self.send(&state.relays, &transmit);
         }
-        self.run_events(shard, state);
+        self.run_events(shard, state, now);
     }
 
-    fn run_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard) {
+    fn run_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard, now: Instant) {
+        self.run_core_events(shard_id, shard);
+        while let Some(mut report) = shard.server.poll_report() {
+            // Its kernel routes were removed (above) before its end was
+            // reported: their counts are in.
+            if let edgeice_server::Report::SessionEnd(session, _) = &mut report
+                && let Some(fast) = shard.fast_traffic.remove(&session.five_tuple)
+            {
+                let t = &mut session.traffic;
+                t.packets_to_peer += fast.packets_to_peer;
+                t.bytes_to_peer += fast.bytes_to_peer;
+                t.packets_to_client += fast.packets_to_client;
+                t.bytes_to_client += fast.bytes_to_client;
+            }
+            shard.records.write(report, now);
+        }
+    }
+
+    fn run_core_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard) {
         while let Some(event) = shard.server.poll_event() {
             match event {
                 Event::BindRelay {
@@ -416,7 +441,14 @@ impl Shared {
                 }
                 Event::FastPathRemove(route) => {
                     if let Some(kernel) = &self.kernel {
-                        let unspent = kernel.remove(&route);
+                        let (unspent, to_peer, to_client) = kernel.remove(&route);
+                        // What the kernel relayed joins the socket path's
+                        // counts in the session-end record.
+                        let traffic = shard.fast_traffic.entry(route.client).or_default();
+                        traffic.packets_to_peer += to_peer.packets;
+                        traffic.bytes_to_peer += to_peer.bytes;
+                        traffic.packets_to_client += to_client.packets;
+                        traffic.bytes_to_client += to_client.bytes;
                         shard
                             .server
                             .return_fast_path_allowance(&route.client, unspent);
@@ -538,6 +570,56 @@ impl Shared {
 }
 
 impl Shared {
+    /// Every live allocation of every core, oldest first (for the admin
+    /// socket's listing).
+    pub fn sessions(&self) -> Vec<edgeice_server::Session> {
+        let now = Instant::now();
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            all.extend(lock(shard).server.sessions(now));
+        }
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Ends allocation `id` (its session-end says `kicked`); a TCP/TLS
+    /// client's connection is closed too, so that it notices at once.
+    /// Whether there was one.
+    pub fn kick(self: &Arc<Self>, id: edgeice_server::SessionId) -> bool {
+        let now = Instant::now();
+        for (shard_id, shard) in self.shards.iter().enumerate() {
+            let mut guard = lock(shard);
+            let state = &mut *guard;
+            let Some(five_tuple) = state.server.kick(now, id) else {
+                continue;
+            };
+            self.run_events(shard_id, state, now);
+            drop(guard);
+            if five_tuple.transport != Transport::Udp
+                && let Some(writer) =
+                    lock(&self.streams).get(&(five_tuple.client, five_tuple.server))
+            {
+                writer.command(StreamCommand::Close);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Ends every allocation as the server stops: each gets its
+    /// session-end record, reason `shutdown`.
+    pub fn shutdown(self: &Arc<Self>) {
+        let now = Instant::now();
+        for (shard_id, shard) in self.shards.iter().enumerate() {
+            let mut guard = lock(shard);
+            let state = &mut *guard;
+            state
+                .server
+                .end_all(now, edgeice_server::EndReason::Shutdown);
+            self.run_events(shard_id, state, now);
+        }
+    }
+
     /// Re-reads the user store if its file changed (or the last reading
     /// failed).
     fn reload_users(&self, realm: &str) -> Option<HashMap<String, IntegrityKey>> {
@@ -568,7 +650,8 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
             if shard.server.poll_timeout().is_some_and(|due| due <= now) {
                 shard.server.handle_timeout(now);
             }
-            shared.run_events(id, shard);
+            shared.run_events(id, shard, now);
+            shard.records.flush(now);
         }
     }
 }

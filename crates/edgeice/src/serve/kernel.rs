@@ -117,19 +117,21 @@ impl KernelPath {
 
     /// Stops relaying `route` in the kernel and keeps its counters;
     /// returns the bytes its allocation's loan had left, if it was the
-    /// last of its routes there (to go back to the cap).
-    pub fn remove(&self, route: &FastRoute) -> u64 {
+    /// last of its routes there (to go back to the cap), and what the
+    /// kernel relayed on it (to peer, to client), for the session record.
+    pub fn remove(&self, route: &FastRoute) -> (u64, Counters, Counters) {
+        let none = (0, Counters::default(), Counters::default());
         let Some(channel_route) = channel_route(route) else {
-            return 0;
+            return none;
         };
         if !lock(&self.routes).remove(route) {
-            return 0;
+            return none;
         }
         let out = lock(&self.fast).remove(&channel_route);
         let mut removed = lock(&self.removed);
         add(&mut removed.0, out.to_peer);
         add(&mut removed.1, out.to_client);
-        out.unspent
+        (out.unspent, out.to_peer, out.to_client)
     }
 
     /// Adds what went the kernel way to `stats`: relayed packets and bytes

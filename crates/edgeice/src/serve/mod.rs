@@ -3,6 +3,7 @@
 //! drivers around one [`edgeice_server::Server`].
 
 mod accept;
+mod admin;
 mod admission;
 mod counted;
 mod driver;
@@ -11,6 +12,7 @@ mod health;
 mod kernel;
 mod log_throttle;
 mod metrics;
+mod records;
 mod relay;
 mod settings;
 mod tcp;
@@ -152,6 +154,11 @@ fn announce(line: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "edgeice: {line}");
     let _ = out.flush();
+}
+
+/// Where `edgeice serve` puts its admin socket unless told.
+pub fn default_admin_socket() -> std::path::PathBuf {
+    admin::default_path()
 }
 
 /// Runs the server until Ctrl-C or SIGTERM; with `--check-config`, prints
@@ -376,6 +383,31 @@ impl Tasks {
     }
 }
 
+/// Binds the admin socket and serves it; its path, to remove at the end.
+/// One given with `--admin-socket` must work; the default one may be
+/// taken (another server on this machine), then this server has none.
+async fn start_admin_socket(
+    args: &Settings,
+    shared: &Arc<Shared>,
+    tasks: &mut Tasks,
+) -> Result<Option<std::path::PathBuf>> {
+    let Some(path) = admin::chosen(args.admin_socket.as_deref()) else {
+        return Ok(None);
+    };
+    match admin::bind(&path).await {
+        Ok(listener) => {
+            announce(format_args!("admin socket {}", path.display()));
+            tasks.spawn("the admin socket", admin::run(listener, shared.clone()));
+            Ok(Some(path))
+        }
+        Err(e) if args.admin_socket.is_some() => Err(e.context("--admin-socket")),
+        Err(e) => {
+            tracing::warn!("no admin socket, `edgeice sessions` cannot reach this server: {e:#}");
+            Ok(None)
+        }
+    }
+}
+
 async fn serve(args: Settings) -> Result<()> {
     let stream_policy = stream_policy(&args);
     let mut listeners = Vec::new();
@@ -573,6 +605,7 @@ async fn serve(args: Settings) -> Result<()> {
             metrics::run(listener, shared.clone()),
         );
     }
+    let admin_socket = start_admin_socket(&args, &shared, &mut tasks).await?;
     tasks.spawn(
         "the timers",
         driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
@@ -584,6 +617,10 @@ async fn serve(args: Settings) -> Result<()> {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
         _ = terminate.recv() => tracing::info!("SIGTERM, stopping"),
         e = tasks.first_failure() => return Err(e),
+    }
+    shared.shutdown();
+    if let Some(path) = admin_socket {
+        let _ = std::fs::remove_file(path);
     }
     Ok(())
 }

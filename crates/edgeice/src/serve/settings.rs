@@ -85,6 +85,12 @@ pub struct Settings {
     #[arg(long, value_name = "ADDR:PORT")]
     pub(super) metrics: Option<SocketAddr>,
 
+    /// The local admin socket `edgeice sessions` talks to (a Unix socket,
+    /// 0600), or `none` [default: /run/edgeice/admin.sock as root, else
+    /// $XDG_RUNTIME_DIR/edgeice/admin.sock, else beside the user store].
+    #[arg(long, value_name = "PATH")]
+    pub(super) admin_socket: Option<std::path::PathBuf>,
+
     /// Leave the SOFTWARE attribute out of responses.
     #[arg(long)]
     pub(super) no_software: bool,

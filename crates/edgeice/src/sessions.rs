@@ -1,0 +1,147 @@
+//! `edgeice sessions`: the live allocations of a running `edgeice serve`,
+//! and `edgeice sessions kick ID` to end one, over its local admin socket
+//! (see `serve/admin.rs` for the protocol: a command line out, a JSON line
+//! back).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+/// Arguments of `edgeice sessions`.
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// The server's admin socket [default: as `edgeice serve` chooses it].
+    #[arg(long, value_name = "PATH", global = true)]
+    admin_socket: Option<PathBuf>,
+
+    /// Print the server's answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    action: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// List the live allocations (the default).
+    List,
+    /// End an allocation: deleted and its relay released; the client's
+    /// next Refresh fails (a TCP/TLS client's connection is closed).
+    Kick {
+        /// The session id, as listed.
+        id: u64,
+    },
+}
+
+/// Longest answer read: a listing of many thousands of allocations.
+const MAX_ANSWER: u64 = 64 << 20;
+
+/// Runs `edgeice sessions`.
+pub fn run(args: SessionsArgs) -> Result<()> {
+    let path = args
+        .admin_socket
+        .clone()
+        .unwrap_or_else(crate::serve::default_admin_socket);
+    let command = match args.action {
+        None | Some(Action::List) => "list".to_owned(),
+        Some(Action::Kick { id }) => format!("kick {id}"),
+    };
+    let answer = ask(&path, &command)?;
+    if args.json {
+        println!("{answer}");
+    }
+    if answer.get("ok") != Some(&Value::Bool(true)) {
+        let error = answer
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        bail!("the server refused `{command}`: {error}");
+    }
+    if args.json {
+        return Ok(());
+    }
+    match answer.get("sessions").and_then(Value::as_array) {
+        Some(sessions) => print_table(sessions),
+        None => println!(
+            "{}",
+            answer
+                .get("kicked")
+                .map_or_else(String::new, |id| format!("kicked session {id}"))
+        ),
+    }
+    Ok(())
+}
+
+/// Sends one command and reads the one-line answer.
+fn ask(path: &std::path::Path, command: &str) -> Result<Value> {
+    let stream = UnixStream::connect(path).with_context(|| {
+        format!(
+            "cannot reach the admin socket {}: is `edgeice serve` running (and this its \
+             --admin-socket)?",
+            path.display()
+        )
+    })?;
+    let timeout = Some(Duration::from_secs(10));
+    stream.set_read_timeout(timeout)?;
+    stream.set_write_timeout(timeout)?;
+    (&stream).write_all(format!("{command}\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(std::io::Read::take(&stream, MAX_ANSWER))
+        .read_line(&mut line)
+        .context("reading the server's answer")?;
+    serde_json::from_str(&line).context("the server's answer is not JSON")
+}
+
+fn print_table(sessions: &[Value]) {
+    if sessions.is_empty() {
+        println!("no live allocations");
+        return;
+    }
+    println!(
+        "{:>6}  {:<16} {:<22} {:<4} {:<22} {:>7}  {:>18}  {:>18}  PEERS",
+        "ID", "USER", "CLIENT", "VIA", "RELAY", "AGE", "TO PEERS", "TO CLIENT"
+    );
+    for s in sessions {
+        let text = |key: &str| s.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+        let number = |key: &str| s.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let peers: Vec<&str> = s
+            .get("peer_addrs")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let count = number("peers");
+        let more = if count as usize > peers.len() {
+            " ..."
+        } else {
+            ""
+        };
+        println!(
+            "{:>6}  {:<16} {:<22} {:<4} {:<22} {:>7}  {:>18}  {:>18}  {count} {}{more}",
+            number("session"),
+            text("user"),
+            text("client"),
+            text("transport"),
+            text("relay"),
+            format!("{}s", number("age_s")),
+            traffic(number("bytes_to_peer"), number("packets_to_peer")),
+            traffic(number("bytes_to_client"), number("packets_to_client")),
+            peers.join(","),
+        );
+    }
+}
+
+/// Bytes and packets, short.
+fn traffic(bytes: u64, packets: u64) -> String {
+    let bytes = match bytes {
+        b if b >= 10 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 10 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    };
+    format!("{bytes} ({packets} pkt)")
+}
