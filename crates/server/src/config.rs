@@ -145,7 +145,49 @@ impl Default for ServerConfig {
     }
 }
 
+/// The settings a running server can take anew without a restart (the
+/// driver's SIGHUP): credentials and the peer lists. Everything else in
+/// [`ServerConfig`] is fixed for the server's life. What changes applies to
+/// the requests that follow: allocations live on, but one whose user was
+/// removed can no longer refresh (it ends when its lifetime runs out: a
+/// revocation), and permissions already granted last until they lapse or
+/// are refreshed under the new peer lists.
+#[derive(Clone, Debug, Default)]
+pub struct Reloadable {
+    /// [`ServerConfig::users`].
+    pub users: HashMap<String, IntegrityKey>,
+    /// [`ServerConfig::auth_secrets`].
+    pub auth_secrets: Vec<String>,
+    /// [`PeerPolicy::allow`].
+    pub allow_peers: Vec<ipnet::IpNet>,
+    /// [`PeerPolicy::deny`].
+    pub deny_peers: Vec<ipnet::IpNet>,
+    /// [`PeerPolicy::deny_private`].
+    pub deny_private_peers: bool,
+}
+
 impl ServerConfig {
+    /// The reloadable part of these settings.
+    pub fn reloadable(&self) -> Reloadable {
+        Reloadable {
+            users: self.users.clone(),
+            auth_secrets: self.auth_secrets.clone(),
+            allow_peers: self.peer_policy.allow.clone(),
+            deny_peers: self.peer_policy.deny.clone(),
+            deny_private_peers: self.peer_policy.deny_private,
+        }
+    }
+
+    /// Takes `new` in place of the reloadable part; the rest (the peer
+    /// policy's own addresses and relay ports among it) stays.
+    pub fn apply(&mut self, new: &Reloadable) {
+        self.users.clone_from(&new.users);
+        self.auth_secrets.clone_from(&new.auth_secrets);
+        self.peer_policy.allow.clone_from(&new.allow_peers);
+        self.peer_policy.deny.clone_from(&new.deny_peers);
+        self.peer_policy.deny_private = new.deny_private_peers;
+    }
+
     /// Adds a user whose long-term key is already derived (from a user
     /// store).
     pub fn add_user_key(&mut self, name: &str, key: &[u8]) {

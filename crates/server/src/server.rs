@@ -360,6 +360,17 @@ impl Server {
         self.config.users = users;
     }
 
+    /// Takes new credentials and peer lists (a reload): see
+    /// [`crate::Reloadable`] for what changes and what stays.
+    pub fn reload(&mut self, new: &crate::Reloadable) {
+        self.config.apply(new);
+    }
+
+    /// The reloadable part of the settings in force.
+    pub fn reloadable(&self) -> crate::Reloadable {
+        self.config.reloadable()
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
