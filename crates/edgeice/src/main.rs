@@ -5,6 +5,7 @@
 mod analyze;
 mod bench;
 mod call;
+mod logging;
 mod open_files;
 mod probe;
 mod serve;
@@ -19,19 +20,11 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "edgeice", version, about)]
 struct Cli {
-    /// Log format on stderr: human text, or one JSON object per line for
-    /// log collectors. EDGEICE_LOG sets the level (default: info).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: logging::LogArgs,
 
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,14 +48,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+    if let Err(error) = logging::init(&cli.log) {
+        logging::fatal(&error);
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
@@ -75,7 +63,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("edgeice: {error:#}");
+            logging::fatal(&error);
             ExitCode::FAILURE
         }
     }

@@ -6,9 +6,11 @@ mod admission;
 mod driver;
 mod external_ip;
 mod kernel;
+mod lifecycle;
 mod log_throttle;
 mod metrics;
 mod relay;
+mod reload;
 mod tcp;
 mod tcp_relay;
 mod tls;
@@ -31,7 +33,7 @@ use relay::RelayPool;
 use crate::users::store::UserStore;
 
 /// Arguments of `edgeice serve`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// A TOML file with the same settings as these flags (keys named like
     /// the flags: `listen = ["0.0.0.0:3478"]`, `relay-ports = "61000-65535"`);
@@ -208,6 +210,10 @@ pub struct ServeArgs {
     /// [default: 3600, RFC 8656's].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     max_allocate_lifetime: Option<u64>,
+
+    /// The config file's `log-level` (the flag is the global --log-level).
+    #[arg(skip)]
+    log_level: Option<String>,
 }
 
 fn default_listen() -> Vec<SocketAddr> {
@@ -262,6 +268,7 @@ struct FileConfig {
     deny_private_peers: bool,
     max_permissions_per_allocation: Option<u64>,
     max_channels_per_allocation: Option<u64>,
+    log_level: Option<String>,
 }
 
 impl ServeArgs {
@@ -303,6 +310,7 @@ impl ServeArgs {
             self.metrics = self.metrics.or(file.metrics);
             self.realm = self.realm.or(file.realm);
             self.users_db = self.users_db.or(file.users_db);
+            self.log_level = file.log_level;
             self.alternate_ip = self.alternate_ip.or(file.alternate_ip);
             if self.external_ip_stun.is_none() {
                 self.external_ip_stun = file
@@ -467,14 +475,51 @@ fn open_user_store(
     if store.keys(&config.realm)?.is_empty() && !other_credentials {
         let password = crate::users::store::random_password()?;
         store.add("edgeice", &config.realm, &password)?;
-        announce(format_args!(
-            "created TURN user edgeice with password {password} in realm {} ({}); \
-             shown only this once, manage users with `edgeice user`",
-            config.realm,
-            path.display()
-        ));
+        first_password(&path, &config.realm, &password)?;
     }
     Ok(Some(driver::WatchedStore::new(store)))
+}
+
+/// Hands the first user's password to whoever started the server, and to
+/// no log: on the terminal when stdout is one, otherwise in a 0600 file
+/// next to the store (`users.db.first-password`), whose path the log says.
+fn first_password(store: &std::path::Path, realm: &str, password: &str) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::io::stdout().is_terminal() {
+        announce(format_args!(
+            "created TURN user edgeice with password {password} in realm {realm} ({}); \
+             shown only this once, manage users with `edgeice user`",
+            store.display()
+        ));
+        return Ok(());
+    }
+    let mut name = store.as_os_str().to_owned();
+    name.push(".first-password");
+    let file = std::path::PathBuf::from(name);
+    // A new file, never one already there (a symlink planted to make the
+    // password land elsewhere): remove, then create exclusively.
+    match std::fs::remove_file(&file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing the old {}", file.display()));
+        }
+        _ => {}
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| format!("creating {}", file.display()))?;
+    writeln!(out, "{password}").with_context(|| format!("writing {}", file.display()))?;
+    // A warning: someone must go and read it, whatever the level.
+    tracing::warn!(
+        "created TURN user edgeice in realm {realm} ({}); its password is in {} (0600), \
+         shown nowhere else; manage users with `edgeice user`",
+        store.display(),
+        file.display()
+    );
+    Ok(())
 }
 
 /// The server's own addresses, which clients must not reach through a
@@ -497,18 +542,28 @@ fn own_addresses(relay_ips: &[IpAddr], listeners: impl Iterator<Item = SocketAdd
 }
 
 /// Prints a line for whoever started the server (scripts and tests read
-/// the bound addresses from it). A closed stdout is not a reason to stop.
+/// the bound addresses from it); JSON in JSON mode.
 fn announce(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "edgeice: {line}");
-    let _ = out.flush();
+    crate::logging::announce(line);
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(args))
+}
+
+/// Adds the `--user NAME:PASSWORD` users to `config`, keyed for its realm.
+fn add_static_users(config: &mut ServerConfig, users: &[String]) -> Result<()> {
+    for user in users {
+        let Some((name, password)) = user.split_once(':') else {
+            bail!("--user {user}: expected NAME:PASSWORD");
+        };
+        config
+            .add_user(name, password)
+            .with_context(|| format!("--user {name}"))?;
+    }
+    Ok(())
 }
 
 fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
@@ -526,14 +581,7 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
         .unwrap_or(0);
     getrandom::fill(&mut config.nonce_secret)
         .map_err(|e| anyhow::anyhow!("no system randomness for the nonce secret: {e}"))?;
-    for user in &args.users {
-        let Some((name, password)) = user.split_once(':') else {
-            bail!("--user {user}: expected NAME:PASSWORD");
-        };
-        config
-            .add_user(name, password)
-            .with_context(|| format!("--user {name}"))?;
-    }
+    add_static_users(&mut config, &args.users)?;
     for mapping in &args.external_ips {
         let (public, private) = match mapping.split_once('/') {
             Some((public, private)) => (public, Some(private)),
@@ -695,7 +743,12 @@ impl Tasks {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // First: a signal that comes while starting must not kill the server.
+    let mut signals = Signals::install()?;
+    let command_line = args.clone();
     let args = args.resolve()?;
+    let level = crate::logging::prepare_level(args.log_level.as_deref())?;
+    crate::logging::apply_level(level);
     let stream_policy = stream_policy(&args);
     let mut listeners = Vec::new();
     for addr in &args.listen {
@@ -739,8 +792,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
     }
     let mut tls_listeners = Vec::new();
+    let mut certificate = None;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let acceptor = tls::acceptor(cert, key)?;
+        let (acceptor, handle) = tls::acceptor(cert, key)?;
+        certificate = Some(handle);
         for addr in &args.tls_listen {
             tls_listeners.push((tcp::bind(*addr).await?, acceptor.clone()));
         }
@@ -751,6 +806,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .collect();
     let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports());
     let relay_ips = pool.ips();
+    // As resolved, before `auto` is replaced: what a reload compares with.
+    let resolved = args.clone();
     let args = resolve_auto_external_ips(args, &relay_ips).await?;
     let mut config = config(&args, &relay_ips)?;
     if !config.private_relay_ok {
@@ -892,15 +949,56 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "the timers",
         driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
     );
-
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
-        _ = terminate.recv() => tracing::info!("SIGTERM, stopping"),
-        e = tasks.first_failure() => return Err(e),
+    if let (Some(certificate), false) = (&certificate, args.tls_listen.is_empty()) {
+        tasks.spawn(
+            "the certificate watcher",
+            reload::watch_certificate(certificate.clone()),
+        );
     }
+    let mut reloader = reload::Reloader::new(command_line, resolved, shared.clone(), certificate);
+    lifecycle::ready();
+
+    let result = loop {
+        tokio::select! {
+            _ = signals.interrupt.recv() => break Ok("SIGINT"),
+            _ = signals.terminate.recv() => break Ok("SIGTERM"),
+            _ = signals.hangup.recv() => reloader.reload(),
+            _ = signals.user1.recv() => tracing::info!("SIGUSR1 ignored"),
+            _ = signals.user2.recv() => tracing::info!("SIGUSR2 ignored"),
+            e = tasks.first_failure() => break Err(e),
+        }
+    };
+    lifecycle::stopping();
+    shared.shut_down();
+    let signal = result?;
+    tracing::info!("{signal}: stopped");
     Ok(())
+}
+
+/// The signals the server handles: none of them kills it unasked.
+/// SIGPIPE is ignored by Rust's runtime before `main`.
+struct Signals {
+    hangup: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    user1: tokio::signal::unix::Signal,
+    user2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("installing the {name} handler"))
+        };
+        Ok(Signals {
+            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            user1: install(SignalKind::user_defined1(), "SIGUSR1")?,
+            user2: install(SignalKind::user_defined2(), "SIGUSR2")?,
+        })
+    }
 }
 
 #[cfg(test)]
