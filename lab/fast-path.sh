@@ -197,6 +197,8 @@ run() {
   counters "$mode-end"
   cut -d' ' -f3,4 "$tmp/counters-$mode-end" >"$tmp/kernel-$mode"
   kill "$server"; wait "$server" 2>/dev/null
+  # SIGTERM: a clean stop, exit 0 (the programs detached, said in its log).
+  echo $? >"$tmp/exit-$mode"
   python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -456,6 +458,7 @@ check "aioice: each datagram relayed once each way" '[ "$off_aioice_peer/$off_ai
 check "aioice: nearly all in the kernel ($on_aioice_kpeer/$on_aioice_kclient of $A)" '[ "$on_aioice_kpeer" -ge $((A * 9 / 10)) ] && [ "$on_aioice_kclient" -ge $((A * 9 / 10)) ]'
 check "the server relayed exactly what edgeice bench sent, XDP and sockets together" '[ "$off_bench_peer" = "$off_bench_sent" ] && [ "$off_bench_client" = "$off_bench_received" ] && [ "$on_bench_peer" = "$on_bench_sent" ] && [ "$on_bench_client" = "$on_bench_received" ]'
 check "the forwarding the fast path needs is warned about at start" 'grep -q "IPv4 forwarding is on for s0.*FORWARD policy" "$tmp/serve-on.log"'
+check "SIGTERM stops the server with exit 0, the kernel program detached first" '[ "$(cat "$tmp/exit-on")" = 0 ] && [ "$(cat "$tmp/exit-off")" = 0 ] && grep -q "kernel fast path removed from s0" "$tmp/serve-on.log" && grep -q "SIGTERM: stopped" "$tmp/serve-on.log"'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'

@@ -4,8 +4,9 @@
 //! that change are picked up without a signal; SIGUSR1/SIGUSR2/SIGPIPE do
 //! not kill; SIGTERM exits 0 with a last line; the log file is reopened;
 //! JSON mode writes only JSON; no colour codes in a file; the first
-//! password never in a log. Real signals (`kill`), real files, coturn's
-//! `turnutils_uclient`, `openssl s_client`.
+//! password never in a log but on a terminal. Real signals (`kill`), real
+//! files, coturn's `turnutils_uclient`, `openssl s_client`, util-linux's
+//! `script` for a terminal.
 
 mod common;
 
@@ -821,5 +822,48 @@ fn json_mode_writes_only_json_and_the_first_password_only_to_a_private_file() {
         out.stderr.contains("/nonexistent/edgeice.toml"),
         "{}",
         out.stderr
+    );
+}
+
+/// `edgeice serve` with a new user store run on a terminal (util-linux's
+/// `script` gives it one), stopped by SIGTERM once it answers; what the
+/// terminal showed, and whether a password file was made.
+fn serve_on_a_terminal(name: &str, env: &[(&str, &str)]) -> (String, bool) {
+    let dir = scratch(name);
+    let db = dir.join("users.db");
+    let port = common::free_udp_tcp_port();
+    let shell = format!(
+        "{EDGEICE} serve --listen 127.0.0.1:{port} --no-tcp --relay-ports 61000-65535 \
+         --users-db {db} & pid=$!; \
+         for i in $(seq 100); do {EDGEICE} probe stun:127.0.0.1:{port} --timeout 1 \
+         >/dev/null 2>&1 && break; sleep 0.1; done; kill -TERM $pid; wait $pid",
+        db = db.display()
+    );
+    let mut command = Command::new("script");
+    command
+        .args(["-qefc", &shell, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied());
+    let out = common::run_bounded(command, Duration::from_secs(60));
+    assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{}", out.stdout);
+    let file = dir.join("users.db.first-password").exists();
+    (out.stdout, file)
+}
+
+#[test]
+fn on_a_terminal_the_password_is_shown_and_colour_follows_no_color() {
+    let (shown, file) = serve_on_a_terminal("tty", &[]);
+    assert!(
+        shown.contains("created TURN user edgeice with password "),
+        "{shown}"
+    );
+    assert!(!file, "a password file although the terminal showed it");
+    assert!(shown.contains("\x1b["), "no colour on a terminal:\n{shown}");
+    assert!(shown.contains("SIGTERM: stopped"), "{shown}");
+    let (plain, _) = serve_on_a_terminal("tty-no-color", &[("NO_COLOR", "1")]);
+    assert!(plain.contains("SIGTERM: stopped"), "{plain}");
+    assert!(
+        !plain.contains("\x1b["),
+        "colour despite NO_COLOR:\n{plain}"
     );
 }
