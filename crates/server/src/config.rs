@@ -178,14 +178,20 @@ impl ServerConfig {
         }
     }
 
-    /// Takes `new` in place of the reloadable part; the rest (the peer
-    /// policy's own addresses and relay ports among it) stays.
-    pub fn apply(&mut self, new: &Reloadable) {
-        self.users.clone_from(&new.users);
-        self.auth_secrets.clone_from(&new.auth_secrets);
-        self.peer_policy.allow.clone_from(&new.allow_peers);
-        self.peer_policy.deny.clone_from(&new.deny_peers);
-        self.peer_policy.deny_private = new.deny_private_peers;
+    /// Takes `new` in place of the reloadable part and returns the part it
+    /// replaces (to be dropped by the caller, outside any lock); the rest
+    /// (the peer policy's own addresses and relay ports among it) stays.
+    pub fn apply(&mut self, new: Reloadable) -> Reloadable {
+        Reloadable {
+            users: std::mem::replace(&mut self.users, new.users),
+            auth_secrets: std::mem::replace(&mut self.auth_secrets, new.auth_secrets),
+            allow_peers: std::mem::replace(&mut self.peer_policy.allow, new.allow_peers),
+            deny_peers: std::mem::replace(&mut self.peer_policy.deny, new.deny_peers),
+            deny_private_peers: std::mem::replace(
+                &mut self.peer_policy.deny_private,
+                new.deny_private_peers,
+            ),
+        }
     }
 
     /// Adds a user whose long-term key is already derived (from a user

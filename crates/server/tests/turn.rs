@@ -1540,7 +1540,8 @@ fn a_reload_changes_users_and_peer_lists_but_keeps_allocations() {
     let key = long_term_key("carol", REALM, "pw", 1, Preparation::OpaqueString).unwrap();
     new.users.insert("carol".to_owned(), key);
     new.deny_peers = vec!["198.51.100.0/24".parse().unwrap()];
-    server.reload(&new);
+    let old = server.reload(new);
+    assert!(old.users.contains_key("bob") && old.deny_peers.is_empty());
 
     // Alice's allocation lives on and refreshes, but the new deny list
     // applies to her next permission.

@@ -515,7 +515,11 @@ impl Shared {
         users.extend(stored);
         tracing::info!(users = users.len(), "user store changed, users reloaded");
         for shard in self.shards.iter() {
-            lock(shard).server.set_users(users.clone());
+            // Copied before the lock, so the shard's packets wait only
+            // for a move.
+            let copy = users.clone();
+            let replaced = lock(shard).server.set_users(copy);
+            drop(replaced);
         }
     }
 
@@ -549,10 +553,15 @@ impl Shared {
         };
         let old = lock(first).server.reloadable();
         *lock(&self.static_users) = static_users;
+        let changes = reload_changes(&old, &new);
         for shard in self.shards.iter() {
-            lock(shard).server.reload(&new);
+            // Copied before the lock and the old settings dropped after
+            // it: the shard's packets wait only for moves.
+            let copy = new.clone();
+            let replaced = lock(shard).server.reload(copy);
+            drop(replaced);
         }
-        Ok(reload_changes(&old, &new))
+        Ok(changes)
     }
 
     /// Detaches what outlives the process otherwise (the kernel fast
