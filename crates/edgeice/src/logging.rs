@@ -42,7 +42,7 @@ pub struct LogArgs {
     pub log_level: Option<String>,
 
     /// Write the log to this file (appended, created 0640) instead of
-    /// stderr; reopened on SIGHUP so that logrotate can move it away.
+    /// stderr; `edgeice serve` reopens it on SIGHUP, for logrotate.
     #[arg(long, global = true, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 }

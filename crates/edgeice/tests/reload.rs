@@ -433,6 +433,29 @@ fn sighup_adds_a_user_while_an_allocation_keeps_refreshing_and_relaying() {
     }
     assert_eq!(echoed.len(), 5, "carol's packets: {echoed:?}");
 
+    // A changed password takes effect (the keys of unchanged lines are
+    // kept across reloads, never a changed one's).
+    std::fs::write(
+        &config,
+        format!("{settings}user = [\"alice:uno\", \"carol:two\"]\n"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    server.wait_for_log("2 users (0 added, 0 removed)", 1);
+    let allocates = |password: &str| {
+        let mut client = Client::new(udp, "alice", password);
+        client.allocation.allocate(Instant::now()).unwrap();
+        client.until(|e| {
+            matches!(
+                e,
+                AllocationEvent::Allocated { .. } | AllocationEvent::Failed { .. }
+            )
+        });
+        matches!(client.events[..], [AllocationEvent::Allocated { .. }])
+    };
+    assert!(allocates("uno"), "alice's new password refused");
+    assert!(!allocates("one"), "alice's old password still works");
+
     server.signal("TERM");
     assert_eq!(server.exit_code(), Some(0), "{}", server.stderr());
     let log = server.stderr();

@@ -203,14 +203,25 @@ impl ServerConfig {
     /// Adds a static user, storing only the long-term key (MD5, as every
     /// deployed client supports).
     pub fn add_user(&mut self, name: &str, password: &str) -> Result<(), CredentialError> {
-        let key = long_term_key(
+        let key = Self::user_key(&self.realm, name, password)?;
+        self.users.insert(name.to_owned(), key);
+        Ok(())
+    }
+
+    /// The key [`Self::add_user`] stores for a user of `realm`: a driver
+    /// that reloads many users keeps the keys of those that did not change
+    /// rather than derive them all again.
+    pub fn user_key(
+        realm: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<IntegrityKey, CredentialError> {
+        long_term_key(
             name,
-            &self.realm,
+            realm,
             password,
             PasswordAlgorithm::MD5,
             Preparation::OpaqueString,
-        )?;
-        self.users.insert(name.to_owned(), key);
-        Ok(())
+        )
     }
 }

@@ -553,19 +553,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
     runtime.block_on(serve(args))
 }
 
-/// Adds the `--user NAME:PASSWORD` users to `config`, keyed for its realm.
-fn add_static_users(config: &mut ServerConfig, users: &[String]) -> Result<()> {
-    for user in users {
-        let Some((name, password)) = user.split_once(':') else {
-            bail!("--user {user}: expected NAME:PASSWORD");
-        };
-        config
-            .add_user(name, password)
-            .with_context(|| format!("--user {name}"))?;
-    }
-    Ok(())
-}
-
 fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     let mut config = ServerConfig {
         realm: args.realm().to_owned(),
@@ -581,7 +568,14 @@ fn config(args: &ServeArgs, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
         .unwrap_or(0);
     getrandom::fill(&mut config.nonce_secret)
         .map_err(|e| anyhow::anyhow!("no system randomness for the nonce secret: {e}"))?;
-    add_static_users(&mut config, &args.users)?;
+    for user in &args.users {
+        let Some((name, password)) = user.split_once(':') else {
+            bail!("--user {user}: expected NAME:PASSWORD");
+        };
+        config
+            .add_user(name, password)
+            .with_context(|| format!("--user {name}"))?;
+    }
     for mapping in &args.external_ips {
         let (public, private) = match mapping.split_once('/') {
             Some((public, private)) => (public, Some(private)),
@@ -744,7 +738,7 @@ impl Tasks {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     // First: a signal that comes while starting must not kill the server.
-    let mut signals = Signals::install()?;
+    let mut signals = reload::Signals::install()?;
     let command_line = args.clone();
     let args = args.resolve()?;
     let level = crate::logging::prepare_level(args.log_level.as_deref())?;
@@ -828,6 +822,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .collect();
     let store = open_user_store(&args, &config)?;
     let static_users = config.users.clone();
+    let static_keys = static_users.clone();
     let realm = config.realm.clone();
     if let Some(store) = &store {
         let mut users = static_users.clone();
@@ -955,7 +950,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
             reload::watch_certificate(certificate.clone()),
         );
     }
-    let mut reloader = reload::Reloader::new(command_line, resolved, shared.clone(), certificate);
+    let mut reloader = reload::Reloader::new(
+        command_line,
+        resolved,
+        shared.clone(),
+        certificate,
+        &static_keys,
+    );
     lifecycle::ready();
 
     let result = loop {
@@ -973,32 +974,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let signal = result?;
     tracing::info!("{signal}: stopped");
     Ok(())
-}
-
-/// The signals the server handles: none of them kills it unasked.
-/// SIGPIPE is ignored by Rust's runtime before `main`.
-struct Signals {
-    hangup: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-    interrupt: tokio::signal::unix::Signal,
-    user1: tokio::signal::unix::Signal,
-    user2: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let install = |kind: SignalKind, name: &str| {
-            signal(kind).with_context(|| format!("installing the {name} handler"))
-        };
-        Ok(Signals {
-            hangup: install(SignalKind::hangup(), "SIGHUP")?,
-            terminate: install(SignalKind::terminate(), "SIGTERM")?,
-            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
-            user1: install(SignalKind::user_defined1(), "SIGUSR1")?,
-            user2: install(SignalKind::user_defined2(), "SIGUSR2")?,
-        })
-    }
 }
 
 #[cfg(test)]

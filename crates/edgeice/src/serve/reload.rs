@@ -10,7 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use edgeice_server::ServerConfig;
+use edgeice_stun::IntegrityKey;
 
 use super::ServeArgs;
 use super::driver::Shared;
@@ -25,21 +29,68 @@ pub struct Reloader {
     current: ServeArgs,
     shared: Arc<Shared>,
     certificate: Option<Arc<Certificate>>,
+    /// The keys of the static users, by their `NAME:PASSWORD` as written:
+    /// deriving a key costs far more than a look-up (10,000 users took 2 s
+    /// of a core), and most reloads change few users if any.
+    keys: HashMap<String, IntegrityKey>,
 }
 
 impl Reloader {
+    /// `static_users` are the keys derived at start from `current`'s users.
     pub fn new(
         command_line: ServeArgs,
         current: ServeArgs,
         shared: Arc<Shared>,
         certificate: Option<Arc<Certificate>>,
+        static_users: &HashMap<String, IntegrityKey>,
     ) -> Self {
+        // A name given twice has the last one's key: only names given once
+        // are known for sure.
+        let mut given: HashMap<&str, usize> = HashMap::new();
+        for user in &current.users {
+            if let Some((name, _)) = user.split_once(':') {
+                *given.entry(name).or_default() += 1;
+            }
+        }
+        let mut keys = HashMap::new();
+        for user in &current.users {
+            let Some((name, _)) = user.split_once(':') else {
+                continue;
+            };
+            if let (Some(1), Some(key)) = (given.get(name), static_users.get(name)) {
+                keys.insert(user.clone(), key.clone());
+            }
+        }
         Reloader {
             command_line,
             current,
             shared,
             certificate,
+            keys,
         }
+    }
+
+    /// The static users of `list`, keyed for the realm in force, from the
+    /// keys known where their line did not change; and the keys to keep.
+    #[allow(clippy::type_complexity)]
+    fn static_users(
+        &self,
+        list: &[String],
+    ) -> Result<(HashMap<String, IntegrityKey>, HashMap<String, IntegrityKey>)> {
+        let (mut users, mut keys) = (HashMap::new(), HashMap::new());
+        for user in list {
+            let Some((name, password)) = user.split_once(':') else {
+                anyhow::bail!("--user {user}: expected NAME:PASSWORD");
+            };
+            let key = match self.keys.get(user) {
+                Some(key) => key.clone(),
+                None => ServerConfig::user_key(self.current.realm(), name, password)
+                    .with_context(|| format!("--user {name}"))?,
+            };
+            users.insert(name.to_owned(), key.clone());
+            keys.insert(user.clone(), key);
+        }
+        Ok((users, keys))
     }
 
     /// Reloads, and says in one line what changed or why nothing did.
@@ -95,11 +146,7 @@ impl Reloader {
             .collect();
         // Users are keyed for the realm in force (a new realm needs a
         // restart, said above).
-        let mut users = edgeice_server::ServerConfig {
-            realm: self.current.realm().to_owned(),
-            ..Default::default()
-        };
-        super::add_static_users(&mut users, &new.users)?;
+        let (users, keys) = self.static_users(&new.users)?;
         let certificate = match (&self.certificate, &new.tls_cert, &new.tls_key) {
             (Some(certificate), Some(cert), Some(key)) => Some(certificate.load(cert, key)?),
             (None, cert, key) if (cert, key) != (&self.current.tls_cert, &self.current.tls_key) => {
@@ -120,7 +167,8 @@ impl Reloader {
         // that can fail, and is done under the lock that puts users in force.
         let mut changes = self
             .shared
-            .reload(self.current.realm(), users.users, reloadable)?;
+            .reload(self.current.realm(), users, reloadable)?;
+        self.keys = keys;
         if let (Some(certificate), Some(loaded)) = (&self.certificate, certificate) {
             changes.extend(certificate.install(loaded));
         }
@@ -202,6 +250,33 @@ fn fixed_settings(a: &ServeArgs) -> Vec<(&'static str, String)> {
         "permission-lifetime" => permission_lifetime,
         "max-allocate-lifetime" => max_allocate_lifetime,
     )
+}
+
+/// The signals the server handles: none of them kills it unasked.
+/// SIGPIPE is ignored by Rust's runtime before `main`.
+pub struct Signals {
+    pub hangup: tokio::signal::unix::Signal,
+    pub terminate: tokio::signal::unix::Signal,
+    pub interrupt: tokio::signal::unix::Signal,
+    pub user1: tokio::signal::unix::Signal,
+    pub user2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Handlers for all of them, replacing the default actions at once.
+    pub fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("installing the {name} handler"))
+        };
+        Ok(Signals {
+            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            user1: install(SignalKind::user_defined1(), "SIGUSR1")?,
+            user2: install(SignalKind::user_defined2(), "SIGUSR2")?,
+        })
+    }
 }
 
 /// How often the certificate's files are looked at: a renewal is taken
