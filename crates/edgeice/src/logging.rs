@@ -104,10 +104,13 @@ struct Control {
     /// The filter in force, as written.
     current: Mutex<String>,
     file: Option<(PathBuf, Arc<Mutex<File>>)>,
-    json: bool,
 }
 
 static CONTROL: OnceLock<Control> = OnceLock::new();
+
+/// Whether output is JSON, known before the log is set up, so that a
+/// failure to set it up is reported in the format asked for.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn open_log(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -127,6 +130,10 @@ fn colour_on_stderr() -> bool {
 
 /// Sets up the log as `args` say. Call once, first thing.
 pub fn init(args: &LogArgs) -> Result<()> {
+    JSON.store(
+        args.log_format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let env = std::env::var("EDGEICE_LOG").ok().filter(|v| !v.is_empty());
     let mut bad_env = None;
     let fixed = match (&args.log_level, env) {
@@ -169,7 +176,6 @@ pub fn init(args: &LogArgs) -> Result<()> {
         fixed,
         current: Mutex::new(current),
         file,
-        json,
     });
     if let Some(warning) = bad_env {
         tracing::warn!("{warning}");
@@ -179,7 +185,7 @@ pub fn init(args: &LogArgs) -> Result<()> {
 
 /// Whether the log (and stdout's lines for scripts) are JSON.
 pub fn json() -> bool {
-    CONTROL.get().is_some_and(|c| c.json)
+    JSON.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A level filter checked and ready to take effect.

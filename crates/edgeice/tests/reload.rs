@@ -846,6 +846,25 @@ fn json_mode_writes_only_json_and_the_first_password_only_to_a_private_file() {
         "{}",
         out.stderr
     );
+    // Also when the log itself cannot be opened.
+    let mut command = Command::new(EDGEICE);
+    command.args([
+        "--log-format",
+        "json",
+        "--log-file",
+        "/nonexistent/edgeice.log",
+    ]);
+    command.args(["serve", "--user", "u:p"]);
+    let out = common::run_bounded(command, Duration::from_secs(20));
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    let record: serde_json::Value = serde_json::from_str(out.stderr.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.stderr));
+    assert!(
+        record["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/nonexistent/edgeice.log")),
+        "{record}"
+    );
 }
 
 /// `edgeice serve` with a new user store run on a terminal (util-linux's
