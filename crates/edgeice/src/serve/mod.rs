@@ -515,7 +515,7 @@ fn first_password(store: &std::path::Path, realm: &str, password: &str) -> Resul
     // A warning: someone must go and read it, whatever the level.
     tracing::warn!(
         "created TURN user edgeice in realm {realm} ({}); its password is in {} (0600), \
-         shown nowhere else; manage users with `edgeice user`",
+         shown nowhere else: read it, then delete the file; manage users with `edgeice user`",
         store.display(),
         file.display()
     );
