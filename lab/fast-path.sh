@@ -199,6 +199,8 @@ run() {
   counters "$mode-end"
   cut -d' ' -f3,4 "$tmp/counters-$mode-end" >"$tmp/kernel-$mode"
   kill "$server"; wait "$server" 2>/dev/null
+  # SIGTERM: a clean stop, exit 0 (the programs detached, said in its log).
+  echo $? >"$tmp/exit-$mode"
   python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -468,6 +470,7 @@ on_records=$(session_packets "$tmp/serve-on.log")
 off_records=$(session_packets "$tmp/serve-off.log")
 echo "session-end records, packets to peers: off $off_records, on $on_records (XDP relayed $on_peer of them)"
 check "session records count the kernel's packets too (on $on_records, off $off_records, XDP $on_peer)" '[ "$on_peer" -gt 0 ] && [ "$on_records" -ge "$on_peer" ] && [ "$off_records" -gt 0 ]'
+check "SIGTERM stops the server with exit 0, the kernel program detached first" '[ "$(cat "$tmp/exit-on")" = 0 ] && [ "$(cat "$tmp/exit-off")" = 0 ] && grep -q "kernel fast path removed from s0" "$tmp/serve-on.log" && grep -q "SIGTERM: stopped" "$tmp/serve-on.log"'
 check "nothing in the kernel when off" '[ "$off_peer" = 0 ] && [ "$off_client" = 0 ]'
 check "nearly all to peers in the kernel ($on_peer of $total)" '[ "$on_peer" -ge $((total * 9 / 10)) ]'
 check "nearly all to clients in the kernel ($on_client of $total)" '[ "$on_client" -ge $((total * 9 / 10)) ]'

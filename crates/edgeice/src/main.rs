@@ -6,6 +6,7 @@ mod analyze;
 mod bench;
 mod call;
 mod config;
+mod logging;
 mod open_files;
 mod probe;
 mod serve;
@@ -21,20 +22,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "edgeice", version, about)]
 struct Cli {
-    /// Log format on stderr: human text, or one JSON object per line for
-    /// log collectors. EDGEICE_LOG sets the level (default: info). For
-    /// serve, also `log-format` in its file, EDGEICE_LOG_FORMAT.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    log: logging::LogArgs,
 
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,29 +58,24 @@ fn main() -> ExitCode {
     let matches = serve::command(Cli::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // serve's settings (flags, environment, file) are resolved before
-    // logging starts: its log format and level are among them.
+    // logging starts: its log format, level and file are among them.
     let serve = match matches.subcommand() {
         Some(("serve", serve)) => match serve::Resolved::from_matches(serve) {
             Ok(resolved) => Some(resolved),
             Err(error) => {
-                eprintln!("edgeice: {error:#}");
+                logging::set_json(cli.log.log_format == logging::LogFormat::Json);
+                logging::fatal(&error);
                 return ExitCode::FAILURE;
             }
         },
         _ => None,
     };
-    let log_format = serve.as_ref().map_or(cli.log_format, |s| s.log_format);
-    let filter = match serve.as_ref().and_then(serve::Resolved::log_filter) {
-        Some(directives) => tracing_subscriber::EnvFilter::new(directives),
-        None => tracing_subscriber::EnvFilter::try_from_env("EDGEICE_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-    };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+    let log = serve
+        .as_ref()
+        .map_or_else(|| cli.log.clone(), serve::Resolved::log_args);
+    if let Err(error) = logging::init(&log) {
+        logging::fatal(&error);
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Command::Serve(_) => match serve {
@@ -106,7 +93,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("edgeice: {error:#}");
+            logging::fatal(&error);
             ExitCode::FAILURE
         }
     }

@@ -1,5 +1,6 @@
 //! `edgeice serve` with no credentials flags uses the SQLite user store:
-//! an empty store gets a first user with a random password, printed once;
+//! an empty store gets a first user with a random password, put in a 0600
+//! file beside the store when stdout is not a terminal;
 //! `edgeice user add` takes effect without a restart. coturn's
 //! `turnutils_uclient` proves each user works.
 
@@ -74,18 +75,28 @@ fn an_empty_store_gets_a_first_user_and_new_users_arrive_live() {
     let stdout = child.stdout.take().unwrap();
     let _server = common::Running::new(child);
     let mut lines = BufReader::new(stdout).lines();
-    let (mut server, mut password) = (None, None);
-    while server.is_none() || password.is_none() {
+    let mut server = None;
+    while server.is_none() {
         let line = lines.next().expect("server stopped").unwrap();
+        assert!(!line.contains("password "), "a password on stdout: {line}");
         if let Some(addr) = line.strip_prefix("edgeice: listening on udp ") {
             server = Some(addr.parse::<SocketAddr>().unwrap());
         }
-        if let Some(rest) = line.strip_prefix("edgeice: created TURN user edgeice with password ") {
-            password = rest.split_whitespace().next().map(str::to_owned);
-        }
     }
     std::thread::spawn(move || lines.for_each(drop));
-    let (server, password) = (server.unwrap(), password.unwrap());
+    // stdout is not a terminal: the password is in a 0600 file by the store.
+    let file = dir.join("users.db.first-password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&file)
+            .expect("the first password's file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    let password = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim_end()
+        .to_owned();
+    let server = server.unwrap();
     assert!(
         relays_as(server, "edgeice", &password, peer_port),
         "the printed user does not work"

@@ -145,7 +145,55 @@ impl Default for ServerConfig {
     }
 }
 
+/// The settings a running server can take anew without a restart (the
+/// driver's SIGHUP): credentials and the peer lists. Everything else in
+/// [`ServerConfig`] is fixed for the server's life. What changes applies to
+/// the requests that follow: allocations live on, but one whose user was
+/// removed can no longer refresh (it ends when its lifetime runs out: a
+/// revocation), and permissions already granted last until they lapse or
+/// are refreshed under the new peer lists.
+#[derive(Clone, Debug, Default)]
+pub struct Reloadable {
+    /// [`ServerConfig::users`].
+    pub users: HashMap<String, IntegrityKey>,
+    /// [`ServerConfig::auth_secrets`].
+    pub auth_secrets: Vec<String>,
+    /// [`PeerPolicy::allow`].
+    pub allow_peers: Vec<ipnet::IpNet>,
+    /// [`PeerPolicy::deny`].
+    pub deny_peers: Vec<ipnet::IpNet>,
+    /// [`PeerPolicy::deny_private`].
+    pub deny_private_peers: bool,
+}
+
 impl ServerConfig {
+    /// The reloadable part of these settings.
+    pub fn reloadable(&self) -> Reloadable {
+        Reloadable {
+            users: self.users.clone(),
+            auth_secrets: self.auth_secrets.clone(),
+            allow_peers: self.peer_policy.allow.clone(),
+            deny_peers: self.peer_policy.deny.clone(),
+            deny_private_peers: self.peer_policy.deny_private,
+        }
+    }
+
+    /// Takes `new` in place of the reloadable part and returns the part it
+    /// replaces (to be dropped by the caller, outside any lock); the rest
+    /// (the peer policy's own addresses and relay ports among it) stays.
+    pub fn apply(&mut self, new: Reloadable) -> Reloadable {
+        Reloadable {
+            users: std::mem::replace(&mut self.users, new.users),
+            auth_secrets: std::mem::replace(&mut self.auth_secrets, new.auth_secrets),
+            allow_peers: std::mem::replace(&mut self.peer_policy.allow, new.allow_peers),
+            deny_peers: std::mem::replace(&mut self.peer_policy.deny, new.deny_peers),
+            deny_private_peers: std::mem::replace(
+                &mut self.peer_policy.deny_private,
+                new.deny_private_peers,
+            ),
+        }
+    }
+
     /// Adds a user whose long-term key is already derived (from a user
     /// store).
     pub fn add_user_key(&mut self, name: &str, key: &[u8]) {
@@ -155,14 +203,25 @@ impl ServerConfig {
     /// Adds a static user, storing only the long-term key (MD5, as every
     /// deployed client supports).
     pub fn add_user(&mut self, name: &str, password: &str) -> Result<(), CredentialError> {
-        let key = long_term_key(
+        let key = Self::user_key(&self.realm, name, password)?;
+        self.users.insert(name.to_owned(), key);
+        Ok(())
+    }
+
+    /// The key [`Self::add_user`] stores for a user of `realm`: a driver
+    /// that reloads many users keeps the keys of those that did not change
+    /// rather than derive them all again.
+    pub fn user_key(
+        realm: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<IntegrityKey, CredentialError> {
+        long_term_key(
             name,
-            &self.realm,
+            realm,
             password,
             PasswordAlgorithm::MD5,
             Preparation::OpaqueString,
-        )?;
-        self.users.insert(name.to_owned(), key);
-        Ok(())
+        )
     }
 }

@@ -52,7 +52,7 @@ mod turn;
 pub mod fuzzing;
 
 pub use auth::rest_api_password;
-pub use config::{AlternateAddress, ServerConfig};
+pub use config::{AlternateAddress, Reloadable, ServerConfig};
 pub use guesses::GuessLimits;
 pub use interface::{
     ConnectionId, Event, FastRoute, FiveTuple, Input, PEER_DATA_HEADROOM, RelayPort,

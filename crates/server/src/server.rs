@@ -528,8 +528,25 @@ impl Server {
 
     /// Replaces the users (after the user store changed). Allocations
     /// already made keep the key they were made with until they end.
-    pub fn set_users(&mut self, users: HashMap<String, edgeice_stun::IntegrityKey>) {
-        self.config.users = users;
+    /// Returns the users replaced, to be dropped outside any lock.
+    pub fn set_users(
+        &mut self,
+        users: HashMap<String, edgeice_stun::IntegrityKey>,
+    ) -> HashMap<String, edgeice_stun::IntegrityKey> {
+        std::mem::replace(&mut self.config.users, users)
+    }
+
+    /// Takes new credentials and peer lists (a reload): see
+    /// [`crate::Reloadable`] for what changes and what stays. Only moves
+    /// them in, so a driver holding a lock for it holds it briefly; returns
+    /// the settings replaced, to drop after.
+    pub fn reload(&mut self, new: crate::Reloadable) -> crate::Reloadable {
+        self.config.apply(new)
+    }
+
+    /// The reloadable part of the settings in force.
+    pub fn reloadable(&self) -> crate::Reloadable {
+        self.config.reloadable()
     }
 
     /// Whether any credential could be accepted: a user, or a TURN REST

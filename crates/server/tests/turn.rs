@@ -1596,3 +1596,51 @@ fn traffic_counts_per_transport_as_it_goes_and_histograms_observe_ends() {
         assert_eq!(count, expected, "bucket {bound:?}");
     }
 }
+
+#[test]
+fn a_reload_changes_users_and_peer_lists_but_keeps_allocations() {
+    let t0 = Instant::now();
+    let mut server = Server::new(config(), t0);
+    let mut alice = Client::new(five_tuple("192.0.2.10:50000"), "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    allocate(&mut server, t0, &mut alice, RELAY);
+    let peer: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+    let permit = |client: &mut Client, peer: SocketAddr| {
+        client.request(Method::CREATE_PERMISSION, |b| {
+            b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+        })
+    };
+
+    // Bob removed, carol added, the peer's network denied.
+    let mut new = server.reloadable();
+    new.users.remove("bob");
+    let key = long_term_key("carol", REALM, "pw", 1, Preparation::OpaqueString).unwrap();
+    new.users.insert("carol".to_owned(), key);
+    new.deny_peers = vec!["198.51.100.0/24".parse().unwrap()];
+    let old = server.reload(new);
+    assert!(old.users.contains_key("bob") && old.deny_peers.is_empty());
+
+    // Alice's allocation lives on and refreshes, but the new deny list
+    // applies to her next permission.
+    let refresh = alice.request(Method::REFRESH, |_| {});
+    let response = send(&mut server, t0, alice.from, &refresh).unwrap();
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+    let request = permit(&mut alice, peer);
+    assert_eq!(
+        error_code(&send(&mut server, t0, alice.from, &request).unwrap()),
+        Some(403)
+    );
+    // A new allocation needs a user in force: carol's works, bob's does
+    // not.
+    let mut carol = Client::new(five_tuple("192.0.2.20:50000"), "carol", "pw");
+    learn_nonce(&mut server, t0, &mut carol);
+    allocate(&mut server, t0, &mut carol, "10.0.1.5:61002");
+    let mut again = Client::new(five_tuple("192.0.2.11:50000"), "bob", "hunter2");
+    learn_nonce(&mut server, t0, &mut again);
+    let request = again.allocate_request();
+    assert_eq!(
+        error_code(&send(&mut server, t0, again.from, &request).unwrap()),
+        Some(401)
+    );
+    assert!(server.reloadable().users.contains_key("carol"));
+}

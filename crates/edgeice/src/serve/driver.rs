@@ -198,8 +198,11 @@ pub struct Shared {
     /// Private relay IPs already warned about (each core reports its own).
     warned: Mutex<Vec<std::net::IpAddr>>,
     pool: RelayPool,
-    /// Users from flags, kept to merge with the store's on reload.
-    static_users: HashMap<String, IntegrityKey>,
+    /// Users from flags and the config file, kept to merge with the
+    /// store's on reload; replaced on SIGHUP. Locked after `store` only.
+    static_users: Mutex<HashMap<String, IntegrityKey>>,
+    /// Held while new users are put in the shards, so that a store reload
+    /// and a SIGHUP cannot undo each other.
     store: Mutex<Option<WatchedStore>>,
     /// The kernel fast path, when on.
     kernel: Option<super::kernel::KernelPath>,
@@ -242,7 +245,7 @@ impl Shared {
         Shared {
             shards,
             hasher: std::collections::hash_map::RandomState::new(),
-            static_users,
+            static_users: Mutex::new(static_users),
             store: Mutex::new(store),
             kernel,
             udp_listeners,
@@ -606,8 +609,10 @@ impl Shared {
         false
     }
 
-    /// Ends every allocation as the server stops: each gets its
-    /// session-end record, reason `shutdown`.
+    /// As the server stops: ends every allocation, each with its
+    /// session-end record (reason `shutdown`, with what the kernel relayed
+    /// for it), then detaches what would outlive the process (the kernel
+    /// fast path).
     pub fn shutdown(self: &Arc<Self>) {
         let now = Instant::now();
         for (shard_id, shard) in self.shards.iter().enumerate() {
@@ -618,18 +623,120 @@ impl Shared {
                 .end_all(now, edgeice_server::EndReason::Shutdown);
             self.run_events(shard_id, state, now);
         }
+        if let Some(kernel) = &self.kernel {
+            kernel.shut_down();
+        }
     }
 
     /// Re-reads the user store if its file changed (or the last reading
-    /// failed).
-    fn reload_users(&self, realm: &str) -> Option<HashMap<String, IntegrityKey>> {
+    /// failed), and puts its users in force.
+    fn reload_users(&self, realm: &str) {
         let mut store = lock(&self.store);
-        let stored = store.as_mut()?.reload(realm)?;
-        let mut users = self.static_users.clone();
+        let Some(stored) = store.as_mut().and_then(|s| s.reload(realm)) else {
+            return;
+        };
+        let mut users = lock(&self.static_users).clone();
         users.extend(stored);
         tracing::info!(users = users.len(), "user store changed, users reloaded");
-        Some(users)
+        for shard in self.shards.iter() {
+            // Copied before the lock, so the shard's packets wait only
+            // for a move.
+            let copy = users.clone();
+            let replaced = lock(shard).server.set_users(copy);
+            drop(replaced);
+        }
     }
+
+    /// Puts new settings in force in every core (SIGHUP): `static_users`
+    /// with the user store read now, and `new`'s secrets and peer lists
+    /// (its users are ignored). Fails, changing nothing, if the store
+    /// cannot be read. Returns what changed, for the log.
+    pub fn reload(
+        &self,
+        realm: &str,
+        static_users: HashMap<String, IntegrityKey>,
+        mut new: edgeice_server::Reloadable,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut store = lock(&self.store);
+        let mut users = static_users.clone();
+        if let Some(store) = store.as_mut() {
+            let loaded = modified(store.store.path());
+            let stored = store.load(realm).map_err(|e| {
+                e.context(format!(
+                    "reading the user store {}",
+                    store.store.path().display()
+                ))
+            })?;
+            users.extend(stored);
+            store.loaded = loaded;
+            store.failing = false;
+        }
+        new.users = users;
+        let Some(first) = self.shards.first() else {
+            return Ok(Vec::new());
+        };
+        let old = lock(first).server.reloadable();
+        *lock(&self.static_users) = static_users;
+        let changes = reload_changes(&old, &new);
+        for shard in self.shards.iter() {
+            // Copied before the lock and the old settings dropped after
+            // it: the shard's packets wait only for moves.
+            let copy = new.clone();
+            let replaced = lock(shard).server.reload(copy);
+            drop(replaced);
+        }
+        Ok(changes)
+    }
+}
+
+/// What a reload changed, in a few words each (never a secret).
+fn reload_changes(
+    old: &edgeice_server::Reloadable,
+    new: &edgeice_server::Reloadable,
+) -> Vec<String> {
+    let mut changes = Vec::new();
+    let added = new
+        .users
+        .keys()
+        .filter(|u| !old.users.contains_key(*u))
+        .count();
+    let removed = old
+        .users
+        .keys()
+        .filter(|u| !new.users.contains_key(*u))
+        .count();
+    changes.push(format!(
+        "{} users ({added} added, {removed} removed)",
+        new.users.len()
+    ));
+    if old.auth_secrets != new.auth_secrets {
+        changes.push(format!(
+            "auth secrets changed ({} now)",
+            new.auth_secrets.len()
+        ));
+    }
+    if old.allow_peers != new.allow_peers
+        || old.deny_peers != new.deny_peers
+        || old.deny_private_peers != new.deny_private_peers
+    {
+        let list = |nets: &[ipnet::IpNet]| {
+            nets.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        changes.push(format!(
+            "peer policy changed (allow [{}], deny [{}]{})",
+            list(&new.allow_peers),
+            list(&new.deny_peers),
+            if new.deny_private_peers {
+                ", private peers denied"
+            } else {
+                ""
+            }
+        ));
+    }
+    changes
 }
 
 /// Calls the core's timers once per `tick`, and reloads the user store
@@ -638,15 +745,12 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
     let mut interval = tokio::time::interval(tick);
     loop {
         interval.tick().await;
-        let users = shared.reload_users(&realm);
+        shared.reload_users(&realm);
         let now = Instant::now();
         shared.health.beat(now);
         for (id, shard) in shared.shards.iter().enumerate() {
             let mut guard = lock(shard);
             let shard = &mut *guard;
-            if let Some(users) = &users {
-                shard.server.set_users(users.clone());
-            }
             if shard.server.poll_timeout().is_some_and(|due| due <= now) {
                 shard.server.handle_timeout(now);
             }

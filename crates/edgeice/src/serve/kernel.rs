@@ -29,7 +29,8 @@ pub enum FastPathMode {
 
 /// The attached program and what it has relayed.
 pub struct KernelPath {
-    fast: Mutex<FastPath>,
+    /// `None` once shut down: the programs are detached then.
+    fast: Mutex<Option<FastPath>>,
     /// Routes installed now.
     routes: Mutex<HashSet<FastRoute>>,
     /// Counters of the routes already removed: (to peer, to client).
@@ -75,7 +76,7 @@ impl KernelPath {
                 );
                 warn_forwarding(&interfaces);
                 Ok(Some(KernelPath {
-                    fast: Mutex::new(fast),
+                    fast: Mutex::new(Some(fast)),
                     routes: Mutex::new(HashSet::new()),
                     removed: Mutex::new(Default::default()),
                 }))
@@ -95,7 +96,11 @@ impl KernelPath {
         let Some(channel_route) = channel_route(route) else {
             return;
         };
-        match lock(&self.fast).install(&channel_route, until, capped) {
+        let mut fast = lock(&self.fast);
+        let Some(fast) = fast.as_mut() else {
+            return;
+        };
+        match fast.install(&channel_route, until, capped) {
             Ok(()) => {
                 tracing::debug!("fast path installed for {route:?}");
                 lock(&self.routes).insert(*route);
@@ -110,7 +115,10 @@ impl KernelPath {
     /// has no route in the kernel).
     pub fn lend(&self, client: &FiveTuple, bytes: u64) -> u64 {
         match (v4(client.client), v4(client.server)) {
-            (Some(from), Some(to)) => lock(&self.fast).lend(from, to, bytes),
+            (Some(from), Some(to)) => match lock(&self.fast).as_mut() {
+                Some(fast) => fast.lend(from, to, bytes),
+                None => bytes,
+            },
             _ => bytes,
         }
     }
@@ -127,7 +135,12 @@ impl KernelPath {
         if !lock(&self.routes).remove(route) {
             return none;
         }
-        let out = lock(&self.fast).remove(&channel_route);
+        let Some(out) = lock(&self.fast)
+            .as_mut()
+            .map(|fast| fast.remove(&channel_route))
+        else {
+            return none;
+        };
         let mut removed = lock(&self.removed);
         add(&mut removed.0, out.to_peer);
         add(&mut removed.1, out.to_client);
@@ -140,7 +153,7 @@ impl KernelPath {
         let (mut to_peer, mut to_client) = *lock(&self.removed);
         let fast = lock(&self.fast);
         for route in lock(&self.routes).iter() {
-            if let Some(channel_route) = channel_route(route) {
+            if let (Some(channel_route), Some(fast)) = (channel_route(route), fast.as_ref()) {
                 let (p, c) = fast.counters(&channel_route);
                 add(&mut to_peer, p);
                 add(&mut to_client, c);
@@ -157,6 +170,23 @@ impl KernelPath {
         udp.to_client.0 += to_client.packets;
         udp.to_client.1 += to_client.bytes;
         (to_peer, to_client)
+    }
+}
+
+impl KernelPath {
+    /// Detaches the programs (at SIGTERM), so that nothing is relayed in
+    /// the kernel once the server is gone: on a kernel without tcx a TC
+    /// filter would otherwise outlive the process.
+    pub fn shut_down(&self) {
+        // Dropping the program's handle (at the end of this statement)
+        // detaches it.
+        let Some(names) = lock(&self.fast).take().map(|fast| {
+            let names: Vec<String> = fast.interfaces().iter().map(|(n, _)| n.clone()).collect();
+            names
+        }) else {
+            return;
+        };
+        tracing::info!("kernel fast path removed from {}", names.join(", "));
     }
 }
 

@@ -10,10 +10,12 @@ mod driver;
 mod external_ip;
 mod health;
 mod kernel;
+mod lifecycle;
 mod log_throttle;
 mod metrics;
 mod records;
 mod relay;
+mod reload;
 mod settings;
 mod tcp;
 mod tcp_relay;
@@ -118,14 +120,51 @@ fn open_user_store(args: &Settings, config: &ServerConfig) -> Result<Option<driv
     if store.keys(&config.realm)?.is_empty() && !other_credentials {
         let password = crate::users::store::random_password()?;
         store.add("edgeice", &config.realm, &password)?;
-        announce(format_args!(
-            "created TURN user edgeice with password {password} in realm {} ({}); \
-             shown only this once, manage users with `edgeice user`",
-            config.realm,
-            path.display()
-        ));
+        first_password(&path, &config.realm, &password)?;
     }
     Ok(Some(driver::WatchedStore::new(store)))
+}
+
+/// Hands the first user's password to whoever started the server, and to
+/// no log: on the terminal when stdout is one, otherwise in a 0600 file
+/// next to the store (`users.db.first-password`), whose path the log says.
+fn first_password(store: &std::path::Path, realm: &str, password: &str) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::io::stdout().is_terminal() {
+        announce(format_args!(
+            "created TURN user edgeice with password {password} in realm {realm} ({}); \
+             shown only this once, manage users with `edgeice user`",
+            store.display()
+        ));
+        return Ok(());
+    }
+    let mut name = store.as_os_str().to_owned();
+    name.push(".first-password");
+    let file = std::path::PathBuf::from(name);
+    // A new file, never one already there (a symlink planted to make the
+    // password land elsewhere): remove, then create exclusively.
+    match std::fs::remove_file(&file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing the old {}", file.display()));
+        }
+        _ => {}
+    }
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .with_context(|| format!("creating {}", file.display()))?;
+    writeln!(out, "{password}").with_context(|| format!("writing {}", file.display()))?;
+    // A warning: someone must go and read it, whatever the level.
+    tracing::warn!(
+        "created TURN user edgeice in realm {realm} ({}); its password is in {} (0600), \
+         shown nowhere else: read it, then delete the file; manage users with `edgeice user`",
+        store.display(),
+        file.display()
+    );
+    Ok(())
 }
 
 /// The server's own addresses, which clients must not reach through a
@@ -148,12 +187,9 @@ fn own_addresses(relay_ips: &[IpAddr], listeners: impl Iterator<Item = SocketAdd
 }
 
 /// Prints a line for whoever started the server (scripts and tests read
-/// the bound addresses from it). A closed stdout is not a reason to stop.
+/// the bound addresses from it); JSON in JSON mode.
 fn announce(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "edgeice: {line}");
-    let _ = out.flush();
+    crate::logging::announce(line);
 }
 
 /// Where `edgeice serve` puts its admin socket unless told.
@@ -168,9 +204,8 @@ pub fn run(resolved: Resolved) -> Result<()> {
     if resolved.check_config {
         return check_config(&resolved);
     }
-    let args = resolved.settings;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(resolved))
 }
 
 fn config(args: &Settings, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
@@ -408,7 +443,12 @@ async fn start_admin_socket(
     }
 }
 
-async fn serve(args: Settings) -> Result<()> {
+async fn serve(resolved: Resolved) -> Result<()> {
+    // First: a signal that comes while starting must not kill the server.
+    let mut signals = reload::Signals::install()?;
+    let level = crate::logging::prepare_level(resolved.file_log_level())?;
+    crate::logging::apply_level(level);
+    let args = resolved.settings.clone();
     let stream_policy = stream_policy(&args);
     let mut listeners = Vec::new();
     for addr in &args.listen {
@@ -452,8 +492,10 @@ async fn serve(args: Settings) -> Result<()> {
         }
     }
     let mut tls_listeners = Vec::new();
+    let mut certificate = None;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let acceptor = tls::acceptor(cert, key)?;
+        let (acceptor, handle) = tls::acceptor(cert, key)?;
+        certificate = Some(handle);
         for addr in &args.tls_listen {
             tls_listeners.push((tcp::bind(*addr).await?, acceptor.clone()));
         }
@@ -484,6 +526,7 @@ async fn serve(args: Settings) -> Result<()> {
         .collect();
     let store = open_user_store(&args, &config)?;
     let static_users = config.users.clone();
+    let static_keys = static_users.clone();
     let realm = config.realm.clone();
     if let Some(store) = &store {
         let mut users = static_users.clone();
@@ -610,17 +653,31 @@ async fn serve(args: Settings) -> Result<()> {
         "the timers",
         driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
     );
-
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted, stopping"),
-        _ = terminate.recv() => tracing::info!("SIGTERM, stopping"),
-        e = tasks.first_failure() => return Err(e),
+    if let (Some(certificate), false) = (&certificate, args.tls_listen.is_empty()) {
+        tasks.spawn(
+            "the certificate watcher",
+            reload::watch_certificate(certificate.clone()),
+        );
     }
+    let mut reloader = reload::Reloader::new(resolved, shared.clone(), certificate, &static_keys)?;
+    lifecycle::ready();
+
+    let result = loop {
+        tokio::select! {
+            _ = signals.interrupt.recv() => break Ok("SIGINT"),
+            _ = signals.terminate.recv() => break Ok("SIGTERM"),
+            _ = signals.hangup.recv() => reloader.reload(),
+            _ = signals.user1.recv() => tracing::info!("SIGUSR1 ignored"),
+            _ = signals.user2.recv() => tracing::info!("SIGUSR2 ignored"),
+            e = tasks.first_failure() => break Err(e),
+        }
+    };
+    lifecycle::stopping();
     shared.shutdown();
     if let Some(path) = admin_socket {
         let _ = std::fs::remove_file(path);
     }
+    let signal = result?;
+    tracing::info!("{signal}: stopped");
     Ok(())
 }

@@ -251,12 +251,6 @@ pub struct Settings {
     /// [default: 3600, RFC 8656's].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub(super) max_allocate_lifetime: Option<u64>,
-
-    /// What to log, as EDGEICE_LOG takes it: a level (error, warn, info,
-    /// debug, trace) or directives such as `info,edgeice=debug`. EDGEICE_LOG
-    /// overrides it when it comes from the file [default: info].
-    #[arg(long, value_name = "FILTER", value_parser = parse_log_filter)]
-    pub(super) log_level: Option<String>,
 }
 
 /// Long names of `serve`'s arguments that are not settings.
@@ -360,7 +354,14 @@ pub struct Resolved {
     /// `--check-config`: print, check and exit.
     pub check_config: bool,
     /// The log format (the global `--log-format`, settable here too).
-    pub log_format: crate::LogFormat,
+    pub log_format: crate::logging::LogFormat,
+    /// The log level or filter (the global `--log-level`).
+    pub log_level: Option<String>,
+    /// The log file (the global `--log-file`).
+    pub log_file: Option<PathBuf>,
+    /// `serve`'s command line as parsed, to resolve the settings again
+    /// when the server reloads.
+    matches: ArgMatches,
     /// Every setting, in the order of `--help`.
     pub origins: Vec<Origin>,
     /// The config file read, if any.
@@ -387,17 +388,39 @@ impl Resolved {
         resolve(cli, &env)
     }
 
-    /// The log filter: `--log-level` from the command line or the
-    /// environment, else EDGEICE_LOG, else `log-level` from the file.
-    pub fn log_filter(&self) -> Option<String> {
-        let from_file = self
-            .origin("log-level")
-            .is_none_or(|o| matches!(o.sources[..], [Source::File(_)] | [Source::Default]));
-        let edgeice_log = std::env::var("EDGEICE_LOG").ok();
-        match (&self.settings.log_level, edgeice_log) {
-            (_, Some(env)) if from_file => Some(env),
-            (level, _) => level.clone(),
+    /// The logging settings to start with. A level from the file is left
+    /// out: it is put in force once the log is up (see
+    /// [`Resolved::file_log_level`]), as a reload does, so that
+    /// `--log-level` and EDGEICE_LOG keep precedence over it.
+    pub fn log_args(&self) -> crate::logging::LogArgs {
+        crate::logging::LogArgs {
+            log_format: self.log_format,
+            log_level: self
+                .log_level
+                .clone()
+                .filter(|_| !self.log_level_from_file()),
+            log_file: self.log_file.clone(),
         }
+    }
+
+    /// The config file's `log-level`, when that is where the level comes
+    /// from.
+    pub fn file_log_level(&self) -> Option<&str> {
+        self.log_level
+            .as_deref()
+            .filter(|_| self.log_level_from_file())
+    }
+
+    fn log_level_from_file(&self) -> bool {
+        self.origin("log-level")
+            .is_some_and(|o| matches!(o.sources[..], [Source::File(_)]))
+    }
+
+    /// The settings resolved again from the same command line and
+    /// environment, and the config file and secret files as they are now:
+    /// what a reload puts in force.
+    pub fn again(&self) -> Result<Self> {
+        Self::from_matches(&self.matches)
     }
 
     /// Warns about secrets given on the command line: every user of the
@@ -699,8 +722,10 @@ fn resolve(cli: &ArgMatches, env: &[(String, String)]) -> Result<Resolved> {
         .map_err(|e| anyhow!("{}", e.to_string().trim_start_matches("error: ").trim()))?;
     let settings_typed = Settings::from_arg_matches(&matches).map_err(|e| anyhow!("{e}"))?;
     let log_format = *matches
-        .get_one::<crate::LogFormat>("log_format")
+        .get_one::<crate::logging::LogFormat>("log_format")
         .context("no log format")?;
+    let log_level = matches.get_one::<String>("log_level").cloned();
+    let log_file = matches.get_one::<PathBuf>("log_file").cloned();
 
     let mut origins = Vec::new();
     for (key, present) in layers {
@@ -730,6 +755,9 @@ fn resolve(cli: &ArgMatches, env: &[(String, String)]) -> Result<Resolved> {
         settings: settings_typed,
         check_config: cli.get_flag("check_config"),
         log_format,
+        log_level,
+        log_file,
+        matches: cli.clone(),
         origins,
         file,
     };
@@ -853,14 +881,6 @@ fn parse_user_key(s: &str) -> Result<String, String> {
     user_key(s).map(|_| s.to_owned())
 }
 
-/// A log filter as EDGEICE_LOG takes it.
-fn parse_log_filter(s: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::builder()
-        .parse(s)
-        .map(|_| s.to_owned())
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::parse_stun_server;
@@ -911,7 +931,7 @@ mod drift {
             "RATE/BURST" => "5/10",
             "N" | "SECONDS" | "BYTES" => "7",
             "CIDR" => "10.0.0.0/8",
-            "FILTER" => "debug",
+            "FILTER" | "LEVEL" => "debug",
             "BOOL" => "true",
             _ if arg.get_id() == "realm" => "sample",
             other => panic!(
