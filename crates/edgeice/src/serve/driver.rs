@@ -517,13 +517,16 @@ impl Shared {
 /// when it changes.
 pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> anyhow::Result<()> {
     let mut interval = tokio::time::interval(tick);
+    let mut heartbeat = super::systemd::Heartbeat::from_env();
     loop {
         interval.tick().await;
         let users = shared.reload_users(&realm);
         let now = Instant::now();
+        let mut allocations = 0;
         for (id, shard) in shared.shards.iter().enumerate() {
             let mut guard = lock(shard);
             let shard = &mut *guard;
+            allocations += shard.server.allocation_count();
             if let Some(users) = &users {
                 shard.server.set_users(users.clone());
             }
@@ -532,5 +535,6 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
             }
             shared.run_events(id, shard, now);
         }
+        heartbeat.tick(now, allocations);
     }
 }

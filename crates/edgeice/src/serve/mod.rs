@@ -9,6 +9,7 @@ mod kernel;
 mod log_throttle;
 mod metrics;
 mod relay;
+mod systemd;
 mod tcp;
 mod tcp_relay;
 mod tls;
@@ -888,9 +889,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
             metrics::run(listener, shared.clone()),
         );
     }
+    // Every listener is bound and announced; the timers' first tick (and
+    // watchdog ping) comes after.
+    systemd::ready();
+    let tick = systemd::timer_tick(Duration::from_secs(1));
     tasks.spawn(
         "the timers",
-        driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
+        driver::run_timers(shared.clone(), tick, realm),
     );
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -900,6 +905,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         _ = terminate.recv() => tracing::info!("SIGTERM, stopping"),
         e = tasks.first_failure() => return Err(e),
     }
+    systemd::stopping();
     Ok(())
 }
 
