@@ -3,8 +3,10 @@
 //! driver around it and renders the result; no protocol logic lives here.
 
 mod analyze;
+mod assets;
 mod bench;
 mod call;
+mod credentials;
 mod open_files;
 mod probe;
 mod serve;
@@ -13,7 +15,7 @@ mod users;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Get real-time media through NATs and firewalls.
 #[derive(Debug, Parser)]
@@ -51,6 +53,12 @@ enum Command {
     Probe(Box<probe::ProbeArgs>),
     /// Load a TURN server: allocations, relayed packets, loss, latency.
     Bench(Box<bench::BenchArgs>),
+    /// Print a time-limited TURN credential for `serve --auth-secret` (the
+    /// TURN REST API scheme) and a ready iceServers entry.
+    Credentials(credentials::CredentialsArgs),
+    /// Write the manual pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Assets(assets::AssetsArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +79,8 @@ fn main() -> ExitCode {
         Command::Call(args) => return call::run(*args),
         Command::Probe(args) => return probe::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Credentials(args) => credentials::run(args),
+        Command::Assets(args) => assets::run(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
