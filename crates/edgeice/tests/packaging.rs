@@ -181,3 +181,67 @@ fn man_pages_and_completions_come_from_the_flags() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The capabilities the fast path drop-in grants (its AmbientCapabilities=).
+#[cfg(feature = "ebpf")]
+fn drop_in_capabilities() -> Vec<String> {
+    let conf = std::fs::read_to_string(packaging().join("kernel-fast-path.conf")).unwrap();
+    conf.lines()
+        .filter_map(|line| line.strip_prefix("AmbientCapabilities="))
+        .flat_map(|caps| caps.split_whitespace())
+        .map(|cap| cap.trim_start_matches("CAP_").to_lowercase())
+        .collect()
+}
+
+/// `edgeice serve --kernel-fast-path on` as user nobody holding only
+/// `caps`, in a network namespace of its own with forwarding on (loopback
+/// only: the TC hook on lo); what it printed.
+#[cfg(feature = "ebpf")]
+fn fast_path_with(caps: &[String]) -> common::Outcome {
+    let caps: Vec<String> = caps.iter().map(|cap| format!("+{cap}")).collect();
+    let caps = format!("-all,{}", caps.join(","));
+    let script = format!(
+        "ip link set lo up && sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.lo.forwarding=1 && \
+         exec timeout 3 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+         --inh-caps={caps} --ambient-caps={caps} --bounding-set={caps} \
+         {EDGEICE} serve --listen 127.0.0.1:3478 --no-tcp --user u:p \
+         --relay-ports 61000-65535 --private-relay-ok --kernel-fast-path on"
+    );
+    let mut command = Command::new("unshare");
+    command.args(["--net", "bash", "-c", &script]);
+    common::run_bounded(command, std::time::Duration::from_secs(30))
+}
+
+#[cfg(feature = "ebpf")]
+#[test]
+fn the_drop_in_grants_what_the_fast_path_needs_and_no_less_will_do() {
+    let caps = drop_in_capabilities();
+    assert_eq!(caps, ["bpf", "net_admin", "perfmon"]);
+    let out = fast_path_with(&caps);
+    assert!(
+        out.stderr
+            .contains("kernel fast path on: bound channels are relayed in the kernel"),
+        "with {caps:?}:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // Each one is needed: without CAP_BPF no map, without CAP_NET_ADMIN no
+    // program, without CAP_PERFMON the verifier refuses the program.
+    for missing in &caps {
+        let fewer: Vec<String> = caps.iter().filter(|c| *c != missing).cloned().collect();
+        let out = fast_path_with(&fewer);
+        assert_eq!(
+            out.status.and_then(|s| s.code()),
+            Some(1),
+            "without {missing}:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains("--kernel-fast-path on: the kernel refused"),
+            "without {missing}:\n{}",
+            out.stderr
+        );
+    }
+}
