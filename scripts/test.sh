@@ -14,7 +14,8 @@
 #                    ethtool (lab/fast-path.sh turns veth offloads off);
 #                    python3-venv (the .venv below; a bare Debian lacks it);
 #                    systemd (systemd-analyze verifies packaging/edgeice.service)
-#                    and man-db (packaging/test-deb.sh looks the pages up)
+#                    man-db and lintian (packaging/test-deb.sh looks the pages
+#                    up and checks the .deb)
 #   cargo:           cargo-deb (packaging/build-deb.sh), into ~/.cargo/bin
 #   Python:          a virtual environment in .venv from requirements-test.txt
 #                    (third-party peers such as aioice, as tests come to need them)
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev
-  ethtool python3-venv systemd man-db)
+  ethtool python3-venv systemd man-db lintian)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -57,7 +58,7 @@ fi
 # Every tool a test or lab script calls, present now (a fresh machine lacked
 # ethtool once, and the lab failed half way through the run).
 for tool in ethtool tc ip nft openssl turnutils_uclient turnutils_peer turnutils_stunclient \
-  chromium clang python3 timeout unshare pgrep sysctl systemd-analyze man dpkg-deb setpriv gzip; do
+  chromium clang python3 timeout unshare pgrep sysctl systemd-analyze man lintian dpkg-deb setpriv gzip; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing after the installs" >&2; exit 1; }
 done
 
