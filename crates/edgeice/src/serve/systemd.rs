@@ -114,3 +114,42 @@ impl Heartbeat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+
+    /// What a reload says, in the form `Type=notify-reload` needs: the
+    /// RELOADING=1 datagram carries the monotonic clock, then READY=1.
+    /// (The only test here that sets NOTIFY_SOCKET: no other reads it.)
+    #[test]
+    fn a_reload_is_announced_with_the_monotonic_clock() {
+        let dir = std::env::temp_dir().join(format!("edgeice-sd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        // SAFETY: no other test of this binary reads or writes NOTIFY_SOCKET.
+        unsafe { std::env::set_var("NOTIFY_SOCKET", &path) };
+        super::reloading();
+        super::ready();
+        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).unwrap();
+        let reloading = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut lines = reloading.lines();
+        assert_eq!(lines.next(), Some("RELOADING=1"), "{reloading}");
+        let usec = lines
+            .next()
+            .and_then(|l| l.strip_prefix("MONOTONIC_USEC="))
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(usec.is_some_and(|u| u > 0), "{reloading}");
+        let n = socket.recv(&mut buf).unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
