@@ -14,6 +14,10 @@
 #                    ethtool (lab/fast-path.sh turns veth offloads off);
 #                    python3-venv (the .venv below; a bare Debian lacks it);
 #                    curl (scrapes the metrics endpoint in tests/metrics.rs)
+#                    systemd (systemd-analyze verifies packaging/edgeice.service)
+#                    man-db and lintian (packaging/test-deb.sh looks the pages
+#                    up and checks the .deb)
+#   cargo:           cargo-deb (packaging/build-deb.sh), into ~/.cargo/bin
 #   Python:          a virtual environment in .venv from requirements-test.txt
 #                    (third-party peers such as aioice, as tests come to need them)
 #   npm:             node_modules from package-lock.json (playwright-core, which
@@ -22,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev
-  ethtool python3-venv curl bsdutils)
+  ethtool python3-venv curl bsdutils systemd man-db lintian)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -55,7 +59,8 @@ fi
 # Every tool a test or lab script calls, present now (a fresh machine lacked
 # ethtool once, and the lab failed half way through the run).
 for tool in ethtool tc ip nft openssl turnutils_uclient turnutils_peer turnutils_stunclient \
-  chromium clang python3 timeout unshare pgrep sysctl curl script; do
+  chromium clang python3 timeout unshare pgrep sysctl curl script systemd-analyze man lintian dpkg-deb setpriv \
+  gzip; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing after the installs" >&2; exit 1; }
 done
 
@@ -71,6 +76,18 @@ fi
 # npm ci only when node_modules is missing or older than the lock file.
 if [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# cargo-deb builds the .deb (a few minutes, once: kept in ~/.cargo/bin).
+if ! cargo deb --version >/dev/null 2>&1; then
+  cargo install cargo-deb --locked --version 3.8.0
+fi
+
+# The .deb built, installed with dpkg, run and purged (root: dpkg -i).
+if [ "$(id -u)" -eq 0 ]; then
+  packaging/test-deb.sh
+else
+  echo "test.sh: packaging/test-deb.sh skipped: it installs a package, run as root"
 fi
 
 # With the kernel fast path (edgeice serve --kernel-fast-path) built in.

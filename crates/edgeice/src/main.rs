@@ -3,9 +3,11 @@
 //! driver around it and renders the result; no protocol logic lives here.
 
 mod analyze;
+mod assets;
 mod bench;
 mod call;
 mod config;
+mod credentials;
 mod logging;
 mod open_files;
 mod probe;
@@ -52,6 +54,12 @@ enum Command {
     /// List the live allocations of a running `edgeice serve`, or kick one
     /// (over its local admin socket).
     Sessions(sessions::SessionsArgs),
+    /// Print a time-limited TURN credential for `serve --auth-secret` (the
+    /// TURN REST API scheme) and a ready iceServers entry.
+    Credentials(credentials::CredentialsArgs),
+    /// Write the manual pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Assets(assets::AssetsArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +97,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(*args),
         Command::Config(args) => config::run(args),
         Command::Sessions(args) => sessions::run(args),
+        Command::Credentials(args) => credentials::run(args),
+        Command::Assets(args) => assets::run(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -743,19 +743,23 @@ fn reload_changes(
 /// when it changes.
 pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> anyhow::Result<()> {
     let mut interval = tokio::time::interval(tick);
+    let mut heartbeat = super::systemd::Heartbeat::from_env();
     loop {
         interval.tick().await;
         shared.reload_users(&realm);
         let now = Instant::now();
         shared.health.beat(now);
+        let mut allocations = 0;
         for (id, shard) in shared.shards.iter().enumerate() {
             let mut guard = lock(shard);
             let shard = &mut *guard;
+            allocations += shard.server.allocation_count();
             if shard.server.poll_timeout().is_some_and(|due| due <= now) {
                 shard.server.handle_timeout(now);
             }
             shared.run_events(id, shard, now);
             shard.records.flush(now);
         }
+        heartbeat.tick(now, allocations);
     }
 }

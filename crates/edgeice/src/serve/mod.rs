@@ -10,13 +10,13 @@ mod driver;
 mod external_ip;
 mod health;
 mod kernel;
-mod lifecycle;
 mod log_throttle;
 mod metrics;
 mod records;
 mod relay;
 mod reload;
 mod settings;
+mod systemd;
 mod tcp;
 mod tcp_relay;
 mod tls;
@@ -649,9 +649,10 @@ async fn serve(resolved: Resolved) -> Result<()> {
         );
     }
     let admin_socket = start_admin_socket(&args, &shared, &mut tasks).await?;
+    let tick = systemd::timer_tick(Duration::from_secs(1));
     tasks.spawn(
         "the timers",
-        driver::run_timers(shared.clone(), Duration::from_secs(1), realm),
+        driver::run_timers(shared.clone(), tick, realm),
     );
     if let (Some(certificate), false) = (&certificate, args.tls_listen.is_empty()) {
         tasks.spawn(
@@ -660,7 +661,9 @@ async fn serve(resolved: Resolved) -> Result<()> {
         );
     }
     let mut reloader = reload::Reloader::new(resolved, shared.clone(), certificate, &static_keys)?;
-    lifecycle::ready();
+    // Every listener is bound and announced, the timers run: tell the
+    // service manager.
+    systemd::ready();
 
     let result = loop {
         tokio::select! {
@@ -672,7 +675,7 @@ async fn serve(resolved: Resolved) -> Result<()> {
             e = tasks.first_failure() => break Err(e),
         }
     };
-    lifecycle::stopping();
+    systemd::stopping();
     shared.shutdown();
     if let Some(path) = admin_socket {
         let _ = std::fs::remove_file(path);

@@ -129,7 +129,7 @@ impl Reloader {
 
     /// Reloads, and says in one line what changed or why nothing did.
     pub fn reload(&mut self) {
-        super::lifecycle::reloading();
+        super::systemd::reloading();
         // The log file first: logrotate has moved it, and the outcome of
         // the reload belongs in the new one.
         let reopened = match crate::logging::reopen() {
@@ -159,7 +159,8 @@ impl Reloader {
                 "SIGHUP: reload refused, the settings in force stay as they were: {e:#}"
             ),
         }
-        super::lifecycle::reloaded();
+        // Served again, whether the reload was put in force or refused.
+        super::systemd::ready();
     }
 
     /// Reads and checks everything, puts all but the log level in force;
