@@ -78,6 +78,18 @@ if [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# coturn 4.17.1, the newest release, built from the anchor beside the
+# repository (once: kept in ~/.cache): the tests drive servers with its
+# turnutils_uclient and the hardening suite runs its turnserver beside
+# edgeice. Without the anchor, Debian's 4.6.1 tools stand in.
+anchors=../shared/anchors
+if [ -f "$anchors/build-coturn.sh" ]; then
+  COTURN_BIN=$(bash "$anchors/build-coturn.sh" | tail -1)
+  export COTURN_BIN
+else
+  echo "test.sh: $anchors/build-coturn.sh is missing: the tests use Debian's coturn 4.6.1 tools" >&2
+fi
+
 # cargo-deb builds the .deb (a few minutes, once: kept in ~/.cargo/bin).
 if ! cargo deb --version >/dev/null 2>&1; then
   cargo install cargo-deb --locked --version 3.8.0

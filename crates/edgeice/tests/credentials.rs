@@ -7,25 +7,12 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Running;
 
 const SECRET: &str = "current-secret";
-
-/// coturn 4.17.1's tools when they were built on this machine, else
-/// Debian's (scripts/test.sh installs coturn).
-fn coturn_tool(name: &str) -> PathBuf {
-    let built = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .map(|home| home.join(".cache/coturn-4.17.1/build/bin").join(name));
-    match built {
-        Some(path) if path.is_file() => path,
-        _ => PathBuf::from(name),
-    }
-}
 
 /// coturn's echo peer on 127.0.0.1 (it answers on a port and the next).
 fn start_peer() -> (Running, u16) {
@@ -39,7 +26,7 @@ fn start_peer() -> (Running, u16) {
             (port < 65535 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()).then_some(port)
         })
         .expect("a free port pair");
-    let child = Command::new(coturn_tool("turnutils_peer"))
+    let child = Command::new(common::coturn_tool("turnutils_peer"))
         .args(["-L", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -101,7 +88,7 @@ enum Login {
 /// the echo peer; says whether every message came back or the Allocate was
 /// refused (and panics on anything else, with its output).
 fn login(server: SocketAddr, peer_port: u16, user: &str, password: &str) -> Login {
-    let mut command = Command::new(coturn_tool("turnutils_uclient"));
+    let mut command = Command::new(common::coturn_tool("turnutils_uclient"));
     command
         .args(["-u", user, "-w", password])
         .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])

@@ -144,14 +144,14 @@ fn uclient_relays(flags: &[&str], server: SocketAddr) -> bool {
             break port;
         }
     };
-    let peer = Command::new("turnutils_peer")
+    let peer = Command::new(common::coturn_tool("turnutils_peer"))
         .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("turnutils_peer (coturn; scripts/test.sh installs it)");
     let _peer = common::Running::new(peer);
-    let output = Command::new("turnutils_uclient")
+    let output = Command::new(common::coturn_tool("turnutils_uclient"))
         .args(flags)
         .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
         .args([

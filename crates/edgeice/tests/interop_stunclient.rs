@@ -10,7 +10,7 @@ use std::process::Command;
 /// Runs turnutils_stunclient against `server` and returns the reflexive
 /// addresses it printed.
 fn stunclient(server: SocketAddr, local_ip: Option<&str>) -> Vec<SocketAddr> {
-    let mut command = Command::new("turnutils_stunclient");
+    let mut command = Command::new(common::coturn_tool("turnutils_stunclient"));
     command.args(["-p", &server.port().to_string()]);
     if let Some(ip) = local_ip {
         command.args(["-L", ip]);
@@ -109,7 +109,7 @@ fn turnutils_stunclient_runs_rfc5780_behaviour_discovery() {
     ];
     let (_server, listeners) = common::start_server(&args, 4);
     assert_eq!(listeners.len(), 4);
-    let output = Command::new("turnutils_stunclient")
+    let output = Command::new(common::coturn_tool("turnutils_stunclient"))
         .args(["-p", &port.to_string(), "127.0.0.1"])
         .output()
         .expect("run turnutils_stunclient (install coturn, or run scripts/test.sh)");

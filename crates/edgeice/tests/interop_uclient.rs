@@ -32,7 +32,7 @@ fn free_port_pair(ip: &str) -> u16 {
 
 fn start_peer(ip: &str) -> (Running, u16) {
     let port = free_port_pair(ip);
-    let child = Command::new("turnutils_peer")
+    let child = Command::new(common::coturn_tool("turnutils_peer"))
         .args(["-L", ip, "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -51,7 +51,7 @@ fn uclient(flags: &[&str], server: SocketAddr, peer_ip: &str, peer_port: u16) {
     } else {
         &["-u", "user", "-w", "pass"]
     };
-    let output = Command::new("turnutils_uclient")
+    let output = Command::new(common::coturn_tool("turnutils_uclient"))
         .args(flags)
         .args(credentials)
         .args(["-e", peer_ip, "-r", &peer_port.to_string()])
@@ -254,7 +254,7 @@ fn a_user_over_its_allocation_quota_gets_486() {
     let (_peer, peer_port) = start_peer("127.0.0.1");
     let (_server, listeners) = server_with("127.0.0.1:0", &["--max-allocations-per-user", "1"], 2);
     // Two clients of the same user: the second Allocate is over the quota.
-    let output = Command::new("turnutils_uclient")
+    let output = Command::new(common::coturn_tool("turnutils_uclient"))
         .args([
             "-u", "user", "-w", "pass", "-m", "2", "-n", "3", "-l", "100",
         ])

@@ -22,17 +22,6 @@ const DASHBOARD: &str = concat!(
     "/../../packaging/grafana-edgeice.json"
 );
 
-/// coturn 4.17.1's tools when built there, else the ones on PATH (the
-/// Debian package scripts/test.sh installs).
-fn coturn_tool(name: &str) -> String {
-    let built = format!("/root/.cache/coturn-4.17.1/build/bin/{name}");
-    if std::path::Path::new(&built).exists() {
-        built
-    } else {
-        name.to_owned()
-    }
-}
-
 /// A server with the test user, `extra` flags and a metrics endpoint:
 /// (server, UDP/TCP listener, metrics address).
 fn server(extra: &[&str]) -> (Running, SocketAddr, SocketAddr) {
@@ -321,7 +310,7 @@ fn free_port_pair() -> u16 {
 /// coturn's echo peer on loopback.
 fn start_peer() -> (Running, u16) {
     let port = free_port_pair();
-    let child = Command::new(coturn_tool("turnutils_peer"))
+    let child = Command::new(common::coturn_tool("turnutils_peer"))
         .args(["-L", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -333,7 +322,7 @@ fn start_peer() -> (Running, u16) {
 /// turnutils_uclient as `user`, relaying `messages` per client through
 /// `server` to the peer; started, not waited for.
 fn uclient(flags: &[&str], user: &str, server: SocketAddr, peer: u16, messages: u32) -> Running {
-    let child = Command::new(coturn_tool("turnutils_uclient"))
+    let child = Command::new(common::coturn_tool("turnutils_uclient"))
         .args(flags)
         .args(["-u", user, "-w", "pass", "-e", "127.0.0.1"])
         .args(["-r", &peer.to_string(), "-p", &server.port().to_string()])

@@ -177,34 +177,14 @@ fn binding_request(id: u8) -> Vec<u8> {
     buf
 }
 
-/// coturn 4.17.1's turnutils_uclient where scripts/test.sh builds it,
-/// otherwise the one on PATH.
-fn uclient_program() -> &'static str {
-    const BUILT: &str = "/root/.cache/coturn-4.17.1/build/bin/turnutils_uclient";
-    if Path::new(BUILT).exists() {
-        BUILT
-    } else {
-        "turnutils_uclient"
-    }
-}
-
 /// turnutils_uclient over TLS to `server` as u:p, relaying 100 messages
 /// (and their RTCP) 50 ms apart to the peer, in a thread: its stdout.
 fn uclient_over_tls(server: SocketAddr, peer_port: u16) -> std::thread::JoinHandle<String> {
     let mut command = Command::new("timeout");
     command
-        .args([
-            "60",
-            uclient_program(),
-            "-t",
-            "-S",
-            "-m",
-            "1",
-            "-n",
-            "100",
-            "-z",
-            "50",
-        ])
+        .arg("60")
+        .arg(common::coturn_tool("turnutils_uclient"))
+        .args(["-t", "-S", "-m", "1", "-n", "100", "-z", "50"])
         .args([
             "-u",
             "u",
@@ -231,7 +211,7 @@ fn start_peer() -> (common::Running, u16) {
         .local_addr()
         .unwrap()
         .port();
-    let peer = Command::new("turnutils_peer")
+    let peer = Command::new(common::coturn_tool("turnutils_peer"))
         .args(["-L", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -23,16 +23,6 @@ use serde_json::Value;
 const MESSAGES: u64 = 50;
 const MESSAGE_SIZE: u64 = 120;
 
-/// A coturn tool: 4.17.1's if built, else the one on PATH.
-fn coturn(tool: &str) -> PathBuf {
-    let built = Path::new("/root/.cache/coturn-4.17.1/build/bin").join(tool);
-    if built.exists() {
-        built
-    } else {
-        PathBuf::from(tool)
-    }
-}
-
 /// A directory of this test's own, 0700.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("edgeice-sessions-{name}-{}", std::process::id()));
@@ -71,8 +61,16 @@ impl Server {
         let process = Running::new(child);
         let mut lines = BufReader::new(stdout).lines();
         let mut ready = false;
+        // The line for scripts: `edgeice: LINE`, or in JSON mode an object
+        // whose message is LINE.
+        let announced = |line: &str| match line.strip_prefix("edgeice: ") {
+            Some(text) => Some(text.to_owned()),
+            None => serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned)),
+        };
         for line in lines.by_ref() {
-            if line.unwrap().starts_with("edgeice: admin socket") {
+            if announced(&line.unwrap()).is_some_and(|m| m.starts_with("admin socket")) {
                 ready = true;
                 break;
             }
@@ -143,7 +141,7 @@ fn free_port_pair() -> u16 {
 
 fn start_peer() -> (Running, u16) {
     let port = free_port_pair();
-    let child = Command::new(coturn("turnutils_peer"))
+    let child = Command::new(common::coturn_tool("turnutils_peer"))
         .args(["-L", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -154,7 +152,7 @@ fn start_peer() -> (Running, u16) {
 
 /// One uclient run of MESSAGES messages to `peer_port`; its stdout.
 fn uclient(server: SocketAddr, password: &str, peer_port: u16) -> String {
-    let mut command = Command::new(coturn("turnutils_uclient"));
+    let mut command = Command::new(common::coturn_tool("turnutils_uclient"));
     command
         .args(["-u", "user", "-w", password])
         .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])

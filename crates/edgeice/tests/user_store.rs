@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Allocates and relays a few packets as `user`; whether every one came back.
 fn relays_as(server: SocketAddr, user: &str, password: &str, peer_port: u16) -> bool {
-    let output = Command::new("turnutils_uclient")
+    let output = Command::new(common::coturn_tool("turnutils_uclient"))
         .args([
             "-c", "-m", "1", "-n", "5", "-z", "5", "-u", user, "-w", password,
         ])
@@ -45,7 +45,7 @@ fn an_empty_store_gets_a_first_user_and_new_users_arrive_live() {
         .unwrap()
         .port();
     let _peer = common::Running::new(
-        Command::new("turnutils_peer")
+        Command::new(common::coturn_tool("turnutils_peer"))
             .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -163,7 +163,7 @@ fn start_peer() -> (common::Running, u16) {
         .unwrap()
         .port();
     let peer = common::Running::new(
-        Command::new("turnutils_peer")
+        Command::new(common::coturn_tool("turnutils_peer"))
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -32,6 +32,26 @@ impl Drop for Running {
     }
 }
 
+/// A coturn tool (`turnutils_uclient`, `turnutils_peer`...): coturn
+/// 4.17.1's, the newest, where scripts/test.sh built it (`COTURN_BIN`, else
+/// `~/.cache/coturn-4.17.1/build/bin`), else the one on PATH (Debian's
+/// 4.6.1). Every test drives servers with 4.17.1's client when it can:
+/// 4.6.1's picks among TLS 1.0, 1.1 and 1.2 contexts at random and gives
+/// up after a few refused handshakes (rustls speaks TLS 1.2 and 1.3 only),
+/// so its TLS runs lose whole clients now and then.
+pub fn coturn_tool(name: &str) -> PathBuf {
+    let dirs = [
+        std::env::var_os("COTURN_BIN").map(PathBuf::from),
+        std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".cache/coturn-4.17.1/build/bin")),
+    ];
+    dirs.into_iter()
+        .flatten()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// A listener the server reported: ("udp" or "tcp", address).
 pub type Listener = (String, SocketAddr);
 
