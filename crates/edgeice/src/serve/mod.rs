@@ -669,9 +669,11 @@ async fn serve(resolved: Resolved) -> Result<()> {
         tokio::select! {
             _ = signals.interrupt.recv() => break Ok("SIGINT"),
             _ = signals.terminate.recv() => break Ok("SIGTERM"),
-            _ = signals.hangup.recv() => reloader.reload(),
+            _ = signals.hangup.recv() => reloader.reload("SIGHUP"),
             _ = signals.user1.recv() => tracing::info!("SIGUSR1 ignored"),
-            _ = signals.user2.recv() => tracing::info!("SIGUSR2 ignored"),
+            // coturn reloads its certificates on SIGUSR2: scripts written
+            // for it work here too.
+            _ = signals.user2.recv() => reloader.reload("SIGUSR2"),
             e = tasks.first_failure() => break Err(e),
         }
     };

@@ -127,8 +127,9 @@ impl Reloader {
         Ok((users, keys))
     }
 
-    /// Reloads, and says in one line what changed or why nothing did.
-    pub fn reload(&mut self) {
+    /// Reloads on `signal` (its name, for the log), and says in one line
+    /// what changed or why nothing did.
+    pub fn reload(&mut self, signal: &str) {
         super::systemd::reloading();
         // The log file first: logrotate has moved it, and the outcome of
         // the reload belongs in the new one.
@@ -144,10 +145,10 @@ impl Reloader {
                 changes.extend(reopened);
                 let changes = changes.join(", ");
                 if restart.is_empty() {
-                    tracing::info!("SIGHUP: reloaded: {changes}");
+                    tracing::info!("{signal}: reloaded: {changes}");
                 } else {
                     tracing::warn!(
-                        "SIGHUP: reloaded: {changes}; changed but needs a restart: {}",
+                        "{signal}: reloaded: {changes}; changed but needs a restart: {}",
                         restart.join(", ")
                     );
                 }
@@ -156,7 +157,7 @@ impl Reloader {
                 crate::logging::apply_level(level);
             }
             Err(e) => tracing::error!(
-                "SIGHUP: reload refused, the settings in force stay as they were: {e:#}"
+                "{signal}: reload refused, the settings in force stay as they were: {e:#}"
             ),
         }
         // Served again, whether the reload was put in force or refused.
