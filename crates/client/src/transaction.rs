@@ -46,6 +46,10 @@ pub struct TransactionConfig {
     pub last_wait_factor: u32,
     /// How long a request sent over TCP or TLS waits for its response.
     pub stream_timeout: Duration,
+    /// Draw transaction IDs from a generator seeded with this instead of
+    /// the system's randomness: a simulation that seeds every client
+    /// replays byte for byte. `None` (the default) outside tests.
+    pub id_seed: Option<u64>,
 }
 
 impl Default for TransactionConfig {
@@ -55,6 +59,7 @@ impl Default for TransactionConfig {
             max_requests: 7,
             last_wait_factor: 16,
             stream_timeout: Duration::from_millis(39_500),
+            id_seed: None,
         }
     }
 }
@@ -268,13 +273,6 @@ impl<T> Transactions<T> {
         }
         expired
     }
-}
-
-/// A fresh random transaction ID.
-pub fn random_transaction_id() -> Result<TransactionId, ClientError> {
-    let mut id = [0u8; 12];
-    getrandom::fill(&mut id).map_err(|_| ClientError::NoRandomness)?;
-    Ok(TransactionId(id))
 }
 
 #[cfg(test)]

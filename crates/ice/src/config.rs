@@ -127,6 +127,11 @@ pub struct AgentConfig {
     /// controlled; a pair works once a check arrives on it, and is selected
     /// when the other side nominates it.
     pub lite: bool,
+    /// Seed for every random choice the agent makes (credentials,
+    /// tie-breaker, transaction IDs, consent jitter); drawn from the
+    /// system when unset. Set it only to replay a run (simulations, tests):
+    /// a known seed makes credentials guessable.
+    pub rng_seed: Option<[u8; 32]>,
 }
 
 impl Default for AgentConfig {
@@ -151,6 +156,7 @@ impl Default for AgentConfig {
             credentials: None,
             max_pairs: 100,
             lite: false,
+            rng_seed: None,
         }
     }
 }

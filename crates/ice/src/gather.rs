@@ -16,6 +16,7 @@ use edgeice_client::{
 
 use crate::agent::{Datagram, Route};
 use crate::config::{AgentConfig, ServerTransport, StunServer, TurnServer};
+use crate::rng::Random;
 
 mod ms_turn;
 
@@ -135,6 +136,8 @@ pub(crate) struct Gatherer {
     ms_turn: Vec<ms_turn::MsTurnQuery>,
     results: VecDeque<Gathered>,
     transmits: VecDeque<Datagram>,
+    /// Seeds each client's transaction IDs.
+    rng: Random,
 }
 
 fn timeout_reason(transactions: &TransactionConfig) -> String {
@@ -186,7 +189,7 @@ fn push_allocated(
 }
 
 impl Gatherer {
-    pub(crate) fn new(config: &AgentConfig) -> Gatherer {
+    pub(crate) fn new(config: &AgentConfig, rng: Random) -> Gatherer {
         Gatherer {
             stun_servers: config.stun_servers.clone(),
             turn_servers: config.turn_servers.clone(),
@@ -206,6 +209,16 @@ impl Gatherer {
             ms_turn: Vec::new(),
             results: VecDeque::new(),
             transmits: VecDeque::new(),
+            rng,
+        }
+    }
+
+    /// The retransmission settings for a new client, with a seed of its
+    /// own for its transaction IDs.
+    fn client_transactions(&mut self) -> TransactionConfig {
+        TransactionConfig {
+            id_seed: Some(self.rng.next_u64()),
+            ..self.transactions
         }
     }
 
@@ -216,7 +229,8 @@ impl Gatherer {
             if server.address.is_ipv4() != socket.is_ipv4() {
                 continue;
             }
-            let mut client = BindingClient::new(server.address, Transport::Udp, self.transactions);
+            let transactions = self.client_transactions();
+            let mut client = BindingClient::new(server.address, Transport::Udp, transactions);
             let started = client.send_request(now);
             let mut query = StunQuery {
                 component,
@@ -240,8 +254,9 @@ impl Gatherer {
                 continue;
             }
             if self.speak_ms_turn {
+                let transactions = self.client_transactions();
                 let started =
-                    ms_turn::MsTurnQuery::start(now, component, socket, &server, self.transactions);
+                    ms_turn::MsTurnQuery::start(now, component, socket, &server, transactions);
                 match started {
                     Ok(query) => self.ms_turn.push(query),
                     Err(reason) => self.results.push_back(Gathered::Failed {
@@ -297,7 +312,7 @@ impl Gatherer {
             ServerTransport::Tls => Transport::Tls,
         };
         let mut config = AllocationConfig::new(server.address, transport, credentials);
-        config.transactions = self.transactions;
+        config.transactions = self.client_transactions();
         config.relay = relay;
         let mut allocation = Allocation::new(config);
         let started = allocation.allocate(now);

@@ -26,6 +26,7 @@ mod dialect;
 mod event;
 pub mod framing;
 mod gather;
+mod rng;
 pub mod sdp;
 
 #[doc(hidden)]

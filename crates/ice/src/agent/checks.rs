@@ -8,7 +8,7 @@ use super::Agent;
 use super::tcp::TCP_CHECK_TIMEOUT;
 use super::{Datagram, Route};
 use crate::candidate::CandidateKind;
-use crate::check::{CheckRequest, RoleAttribute, new_transaction_id};
+use crate::check::{CheckRequest, RoleAttribute};
 use crate::checklist::{InFlight, MAX_CANCELLED, next_ordinary_check};
 use crate::event::{CheckState, Event, State};
 use crate::framing;
@@ -93,7 +93,7 @@ impl Agent {
             use_candidate,
             foundation: &local.candidate.foundation,
         };
-        let id = new_transaction_id();
+        let id = self.rng.transaction_id();
         let mut bytes = Vec::with_capacity(128);
         if self
             .config

@@ -28,6 +28,7 @@ use crate::checklist::Pair;
 use crate::config::{AgentConfig, ServerTransport};
 use crate::event::{CheckState, Event, State};
 use crate::gather::Gatherer;
+use crate::rng::Random;
 
 /// How a datagram travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -187,37 +188,23 @@ pub struct Agent {
     transmits: VecDeque<Datagram>,
     events: VecDeque<Event>,
     buf: Vec<u8>,
-}
-
-fn random_token(bytes: usize) -> String {
-    // ICE characters (RFC 8445 §5.3): letters, digits, '+' and '/'.
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut raw = vec![0u8; bytes];
-    let _ = getrandom::fill(&mut raw);
-    raw.iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-        .collect()
-}
-
-fn random_u64() -> u64 {
-    let mut raw = [0u8; 8];
-    let _ = getrandom::fill(&mut raw);
-    u64::from_be_bytes(raw)
+    rng: Random,
 }
 
 impl Agent {
     /// A new agent. Gathering starts as host sockets are added.
     pub fn new(config: AgentConfig, now: Instant) -> Agent {
+        let mut rng = Random::new(config.rng_seed);
         let (ufrag_len, pwd_len) = config.dialect.credential_lengths();
         let (ufrag, pwd) = config
             .credentials
             .clone()
-            .unwrap_or_else(|| (random_token(ufrag_len), random_token(pwd_len)));
+            .unwrap_or_else(|| (rng.token(ufrag_len), rng.token(pwd_len)));
         let components = usize::from(config.components.max(1));
         Agent {
             // RFC 8445 §6.1.1: a lite agent is controlled.
             controlling: config.controlling && !config.lite,
-            tie_breaker: random_u64(),
+            tie_breaker: rng.next_u64(),
             local_key: IntegrityKey::new(pwd.as_bytes()),
             peer_shows_version: false,
             local_ufrag: ufrag,
@@ -235,7 +222,7 @@ impl Agent {
             selected: vec![None; components],
             first_success: vec![None; components],
             next_consent: vec![None; components],
-            gatherer: Gatherer::new(&config),
+            gatherer: Gatherer::new(&config, rng.fork()),
             connections: Vec::new(),
             next_connection: 0,
             tcp_commands: VecDeque::new(),
@@ -247,6 +234,7 @@ impl Agent {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             buf: Vec::with_capacity(1500),
+            rng,
             config,
         }
     }
@@ -531,8 +519,8 @@ impl Agent {
     /// with the new credentials.
     pub fn restart(&mut self, now: Instant) -> (&str, &str) {
         let (ufrag_len, pwd_len) = self.config.dialect.credential_lengths();
-        self.local_ufrag = random_token(ufrag_len);
-        self.local_pwd = random_token(pwd_len);
+        self.local_ufrag = self.rng.token(ufrag_len);
+        self.local_pwd = self.rng.token(pwd_len);
         self.local_key = IntegrityKey::new(self.local_pwd.as_bytes());
         self.remote = None;
         self.remote_end_of_candidates = false;

@@ -152,10 +152,8 @@ impl Agent {
 
     /// A consent interval with ±20% jitter (RFC 7675 §5.1), so that many
     /// sessions do not check in step.
-    fn consent_delay(&self) -> Duration {
-        let mut raw = [0u8; 1];
-        let _ = getrandom::fill(&mut raw);
-        let factor = 0.8 + 0.4 * f64::from(raw[0]) / 255.0;
+    fn consent_delay(&mut self) -> Duration {
+        let factor = 0.8 + 0.4 * self.rng.unit();
         self.config.consent_interval.mul_f64(factor)
     }
 

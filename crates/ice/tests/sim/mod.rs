@@ -237,6 +237,10 @@ pub struct Sim {
     /// (side, id, local, remote).
     half_open: Vec<(usize, ConnectionId, SocketAddr, SocketAddr)>,
     next_ephemeral: u16,
+    /// Everything that happened, in order: each delivery (virtual time,
+    /// addresses, bytes) and each event of either agent. Two runs are the
+    /// same run when their traces are equal byte for byte.
+    pub trace: Vec<u8>,
 }
 
 impl Sim {
@@ -256,6 +260,7 @@ impl Sim {
             links: Vec::new(),
             half_open: Vec::new(),
             next_ephemeral: 45000,
+            trace: Vec::new(),
         };
         let (ua, pa) = (
             sim.peers[0].agent.local_ufrag().to_string(),
@@ -292,6 +297,8 @@ impl Sim {
                     _ => {}
                 }
                 let at = self.now - self.start;
+                self.trace
+                    .extend_from_slice(format!("{at:?} {side} {event:?}\n").as_bytes());
                 self.peers[side].events.push((at, event));
             }
         }
@@ -408,6 +415,16 @@ impl Sim {
         if self.cut {
             return;
         }
+        let at = self.now - self.start;
+        self.trace.extend_from_slice(
+            format!(
+                "{at:?} {} -> {} {:?} ",
+                flight.source, flight.destination, flight.connection
+            )
+            .as_bytes(),
+        );
+        self.trace.extend_from_slice(&flight.payload);
+        self.trace.push(b'\n');
         if let Some((side, id)) = flight.connection {
             let now = self.now;
             let peer = &mut self.peers[side];
