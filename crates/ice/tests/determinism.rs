@@ -47,6 +47,11 @@ fn run(seeds: [[u8; 32]; 2]) -> Vec<u8> {
 fn the_same_seeds_replay_the_same_call_byte_for_byte() {
     let seeds = [[1; 32], [2; 32]];
     let first = run(seeds);
+    // To compare runs across a change: `SIM_TRACE_OUT=before.trace`, then
+    // `cmp` with the trace written after it.
+    if let Some(path) = std::env::var_os("SIM_TRACE_OUT") {
+        std::fs::write(path, &first).unwrap();
+    }
     let second = run(seeds);
     assert!(first.len() > 10_000, "a trace of {} bytes", first.len());
     assert!(first == second, "two runs with the same seeds differ");
