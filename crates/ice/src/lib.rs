@@ -28,6 +28,7 @@ pub mod framing;
 mod gather;
 mod rng;
 pub mod sdp;
+mod timer;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -36,3 +37,4 @@ pub use agent::{Agent, ConnectionId, Datagram, Received, Route, SendError, TcpCo
 pub use candidate::{Candidate, CandidateKind, CandidateLineError, TcpType};
 pub use config::{AgentConfig, Dialect, Nomination, ServerTransport, StunServer, TurnServer};
 pub use event::{CheckState, Event, PairDescription, State};
+pub use timer::Timer;

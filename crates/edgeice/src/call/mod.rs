@@ -476,7 +476,11 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                     timeline.record("state", json!({"state": "failed", "reason": format!("timeout after {} s", args.timeout)}));
                     break if args.echo && connected_once { Outcome::Connected } else { Outcome::Failed };
                 }
-                agent.handle_timeout(Instant::now());
+                let now = Instant::now();
+                if let Some((due, timer)) = agent.next_timer().filter(|(due, _)| *due <= now) {
+                    timeline.timer(due, timer);
+                }
+                agent.handle_timeout(now);
             }
         }
     };

@@ -9,6 +9,7 @@ use super::{Agent, Local};
 use crate::candidate::{Candidate, CandidateKind, TcpType};
 use crate::checklist::{Pair, pair_priority, unfreeze_initial};
 use crate::event::{Event, State};
+use crate::timer::Timer;
 
 /// Most remote candidates kept (signalled and peer-reflexive together):
 /// pairs are capped anyway, and a peer must not grow the agent without end.
@@ -59,8 +60,9 @@ impl Agent {
         self.local_gathering_done = false;
         // Completion is judged at the next timeout, so that the sockets an
         // application adds in one go count as one gathering.
-        self.gathering_check_at = Some(now);
+        self.timers.set(Timer::GatheringComplete, now);
         self.drain_gatherer_transmits();
+        self.arm_timers();
     }
 
     /// The foundation of a candidate of `kind` on `base_ip` learned from
@@ -215,6 +217,7 @@ impl Agent {
             self.set_state(State::Checking, None);
         }
         self.next_check = self.next_check.max(now);
+        self.arm_timers();
     }
 
     /// Their active TCP candidates will connect to our passive ones
@@ -230,7 +233,7 @@ impl Agent {
             .iter()
             .any(|l| l.candidate.tcp_type == Some(TcpType::Passive));
         if theirs && ours {
-            self.incoming_wait_until = Some(now + INCOMING_WAIT);
+            self.timers.set(Timer::IncomingTcp, now + INCOMING_WAIT);
         }
     }
 
@@ -251,6 +254,7 @@ impl Agent {
     pub fn end_of_remote_candidates(&mut self) {
         self.remote_end_of_candidates = true;
         self.check_for_failure();
+        self.arm_timers();
     }
 
     /// Forms the pair (local, remote) if they can be paired and it is new;
@@ -345,7 +349,7 @@ impl Agent {
     }
 
     pub(super) fn check_gathering_complete(&mut self) {
-        if self.gathering_check_at.is_some() {
+        if self.timers.get(Timer::GatheringComplete).is_some() {
             return;
         }
         if !self.local_gathering_done && self.gatherer.is_complete() {

@@ -12,6 +12,7 @@ use crate::check::{CheckRequest, RoleAttribute};
 use crate::checklist::{InFlight, MAX_CANCELLED, next_ordinary_check};
 use crate::event::{CheckState, Event, State};
 use crate::framing;
+use crate::timer::Timer;
 
 impl Agent {
     /// When pacing has a check to send: `next_check`, or later when the
@@ -256,7 +257,8 @@ impl Agent {
             let alive = pairs.any(|p| p.state != CheckState::Failed);
             // A passive TCP candidate of ours may still be connected to by
             // an active one of theirs: pairs appear when that happens.
-            if !alive && self.triggered.is_empty() && self.incoming_wait_until.is_none() {
+            if !alive && self.triggered.is_empty() && self.timers.get(Timer::IncomingTcp).is_none()
+            {
                 let reason = if self.pairs.iter().any(|p| p.component == component) {
                     format!("all pairs of component {component} failed")
                 } else {

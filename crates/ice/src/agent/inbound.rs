@@ -27,13 +27,17 @@ impl Agent {
         if self.state == crate::event::State::Closed {
             return None;
         }
-        if self.gatherer.is_server(socket, from, false) {
+        let received = if self.gatherer.is_server(socket, from, false) {
             let relayed = self.gatherer.handle_input(now, socket, from, data, false);
             self.drive_gatherer(now);
-            let (base, peer, payload) = relayed?;
-            return self.handle_at_base(now, base, peer, payload, None);
-        }
-        self.handle_at_base(now, socket, from, data, None)
+            relayed.and_then(|(base, peer, payload)| {
+                self.handle_at_base(now, base, peer, payload, None)
+            })
+        } else {
+            self.handle_at_base(now, socket, from, data, None)
+        };
+        self.arm_timers();
+        received
     }
 
     /// Hands in one frame read from the TCP or TLS connection to a TURN
@@ -54,8 +58,10 @@ impl Agent {
         }
         let relayed = self.gatherer.handle_input(now, socket, server, frame, true);
         self.drive_gatherer(now);
-        let (base, peer, payload) = relayed?;
-        self.handle_at_base(now, base, peer, payload, None)
+        let received = relayed
+            .and_then(|(base, peer, payload)| self.handle_at_base(now, base, peer, payload, None));
+        self.arm_timers();
+        received
     }
 
     /// A datagram that reached local `base` (a host socket, a relayed

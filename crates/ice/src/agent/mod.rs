@@ -29,6 +29,7 @@ use crate::config::{AgentConfig, ServerTransport};
 use crate::event::{CheckState, Event, State};
 use crate::gather::Gatherer;
 use crate::rng::Random;
+use crate::timer::{Timer, TimerTable};
 
 /// How a datagram travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,15 +176,12 @@ pub struct Agent {
     connections: Vec<tcp::Connection>,
     next_connection: u64,
     tcp_commands: VecDeque<TcpCommand>,
-    /// While set, the other side's active TCP candidates may still connect
-    /// to our passive ones: failure waits until then.
-    incoming_wait_until: Option<Instant>,
     /// Application data read from ICE-TCP connections, for
     /// [`Agent::poll_received`].
     received: VecDeque<(u16, SocketAddr, Vec<u8>)>,
     local_gathering_done: bool,
-    /// Set when host sockets were added: completion is checked then.
-    gathering_check_at: Option<Instant>,
+    /// Every deadline, each with its reason.
+    timers: TimerTable,
     state: State,
     transmits: VecDeque<Datagram>,
     events: VecDeque<Event>,
@@ -227,9 +225,8 @@ impl Agent {
             next_connection: 0,
             tcp_commands: VecDeque::new(),
             received: VecDeque::new(),
-            incoming_wait_until: None,
             local_gathering_done: false,
-            gathering_check_at: None,
+            timers: TimerTable::default(),
             state: State::New,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -296,6 +293,7 @@ impl Agent {
             self.set_state(State::Checking, None);
         }
         self.next_check = self.next_check.max(now);
+        self.arm_timers();
     }
 
     /// The other side's ufrag, once known.
@@ -388,6 +386,8 @@ impl Agent {
                 .gatherer
                 .wrap_into(now, base, destination, data, &mut self.buf)
                 .map_err(SendError::Relay)?;
+            // Wrapping may have asked for a permission or channel.
+            self.arm_timers();
             return Ok(Transmit {
                 source,
                 route: transport.into(),
@@ -445,39 +445,42 @@ impl Agent {
         self.selected.get(slot).copied().flatten()
     }
 
-    /// When [`Agent::handle_timeout`] must be called next.
+    /// When [`Agent::handle_timeout`] must be called next: a lookup in
+    /// the timer table.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    /// The next deadline and why it was set (for traces and logs).
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
         if self.state == State::Closed {
             return None;
         }
-        let mut next = self.gatherer.poll_timeout();
-        if let Some(t) = self.gathering_check_at {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        }
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n: Instant| n.min(t)));
-            }
-        };
-        consider(self.next_check_due());
-        consider(self.incoming_wait_until);
-        consider(self.next_connection_deadline());
-        for pair in &self.pairs {
-            consider(pair.in_flight.as_ref().map(|f| f.next_at));
-        }
-        for t in &self.next_consent {
-            consider(*t);
-        }
-        for (slot, first) in self.first_success.iter().enumerate() {
-            if self.controlling
-                && self.selected[slot].is_none()
-                && !self.nomination_in_progress(slot)
-                && self.awaits_nomination(slot)
-            {
-                consider(first.map(|t| t + self.config.nomination_delay));
-            }
-        }
-        next
+        self.timers.next()
+    }
+
+    /// Refreshes the table's entries that summarise the parts' own
+    /// deadlines (pairs, components, server clients, TCP connections).
+    /// Called once after every input and command: the one place that
+    /// knows where deadlines come from.
+    fn arm_timers(&mut self) {
+        self.timers
+            .put(Timer::Gathering, self.gatherer.poll_timeout());
+        self.timers.put(Timer::Pacing, self.next_check_due());
+        let retransmission = self
+            .pairs
+            .iter()
+            .filter_map(|p| p.in_flight.as_ref().map(|f| f.next_at))
+            .min();
+        self.timers.put(Timer::Retransmission, retransmission);
+        let consent = self.next_consent.iter().flatten().min().copied();
+        self.timers.put(Timer::Consent, consent);
+        let nomination = (0..self.selected.len())
+            .filter_map(|slot| self.nomination_wait_ends(slot))
+            .min();
+        self.timers.put(Timer::Nomination, nomination);
+        self.timers
+            .put(Timer::TcpConnect, self.next_connection_deadline());
     }
 
     /// Runs what is due at `now`: gathering retransmissions, paced checks,
@@ -486,9 +489,7 @@ impl Agent {
         if self.state == State::Closed {
             return;
         }
-        if self.incoming_wait_until.is_some_and(|t| t <= now) {
-            self.incoming_wait_until = None;
-        }
+        self.timers.expire(Timer::IncomingTcp, now);
         self.drive_gatherer(now);
         self.expire_connections(now);
         self.retransmit_checks(now);
@@ -496,6 +497,7 @@ impl Agent {
         self.nominate(now);
         self.refresh_consent(now);
         self.check_for_failure();
+        self.arm_timers();
     }
 
     /// The TCP connection from host socket `socket` to server `server`
@@ -503,6 +505,7 @@ impl Agent {
     pub fn stream_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
         self.gatherer.stream_closed(socket, server);
         self.drive_gatherer(now);
+        self.arm_timers();
     }
 
     /// Ends the session: releases TURN allocations; nothing else is sent.
@@ -510,6 +513,7 @@ impl Agent {
         self.gatherer.close(now);
         self.drain_gatherer_transmits();
         self.set_state(State::Closed, None);
+        self.arm_timers();
     }
 
     /// An ICE restart (RFC 8445 §9): new local credentials; the remote
@@ -533,7 +537,7 @@ impl Agent {
                 .push_back(TcpCommand::Close { id: connection.id });
         }
         self.received.clear();
-        self.incoming_wait_until = None;
+        self.timers.stop(Timer::IncomingTcp);
         for slot in &mut self.selected {
             *slot = None;
         }
@@ -549,6 +553,7 @@ impl Agent {
             state: State::New,
             reason: Some("ICE restart".into()),
         });
+        self.arm_timers();
         (&self.local_ufrag, &self.local_pwd)
     }
 }
@@ -556,9 +561,7 @@ impl Agent {
 impl Agent {
     /// Runs the gatherer's timers and takes in what it found.
     fn drive_gatherer(&mut self, now: Instant) {
-        if self.gathering_check_at.is_some_and(|t| t <= now) {
-            self.gathering_check_at = None;
-        }
+        self.timers.expire(Timer::GatheringComplete, now);
         self.gatherer.handle_timeout(now);
         while let Some(result) = self.gatherer.poll_result() {
             match result {

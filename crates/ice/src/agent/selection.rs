@@ -112,8 +112,8 @@ impl Agent {
             let better_pending = self.pairs.iter().any(|p| {
                 p.component == component && p.is_pending() && p.priority > self.pairs[best].priority
             });
-            let waited =
-                self.first_success[slot].is_some_and(|t| now >= t + self.config.nomination_delay);
+            let waited = self.first_success[slot]
+                .is_some_and(|first| now >= first + self.config.nomination_delay);
             if better_pending && !waited {
                 continue;
             }
@@ -121,6 +121,19 @@ impl Agent {
             self.triggered.push_front(best);
         }
         self.update_completed();
+    }
+
+    /// When regular nomination's wait for a better pair ends in the
+    /// component at `slot`, while there is one to wait for: the
+    /// controlling agent has a working pair, not yet nominated, and
+    /// nothing selected or being nominated.
+    pub(super) fn nomination_wait_ends(&self, slot: usize) -> Option<Instant> {
+        let waiting = self.controlling
+            && self.selected[slot].is_none()
+            && !self.nomination_in_progress(slot)
+            && self.awaits_nomination(slot);
+        let first = self.first_success[slot].filter(|_| waiting)?;
+        Some(first + self.config.nomination_delay)
     }
 
     /// Whether regular nomination has something to decide in the

@@ -14,6 +14,7 @@ use super::{Agent, Received};
 use crate::candidate::{CandidateKind, TcpType};
 use crate::event::CheckState;
 use crate::framing::FrameDecoder;
+use crate::timer::Timer;
 
 /// Names an ICE-TCP connection between the agent and its application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -148,7 +149,8 @@ impl Agent {
             .start_tcp_relays(now, component, listener.ip());
         self.local_gathering_done = false;
         self.drain_gatherer_transmits();
-        self.gathering_check_at = Some(now);
+        self.timers.set(Timer::GatheringComplete, now);
+        self.arm_timers();
     }
 
     /// Registers a port the application reserved (bound with address
@@ -168,7 +170,8 @@ impl Agent {
             None,
             Some(TcpType::SimultaneousOpen),
         );
-        self.gathering_check_at = Some(now);
+        self.timers.set(Timer::GatheringComplete, now);
+        self.arm_timers();
     }
 
     /// The preference of a TCP host candidate on an address: RFC 6544
@@ -216,6 +219,7 @@ impl Agent {
         connection.unproven = true;
         connection.deadline = Some(now + CONNECT_TIMEOUT);
         self.connections.push(connection);
+        self.arm_timers();
         Some(id)
     }
 
@@ -261,9 +265,11 @@ impl Agent {
                     self.close_connection(now, index, "the TURN relay cannot bind the connection")
                 }
             }
+            self.arm_timers();
             return true;
         }
         self.connection_opened(now, index);
+        self.arm_timers();
         true
     }
 
@@ -300,6 +306,7 @@ impl Agent {
             connection.remote,
             "TCP connection closed",
         );
+        self.arm_timers();
     }
 
     /// Bytes read from connection `id`, as they came. Checks and their
@@ -354,6 +361,7 @@ impl Agent {
                 self.received.push_back((component, from, data.to_vec()));
             }
         }
+        self.arm_timers();
     }
 
     /// Application data read from an ICE-TCP connection: (component, who
