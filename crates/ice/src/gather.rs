@@ -14,8 +14,8 @@ use edgeice_client::{
     Credentials, RelayProtocol, TransactionConfig, Transport,
 };
 
-use crate::agent::{Datagram, Route};
 use crate::config::{AgentConfig, ServerTransport, StunServer, TurnServer};
+use crate::io::{Datagram, Route};
 use crate::rng::Random;
 
 mod ms_turn;

@@ -26,6 +26,7 @@ mod dialect;
 mod event;
 pub mod framing;
 mod gather;
+mod io;
 mod rng;
 pub mod sdp;
 mod timer;

@@ -10,15 +10,11 @@ use std::time::{Duration, Instant};
 use edgeice_client::{ConnectionBind, ConnectionBindOutcome};
 use edgeice_stun::StreamDecoder;
 
-use super::{Agent, Received};
+use super::{Agent, ConnectionId, Received};
 use crate::candidate::{CandidateKind, TcpType};
 use crate::event::CheckState;
 use crate::framing::FrameDecoder;
 use crate::timer::Timer;
-
-/// Names an ICE-TCP connection between the agent and its application.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub u64);
 
 /// What the application must do with TCP sockets for the agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

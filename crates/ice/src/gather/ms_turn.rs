@@ -10,8 +10,8 @@ use std::time::Instant;
 use edgeice_client::{MsTurnClient, MsTurnConfig, MsTurnEvent, TransactionConfig, Transport};
 
 use super::{Gathered, failure_reason, push_allocated};
-use crate::agent::Datagram;
 use crate::config::{ServerTransport, TurnServer};
+use crate::io::Datagram;
 
 /// One MS-TURN allocation from one host socket.
 pub(super) struct MsTurnQuery {
