@@ -450,7 +450,10 @@ impl Agent {
                 other.state = CheckState::Waiting;
             }
         }
-        if let Some(slot) = self.first_success.get_mut(usize::from(component) - 1)
+        if let Some(slot) = self
+            .per_component
+            .get_mut(usize::from(component) - 1)
+            .map(|c| &mut c.first_success)
             && slot.is_none()
         {
             *slot = Some(now);

@@ -65,6 +65,19 @@ struct RemoteCredentials {
     username: String,
 }
 
+/// What the agent keeps for one component (RTP, or RTCP when not
+/// multiplexed); an ICE restart resets it as a whole.
+#[derive(Clone, Copy, Debug, Default)]
+struct Component {
+    /// The selected pair.
+    selected: Option<usize>,
+    /// When its first pair worked (regular nomination waits
+    /// `nomination_delay` from there for a better one).
+    first_success: Option<Instant>,
+    /// When to send the next consent check.
+    next_consent: Option<Instant>,
+}
+
 /// A local candidate and what the agent needs to use it.
 #[derive(Debug)]
 pub(crate) struct Local {
@@ -107,13 +120,8 @@ pub struct Agent {
     triggered: VecDeque<usize>,
     /// When pacing allows the next check.
     next_check: Instant,
-    /// Per component (index `component - 1`): the selected pair.
-    selected: Vec<Option<usize>>,
-    /// Per component: when its first pair worked (regular nomination waits
-    /// `nomination_delay` from there for a better one).
-    first_success: Vec<Option<Instant>>,
-    /// Per component: when to send the next consent check.
-    next_consent: Vec<Option<Instant>>,
+    /// One entry per component (index `component - 1`).
+    per_component: Vec<Component>,
     gatherer: Gatherer,
     /// ICE-TCP connections, open or being opened.
     connections: Vec<tcp::Connection>,
@@ -160,9 +168,7 @@ impl Agent {
             pairs: Vec::new(),
             triggered: VecDeque::new(),
             next_check: now,
-            selected: vec![None; components],
-            first_success: vec![None; components],
-            next_consent: vec![None; components],
+            per_component: vec![Component::default(); components],
             gatherer: Gatherer::new(&config, rng.fork()),
             connections: Vec::new(),
             next_connection: 0,
@@ -385,7 +391,7 @@ impl Agent {
 
     fn selected_index(&self, component: u16) -> Option<usize> {
         let slot = usize::from(component).checked_sub(1)?;
-        self.selected.get(slot).copied().flatten()
+        self.per_component.get(slot).and_then(|c| c.selected)
     }
 
     /// When [`Agent::handle_timeout`] must be called next: a lookup in
@@ -416,9 +422,13 @@ impl Agent {
             .filter_map(|p| p.in_flight.as_ref().map(|f| f.next_at))
             .min();
         self.timers.put(Timer::Retransmission, retransmission);
-        let consent = self.next_consent.iter().flatten().min().copied();
+        let consent = self
+            .per_component
+            .iter()
+            .filter_map(|c| c.next_consent)
+            .min();
         self.timers.put(Timer::Consent, consent);
-        let nomination = (0..self.selected.len())
+        let nomination = (0..self.per_component.len())
             .filter_map(|slot| self.nomination_wait_ends(slot))
             .min();
         self.timers.put(Timer::Nomination, nomination);
@@ -481,15 +491,7 @@ impl Agent {
         }
         self.received.clear();
         self.timers.stop(Timer::IncomingTcp);
-        for slot in &mut self.selected {
-            *slot = None;
-        }
-        for slot in &mut self.first_success {
-            *slot = None;
-        }
-        for slot in &mut self.next_consent {
-            *slot = None;
-        }
+        self.per_component.fill(Component::default());
         self.next_check = now;
         self.state = State::New;
         self.events.push_back(Event::StateChanged {

@@ -41,12 +41,13 @@ impl Agent {
             .max_by_key(|(_, p)| p.priority)
             .map(|(i, _)| i);
         let Some(best) = best else { return };
-        let previous = self.selected[slot];
+        let previous = self.per_component[slot].selected;
         if previous == Some(best) {
             return;
         }
-        self.selected[slot] = Some(best);
-        self.next_consent[slot] = (!self.config.lite).then(|| now + self.consent_delay());
+        self.per_component[slot].selected = Some(best);
+        self.per_component[slot].next_consent =
+            (!self.config.lite).then(|| now + self.consent_delay());
         match previous {
             None => self.events.push_back(Event::Selected {
                 pair: self.describe(best),
@@ -68,7 +69,7 @@ impl Agent {
     }
 
     fn update_connected_state(&mut self) {
-        if self.selected.iter().all(Option::is_some)
+        if self.per_component.iter().all(|c| c.selected.is_some())
             && matches!(
                 self.state,
                 State::New | State::Checking | State::Disconnected
@@ -95,7 +96,9 @@ impl Agent {
             if self.nomination_in_progress(slot) {
                 continue;
             }
-            let floor = self.selected[slot].map(|s| self.pairs[s].priority);
+            let floor = self.per_component[slot]
+                .selected
+                .map(|s| self.pairs[s].priority);
             let best = self
                 .pairs
                 .iter()
@@ -112,7 +115,8 @@ impl Agent {
             let better_pending = self.pairs.iter().any(|p| {
                 p.component == component && p.is_pending() && p.priority > self.pairs[best].priority
             });
-            let waited = self.first_success[slot]
+            let waited = self.per_component[slot]
+                .first_success
                 .is_some_and(|first| now >= first + self.config.nomination_delay);
             if better_pending && !waited {
                 continue;
@@ -129,10 +133,10 @@ impl Agent {
     /// nothing selected or being nominated.
     pub(super) fn nomination_wait_ends(&self, slot: usize) -> Option<Instant> {
         let waiting = self.controlling
-            && self.selected[slot].is_none()
+            && self.per_component[slot].selected.is_none()
             && !self.nomination_in_progress(slot)
             && self.awaits_nomination(slot);
-        let first = self.first_success[slot].filter(|_| waiting)?;
+        let first = self.per_component[slot].first_success.filter(|_| waiting)?;
         Some(first + self.config.nomination_delay)
     }
 
@@ -177,14 +181,14 @@ impl Agent {
         if self.config.lite {
             return;
         }
-        for slot in 0..self.selected.len() {
-            let Some(pair) = self.selected[slot] else {
+        for slot in 0..self.per_component.len() {
+            let Some(pair) = self.per_component[slot].selected else {
                 continue;
             };
             let last = self.pairs[pair].last_answer.unwrap_or(now);
             let silent = now.saturating_duration_since(last);
             if silent >= self.config.consent_timeout {
-                self.next_consent[slot] = None;
+                self.per_component[slot].next_consent = None;
                 self.set_state(
                     State::Failed,
                     Some(format!(
@@ -207,7 +211,10 @@ impl Agent {
             } else if silent < self.config.disconnected_after && self.state == State::Disconnected {
                 self.set_state(State::Connected, None);
             }
-            if self.next_consent[slot].is_some_and(|t| t <= now) {
+            if self.per_component[slot]
+                .next_consent
+                .is_some_and(|t| t <= now)
+            {
                 // A consent check still unanswered is stale: send a new one.
                 let busy = self.pairs[pair]
                     .in_flight
@@ -217,7 +224,7 @@ impl Agent {
                     self.pairs[pair].in_flight = None;
                     self.send_check(now, pair, true);
                 }
-                self.next_consent[slot] = Some(now + self.consent_delay());
+                self.per_component[slot].next_consent = Some(now + self.consent_delay());
             }
         }
     }
