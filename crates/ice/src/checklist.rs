@@ -32,39 +32,67 @@ pub(crate) struct InFlight {
     pub consent: bool,
 }
 
-/// One local candidate checked against one remote candidate.
+/// Where a pair stands with nomination (RFC 8445 §8): one state instead
+/// of two booleans that could disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum NominationState {
+    /// Not nominated, nothing asked.
+    #[default]
+    None,
+    /// Controlling: the next check carries USE-CANDIDATE. Controlled: the
+    /// other side nominated the pair before it worked; it is nominated
+    /// when its check succeeds.
+    Asked,
+    /// Nominated: selectable once it works (and it does, unless it failed
+    /// later).
+    Nominated,
+}
+
+/// One local candidate checked against one remote candidate. Its fields
+/// are private: the check list's transitions below are the only writers.
 #[derive(Debug)]
 pub(crate) struct Pair {
     /// Index into the agent's local candidates (a host or relayed one:
     /// what checks are sent from).
-    pub local: usize,
+    local: usize,
     /// Index into the agent's remote candidates.
-    pub remote: usize,
-    pub component: u16,
-    pub foundation: String,
-    pub priority: u64,
-    pub state: CheckState,
+    remote: usize,
+    component: u16,
+    foundation: String,
+    priority: u64,
+    state: CheckState,
     /// The local candidate the other side saw us as, once a check worked
     /// (the "valid pair" of RFC 8445 §7.2.5.3.2).
-    pub valid_local: Option<usize>,
-    pub nominated: bool,
-    /// Controlling: the next check carries USE-CANDIDATE. Controlled: the
-    /// other side nominated the pair before it worked; nominate on success.
-    pub nominate_next: bool,
-    pub in_flight: Option<InFlight>,
+    valid_local: Option<usize>,
+    nomination: NominationState,
+    in_flight: Option<InFlight>,
     /// Checks replaced by a newer one (a triggered check on a pair in
     /// progress, RFC 8445 §7.3.1.4): no longer retransmitted, but their
     /// answers still count. The last few only.
-    pub cancelled: Vec<InFlight>,
-    pub rtt: Option<Duration>,
+    cancelled: Vec<InFlight>,
+    rtt: Option<Duration>,
     /// A TCP pair whose connection could not be opened is tried again,
     /// not before this (the other side may not have let it in yet: an
     /// RFC 6062 relay accepts peers only once its permission is installed).
-    pub retry_at: Option<Instant>,
+    retry_at: Option<Instant>,
     /// Connections opened for this pair so far.
-    pub connect_attempts: u8,
+    connect_attempts: u8,
     /// Last time a check on this pair was answered (consent freshness).
-    pub last_answer: Option<Instant>,
+    last_answer: Option<Instant>,
+}
+
+/// What a check's retransmission timer running out comes to.
+pub(crate) enum Retransmission {
+    /// Nothing was due.
+    NotDue,
+    /// A consent check went unanswered: dropped, it is not retransmitted.
+    ConsentDropped,
+    /// The last transmission went unanswered: `sent` in all. The pair
+    /// failed if it was in progress or nominating.
+    GaveUp { sent: u32, failed: bool },
+    /// Send these bytes again (hand them back with
+    /// [`Pair::resent`]).
+    Resend(Vec<u8>),
 }
 
 impl Pair {
@@ -83,8 +111,7 @@ impl Pair {
             priority,
             state: CheckState::Frozen,
             valid_local: None,
-            nominated: false,
-            nominate_next: false,
+            nomination: NominationState::None,
             in_flight: None,
             cancelled: Vec::new(),
             rtt: None,
@@ -94,12 +121,233 @@ impl Pair {
         }
     }
 
+    pub(crate) fn local(&self) -> usize {
+        self.local
+    }
+    pub(crate) fn remote(&self) -> usize {
+        self.remote
+    }
+    pub(crate) fn component(&self) -> u16 {
+        self.component
+    }
+    pub(crate) fn foundation(&self) -> &str {
+        &self.foundation
+    }
+    pub(crate) fn priority(&self) -> u64 {
+        self.priority
+    }
+    pub(crate) fn state(&self) -> CheckState {
+        self.state
+    }
+    pub(crate) fn valid_local(&self) -> Option<usize> {
+        self.valid_local
+    }
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+    pub(crate) fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+    pub(crate) fn last_answer(&self) -> Option<Instant> {
+        self.last_answer
+    }
+    pub(crate) fn in_flight(&self) -> Option<&InFlight> {
+        self.in_flight.as_ref()
+    }
+    pub(crate) fn is_nominated(&self) -> bool {
+        self.nomination == NominationState::Nominated
+    }
+    /// Whether a nomination was asked for and not yet carried out.
+    pub(crate) fn nomination_asked(&self) -> bool {
+        self.nomination == NominationState::Asked
+    }
+
     /// Whether checks of this pair may still change the outcome.
     pub(crate) fn is_pending(&self) -> bool {
         matches!(
             self.state,
             CheckState::Frozen | CheckState::Waiting | CheckState::InProgress
         )
+    }
+
+    /// Whether a check with transaction `id` is this pair's (in flight or
+    /// cancelled).
+    pub(crate) fn sent(&self, id: TransactionId) -> bool {
+        self.in_flight.as_ref().is_some_and(|f| f.id == id)
+            || self.cancelled.iter().any(|f| f.id == id)
+    }
+
+    /// Takes the check with transaction `id` out: its answer arrived.
+    pub(crate) fn take_answered(&mut self, id: TransactionId) -> Option<InFlight> {
+        if self.in_flight.as_ref().is_some_and(|f| f.id == id) {
+            return self.in_flight.take();
+        }
+        let index = self.cancelled.iter().position(|f| f.id == id)?;
+        Some(self.cancelled.remove(index))
+    }
+
+    pub(crate) fn set_priority(&mut self, priority: u64) {
+        self.priority = priority;
+    }
+
+    /// Frozen → Waiting.
+    pub(crate) fn unfreeze(&mut self) {
+        if self.state == CheckState::Frozen {
+            self.state = CheckState::Waiting;
+        }
+    }
+
+    /// To be checked (again): a triggered check, or a role conflict's.
+    pub(crate) fn wait(&mut self) {
+        self.state = CheckState::Waiting;
+    }
+
+    /// The pair cannot work: failed, and a nomination asked for is void.
+    pub(crate) fn fail(&mut self) {
+        self.state = CheckState::Failed;
+        self.forget_nomination_request();
+    }
+
+    /// A check of it goes out: the previous one, if any, is cancelled
+    /// (its answer still counts); an ordinary check puts the pair in
+    /// progress. Whether its state changed.
+    pub(crate) fn start_check(&mut self, check: InFlight) -> bool {
+        if let Some(previous) = self.in_flight.take()
+            && !previous.consent
+            && !previous.request.is_empty()
+        {
+            if self.cancelled.len() >= MAX_CANCELLED {
+                self.cancelled.remove(0);
+            }
+            self.cancelled.push(previous);
+        }
+        let ordinary = !check.consent;
+        self.in_flight = Some(check);
+        if ordinary && self.state != CheckState::Succeeded {
+            let was = self.state;
+            self.state = CheckState::InProgress;
+            return was != CheckState::InProgress;
+        }
+        false
+    }
+
+    /// Forgets the check in flight (a stale consent check, a connection
+    /// that closed).
+    pub(crate) fn drop_check(&mut self) {
+        self.in_flight = None;
+    }
+
+    /// Runs the retransmission timer of the check in flight at `now`.
+    pub(crate) fn retransmit(
+        &mut self,
+        now: Instant,
+        max_transmissions: u32,
+        max_rto: Duration,
+    ) -> Retransmission {
+        let Some(in_flight) = &mut self.in_flight else {
+            return Retransmission::NotDue;
+        };
+        if in_flight.next_at > now {
+            return Retransmission::NotDue;
+        }
+        if in_flight.consent {
+            self.in_flight = None;
+            return Retransmission::ConsentDropped;
+        }
+        if in_flight.transmissions >= max_transmissions {
+            let sent = in_flight.transmissions;
+            let nominating = in_flight.use_candidate;
+            self.in_flight = None;
+            self.forget_nomination_request();
+            // A pair that stops answering its nomination is no use either.
+            let failed = self.state == CheckState::InProgress || nominating;
+            if failed {
+                self.state = CheckState::Failed;
+            }
+            return Retransmission::GaveUp { sent, failed };
+        }
+        in_flight.transmissions += 1;
+        in_flight.last_sent = now;
+        in_flight.rto = (in_flight.rto * 2).min(max_rto);
+        in_flight.next_at = now + in_flight.rto;
+        Retransmission::Resend(std::mem::take(&mut in_flight.request))
+    }
+
+    /// The bytes [`Retransmission::Resend`] lent, back for the next time.
+    pub(crate) fn resent(&mut self, request: Vec<u8>) {
+        if let Some(in_flight) = &mut self.in_flight {
+            in_flight.request = request;
+        }
+    }
+
+    /// A check of it was answered at `now` (consent freshness counts it).
+    pub(crate) fn answered(&mut self, now: Instant) {
+        self.last_answer = Some(now);
+    }
+
+    /// Its check succeeded: the valid pair's local candidate, the round
+    /// trip, and whether that makes it nominated (a check that carried
+    /// USE-CANDIDATE, or, controlled, a nomination that came first).
+    pub(crate) fn succeed(
+        &mut self,
+        valid_local: usize,
+        rtt: Duration,
+        use_candidate: bool,
+        controlling: bool,
+    ) {
+        self.valid_local = Some(valid_local);
+        self.rtt = Some(rtt);
+        self.state = CheckState::Succeeded;
+        if use_candidate || (!controlling && self.nomination_asked()) {
+            self.nomination = NominationState::Nominated;
+        }
+        self.forget_nomination_request();
+    }
+
+    /// A lite agent's pair: a check that reached it proves it. Whether it
+    /// was not known to work before.
+    pub(crate) fn proven_by_check(&mut self, now: Instant) -> bool {
+        let new = self.state != CheckState::Succeeded;
+        self.state = CheckState::Succeeded;
+        self.last_answer = Some(now);
+        new
+    }
+
+    /// Nominated now (the other side's USE-CANDIDATE on a pair that
+    /// works). Whether it was not before.
+    pub(crate) fn nominate(&mut self) -> bool {
+        let new = !self.is_nominated();
+        self.nomination = NominationState::Nominated;
+        new
+    }
+
+    /// Controlling: nominate it with the next check. Controlled: the
+    /// other side nominated it before it worked.
+    pub(crate) fn ask_nomination(&mut self) {
+        if self.nomination == NominationState::None {
+            self.nomination = NominationState::Asked;
+        }
+    }
+
+    /// A nomination asked for no longer holds (the pair failed, the role
+    /// changed).
+    pub(crate) fn forget_nomination_request(&mut self) {
+        if self.nomination == NominationState::Asked {
+            self.nomination = NominationState::None;
+        }
+    }
+
+    /// A TCP pair whose connection failed: tried again (after one, two,
+    /// three seconds) if its check never went out and it has tries left
+    /// (`max`). Whether it will be.
+    pub(crate) fn retry_connection(&mut self, now: Instant, max: u8) -> bool {
+        if self.state != CheckState::InProgress || self.connect_attempts >= max {
+            return false;
+        }
+        self.connect_attempts += 1;
+        self.state = CheckState::Waiting;
+        self.retry_at = Some(now + Duration::from_secs(u64::from(self.connect_attempts)));
+        true
     }
 }
 
@@ -150,7 +398,7 @@ pub(crate) fn unfreeze_initial(pairs: &mut [Pair]) {
         chosen.push(best);
     }
     for i in chosen {
-        pairs[i].state = CheckState::Waiting;
+        pairs[i].unfreeze();
     }
 }
 

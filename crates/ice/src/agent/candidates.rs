@@ -291,7 +291,7 @@ impl Agent {
         if let Some(existing) = self
             .pairs
             .iter()
-            .position(|p| p.local == local && p.remote == remote)
+            .position(|p| p.local() == local && p.remote() == remote)
         {
             return Some(existing);
         }
@@ -317,9 +317,10 @@ impl Agent {
     /// After a role change every pair's priority changes (G and D swap).
     pub(super) fn recompute_pair_priorities(&mut self) {
         for i in 0..self.pairs.len() {
-            let local = self.locals[self.pairs[i].local].candidate.priority;
-            let remote = self.remotes[self.pairs[i].remote].priority;
-            self.pairs[i].priority = self.pair_priority_of(local, remote);
+            let local = self.locals[self.pairs[i].local()].candidate.priority;
+            let remote = self.remotes[self.pairs[i].remote()].priority;
+            let priority = self.pair_priority_of(local, remote);
+            self.pairs[i].set_priority(priority);
         }
     }
 

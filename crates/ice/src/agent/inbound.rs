@@ -210,7 +210,7 @@ impl Agent {
         self.controlling = !self.controlling;
         // Nominations asked for in the old role mean nothing in the new one.
         for pair in &mut self.pairs {
-            pair.nominate_next = false;
+            pair.forget_nomination_request();
         }
         self.recompute_pair_priorities();
         self.events.push_back(Event::RoleChanged {
@@ -288,20 +288,16 @@ impl Agent {
         if self.config.lite {
             // A lite agent does not check: a check that reached it proves
             // the pair, and the other side's nomination selects it.
-            if self.pairs[pair].state != CheckState::Succeeded {
-                self.pairs[pair].state = CheckState::Succeeded;
-                self.pairs[pair].last_answer = Some(now);
+            if self.pairs[pair].proven_by_check(now) {
                 self.emit_check(pair, None, None);
             }
-            self.pairs[pair].last_answer = Some(now);
-            if request.use_candidate && !self.pairs[pair].nominated {
-                self.pairs[pair].nominated = true;
+            if request.use_candidate && self.pairs[pair].nominate() {
                 self.update_selection(now, component);
             }
             return;
         }
         let p = &mut self.pairs[pair];
-        match p.state {
+        match p.state() {
             CheckState::Succeeded => {}
             CheckState::InProgress => {
                 if !self.triggered.contains(&pair) {
@@ -309,21 +305,20 @@ impl Agent {
                 }
             }
             CheckState::Frozen | CheckState::Waiting | CheckState::Failed => {
-                p.state = CheckState::Waiting;
+                p.wait();
                 if !self.triggered.contains(&pair) {
                     self.triggered.push_back(pair);
                 }
             }
         }
         if request.use_candidate && !self.controlling {
-            if self.pairs[pair].state == CheckState::Succeeded {
-                if !self.pairs[pair].nominated {
-                    self.pairs[pair].nominated = true;
+            if self.pairs[pair].state() == CheckState::Succeeded {
+                if self.pairs[pair].nominate() {
                     self.emit_check(pair, None, None);
                     self.update_selection(now, component);
                 }
             } else {
-                self.pairs[pair].nominate_next = true;
+                self.pairs[pair].ask_nomination();
             }
         }
         if self.state == crate::event::State::New && self.remote.is_some() {
@@ -340,31 +335,22 @@ impl Agent {
         message: &Message<'_>,
     ) {
         let id = *message.transaction_id();
-        let Some(pair) = self.pairs.iter().position(|p| {
-            p.in_flight.as_ref().is_some_and(|f| f.id == id)
-                || p.cancelled.iter().any(|f| f.id == id)
-        }) else {
+        let Some(pair) = self.pairs.iter().position(|p| p.sent(id)) else {
             return;
         };
         let Some(remote) = &self.remote else { return };
         let Some(outcome) = read_response(message, &remote.key, self.config.dialect) else {
             return;
         };
-        let p = &mut self.pairs[pair];
-        let in_flight = if p.in_flight.as_ref().is_some_and(|f| f.id == id) {
-            p.in_flight.take()
-        } else {
-            let index = p.cancelled.iter().position(|f| f.id == id);
-            index.map(|i| p.cancelled.remove(i))
+        let Some(in_flight) = self.pairs[pair].take_answered(id) else {
+            return;
         };
-        let Some(in_flight) = in_flight else { return };
         // RFC 8445 §7.2.5.2.1: the answer must come back the way it went.
-        let expected_base = self.locals[self.pairs[pair].local].base;
-        let expected_from = self.remotes[self.pairs[pair].remote].address;
+        let expected_base = self.locals[self.pairs[pair].local()].base;
+        let expected_from = self.remotes[self.pairs[pair].remote()].address;
         if base != expected_base || from != expected_from {
             if !in_flight.consent {
-                self.pairs[pair].state = CheckState::Failed;
-                self.pairs[pair].nominate_next = false;
+                self.pairs[pair].fail();
                 self.emit_check(
                     pair,
                     None,
@@ -381,14 +367,13 @@ impl Agent {
                     if in_flight.controlling == self.controlling {
                         self.switch_role();
                     }
-                    self.pairs[pair].state = CheckState::Waiting;
+                    self.pairs[pair].wait();
                     if !self.triggered.contains(&pair) {
                         self.triggered.push_back(pair);
                     }
                     self.emit_check(pair, Some(code), Some(reason));
                 } else if !in_flight.consent {
-                    self.pairs[pair].state = CheckState::Failed;
-                    self.pairs[pair].nominate_next = false;
+                    self.pairs[pair].fail();
                     self.emit_check(pair, Some(code), Some(reason));
                 }
             }
@@ -405,15 +390,15 @@ impl Agent {
         in_flight: &crate::checklist::InFlight,
         mapped: SocketAddr,
     ) {
-        let component = self.pairs[pair].component;
-        let base = self.locals[self.pairs[pair].local].base;
-        self.pairs[pair].last_answer = Some(now);
+        let component = self.pairs[pair].component();
+        let base = self.locals[self.pairs[pair].local()].base;
+        self.pairs[pair].answered(now);
         if in_flight.consent {
             return;
         }
         // The valid pair's local candidate: whichever of ours the other
         // side saw, or a new peer-reflexive one (RFC 8445 §7.2.5.3.1).
-        let tcp_type = self.locals[self.pairs[pair].local].candidate.tcp_type;
+        let tcp_type = self.locals[self.pairs[pair].local()].candidate.tcp_type;
         let valid_local = match self.locals.iter().position(|l| {
             l.candidate.address == mapped
                 && l.candidate.component == component
@@ -421,7 +406,7 @@ impl Agent {
         }) {
             Some(local) => local,
             None => {
-                let local_preference = self.locals[self.pairs[pair].local].local_preference;
+                let local_preference = self.locals[self.pairs[pair].local()].local_preference;
                 self.add_local_candidate(
                     CandidateKind::PeerReflexive,
                     component,
@@ -435,19 +420,14 @@ impl Agent {
             }
         };
         let p = &mut self.pairs[pair];
-        p.valid_local = Some(valid_local);
-        p.rtt = Some(now.saturating_duration_since(in_flight.last_sent));
-        p.state = CheckState::Succeeded;
-        if in_flight.use_candidate || (!self.controlling && p.nominate_next) {
-            p.nominated = true;
-        }
-        p.nominate_next = false;
-        let foundation = p.foundation.clone();
+        let rtt = now.saturating_duration_since(in_flight.last_sent);
+        p.succeed(valid_local, rtt, in_flight.use_candidate, self.controlling);
+        let foundation = p.foundation().to_string();
         // RFC 8445 §7.2.5.3.3: the same foundation in other components now
         // has a good chance of working.
         for other in &mut self.pairs {
-            if other.foundation == foundation && other.state == CheckState::Frozen {
-                other.state = CheckState::Waiting;
+            if other.foundation() == foundation {
+                other.unfreeze();
             }
         }
         if let Some(slot) = self

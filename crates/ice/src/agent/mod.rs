@@ -328,8 +328,8 @@ impl Agent {
             .selected_index(component)
             .or_else(|| self.early_pair(component))
             .ok_or(SendError::NotConnected(component))?;
-        let base = self.locals[self.pairs[pair].local].base;
-        let destination = self.remotes[self.pairs[pair].remote].address;
+        let base = self.locals[self.pairs[pair].local()].base;
+        let destination = self.remotes[self.pairs[pair].remote()].address;
         if self.gatherer.is_relay(base) {
             let (source, transport, server) = self
                 .gatherer
@@ -344,7 +344,7 @@ impl Agent {
                 payload: &self.buf,
             });
         }
-        if self.locals[self.pairs[pair].local].candidate.is_tcp()
+        if self.locals[self.pairs[pair].local()].candidate.is_tcp()
             && self.connection_of_pair(pair).is_none()
         {
             return Err(SendError::NotConnected(component));
@@ -379,13 +379,13 @@ impl Agent {
             .iter()
             .enumerate()
             .filter(|(_, p)| {
-                p.component == component
-                    && (p.state == CheckState::Succeeded
-                        || (p.nominate_next
+                p.component() == component
+                    && (p.state() == CheckState::Succeeded
+                        || (p.nomination_asked()
                             && !self.controlling
-                            && p.state == CheckState::InProgress))
+                            && p.state() == CheckState::InProgress))
             })
-            .max_by_key(|(_, p)| (p.state == CheckState::Succeeded, p.priority))
+            .max_by_key(|(_, p)| (p.state() == CheckState::Succeeded, p.priority()))
             .map(|(i, _)| i)
     }
 
@@ -419,7 +419,7 @@ impl Agent {
         let retransmission = self
             .pairs
             .iter()
-            .filter_map(|p| p.in_flight.as_ref().map(|f| f.next_at))
+            .filter_map(|p| p.in_flight().map(|f| f.next_at))
             .min();
         self.timers.put(Timer::Retransmission, retransmission);
         let consent = self

@@ -13,11 +13,11 @@ impl Agent {
     pub(super) fn describe(&self, pair: usize) -> PairDescription {
         let p = &self.pairs[pair];
         PairDescription {
-            component: p.component,
-            local: self.locals[p.valid_local.unwrap_or(p.local)]
+            component: p.component(),
+            local: self.locals[p.valid_local().unwrap_or(p.local())]
                 .candidate
                 .clone(),
-            remote: self.remotes[p.remote].clone(),
+            remote: self.remotes[p.remote()].clone(),
         }
     }
 
@@ -36,9 +36,9 @@ impl Agent {
             .iter()
             .enumerate()
             .filter(|(_, p)| {
-                p.component == component && p.nominated && p.state == CheckState::Succeeded
+                p.component() == component && p.is_nominated() && p.state() == CheckState::Succeeded
             })
-            .max_by_key(|(_, p)| p.priority)
+            .max_by_key(|(_, p)| p.priority())
             .map(|(i, _)| i);
         let Some(best) = best else { return };
         let previous = self.per_component[slot].selected;
@@ -98,22 +98,24 @@ impl Agent {
             }
             let floor = self.per_component[slot]
                 .selected
-                .map(|s| self.pairs[s].priority);
+                .map(|s| self.pairs[s].priority());
             let best = self
                 .pairs
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| {
-                    p.component == component
-                        && p.state == CheckState::Succeeded
-                        && !p.nominated
-                        && floor.is_none_or(|f| p.priority > f)
+                    p.component() == component
+                        && p.state() == CheckState::Succeeded
+                        && !p.is_nominated()
+                        && floor.is_none_or(|f| p.priority() > f)
                 })
-                .max_by_key(|(_, p)| p.priority)
+                .max_by_key(|(_, p)| p.priority())
                 .map(|(i, _)| i);
             let Some(best) = best else { continue };
             let better_pending = self.pairs.iter().any(|p| {
-                p.component == component && p.is_pending() && p.priority > self.pairs[best].priority
+                p.component() == component
+                    && p.is_pending()
+                    && p.priority() > self.pairs[best].priority()
             });
             let waited = self.per_component[slot]
                 .first_success
@@ -121,7 +123,7 @@ impl Agent {
             if better_pending && !waited {
                 continue;
             }
-            self.pairs[best].nominate_next = true;
+            self.pairs[best].ask_nomination();
             self.triggered.push_front(best);
         }
         self.update_completed();
@@ -145,9 +147,9 @@ impl Agent {
     pub(super) fn awaits_nomination(&self, slot: usize) -> bool {
         matches!(self.state, State::New | State::Checking)
             && self.pairs.iter().any(|p| {
-                usize::from(p.component) == slot + 1
-                    && p.state == CheckState::Succeeded
-                    && !p.nominated
+                usize::from(p.component()) == slot + 1
+                    && p.state() == CheckState::Succeeded
+                    && !p.is_nominated()
             })
     }
 
@@ -155,9 +157,9 @@ impl Agent {
     /// the component at `slot`.
     pub(super) fn nomination_in_progress(&self, slot: usize) -> bool {
         self.pairs.iter().any(|p| {
-            usize::from(p.component) == slot + 1
-                && p.state != CheckState::Failed
-                && (p.nominate_next || p.in_flight.as_ref().is_some_and(|f| f.use_candidate))
+            usize::from(p.component()) == slot + 1
+                && p.state() != CheckState::Failed
+                && (p.nomination_asked() || p.in_flight().is_some_and(|f| f.use_candidate))
         })
     }
 
@@ -185,7 +187,7 @@ impl Agent {
             let Some(pair) = self.per_component[slot].selected else {
                 continue;
             };
-            let last = self.pairs[pair].last_answer.unwrap_or(now);
+            let last = self.pairs[pair].last_answer().unwrap_or(now);
             let silent = now.saturating_duration_since(last);
             if silent >= self.config.consent_timeout {
                 self.per_component[slot].next_consent = None;
@@ -216,12 +218,9 @@ impl Agent {
                 .is_some_and(|t| t <= now)
             {
                 // A consent check still unanswered is stale: send a new one.
-                let busy = self.pairs[pair]
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|f| !f.consent);
+                let busy = self.pairs[pair].in_flight().is_some_and(|f| !f.consent);
                 if !busy {
-                    self.pairs[pair].in_flight = None;
+                    self.pairs[pair].drop_check();
                     self.send_check(now, pair, true);
                 }
                 self.per_component[slot].next_consent = Some(now + self.consent_delay());

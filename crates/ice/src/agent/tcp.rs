@@ -287,7 +287,7 @@ impl Agent {
     /// Whether pair `pair` is between local candidate `local` and `remote`.
     fn pair_uses(&self, pair: usize, local: usize, remote: SocketAddr) -> bool {
         let p = &self.pairs[pair];
-        p.local == local && self.remotes[p.remote].address == remote
+        p.local() == local && self.remotes[p.remote()].address == remote
     }
 
     /// The connection `id` closed, or could not be opened: pairs on it fail.
@@ -469,25 +469,27 @@ impl Agent {
     /// The local base and remote address of a pair.
     pub(super) fn pair_ends(&self, pair: usize) -> (SocketAddr, SocketAddr) {
         let p = &self.pairs[pair];
-        (self.locals[p.local].base, self.remotes[p.remote].address)
+        (
+            self.locals[p.local()].base,
+            self.remotes[p.remote()].address,
+        )
     }
 
     /// Whether the pair's check is waiting for its connection to open.
     fn awaits_connection(&self, pair: usize) -> bool {
         self.pairs[pair]
-            .in_flight
-            .as_ref()
+            .in_flight()
             .is_some_and(|f| f.request.is_empty())
     }
 
     /// The open connection a TCP pair's checks and data use.
     pub(super) fn connection_of_pair(&self, pair: usize) -> Option<super::ConnectionId> {
-        if !self.locals[self.pairs[pair].local].candidate.is_tcp() {
+        if !self.locals[self.pairs[pair].local()].candidate.is_tcp() {
             return None;
         }
         let (local, remote) = (
-            self.pairs[pair].local,
-            self.remotes[self.pairs[pair].remote].address,
+            self.pairs[pair].local(),
+            self.remotes[self.pairs[pair].remote()].address,
         );
         self.connections
             .iter()
@@ -500,7 +502,7 @@ impl Agent {
     /// as waiting for it. Returns false when nothing can be done (a
     /// passive candidate waits for the other side to connect).
     pub(super) fn open_connection_for(&mut self, now: Instant, pair: usize) -> bool {
-        let local_index = self.pairs[pair].local;
+        let local_index = self.pairs[pair].local();
         let local = &self.locals[local_index];
         let relayed = local.candidate.kind == CandidateKind::Relayed;
         let (base, remote) = self.pair_ends(pair);
@@ -582,17 +584,14 @@ impl Agent {
                 continue;
             }
             let p = &mut self.pairs[pair];
-            p.in_flight = None;
-            if p.state == CheckState::InProgress && p.connect_attempts < MAX_CONNECT_ATTEMPTS {
-                p.connect_attempts += 1;
-                p.state = CheckState::Waiting;
-                p.retry_at = Some(now + Duration::from_secs(u64::from(p.connect_attempts)));
+            p.drop_check();
+            if p.retry_connection(now, MAX_CONNECT_ATTEMPTS) {
                 self.emit_check(pair, None, Some(format!("{reason}; trying again")));
                 continue;
             }
-            p.nominate_next = false;
-            if p.state != CheckState::Failed {
-                p.state = CheckState::Failed;
+            p.forget_nomination_request();
+            if p.state() != CheckState::Failed {
+                p.fail();
                 self.emit_check(pair, None, Some(reason.to_string()));
             }
         }
