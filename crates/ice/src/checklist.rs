@@ -1,6 +1,10 @@
-//! Candidate pairs and their check states (RFC 8445 §6.1.2): pairing,
-//! ordering, freezing, and the one check each pair may have in flight.
+//! The check list (RFC 8445 §6.1.2): candidate pairs and their check
+//! states, ordering, freezing, the one check each pair may have in flight,
+//! the triggered-check queue and pacing. The pairs' fields are private:
+//! their transitions are the only writers.
 
+use std::collections::VecDeque;
+use std::ops::{Index, IndexMut};
 use std::time::{Duration, Instant};
 
 use edgeice_stun::TransactionId;
@@ -144,9 +148,6 @@ impl Pair {
     }
     pub(crate) fn rtt(&self) -> Option<Duration> {
         self.rtt
-    }
-    pub(crate) fn retry_at(&self) -> Option<Instant> {
-        self.retry_at
     }
     pub(crate) fn last_answer(&self) -> Option<Instant> {
         self.last_answer
@@ -351,13 +352,143 @@ impl Pair {
     }
 }
 
+/// The pairs of one stream, the queue of triggered checks and the pacing
+/// of new checks (one every Ta). Pairs are named by their index, stable
+/// until [`CheckList::clear`].
+#[derive(Debug)]
+pub(crate) struct CheckList {
+    pairs: Vec<Pair>,
+    /// Pairs to check before any ordinary check (RFC 8445 §7.3.1.4).
+    triggered: VecDeque<usize>,
+    /// Not before this may the next check go.
+    next_check: Instant,
+}
+
+impl Index<usize> for CheckList {
+    type Output = Pair;
+    fn index(&self, pair: usize) -> &Pair {
+        &self.pairs[pair]
+    }
+}
+
+impl IndexMut<usize> for CheckList {
+    fn index_mut(&mut self, pair: usize) -> &mut Pair {
+        &mut self.pairs[pair]
+    }
+}
+
+impl CheckList {
+    pub(crate) fn new(now: Instant) -> CheckList {
+        CheckList {
+            pairs: Vec::new(),
+            triggered: VecDeque::new(),
+            next_check: now,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Pair> {
+        self.pairs.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Pair> {
+        self.pairs.iter_mut()
+    }
+
+    /// Adds a pair; its index.
+    pub(crate) fn push(&mut self, pair: Pair) -> usize {
+        self.pairs.push(pair);
+        self.pairs.len() - 1
+    }
+
+    /// Forgets every pair (an ICE restart); checks may go at once.
+    pub(crate) fn clear(&mut self, now: Instant) {
+        self.pairs.clear();
+        self.triggered.clear();
+        self.next_check = now;
+    }
+
+    /// Queues a triggered check of `pair` (once).
+    pub(crate) fn trigger(&mut self, pair: usize) {
+        if !self.triggered.contains(&pair) {
+            self.triggered.push_back(pair);
+        }
+    }
+
+    /// Queues `pair`'s nominating check ahead of every other.
+    pub(crate) fn trigger_first(&mut self, pair: usize) {
+        self.triggered.push_front(pair);
+    }
+
+    pub(crate) fn has_triggered(&self) -> bool {
+        !self.triggered.is_empty()
+    }
+
+    /// Checks may go from `now` on, if pacing held them later.
+    pub(crate) fn pace_from(&mut self, now: Instant) {
+        self.next_check = self.next_check.max(now);
+    }
+
+    /// When pacing has a check to send: when it allows the next one, or
+    /// later when the only pairs left wait for a retry.
+    pub(crate) fn next_check_due(&self) -> Option<Instant> {
+        if !self.triggered.is_empty() {
+            return Some(self.next_check);
+        }
+        self.pairs
+            .iter()
+            .filter(|p| matches!(p.state, CheckState::Waiting | CheckState::Frozen))
+            .map(|p| {
+                p.retry_at
+                    .map_or(self.next_check, |t| t.max(self.next_check))
+            })
+            .min()
+    }
+
+    /// The pair to check now, if pacing allows one: a triggered check
+    /// first (RFC 8445 §6.1.4.2; a pair that already works only to
+    /// nominate it, by the controlling agent), else the best waiting or
+    /// frozen pair. Taking it starts the next interval of `ta`.
+    pub(crate) fn next_check(
+        &mut self,
+        now: Instant,
+        ta: Duration,
+        controlling: bool,
+    ) -> Option<usize> {
+        if self.next_check_due().is_none_or(|t| t > now) {
+            return None;
+        }
+        let mut next = None;
+        while let Some(pair) = self.triggered.pop_front() {
+            let Some(p) = self.pairs.get(pair) else {
+                continue;
+            };
+            if p.state != CheckState::Succeeded || p.nomination_asked() && controlling {
+                next = Some(pair);
+                break;
+            }
+        }
+        let pair = next.or_else(|| next_ordinary_check(&self.pairs, now))?;
+        self.next_check = now + ta;
+        Some(pair)
+    }
+
+    /// RFC 8445 §6.1.2.6: see [`unfreeze_initial`].
+    pub(crate) fn unfreeze_initial(&mut self) {
+        unfreeze_initial(&mut self.pairs);
+    }
+}
+
 /// How many cancelled checks a pair still accepts answers to.
 pub(crate) const MAX_CANCELLED: usize = 4;
 
 /// The next pair to check when pacing allows (RFC 8445 §6.1.4.2): the
 /// highest-priority waiting pair, else the highest-priority frozen one
 /// (leaving out pairs whose retry is not due at `now`).
-pub(crate) fn next_ordinary_check(pairs: &[Pair], now: Instant) -> Option<usize> {
+fn next_ordinary_check(pairs: &[Pair], now: Instant) -> Option<usize> {
     let best = |state: CheckState| {
         pairs
             .iter()
@@ -372,7 +503,7 @@ pub(crate) fn next_ordinary_check(pairs: &[Pair], now: Instant) -> Option<usize>
 /// RFC 8445 §6.1.2.6 for one stream: for each foundation with no pair
 /// waiting, checking or done, the pair of the lowest component (then the
 /// highest priority) becomes waiting.
-pub(crate) fn unfreeze_initial(pairs: &mut [Pair]) {
+fn unfreeze_initial(pairs: &mut [Pair]) {
     let mut foundations: Vec<&str> = Vec::new();
     let active: Vec<String> = pairs
         .iter()
@@ -427,5 +558,33 @@ mod tests {
             [CheckState::Frozen, CheckState::Waiting, CheckState::Waiting]
         );
         assert_eq!(next_ordinary_check(&pairs, Instant::now()), Some(2));
+    }
+
+    #[test]
+    fn triggered_checks_go_first_and_checks_are_paced() {
+        let now = Instant::now();
+        let ta = Duration::from_millis(20);
+        let mut list = CheckList::new(now);
+        let best = list.push(Pair::new(0, 0, 1, "a".into(), 9));
+        let other = list.push(Pair::new(1, 0, 1, "b".into(), 5));
+        list.unfreeze_initial();
+        list.trigger(other);
+        list.trigger(other);
+        assert_eq!(list.next_check(now, ta, true), Some(other));
+        list[other].start_check(InFlight {
+            id: TransactionId([1; 12]),
+            request: vec![1],
+            transmissions: 1,
+            last_sent: now,
+            next_at: now + ta * 25,
+            rto: ta * 25,
+            use_candidate: false,
+            controlling: true,
+            consent: false,
+        });
+        assert_eq!(list.next_check(now + ta / 2, ta, true), None);
+        assert_eq!(list.next_check_due(), Some(now + ta));
+        assert_eq!(list.next_check(now + ta, ta, true), Some(best));
+        assert!(list[other].sent(TransactionId([1; 12])));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{Agent, Local};
 use crate::candidate::{Candidate, CandidateKind, TcpType};
-use crate::checklist::{Pair, pair_priority, unfreeze_initial};
+use crate::checklist::{Pair, pair_priority};
 use crate::event::{Event, State};
 use crate::timer::Timer;
 
@@ -176,7 +176,7 @@ impl Agent {
             for remote in 0..self.remotes.len() {
                 self.add_pair(index, remote, false);
             }
-            unfreeze_initial(&mut self.pairs);
+            self.pairs.unfreeze_initial();
         }
         index
     }
@@ -216,7 +216,7 @@ impl Agent {
         if self.state == State::New && self.remote.is_some() {
             self.set_state(State::Checking, None);
         }
-        self.next_check = self.next_check.max(now);
+        self.pairs.pace_from(now);
         self.arm_timers();
     }
 
@@ -245,7 +245,7 @@ impl Agent {
                 self.add_pair(local, remote, false);
             }
         }
-        unfreeze_initial(&mut self.pairs);
+        self.pairs.unfreeze_initial();
         remote
     }
 
@@ -301,9 +301,10 @@ impl Agent {
         let foundation = format!("{}:{}", l.candidate.foundation, r.foundation);
         let priority = self.pair_priority_of(l.candidate.priority, r.priority);
         let component = r.component;
-        self.pairs
-            .push(Pair::new(local, remote, component, foundation, priority));
-        Some(self.pairs.len() - 1)
+        Some(
+            self.pairs
+                .push(Pair::new(local, remote, component, foundation, priority)),
+        )
     }
 
     fn pair_priority_of(&self, local: u32, remote: u32) -> u64 {

@@ -9,14 +9,14 @@ use super::tcp::TCP_CHECK_TIMEOUT;
 use super::{Datagram, Route};
 use crate::candidate::CandidateKind;
 use crate::check::{CheckRequest, RoleAttribute};
-use crate::checklist::{InFlight, Retransmission, next_ordinary_check};
+use crate::checklist::{InFlight, Retransmission};
 use crate::event::{CheckState, Event, State};
 use crate::framing;
 use crate::timer::Timer;
 
 impl Agent {
-    /// When pacing has a check to send: `next_check`, or later when the
-    /// only pairs left wait for a retry.
+    /// When pacing has a check to send (none from a lite agent, before
+    /// the other side's credentials, or once the session is over).
     pub(super) fn next_check_due(&self) -> Option<Instant> {
         if self.config.lite
             || self.remote.is_none()
@@ -24,41 +24,17 @@ impl Agent {
         {
             return None;
         }
-        if !self.triggered.is_empty() {
-            return Some(self.next_check);
-        }
-        self.pairs
-            .iter()
-            .filter(|p| matches!(p.state(), CheckState::Waiting | CheckState::Frozen))
-            .map(|p| {
-                p.retry_at()
-                    .map_or(self.next_check, |t| t.max(self.next_check))
-            })
-            .min()
+        self.pairs.next_check_due()
     }
 
-    /// Sends at most one new check if pacing allows: a triggered one first
-    /// (RFC 8445 §6.1.4.2), else the best waiting or frozen pair.
+    /// Sends at most one new check if pacing allows.
     pub(super) fn send_paced_check(&mut self, now: Instant) {
-        if self.next_check_due().is_none_or(|t| t > now) {
+        if self.next_check_due().is_none() {
             return;
         }
-        let mut next = None;
-        while let Some(pair) = self.triggered.pop_front() {
-            let Some(p) = self.pairs.get(pair) else {
-                continue;
-            };
-            // A pair that already works is re-checked only to nominate it.
-            if p.state() != CheckState::Succeeded || p.nomination_asked() && self.controlling {
-                next = Some(pair);
-                break;
-            }
+        if let Some(pair) = self.pairs.next_check(now, self.config.ta, self.controlling) {
+            self.send_check(now, pair, false);
         }
-        let Some(pair) = next.or_else(|| next_ordinary_check(&self.pairs, now)) else {
-            return;
-        };
-        self.send_check(now, pair, false);
-        self.next_check = now + self.config.ta;
     }
 
     /// Sends a check (or a consent check) on `pair` now. A TCP pair
@@ -223,7 +199,9 @@ impl Agent {
             let alive = pairs.any(|p| p.state() != CheckState::Failed);
             // A passive TCP candidate of ours may still be connected to by
             // an active one of theirs: pairs appear when that happens.
-            if !alive && self.triggered.is_empty() && self.timers.get(Timer::IncomingTcp).is_none()
+            if !alive
+                && !self.pairs.has_triggered()
+                && self.timers.get(Timer::IncomingTcp).is_none()
             {
                 let reason = if self.pairs.iter().any(|p| p.component() == component) {
                     format!("all pairs of component {component} failed")

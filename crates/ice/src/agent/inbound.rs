@@ -209,7 +209,7 @@ impl Agent {
     pub(super) fn switch_role(&mut self) {
         self.controlling = !self.controlling;
         // Nominations asked for in the old role mean nothing in the new one.
-        for pair in &mut self.pairs {
+        for pair in self.pairs.iter_mut() {
             pair.forget_nomination_request();
         }
         self.recompute_pair_priorities();
@@ -300,15 +300,11 @@ impl Agent {
         match p.state() {
             CheckState::Succeeded => {}
             CheckState::InProgress => {
-                if !self.triggered.contains(&pair) {
-                    self.triggered.push_back(pair);
-                }
+                self.pairs.trigger(pair);
             }
             CheckState::Frozen | CheckState::Waiting | CheckState::Failed => {
                 p.wait();
-                if !self.triggered.contains(&pair) {
-                    self.triggered.push_back(pair);
-                }
+                self.pairs.trigger(pair);
             }
         }
         if request.use_candidate && !self.controlling {
@@ -324,7 +320,7 @@ impl Agent {
         if self.state == crate::event::State::New && self.remote.is_some() {
             self.set_state(crate::event::State::Checking, None);
         }
-        self.next_check = self.next_check.max(now);
+        self.pairs.pace_from(now);
     }
 
     fn handle_response(
@@ -368,9 +364,7 @@ impl Agent {
                         self.switch_role();
                     }
                     self.pairs[pair].wait();
-                    if !self.triggered.contains(&pair) {
-                        self.triggered.push_back(pair);
-                    }
+                    self.pairs.trigger(pair);
                     self.emit_check(pair, Some(code), Some(reason));
                 } else if !in_flight.consent {
                     self.pairs[pair].fail();
@@ -425,7 +419,7 @@ impl Agent {
         let foundation = p.foundation().to_string();
         // RFC 8445 §7.2.5.3.3: the same foundation in other components now
         // has a good chance of working.
-        for other in &mut self.pairs {
+        for other in self.pairs.iter_mut() {
             if other.foundation() == foundation {
                 other.unfreeze();
             }

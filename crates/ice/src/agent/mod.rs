@@ -25,7 +25,7 @@ use std::time::Instant;
 use edgeice_stun::IntegrityKey;
 
 use crate::candidate::Candidate;
-use crate::checklist::Pair;
+use crate::checklist::CheckList;
 use crate::config::AgentConfig;
 use crate::event::{CheckState, Event, State};
 use crate::gather::Gatherer;
@@ -116,10 +116,8 @@ pub struct Agent {
         Option<SocketAddr>,
         bool,
     )>,
-    pairs: Vec<Pair>,
-    triggered: VecDeque<usize>,
-    /// When pacing allows the next check.
-    next_check: Instant,
+    /// The pairs, triggered checks and pacing.
+    pairs: CheckList,
     /// One entry per component (index `component - 1`).
     per_component: Vec<Component>,
     gatherer: Gatherer,
@@ -165,9 +163,7 @@ impl Agent {
             locals: Vec::new(),
             remotes: Vec::new(),
             foundations: Vec::new(),
-            pairs: Vec::new(),
-            triggered: VecDeque::new(),
-            next_check: now,
+            pairs: CheckList::new(now),
             per_component: vec![Component::default(); components],
             gatherer: Gatherer::new(&config, rng.fork()),
             connections: Vec::new(),
@@ -241,7 +237,7 @@ impl Agent {
         if self.state == State::New && !self.remotes.is_empty() {
             self.set_state(State::Checking, None);
         }
-        self.next_check = self.next_check.max(now);
+        self.pairs.pace_from(now);
         self.arm_timers();
     }
 
@@ -482,8 +478,7 @@ impl Agent {
         self.remote = None;
         self.remote_end_of_candidates = false;
         self.remotes.clear();
-        self.pairs.clear();
-        self.triggered.clear();
+        self.pairs.clear(now);
         // Connections serve pairs that are gone.
         for connection in self.connections.drain(..) {
             self.tcp_commands
@@ -492,7 +487,6 @@ impl Agent {
         self.received.clear();
         self.timers.stop(Timer::IncomingTcp);
         self.per_component.fill(Component::default());
-        self.next_check = now;
         self.state = State::New;
         self.events.push_back(Event::StateChanged {
             state: State::New,

@@ -124,7 +124,7 @@ impl Agent {
                 continue;
             }
             self.pairs[best].ask_nomination();
-            self.triggered.push_front(best);
+            self.pairs.trigger_first(best);
         }
         self.update_completed();
     }
