@@ -96,8 +96,14 @@ fn drive(
                 let _ = sockets[side].send_to(&d.payload, d.destination);
             }
             while let Ok((len, from)) = sockets[side].recv_from(&mut buf) {
-                let _ =
-                    agents[side].handle_input(Instant::now(), addresses[side], from, &buf[..len]);
+                let _ = agents[side].handle_input(
+                    Instant::now(),
+                    edgeice_ice::Input::Datagram {
+                        socket: addresses[side],
+                        from,
+                        data: &buf[..len],
+                    },
+                );
             }
             while let Some(event) = agents[side].poll_event() {
                 match event {

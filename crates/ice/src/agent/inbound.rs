@@ -15,9 +15,10 @@ use crate::check::{
 use crate::event::{CheckState, Event};
 
 impl Agent {
-    /// Hands in a datagram that arrived on the local socket `socket` from
-    /// `from`. Returns application data, if that is what it was.
-    pub fn handle_input<'a>(
+    /// A datagram that arrived on the local socket `socket` from `from`
+    /// ([`crate::Input::Datagram`]). Returns application data, if that is what it
+    /// was.
+    pub(super) fn on_datagram<'a>(
         &mut self,
         now: Instant,
         socket: SocketAddr,
@@ -27,7 +28,7 @@ impl Agent {
         if self.state == crate::event::State::Closed {
             return None;
         }
-        let received = if self.gatherer.is_server(socket, from, false) {
+        if self.gatherer.is_server(socket, from, false) {
             let relayed = self.gatherer.handle_input(now, socket, from, data, false);
             self.drive_gatherer(now);
             relayed.and_then(|(base, peer, payload)| {
@@ -35,16 +36,13 @@ impl Agent {
             })
         } else {
             self.handle_at_base(now, socket, from, data, None)
-        };
-        self.arm_timers();
-        received
+        }
     }
 
-    /// Hands in one frame read from the TCP or TLS connection to a TURN
-    /// server ([`crate::Route::ServerTcp`], [`crate::Route::ServerTls`]),
-    /// named by the same (`socket`, `server`) its datagrams were sent with.
-    /// Returns application data a relay carried, if that is what it was.
-    pub fn handle_server_stream<'a>(
+    /// One frame read from the TCP or TLS connection to a TURN server
+    /// ([`crate::Input::ServerFrame`]). Returns application data a relay carried,
+    /// if that is what it was.
+    pub(super) fn on_server_frame<'a>(
         &mut self,
         now: Instant,
         socket: SocketAddr,
@@ -58,10 +56,8 @@ impl Agent {
         }
         let relayed = self.gatherer.handle_input(now, socket, server, frame, true);
         self.drive_gatherer(now);
-        let received = relayed
-            .and_then(|(base, peer, payload)| self.handle_at_base(now, base, peer, payload, None));
-        self.arm_timers();
-        received
+        relayed
+            .and_then(|(base, peer, payload)| self.handle_at_base(now, base, peer, payload, None))
     }
 
     /// A datagram that reached local `base` (a host socket, a relayed

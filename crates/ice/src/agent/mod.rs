@@ -1,8 +1,8 @@
 //! The agent: one ICE session for one media stream with one or two
-//! components. Sans-IO: the application owns the sockets, feeds every
-//! datagram in with [`Agent::handle_input`], sends what
-//! [`Agent::poll_transmit`] returns, and calls [`Agent::handle_timeout`]
-//! when [`Agent::poll_timeout`] says.
+//! components. Sans-IO: the application owns the sockets, hands in what
+//! happens with [`Agent::handle_input`] — a datagram, a frame, a
+//! connection's fate, the clock — then drains [`Agent::poll_output`] until
+//! it returns the next timeout (docs/ice.md).
 //!
 //! The work is split by phase: `candidates` (local and remote candidates,
 //! foundations, pairing), `checks` (sending checks, pacing,
@@ -15,8 +15,7 @@ mod inbound;
 mod selection;
 mod tcp;
 
-pub use crate::io::{ConnectionId, Datagram, Route, Transmit};
-pub use tcp::TcpCommand;
+pub use crate::io::{ConnectionId, Datagram, Input, Output, Route, TcpCommand, Transmit};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -390,8 +389,79 @@ impl Agent {
         self.per_component.get(slot).and_then(|c| c.selected)
     }
 
-    /// When [`Agent::handle_timeout`] must be called next: a lookup in
-    /// the timer table.
+    /// The one entry point for what happens outside the agent: feed one
+    /// input, then drain [`Agent::poll_output`]. Returns application data
+    /// that a datagram or a relay's frame carried (data from ICE-TCP
+    /// connections comes out as [`Output::Received`]).
+    pub fn handle_input<'a>(&mut self, now: Instant, input: Input<'a>) -> Option<Received<'a>> {
+        let received = match input {
+            Input::Timeout => {
+                self.on_timeout(now);
+                None
+            }
+            Input::Datagram { socket, from, data } => self.on_datagram(now, socket, from, data),
+            Input::ServerFrame {
+                socket,
+                server,
+                frame,
+            } => self.on_server_frame(now, socket, server, frame),
+            Input::ServerClosed { socket, server } => {
+                self.on_server_closed(now, socket, server);
+                None
+            }
+            Input::TcpConnected { id } => {
+                // Given up on meanwhile: the application is to close it.
+                if !self.on_tcp_connected(now, id) {
+                    self.tcp_commands.push_back(TcpCommand::Close { id });
+                }
+                None
+            }
+            Input::TcpData { id, data } => {
+                self.on_tcp_data(now, id, data);
+                None
+            }
+            Input::TcpClosed { id } => {
+                self.on_tcp_closed(now, id);
+                None
+            }
+        };
+        self.arm_timers();
+        received
+    }
+
+    /// Runs what is due at `now`: [`Input::Timeout`] (quinn's name).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_input(now, Input::Timeout);
+    }
+
+    /// What the agent has for the application, one at a time: TCP
+    /// commands first (a connection opens before anything is sent on it),
+    /// datagrams, data read from ICE-TCP connections, events, and last the
+    /// next timeout with its reason — then nothing until the next input.
+    /// `None` once closed, or when no timer is set.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(command) = self.tcp_commands.pop_front() {
+            return Some(Output::Tcp(command));
+        }
+        if let Some(datagram) = self.transmits.pop_front() {
+            return Some(Output::Transmit(datagram));
+        }
+        if let Some((component, from, data)) = self.received.pop_front() {
+            return Some(Output::Received {
+                component,
+                from,
+                data,
+            });
+        }
+        if let Some(event) = self.events.pop_front() {
+            return Some(Output::Event(event));
+        }
+        self.next_timer()
+            .map(|(at, reason)| Output::Timeout { at, reason })
+    }
+
+    /// When to hand in [`Input::Timeout`] next: a lookup in the timer
+    /// table.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_timer().map(|(at, _)| at)
     }
@@ -432,9 +502,10 @@ impl Agent {
             .put(Timer::TcpConnect, self.next_connection_deadline());
     }
 
-    /// Runs what is due at `now`: gathering retransmissions, paced checks,
-    /// check retransmissions, nomination, consent.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Runs what is due at `now` ([`Input::Timeout`]): gathering
+    /// retransmissions, paced checks, check retransmissions, nomination,
+    /// consent.
+    fn on_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
         }
@@ -446,15 +517,13 @@ impl Agent {
         self.nominate(now);
         self.refresh_consent(now);
         self.check_for_failure();
-        self.arm_timers();
     }
 
     /// The TCP connection from host socket `socket` to server `server`
     /// closed (or could not be opened): what was allocated over it is lost.
-    pub fn stream_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
+    fn on_server_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
         self.gatherer.stream_closed(socket, server);
         self.drive_gatherer(now);
-        self.arm_timers();
     }
 
     /// Ends the session: releases TURN allocations; nothing else is sent.

@@ -10,35 +10,11 @@ use std::time::{Duration, Instant};
 use edgeice_client::{ConnectionBind, ConnectionBindOutcome};
 use edgeice_stun::StreamDecoder;
 
-use super::{Agent, ConnectionId, Received};
+use super::{Agent, ConnectionId, Received, TcpCommand};
 use crate::candidate::{CandidateKind, TcpType};
 use crate::event::CheckState;
 use crate::framing::FrameDecoder;
 use crate::timer::Timer;
-
-/// What the application must do with TCP sockets for the agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcpCommand {
-    /// Open a connection from `local` (port 0: any port on that IP; else
-    /// bind that very port, with address reuse, for a simultaneous open)
-    /// to `remote`, then call [`Agent::tcp_connected`] or
-    /// [`Agent::tcp_closed`] with `id`.
-    Connect {
-        /// Names the connection.
-        id: ConnectionId,
-        /// Where to connect from.
-        local: SocketAddr,
-        /// Where to connect to.
-        remote: SocketAddr,
-        /// Run TLS on it: a data connection (RFC 6062) to a `turns:` server.
-        tls: bool,
-    },
-    /// Close the connection; nothing more will be sent on it.
-    Close {
-        /// The connection.
-        id: ConnectionId,
-    },
-}
 
 /// How long a connection may take to open before its pair fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -191,7 +167,7 @@ impl Agent {
 
     /// A peer connected to the listener `listener` from `remote`: the agent
     /// takes it (returns its id) if the listener is one of its passive
-    /// candidates. What is read from it goes to [`Agent::handle_tcp_data`].
+    /// candidates. What is read from it goes in as [`crate::Input::TcpData`].
     pub fn tcp_accepted(
         &mut self,
         now: Instant,
@@ -234,7 +210,7 @@ impl Agent {
     /// The connection `id` asked for with [`TcpCommand::Connect`] is open:
     /// the checks waiting for it go out. False if the agent gave up on it
     /// meanwhile: close it.
-    pub fn tcp_connected(&mut self, now: Instant, id: ConnectionId) -> bool {
+    pub(super) fn on_tcp_connected(&mut self, now: Instant, id: ConnectionId) -> bool {
         let Some(index) = self.connections.iter().position(|c| c.id == id) else {
             return false;
         };
@@ -261,11 +237,9 @@ impl Agent {
                     self.close_connection(now, index, "the TURN relay cannot bind the connection")
                 }
             }
-            self.arm_timers();
             return true;
         }
         self.connection_opened(now, index);
-        self.arm_timers();
         true
     }
 
@@ -291,7 +265,7 @@ impl Agent {
     }
 
     /// The connection `id` closed, or could not be opened: pairs on it fail.
-    pub fn tcp_closed(&mut self, now: Instant, id: ConnectionId) {
+    pub(super) fn on_tcp_closed(&mut self, now: Instant, id: ConnectionId) {
         let Some(index) = self.connections.iter().position(|c| c.id == id) else {
             return;
         };
@@ -302,13 +276,12 @@ impl Agent {
             connection.remote,
             "TCP connection closed",
         );
-        self.arm_timers();
     }
 
     /// Bytes read from connection `id`, as they came. Checks and their
     /// answers are handled; application data waits in
     /// [`Agent::poll_received`].
-    pub fn handle_tcp_data(&mut self, now: Instant, id: ConnectionId, bytes: &[u8]) {
+    pub(super) fn on_tcp_data(&mut self, now: Instant, id: ConnectionId, bytes: &[u8]) {
         let Some(index) = self.connections.iter().position(|c| c.id == id) else {
             return;
         };
@@ -357,7 +330,6 @@ impl Agent {
                 self.received.push_back((component, from, data.to_vec()));
             }
         }
-        self.arm_timers();
     }
 
     /// Application data read from an ICE-TCP connection: (component, who

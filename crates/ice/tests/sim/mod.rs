@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use edgeice_ice::{
-    Agent, AgentConfig, ConnectionId, Datagram, Event, Route, State, StunServer, TcpCommand,
-    TurnServer,
+    Agent, AgentConfig, ConnectionId, Datagram, Event, Input as AgentInput, Route, State,
+    StunServer, TcpCommand, TurnServer,
 };
 use edgeice_server::{
     Event as ServerEvent, FiveTuple, Input, PEER_DATA_HEADROOM, Server, ServerConfig, Transport,
@@ -378,9 +378,15 @@ impl Sim {
                                     self.links.push(Link {
                                         ends: [(side, id), (other, accepted)],
                                     });
-                                    self.peers[side].agent.tcp_connected(now, id);
+                                    self.peers[side]
+                                        .agent
+                                        .handle_input(now, AgentInput::TcpConnected { id });
                                 }
-                                None => self.peers[side].agent.tcp_closed(now, id),
+                                None => {
+                                    self.peers[side]
+                                        .agent
+                                        .handle_input(now, AgentInput::TcpClosed { id });
+                                }
                             }
                         } else if self.peers[other].so_ports.contains(&remote) {
                             let matching = self
@@ -393,13 +399,20 @@ impl Sim {
                                     self.links.push(Link {
                                         ends: [(side, id), (other, other_id)],
                                     });
-                                    self.peers[side].agent.tcp_connected(now, id);
-                                    self.peers[other].agent.tcp_connected(now, other_id);
+                                    self.peers[side]
+                                        .agent
+                                        .handle_input(now, AgentInput::TcpConnected { id });
+                                    self.peers[other].agent.handle_input(
+                                        now,
+                                        AgentInput::TcpConnected { id: other_id },
+                                    );
                                 }
                                 None => self.half_open.push((side, id, local, remote)),
                             }
                         } else {
-                            self.peers[side].agent.tcp_closed(now, id);
+                            self.peers[side]
+                                .agent
+                                .handle_input(now, AgentInput::TcpClosed { id });
                         }
                     }
                     TcpCommand::Close { id } => {
@@ -428,7 +441,13 @@ impl Sim {
         if let Some((side, id)) = flight.connection {
             let now = self.now;
             let peer = &mut self.peers[side];
-            peer.agent.handle_tcp_data(now, id, &flight.payload);
+            peer.agent.handle_input(
+                now,
+                AgentInput::TcpData {
+                    id,
+                    data: &flight.payload,
+                },
+            );
             while let Some((_, _, data)) = peer.agent.poll_received() {
                 peer.received.push(data);
             }
@@ -474,10 +493,14 @@ impl Sim {
             } else {
                 continue;
             };
-            if let Some(data) =
-                peer.agent
-                    .handle_input(self.now, local, flight.source, &flight.payload)
-            {
+            if let Some(data) = peer.agent.handle_input(
+                self.now,
+                AgentInput::Datagram {
+                    socket: local,
+                    from: flight.source,
+                    data: &flight.payload,
+                },
+            ) {
                 let data = data.data.to_vec();
                 peer.received.push(data);
             }
