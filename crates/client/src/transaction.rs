@@ -14,24 +14,9 @@ use edgeice_stun::{Class, HEADER_LEN, Message, TransactionId};
 
 use crate::error::ClientError;
 
-/// The transport a client talks to its server over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// UDP: requests are retransmitted; ChannelData is not padded.
-    Udp,
-    /// TCP: requests are sent once; ChannelData is padded to 4 bytes.
-    Tcp,
-    /// TLS over TCP: as TCP.
-    Tls,
-}
-
-impl Transport {
-    /// Whether this is a byte stream (TCP or TLS), on which requests are not
-    /// retransmitted and ChannelData is padded (RFC 8656 §12.5).
-    pub fn is_stream(self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
+/// The transport a client talks to its server over (shared with the
+/// server core and the ICE agent).
+pub use edgeice_stun::Transport;
 
 /// Retransmission settings (RFC 8489 §6.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,6 +20,19 @@ use crate::rng::Random;
 
 mod ms_turn;
 
+/// Why data or a connection could not go through a TURN relay.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// The address is none of the agent's relayed candidates (of that
+    /// protocol).
+    #[error("{0} is not a relayed address")]
+    NotRelayed(SocketAddr),
+    /// The TURN client refused (too large for a TURN message, the
+    /// allocation is gone…).
+    #[error(transparent)]
+    Client(#[from] edgeice_client::ClientError),
+}
+
 /// What a server query produced.
 #[derive(Debug)]
 pub(crate) enum Gathered {
@@ -306,12 +319,7 @@ impl Gatherer {
             username: server.username.clone(),
             password: server.password.clone(),
         };
-        let transport = match server.transport {
-            ServerTransport::Udp => Transport::Udp,
-            ServerTransport::Tcp => Transport::Tcp,
-            ServerTransport::Tls => Transport::Tls,
-        };
-        let mut config = AllocationConfig::new(server.address, transport, credentials);
+        let mut config = AllocationConfig::new(server.address, server.transport, credentials);
         config.transactions = self.client_transactions();
         config.relay = relay;
         let mut allocation = Allocation::new(config);
@@ -582,17 +590,14 @@ impl Gatherer {
         now: Instant,
         relayed: SocketAddr,
         peer: SocketAddr,
-    ) -> Result<(), String> {
+    ) -> Result<(), RelayError> {
         let query = self
             .turn
             .iter_mut()
             .find(|q| q.relayed == Some(relayed) && q.relay == RelayProtocol::Tcp)
-            .ok_or_else(|| format!("{relayed} is not a TCP relayed address"))?;
+            .ok_or(RelayError::NotRelayed(relayed))?;
         let _ = query.allocation.create_permission(now, peer.ip());
-        query
-            .allocation
-            .connect(now, peer)
-            .map_err(|e| e.to_string())?;
+        query.allocation.connect(now, peer)?;
         self.collect();
         Ok(())
     }
@@ -603,16 +608,13 @@ impl Gatherer {
         now: Instant,
         relayed: SocketAddr,
         connection_id: u32,
-    ) -> Result<ConnectionBind, String> {
+    ) -> Result<ConnectionBind, RelayError> {
         let query = self
             .turn
             .iter_mut()
             .find(|q| q.relayed == Some(relayed) && q.relay == RelayProtocol::Tcp)
-            .ok_or_else(|| format!("{relayed} is not a TCP relayed address"))?;
-        query
-            .allocation
-            .connection_bind(now, connection_id)
-            .map_err(|e| e.to_string())
+            .ok_or(RelayError::NotRelayed(relayed))?;
+        Ok(query.allocation.connection_bind(now, connection_id)?)
     }
 
     /// Queues `payload` from relayed address `base` to `peer`, wrapped for
@@ -651,7 +653,7 @@ impl Gatherer {
         peer: SocketAddr,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(SocketAddr, ServerTransport, SocketAddr), String> {
+    ) -> Result<(SocketAddr, ServerTransport, SocketAddr), RelayError> {
         for query in &mut self.ms_turn {
             if let Some(wrapped) = query.wrap_into(base, peer, payload, out) {
                 return wrapped;
@@ -661,14 +663,11 @@ impl Gatherer {
             .turn
             .iter_mut()
             .find(|q| q.relayed == Some(base) && q.relay == RelayProtocol::Udp)
-            .ok_or_else(|| format!("{base} is not a relayed address"))?;
+            .ok_or(RelayError::NotRelayed(base))?;
         if query.channels.insert(peer) {
             let _ = query.allocation.bind_channel(now, peer);
         }
-        query
-            .allocation
-            .send_to(now, peer, payload, out)
-            .map_err(|e| e.to_string())?;
+        query.allocation.send_to(now, peer, payload, out)?;
         Ok((query.socket, query.server.transport, query.server.address))
     }
 

@@ -40,4 +40,5 @@ pub use agent::{
 pub use candidate::{Candidate, CandidateKind, CandidateLineError, TcpType};
 pub use config::{AgentConfig, Dialect, Nomination, ServerTransport, StunServer, TurnServer};
 pub use event::{CheckState, Event, PairDescription, State};
+pub use gather::RelayError;
 pub use timer::Timer;

@@ -50,7 +50,7 @@ pub enum SendError {
     NotConnected(u16),
     /// The relay could not wrap the data (too large for a TURN message).
     #[error("the TURN relay cannot carry this datagram: {0}")]
-    Relay(String),
+    Relay(#[from] crate::gather::RelayError),
     /// Longer than an RFC 4571 frame (65535 bytes) on an ICE-TCP pair.
     #[error("{0} bytes do not fit in one ICE-TCP frame")]
     TooLong(usize),
