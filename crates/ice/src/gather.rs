@@ -33,6 +33,16 @@ pub enum RelayError {
     Client(#[from] edgeice_client::ClientError),
 }
 
+/// Where an RFC 6062 data connection goes: from the IP of the socket key
+/// the control connection was opened from, to the TURN server, with TLS
+/// or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DataConnectionRoute {
+    pub socket: SocketAddr,
+    pub server: SocketAddr,
+    pub tls: bool,
+}
+
 /// What a server query produced.
 #[derive(Debug)]
 pub(crate) enum Gathered {
@@ -67,15 +77,14 @@ pub(crate) enum Gathered {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        /// (control connection's socket key, server, TLS).
-        via: (SocketAddr, SocketAddr, bool),
+        via: DataConnectionRoute,
     },
     /// The TCP relay connected to `peer` as asked (RFC 6062 Connect).
     RelayConnected {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        via: (SocketAddr, SocketAddr, bool),
+        via: DataConnectionRoute,
     },
     /// The TCP relay could not connect to `peer`.
     RelayConnectFailed {
@@ -119,11 +128,13 @@ struct TurnQuery {
 }
 
 impl TurnQuery {
-    /// Where an RFC 6062 data connection for this allocation goes: from
-    /// the socket's IP, to the server, with TLS or not.
-    fn data_connection_route(&self) -> (SocketAddr, SocketAddr, bool) {
-        let tls = self.server.transport == ServerTransport::Tls;
-        (self.socket, self.server.address, tls)
+    /// Where an RFC 6062 data connection for this allocation goes.
+    fn data_connection_route(&self) -> DataConnectionRoute {
+        DataConnectionRoute {
+            socket: self.socket,
+            server: self.server.address,
+            tls: self.server.transport == ServerTransport::Tls,
+        }
     }
 
     /// Whether input from `from` on `socket` (over a stream or not) is this

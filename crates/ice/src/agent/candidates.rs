@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::{Agent, Local};
+use super::{Agent, FoundationKey, HostSocket, Local};
 use crate::candidate::{Candidate, CandidateKind, TcpType};
 use crate::checklist::{Pair, pair_priority};
 use crate::event::{Event, State};
@@ -27,21 +27,29 @@ impl Agent {
     pub fn add_host_socket(&mut self, now: Instant, component: u16, address: SocketAddr) {
         if component == 0
             || component > self.components()
-            || self.sockets.iter().any(|s| s.0 == address)
+            || self.sockets.iter().any(|s| s.address == address)
         {
             return;
         }
         let family_index = self
             .sockets
             .iter()
-            .filter(|s| s.1 == component && s.0.is_ipv4() == address.is_ipv4())
+            .filter(|s| s.component == component && s.address.is_ipv4() == address.is_ipv4())
             .count();
-        let index = self.sockets.iter().filter(|s| s.1 == component).count();
+        let index = self
+            .sockets
+            .iter()
+            .filter(|s| s.component == component)
+            .count();
         let local_preference =
             self.config
                 .dialect
                 .host_local_preference(address.ip(), family_index, index);
-        self.sockets.push((address, component, local_preference));
+        self.sockets.push(HostSocket {
+            address,
+            component,
+            local_preference,
+        });
         if !self.config.relay_only {
             self.add_local(
                 CandidateKind::Host,
@@ -74,7 +82,12 @@ impl Agent {
         server: Option<SocketAddr>,
         tcp: bool,
     ) -> String {
-        let key = (kind, base_ip, server, tcp);
+        let key = FoundationKey {
+            kind,
+            base_ip,
+            server,
+            tcp,
+        };
         let index = match self.foundations.iter().position(|k| *k == key) {
             Some(i) => i,
             None => {
@@ -338,7 +351,12 @@ impl Agent {
             .iter()
             .find(|l| l.base == base)
             .map(|l| l.candidate.component)
-            .or_else(|| self.sockets.iter().find(|s| s.0 == base).map(|s| s.1))
+            .or_else(|| {
+                self.sockets
+                    .iter()
+                    .find(|s| s.address == base)
+                    .map(|s| s.component)
+            })
     }
 
     /// The local preference of the host socket `base` (relayed candidates
@@ -346,8 +364,8 @@ impl Agent {
     pub(super) fn local_preference_of_socket(&self, socket: SocketAddr) -> u16 {
         self.sockets
             .iter()
-            .find(|s| s.0 == socket)
-            .map_or(65535, |s| s.2)
+            .find(|s| s.address == socket)
+            .map_or(65535, |s| s.local_preference)
     }
 
     pub(super) fn check_gathering_complete(&mut self) {

@@ -77,6 +77,24 @@ struct Component {
     next_consent: Option<Instant>,
 }
 
+/// A host socket the application bound, and its place among them.
+#[derive(Clone, Copy, Debug)]
+struct HostSocket {
+    address: SocketAddr,
+    component: u16,
+    local_preference: u16,
+}
+
+/// What makes two candidates' foundations equal (RFC 8445 §5.1.1.3): the
+/// type, the base's IP, the server it came from, and TCP or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FoundationKey {
+    kind: crate::candidate::CandidateKind,
+    base_ip: std::net::IpAddr,
+    server: Option<SocketAddr>,
+    tcp: bool,
+}
+
 /// A local candidate and what the agent needs to use it.
 #[derive(Debug)]
 pub(crate) struct Local {
@@ -104,17 +122,12 @@ pub struct Agent {
     remote: Option<RemoteCredentials>,
     remote_lite: bool,
     remote_end_of_candidates: bool,
-    /// Host sockets: (address, component, local preference).
-    sockets: Vec<(SocketAddr, u16, u16)>,
+    /// Host sockets, as added.
+    sockets: Vec<HostSocket>,
     locals: Vec<Local>,
     remotes: Vec<Candidate>,
     /// Foundation keys: (type, base IP, server, TCP).
-    foundations: Vec<(
-        crate::candidate::CandidateKind,
-        std::net::IpAddr,
-        Option<SocketAddr>,
-        bool,
-    )>,
+    foundations: Vec<FoundationKey>,
     /// The pairs, triggered checks and pacing.
     pairs: CheckList,
     /// One entry per component (index `component - 1`).

@@ -14,6 +14,7 @@ use super::{Agent, ConnectionId, Received, TcpCommand};
 use crate::candidate::{CandidateKind, TcpType};
 use crate::event::CheckState;
 use crate::framing::FrameDecoder;
+use crate::gather::DataConnectionRoute;
 use crate::timer::Timer;
 
 /// How long a connection may take to open before its pair fails.
@@ -354,7 +355,11 @@ impl Agent {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        (socket, server, tls): (SocketAddr, SocketAddr, bool),
+        DataConnectionRoute {
+            socket,
+            server,
+            tls,
+        }: DataConnectionRoute,
     ) {
         let Some(local) = self.relayed_tcp_local(relayed, TcpType::Passive) else {
             return;
@@ -385,7 +390,11 @@ impl Agent {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        (socket, server, tls): (SocketAddr, SocketAddr, bool),
+        DataConnectionRoute {
+            socket,
+            server,
+            tls,
+        }: DataConnectionRoute,
     ) {
         let Some(connection) = self.connections.iter_mut().find(|c| {
             c.base == relayed
