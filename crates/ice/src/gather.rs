@@ -43,6 +43,23 @@ pub(crate) struct DataConnectionRoute {
     pub tls: bool,
 }
 
+/// A STUN or TURN server as the agent names it: where it listens and its
+/// URL (two entries of the configuration may share an address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServerName {
+    pub address: SocketAddr,
+    pub url: String,
+}
+
+impl ServerName {
+    pub(crate) fn of(address: SocketAddr, url: &str) -> ServerName {
+        ServerName {
+            address,
+            url: url.to_owned(),
+        }
+    }
+}
+
 /// What a server query produced.
 #[derive(Debug)]
 pub(crate) enum Gathered {
@@ -51,7 +68,7 @@ pub(crate) enum Gathered {
         component: u16,
         socket: SocketAddr,
         mapped: SocketAddr,
-        server: (SocketAddr, String),
+        server: ServerName,
     },
     /// A relayed address allocated on a TURN server.
     Relayed {
@@ -59,7 +76,7 @@ pub(crate) enum Gathered {
         socket: SocketAddr,
         relayed: SocketAddr,
         mapped: SocketAddr,
-        server: (SocketAddr, String),
+        server: ServerName,
         /// How the server was reached: relays reached over UDP rank first.
         transport: ServerTransport,
     },
@@ -69,7 +86,7 @@ pub(crate) enum Gathered {
         socket: SocketAddr,
         relayed: SocketAddr,
         mapped: SocketAddr,
-        server: (SocketAddr, String),
+        server: ServerName,
     },
     /// A peer connected to a TCP relayed address (RFC 6062
     /// ConnectionAttempt): a data connection must be opened and bound.
@@ -193,7 +210,7 @@ fn push_allocated(
     relayed: SocketAddr,
     mapped: SocketAddr,
 ) {
-    let named = (server.address, server.url.clone());
+    let named = ServerName::of(server.address, &server.url);
     if server.transport == ServerTransport::Udp {
         results.push_back(Gathered::Reflexive {
             component,
@@ -381,7 +398,10 @@ impl Gatherer {
                         component: query.component,
                         socket: query.socket,
                         mapped,
-                        server: (query.server.address, server),
+                        server: ServerName {
+                            address: query.server.address,
+                            url: server,
+                        },
                     },
                     BindingEvent::Failed { code, reason, .. } => Gathered::Failed {
                         server,
@@ -406,7 +426,7 @@ impl Gatherer {
                 });
             }
             while let Some(event) = query.allocation.poll_event() {
-                let server = (query.server.address, query.server.url.clone());
+                let server = ServerName::of(query.server.address, &query.server.url);
                 match event {
                     AllocationEvent::Allocated {
                         relayed, mapped, ..
@@ -473,7 +493,7 @@ impl Gatherer {
                         let reason =
                             failure_reason(code, reason, query.relayed, &self.transactions);
                         self.results.push_back(Gathered::Failed {
-                            server: server.1,
+                            server: server.url,
                             code,
                             reason,
                         });

@@ -9,6 +9,7 @@ use super::{Agent, FoundationKey, HostSocket, Local};
 use crate::candidate::{Candidate, CandidateKind, TcpType};
 use crate::checklist::{Pair, pair_priority};
 use crate::event::{Event, State};
+use crate::gather::ServerName;
 use crate::timer::Timer;
 
 /// Most remote candidates kept (signalled and peer-reflexive together):
@@ -109,7 +110,7 @@ impl Agent {
         base: SocketAddr,
         related: Option<SocketAddr>,
         local_preference: u16,
-        server: Option<(SocketAddr, String)>,
+        server: Option<ServerName>,
     ) -> usize {
         self.add_local_candidate(
             kind,
@@ -133,7 +134,7 @@ impl Agent {
         base: SocketAddr,
         related: Option<SocketAddr>,
         local_preference: u16,
-        server: Option<(SocketAddr, String)>,
+        server: Option<ServerName>,
         tcp_type: Option<TcpType>,
     ) -> usize {
         if let Some(existing) = self.locals.iter().position(|l| {
@@ -147,7 +148,7 @@ impl Agent {
         let foundation = self.foundation(
             kind,
             base.ip(),
-            server.as_ref().map(|s| s.0),
+            server.as_ref().map(|s| s.address),
             tcp_type.is_some(),
         );
         let relay_over_stream = kind == CandidateKind::Relayed
@@ -175,7 +176,7 @@ impl Agent {
         if kind != CandidateKind::PeerReflexive {
             self.events.push_back(Event::CandidateGathered {
                 candidate: candidate.clone(),
-                server: server.map(|s| s.1),
+                server: server.map(|s| s.url),
             });
         }
         self.locals.push(Local {

@@ -27,7 +27,7 @@ use crate::candidate::Candidate;
 use crate::checklist::CheckList;
 use crate::config::AgentConfig;
 use crate::event::{CheckState, Event, State};
-use crate::gather::Gatherer;
+use crate::gather::{Gatherer, ServerName};
 use crate::rng::Random;
 use crate::timer::{Timer, TimerTable};
 
@@ -717,23 +717,20 @@ impl Agent {
 
     /// Which of the configured TURN servers `server` (as the gatherer
     /// names it) is.
-    fn turn_index(&self, server: &(SocketAddr, String)) -> usize {
+    fn turn_index(&self, server: &ServerName) -> usize {
         self.config
             .turn_servers
             .iter()
-            .position(|t| t.address == server.0 && t.url == server.1)
+            .position(|t| t.address == server.address && t.url == server.url)
             .unwrap_or(0)
     }
 
     /// The configured TURN server `server` (as the gatherer names it).
-    pub(super) fn turn_server(
-        &self,
-        server: &(SocketAddr, String),
-    ) -> Option<&crate::config::TurnServer> {
+    pub(super) fn turn_server(&self, server: &ServerName) -> Option<&crate::config::TurnServer> {
         self.config
             .turn_servers
             .iter()
-            .find(|t| t.address == server.0 && t.url == server.1)
+            .find(|t| t.address == server.address && t.url == server.url)
     }
 
     fn drain_gatherer_transmits(&mut self) {
