@@ -94,7 +94,7 @@ impl Agent {
         // active candidates of both components share the base `IP:9`.
         let component = match via {
             Some(id) => {
-                let local = self.connections.iter().find(|c| c.id == id)?.local;
+                let local = self.tcp.list.iter().find(|c| c.id == id)?.local;
                 self.locals[local].candidate.component
             }
             None => self.component_of_base(base)?,
@@ -229,11 +229,7 @@ impl Agent {
         // (a relay's passive and active candidates share its address).
         let tcp = via.is_some();
         let local = match via {
-            Some(id) => self
-                .connections
-                .iter()
-                .find(|c| c.id == id)
-                .map(|c| c.local),
+            Some(id) => self.tcp.list.iter().find(|c| c.id == id).map(|c| c.local),
             None => self.pairable_local_at(base, false),
         };
         let Some(local) = local else {

@@ -134,10 +134,9 @@ pub struct Agent {
     /// One entry per component (index `component - 1`).
     per_component: Vec<Component>,
     gatherer: Gatherer,
-    /// ICE-TCP connections, open or being opened.
-    connections: Vec<tcp::Connection>,
-    next_connection: u64,
-    tcp_commands: VecDeque<TcpCommand>,
+    /// ICE-TCP connections, open or being opened, and what the
+    /// application is to do with TCP sockets.
+    tcp: tcp::Connections,
     /// Application data read from ICE-TCP connections, for
     /// [`Agent::poll_received`].
     received: VecDeque<(u16, SocketAddr, Vec<u8>)>,
@@ -179,9 +178,7 @@ impl Agent {
             pairs: CheckList::new(now),
             per_component: vec![Component::default(); components],
             gatherer: Gatherer::new(&config, rng.fork()),
-            connections: Vec::new(),
-            next_connection: 0,
-            tcp_commands: VecDeque::new(),
+            tcp: tcp::Connections::default(),
             received: VecDeque::new(),
             local_gathering_done: false,
             timers: TimerTable::default(),
@@ -426,7 +423,7 @@ impl Agent {
             Input::TcpConnected { id } => {
                 // Given up on meanwhile: the application is to close it.
                 if !self.on_tcp_connected(now, id) {
-                    self.tcp_commands.push_back(TcpCommand::Close { id });
+                    self.tcp.commands.push_back(TcpCommand::Close { id });
                 }
                 None
             }
@@ -454,7 +451,7 @@ impl Agent {
     /// next timeout with its reason — then nothing until the next input.
     /// `None` once closed, or when no timer is set.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(command) = self.tcp_commands.pop_front() {
+        if let Some(command) = self.tcp.commands.pop_front() {
             return Some(Output::Tcp(command));
         }
         if let Some(datagram) = self.transmits.pop_front() {
@@ -563,8 +560,9 @@ impl Agent {
         self.remotes.clear();
         self.pairs.clear(now);
         // Connections serve pairs that are gone.
-        for connection in self.connections.drain(..) {
-            self.tcp_commands
+        for connection in self.tcp.list.drain(..) {
+            self.tcp
+                .commands
                 .push_back(TcpCommand::Close { id: connection.id });
         }
         self.received.clear();

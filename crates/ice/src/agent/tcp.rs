@@ -4,6 +4,7 @@
 //! [`TcpCommand`]s, and reports what happens to each connection; the agent
 //! decides what to open and what goes on which connection.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,16 @@ pub(crate) struct Connection {
     /// For a peer's connection through a TCP relay (RFC 6062): the
     /// binding of this data connection, until the server confirms it.
     pub turn: Option<TurnData>,
+}
+
+/// The agent's ICE-TCP part: its connections, the ids it hands out, and
+/// the commands waiting for the application.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    pub list: Vec<Connection>,
+    /// The last id handed out.
+    pub next_id: u64,
+    pub commands: VecDeque<TcpCommand>,
 }
 
 /// A data connection to a TURN server for one peer connection (RFC 6062).
@@ -163,7 +174,7 @@ impl Agent {
 
     /// Next thing to do with TCP sockets, if any.
     pub fn poll_tcp_command(&mut self) -> Option<TcpCommand> {
-        self.tcp_commands.pop_front()
+        self.tcp.commands.pop_front()
     }
 
     /// A peer connected to the listener `listener` from `remote`: the agent
@@ -182,7 +193,7 @@ impl Agent {
         })?;
         // Anyone may connect: until a check on it is authentic, a
         // connection costs a deadline, and there are only so many.
-        let unproven = self.connections.iter().filter(|c| c.unproven).count();
+        let unproven = self.tcp.list.iter().filter(|c| c.unproven).count();
         if unproven >= MAX_UNPROVEN_CONNECTIONS {
             return None;
         }
@@ -191,18 +202,14 @@ impl Agent {
         connection.established = true;
         connection.unproven = true;
         connection.deadline = Some(now + CONNECT_TIMEOUT);
-        self.connections.push(connection);
+        self.tcp.list.push(connection);
         self.arm_timers();
         Some(id)
     }
 
     /// A check authenticated on connection `id`: it is kept.
     pub(super) fn prove_connection(&mut self, id: ConnectionId) {
-        if let Some(connection) = self
-            .connections
-            .iter_mut()
-            .find(|c| c.id == id && c.unproven)
-        {
+        if let Some(connection) = self.tcp.list.iter_mut().find(|c| c.id == id && c.unproven) {
             connection.unproven = false;
             connection.deadline = None;
         }
@@ -212,25 +219,25 @@ impl Agent {
     /// the checks waiting for it go out. False if the agent gave up on it
     /// meanwhile: close it.
     pub(super) fn on_tcp_connected(&mut self, now: Instant, id: ConnectionId) -> bool {
-        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
+        let Some(index) = self.tcp.list.iter().position(|c| c.id == id) else {
             return false;
         };
-        if let Some(turn_id) = self.connections[index]
+        if let Some(turn_id) = self.tcp.list[index]
             .turn
             .as_ref()
             .and_then(|t| t.connection_id)
         {
             // A data connection: bind it to the peer connection first.
-            let base = self.connections[index].base;
+            let base = self.tcp.list[index].base;
             match self.gatherer.connection_bind(now, base, turn_id) {
                 Ok(bind) => {
                     self.transmits.push_back(super::Datagram {
                         source: base,
                         route: super::Route::Connection(id),
-                        destination: self.connections[index].remote,
+                        destination: self.tcp.list[index].remote,
                         payload: bind.request().to_vec(),
                     });
-                    if let Some(turn) = &mut self.connections[index].turn {
+                    if let Some(turn) = &mut self.tcp.list[index].turn {
                         turn.bind = Some(bind);
                     }
                 }
@@ -247,7 +254,7 @@ impl Agent {
     /// Connection `index` is open (and bound, through a relay): the checks
     /// waiting for it go out.
     fn connection_opened(&mut self, now: Instant, index: usize) {
-        let connection = &mut self.connections[index];
+        let connection = &mut self.tcp.list[index];
         connection.established = true;
         connection.deadline = None;
         let (local, remote) = (connection.local, connection.remote);
@@ -267,10 +274,10 @@ impl Agent {
 
     /// The connection `id` closed, or could not be opened: pairs on it fail.
     pub(super) fn on_tcp_closed(&mut self, now: Instant, id: ConnectionId) {
-        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
+        let Some(index) = self.tcp.list.iter().position(|c| c.id == id) else {
             return;
         };
-        let connection = self.connections.remove(index);
+        let connection = self.tcp.list.remove(index);
         self.fail_pairs_on(
             now,
             connection.local,
@@ -283,16 +290,16 @@ impl Agent {
     /// answers are handled; application data waits in
     /// [`Agent::poll_received`].
     pub(super) fn on_tcp_data(&mut self, now: Instant, id: ConnectionId, bytes: &[u8]) {
-        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
+        let Some(index) = self.tcp.list.iter().position(|c| c.id == id) else {
             return;
         };
-        let bytes = if self.connections[index].established {
+        let bytes = if self.tcp.list[index].established {
             bytes.to_vec()
         } else {
             // A data connection through a TURN server: its answer to
             // ConnectionBind comes first, in STUN framing; the peer's bytes
             // follow it.
-            let Some(turn) = self.connections[index].turn.as_mut() else {
+            let Some(turn) = self.tcp.list[index].turn.as_mut() else {
                 return;
             };
             turn.stun.push(bytes);
@@ -314,7 +321,7 @@ impl Agent {
                 None => return self.close_connection(now, index, "ConnectionBind failed"),
             }
         };
-        let connection = &mut self.connections[index];
+        let connection = &mut self.tcp.list[index];
         let (base, remote) = (connection.base, connection.remote);
         connection.frames.push(&bytes);
         let mut frames = Vec::new();
@@ -341,8 +348,9 @@ impl Agent {
 
     /// Asks the application to close connection `index` and fails its pairs.
     fn close_connection(&mut self, now: Instant, index: usize, reason: &str) {
-        let connection = self.connections.remove(index);
-        self.tcp_commands
+        let connection = self.tcp.list.remove(index);
+        self.tcp
+            .commands
             .push_back(TcpCommand::Close { id: connection.id });
         self.fail_pairs_on(now, connection.local, connection.remote, reason);
     }
@@ -374,8 +382,8 @@ impl Agent {
             bind: None,
             stun: StreamDecoder::new(),
         });
-        self.connections.push(connection);
-        self.tcp_commands.push_back(TcpCommand::Connect {
+        self.tcp.list.push(connection);
+        self.tcp.commands.push_back(TcpCommand::Connect {
             id,
             local: SocketAddr::new(socket.ip(), 0),
             remote: server,
@@ -396,7 +404,7 @@ impl Agent {
             tls,
         }: DataConnectionRoute,
     ) {
-        let Some(connection) = self.connections.iter_mut().find(|c| {
+        let Some(connection) = self.tcp.list.iter_mut().find(|c| {
             c.base == relayed
                 && c.remote == peer
                 && c.turn.as_ref().is_some_and(|t| t.connection_id.is_none())
@@ -407,7 +415,7 @@ impl Agent {
             turn.connection_id = Some(connection_id);
         }
         let id = connection.id;
-        self.tcp_commands.push_back(TcpCommand::Connect {
+        self.tcp.commands.push_back(TcpCommand::Connect {
             id,
             local: SocketAddr::new(socket.ip(), 0),
             remote: server,
@@ -424,7 +432,7 @@ impl Agent {
         peer: SocketAddr,
         reason: &str,
     ) {
-        if let Some(index) = self.connections.iter().position(|c| {
+        if let Some(index) = self.tcp.list.iter().position(|c| {
             c.base == relayed
                 && c.remote == peer
                 && c.turn.as_ref().is_some_and(|t| t.connection_id.is_none())
@@ -443,8 +451,8 @@ impl Agent {
     }
 
     fn new_connection_id(&mut self) -> ConnectionId {
-        self.next_connection += 1;
-        ConnectionId(self.next_connection)
+        self.tcp.next_id += 1;
+        ConnectionId(self.tcp.next_id)
     }
 
     /// The local base and remote address of a pair.
@@ -472,7 +480,8 @@ impl Agent {
             self.pairs[pair].local(),
             self.remotes[self.pairs[pair].remote()].address,
         );
-        self.connections
+        self.tcp
+            .list
             .iter()
             .find(|c| c.local == local && c.remote == remote && c.established)
             .map(|c| c.id)
@@ -493,7 +502,8 @@ impl Agent {
             _ => return false,
         };
         if self
-            .connections
+            .tcp
+            .list
             .iter()
             .any(|c| c.local == local_index && c.remote == remote)
         {
@@ -519,26 +529,28 @@ impl Agent {
                 stun: StreamDecoder::new(),
             });
         } else {
-            self.tcp_commands.push_back(TcpCommand::Connect {
+            self.tcp.commands.push_back(TcpCommand::Connect {
                 id,
                 local: from,
                 remote,
                 tls: false,
             });
         }
-        self.connections.push(connection);
+        self.tcp.list.push(connection);
         true
     }
 
     /// Connections that did not open in time: closed, their pairs failed.
     pub(super) fn expire_connections(&mut self, now: Instant) {
         while let Some(index) = self
-            .connections
+            .tcp
+            .list
             .iter()
             .position(|c| c.deadline.is_some_and(|d| d <= now))
         {
-            let connection = self.connections.remove(index);
-            self.tcp_commands
+            let connection = self.tcp.list.remove(index);
+            self.tcp
+                .commands
                 .push_back(TcpCommand::Close { id: connection.id });
             self.fail_pairs_on(
                 now,
@@ -551,7 +563,7 @@ impl Agent {
 
     /// The earliest connection deadline.
     pub(super) fn next_connection_deadline(&self) -> Option<Instant> {
-        self.connections.iter().filter_map(|c| c.deadline).min()
+        self.tcp.list.iter().filter_map(|c| c.deadline).min()
     }
 
     /// Fails the TCP pairs between `base` and `remote` — unless a pair's
