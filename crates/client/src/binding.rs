@@ -10,9 +10,8 @@ use edgeice_stun::{
 };
 
 use crate::error::{ClientError, InputError};
-use crate::transaction::{
-    Transaction, TransactionConfig, Transactions, Transport, random_transaction_id,
-};
+use crate::ids::RequestIds;
+use crate::transaction::{Transaction, TransactionConfig, Transactions, Transport};
 use crate::{Transmit, response};
 
 /// Most Binding requests in flight at once.
@@ -59,6 +58,7 @@ pub struct BindingClient {
     config: TransactionConfig,
     transactions: Transactions<()>,
     events: VecDeque<BindingEvent>,
+    ids: RequestIds,
 }
 
 impl BindingClient {
@@ -70,6 +70,7 @@ impl BindingClient {
             config,
             transactions: Transactions::new(MAX_IN_FLIGHT),
             events: VecDeque::new(),
+            ids: RequestIds::new(config.id_seed),
         }
     }
 
@@ -101,7 +102,7 @@ impl BindingClient {
         now: Instant,
         change: Option<(bool, bool)>,
     ) -> Result<TransactionId, ClientError> {
-        let id = random_transaction_id()?;
+        let id = self.ids.next_id()?;
         let mut buf = Vec::with_capacity(36);
         let kind = MessageType::new(Method::BINDING, Class::Request);
         let mut builder = MessageBuilder::new(&mut buf, kind, id);

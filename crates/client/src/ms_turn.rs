@@ -132,7 +132,7 @@ impl MsTurnClient {
     /// A client that has asked for nothing yet.
     pub fn new(config: MsTurnConfig) -> Result<Self, ClientError> {
         let mut id_base = [0u8; 8];
-        getrandom::fill(&mut id_base).map_err(|_| ClientError::NoRandomness)?;
+        crate::ids::RequestIds::new(config.transactions.id_seed).fill(&mut id_base)?;
         Ok(MsTurnClient {
             config,
             transactions: Transactions::new(MAX_IN_FLIGHT),

@@ -14,24 +14,9 @@ use edgeice_stun::{Class, HEADER_LEN, Message, TransactionId};
 
 use crate::error::ClientError;
 
-/// The transport a client talks to its server over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// UDP: requests are retransmitted; ChannelData is not padded.
-    Udp,
-    /// TCP: requests are sent once; ChannelData is padded to 4 bytes.
-    Tcp,
-    /// TLS over TCP: as TCP.
-    Tls,
-}
-
-impl Transport {
-    /// Whether this is a byte stream (TCP or TLS), on which requests are not
-    /// retransmitted and ChannelData is padded (RFC 8656 §12.5).
-    pub fn is_stream(self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
+/// The transport a client talks to its server over (shared with the
+/// server core and the ICE agent).
+pub use edgeice_stun::Transport;
 
 /// Retransmission settings (RFC 8489 §6.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +31,10 @@ pub struct TransactionConfig {
     pub last_wait_factor: u32,
     /// How long a request sent over TCP or TLS waits for its response.
     pub stream_timeout: Duration,
+    /// Draw transaction IDs from a generator seeded with this instead of
+    /// the system's randomness: a simulation that seeds every client
+    /// replays byte for byte. `None` (the default) outside tests.
+    pub id_seed: Option<u64>,
 }
 
 impl Default for TransactionConfig {
@@ -55,6 +44,7 @@ impl Default for TransactionConfig {
             max_requests: 7,
             last_wait_factor: 16,
             stream_timeout: Duration::from_millis(39_500),
+            id_seed: None,
         }
     }
 }
@@ -268,13 +258,6 @@ impl<T> Transactions<T> {
         }
         expired
     }
-}
-
-/// A fresh random transaction ID.
-pub fn random_transaction_id() -> Result<TransactionId, ClientError> {
-    let mut id = [0u8; 12];
-    getrandom::fill(&mut id).map_err(|_| ClientError::NoRandomness)?;
-    Ok(TransactionId(id))
 }
 
 #[cfg(test)]

@@ -108,6 +108,13 @@ fn edgeice_calls_edgeice_through_files() {
     assert_eq!(events[0]["event"], "start");
     assert_eq!(events[0]["role"], "controlling");
     assert!(events.iter().any(|e| e["event"] == "selected"));
+    // Each wake-up by the agent's timers says what scheduled it.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "timer" && e["reason"].is_string() && e["due_ms"].is_number()),
+        "no timer line in\n{trace}"
+    );
     assert!(
         events
             .iter()

@@ -5,9 +5,7 @@
 
 use std::net::SocketAddr;
 
-use edgeice_stun::{
-    Attribute, AttributeType, Class, ErrorCode, IntegrityKey, Message, TransactionId,
-};
+use edgeice_stun::{Attribute, AttributeType, Class, ErrorCode, IntegrityKey, Message};
 
 use crate::config::Dialect;
 
@@ -16,15 +14,6 @@ use crate::config::Dialect;
 pub(crate) enum RoleAttribute {
     Controlling(u64),
     Controlled(u64),
-}
-
-/// A new random transaction id.
-pub(crate) fn new_transaction_id() -> TransactionId {
-    let mut id = [0u8; 12];
-    // Without an OS random source nothing else works either; a fixed id
-    // still lets checks run (responses are matched per pair as well).
-    let _ = getrandom::fill(&mut id);
-    TransactionId(id)
 }
 
 /// What goes into one check request.

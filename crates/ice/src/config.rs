@@ -44,19 +44,12 @@ pub struct StunServer {
     pub url: String,
 }
 
-/// How the agent reaches a server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum ServerTransport {
-    /// UDP datagrams from the host socket.
-    #[default]
-    Udp,
-    /// A TCP connection the application opens from the host socket's IP
-    /// (for networks that block UDP); messages framed as RFC 8656 §12.5 says.
-    Tcp,
-    /// TLS over such a TCP connection (`turns:`, often on port 443, which
-    /// strict firewalls let through).
-    Tls,
-}
+/// How the agent reaches a server: UDP from the host socket, or a TCP
+/// connection the application opens from the host socket's IP (for
+/// networks that block UDP), or TLS over one (`turns:`). The one
+/// `Transport` of `edgeice-stun`, under the name the agent's API has
+/// always used.
+pub use edgeice_stun::Transport as ServerTransport;
 
 /// A TURN server to allocate relayed candidates on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +120,11 @@ pub struct AgentConfig {
     /// controlled; a pair works once a check arrives on it, and is selected
     /// when the other side nominates it.
     pub lite: bool,
+    /// Seed for every random choice the agent makes (credentials,
+    /// tie-breaker, transaction IDs, consent jitter); drawn from the
+    /// system when unset. Set it only to replay a run (simulations, tests):
+    /// a known seed makes credentials guessable.
+    pub rng_seed: Option<[u8; 32]>,
 }
 
 impl Default for AgentConfig {
@@ -151,6 +149,7 @@ impl Default for AgentConfig {
             credentials: None,
             max_pairs: 100,
             lite: false,
+            rng_seed: None,
         }
     }
 }

@@ -85,11 +85,18 @@ pub fn agent_input(data: &[u8]) {
                 } else {
                     framed.extend_from_slice(datagram);
                 }
-                agent.handle_tcp_data(now, id, &framed);
+                agent.handle_input(now, crate::Input::TcpData { id, data: &framed });
                 while agent.poll_received().is_some() {}
             }
             None => {
-                let _ = agent.handle_input(now, local, remote, datagram);
+                let _ = agent.handle_input(
+                    now,
+                    crate::Input::Datagram {
+                        socket: local,
+                        from: remote,
+                        data: datagram,
+                    },
+                );
             }
         }
         now += Duration::from_millis(37);

@@ -14,10 +14,51 @@ use edgeice_client::{
     Credentials, RelayProtocol, TransactionConfig, Transport,
 };
 
-use crate::agent::{Datagram, Route};
 use crate::config::{AgentConfig, ServerTransport, StunServer, TurnServer};
+use crate::io::{Datagram, Route};
+use crate::rng::Random;
 
 mod ms_turn;
+
+/// Why data or a connection could not go through a TURN relay.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// The address is none of the agent's relayed candidates (of that
+    /// protocol).
+    #[error("{0} is not a relayed address")]
+    NotRelayed(SocketAddr),
+    /// The TURN client refused (too large for a TURN message, the
+    /// allocation is gone…).
+    #[error(transparent)]
+    Client(#[from] edgeice_client::ClientError),
+}
+
+/// Where an RFC 6062 data connection goes: from the IP of the socket key
+/// the control connection was opened from, to the TURN server, with TLS
+/// or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DataConnectionRoute {
+    pub socket: SocketAddr,
+    pub server: SocketAddr,
+    pub tls: bool,
+}
+
+/// A STUN or TURN server as the agent names it: where it listens and its
+/// URL (two entries of the configuration may share an address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServerName {
+    pub address: SocketAddr,
+    pub url: String,
+}
+
+impl ServerName {
+    pub(crate) fn of(address: SocketAddr, url: &str) -> ServerName {
+        ServerName {
+            address,
+            url: url.to_owned(),
+        }
+    }
+}
 
 /// What a server query produced.
 #[derive(Debug)]
@@ -27,7 +68,7 @@ pub(crate) enum Gathered {
         component: u16,
         socket: SocketAddr,
         mapped: SocketAddr,
-        server: (SocketAddr, String),
+        server: ServerName,
     },
     /// A relayed address allocated on a TURN server.
     Relayed {
@@ -35,7 +76,7 @@ pub(crate) enum Gathered {
         socket: SocketAddr,
         relayed: SocketAddr,
         mapped: SocketAddr,
-        server: (SocketAddr, String),
+        server: ServerName,
         /// How the server was reached: relays reached over UDP rank first.
         transport: ServerTransport,
     },
@@ -45,7 +86,7 @@ pub(crate) enum Gathered {
         socket: SocketAddr,
         relayed: SocketAddr,
         mapped: SocketAddr,
-        server: (SocketAddr, String),
+        server: ServerName,
     },
     /// A peer connected to a TCP relayed address (RFC 6062
     /// ConnectionAttempt): a data connection must be opened and bound.
@@ -53,15 +94,14 @@ pub(crate) enum Gathered {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        /// (control connection's socket key, server, TLS).
-        via: (SocketAddr, SocketAddr, bool),
+        via: DataConnectionRoute,
     },
     /// The TCP relay connected to `peer` as asked (RFC 6062 Connect).
     RelayConnected {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        via: (SocketAddr, SocketAddr, bool),
+        via: DataConnectionRoute,
     },
     /// The TCP relay could not connect to `peer`.
     RelayConnectFailed {
@@ -105,11 +145,13 @@ struct TurnQuery {
 }
 
 impl TurnQuery {
-    /// Where an RFC 6062 data connection for this allocation goes: from
-    /// the socket's IP, to the server, with TLS or not.
-    fn data_connection_route(&self) -> (SocketAddr, SocketAddr, bool) {
-        let tls = self.server.transport == ServerTransport::Tls;
-        (self.socket, self.server.address, tls)
+    /// Where an RFC 6062 data connection for this allocation goes.
+    fn data_connection_route(&self) -> DataConnectionRoute {
+        DataConnectionRoute {
+            socket: self.socket,
+            server: self.server.address,
+            tls: self.server.transport == ServerTransport::Tls,
+        }
     }
 
     /// Whether input from `from` on `socket` (over a stream or not) is this
@@ -135,6 +177,8 @@ pub(crate) struct Gatherer {
     ms_turn: Vec<ms_turn::MsTurnQuery>,
     results: VecDeque<Gathered>,
     transmits: VecDeque<Datagram>,
+    /// Seeds each client's transaction IDs.
+    rng: Random,
 }
 
 fn timeout_reason(transactions: &TransactionConfig) -> String {
@@ -166,7 +210,7 @@ fn push_allocated(
     relayed: SocketAddr,
     mapped: SocketAddr,
 ) {
-    let named = (server.address, server.url.clone());
+    let named = ServerName::of(server.address, &server.url);
     if server.transport == ServerTransport::Udp {
         results.push_back(Gathered::Reflexive {
             component,
@@ -186,7 +230,7 @@ fn push_allocated(
 }
 
 impl Gatherer {
-    pub(crate) fn new(config: &AgentConfig) -> Gatherer {
+    pub(crate) fn new(config: &AgentConfig, rng: Random) -> Gatherer {
         Gatherer {
             stun_servers: config.stun_servers.clone(),
             turn_servers: config.turn_servers.clone(),
@@ -206,6 +250,16 @@ impl Gatherer {
             ms_turn: Vec::new(),
             results: VecDeque::new(),
             transmits: VecDeque::new(),
+            rng,
+        }
+    }
+
+    /// The retransmission settings for a new client, with a seed of its
+    /// own for its transaction IDs.
+    fn client_transactions(&mut self) -> TransactionConfig {
+        TransactionConfig {
+            id_seed: Some(self.rng.next_u64()),
+            ..self.transactions
         }
     }
 
@@ -216,7 +270,8 @@ impl Gatherer {
             if server.address.is_ipv4() != socket.is_ipv4() {
                 continue;
             }
-            let mut client = BindingClient::new(server.address, Transport::Udp, self.transactions);
+            let transactions = self.client_transactions();
+            let mut client = BindingClient::new(server.address, Transport::Udp, transactions);
             let started = client.send_request(now);
             let mut query = StunQuery {
                 component,
@@ -240,8 +295,9 @@ impl Gatherer {
                 continue;
             }
             if self.speak_ms_turn {
+                let transactions = self.client_transactions();
                 let started =
-                    ms_turn::MsTurnQuery::start(now, component, socket, &server, self.transactions);
+                    ms_turn::MsTurnQuery::start(now, component, socket, &server, transactions);
                 match started {
                     Ok(query) => self.ms_turn.push(query),
                     Err(reason) => self.results.push_back(Gathered::Failed {
@@ -291,13 +347,8 @@ impl Gatherer {
             username: server.username.clone(),
             password: server.password.clone(),
         };
-        let transport = match server.transport {
-            ServerTransport::Udp => Transport::Udp,
-            ServerTransport::Tcp => Transport::Tcp,
-            ServerTransport::Tls => Transport::Tls,
-        };
-        let mut config = AllocationConfig::new(server.address, transport, credentials);
-        config.transactions = self.transactions;
+        let mut config = AllocationConfig::new(server.address, server.transport, credentials);
+        config.transactions = self.client_transactions();
         config.relay = relay;
         let mut allocation = Allocation::new(config);
         let started = allocation.allocate(now);
@@ -347,7 +398,10 @@ impl Gatherer {
                         component: query.component,
                         socket: query.socket,
                         mapped,
-                        server: (query.server.address, server),
+                        server: ServerName {
+                            address: query.server.address,
+                            url: server,
+                        },
                     },
                     BindingEvent::Failed { code, reason, .. } => Gathered::Failed {
                         server,
@@ -372,7 +426,7 @@ impl Gatherer {
                 });
             }
             while let Some(event) = query.allocation.poll_event() {
-                let server = (query.server.address, query.server.url.clone());
+                let server = ServerName::of(query.server.address, &query.server.url);
                 match event {
                     AllocationEvent::Allocated {
                         relayed, mapped, ..
@@ -439,7 +493,7 @@ impl Gatherer {
                         let reason =
                             failure_reason(code, reason, query.relayed, &self.transactions);
                         self.results.push_back(Gathered::Failed {
-                            server: server.1,
+                            server: server.url,
                             code,
                             reason,
                         });
@@ -567,17 +621,14 @@ impl Gatherer {
         now: Instant,
         relayed: SocketAddr,
         peer: SocketAddr,
-    ) -> Result<(), String> {
+    ) -> Result<(), RelayError> {
         let query = self
             .turn
             .iter_mut()
             .find(|q| q.relayed == Some(relayed) && q.relay == RelayProtocol::Tcp)
-            .ok_or_else(|| format!("{relayed} is not a TCP relayed address"))?;
+            .ok_or(RelayError::NotRelayed(relayed))?;
         let _ = query.allocation.create_permission(now, peer.ip());
-        query
-            .allocation
-            .connect(now, peer)
-            .map_err(|e| e.to_string())?;
+        query.allocation.connect(now, peer)?;
         self.collect();
         Ok(())
     }
@@ -588,16 +639,13 @@ impl Gatherer {
         now: Instant,
         relayed: SocketAddr,
         connection_id: u32,
-    ) -> Result<ConnectionBind, String> {
+    ) -> Result<ConnectionBind, RelayError> {
         let query = self
             .turn
             .iter_mut()
             .find(|q| q.relayed == Some(relayed) && q.relay == RelayProtocol::Tcp)
-            .ok_or_else(|| format!("{relayed} is not a TCP relayed address"))?;
-        query
-            .allocation
-            .connection_bind(now, connection_id)
-            .map_err(|e| e.to_string())
+            .ok_or(RelayError::NotRelayed(relayed))?;
+        Ok(query.allocation.connection_bind(now, connection_id)?)
     }
 
     /// Queues `payload` from relayed address `base` to `peer`, wrapped for
@@ -636,7 +684,7 @@ impl Gatherer {
         peer: SocketAddr,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(SocketAddr, ServerTransport, SocketAddr), String> {
+    ) -> Result<(SocketAddr, ServerTransport, SocketAddr), RelayError> {
         for query in &mut self.ms_turn {
             if let Some(wrapped) = query.wrap_into(base, peer, payload, out) {
                 return wrapped;
@@ -646,14 +694,11 @@ impl Gatherer {
             .turn
             .iter_mut()
             .find(|q| q.relayed == Some(base) && q.relay == RelayProtocol::Udp)
-            .ok_or_else(|| format!("{base} is not a relayed address"))?;
+            .ok_or(RelayError::NotRelayed(base))?;
         if query.channels.insert(peer) {
             let _ = query.allocation.bind_channel(now, peer);
         }
-        query
-            .allocation
-            .send_to(now, peer, payload, out)
-            .map_err(|e| e.to_string())?;
+        query.allocation.send_to(now, peer, payload, out)?;
         Ok((query.socket, query.server.transport, query.server.address))
     }
 

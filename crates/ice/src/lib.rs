@@ -26,12 +26,19 @@ mod dialect;
 mod event;
 pub mod framing;
 mod gather;
+mod io;
+mod rng;
 pub mod sdp;
+mod timer;
 
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use agent::{Agent, ConnectionId, Datagram, Received, Route, SendError, TcpCommand, Transmit};
+pub use agent::{
+    Agent, ConnectionId, Datagram, Input, Output, Received, Route, SendError, TcpCommand, Transmit,
+};
 pub use candidate::{Candidate, CandidateKind, CandidateLineError, TcpType};
 pub use config::{AgentConfig, Dialect, Nomination, ServerTransport, StunServer, TurnServer};
 pub use event::{CheckState, Event, PairDescription, State};
+pub use gather::RelayError;
+pub use timer::Timer;

@@ -181,7 +181,11 @@ fn check(id: TransactionId, how: &Check) -> Vec<u8> {
 fn answer(agent: &mut Agent, now: Instant, id: TransactionId, datagram: &[u8]) -> Option<Vec<u8>> {
     let ours: SocketAddr = OURS.parse().unwrap();
     let theirs: SocketAddr = THEIRS.parse().unwrap();
-    assert!(agent.handle_input(now, ours, theirs, datagram).is_none());
+    assert!(
+        agent
+            .handle_input(now, datagram_from(ours, theirs, datagram))
+            .is_none()
+    );
     let mut found = None;
     while let Some(d) = agent.poll_transmit() {
         let Ok(message) = Message::parse_unpadded(&d.payload) else {
@@ -338,7 +342,8 @@ fn an_rfc_8445_agent_does_not_take_ms_ice2_integrity() {
     };
     let ours: SocketAddr = OURS.parse().unwrap();
     let theirs: SocketAddr = THEIRS.parse().unwrap();
-    agent.handle_input(now, ours, theirs, &check(id, &how));
+    let check = check(id, &how);
+    agent.handle_input(now, datagram_from(ours, theirs, &check));
     let answer = agent.poll_transmit().expect("an error answer");
     let message = Message::parse(&answer.payload).unwrap();
     assert_eq!(message.class(), Class::Error, "401: wrong integrity");
@@ -348,7 +353,11 @@ fn an_rfc_8445_agent_does_not_take_ms_ice2_integrity() {
 fn answers(agent: &mut Agent, now: Instant, id: TransactionId, datagram: &[u8]) -> Vec<Vec<u8>> {
     let ours: SocketAddr = OURS.parse().unwrap();
     let theirs: SocketAddr = THEIRS.parse().unwrap();
-    assert!(agent.handle_input(now, ours, theirs, datagram).is_none());
+    assert!(
+        agent
+            .handle_input(now, datagram_from(ours, theirs, datagram))
+            .is_none()
+    );
     let mut found = Vec::new();
     while let Some(d) = agent.poll_transmit() {
         let Ok(message) = Message::parse_unpadded(&d.payload) else {
@@ -402,5 +411,18 @@ fn legacy_copies_go_until_the_peer_shows_implementation_version() {
         let id = TransactionId([b; 12]);
         let sent = answers(&mut agent, now, id, &check(id, &modern));
         assert_eq!(sent.len(), 1);
+    }
+}
+
+/// A datagram from `theirs` arriving on our socket `ours`.
+fn datagram_from<'a>(
+    ours: std::net::SocketAddr,
+    theirs: std::net::SocketAddr,
+    data: &'a [u8],
+) -> edgeice_ice::Input<'a> {
+    edgeice_ice::Input::Datagram {
+        socket: ours,
+        from: theirs,
+        data,
     }
 }

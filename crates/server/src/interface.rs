@@ -7,30 +7,9 @@ use std::time::Instant;
 
 use edgeice_stun::AddressFamily;
 
-/// The transport between a client and the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Transport {
-    /// UDP datagrams.
-    Udp,
-    /// A TCP connection (messages framed by [`edgeice_stun::StreamDecoder`]).
-    Tcp,
-    /// A TLS connection over TCP.
-    Tls,
-}
-
-impl Transport {
-    /// 0, 1 and 2 for UDP, TCP and TLS: where per-transport counters go.
-    pub fn index(self) -> usize {
-        match self {
-            Transport::Udp => 0,
-            Transport::Tcp => 1,
-            Transport::Tls => 2,
-        }
-    }
-
-    /// Every transport, in [`Transport::index`] order.
-    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
-}
+/// The transport between a client and the server (shared with the
+/// client and the ICE agent).
+pub use edgeice_stun::Transport;
 
 /// A client's 5-tuple as the server sees it (RFC 8656 §2): the transport,
 /// the client's address and the server address it talks to. An allocation

@@ -50,6 +50,7 @@ mod integrity;
 mod message;
 pub mod ms;
 mod stream;
+mod transport;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -64,3 +65,4 @@ pub use header::{Class, HEADER_LEN, MAGIC_COOKIE, MessageType, Method, Transacti
 pub use integrity::{IntegrityError, IntegrityKey};
 pub use message::{Layout, Message, ParseError, RawAttributes};
 pub use stream::{Frame, Framing, StreamDecoder, StreamError, frame_len};
+pub use transport::Transport;

@@ -28,7 +28,7 @@ use edgeice_stun::MIN_CHANNEL;
 
 use crate::Transmit;
 use crate::error::ClientError;
-use crate::ids::IndicationIds;
+use crate::ids::{IndicationIds, RequestIds};
 use crate::transaction::Transactions;
 use auth::Auth;
 use request::{Pending, Request};
@@ -90,12 +90,15 @@ pub struct Allocation {
     channel_peers: HashMap<u16, SocketAddr>,
     next_channel: u16,
     indication_ids: IndicationIds,
+    /// Where request IDs come from (seeded in simulations).
+    ids: RequestIds,
     alternate_server: Option<SocketAddr>,
 }
 
 impl Allocation {
     /// An allocation not yet asked for; start with [`Allocation::allocate`].
     pub fn new(config: AllocationConfig) -> Self {
+        let mut ids = RequestIds::new(config.transactions.id_seed);
         Allocation {
             config,
             state: AllocationState::Idle,
@@ -112,7 +115,8 @@ impl Allocation {
             channels: HashMap::new(),
             channel_peers: HashMap::new(),
             next_channel: MIN_CHANNEL,
-            indication_ids: IndicationIds::new(),
+            indication_ids: IndicationIds::new(&mut ids),
+            ids,
             alternate_server: None,
         }
     }

@@ -16,7 +16,7 @@ use super::{
 use crate::binding;
 use crate::error::{ClientError, InputError};
 use crate::response::error_code;
-use crate::transaction::{Transaction, random_transaction_id};
+use crate::transaction::Transaction;
 
 /// What a request in flight was for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Allocation {
         unauthorized: u8,
         stale: u8,
     ) -> Result<(), ClientError> {
-        let id = random_transaction_id()?;
+        let id = self.ids.next_id()?;
         let bytes = self.build(request, id)?;
         let transaction =
             Transaction::new(now, bytes, self.config.transport, &self.config.transactions)?;

@@ -10,7 +10,6 @@ use edgeice_stun::{
 use super::{Allocation, RelayProtocol, Request};
 use crate::error::{ClientError, InputError};
 use crate::response::error_code;
-use crate::transaction::random_transaction_id;
 
 impl Allocation {
     /// RFC 6062: asks the server to open a TCP connection to `peer`; then
@@ -37,7 +36,7 @@ impl Allocation {
         if self.config.relay != RelayProtocol::Tcp {
             return Err(ClientError::NotTcpRelay);
         }
-        let id = random_transaction_id()?;
+        let id = self.ids.next_id()?;
         let mut request = Vec::with_capacity(128);
         let kind = MessageType::new(Method::CONNECTION_BIND, Class::Request);
         let mut builder = MessageBuilder::new(&mut request, kind, id);

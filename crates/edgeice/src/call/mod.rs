@@ -19,8 +19,8 @@ use edgeice_ice::sdp::{
     remote_candidates_line,
 };
 use edgeice_ice::{
-    Agent, AgentConfig, Dialect, Event, Nomination, ServerTransport, State, StunServer, TcpCommand,
-    TurnServer,
+    Agent, AgentConfig, Dialect, Event, Input, Nomination, Output, ServerTransport, State,
+    StunServer, TcpCommand, TurnServer,
 };
 use serde_json::json;
 
@@ -312,23 +312,39 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
     let mut connected_at: Option<Instant> = None;
     let mut remote_open = true;
     let outcome = loop {
-        // Open and close what the agent asks, send and show what it has.
-        while let Some(command) = agent.poll_tcp_command() {
-            match command {
-                TcpCommand::Connect {
+        // Drain what the agent has (str0m's rule: one input, then every
+        // output up to the next timeout): open and close what it asks,
+        // send, show, and answer what arrived on ICE-TCP connections.
+        let mut finished = None;
+        let mut arrived: Vec<(u16, Vec<u8>)> = Vec::new();
+        while let Some(output) = agent.poll_output() {
+            let event = match output {
+                Output::Tcp(TcpCommand::Connect {
                     id,
                     local,
                     remote,
                     tls,
-                } => net.connect(id, local, remote, tls),
-                TcpCommand::Close { id } => net.close(id),
-            }
-        }
-        while let Some(d) = agent.poll_transmit() {
-            net.send(d.source, d.route, d.destination, &d.payload).await;
-        }
-        let mut finished = None;
-        while let Some(event) = agent.poll_event() {
+                }) => {
+                    net.connect(id, local, remote, tls);
+                    continue;
+                }
+                Output::Tcp(TcpCommand::Close { id }) => {
+                    net.close(id);
+                    continue;
+                }
+                Output::Transmit(d) => {
+                    net.send(d.source, d.route, d.destination, &d.payload).await;
+                    continue;
+                }
+                Output::Received {
+                    component, data, ..
+                } => {
+                    arrived.push((component, data));
+                    continue;
+                }
+                Output::Timeout { .. } => break,
+                Output::Event(event) => event,
+            };
             timeline.event(&event);
             match &event {
                 Event::CandidateGathered { candidate, .. } => {
@@ -359,6 +375,10 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         }
         if let Some(outcome) = finished {
             break outcome;
+        }
+        if take_arrivals(&mut agent, &mut net, &args, &mut probes, &arrived).await {
+            timeline.say("data", "the other side said bye");
+            break Outcome::Connected;
         }
         let now = Instant::now();
         let connected = matches!(agent.state(), State::Connected | State::Completed);
@@ -406,58 +426,31 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         tokio::select! {
             Some(incoming) = incoming.recv() => {
                 let now = Instant::now();
-                let mut arrived: Vec<(u16, Vec<u8>)> = Vec::new();
-                match incoming {
-                    Incoming::Packet { socket, from, data } => {
-                        if let Some(r) = agent.handle_input(now, socket, from, &data) {
-                            arrived.push((r.component, r.data.to_vec()));
-                        }
-                    }
-                    Incoming::ServerFrame { socket, server, data } => {
-                        if let Some(r) = agent.handle_server_stream(now, socket, server, &data) {
-                            arrived.push((r.component, r.data.to_vec()));
-                        }
-                    }
-                    Incoming::TcpData { id, data } => agent.handle_tcp_data(now, id, &data),
-                    Incoming::StreamClosed { socket, server } => agent.stream_closed(now, socket, server),
-                    Incoming::Accepted { listener, remote, stream } => {
-                        if let Some(id) = agent.tcp_accepted(now, listener, remote) {
+                // Connections are adopted first: what the agent sends on
+                // them goes out. An accepted one is named by the agent.
+                let mut incoming = incoming;
+                match &mut incoming {
+                    Incoming::Accepted { listener, remote, .. } => {
+                        let id = agent.tcp_accepted(now, *listener, *remote);
+                        if let (Some(id), Incoming::Accepted { stream, .. }) = (id, incoming) {
                             let _ = stream.set_nodelay(true);
                             net.adopt(id, Box::new(stream));
                         }
+                        continue;
                     }
                     Incoming::Connected { id, stream } => {
-                        // Adopted first: what the agent sends on it goes out.
-                        net.adopt(id, stream);
-                        if !agent.tcp_connected(now, id) {
-                            net.close(id);
+                        if let Some(stream) = stream.take() {
+                            net.adopt(*id, stream);
                         }
                     }
-                    Incoming::Closed { id } => {
-                        net.close(id);
-                        agent.tcp_closed(now, id);
-                    }
+                    Incoming::Closed { id } => net.close(*id),
+                    _ => {}
                 }
-                while let Some((component, _, data)) = agent.poll_received() {
-                    arrived.push((component, data));
-                }
-                let mut bye = false;
-                for (component, data) in arrived {
-                    if args.echo {
-                        if data == BYE {
-                            bye = true;
-                            break;
-                        }
-                        if let Ok(t) = agent.send(now, component, &data) {
-                            let (source, route, destination) = (t.source, t.route, t.destination);
-                            let payload = t.payload.to_vec();
-                            net.send(source, route, destination, &payload).await;
-                        }
-                    } else if let Some(probes) = &mut probes {
-                        probes.echo(now, &data);
-                    }
-                }
-                if bye {
+                let Some(input) = incoming.as_input() else { continue };
+                let received = agent
+                    .handle_input(now, input)
+                    .map(|r| (r.component, r.data.to_vec()));
+                if take_arrivals(&mut agent, &mut net, &args, &mut probes, received.as_slice()).await {
                     timeline.say("data", "the other side said bye");
                     break Outcome::Connected;
                 }
@@ -476,13 +469,23 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
                     timeline.record("state", json!({"state": "failed", "reason": format!("timeout after {} s", args.timeout)}));
                     break if args.echo && connected_once { Outcome::Connected } else { Outcome::Failed };
                 }
-                agent.handle_timeout(Instant::now());
+                let now = Instant::now();
+                if let Some((due, timer)) = agent.next_timer().filter(|(due, _)| *due <= now) {
+                    timeline.timer(due, timer);
+                }
+                agent.handle_input(now, Input::Timeout);
             }
         }
     };
     agent.close(Instant::now());
-    while let Some(d) = agent.poll_transmit() {
-        net.send(d.source, d.route, d.destination, &d.payload).await;
+    // What closing releases (TURN allocations) goes out; nothing else
+    // is read any more.
+    while let Some(output) = agent.poll_output() {
+        match output {
+            Output::Transmit(d) => net.send(d.source, d.route, d.destination, &d.payload).await,
+            Output::Timeout { .. } => break,
+            _ => {}
+        }
     }
     net.flush().await;
     if let Some(probes) = &probes {
@@ -505,6 +508,33 @@ async fn call(args: CallArgs, config: AgentConfig) -> Result<Outcome> {
         }
     }
     Ok(outcome)
+}
+
+/// Echoes what arrived (or counts it back as a probe's echo); whether
+/// the other side said bye.
+async fn take_arrivals(
+    agent: &mut Agent,
+    net: &mut Net,
+    args: &CallArgs,
+    probes: &mut Option<Probes>,
+    arrived: &[(u16, Vec<u8>)],
+) -> bool {
+    let now = Instant::now();
+    for (component, data) in arrived {
+        if args.echo {
+            if data == BYE {
+                return true;
+            }
+            if let Ok(t) = agent.send(now, *component, data) {
+                let (source, route, destination) = (t.source, t.route, t.destination);
+                let payload = t.payload.to_vec();
+                net.send(source, route, destination, &payload).await;
+            }
+        } else if let Some(probes) = probes {
+            probes.echo(now, data);
+        }
+    }
+    false
 }
 
 async fn send_data(agent: &mut Agent, net: &mut Net, now: Instant, data: &[u8]) {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use edgeice_ice::{ConnectionId, Route};
+use edgeice_ice::{ConnectionId, Input, Route};
 use edgeice_stun::StreamDecoder;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
@@ -40,15 +40,48 @@ pub enum Incoming {
         remote: SocketAddr,
         stream: TcpStream,
     },
-    /// An ICE-TCP connection the agent asked for is open.
+    /// An ICE-TCP connection the agent asked for is open (the driver
+    /// takes the stream to adopt it before handing the input in).
     Connected {
         id: ConnectionId,
-        stream: Box<dyn ServerStream>,
+        stream: Option<Box<dyn ServerStream>>,
     },
     /// Bytes read from an ICE-TCP connection (the agent cuts the frames).
     TcpData { id: ConnectionId, data: Vec<u8> },
     /// An ICE-TCP connection ended or could not be opened.
     Closed { id: ConnectionId },
+}
+
+impl Incoming {
+    /// The agent's input this arrival is, borrowing its bytes: all but a
+    /// connection accepted on a listener, which the agent is asked to name
+    /// (`Agent::tcp_accepted`).
+    pub fn as_input(&self) -> Option<Input<'_>> {
+        Some(match self {
+            Incoming::Packet { socket, from, data } => Input::Datagram {
+                socket: *socket,
+                from: *from,
+                data,
+            },
+            Incoming::ServerFrame {
+                socket,
+                server,
+                data,
+            } => Input::ServerFrame {
+                socket: *socket,
+                server: *server,
+                frame: data,
+            },
+            Incoming::StreamClosed { socket, server } => Input::ServerClosed {
+                socket: *socket,
+                server: *server,
+            },
+            Incoming::TcpData { id, data } => Input::TcpData { id: *id, data },
+            Incoming::Connected { id, .. } => Input::TcpConnected { id: *id },
+            Incoming::Closed { id } => Input::TcpClosed { id: *id },
+            Incoming::Accepted { .. } => return None,
+        })
+    }
 }
 
 /// The sockets and connections of one call.
@@ -157,12 +190,12 @@ impl Net {
                 Ok(tcp) => match tls {
                     None => Incoming::Connected {
                         id,
-                        stream: Box::new(tcp),
+                        stream: Some(Box::new(tcp)),
                     },
                     Some((connector, name)) => match connector.connect(name, tcp).await {
                         Ok(stream) => Incoming::Connected {
                             id,
-                            stream: Box::new(stream),
+                            stream: Some(Box::new(stream)),
                         },
                         Err(_) => Incoming::Closed { id },
                     },

@@ -85,6 +85,13 @@ impl Timeline {
         let _ = trace.flush();
     }
 
+    /// Records that the agent's timer `timer`, due at `due`, woke it: a
+    /// wake-up that looks wrong says what scheduled it.
+    pub fn timer(&mut self, due: Instant, timer: edgeice_ice::Timer) {
+        let due_ms = ms(due.saturating_duration_since(self.start));
+        self.record("timer", json!({"reason": timer.as_str(), "due_ms": due_ms}));
+    }
+
     /// Shows and records one agent event.
     pub fn event(&mut self, event: &Event) {
         match event {

@@ -245,6 +245,7 @@ fn transactions(timeout: Duration) -> TransactionConfig {
         max_requests: 5,
         last_wait_factor: 4,
         stream_timeout: timeout,
+        id_seed: None,
     }
 }
 

@@ -157,6 +157,7 @@ fn change_request(
         max_requests: 3,
         last_wait_factor: 3,
         stream_timeout: wait,
+        id_seed: None,
     };
     let mut client = BindingClient::new(server, Transport::Udp, config);
     client.send_change_request(Instant::now(), change_ip, true)?;

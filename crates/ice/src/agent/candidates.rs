@@ -5,10 +5,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::{Agent, Local};
+use super::{Agent, FoundationKey, HostSocket, Local};
 use crate::candidate::{Candidate, CandidateKind, TcpType};
-use crate::checklist::{Pair, pair_priority, unfreeze_initial};
+use crate::checklist::{Pair, pair_priority};
 use crate::event::{Event, State};
+use crate::gather::ServerName;
+use crate::timer::Timer;
 
 /// Most remote candidates kept (signalled and peer-reflexive together):
 /// pairs are capped anyway, and a peer must not grow the agent without end.
@@ -26,21 +28,29 @@ impl Agent {
     pub fn add_host_socket(&mut self, now: Instant, component: u16, address: SocketAddr) {
         if component == 0
             || component > self.components()
-            || self.sockets.iter().any(|s| s.0 == address)
+            || self.sockets.iter().any(|s| s.address == address)
         {
             return;
         }
         let family_index = self
             .sockets
             .iter()
-            .filter(|s| s.1 == component && s.0.is_ipv4() == address.is_ipv4())
+            .filter(|s| s.component == component && s.address.is_ipv4() == address.is_ipv4())
             .count();
-        let index = self.sockets.iter().filter(|s| s.1 == component).count();
+        let index = self
+            .sockets
+            .iter()
+            .filter(|s| s.component == component)
+            .count();
         let local_preference =
             self.config
                 .dialect
                 .host_local_preference(address.ip(), family_index, index);
-        self.sockets.push((address, component, local_preference));
+        self.sockets.push(HostSocket {
+            address,
+            component,
+            local_preference,
+        });
         if !self.config.relay_only {
             self.add_local(
                 CandidateKind::Host,
@@ -59,8 +69,9 @@ impl Agent {
         self.local_gathering_done = false;
         // Completion is judged at the next timeout, so that the sockets an
         // application adds in one go count as one gathering.
-        self.gathering_check_at = Some(now);
+        self.timers.set(Timer::GatheringComplete, now);
         self.drain_gatherer_transmits();
+        self.arm_timers();
     }
 
     /// The foundation of a candidate of `kind` on `base_ip` learned from
@@ -72,7 +83,12 @@ impl Agent {
         server: Option<SocketAddr>,
         tcp: bool,
     ) -> String {
-        let key = (kind, base_ip, server, tcp);
+        let key = FoundationKey {
+            kind,
+            base_ip,
+            server,
+            tcp,
+        };
         let index = match self.foundations.iter().position(|k| *k == key) {
             Some(i) => i,
             None => {
@@ -94,7 +110,7 @@ impl Agent {
         base: SocketAddr,
         related: Option<SocketAddr>,
         local_preference: u16,
-        server: Option<(SocketAddr, String)>,
+        server: Option<ServerName>,
     ) -> usize {
         self.add_local_candidate(
             kind,
@@ -118,7 +134,7 @@ impl Agent {
         base: SocketAddr,
         related: Option<SocketAddr>,
         local_preference: u16,
-        server: Option<(SocketAddr, String)>,
+        server: Option<ServerName>,
         tcp_type: Option<TcpType>,
     ) -> usize {
         if let Some(existing) = self.locals.iter().position(|l| {
@@ -132,7 +148,7 @@ impl Agent {
         let foundation = self.foundation(
             kind,
             base.ip(),
-            server.as_ref().map(|s| s.0),
+            server.as_ref().map(|s| s.address),
             tcp_type.is_some(),
         );
         let relay_over_stream = kind == CandidateKind::Relayed
@@ -160,7 +176,7 @@ impl Agent {
         if kind != CandidateKind::PeerReflexive {
             self.events.push_back(Event::CandidateGathered {
                 candidate: candidate.clone(),
-                server: server.map(|s| s.1),
+                server: server.map(|s| s.url),
             });
         }
         self.locals.push(Local {
@@ -174,7 +190,7 @@ impl Agent {
             for remote in 0..self.remotes.len() {
                 self.add_pair(index, remote, false);
             }
-            unfreeze_initial(&mut self.pairs);
+            self.pairs.unfreeze_initial();
         }
         index
     }
@@ -214,7 +230,8 @@ impl Agent {
         if self.state == State::New && self.remote.is_some() {
             self.set_state(State::Checking, None);
         }
-        self.next_check = self.next_check.max(now);
+        self.pairs.pace_from(now);
+        self.arm_timers();
     }
 
     /// Their active TCP candidates will connect to our passive ones
@@ -230,7 +247,7 @@ impl Agent {
             .iter()
             .any(|l| l.candidate.tcp_type == Some(TcpType::Passive));
         if theirs && ours {
-            self.incoming_wait_until = Some(now + INCOMING_WAIT);
+            self.timers.set(Timer::IncomingTcp, now + INCOMING_WAIT);
         }
     }
 
@@ -242,7 +259,7 @@ impl Agent {
                 self.add_pair(local, remote, false);
             }
         }
-        unfreeze_initial(&mut self.pairs);
+        self.pairs.unfreeze_initial();
         remote
     }
 
@@ -251,6 +268,7 @@ impl Agent {
     pub fn end_of_remote_candidates(&mut self) {
         self.remote_end_of_candidates = true;
         self.check_for_failure();
+        self.arm_timers();
     }
 
     /// Forms the pair (local, remote) if they can be paired and it is new;
@@ -287,7 +305,7 @@ impl Agent {
         if let Some(existing) = self
             .pairs
             .iter()
-            .position(|p| p.local == local && p.remote == remote)
+            .position(|p| p.local() == local && p.remote() == remote)
         {
             return Some(existing);
         }
@@ -297,9 +315,10 @@ impl Agent {
         let foundation = format!("{}:{}", l.candidate.foundation, r.foundation);
         let priority = self.pair_priority_of(l.candidate.priority, r.priority);
         let component = r.component;
-        self.pairs
-            .push(Pair::new(local, remote, component, foundation, priority));
-        Some(self.pairs.len() - 1)
+        Some(
+            self.pairs
+                .push(Pair::new(local, remote, component, foundation, priority)),
+        )
     }
 
     fn pair_priority_of(&self, local: u32, remote: u32) -> u64 {
@@ -313,9 +332,10 @@ impl Agent {
     /// After a role change every pair's priority changes (G and D swap).
     pub(super) fn recompute_pair_priorities(&mut self) {
         for i in 0..self.pairs.len() {
-            let local = self.locals[self.pairs[i].local].candidate.priority;
-            let remote = self.remotes[self.pairs[i].remote].priority;
-            self.pairs[i].priority = self.pair_priority_of(local, remote);
+            let local = self.locals[self.pairs[i].local()].candidate.priority;
+            let remote = self.remotes[self.pairs[i].remote()].priority;
+            let priority = self.pair_priority_of(local, remote);
+            self.pairs[i].set_priority(priority);
         }
     }
 
@@ -332,7 +352,12 @@ impl Agent {
             .iter()
             .find(|l| l.base == base)
             .map(|l| l.candidate.component)
-            .or_else(|| self.sockets.iter().find(|s| s.0 == base).map(|s| s.1))
+            .or_else(|| {
+                self.sockets
+                    .iter()
+                    .find(|s| s.address == base)
+                    .map(|s| s.component)
+            })
     }
 
     /// The local preference of the host socket `base` (relayed candidates
@@ -340,12 +365,12 @@ impl Agent {
     pub(super) fn local_preference_of_socket(&self, socket: SocketAddr) -> u16 {
         self.sockets
             .iter()
-            .find(|s| s.0 == socket)
-            .map_or(65535, |s| s.2)
+            .find(|s| s.address == socket)
+            .map_or(65535, |s| s.local_preference)
     }
 
     pub(super) fn check_gathering_complete(&mut self) {
-        if self.gathering_check_at.is_some() {
+        if self.timers.get(Timer::GatheringComplete).is_some() {
             return;
         }
         if !self.local_gathering_done && self.gatherer.is_complete() {

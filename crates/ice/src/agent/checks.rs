@@ -8,14 +8,15 @@ use super::Agent;
 use super::tcp::TCP_CHECK_TIMEOUT;
 use super::{Datagram, Route};
 use crate::candidate::CandidateKind;
-use crate::check::{CheckRequest, RoleAttribute, new_transaction_id};
-use crate::checklist::{InFlight, MAX_CANCELLED, next_ordinary_check};
+use crate::check::{CheckRequest, RoleAttribute};
+use crate::checklist::{InFlight, Retransmission};
 use crate::event::{CheckState, Event, State};
 use crate::framing;
+use crate::timer::Timer;
 
 impl Agent {
-    /// When pacing has a check to send: `next_check`, or later when the
-    /// only pairs left wait for a retry.
+    /// When pacing has a check to send (none from a lite agent, before
+    /// the other side's credentials, or once the session is over).
     pub(super) fn next_check_due(&self) -> Option<Instant> {
         if self.config.lite
             || self.remote.is_none()
@@ -23,41 +24,17 @@ impl Agent {
         {
             return None;
         }
-        if !self.triggered.is_empty() {
-            return Some(self.next_check);
-        }
-        self.pairs
-            .iter()
-            .filter(|p| matches!(p.state, CheckState::Waiting | CheckState::Frozen))
-            .map(|p| {
-                p.retry_at
-                    .map_or(self.next_check, |t| t.max(self.next_check))
-            })
-            .min()
+        self.pairs.next_check_due()
     }
 
-    /// Sends at most one new check if pacing allows: a triggered one first
-    /// (RFC 8445 §6.1.4.2), else the best waiting or frozen pair.
+    /// Sends at most one new check if pacing allows.
     pub(super) fn send_paced_check(&mut self, now: Instant) {
-        if self.next_check_due().is_none_or(|t| t > now) {
+        if self.next_check_due().is_none() {
             return;
         }
-        let mut next = None;
-        while let Some(pair) = self.triggered.pop_front() {
-            let Some(p) = self.pairs.get(pair) else {
-                continue;
-            };
-            // A pair that already works is re-checked only to nominate it.
-            if p.state != CheckState::Succeeded || p.nominate_next && self.controlling {
-                next = Some(pair);
-                break;
-            }
+        if let Some(pair) = self.pairs.next_check(now, self.config.ta, self.controlling) {
+            self.send_check(now, pair, false);
         }
-        let Some(pair) = next.or_else(|| next_ordinary_check(&self.pairs, now)) else {
-            return;
-        };
-        self.send_check(now, pair, false);
-        self.next_check = now + self.config.ta;
     }
 
     /// Sends a check (or a consent check) on `pair` now. A TCP pair
@@ -65,7 +42,7 @@ impl Agent {
     /// it opens.
     pub(super) fn send_check(&mut self, now: Instant, pair: usize, consent: bool) {
         let Some(remote) = &self.remote else { return };
-        let local = &self.locals[self.pairs[pair].local];
+        let local = &self.locals[self.pairs[pair].local()];
         let tcp_type = local.candidate.tcp_type;
         let role = if self.controlling {
             RoleAttribute::Controlling(self.tie_breaker)
@@ -75,7 +52,7 @@ impl Agent {
         let use_candidate = self.controlling
             && !consent
             && (self.config.nomination == crate::config::Nomination::Aggressive
-                || self.pairs[pair].nominate_next
+                || self.pairs[pair].nomination_asked()
                 || self.remote_lite);
         let component = local.candidate.component;
         let request = CheckRequest {
@@ -93,7 +70,7 @@ impl Agent {
             use_candidate,
             foundation: &local.candidate.foundation,
         };
-        let id = new_transaction_id();
+        let id = self.rng.transaction_id();
         let mut bytes = Vec::with_capacity(128);
         if self
             .config
@@ -109,7 +86,7 @@ impl Agent {
         let active = self
             .pairs
             .iter()
-            .filter(|p| matches!(p.state, CheckState::Waiting | CheckState::InProgress))
+            .filter(|p| matches!(p.state(), CheckState::Waiting | CheckState::InProgress))
             .count() as u32;
         let mut rto = self.config.initial_rto.max(self.config.ta * active.max(1));
         let mut transmissions = 1;
@@ -134,9 +111,8 @@ impl Agent {
                         // Nothing we can open (a passive candidate waits to
                         // be connected to): the pair cannot be checked.
                         let p = &mut self.pairs[pair];
-                        if p.state != CheckState::Failed && p.state != CheckState::Succeeded {
-                            p.state = CheckState::Failed;
-                            p.nominate_next = false;
+                        if p.state() != CheckState::Failed && p.state() != CheckState::Succeeded {
+                            p.fail();
                             self.emit_check(
                                 pair,
                                 None,
@@ -153,17 +129,7 @@ impl Agent {
         } else {
             self.send_stun_from_base(now, base, destination, &bytes);
         }
-        let p = &mut self.pairs[pair];
-        if let Some(previous) = p.in_flight.take()
-            && !previous.consent
-            && !previous.request.is_empty()
-        {
-            if p.cancelled.len() >= MAX_CANCELLED {
-                p.cancelled.remove(0);
-            }
-            p.cancelled.push(previous);
-        }
-        p.in_flight = Some(InFlight {
+        let started = self.pairs[pair].start_check(InFlight {
             id,
             request: bytes,
             transmissions,
@@ -179,12 +145,8 @@ impl Agent {
             controlling: self.controlling,
             consent,
         });
-        if !consent && p.state != CheckState::Succeeded {
-            let was = p.state;
-            p.state = CheckState::InProgress;
-            if was != CheckState::InProgress {
-                self.emit_check(pair, None, None);
-            }
+        if started {
+            self.emit_check(pair, None, None);
         }
     }
 
@@ -192,38 +154,19 @@ impl Agent {
     /// last retransmission went unanswered.
     pub(super) fn retransmit_checks(&mut self, now: Instant) {
         for pair in 0..self.pairs.len() {
-            let Some(in_flight) = &mut self.pairs[pair].in_flight else {
-                continue;
-            };
-            if in_flight.next_at > now {
-                continue;
-            }
-            if in_flight.consent {
-                self.pairs[pair].in_flight = None;
-                continue;
-            }
-            if in_flight.transmissions >= self.config.max_transmissions {
-                let sent = in_flight.transmissions;
-                let nominating = in_flight.use_candidate;
-                self.pairs[pair].in_flight = None;
-                self.pairs[pair].nominate_next = false;
-                // A pair that stops answering its nomination is no use either.
-                if self.pairs[pair].state == CheckState::InProgress || nominating {
-                    self.pairs[pair].state = CheckState::Failed;
-                    self.emit_check(pair, None, Some(format!("no response to {sent} checks")));
+            let (max_transmissions, max_rto) = (self.config.max_transmissions, self.config.max_rto);
+            match self.pairs[pair].retransmit(now, max_transmissions, max_rto) {
+                Retransmission::NotDue | Retransmission::ConsentDropped => {}
+                Retransmission::GaveUp { sent, failed } => {
+                    if failed {
+                        self.emit_check(pair, None, Some(format!("no response to {sent} checks")));
+                    }
                 }
-                continue;
-            }
-            in_flight.transmissions += 1;
-            in_flight.last_sent = now;
-            in_flight.rto = (in_flight.rto * 2).min(self.config.max_rto);
-            in_flight.next_at = now + in_flight.rto;
-            let bytes = std::mem::take(&mut in_flight.request);
-            let base = self.locals[self.pairs[pair].local].base;
-            let destination = self.remotes[self.pairs[pair].remote].address;
-            self.send_stun_from_base(now, base, destination, &bytes);
-            if let Some(in_flight) = &mut self.pairs[pair].in_flight {
-                in_flight.request = bytes;
+                Retransmission::Resend(bytes) => {
+                    let (base, destination) = self.pair_ends(pair);
+                    self.send_stun_from_base(now, base, destination, &bytes);
+                    self.pairs[pair].resent(bytes);
+                }
             }
         }
     }
@@ -233,11 +176,11 @@ impl Agent {
         let p = &self.pairs[pair];
         self.events.push_back(Event::Check {
             pair: self.describe(pair),
-            state: p.state,
-            rtt: p.rtt.filter(|_| p.state == CheckState::Succeeded),
+            state: p.state(),
+            rtt: p.rtt().filter(|_| p.state() == CheckState::Succeeded),
             code,
             reason,
-            nominated: p.nominated,
+            nominated: p.is_nominated(),
         });
     }
 
@@ -252,12 +195,15 @@ impl Agent {
             return;
         }
         for component in 1..=self.components() {
-            let mut pairs = self.pairs.iter().filter(|p| p.component == component);
-            let alive = pairs.any(|p| p.state != CheckState::Failed);
+            let mut pairs = self.pairs.iter().filter(|p| p.component() == component);
+            let alive = pairs.any(|p| p.state() != CheckState::Failed);
             // A passive TCP candidate of ours may still be connected to by
             // an active one of theirs: pairs appear when that happens.
-            if !alive && self.triggered.is_empty() && self.incoming_wait_until.is_none() {
-                let reason = if self.pairs.iter().any(|p| p.component == component) {
+            if !alive
+                && !self.pairs.has_triggered()
+                && self.timers.get(Timer::IncomingTcp).is_none()
+            {
+                let reason = if self.pairs.iter().any(|p| p.component() == component) {
                     format!("all pairs of component {component} failed")
                 } else {
                     format!("no candidate pairs for component {component}")

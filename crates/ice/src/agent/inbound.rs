@@ -15,9 +15,10 @@ use crate::check::{
 use crate::event::{CheckState, Event};
 
 impl Agent {
-    /// Hands in a datagram that arrived on the local socket `socket` from
-    /// `from`. Returns application data, if that is what it was.
-    pub fn handle_input<'a>(
+    /// A datagram that arrived on the local socket `socket` from `from`
+    /// ([`crate::Input::Datagram`]). Returns application data, if that is what it
+    /// was.
+    pub(super) fn on_datagram<'a>(
         &mut self,
         now: Instant,
         socket: SocketAddr,
@@ -30,17 +31,18 @@ impl Agent {
         if self.gatherer.is_server(socket, from, false) {
             let relayed = self.gatherer.handle_input(now, socket, from, data, false);
             self.drive_gatherer(now);
-            let (base, peer, payload) = relayed?;
-            return self.handle_at_base(now, base, peer, payload, None);
+            relayed.and_then(|(base, peer, payload)| {
+                self.handle_at_base(now, base, peer, payload, None)
+            })
+        } else {
+            self.handle_at_base(now, socket, from, data, None)
         }
-        self.handle_at_base(now, socket, from, data, None)
     }
 
-    /// Hands in one frame read from the TCP or TLS connection to a TURN
-    /// server ([`crate::Route::ServerTcp`], [`crate::Route::ServerTls`]),
-    /// named by the same (`socket`, `server`) its datagrams were sent with.
-    /// Returns application data a relay carried, if that is what it was.
-    pub fn handle_server_stream<'a>(
+    /// One frame read from the TCP or TLS connection to a TURN server
+    /// ([`crate::Input::ServerFrame`]). Returns application data a relay carried,
+    /// if that is what it was.
+    pub(super) fn on_server_frame<'a>(
         &mut self,
         now: Instant,
         socket: SocketAddr,
@@ -54,8 +56,8 @@ impl Agent {
         }
         let relayed = self.gatherer.handle_input(now, socket, server, frame, true);
         self.drive_gatherer(now);
-        let (base, peer, payload) = relayed?;
-        self.handle_at_base(now, base, peer, payload, None)
+        relayed
+            .and_then(|(base, peer, payload)| self.handle_at_base(now, base, peer, payload, None))
     }
 
     /// A datagram that reached local `base` (a host socket, a relayed
@@ -92,7 +94,7 @@ impl Agent {
         // active candidates of both components share the base `IP:9`.
         let component = match via {
             Some(id) => {
-                let local = self.connections.iter().find(|c| c.id == id)?.local;
+                let local = self.tcp.list.iter().find(|c| c.id == id)?.local;
                 self.locals[local].candidate.component
             }
             None => self.component_of_base(base)?,
@@ -203,8 +205,8 @@ impl Agent {
     pub(super) fn switch_role(&mut self) {
         self.controlling = !self.controlling;
         // Nominations asked for in the old role mean nothing in the new one.
-        for pair in &mut self.pairs {
-            pair.nominate_next = false;
+        for pair in self.pairs.iter_mut() {
+            pair.forget_nomination_request();
         }
         self.recompute_pair_priorities();
         self.events.push_back(Event::RoleChanged {
@@ -227,11 +229,7 @@ impl Agent {
         // (a relay's passive and active candidates share its address).
         let tcp = via.is_some();
         let local = match via {
-            Some(id) => self
-                .connections
-                .iter()
-                .find(|c| c.id == id)
-                .map(|c| c.local),
+            Some(id) => self.tcp.list.iter().find(|c| c.id == id).map(|c| c.local),
             None => self.pairable_local_at(base, false),
         };
         let Some(local) = local else {
@@ -282,48 +280,39 @@ impl Agent {
         if self.config.lite {
             // A lite agent does not check: a check that reached it proves
             // the pair, and the other side's nomination selects it.
-            if self.pairs[pair].state != CheckState::Succeeded {
-                self.pairs[pair].state = CheckState::Succeeded;
-                self.pairs[pair].last_answer = Some(now);
+            if self.pairs[pair].proven_by_check(now) {
                 self.emit_check(pair, None, None);
             }
-            self.pairs[pair].last_answer = Some(now);
-            if request.use_candidate && !self.pairs[pair].nominated {
-                self.pairs[pair].nominated = true;
+            if request.use_candidate && self.pairs[pair].nominate() {
                 self.update_selection(now, component);
             }
             return;
         }
         let p = &mut self.pairs[pair];
-        match p.state {
+        match p.state() {
             CheckState::Succeeded => {}
             CheckState::InProgress => {
-                if !self.triggered.contains(&pair) {
-                    self.triggered.push_back(pair);
-                }
+                self.pairs.trigger(pair);
             }
             CheckState::Frozen | CheckState::Waiting | CheckState::Failed => {
-                p.state = CheckState::Waiting;
-                if !self.triggered.contains(&pair) {
-                    self.triggered.push_back(pair);
-                }
+                p.wait();
+                self.pairs.trigger(pair);
             }
         }
         if request.use_candidate && !self.controlling {
-            if self.pairs[pair].state == CheckState::Succeeded {
-                if !self.pairs[pair].nominated {
-                    self.pairs[pair].nominated = true;
+            if self.pairs[pair].state() == CheckState::Succeeded {
+                if self.pairs[pair].nominate() {
                     self.emit_check(pair, None, None);
                     self.update_selection(now, component);
                 }
             } else {
-                self.pairs[pair].nominate_next = true;
+                self.pairs[pair].ask_nomination();
             }
         }
         if self.state == crate::event::State::New && self.remote.is_some() {
             self.set_state(crate::event::State::Checking, None);
         }
-        self.next_check = self.next_check.max(now);
+        self.pairs.pace_from(now);
     }
 
     fn handle_response(
@@ -334,31 +323,22 @@ impl Agent {
         message: &Message<'_>,
     ) {
         let id = *message.transaction_id();
-        let Some(pair) = self.pairs.iter().position(|p| {
-            p.in_flight.as_ref().is_some_and(|f| f.id == id)
-                || p.cancelled.iter().any(|f| f.id == id)
-        }) else {
+        let Some(pair) = self.pairs.iter().position(|p| p.sent(id)) else {
             return;
         };
         let Some(remote) = &self.remote else { return };
         let Some(outcome) = read_response(message, &remote.key, self.config.dialect) else {
             return;
         };
-        let p = &mut self.pairs[pair];
-        let in_flight = if p.in_flight.as_ref().is_some_and(|f| f.id == id) {
-            p.in_flight.take()
-        } else {
-            let index = p.cancelled.iter().position(|f| f.id == id);
-            index.map(|i| p.cancelled.remove(i))
+        let Some(in_flight) = self.pairs[pair].take_answered(id) else {
+            return;
         };
-        let Some(in_flight) = in_flight else { return };
         // RFC 8445 §7.2.5.2.1: the answer must come back the way it went.
-        let expected_base = self.locals[self.pairs[pair].local].base;
-        let expected_from = self.remotes[self.pairs[pair].remote].address;
+        let expected_base = self.locals[self.pairs[pair].local()].base;
+        let expected_from = self.remotes[self.pairs[pair].remote()].address;
         if base != expected_base || from != expected_from {
             if !in_flight.consent {
-                self.pairs[pair].state = CheckState::Failed;
-                self.pairs[pair].nominate_next = false;
+                self.pairs[pair].fail();
                 self.emit_check(
                     pair,
                     None,
@@ -375,14 +355,11 @@ impl Agent {
                     if in_flight.controlling == self.controlling {
                         self.switch_role();
                     }
-                    self.pairs[pair].state = CheckState::Waiting;
-                    if !self.triggered.contains(&pair) {
-                        self.triggered.push_back(pair);
-                    }
+                    self.pairs[pair].wait();
+                    self.pairs.trigger(pair);
                     self.emit_check(pair, Some(code), Some(reason));
                 } else if !in_flight.consent {
-                    self.pairs[pair].state = CheckState::Failed;
-                    self.pairs[pair].nominate_next = false;
+                    self.pairs[pair].fail();
                     self.emit_check(pair, Some(code), Some(reason));
                 }
             }
@@ -399,15 +376,15 @@ impl Agent {
         in_flight: &crate::checklist::InFlight,
         mapped: SocketAddr,
     ) {
-        let component = self.pairs[pair].component;
-        let base = self.locals[self.pairs[pair].local].base;
-        self.pairs[pair].last_answer = Some(now);
+        let component = self.pairs[pair].component();
+        let base = self.locals[self.pairs[pair].local()].base;
+        self.pairs[pair].answered(now);
         if in_flight.consent {
             return;
         }
         // The valid pair's local candidate: whichever of ours the other
         // side saw, or a new peer-reflexive one (RFC 8445 §7.2.5.3.1).
-        let tcp_type = self.locals[self.pairs[pair].local].candidate.tcp_type;
+        let tcp_type = self.locals[self.pairs[pair].local()].candidate.tcp_type;
         let valid_local = match self.locals.iter().position(|l| {
             l.candidate.address == mapped
                 && l.candidate.component == component
@@ -415,7 +392,7 @@ impl Agent {
         }) {
             Some(local) => local,
             None => {
-                let local_preference = self.locals[self.pairs[pair].local].local_preference;
+                let local_preference = self.locals[self.pairs[pair].local()].local_preference;
                 self.add_local_candidate(
                     CandidateKind::PeerReflexive,
                     component,
@@ -429,22 +406,20 @@ impl Agent {
             }
         };
         let p = &mut self.pairs[pair];
-        p.valid_local = Some(valid_local);
-        p.rtt = Some(now.saturating_duration_since(in_flight.last_sent));
-        p.state = CheckState::Succeeded;
-        if in_flight.use_candidate || (!self.controlling && p.nominate_next) {
-            p.nominated = true;
-        }
-        p.nominate_next = false;
-        let foundation = p.foundation.clone();
+        let rtt = now.saturating_duration_since(in_flight.last_sent);
+        p.succeed(valid_local, rtt, in_flight.use_candidate, self.controlling);
+        let foundation = p.foundation().to_string();
         // RFC 8445 §7.2.5.3.3: the same foundation in other components now
         // has a good chance of working.
-        for other in &mut self.pairs {
-            if other.foundation == foundation && other.state == CheckState::Frozen {
-                other.state = CheckState::Waiting;
+        for other in self.pairs.iter_mut() {
+            if other.foundation() == foundation {
+                other.unfreeze();
             }
         }
-        if let Some(slot) = self.first_success.get_mut(usize::from(component) - 1)
+        if let Some(slot) = self
+            .per_component
+            .get_mut(usize::from(component) - 1)
+            .map(|c| &mut c.first_success)
             && slot.is_none()
         {
             *slot = Some(now);

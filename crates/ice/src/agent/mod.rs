@@ -1,8 +1,8 @@
 //! The agent: one ICE session for one media stream with one or two
-//! components. Sans-IO: the application owns the sockets, feeds every
-//! datagram in with [`Agent::handle_input`], sends what
-//! [`Agent::poll_transmit`] returns, and calls [`Agent::handle_timeout`]
-//! when [`Agent::poll_timeout`] says.
+//! components. Sans-IO: the application owns the sockets, hands in what
+//! happens with [`Agent::handle_input`] — a datagram, a frame, a
+//! connection's fate, the clock — then drains [`Agent::poll_output`] until
+//! it returns the next timeout (docs/ice.md).
 //!
 //! The work is split by phase: `candidates` (local and remote candidates,
 //! foundations, pairing), `checks` (sending checks, pacing,
@@ -11,11 +11,12 @@
 
 mod candidates;
 mod checks;
+mod gathered;
 mod inbound;
 mod selection;
 mod tcp;
 
-pub use tcp::{ConnectionId, TcpCommand};
+pub use crate::io::{ConnectionId, Datagram, Input, Output, Route, TcpCommand, Transmit};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,68 +25,12 @@ use std::time::Instant;
 use edgeice_stun::IntegrityKey;
 
 use crate::candidate::Candidate;
-use crate::checklist::Pair;
-use crate::config::{AgentConfig, ServerTransport};
+use crate::checklist::CheckList;
+use crate::config::AgentConfig;
 use crate::event::{CheckState, Event, State};
 use crate::gather::Gatherer;
-
-/// How a datagram travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Route {
-    /// A UDP datagram from the host socket `source`.
-    Udp,
-    /// Bytes (already framed) on the TCP connection to a TURN server, from
-    /// the host socket `source`'s IP: the application opens one connection
-    /// per (source, destination), writes to it, and hands back what it
-    /// reads frame by frame ([`edgeice_stun::StreamDecoder::next_raw`]) to
-    /// [`Agent::handle_server_stream`] with the same two addresses; a
-    /// connection that ends goes to [`Agent::stream_closed`].
-    ServerTcp,
-    /// As [`Route::ServerTcp`], over TLS: the application runs TLS on the
-    /// connection and hands back what it decrypts, frame by frame.
-    ServerTls,
-    /// An ICE-TCP connection (RFC 6544): the application writes the
-    /// payload (already framed) to that connection as it is.
-    Connection(ConnectionId),
-}
-
-impl From<ServerTransport> for Route {
-    fn from(transport: ServerTransport) -> Route {
-        match transport {
-            ServerTransport::Udp => Route::Udp,
-            ServerTransport::Tcp => Route::ServerTcp,
-            ServerTransport::Tls => Route::ServerTls,
-        }
-    }
-}
-
-/// A datagram for the application to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Datagram {
-    /// The local socket to send from (as given to [`Agent::add_host_socket`]),
-    /// or the candidate base an ICE-TCP connection belongs to.
-    pub source: SocketAddr,
-    /// How: UDP, a TCP connection to a TURN server, or an ICE-TCP connection.
-    pub route: Route,
-    /// Where to.
-    pub destination: SocketAddr,
-    /// The bytes.
-    pub payload: Vec<u8>,
-}
-
-/// Application data sent through the selected pair, borrowing the agent's
-/// buffer or the caller's data: sending copies or allocates nothing more.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Transmit<'a> {
-    /// The local socket to send from (see [`Datagram::source`]).
-    pub source: SocketAddr,
-    /// How (see [`Datagram::route`]).
-    pub route: Route,
-    /// Where to.
-    pub destination: SocketAddr,
-    /// The bytes.
-    pub payload: &'a [u8],
-}
+use crate::rng::Random;
+use crate::timer::{Timer, TimerTable};
 
 /// Application data that arrived.
 #[derive(Debug, PartialEq, Eq)]
@@ -106,7 +51,7 @@ pub enum SendError {
     NotConnected(u16),
     /// The relay could not wrap the data (too large for a TURN message).
     #[error("the TURN relay cannot carry this datagram: {0}")]
-    Relay(String),
+    Relay(#[from] crate::gather::RelayError),
     /// Longer than an RFC 4571 frame (65535 bytes) on an ICE-TCP pair.
     #[error("{0} bytes do not fit in one ICE-TCP frame")]
     TooLong(usize),
@@ -118,6 +63,37 @@ struct RemoteCredentials {
     key: IntegrityKey,
     /// `remote-ufrag:local-ufrag`, the USERNAME of our checks.
     username: String,
+}
+
+/// What the agent keeps for one component (RTP, or RTCP when not
+/// multiplexed); an ICE restart resets it as a whole.
+#[derive(Clone, Copy, Debug, Default)]
+struct Component {
+    /// The selected pair.
+    selected: Option<usize>,
+    /// When its first pair worked (regular nomination waits
+    /// `nomination_delay` from there for a better one).
+    first_success: Option<Instant>,
+    /// When to send the next consent check.
+    next_consent: Option<Instant>,
+}
+
+/// A host socket the application bound, and its place among them.
+#[derive(Clone, Copy, Debug)]
+struct HostSocket {
+    address: SocketAddr,
+    component: u16,
+    local_preference: u16,
+}
+
+/// What makes two candidates' foundations equal (RFC 8445 §5.1.1.3): the
+/// type, the base's IP, the server it came from, and TCP or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FoundationKey {
+    kind: crate::candidate::CandidateKind,
+    base_ip: std::net::IpAddr,
+    server: Option<SocketAddr>,
+    tcp: bool,
 }
 
 /// A local candidate and what the agent needs to use it.
@@ -147,77 +123,47 @@ pub struct Agent {
     remote: Option<RemoteCredentials>,
     remote_lite: bool,
     remote_end_of_candidates: bool,
-    /// Host sockets: (address, component, local preference).
-    sockets: Vec<(SocketAddr, u16, u16)>,
+    /// Host sockets, as added.
+    sockets: Vec<HostSocket>,
     locals: Vec<Local>,
     remotes: Vec<Candidate>,
     /// Foundation keys: (type, base IP, server, TCP).
-    foundations: Vec<(
-        crate::candidate::CandidateKind,
-        std::net::IpAddr,
-        Option<SocketAddr>,
-        bool,
-    )>,
-    pairs: Vec<Pair>,
-    triggered: VecDeque<usize>,
-    /// When pacing allows the next check.
-    next_check: Instant,
-    /// Per component (index `component - 1`): the selected pair.
-    selected: Vec<Option<usize>>,
-    /// Per component: when its first pair worked (regular nomination waits
-    /// `nomination_delay` from there for a better one).
-    first_success: Vec<Option<Instant>>,
-    /// Per component: when to send the next consent check.
-    next_consent: Vec<Option<Instant>>,
+    foundations: Vec<FoundationKey>,
+    /// The pairs, triggered checks and pacing.
+    pairs: CheckList,
+    /// One entry per component (index `component - 1`).
+    per_component: Vec<Component>,
     gatherer: Gatherer,
-    /// ICE-TCP connections, open or being opened.
-    connections: Vec<tcp::Connection>,
-    next_connection: u64,
-    tcp_commands: VecDeque<TcpCommand>,
-    /// While set, the other side's active TCP candidates may still connect
-    /// to our passive ones: failure waits until then.
-    incoming_wait_until: Option<Instant>,
+    /// ICE-TCP connections, open or being opened, and what the
+    /// application is to do with TCP sockets.
+    tcp: tcp::Connections,
     /// Application data read from ICE-TCP connections, for
     /// [`Agent::poll_received`].
     received: VecDeque<(u16, SocketAddr, Vec<u8>)>,
     local_gathering_done: bool,
-    /// Set when host sockets were added: completion is checked then.
-    gathering_check_at: Option<Instant>,
+    /// Every deadline, each with its reason.
+    timers: TimerTable,
     state: State,
     transmits: VecDeque<Datagram>,
     events: VecDeque<Event>,
     buf: Vec<u8>,
-}
-
-fn random_token(bytes: usize) -> String {
-    // ICE characters (RFC 8445 §5.3): letters, digits, '+' and '/'.
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut raw = vec![0u8; bytes];
-    let _ = getrandom::fill(&mut raw);
-    raw.iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-        .collect()
-}
-
-fn random_u64() -> u64 {
-    let mut raw = [0u8; 8];
-    let _ = getrandom::fill(&mut raw);
-    u64::from_be_bytes(raw)
+    rng: Random,
 }
 
 impl Agent {
     /// A new agent. Gathering starts as host sockets are added.
     pub fn new(config: AgentConfig, now: Instant) -> Agent {
+        let mut rng = Random::new(config.rng_seed);
         let (ufrag_len, pwd_len) = config.dialect.credential_lengths();
         let (ufrag, pwd) = config
             .credentials
             .clone()
-            .unwrap_or_else(|| (random_token(ufrag_len), random_token(pwd_len)));
+            .unwrap_or_else(|| (rng.token(ufrag_len), rng.token(pwd_len)));
         let components = usize::from(config.components.max(1));
         Agent {
             // RFC 8445 §6.1.1: a lite agent is controlled.
             controlling: config.controlling && !config.lite,
-            tie_breaker: random_u64(),
+            tie_breaker: rng.next_u64(),
             local_key: IntegrityKey::new(pwd.as_bytes()),
             peer_shows_version: false,
             local_ufrag: ufrag,
@@ -229,24 +175,18 @@ impl Agent {
             locals: Vec::new(),
             remotes: Vec::new(),
             foundations: Vec::new(),
-            pairs: Vec::new(),
-            triggered: VecDeque::new(),
-            next_check: now,
-            selected: vec![None; components],
-            first_success: vec![None; components],
-            next_consent: vec![None; components],
-            gatherer: Gatherer::new(&config),
-            connections: Vec::new(),
-            next_connection: 0,
-            tcp_commands: VecDeque::new(),
+            pairs: CheckList::new(now),
+            per_component: vec![Component::default(); components],
+            gatherer: Gatherer::new(&config, rng.fork()),
+            tcp: tcp::Connections::default(),
             received: VecDeque::new(),
-            incoming_wait_until: None,
             local_gathering_done: false,
-            gathering_check_at: None,
+            timers: TimerTable::default(),
             state: State::New,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             buf: Vec::with_capacity(1500),
+            rng,
             config,
         }
     }
@@ -307,7 +247,8 @@ impl Agent {
         if self.state == State::New && !self.remotes.is_empty() {
             self.set_state(State::Checking, None);
         }
-        self.next_check = self.next_check.max(now);
+        self.pairs.pace_from(now);
+        self.arm_timers();
     }
 
     /// The other side's ufrag, once known.
@@ -393,13 +334,15 @@ impl Agent {
             .selected_index(component)
             .or_else(|| self.early_pair(component))
             .ok_or(SendError::NotConnected(component))?;
-        let base = self.locals[self.pairs[pair].local].base;
-        let destination = self.remotes[self.pairs[pair].remote].address;
+        let base = self.locals[self.pairs[pair].local()].base;
+        let destination = self.remotes[self.pairs[pair].remote()].address;
         if self.gatherer.is_relay(base) {
             let (source, transport, server) = self
                 .gatherer
                 .wrap_into(now, base, destination, data, &mut self.buf)
                 .map_err(SendError::Relay)?;
+            // Wrapping may have asked for a permission or channel.
+            self.arm_timers();
             return Ok(Transmit {
                 source,
                 route: transport.into(),
@@ -407,7 +350,7 @@ impl Agent {
                 payload: &self.buf,
             });
         }
-        if self.locals[self.pairs[pair].local].candidate.is_tcp()
+        if self.locals[self.pairs[pair].local()].candidate.is_tcp()
             && self.connection_of_pair(pair).is_none()
         {
             return Err(SendError::NotConnected(component));
@@ -442,65 +385,142 @@ impl Agent {
             .iter()
             .enumerate()
             .filter(|(_, p)| {
-                p.component == component
-                    && (p.state == CheckState::Succeeded
-                        || (p.nominate_next
+                p.component() == component
+                    && (p.state() == CheckState::Succeeded
+                        || (p.nomination_asked()
                             && !self.controlling
-                            && p.state == CheckState::InProgress))
+                            && p.state() == CheckState::InProgress))
             })
-            .max_by_key(|(_, p)| (p.state == CheckState::Succeeded, p.priority))
+            .max_by_key(|(_, p)| (p.state() == CheckState::Succeeded, p.priority()))
             .map(|(i, _)| i)
     }
 
     fn selected_index(&self, component: u16) -> Option<usize> {
         let slot = usize::from(component).checked_sub(1)?;
-        self.selected.get(slot).copied().flatten()
+        self.per_component.get(slot).and_then(|c| c.selected)
     }
 
-    /// When [`Agent::handle_timeout`] must be called next.
+    /// The one entry point for what happens outside the agent: feed one
+    /// input, then drain [`Agent::poll_output`]. Returns application data
+    /// that a datagram or a relay's frame carried (data from ICE-TCP
+    /// connections comes out as [`Output::Received`]).
+    pub fn handle_input<'a>(&mut self, now: Instant, input: Input<'a>) -> Option<Received<'a>> {
+        let received = match input {
+            Input::Timeout => {
+                self.on_timeout(now);
+                None
+            }
+            Input::Datagram { socket, from, data } => self.on_datagram(now, socket, from, data),
+            Input::ServerFrame {
+                socket,
+                server,
+                frame,
+            } => self.on_server_frame(now, socket, server, frame),
+            Input::ServerClosed { socket, server } => {
+                self.on_server_closed(now, socket, server);
+                None
+            }
+            Input::TcpConnected { id } => {
+                // Given up on meanwhile: the application is to close it.
+                if !self.on_tcp_connected(now, id) {
+                    self.tcp.commands.push_back(TcpCommand::Close { id });
+                }
+                None
+            }
+            Input::TcpData { id, data } => {
+                self.on_tcp_data(now, id, data);
+                None
+            }
+            Input::TcpClosed { id } => {
+                self.on_tcp_closed(now, id);
+                None
+            }
+        };
+        self.arm_timers();
+        received
+    }
+
+    /// Runs what is due at `now`: [`Input::Timeout`] (quinn's name).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_input(now, Input::Timeout);
+    }
+
+    /// What the agent has for the application, one at a time: TCP
+    /// commands first (a connection opens before anything is sent on it),
+    /// datagrams, data read from ICE-TCP connections, events, and last the
+    /// next timeout with its reason — then nothing until the next input.
+    /// `None` once closed, or when no timer is set.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(command) = self.tcp.commands.pop_front() {
+            return Some(Output::Tcp(command));
+        }
+        if let Some(datagram) = self.transmits.pop_front() {
+            return Some(Output::Transmit(datagram));
+        }
+        if let Some((component, from, data)) = self.received.pop_front() {
+            return Some(Output::Received {
+                component,
+                from,
+                data,
+            });
+        }
+        if let Some(event) = self.events.pop_front() {
+            return Some(Output::Event(event));
+        }
+        self.next_timer()
+            .map(|(at, reason)| Output::Timeout { at, reason })
+    }
+
+    /// When to hand in [`Input::Timeout`] next: a lookup in the timer
+    /// table.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timer().map(|(at, _)| at)
+    }
+
+    /// The next deadline and why it was set (for traces and logs).
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
         if self.state == State::Closed {
             return None;
         }
-        let mut next = self.gatherer.poll_timeout();
-        if let Some(t) = self.gathering_check_at {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        }
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n: Instant| n.min(t)));
-            }
-        };
-        consider(self.next_check_due());
-        consider(self.incoming_wait_until);
-        consider(self.next_connection_deadline());
-        for pair in &self.pairs {
-            consider(pair.in_flight.as_ref().map(|f| f.next_at));
-        }
-        for t in &self.next_consent {
-            consider(*t);
-        }
-        for (slot, first) in self.first_success.iter().enumerate() {
-            if self.controlling
-                && self.selected[slot].is_none()
-                && !self.nomination_in_progress(slot)
-                && self.awaits_nomination(slot)
-            {
-                consider(first.map(|t| t + self.config.nomination_delay));
-            }
-        }
-        next
+        self.timers.next()
     }
 
-    /// Runs what is due at `now`: gathering retransmissions, paced checks,
-    /// check retransmissions, nomination, consent.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Refreshes the table's entries that summarise the parts' own
+    /// deadlines (pairs, components, server clients, TCP connections).
+    /// Called once after every input and command: the one place that
+    /// knows where deadlines come from.
+    fn arm_timers(&mut self) {
+        self.timers
+            .put(Timer::Gathering, self.gatherer.poll_timeout());
+        self.timers.put(Timer::Pacing, self.next_check_due());
+        let retransmission = self
+            .pairs
+            .iter()
+            .filter_map(|p| p.in_flight().map(|f| f.next_at))
+            .min();
+        self.timers.put(Timer::Retransmission, retransmission);
+        let consent = self
+            .per_component
+            .iter()
+            .filter_map(|c| c.next_consent)
+            .min();
+        self.timers.put(Timer::Consent, consent);
+        let nomination = (0..self.per_component.len())
+            .filter_map(|slot| self.nomination_wait_ends(slot))
+            .min();
+        self.timers.put(Timer::Nomination, nomination);
+        self.timers
+            .put(Timer::TcpConnect, self.next_connection_deadline());
+    }
+
+    /// Runs what is due at `now` ([`Input::Timeout`]): gathering
+    /// retransmissions, paced checks, check retransmissions, nomination,
+    /// consent.
+    fn on_timeout(&mut self, now: Instant) {
         if self.state == State::Closed {
             return;
         }
-        if self.incoming_wait_until.is_some_and(|t| t <= now) {
-            self.incoming_wait_until = None;
-        }
+        self.timers.expire(Timer::IncomingTcp, now);
         self.drive_gatherer(now);
         self.expire_connections(now);
         self.retransmit_checks(now);
@@ -512,7 +532,7 @@ impl Agent {
 
     /// The TCP connection from host socket `socket` to server `server`
     /// closed (or could not be opened): what was allocated over it is lost.
-    pub fn stream_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
+    fn on_server_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
         self.gatherer.stream_closed(socket, server);
         self.drive_gatherer(now);
     }
@@ -522,6 +542,7 @@ impl Agent {
         self.gatherer.close(now);
         self.drain_gatherer_transmits();
         self.set_state(State::Closed, None);
+        self.arm_timers();
     }
 
     /// An ICE restart (RFC 8445 §9): new local credentials; the remote
@@ -531,202 +552,28 @@ impl Agent {
     /// with the new credentials.
     pub fn restart(&mut self, now: Instant) -> (&str, &str) {
         let (ufrag_len, pwd_len) = self.config.dialect.credential_lengths();
-        self.local_ufrag = random_token(ufrag_len);
-        self.local_pwd = random_token(pwd_len);
+        self.local_ufrag = self.rng.token(ufrag_len);
+        self.local_pwd = self.rng.token(pwd_len);
         self.local_key = IntegrityKey::new(self.local_pwd.as_bytes());
         self.remote = None;
         self.remote_end_of_candidates = false;
         self.remotes.clear();
-        self.pairs.clear();
-        self.triggered.clear();
+        self.pairs.clear(now);
         // Connections serve pairs that are gone.
-        for connection in self.connections.drain(..) {
-            self.tcp_commands
+        for connection in self.tcp.list.drain(..) {
+            self.tcp
+                .commands
                 .push_back(TcpCommand::Close { id: connection.id });
         }
         self.received.clear();
-        self.incoming_wait_until = None;
-        for slot in &mut self.selected {
-            *slot = None;
-        }
-        for slot in &mut self.first_success {
-            *slot = None;
-        }
-        for slot in &mut self.next_consent {
-            *slot = None;
-        }
-        self.next_check = now;
+        self.timers.stop(Timer::IncomingTcp);
+        self.per_component.fill(Component::default());
         self.state = State::New;
         self.events.push_back(Event::StateChanged {
             state: State::New,
             reason: Some("ICE restart".into()),
         });
+        self.arm_timers();
         (&self.local_ufrag, &self.local_pwd)
-    }
-}
-
-impl Agent {
-    /// Runs the gatherer's timers and takes in what it found.
-    fn drive_gatherer(&mut self, now: Instant) {
-        if self.gathering_check_at.is_some_and(|t| t <= now) {
-            self.gathering_check_at = None;
-        }
-        self.gatherer.handle_timeout(now);
-        while let Some(result) = self.gatherer.poll_result() {
-            match result {
-                crate::gather::Gathered::Reflexive {
-                    component,
-                    socket,
-                    mapped,
-                    server,
-                } => {
-                    // Not behind a NAT: the reflexive address is the host
-                    // one, and would only repeat it (RFC 8445 §5.1.3).
-                    if mapped == socket && !self.config.relay_only {
-                        continue;
-                    }
-                    if !self.config.relay_only {
-                        let preference = self.local_preference_of_socket(socket);
-                        self.add_local(
-                            crate::candidate::CandidateKind::ServerReflexive,
-                            component,
-                            mapped,
-                            socket,
-                            Some(socket),
-                            preference,
-                            Some(server),
-                        );
-                    }
-                }
-                crate::gather::Gathered::Relayed {
-                    component,
-                    socket,
-                    relayed,
-                    mapped,
-                    server,
-                    transport,
-                } => {
-                    let preference = self.config.dialect.relayed_local_preference(
-                        self.local_preference_of_socket(socket),
-                        self.turn_index(&server),
-                        transport,
-                        false,
-                    );
-                    self.add_local(
-                        crate::candidate::CandidateKind::Relayed,
-                        component,
-                        relayed,
-                        relayed,
-                        Some(mapped),
-                        preference,
-                        Some(server),
-                    );
-                }
-                crate::gather::Gathered::RelayedTcp {
-                    component,
-                    socket,
-                    relayed,
-                    mapped,
-                    server,
-                } => {
-                    let preference = self.config.dialect.relayed_local_preference(
-                        self.local_preference_of_socket(socket),
-                        self.turn_index(&server),
-                        crate::config::ServerTransport::Tcp,
-                        true,
-                    );
-                    self.add_local_candidate(
-                        crate::candidate::CandidateKind::Relayed,
-                        component,
-                        relayed,
-                        relayed,
-                        Some(mapped),
-                        preference,
-                        Some(server.clone()),
-                        Some(crate::candidate::TcpType::Passive),
-                    );
-                    // And an active one (`IP:9`): the server connects out
-                    // for it (RFC 6062 Connect).
-                    self.add_local_candidate(
-                        crate::candidate::CandidateKind::Relayed,
-                        component,
-                        SocketAddr::new(relayed.ip(), tcp::ACTIVE_PORT),
-                        relayed,
-                        Some(mapped),
-                        preference,
-                        Some(server),
-                        Some(crate::candidate::TcpType::Active),
-                    );
-                    let peers: Vec<std::net::IpAddr> = self
-                        .remotes
-                        .iter()
-                        .filter(|r| r.is_tcp())
-                        .map(|r| r.address.ip())
-                        .collect();
-                    for ip in peers {
-                        self.gatherer.permit_tcp_peer(now, ip);
-                    }
-                    self.expect_incoming(now);
-                }
-                crate::gather::Gathered::RelayConnected {
-                    relayed,
-                    peer,
-                    connection_id,
-                    via,
-                } => self.relay_connected(relayed, peer, connection_id, via),
-                crate::gather::Gathered::RelayConnectFailed {
-                    relayed,
-                    peer,
-                    reason,
-                } => self.relay_connect_failed(now, relayed, peer, &reason),
-                crate::gather::Gathered::PeerConnection {
-                    relayed,
-                    peer,
-                    connection_id,
-                    via,
-                } => self.accept_through_relay(now, relayed, peer, connection_id, via),
-                crate::gather::Gathered::Failed {
-                    server,
-                    code,
-                    reason,
-                } => {
-                    self.events.push_back(Event::GatheringFailed {
-                        server,
-                        code,
-                        reason,
-                    });
-                }
-            }
-        }
-        self.drain_gatherer_transmits();
-        self.check_gathering_complete();
-        self.check_for_failure();
-    }
-
-    /// Which of the configured TURN servers `server` (as the gatherer
-    /// names it) is.
-    fn turn_index(&self, server: &(SocketAddr, String)) -> usize {
-        self.config
-            .turn_servers
-            .iter()
-            .position(|t| t.address == server.0 && t.url == server.1)
-            .unwrap_or(0)
-    }
-
-    /// The configured TURN server `server` (as the gatherer names it).
-    pub(super) fn turn_server(
-        &self,
-        server: &(SocketAddr, String),
-    ) -> Option<&crate::config::TurnServer> {
-        self.config
-            .turn_servers
-            .iter()
-            .find(|t| t.address == server.0 && t.url == server.1)
-    }
-
-    fn drain_gatherer_transmits(&mut self) {
-        while let Some(datagram) = self.gatherer.poll_transmit() {
-            self.transmits.push_back(datagram);
-        }
     }
 }

@@ -13,11 +13,11 @@ impl Agent {
     pub(super) fn describe(&self, pair: usize) -> PairDescription {
         let p = &self.pairs[pair];
         PairDescription {
-            component: p.component,
-            local: self.locals[p.valid_local.unwrap_or(p.local)]
+            component: p.component(),
+            local: self.locals[p.valid_local().unwrap_or(p.local())]
                 .candidate
                 .clone(),
-            remote: self.remotes[p.remote].clone(),
+            remote: self.remotes[p.remote()].clone(),
         }
     }
 
@@ -36,17 +36,18 @@ impl Agent {
             .iter()
             .enumerate()
             .filter(|(_, p)| {
-                p.component == component && p.nominated && p.state == CheckState::Succeeded
+                p.component() == component && p.is_nominated() && p.state() == CheckState::Succeeded
             })
-            .max_by_key(|(_, p)| p.priority)
+            .max_by_key(|(_, p)| p.priority())
             .map(|(i, _)| i);
         let Some(best) = best else { return };
-        let previous = self.selected[slot];
+        let previous = self.per_component[slot].selected;
         if previous == Some(best) {
             return;
         }
-        self.selected[slot] = Some(best);
-        self.next_consent[slot] = (!self.config.lite).then(|| now + self.consent_delay());
+        self.per_component[slot].selected = Some(best);
+        self.per_component[slot].next_consent =
+            (!self.config.lite).then(|| now + self.consent_delay());
         match previous {
             None => self.events.push_back(Event::Selected {
                 pair: self.describe(best),
@@ -68,7 +69,7 @@ impl Agent {
     }
 
     fn update_connected_state(&mut self) {
-        if self.selected.iter().all(Option::is_some)
+        if self.per_component.iter().all(|c| c.selected.is_some())
             && matches!(
                 self.state,
                 State::New | State::Checking | State::Disconnected
@@ -95,32 +96,50 @@ impl Agent {
             if self.nomination_in_progress(slot) {
                 continue;
             }
-            let floor = self.selected[slot].map(|s| self.pairs[s].priority);
+            let floor = self.per_component[slot]
+                .selected
+                .map(|s| self.pairs[s].priority());
             let best = self
                 .pairs
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| {
-                    p.component == component
-                        && p.state == CheckState::Succeeded
-                        && !p.nominated
-                        && floor.is_none_or(|f| p.priority > f)
+                    p.component() == component
+                        && p.state() == CheckState::Succeeded
+                        && !p.is_nominated()
+                        && floor.is_none_or(|f| p.priority() > f)
                 })
-                .max_by_key(|(_, p)| p.priority)
+                .max_by_key(|(_, p)| p.priority())
                 .map(|(i, _)| i);
             let Some(best) = best else { continue };
             let better_pending = self.pairs.iter().any(|p| {
-                p.component == component && p.is_pending() && p.priority > self.pairs[best].priority
+                p.component() == component
+                    && p.is_pending()
+                    && p.priority() > self.pairs[best].priority()
             });
-            let waited =
-                self.first_success[slot].is_some_and(|t| now >= t + self.config.nomination_delay);
+            let waited = self.per_component[slot]
+                .first_success
+                .is_some_and(|first| now >= first + self.config.nomination_delay);
             if better_pending && !waited {
                 continue;
             }
-            self.pairs[best].nominate_next = true;
-            self.triggered.push_front(best);
+            self.pairs[best].ask_nomination();
+            self.pairs.trigger_first(best);
         }
         self.update_completed();
+    }
+
+    /// When regular nomination's wait for a better pair ends in the
+    /// component at `slot`, while there is one to wait for: the
+    /// controlling agent has a working pair, not yet nominated, and
+    /// nothing selected or being nominated.
+    pub(super) fn nomination_wait_ends(&self, slot: usize) -> Option<Instant> {
+        let waiting = self.controlling
+            && self.per_component[slot].selected.is_none()
+            && !self.nomination_in_progress(slot)
+            && self.awaits_nomination(slot);
+        let first = self.per_component[slot].first_success.filter(|_| waiting)?;
+        Some(first + self.config.nomination_delay)
     }
 
     /// Whether regular nomination has something to decide in the
@@ -128,9 +147,9 @@ impl Agent {
     pub(super) fn awaits_nomination(&self, slot: usize) -> bool {
         matches!(self.state, State::New | State::Checking)
             && self.pairs.iter().any(|p| {
-                usize::from(p.component) == slot + 1
-                    && p.state == CheckState::Succeeded
-                    && !p.nominated
+                usize::from(p.component()) == slot + 1
+                    && p.state() == CheckState::Succeeded
+                    && !p.is_nominated()
             })
     }
 
@@ -138,9 +157,9 @@ impl Agent {
     /// the component at `slot`.
     pub(super) fn nomination_in_progress(&self, slot: usize) -> bool {
         self.pairs.iter().any(|p| {
-            usize::from(p.component) == slot + 1
-                && p.state != CheckState::Failed
-                && (p.nominate_next || p.in_flight.as_ref().is_some_and(|f| f.use_candidate))
+            usize::from(p.component()) == slot + 1
+                && p.state() != CheckState::Failed
+                && (p.nomination_asked() || p.in_flight().is_some_and(|f| f.use_candidate))
         })
     }
 
@@ -152,10 +171,8 @@ impl Agent {
 
     /// A consent interval with ±20% jitter (RFC 7675 §5.1), so that many
     /// sessions do not check in step.
-    fn consent_delay(&self) -> Duration {
-        let mut raw = [0u8; 1];
-        let _ = getrandom::fill(&mut raw);
-        let factor = 0.8 + 0.4 * f64::from(raw[0]) / 255.0;
+    fn consent_delay(&mut self) -> Duration {
+        let factor = 0.8 + 0.4 * self.rng.unit();
         self.config.consent_interval.mul_f64(factor)
     }
 
@@ -166,14 +183,14 @@ impl Agent {
         if self.config.lite {
             return;
         }
-        for slot in 0..self.selected.len() {
-            let Some(pair) = self.selected[slot] else {
+        for slot in 0..self.per_component.len() {
+            let Some(pair) = self.per_component[slot].selected else {
                 continue;
             };
-            let last = self.pairs[pair].last_answer.unwrap_or(now);
+            let last = self.pairs[pair].last_answer().unwrap_or(now);
             let silent = now.saturating_duration_since(last);
             if silent >= self.config.consent_timeout {
-                self.next_consent[slot] = None;
+                self.per_component[slot].next_consent = None;
                 self.set_state(
                     State::Failed,
                     Some(format!(
@@ -196,17 +213,17 @@ impl Agent {
             } else if silent < self.config.disconnected_after && self.state == State::Disconnected {
                 self.set_state(State::Connected, None);
             }
-            if self.next_consent[slot].is_some_and(|t| t <= now) {
+            if self.per_component[slot]
+                .next_consent
+                .is_some_and(|t| t <= now)
+            {
                 // A consent check still unanswered is stale: send a new one.
-                let busy = self.pairs[pair]
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|f| !f.consent);
+                let busy = self.pairs[pair].in_flight().is_some_and(|f| !f.consent);
                 if !busy {
-                    self.pairs[pair].in_flight = None;
+                    self.pairs[pair].drop_check();
                     self.send_check(now, pair, true);
                 }
-                self.next_consent[slot] = Some(now + self.consent_delay());
+                self.per_component[slot].next_consent = Some(now + self.consent_delay());
             }
         }
     }

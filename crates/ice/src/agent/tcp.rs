@@ -4,44 +4,19 @@
 //! [`TcpCommand`]s, and reports what happens to each connection; the agent
 //! decides what to open and what goes on which connection.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use edgeice_client::{ConnectionBind, ConnectionBindOutcome};
 use edgeice_stun::StreamDecoder;
 
-use super::{Agent, Received};
+use super::{Agent, ConnectionId, Received, TcpCommand};
 use crate::candidate::{CandidateKind, TcpType};
 use crate::event::CheckState;
 use crate::framing::FrameDecoder;
-
-/// Names an ICE-TCP connection between the agent and its application.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub u64);
-
-/// What the application must do with TCP sockets for the agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TcpCommand {
-    /// Open a connection from `local` (port 0: any port on that IP; else
-    /// bind that very port, with address reuse, for a simultaneous open)
-    /// to `remote`, then call [`Agent::tcp_connected`] or
-    /// [`Agent::tcp_closed`] with `id`.
-    Connect {
-        /// Names the connection.
-        id: ConnectionId,
-        /// Where to connect from.
-        local: SocketAddr,
-        /// Where to connect to.
-        remote: SocketAddr,
-        /// Run TLS on it: a data connection (RFC 6062) to a `turns:` server.
-        tls: bool,
-    },
-    /// Close the connection; nothing more will be sent on it.
-    Close {
-        /// The connection.
-        id: ConnectionId,
-    },
-}
+use crate::gather::DataConnectionRoute;
+use crate::timer::Timer;
 
 /// How long a connection may take to open before its pair fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,6 +45,16 @@ pub(crate) struct Connection {
     /// For a peer's connection through a TCP relay (RFC 6062): the
     /// binding of this data connection, until the server confirms it.
     pub turn: Option<TurnData>,
+}
+
+/// The agent's ICE-TCP part: its connections, the ids it hands out, and
+/// the commands waiting for the application.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    pub list: Vec<Connection>,
+    /// The last id handed out.
+    pub next_id: u64,
+    pub commands: VecDeque<TcpCommand>,
 }
 
 /// A data connection to a TURN server for one peer connection (RFC 6062).
@@ -148,7 +133,8 @@ impl Agent {
             .start_tcp_relays(now, component, listener.ip());
         self.local_gathering_done = false;
         self.drain_gatherer_transmits();
-        self.gathering_check_at = Some(now);
+        self.timers.set(Timer::GatheringComplete, now);
+        self.arm_timers();
     }
 
     /// Registers a port the application reserved (bound with address
@@ -168,7 +154,8 @@ impl Agent {
             None,
             Some(TcpType::SimultaneousOpen),
         );
-        self.gathering_check_at = Some(now);
+        self.timers.set(Timer::GatheringComplete, now);
+        self.arm_timers();
     }
 
     /// The preference of a TCP host candidate on an address: RFC 6544
@@ -187,12 +174,12 @@ impl Agent {
 
     /// Next thing to do with TCP sockets, if any.
     pub fn poll_tcp_command(&mut self) -> Option<TcpCommand> {
-        self.tcp_commands.pop_front()
+        self.tcp.commands.pop_front()
     }
 
     /// A peer connected to the listener `listener` from `remote`: the agent
     /// takes it (returns its id) if the listener is one of its passive
-    /// candidates. What is read from it goes to [`Agent::handle_tcp_data`].
+    /// candidates. What is read from it goes in as [`crate::Input::TcpData`].
     pub fn tcp_accepted(
         &mut self,
         now: Instant,
@@ -206,7 +193,7 @@ impl Agent {
         })?;
         // Anyone may connect: until a check on it is authentic, a
         // connection costs a deadline, and there are only so many.
-        let unproven = self.connections.iter().filter(|c| c.unproven).count();
+        let unproven = self.tcp.list.iter().filter(|c| c.unproven).count();
         if unproven >= MAX_UNPROVEN_CONNECTIONS {
             return None;
         }
@@ -215,17 +202,14 @@ impl Agent {
         connection.established = true;
         connection.unproven = true;
         connection.deadline = Some(now + CONNECT_TIMEOUT);
-        self.connections.push(connection);
+        self.tcp.list.push(connection);
+        self.arm_timers();
         Some(id)
     }
 
     /// A check authenticated on connection `id`: it is kept.
     pub(super) fn prove_connection(&mut self, id: ConnectionId) {
-        if let Some(connection) = self
-            .connections
-            .iter_mut()
-            .find(|c| c.id == id && c.unproven)
-        {
+        if let Some(connection) = self.tcp.list.iter_mut().find(|c| c.id == id && c.unproven) {
             connection.unproven = false;
             connection.deadline = None;
         }
@@ -234,26 +218,26 @@ impl Agent {
     /// The connection `id` asked for with [`TcpCommand::Connect`] is open:
     /// the checks waiting for it go out. False if the agent gave up on it
     /// meanwhile: close it.
-    pub fn tcp_connected(&mut self, now: Instant, id: ConnectionId) -> bool {
-        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
+    pub(super) fn on_tcp_connected(&mut self, now: Instant, id: ConnectionId) -> bool {
+        let Some(index) = self.tcp.list.iter().position(|c| c.id == id) else {
             return false;
         };
-        if let Some(turn_id) = self.connections[index]
+        if let Some(turn_id) = self.tcp.list[index]
             .turn
             .as_ref()
             .and_then(|t| t.connection_id)
         {
             // A data connection: bind it to the peer connection first.
-            let base = self.connections[index].base;
+            let base = self.tcp.list[index].base;
             match self.gatherer.connection_bind(now, base, turn_id) {
                 Ok(bind) => {
                     self.transmits.push_back(super::Datagram {
                         source: base,
                         route: super::Route::Connection(id),
-                        destination: self.connections[index].remote,
+                        destination: self.tcp.list[index].remote,
                         payload: bind.request().to_vec(),
                     });
-                    if let Some(turn) = &mut self.connections[index].turn {
+                    if let Some(turn) = &mut self.tcp.list[index].turn {
                         turn.bind = Some(bind);
                     }
                 }
@@ -270,7 +254,7 @@ impl Agent {
     /// Connection `index` is open (and bound, through a relay): the checks
     /// waiting for it go out.
     fn connection_opened(&mut self, now: Instant, index: usize) {
-        let connection = &mut self.connections[index];
+        let connection = &mut self.tcp.list[index];
         connection.established = true;
         connection.deadline = None;
         let (local, remote) = (connection.local, connection.remote);
@@ -285,15 +269,15 @@ impl Agent {
     /// Whether pair `pair` is between local candidate `local` and `remote`.
     fn pair_uses(&self, pair: usize, local: usize, remote: SocketAddr) -> bool {
         let p = &self.pairs[pair];
-        p.local == local && self.remotes[p.remote].address == remote
+        p.local() == local && self.remotes[p.remote()].address == remote
     }
 
     /// The connection `id` closed, or could not be opened: pairs on it fail.
-    pub fn tcp_closed(&mut self, now: Instant, id: ConnectionId) {
-        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
+    pub(super) fn on_tcp_closed(&mut self, now: Instant, id: ConnectionId) {
+        let Some(index) = self.tcp.list.iter().position(|c| c.id == id) else {
             return;
         };
-        let connection = self.connections.remove(index);
+        let connection = self.tcp.list.remove(index);
         self.fail_pairs_on(
             now,
             connection.local,
@@ -305,17 +289,17 @@ impl Agent {
     /// Bytes read from connection `id`, as they came. Checks and their
     /// answers are handled; application data waits in
     /// [`Agent::poll_received`].
-    pub fn handle_tcp_data(&mut self, now: Instant, id: ConnectionId, bytes: &[u8]) {
-        let Some(index) = self.connections.iter().position(|c| c.id == id) else {
+    pub(super) fn on_tcp_data(&mut self, now: Instant, id: ConnectionId, bytes: &[u8]) {
+        let Some(index) = self.tcp.list.iter().position(|c| c.id == id) else {
             return;
         };
-        let bytes = if self.connections[index].established {
+        let bytes = if self.tcp.list[index].established {
             bytes.to_vec()
         } else {
             // A data connection through a TURN server: its answer to
             // ConnectionBind comes first, in STUN framing; the peer's bytes
             // follow it.
-            let Some(turn) = self.connections[index].turn.as_mut() else {
+            let Some(turn) = self.tcp.list[index].turn.as_mut() else {
                 return;
             };
             turn.stun.push(bytes);
@@ -337,7 +321,7 @@ impl Agent {
                 None => return self.close_connection(now, index, "ConnectionBind failed"),
             }
         };
-        let connection = &mut self.connections[index];
+        let connection = &mut self.tcp.list[index];
         let (base, remote) = (connection.base, connection.remote);
         connection.frames.push(&bytes);
         let mut frames = Vec::new();
@@ -364,8 +348,9 @@ impl Agent {
 
     /// Asks the application to close connection `index` and fails its pairs.
     fn close_connection(&mut self, now: Instant, index: usize, reason: &str) {
-        let connection = self.connections.remove(index);
-        self.tcp_commands
+        let connection = self.tcp.list.remove(index);
+        self.tcp
+            .commands
             .push_back(TcpCommand::Close { id: connection.id });
         self.fail_pairs_on(now, connection.local, connection.remote, reason);
     }
@@ -378,7 +363,11 @@ impl Agent {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        (socket, server, tls): (SocketAddr, SocketAddr, bool),
+        DataConnectionRoute {
+            socket,
+            server,
+            tls,
+        }: DataConnectionRoute,
     ) {
         let Some(local) = self.relayed_tcp_local(relayed, TcpType::Passive) else {
             return;
@@ -393,8 +382,8 @@ impl Agent {
             bind: None,
             stun: StreamDecoder::new(),
         });
-        self.connections.push(connection);
-        self.tcp_commands.push_back(TcpCommand::Connect {
+        self.tcp.list.push(connection);
+        self.tcp.commands.push_back(TcpCommand::Connect {
             id,
             local: SocketAddr::new(socket.ip(), 0),
             remote: server,
@@ -409,9 +398,13 @@ impl Agent {
         relayed: SocketAddr,
         peer: SocketAddr,
         connection_id: u32,
-        (socket, server, tls): (SocketAddr, SocketAddr, bool),
+        DataConnectionRoute {
+            socket,
+            server,
+            tls,
+        }: DataConnectionRoute,
     ) {
-        let Some(connection) = self.connections.iter_mut().find(|c| {
+        let Some(connection) = self.tcp.list.iter_mut().find(|c| {
             c.base == relayed
                 && c.remote == peer
                 && c.turn.as_ref().is_some_and(|t| t.connection_id.is_none())
@@ -422,7 +415,7 @@ impl Agent {
             turn.connection_id = Some(connection_id);
         }
         let id = connection.id;
-        self.tcp_commands.push_back(TcpCommand::Connect {
+        self.tcp.commands.push_back(TcpCommand::Connect {
             id,
             local: SocketAddr::new(socket.ip(), 0),
             remote: server,
@@ -439,7 +432,7 @@ impl Agent {
         peer: SocketAddr,
         reason: &str,
     ) {
-        if let Some(index) = self.connections.iter().position(|c| {
+        if let Some(index) = self.tcp.list.iter().position(|c| {
             c.base == relayed
                 && c.remote == peer
                 && c.turn.as_ref().is_some_and(|t| t.connection_id.is_none())
@@ -458,34 +451,37 @@ impl Agent {
     }
 
     fn new_connection_id(&mut self) -> ConnectionId {
-        self.next_connection += 1;
-        ConnectionId(self.next_connection)
+        self.tcp.next_id += 1;
+        ConnectionId(self.tcp.next_id)
     }
 
     /// The local base and remote address of a pair.
     pub(super) fn pair_ends(&self, pair: usize) -> (SocketAddr, SocketAddr) {
         let p = &self.pairs[pair];
-        (self.locals[p.local].base, self.remotes[p.remote].address)
+        (
+            self.locals[p.local()].base,
+            self.remotes[p.remote()].address,
+        )
     }
 
     /// Whether the pair's check is waiting for its connection to open.
     fn awaits_connection(&self, pair: usize) -> bool {
         self.pairs[pair]
-            .in_flight
-            .as_ref()
+            .in_flight()
             .is_some_and(|f| f.request.is_empty())
     }
 
     /// The open connection a TCP pair's checks and data use.
     pub(super) fn connection_of_pair(&self, pair: usize) -> Option<super::ConnectionId> {
-        if !self.locals[self.pairs[pair].local].candidate.is_tcp() {
+        if !self.locals[self.pairs[pair].local()].candidate.is_tcp() {
             return None;
         }
         let (local, remote) = (
-            self.pairs[pair].local,
-            self.remotes[self.pairs[pair].remote].address,
+            self.pairs[pair].local(),
+            self.remotes[self.pairs[pair].remote()].address,
         );
-        self.connections
+        self.tcp
+            .list
             .iter()
             .find(|c| c.local == local && c.remote == remote && c.established)
             .map(|c| c.id)
@@ -496,7 +492,7 @@ impl Agent {
     /// as waiting for it. Returns false when nothing can be done (a
     /// passive candidate waits for the other side to connect).
     pub(super) fn open_connection_for(&mut self, now: Instant, pair: usize) -> bool {
-        let local_index = self.pairs[pair].local;
+        let local_index = self.pairs[pair].local();
         let local = &self.locals[local_index];
         let relayed = local.candidate.kind == CandidateKind::Relayed;
         let (base, remote) = self.pair_ends(pair);
@@ -506,7 +502,8 @@ impl Agent {
             _ => return false,
         };
         if self
-            .connections
+            .tcp
+            .list
             .iter()
             .any(|c| c.local == local_index && c.remote == remote)
         {
@@ -532,26 +529,28 @@ impl Agent {
                 stun: StreamDecoder::new(),
             });
         } else {
-            self.tcp_commands.push_back(TcpCommand::Connect {
+            self.tcp.commands.push_back(TcpCommand::Connect {
                 id,
                 local: from,
                 remote,
                 tls: false,
             });
         }
-        self.connections.push(connection);
+        self.tcp.list.push(connection);
         true
     }
 
     /// Connections that did not open in time: closed, their pairs failed.
     pub(super) fn expire_connections(&mut self, now: Instant) {
         while let Some(index) = self
-            .connections
+            .tcp
+            .list
             .iter()
             .position(|c| c.deadline.is_some_and(|d| d <= now))
         {
-            let connection = self.connections.remove(index);
-            self.tcp_commands
+            let connection = self.tcp.list.remove(index);
+            self.tcp
+                .commands
                 .push_back(TcpCommand::Close { id: connection.id });
             self.fail_pairs_on(
                 now,
@@ -564,7 +563,7 @@ impl Agent {
 
     /// The earliest connection deadline.
     pub(super) fn next_connection_deadline(&self) -> Option<Instant> {
-        self.connections.iter().filter_map(|c| c.deadline).min()
+        self.tcp.list.iter().filter_map(|c| c.deadline).min()
     }
 
     /// Fails the TCP pairs between `base` and `remote` — unless a pair's
@@ -578,17 +577,14 @@ impl Agent {
                 continue;
             }
             let p = &mut self.pairs[pair];
-            p.in_flight = None;
-            if p.state == CheckState::InProgress && p.connect_attempts < MAX_CONNECT_ATTEMPTS {
-                p.connect_attempts += 1;
-                p.state = CheckState::Waiting;
-                p.retry_at = Some(now + Duration::from_secs(u64::from(p.connect_attempts)));
+            p.drop_check();
+            if p.retry_connection(now, MAX_CONNECT_ATTEMPTS) {
                 self.emit_check(pair, None, Some(format!("{reason}; trying again")));
                 continue;
             }
-            p.nominate_next = false;
-            if p.state != CheckState::Failed {
-                p.state = CheckState::Failed;
+            p.forget_nomination_request();
+            if p.state() != CheckState::Failed {
+                p.fail();
                 self.emit_check(pair, None, Some(reason.to_string()));
             }
         }

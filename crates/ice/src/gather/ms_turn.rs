@@ -7,11 +7,12 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::RelayError;
 use edgeice_client::{MsTurnClient, MsTurnConfig, MsTurnEvent, TransactionConfig, Transport};
 
 use super::{Gathered, failure_reason, push_allocated};
-use crate::agent::Datagram;
 use crate::config::{ServerTransport, TurnServer};
+use crate::io::Datagram;
 
 /// One MS-TURN allocation from one host socket.
 pub(super) struct MsTurnQuery {
@@ -142,7 +143,7 @@ impl MsTurnQuery {
         peer: SocketAddr,
         payload: &[u8],
         out: &mut Vec<u8>,
-    ) -> Option<Result<(SocketAddr, ServerTransport, SocketAddr), String>> {
+    ) -> Option<Result<(SocketAddr, ServerTransport, SocketAddr), RelayError>> {
         if self.relayed != Some(base) {
             return None;
         }
@@ -150,7 +151,7 @@ impl MsTurnQuery {
             self.client
                 .send_to(peer, payload, out)
                 .map(|()| (self.socket, self.server.transport, self.server.address))
-                .map_err(|e| e.to_string()),
+                .map_err(RelayError::from),
         )
     }
 

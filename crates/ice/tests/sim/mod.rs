@@ -10,8 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use edgeice_ice::{
-    Agent, AgentConfig, ConnectionId, Datagram, Event, Route, State, StunServer, TcpCommand,
-    TurnServer,
+    Agent, AgentConfig, ConnectionId, Datagram, Event, Input as AgentInput, Route, State,
+    StunServer, TcpCommand, TurnServer,
 };
 use edgeice_server::{
     Event as ServerEvent, FiveTuple, Input, PEER_DATA_HEADROOM, Server, ServerConfig, Transport,
@@ -237,6 +237,10 @@ pub struct Sim {
     /// (side, id, local, remote).
     half_open: Vec<(usize, ConnectionId, SocketAddr, SocketAddr)>,
     next_ephemeral: u16,
+    /// Everything that happened, in order: each delivery (virtual time,
+    /// addresses, bytes) and each event of either agent. Two runs are the
+    /// same run when their traces are equal byte for byte.
+    pub trace: Vec<u8>,
 }
 
 impl Sim {
@@ -256,6 +260,7 @@ impl Sim {
             links: Vec::new(),
             half_open: Vec::new(),
             next_ephemeral: 45000,
+            trace: Vec::new(),
         };
         let (ua, pa) = (
             sim.peers[0].agent.local_ufrag().to_string(),
@@ -292,6 +297,8 @@ impl Sim {
                     _ => {}
                 }
                 let at = self.now - self.start;
+                self.trace
+                    .extend_from_slice(format!("{at:?} {side} {event:?}\n").as_bytes());
                 self.peers[side].events.push((at, event));
             }
         }
@@ -371,9 +378,15 @@ impl Sim {
                                     self.links.push(Link {
                                         ends: [(side, id), (other, accepted)],
                                     });
-                                    self.peers[side].agent.tcp_connected(now, id);
+                                    self.peers[side]
+                                        .agent
+                                        .handle_input(now, AgentInput::TcpConnected { id });
                                 }
-                                None => self.peers[side].agent.tcp_closed(now, id),
+                                None => {
+                                    self.peers[side]
+                                        .agent
+                                        .handle_input(now, AgentInput::TcpClosed { id });
+                                }
                             }
                         } else if self.peers[other].so_ports.contains(&remote) {
                             let matching = self
@@ -386,13 +399,20 @@ impl Sim {
                                     self.links.push(Link {
                                         ends: [(side, id), (other, other_id)],
                                     });
-                                    self.peers[side].agent.tcp_connected(now, id);
-                                    self.peers[other].agent.tcp_connected(now, other_id);
+                                    self.peers[side]
+                                        .agent
+                                        .handle_input(now, AgentInput::TcpConnected { id });
+                                    self.peers[other].agent.handle_input(
+                                        now,
+                                        AgentInput::TcpConnected { id: other_id },
+                                    );
                                 }
                                 None => self.half_open.push((side, id, local, remote)),
                             }
                         } else {
-                            self.peers[side].agent.tcp_closed(now, id);
+                            self.peers[side]
+                                .agent
+                                .handle_input(now, AgentInput::TcpClosed { id });
                         }
                     }
                     TcpCommand::Close { id } => {
@@ -408,10 +428,26 @@ impl Sim {
         if self.cut {
             return;
         }
+        let at = self.now - self.start;
+        self.trace.extend_from_slice(
+            format!(
+                "{at:?} {} -> {} {:?} ",
+                flight.source, flight.destination, flight.connection
+            )
+            .as_bytes(),
+        );
+        self.trace.extend_from_slice(&flight.payload);
+        self.trace.push(b'\n');
         if let Some((side, id)) = flight.connection {
             let now = self.now;
             let peer = &mut self.peers[side];
-            peer.agent.handle_tcp_data(now, id, &flight.payload);
+            peer.agent.handle_input(
+                now,
+                AgentInput::TcpData {
+                    id,
+                    data: &flight.payload,
+                },
+            );
             while let Some((_, _, data)) = peer.agent.poll_received() {
                 peer.received.push(data);
             }
@@ -457,10 +493,14 @@ impl Sim {
             } else {
                 continue;
             };
-            if let Some(data) =
-                peer.agent
-                    .handle_input(self.now, local, flight.source, &flight.payload)
-            {
+            if let Some(data) = peer.agent.handle_input(
+                self.now,
+                AgentInput::Datagram {
+                    socket: local,
+                    from: flight.source,
+                    data: &flight.payload,
+                },
+            ) {
                 let data = data.data.to_vec();
                 peer.received.push(data);
             }
