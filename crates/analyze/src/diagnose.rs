@@ -575,6 +575,117 @@ fn turn_error_meaning(code: u16) -> (&'static str, &'static str) {
     }
 }
 
+/// Findings that guess from the candidates whether media can connect: an
+/// agent that saw it connect outranks them.
+const GUESSES: [&str; 5] = [
+    "only-host-candidates",
+    "no-relay-candidates",
+    "mdns-unresolvable",
+    "srflx-private-address",
+    "no-common-transport",
+];
+
+/// What a browser's dump adds: the pair it selected, the servers that
+/// failed it, and a configuration that explains a failure.
+fn diagnose_browser(call: &Call, browser: &crate::call::Browser, findings: &mut Vec<Finding>) {
+    let call_id = Some(call.call_id.clone());
+    let dump = |index: usize, text: String| Evidence {
+        file: call
+            .offer
+            .as_ref()
+            .or(call.answer.as_ref())
+            .map_or_else(String::new, |s| s.file.clone()),
+        line: index,
+        text,
+    };
+    if let Some(pair) = &browser.selected_pair {
+        findings.push(Finding {
+            code: "ice-connected",
+            severity: Severity::Info,
+            message: format!(
+                "the browser's stats show the selected candidate pair succeeded: {pair}"
+            ),
+            fix: "Nothing to fix on this connection's path.".into(),
+            call_id: call_id.clone(),
+            evidence: Vec::new(),
+        });
+    }
+    // One finding per server and code: Chrome repeats them per interface.
+    let mut seen: Vec<(&str, u16)> = Vec::new();
+    for e in &browser.candidate_errors {
+        if seen.contains(&(e.url.as_str(), e.code)) {
+            continue;
+        }
+        seen.push((e.url.as_str(), e.code));
+        let turn = e.url.to_ascii_lowercase().starts_with("turn");
+        let meaning = match e.code {
+            401 => "the TURN server refused the credentials (401 Unauthorized): the page's TURN username or password is wrong or expired".to_owned(),
+            701 => "the server could not be reached from this interface (no answer, a DNS failure or no route; Chrome reports 701 for each interface that fails, which is routine for IPv6 or VPN interfaces)".to_owned(),
+            code => format!("the server answered {code} ({})", turn_error_meaning(code).0),
+        };
+        let severity = if call.connected {
+            Severity::Info
+        } else if call.ice_failed && turn {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        findings.push(Finding {
+            code: "ice-candidate-error",
+            severity,
+            message: format!(
+                "the browser reports an ICE candidate error from {}: {meaning}{}",
+                if e.url.is_empty() { "an ICE server" } else { &e.url },
+                if e.text.is_empty() { String::new() } else { format!(" — \"{}\"", e.text) }
+            ),
+            fix: match (e.code, turn) {
+                (401, _) => "Check how the page obtains TURN credentials (a shared secret out of step with the server's, an expired time-limited username).".into(),
+                (701, true) => "Check that the TURN server's address resolves and that its port is open from the client's network (UDP 3478, or TCP/TLS 443 for restrictive networks).".into(),
+                (701, false) => "Routine when another interface or server succeeded; otherwise check the STUN server's address and that UDP to it is allowed.".into(),
+                (code, _) => turn_error_meaning(code).1.into(),
+            },
+            call_id: call_id.clone(),
+            evidence: vec![dump(e.index, format!("icecandidateerror {} {} {}", e.url, e.code, e.text))],
+        });
+    }
+    let Some(config) = &browser.configuration else {
+        return;
+    };
+    let relay_gathered = [call.offer.as_ref(), call.answer.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.party == "local")
+        .flat_map(|s| s.description.media.iter())
+        .flat_map(|m| m.candidates.iter())
+        .any(|(_, t)| t.contains(" typ relay"));
+    if config.ice_transport_policy.as_deref() == Some("relay") && !relay_gathered && !call.connected
+    {
+        findings.push(Finding {
+            code: "relay-policy-without-relay",
+            severity: Severity::Error,
+            message: format!(
+                "the page set iceTransportPolicy \"relay\" but the browser gathered no relay candidate{}: with that policy nothing else may be used, so nothing can connect",
+                if config.has_turn() { "" } else { " — and no TURN server is configured" }
+            ),
+            fix: "Give the page a TURN server it can reach and authenticate to, or drop the relay-only policy.".into(),
+            call_id: call_id.clone(),
+            evidence: Vec::new(),
+        });
+    } else if call.ice_failed && !config.has_turn() {
+        findings.push(Finding {
+            code: "no-turn-server",
+            severity: Severity::Warning,
+            message: format!(
+                "ICE failed and the page configured no TURN server ({}): when the direct and reflexive paths are blocked there is no relay to fall back on",
+                if config.ice_servers.is_empty() { "iceServers is empty".to_owned() } else { format!("iceServers: {}", config.ice_servers.join(", ")) }
+            ),
+            fix: "Add a TURN server to the page's iceServers (with UDP and TCP/TLS transports).".into(),
+            call_id,
+            evidence: Vec::new(),
+        });
+    }
+}
+
 /// The findings about one call, most severe first.
 pub fn diagnose_call(call: &Call) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -582,6 +693,21 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
         diagnose_side(side, Some(&call.call_id), &mut findings);
     }
     diagnose_pairs(call, &mut findings);
+    if call.connected {
+        // What the candidates suggest is a guess; the agent saw the media
+        // connect. The guesses stay as notes, for other peers.
+        for f in &mut findings {
+            if GUESSES.contains(&f.code) && f.severity != Severity::Info {
+                f.severity = Severity::Info;
+                f.message.push_str(
+                    " (this connection worked all the same, so this only matters for other peers)",
+                );
+            }
+        }
+    }
+    if let Some(browser) = &call.browser {
+        diagnose_browser(call, browser, &mut findings);
+    }
     if call.ice_failed {
         // The state change itself, rather than a check or a server that
         // failed on the way.

@@ -9,7 +9,8 @@
 //! - Lync/Skype for Business server logs (CLS/OCSLogger SIPStack text):
 //!   records between `$$begin_record` and `$$end_record` with `Direction:`,
 //!   `Peer:`, `Start-Line:` and `Message-Body:` fields;
-//! - Chrome `webrtc-internals` dumps (JSON, read whole);
+//! - Chrome `webrtc-internals` dumps (JSON, old text values or current
+//!   JSON values, streamed: see [`crate::webrtc_internals`]);
 //! - packet captures, pcap and pcapng (see [`crate::capture`]);
 //! - `edgeice call --trace` files (JSON lines, see [`crate::trace`]);
 //! - `edgeice serve`'s own log, JSON lines or text (see
@@ -211,14 +212,19 @@ impl<R: BufRead + Send> Source<R> {
             Format::Capture => Ok(()),
             Format::CallTrace => crate::trace::read(file, first, &mut lines, emit),
             Format::WebrtcInternals => {
-                let mut text = first.1;
-                while let Some((_, line)) = lines.next_line().map_err(io)? {
-                    text.push('\n');
-                    text.push_str(&line);
+                // The first line was read to recognise the format: put it
+                // back in front of the rest, and stream the whole.
+                let head = std::io::Cursor::new(format!("{}\n", first.1).into_bytes());
+                let found = crate::webrtc_internals::read_stream(
+                    file,
+                    std::io::Read::chain(head, lines.reader),
+                    emit,
+                )?;
+                if found {
+                    Ok(())
+                } else {
+                    Err(InputError::Unrecognised(file.to_owned()))
                 }
-                let items = crate::webrtc_internals::read(file, &text)
-                    .ok_or_else(|| InputError::Unrecognised(file.to_owned()))?;
-                items.into_iter().try_for_each(emit)
             }
             Format::ServerLog => read_server_log(file, first, &mut lines, emit),
             Format::ServeLog => {

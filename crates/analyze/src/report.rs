@@ -112,10 +112,17 @@ fn verdict(out: &mut String, summary: &Summary) {
             let _ = writeln!(out, "Verdict: {} — {}", top.code, top.message);
             let _ = writeln!(out, "Fix: {}\n", top.fix);
         }
-        Some(top) => {
+        Some(top) if top.severity == Severity::Warning => {
             let _ = writeln!(
                 out,
                 "Verdict: no error; warnings first: {} — {}\n",
+                top.code, top.message
+            );
+        }
+        Some(top) => {
+            let _ = writeln!(
+                out,
+                "Verdict: no error or warning; notes first: {} — {}\n",
                 top.code, top.message
             );
         }

@@ -564,6 +564,8 @@ pub(crate) fn call_of(first: Trace, second: Option<Trace>) -> Call {
         promoted: traces.iter().any(|t| t.promoted),
         seconds_to_bye: None,
         ice_failed: traces.iter().any(|t| t.failed.is_some()),
+        connected: false,
+        browser: None,
         end: "complete",
         findings,
     }

@@ -439,3 +439,44 @@ fn edgeice_serve_logs_are_read_as_json_lines_and_as_text() {
             .any(|e| e.text.contains("session-start"))
     );
 }
+
+#[test]
+fn a_current_format_dump_is_read_with_its_errors_and_restarts() {
+    // Written here, in the JSON-value form of Chrome 144–149 (see the
+    // public dumps in tests/corpus/public/ for real ones).
+    let analysis = run(&["failed-call.current.webrtc-internals.json"]);
+    let ids: Vec<&str> = analysis.calls.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(ids, ["31-1", "31-1 (ICE restart 1)", "31-2"]);
+    let first = &analysis.calls[0];
+    assert!(first.ice_failed && !first.connected);
+    assert_eq!(
+        first.offer.as_ref().unwrap().description.media[0]
+            .candidates
+            .len(),
+        1
+    );
+    let restart = &analysis.calls[1];
+    assert!(restart.connected && !restart.ice_failed);
+    let candidates = &restart.offer.as_ref().unwrap().description.media[0].candidates;
+    assert_eq!(candidates.len(), 1);
+    assert!(candidates[0].1.contains("ufrag Rr7t"));
+    let in_first = |code: &str| {
+        analysis
+            .findings
+            .iter()
+            .find(|f| f.code == code && f.call_id.as_deref() == Some("31-1"))
+    };
+    let error = in_first("ice-candidate-error").expect("the TURN 401");
+    assert_eq!(error.severity, Severity::Error);
+    assert!(error.message.contains("401"), "{}", error.message);
+    assert!(in_first("relay-policy-without-relay").is_some());
+    assert!(in_first("ice-failed").is_some());
+    // The second connection failed with only a STUN server configured.
+    assert!(
+        analysis
+            .findings
+            .iter()
+            .any(|f| f.code == "no-turn-server" && f.call_id.as_deref() == Some("31-2"))
+    );
+    assert!(analysis.has_errors());
+}
