@@ -28,6 +28,11 @@ pub struct Side {
     pub timestamp: Option<String>,
     /// Only the OCS 2007 fallback part was there.
     pub fallback_only: bool,
+    /// Where a Lync/Skype for Business client says its media is
+    /// (`ms-endpoint-location-data: …;ms-media-location-type=Intranet`):
+    /// `Intranet` or `Internet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_location: Option<String>,
     /// The media and candidates.
     pub description: Description,
 }
@@ -166,6 +171,11 @@ fn side_of(message: &SipMessage, role: &'static str, party: &str) -> Option<Side
         line: message.line,
         timestamp: message.timestamp.clone(),
         fallback_only,
+        media_location: message.header("ms-endpoint-location-data").and_then(|v| {
+            v.split(';')
+                .find_map(|p| p.trim().strip_prefix("ms-media-location-type="))
+                .map(|t| t.trim().to_owned())
+        }),
         description: sdp::parse(part.text, part.line),
     })
 }
@@ -179,6 +189,7 @@ pub(crate) fn description_side(file: String, line: usize, text: &str) -> Side {
         line,
         timestamp: None,
         fallback_only: false,
+        media_location: None,
         description: sdp::parse(text, line),
     }
 }
@@ -496,6 +507,7 @@ pub(crate) fn calls_of_peer_connection(pc: crate::webrtc_internals::PeerConnecti
                     line: *index,
                     timestamp: None,
                     fallback_only: false,
+                    media_location: None,
                     description: d.clone(),
                 })
         };

@@ -111,6 +111,8 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         let mut private_ips: Vec<(String, AddressClass)> = Vec::new();
         let mut srflx_ips: Vec<(String, AddressClass)> = Vec::new();
         let mut kinds = Vec::new();
+        // MS-ICE draft 6 lines carry their own username and password.
+        let mut draft6 = 0;
         for (line, text) in &media.candidates {
             let candidate = match Candidate::parse(text) {
                 Ok(c) => c,
@@ -127,12 +129,14 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                     continue;
                 }
             };
-            kinds.push(candidate.kind);
+            let kind = crate::dialect::effective_kind(&candidate);
+            kinds.push(kind);
             if candidate.dialect == Dialect::MsIceDraft6 {
+                draft6 += 1;
                 continue;
             }
             if let Some(class) = unreachable(&candidate.address) {
-                match candidate.kind {
+                match kind {
                     Some(CandidateType::Relay) => {
                         let ip = candidate.address.to_string();
                         if !private_ips.iter().any(|(known, _)| *known == ip) {
@@ -198,12 +202,27 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
             continue;
         }
         let only_host = kinds.iter().all(|k| matches!(k, Some(CandidateType::Host)));
+        // A client that says its media is on the corporate network
+        // (Intranet) calls peers on that network: host paths are the
+        // ones it needs, so the lack of others is a note.
+        let intranet = side
+            .media_location
+            .as_deref()
+            .is_some_and(|l| l.eq_ignore_ascii_case("intranet"));
+        let (reach_severity, reach_note) = if intranet {
+            (
+                Severity::Info,
+                " (the client says its media is on the corporate network, ms-media-location-type=Intranet: enough for peers on that network)",
+            )
+        } else {
+            (Severity::Warning, "")
+        };
         if only_host {
             findings.push(Finding {
                 code: "only-host-candidates",
-                severity: Severity::Warning,
+                severity: reach_severity,
                 message: format!(
-                    "the {} media of {} offers only host candidates: unless both ends share a network, nothing can connect",
+                    "the {} media of {} offers only host candidates: unless both ends share a network, nothing can connect{reach_note}",
                     media.kind,
                     who(side)
                 ),
@@ -217,9 +236,9 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         {
             findings.push(Finding {
                 code: "no-relay-candidates",
-                severity: Severity::Warning,
+                severity: reach_severity,
                 message: format!(
-                    "the {} media of {} has no relay candidate: behind a firewall that blocks direct paths, the call will fail",
+                    "the {} media of {} has no relay candidate: behind a firewall that blocks direct paths, the call will fail{reach_note}",
                     media.kind,
                     who(side)
                 ),
@@ -228,7 +247,7 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 evidence: vec![evidence(side, media.candidates[0].0, &media.candidates[0].1)],
             });
         }
-        if media.ufrag.is_none() || !media.has_pwd {
+        if (media.ufrag.is_none() || !media.has_pwd) && draft6 < media.candidates.len() {
             findings.push(Finding {
                 code: "ice-credentials-missing",
                 severity: Severity::Error,
@@ -686,6 +705,70 @@ fn diagnose_browser(call: &Call, browser: &crate::call::Browser, findings: &mut 
     }
 }
 
+/// A Lync/Skype for Business client's own word that the media failed
+/// (`ms-client-diagnostics` 51007, 52xxx, a reason saying so), with the
+/// path its `CallerMediaDebug`/`CalleeMediaDebug` shows.
+fn diagnose_ms_diagnostics(call: &Call, findings: &mut Vec<Finding>) {
+    let Some((event, d)) = call.timeline.iter().find_map(|e| {
+        e.diagnostics
+            .iter()
+            .find(|d| d.media_failed())
+            .map(|d| (e, d))
+    }) else {
+        return;
+    };
+    let mut paths = Vec::new();
+    for (side, who) in [
+        ("CallerMediaDebug", "caller"),
+        ("CalleeMediaDebug", "callee"),
+    ] {
+        let field = |f: &str| d.media_field(side, f).filter(|v| !v.is_empty());
+        if d.media_debug.iter().all(|(s, _, _)| s != side) {
+            continue;
+        }
+        let mut parts = Vec::new();
+        if let Some(site) = field("LocalSite") {
+            parts.push(format!("its own address {site}"));
+        }
+        match field("LocalMR") {
+            Some(mr) => parts.push(format!(
+                "its media relay (Edge) {mr}{}",
+                field("LocalMRTCPPort").map(|p| format!(", TCP port {p}")).unwrap_or_default()
+            )),
+            None => parts.push("no media relay of its own (no Edge allocation: the client could not reach or authenticate to its A/V Edge)".into()),
+        }
+        if let Some(mr) = field("RemoteMR") {
+            parts.push(format!(
+                "the far side's relay {mr}{}",
+                field("RemoteMRTCPPort")
+                    .map(|p| format!(", TCP port {p}"))
+                    .unwrap_or_default()
+            ));
+        }
+        for flag in ["ICEWarn", "ICEWarnEx"] {
+            if let Some(v) = field(flag)
+                && !matches!(v, "0" | "0x0")
+            {
+                parts.push(format!("{flag}={v} (the client recorded ICE warnings)"));
+            }
+        }
+        paths.push(format!("the {who} reports {}", parts.join(", ")));
+    }
+    findings.push(Finding {
+        code: "ms-media-failure",
+        severity: Severity::Error,
+        message: format!(
+            "{} says the media could not connect: {}{}",
+            event.what,
+            crate::report::describe_diagnostics(d),
+            if paths.is_empty() { String::new() } else { format!("; {}", paths.join("; ")) }
+        ),
+        fix: "Read the candidate findings for why; a side without a media relay needs its A/V Edge reachable (TCP 443 and UDP 3478 to the Edge's public address) and, behind NAT, the Edge's public address published (Topology Builder: \"A/V Edge service is NAT enabled\").".into(),
+        call_id: Some(call.call_id.clone()),
+        evidence: vec![event_evidence(event)],
+    });
+}
+
 /// The findings about one call, most severe first.
 pub fn diagnose_call(call: &Call) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -708,6 +791,7 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
     if let Some(browser) = &call.browser {
         diagnose_browser(call, browser, &mut findings);
     }
+    diagnose_ms_diagnostics(call, &mut findings);
     if call.ice_failed {
         // The state change itself, rather than a check or a server that
         // failed on the way.

@@ -5,7 +5,9 @@
 //! - SIP traces: messages one after another;
 //! - Lync/Skype for Business client logs (`.uccapilog`): lines
 //!   `MM/DD/YYYY|HH:MM:SS.mmm PID:TID LEVEL :: text`, with each SIP message
-//!   between a `Sending Packet` or `Data Received` line and an `End of` line;
+//!   between a `Sending Packet` or `Data Received` line and an `End of` line
+//!   — its start line written with the log prefix, as the client does, or
+//!   without — and pasted excerpts that have only the prefixed start line;
 //! - Lync/Skype for Business server logs (CLS/OCSLogger SIPStack text):
 //!   records between `$$begin_record` and `$$end_record` with `Direction:`,
 //!   `Peer:`, `Start-Line:` and `Message-Body:` fields;
@@ -350,15 +352,31 @@ fn read_uccapilog<R: BufRead>(
     while let Some((number, line)) = next {
         if let Some(stamp) = log_timestamp(&line) {
             let text = line.split_once(":: ").map_or("", |(_, t)| t);
-            if text.starts_with("End of") {
+            if open.as_ref().is_some_and(|(_, _, c)| c.is_empty()) && is_start_line(text) {
+                // The client writes the start line with the log prefix,
+                // on the line after `Sending Packet`/`Data Received`.
+                if let Some((_, at, collected)) = open.as_mut() {
+                    *at = number;
+                    collected.push(text.to_owned());
+                }
+            } else if text.starts_with("End of") {
                 if let Some((stamp, at, collected)) = open.take() {
                     push_message(emit, &collected, file, at, Some(stamp))?;
                 }
-            } else if text.starts_with("Sending Packet") || text.starts_with("Data Received") {
-                open = Some((stamp.to_owned(), number + 1, Vec::new()));
             } else {
-                // Any other log line ends a half-written message.
-                open = None;
+                // Any other log line ends the message being read: pasted
+                // excerpts often lack the `End of` line, so what was read
+                // is kept if it is a SIP message.
+                if let Some((stamp, at, collected)) = open.take() {
+                    push_message(emit, &collected, file, at, Some(stamp))?;
+                }
+                if text.starts_with("Sending Packet") || text.starts_with("Data Received") {
+                    open = Some((stamp.to_owned(), number + 1, Vec::new()));
+                } else if is_start_line(text) {
+                    // An excerpt without the packet line: the start line
+                    // itself, with its prefix.
+                    open = Some((stamp.to_owned(), number, vec![text.to_owned()]));
+                }
             }
         } else if let Some((_, _, collected)) = open.as_mut() {
             // A runaway message (no End marker) is cut off, not kept whole.
@@ -367,6 +385,9 @@ fn read_uccapilog<R: BufRead>(
             }
         }
         next = lines.next_line().map_err(io)?;
+    }
+    if let Some((stamp, at, collected)) = open.take() {
+        push_message(emit, &collected, file, at, Some(stamp))?;
     }
     Ok(())
 }

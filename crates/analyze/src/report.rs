@@ -336,14 +336,20 @@ fn side_text(out: &mut String, side: &Side, explain: bool) {
         for (line, text) in &media.candidates {
             match Candidate::parse(text) {
                 Ok(c) => {
-                    let kind = c.kind.map(|k| k.to_string()).unwrap_or_else(|| "-".into());
+                    let kind = crate::dialect::effective_kind(&c)
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    let tcptype = c
+                        .tcp_type
+                        .map(|t| format!(" tcptype {}", t.as_str()))
+                        .unwrap_or_default();
                     let related = c
                         .related
                         .map(|(a, p)| format!(" via {a}:{p}"))
                         .unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "      {:>2} {:8} {:6} {}:{} [{:?}]{related}",
+                        "      {:>2} {:8} {:6} {}:{} [{:?}]{related}{tcptype}",
                         c.component,
                         c.transport,
                         kind,
@@ -432,6 +438,17 @@ fn explain_what(c: &Candidate<'_>) -> String {
             c.address.class()
         )
     };
+    if crate::dialect::is_ms_active_tcp_host(c) {
+        return format!(
+            "the client's own interface address {at} {transport} for {stream}: Lync and Skype for Business write their active-TCP host candidate as srflx with raddr equal to the address (no STUN server was involved; the type only sorts it below the UDP hosts); {reach}"
+        );
+    }
+    if c.dialect == Dialect::MsIceDraft6 {
+        return format!(
+            "an OCS 2007 (MS-ICE draft 6) candidate {at} {transport} for {stream}, priority {}, with its own credentials: username {} and a password (not shown), so it needs no a=ice-ufrag/a=ice-pwd",
+            c.priority, c.foundation
+        );
+    }
     match (c.kind, c.related) {
         (Some(CandidateType::Relay), Some((raddr, rport))) => format!(
             "a relay on the edge/TURN server at {at} {transport} for {stream}, forwarding to the client at {raddr}:{rport} — usable only if {} is reachable from the other side; it is {reach}",

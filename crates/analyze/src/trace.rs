@@ -483,6 +483,7 @@ fn side(
         line,
         timestamp: None,
         fallback_only: false,
+        media_location: None,
         description: Description {
             media: vec![Media {
                 // Traces name no media: the call's one ICE stream.

@@ -480,3 +480,67 @@ fn a_current_format_dump_is_read_with_its_errors_and_restarts() {
     );
     assert!(analysis.has_errors());
 }
+
+#[test]
+fn a_client_log_in_the_clients_own_framing_is_read() {
+    // Written here, in the framing a Lync/Skype for Business client writes:
+    // the start line carries the log prefix, after `Sending Packet`/`Data
+    // Received`, and a pasted BYE has no packet line and no End line.
+    let analysis = run(&["client-framing.uccapilog"]);
+    let call = &analysis.calls[0];
+    assert_eq!(call.call_id, "framing-call-1");
+    assert!(call.answer.is_some(), "the prefixed 200 OK is read");
+    assert_eq!(call.end, "bye", "the pasted BYE is read");
+    assert_eq!(call.seconds_to_bye, Some(10.068));
+    let failure = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "ms-media-failure")
+        .unwrap();
+    assert!(failure.message.contains("52001"), "{}", failure.message);
+    // `reason ="…"` (a space before `=`) is kept.
+    assert!(
+        failure.message.contains("media connectivity failure"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure
+            .message
+            .contains("media relay (Edge) 10.0.1.5:61010"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.message.contains("ICEWarn=0x4000a8"),
+        "{}",
+        failure.message
+    );
+    // The TCP-ACT srflx with raddr == address is the client's host: no
+    // srflx-private-address warning.
+    assert!(!codes(&analysis).contains(&"srflx-private-address"));
+    assert_eq!(analysis.findings[0].code, "relay-private-address");
+}
+
+#[test]
+fn ms_ice_draft6_lines_carry_their_own_credentials() {
+    let text = "v=0\no=- 0 0 IN IP4 192.0.2.50\ns=session\nc=IN IP4 192.0.2.50\nt=0 0\nm=audio 50010 RTP/AVP 0\na=candidate:qlGEgH0q1e/t+NR6XOdjY8JAKE8vIIgYbCR8C8eJgC8 1 5yhCtCBRrxbdq4pXf1DnMg UDP 0.830 192.0.2.50 50010\n";
+    let (format, items) = input::read("draft6.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("draft6.sdp".into(), format, items)]);
+    assert!(
+        !codes(&analysis).contains(&"ice-credentials-missing"),
+        "{:?}",
+        codes(&analysis)
+    );
+    assert!(!analysis.has_errors());
+    // --explain names the username and never prints the password.
+    let side = &analysis.descriptions[0];
+    let line = &side.description.media[0].candidates[0].1;
+    let c = edgeice_candidate::Candidate::parse(line).unwrap();
+    let explained = edgeice_analyze::report::explain_candidate(&c);
+    assert!(
+        explained.contains("qlGEgH0q1e/t+NR6XOdjY8JAKE8vIIgYbCR8C8eJgC8"),
+        "{explained}"
+    );
+    assert!(!explained.contains("5yhCtCBRrxbdq4pXf1DnMg"), "{explained}");
+}

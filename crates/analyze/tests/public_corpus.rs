@@ -139,3 +139,48 @@ fn chrome_144_dump_with_renegotiation_is_healthy() {
     }
     assert!(codes(&analysis).contains(&"ice-connected"));
 }
+
+// Real Skype for Business 2016 INVITEs (intranet).
+
+fn assert_tcp_act_hosts_are_hosts(name: &str) {
+    let analysis = run(name);
+    assert!(!analysis.has_errors(), "{:?}", codes(&analysis));
+    assert!(
+        !codes(&analysis).contains(&"srflx-private-address"),
+        "{name}: TCP-ACT srflx with raddr == address is a host"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&edgeice_analyze::report::json(&analysis)).unwrap();
+    let candidates = json["calls"][0]["offer"]["description"]["media"][0]["candidates"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let tcp_act_host = candidates
+        .iter()
+        .find(|c| c["text"].as_str().unwrap().contains("TCP-ACT 16847"))
+        .unwrap();
+    assert_eq!(tcp_act_hosts_type(tcp_act_host), ("host", "srflx"));
+}
+
+fn tcp_act_hosts_type(c: &serde_json::Value) -> (&str, &str) {
+    (
+        c["decoded"]["type"].as_str().unwrap(),
+        c["decoded"]["written_type"].as_str().unwrap(),
+    )
+}
+
+#[test]
+fn sfb2016_tele2_invite_raises_no_false_alarm() {
+    assert_tcp_act_hosts_are_hosts("sfb2016-invite-tele2-intranet.sip");
+    assert_healthy(&run("sfb2016-invite-tele2-intranet.sip"));
+}
+
+#[test]
+fn sfb2016_intranet_invite_without_edge_raises_no_false_alarm() {
+    assert_tcp_act_hosts_are_hosts("sfb2016-invite-lync-loc-intranet.sip");
+    // Host candidates only, but the client says its media is on the
+    // intranet: a note, not a warning.
+    let analysis = run("sfb2016-invite-lync-loc-intranet.sip");
+    assert_healthy(&analysis);
+    assert!(codes(&analysis).contains(&"only-host-candidates"));
+}
