@@ -107,6 +107,7 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
     }
     for media in &side.description.media {
         let mut relay_private = Vec::new();
+        let mut relay_unusable = Vec::new();
         let mut srflx_private = Vec::new();
         let mut private_ips: Vec<(String, AddressClass)> = Vec::new();
         let mut srflx_ips: Vec<(String, AddressClass)> = Vec::new();
@@ -133,6 +134,12 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
             kinds.push(kind);
             if candidate.dialect == Dialect::MsIceDraft6 {
                 draft6 += 1;
+                continue;
+            }
+            if kind == Some(CandidateType::Relay)
+                && candidate.address.class() == AddressClass::Unusable
+            {
+                relay_unusable.push(evidence(side, *line, text));
                 continue;
             }
             if let Some(class) = unreachable(&candidate.address) {
@@ -196,6 +203,20 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 fix: "Configure the edge's public NAT address: `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`). On a Lync or Skype for Business edge: Topology Builder, edit the Edge pool, tick \"A/V Edge service is NAT enabled\", enter the public IP, publish the topology.".into(),
                 call_id: call.clone(),
                 evidence: relay_private,
+            });
+        }
+        if !relay_unusable.is_empty() {
+            findings.push(Finding {
+                code: "relay-unusable-address",
+                severity: Severity::Error,
+                message: format!(
+                    "the {} relay candidates of {} advertise an address no peer can send to (0.0.0.0, multicast or the like): the TURN server has no relay address of its own configured, so these relays can never carry media",
+                    media.kind,
+                    who(side)
+                ),
+                fix: "Give the TURN server the address its relays are reached at: coturn's `relay-ip` (and `external-ip=PUBLIC/PRIVATE` behind NAT), or `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP`.".into(),
+                call_id: call.clone(),
+                evidence: relay_unusable,
             });
         }
         if media.candidates.is_empty() || side.fallback_only {
@@ -816,9 +837,17 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
             evidence: failed.map(event_evidence).into_iter().collect(),
         });
     }
+    // Only where ICE was in play: a call without candidates has no checks
+    // to end during.
+    let ice_in_play = [call.offer.as_ref(), call.answer.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|s| s.description.media.iter().any(|m| !m.candidates.is_empty()));
     if let Some(seconds) = call.seconds_to_bye
         && seconds <= 30.0
         && !call.promoted
+        && ice_in_play
+        && !call.connected
     {
         let bye = call.timeline.iter().find(|e| e.what.starts_with("BYE "));
         findings.push(Finding {

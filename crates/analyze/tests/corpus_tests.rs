@@ -544,3 +544,32 @@ fn ms_ice_draft6_lines_carry_their_own_credentials() {
     );
     assert!(!explained.contains("5yhCtCBRrxbdq4pXf1DnMg"), "{explained}");
 }
+
+#[test]
+fn a_relay_at_an_unusable_address_is_an_error() {
+    // The relay lines as a browser trickled them in
+    // https://github.com/coturn/coturn/issues/450 (a coturn on a machine
+    // with two interfaces), around a minimal description written here.
+    let text = "v=0\no=- 0 0 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=audio 9 UDP/TLS/RTP/SAVPF 111\nc=IN IP4 0.0.0.0\na=ice-ufrag:Ab12\na=ice-pwd:Cd34Ef56Gh78Ij90Kl12Mn34\na=candidate:135 2 UDP 503316988 0.0.0.0 64812 typ relay raddr 172.17.0.1 rport 57505\na=candidate:139 2 UDP 503316987 0.0.0.0 51285 typ relay raddr 192.168.11.138 rport 58998\n";
+    let (format, items) = input::read("relay.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("relay.sdp".into(), format, items)]);
+    let top = &analysis.findings[0];
+    assert_eq!(top.code, "relay-unusable-address");
+    assert_eq!(top.severity, Severity::Error);
+    assert_eq!(top.evidence.len(), 2);
+    assert!(top.fix.contains("relay-ip") && top.fix.contains("--external-ip"));
+}
+
+#[test]
+fn a_short_call_without_ice_is_not_said_to_end_during_checks() {
+    // Written here: a plain SIP call (no candidates) hung up after 5 s.
+    let text = "06/05/2026|10:00:00.000 1:2 INFO  :: INVITE sip:b@x.example SIP/2.0\nFrom: <sip:a@x.example>;tag=1\nTo: <sip:b@x.example>\nCall-ID: plain-1\nCSeq: 1 INVITE\nContent-Type: application/sdp\n\nv=0\no=- 0 0 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 0\n06/05/2026|10:00:01.000 1:2 INFO  :: SIP/2.0 200 OK\nFrom: <sip:a@x.example>;tag=1\nTo: <sip:b@x.example>;tag=2\nCall-ID: plain-1\nCSeq: 1 INVITE\nContent-Type: application/sdp\n\nv=0\no=- 0 0 IN IP4 192.0.2.2\ns=-\nc=IN IP4 192.0.2.2\nt=0 0\nm=audio 5000 RTP/AVP 0\n06/05/2026|10:00:06.000 1:2 INFO  :: BYE sip:b@x.example SIP/2.0\nFrom: <sip:a@x.example>;tag=1\nTo: <sip:b@x.example>;tag=2\nCall-ID: plain-1\nCSeq: 2 BYE\n\n";
+    let (format, items) = input::read("plain.uccapilog", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("plain.uccapilog".into(), format, items)]);
+    assert_eq!(analysis.calls[0].seconds_to_bye, Some(5.0));
+    assert!(
+        !codes(&analysis).contains(&"call-ended-during-checks"),
+        "{:?}",
+        codes(&analysis)
+    );
+}
