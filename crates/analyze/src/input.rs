@@ -94,7 +94,9 @@ pub enum InputError {
         source: std::io::Error,
     },
     /// Nothing in it looks like SDP, SIP or a client log.
-    #[error("{0}: neither SDP, a SIP trace nor a Lync/Skype for Business client log")]
+    #[error(
+        "{0}: not a format edgeice analyze reads — bare SDP (starts with v=0), SIP messages, a Lync/Skype for Business client log (MM/DD/YYYY|HH:MM:SS.mmm lines) or server log ($$begin_record), a Chrome webrtc-internals dump (JSON with PeerConnections), a pcap/pcapng capture, an edgeice call --trace file or edgeice serve's log; nothing in it reads as any of them"
+    )]
     Unrecognised(String),
     /// A line of a structured file (an `edgeice call --trace` file) is not
     /// what its format says.
