@@ -345,16 +345,15 @@ fn side_text(out: &mut String, side: &Side, explain: bool) {
                         .unwrap_or_default();
                     let related = c
                         .related
-                        .map(|(a, p)| format!(" via {a}:{p}"))
+                        .map(|(a, p)| format!(" via {}", endpoint(&a, p)))
                         .unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "      {:>2} {:8} {:6} {}:{} [{:?}]{related}{tcptype}",
+                        "      {:>2} {:8} {:6} {} [{:?}]{related}{tcptype}",
                         c.component,
                         c.transport,
                         kind,
-                        c.address,
-                        c.port,
+                        endpoint(&c.address, c.port),
                         c.address.class()
                     );
                     if explain {
@@ -375,6 +374,16 @@ pub fn describe_diagnostics(d: &crate::sip::MsDiagnostics) -> String {
     let code = d.code.map(|c| format!(" {c}")).unwrap_or_default();
     let reason = d.reason.as_deref().unwrap_or("(no reason given)");
     format!("{}{code}: {reason}", d.header)
+}
+
+/// `address:port`, an IPv6 address in brackets (`[2001:db8::1]:5000`).
+fn endpoint(address: &edgeice_candidate::CandidateAddress<'_>, port: u16) -> String {
+    let text = address.to_string();
+    if text.contains(':') {
+        format!("[{text}]:{port}")
+    } else {
+        format!("{text}:{port}")
+    }
 }
 
 /// A candidate in plain words, the way a colleague would at a whiteboard:
@@ -429,7 +438,7 @@ fn explain_what(c: &Candidate<'_>) -> String {
         Transport::TcpPassive => "over TCP, waiting for connections (TCP-PASS)".to_owned(),
         Transport::Other(t) => format!("over {t}"),
     };
-    let at = format!("{}:{}", c.address, c.port);
+    let at = endpoint(&c.address, c.port);
     let reach = if c.address.class().is_reachable_from_internet() {
         "reachable from anywhere".to_owned()
     } else {
@@ -451,11 +460,13 @@ fn explain_what(c: &Candidate<'_>) -> String {
     }
     match (c.kind, c.related) {
         (Some(CandidateType::Relay), Some((raddr, rport))) => format!(
-            "a relay on the edge/TURN server at {at} {transport} for {stream}, forwarding to the client at {raddr}:{rport} — usable only if {} is reachable from the other side; it is {reach}",
+            "a relay on the edge/TURN server at {at} {transport} for {stream}, forwarding to the client at {} — usable only if {} is reachable from the other side; it is {reach}",
+            endpoint(&raddr, rport),
             c.address
         ),
         (Some(CandidateType::ServerReflexive), Some((raddr, rport))) => format!(
-            "the client's address as a STUN server saw it, {at} {transport} for {stream}, mapped from its local {raddr}:{rport}; {reach}"
+            "the client's address as a STUN server saw it, {at} {transport} for {stream}, mapped from its local {}; {reach}",
+            endpoint(&raddr, rport)
         ),
         (Some(CandidateType::Host), _) => {
             format!("the client's own interface address {at} {transport} for {stream}; {reach}")

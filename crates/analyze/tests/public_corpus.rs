@@ -184,3 +184,10 @@ fn sfb2016_intranet_invite_without_edge_raises_no_false_alarm() {
     assert_healthy(&analysis);
     assert!(codes(&analysis).contains(&"only-host-candidates"));
 }
+
+#[test]
+fn ipv6_candidates_are_printed_in_brackets() {
+    let analysis = run("sfb2016-invite-lync-loc-intranet.sip");
+    let text = edgeice_analyze::report::text(&analysis, false);
+    assert!(text.contains("[fd00:7:495:1::4c]:14530"), "{text}");
+}
