@@ -219,6 +219,26 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 evidence: relay_unusable,
             });
         }
+        if media.candidates.is_empty()
+            && !side.fallback_only
+            && let Some((line, address)) = &media.connection
+            && let Ok(ip) = address.parse::<std::net::IpAddr>()
+            && let Some(class) = unreachable(&CandidateAddress::Ip(ip))
+        {
+            findings.push(Finding {
+                code: "private-address-without-ice",
+                severity: Severity::Warning,
+                message: format!(
+                    "the {} media of {} goes to {address}, {}, with no ICE candidates: a peer outside that network can only reach it if something on the way (an SBC, a media relay, a NAT-aware proxy) rewrites the address",
+                    media.kind,
+                    who(side),
+                    class_name(class)
+                ),
+                fix: "Enable ICE on the endpoint, or anchor its media on an SBC or media relay with a public address.".into(),
+                call_id: call.clone(),
+                evidence: vec![evidence(side, *line, &format!("c=IN {} {address}", if ip.is_ipv4() { "IP4" } else { "IP6" }))],
+            });
+        }
         if media.candidates.is_empty() || side.fallback_only {
             continue;
         }

@@ -493,6 +493,7 @@ fn side(
                 has_pwd: true,
                 candidates,
                 remote_candidates: false,
+                connection: None,
             }],
         },
     }

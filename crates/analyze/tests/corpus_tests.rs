@@ -573,3 +573,15 @@ fn a_short_call_without_ice_is_not_said_to_end_during_checks() {
         codes(&analysis)
     );
 }
+
+#[test]
+fn a_private_connection_address_without_ice_is_a_finding() {
+    // Written here: a SIP endpoint behind NAT with no ICE.
+    let text = "v=0\no=- 0 0 IN IP4 192.168.0.20\ns=-\nc=IN IP4 192.168.0.20\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
+    let (format, items) = input::read("plain.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("plain.sdp".into(), format, items)]);
+    let f = &analysis.findings[0];
+    assert_eq!(f.code, "private-address-without-ice");
+    assert!(f.message.contains("192.168.0.20"), "{}", f.message);
+    assert_eq!(f.evidence[0].line, 4);
+}
