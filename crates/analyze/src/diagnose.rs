@@ -114,6 +114,10 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         let mut kinds = Vec::new();
         // MS-ICE draft 6 lines carry their own username and password.
         let mut draft6 = 0;
+        let mut microsoft = false;
+        // Public server-reflexive addresses per foundation: one base seen
+        // at two public addresses is an address-pooling NAT.
+        let mut srflx_by_foundation: Vec<(&str, Vec<String>, Vec<Evidence>)> = Vec::new();
         for (line, text) in &media.candidates {
             let candidate = match Candidate::parse(text) {
                 Ok(c) => c,
@@ -132,6 +136,29 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
             };
             let kind = crate::dialect::effective_kind(&candidate);
             kinds.push(kind);
+            // Which deployment the evidence shows, for the fix to name.
+            microsoft |= candidate.dialect != Dialect::Rfc;
+            if candidate.kind == Some(CandidateType::ServerReflexive)
+                && candidate.address.class() == AddressClass::Public
+            {
+                let address = candidate.address.to_string();
+                match srflx_by_foundation
+                    .iter_mut()
+                    .find(|(f, _, _)| *f == candidate.foundation)
+                {
+                    Some((_, addresses, lines)) => {
+                        if !addresses.contains(&address) {
+                            addresses.push(address);
+                            lines.push(evidence(side, *line, text));
+                        }
+                    }
+                    None => srflx_by_foundation.push((
+                        candidate.foundation,
+                        vec![address],
+                        vec![evidence(side, *line, text)],
+                    )),
+                }
+            }
             if candidate.dialect == Dialect::MsIceDraft6 {
                 draft6 += 1;
                 continue;
@@ -200,10 +227,32 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                     who(side),
                     addresses.join("; ")
                 ),
-                fix: "Configure the edge's public NAT address: `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`). On a Lync or Skype for Business edge: Topology Builder, edit the Edge pool, tick \"A/V Edge service is NAT enabled\", enter the public IP, publish the topology.".into(),
+                fix: if microsoft {
+                    "Configure the edge's public NAT address. On a Lync or Skype for Business edge: Topology Builder, edit the Edge pool, tick \"A/V Edge service is NAT enabled\", enter the public IP, publish the topology; with `edgeice serve` as the edge: `--external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`).".into()
+                } else {
+                    "Configure the TURN server's public NAT address: coturn's `external-ip=PUBLIC_IP/PRIVATE_IP`, or `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`).".into()
+                },
                 call_id: call.clone(),
                 evidence: relay_private,
             });
+        }
+        for (foundation, addresses, lines) in srflx_by_foundation {
+            if addresses.len() > 1 {
+                findings.push(Finding {
+                    code: "address-pooling-nat",
+                    severity: Severity::Warning,
+                    message: format!(
+                        "the {} media of {} has server-reflexive candidates of one foundation ({foundation}) at {} public addresses ({}): its NAT maps one local address to several public ones (address pooling), so a peer's checks may come back from an address the NAT does not expect",
+                        media.kind,
+                        who(side),
+                        addresses.len(),
+                        addresses.join(", ")
+                    ),
+                    fix: "Configure the NAT for paired address pooling (the same public address for all of one host's mappings), or give the client a TURN relay to fall back on.".into(),
+                    call_id: call.clone(),
+                    evidence: lines,
+                });
+            }
         }
         if !relay_unusable.is_empty() {
             findings.push(Finding {

@@ -585,3 +585,46 @@ fn a_private_connection_address_without_ice_is_a_finding() {
     assert!(f.message.contains("192.168.0.20"), "{}", f.message);
     assert_eq!(f.evidence[0].line, 4);
 }
+
+#[test]
+fn one_foundation_at_two_public_addresses_is_address_pooling() {
+    // Written here.
+    let text = "v=0\no=- 0 0 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=audio 9 UDP/TLS/RTP/SAVPF 111\nc=IN IP4 0.0.0.0\na=ice-ufrag:Ab12\na=ice-pwd:Cd34Ef56Gh78Ij90Kl12Mn34\na=candidate:1 1 udp 2122260223 192.168.1.10 50000 typ host\na=candidate:7 1 udp 1686052607 81.217.27.201 40000 typ srflx raddr 192.168.1.10 rport 50000\na=candidate:7 1 udp 1686052607 81.217.27.202 40002 typ srflx raddr 192.168.1.10 rport 50000\na=candidate:9 1 udp 41885439 81.217.27.9 3478 typ relay raddr 81.217.27.201 rport 40000\n";
+    let (format, items) = input::read("pool.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("pool.sdp".into(), format, items)]);
+    let f = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "address-pooling-nat")
+        .expect("address pooling");
+    assert!(
+        f.message.contains("81.217.27.201, 81.217.27.202"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn the_fix_names_the_deployment_the_evidence_shows() {
+    // A browser's relay at a private address: coturn or edgeice serve,
+    // not Lync's Topology Builder.
+    let analysis = run(&["failed-call.webrtc-internals.json"]);
+    let f = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "relay-private-address")
+        .unwrap();
+    assert!(
+        f.fix.contains("external-ip=") && f.fix.contains("edgeice serve"),
+        "{}",
+        f.fix
+    );
+    assert!(!f.fix.contains("Topology Builder"), "{}", f.fix);
+    // A Lync client's: Topology Builder first.
+    let analysis = run(&["seed-client.uccapilog"]);
+    assert!(
+        analysis.findings[0]
+            .fix
+            .starts_with("Configure the edge's public NAT address. On a Lync")
+    );
+}
