@@ -551,7 +551,9 @@ pub(crate) fn calls_of_peer_connection(pc: crate::webrtc_internals::PeerConnecti
             .iter()
             .filter(|(_, _, w)| {
                 let w = w.to_ascii_lowercase();
-                w.starts_with("iceconnectionstatechange") || w.starts_with("connectionstatechange")
+                w.starts_with("iceconnectionstatechange")
+                    || w.starts_with("legacyiceconnectionstatechange")
+                    || w.starts_with("connectionstatechange")
             })
             .filter_map(|(_, _, w)| {
                 w.split_once(": ")

@@ -250,9 +250,12 @@ fn error_of(index: usize, value: &str) -> Option<CandidateError> {
             field(&v, "host_candidate"),
         )
     } else {
+        // Chrome wrote one `key: value` per line; pasted dumps may join
+        // them with commas.
         let get = |key: &str| {
             value
-                .split(", ")
+                .split(['\n', ','])
+                .map(str::trim)
                 .find_map(|p| p.strip_prefix(key))
                 .map(|v| v.trim().to_owned())
                 .unwrap_or_default()
@@ -633,7 +636,14 @@ impl<'de> Visitor<'de> for StatsSeed<'_> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let kind = series.stats_type.as_str();
+            // Old dumps give no `statsType`: their ids name it instead
+            // (`RTCIceCandidatePair_…`, `RTCTransport_…`, `RTCIceCandidate_…`).
+            let kind = match series.stats_type.as_str() {
+                "" if id.starts_with("RTCIceCandidatePair_") => "candidate-pair",
+                "" if id.starts_with("RTCTransport_") => "transport",
+                "" if id.starts_with("RTCIceCandidate_") => "candidate",
+                kind => kind,
+            };
             let o = &mut *self.0;
             if kind == "candidate-pair" {
                 let pair = o.pairs.entry(id.to_owned()).or_default();

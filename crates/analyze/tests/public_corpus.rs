@@ -191,3 +191,41 @@ fn ipv6_candidates_are_printed_in_brackets() {
     let text = edgeice_analyze::report::text(&analysis, false);
     assert!(text.contains("[fd00:7:495:1::4c]:14530"), "{text}");
 }
+
+// Chrome webrtc-internals dumps in the old format (text values).
+
+#[test]
+fn chrome_86_old_form_dump_is_read_whole() {
+    let analysis = run("chrome86-old-form-kurento.webrtc-internals.json");
+    assert_healthy(&analysis);
+    assert_eq!(analysis.calls.len(), 2);
+    for call in &analysis.calls {
+        assert!(call.connected, "{}", call.call_id);
+        let offer = call.offer.as_ref().unwrap();
+        assert!(offer.description.media[0].candidates.len() >= 3);
+        let browser = call.browser.as_ref().unwrap();
+        let pair = browser.selected_pair.as_deref().unwrap();
+        assert!(pair.starts_with("local srflx udp 5.18.247.172:"), "{pair}");
+        // The old form's errors, one `key: value` per line, are read.
+        assert!(browser.candidate_errors.iter().any(|e| e.code == 701
+            && e.url == "turn:18.132.95.233:3478?transport=udp"
+            && e.text == "TURN allocate request timed out."));
+        assert!(browser.configuration.as_ref().unwrap().has_turn());
+    }
+}
+
+#[test]
+fn chrome_86_old_form_stats_without_types_are_read() {
+    let analysis = run("chrome-old-form-kurento-inbound.webrtc-internals.json");
+    assert_healthy(&analysis);
+    let call = &analysis.calls[0];
+    assert!(call.connected);
+    let pair = call
+        .browser
+        .as_ref()
+        .unwrap()
+        .selected_pair
+        .as_deref()
+        .unwrap();
+    assert!(pair.contains("35.179.76.65:16955"), "{pair}");
+}
