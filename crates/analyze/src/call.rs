@@ -3,6 +3,8 @@
 //! arrive (`CallBuilder`), so that it can be finished — diagnosed,
 //! reported and dropped — as soon as it ends.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::diagnose::Finding;
@@ -26,6 +28,11 @@ pub struct Side {
     pub timestamp: Option<String>,
     /// Only the OCS 2007 fallback part was there.
     pub fallback_only: bool,
+    /// Where a Lync/Skype for Business client says its media is
+    /// (`ms-endpoint-location-data: …;ms-media-location-type=Intranet`):
+    /// `Intranet` or `Internet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_location: Option<String>,
     /// The media and candidates.
     pub description: Description,
 }
@@ -72,6 +79,14 @@ pub struct Call {
     pub seconds_to_bye: Option<f64>,
     /// The agent itself reported ICE failed (webrtc-internals, traces).
     pub ice_failed: bool,
+    /// The agent's own log shows the media connected (a `connected` ICE
+    /// state, a selected pair whose checks succeeded): what the
+    /// candidates suggest is then no reason to say nothing can connect.
+    pub connected: bool,
+    /// For a webrtc-internals peer connection, what the dump says beyond
+    /// the descriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub browser: Option<Box<Browser>>,
     /// How the analysis closed the call: `bye`, `cancel`, `rejected` (a
     /// final non-2xx to the INVITE), `input-end` (still open when the input
     /// ended), `evicted` (still open when too many other calls were: it was
@@ -156,6 +171,11 @@ fn side_of(message: &SipMessage, role: &'static str, party: &str) -> Option<Side
         line: message.line,
         timestamp: message.timestamp.clone(),
         fallback_only,
+        media_location: message.header("ms-endpoint-location-data").and_then(|v| {
+            v.split(';')
+                .find_map(|p| p.trim().strip_prefix("ms-media-location-type="))
+                .map(|t| t.trim().to_owned())
+        }),
         description: sdp::parse(part.text, part.line),
     })
 }
@@ -169,6 +189,7 @@ pub(crate) fn description_side(file: String, line: usize, text: &str) -> Side {
         line,
         timestamp: None,
         fallback_only: false,
+        media_location: None,
         description: sdp::parse(text, line),
     }
 }
@@ -362,66 +383,254 @@ impl CallBuilder {
             promoted: self.promoted,
             seconds_to_bye,
             ice_failed: false,
+            connected: false,
+            browser: None,
             end: self.ended.unwrap_or(end),
             findings: Vec::new(),
         }
     }
 }
 
-/// A browser's peer connection as a call: its offer and answer (local or
-/// remote), with the candidates trickled after them put in their media.
-/// Line numbers are positions in the dump's update log.
-pub(crate) fn call_of_peer_connection(pc: crate::webrtc_internals::PeerConnection) -> Call {
-    let side = |sdp_type: &str| {
-        pc.descriptions
-            .iter()
-            .find(|(_, _, t, _)| t == sdp_type)
-            .map(|(index, who, t, sdp)| Side {
-                role: if t == "offer" { "offer" } else { "answer" },
-                party: (*who).to_owned(),
-                file: pc.file.clone(),
-                line: *index,
-                timestamp: None,
-                fallback_only: false,
-                description: sdp::parse(sdp, 0),
-            })
-    };
-    let (mut offer, mut answer) = (side("offer"), side("answer"));
-    for (index, who, mline, line) in &pc.candidates {
-        let target = [offer.as_mut(), answer.as_mut()]
-            .into_iter()
-            .flatten()
-            .find(|s| s.party == *who);
-        if let Some(media) = target.and_then(|s| s.description.media.get_mut(*mline)) {
-            media.candidates.push((*index, format!("a={line}")));
+/// What a browser's dump says about a peer connection beyond its
+/// descriptions: its configuration, its errors and what it observed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Browser {
+    /// Which ICE generation of the peer connection this call is (1 for
+    /// the first; an ICE restart starts the next).
+    pub generation: usize,
+    /// How many generations the peer connection had.
+    pub generations: usize,
+    /// The ICE servers and policy the page configured.
+    pub configuration: Option<crate::webrtc_internals::Configuration>,
+    /// The browser's `icecandidateerror` events in this generation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidate_errors: Vec<crate::webrtc_internals::CandidateError>,
+    /// The pair the ICE agent selected, as its stats describe it (last
+    /// generation only: the stats are the connection's latest state).
+    pub selected_pair: Option<String>,
+    /// Candidate pairs per state, from the stats (last generation only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pair_states: BTreeMap<String, usize>,
+}
+
+/// The ICE ufrag of a description (its first media's).
+fn ufrag_of(sdp: &Description) -> Option<&str> {
+    sdp.media.iter().find_map(|m| m.ufrag.as_deref())
+}
+
+/// The ufrag a trickled candidate line names (`… ufrag kz5u …`).
+fn candidate_ufrag(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "ufrag" {
+            return words.next();
         }
     }
-    let ice_failed = pc
-        .events
-        .iter()
-        .any(|(_, _, what)| what.to_ascii_lowercase().contains("statechange: failed"));
-    let timeline = pc
-        .events
-        .iter()
-        .map(|(index, time, what)| Event {
-            timestamp: time.clone(),
-            what: what.clone(),
-            file: pc.file.clone(),
-            line: *index,
-            diagnostics: Vec::new(),
-        })
-        .collect();
-    Call {
-        call_id: pc.id,
-        source: "webrtc-internals",
-        offer,
-        answer,
-        timeline,
-        timeline_omitted: 0,
-        promoted: false,
-        seconds_to_bye: None,
-        ice_failed,
-        end: "complete",
-        findings: Vec::new(),
+    None
+}
+
+/// A candidate line without its `a=` and its `ufrag` extension, to see
+/// the same candidate in a description and in a trickled line.
+fn candidate_key(line: &str) -> Vec<&str> {
+    let line = line.strip_prefix("a=").unwrap_or(line);
+    let mut key = Vec::new();
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "ufrag" {
+            words.next();
+        } else {
+            key.push(w);
+        }
     }
+    key
+}
+
+/// A browser's peer connection as calls: one per ICE generation (an ICE
+/// restart changes the ufrag and starts a new one; a renegotiation that
+/// keeps the ufrag replaces the descriptions of its generation). Each has
+/// its offer and answer (local or remote), with the candidates trickled
+/// for it put in their media. Line numbers are positions in the dump's
+/// update log.
+pub(crate) fn calls_of_peer_connection(pc: crate::webrtc_internals::PeerConnection) -> Vec<Call> {
+    let parsed: Vec<(usize, &'static str, String, Description)> = pc
+        .descriptions
+        .iter()
+        .map(|(i, who, t, sdp)| (*i, *who, t.clone(), sdp::parse(sdp, 0)))
+        .collect();
+    // Where each generation starts, in update-log positions.
+    let mut starts: Vec<usize> = Vec::new();
+    let mut current: [Option<String>; 2] = [None, None];
+    let mut last_offer = 0;
+    for (i, who, t, d) in &parsed {
+        let slot = usize::from(*who == "remote");
+        let ufrag = ufrag_of(d).map(str::to_owned);
+        if starts.is_empty() {
+            starts.push(0);
+        } else if ufrag.is_some() && current[slot].is_some() && ufrag != current[slot] {
+            // An answer with a new ufrag answers the offer before it: the
+            // generation starts there (the offer kept its own ufrag).
+            let from = if t == "answer" && last_offer > starts[starts.len() - 1] {
+                last_offer
+            } else {
+                *i
+            };
+            starts.push(from);
+            current = [None, None];
+        }
+        if t == "offer" {
+            last_offer = *i;
+        }
+        if ufrag.is_some() {
+            current[slot] = ufrag;
+        }
+    }
+    if starts.is_empty() {
+        starts.push(0);
+    }
+    let generations = starts.len();
+    let mut calls = Vec::with_capacity(generations);
+    for (g, &from) in starts.iter().enumerate() {
+        let to = starts.get(g + 1).copied().unwrap_or(usize::MAX);
+        let within = |i: usize| i >= from && i < to;
+        let last = g + 1 == generations;
+        // The latest description of each type in the generation: a
+        // renegotiation replaces what came before.
+        let side = |sdp_type: &str| {
+            parsed
+                .iter()
+                .rev()
+                .find(|(i, _, t, _)| within(*i) && t == sdp_type)
+                .map(|(index, who, t, d)| Side {
+                    role: if t == "offer" { "offer" } else { "answer" },
+                    party: (*who).to_owned(),
+                    file: pc.file.clone(),
+                    line: *index,
+                    timestamp: None,
+                    fallback_only: false,
+                    media_location: None,
+                    description: d.clone(),
+                })
+        };
+        let (mut offer, mut answer) = (side("offer"), side("answer"));
+        for (index, who, mline, line) in &pc.candidates {
+            let target = [offer.as_mut(), answer.as_mut()]
+                .into_iter()
+                .flatten()
+                .find(|s| s.party == *who);
+            let Some(s) = target else { continue };
+            // A candidate names its generation's ufrag; one that does not
+            // belongs where it was trickled.
+            let belongs = match candidate_ufrag(line) {
+                Some(u) => {
+                    ufrag_of(&s.description) == Some(u)
+                        || (ufrag_of(&s.description).is_none() && within(*index))
+                }
+                None => within(*index),
+            };
+            if !belongs {
+                continue;
+            }
+            if let Some(media) = s.description.media.get_mut(*mline) {
+                let text = format!("a={line}");
+                // Later descriptions repeat candidates trickled before them
+                // (without the ufrag the trickled line names).
+                let key = candidate_key(&text);
+                if !media
+                    .candidates
+                    .iter()
+                    .any(|(_, t)| candidate_key(t) == key)
+                {
+                    media.candidates.push((*index, text));
+                }
+            }
+        }
+        let events: Vec<&(usize, Option<String>, String)> =
+            pc.events.iter().filter(|(i, _, _)| within(*i)).collect();
+        // The last ICE or connection state of the generation decides.
+        let states: Vec<String> = events
+            .iter()
+            .filter(|(_, _, w)| {
+                let w = w.to_ascii_lowercase();
+                w.starts_with("iceconnectionstatechange")
+                    || w.starts_with("legacyiceconnectionstatechange")
+                    || w.starts_with("connectionstatechange")
+            })
+            .filter_map(|(_, _, w)| {
+                w.split_once(": ")
+                    .map(|(_, s)| s.trim().to_ascii_lowercase())
+            })
+            .collect();
+        let mut connected = states.iter().any(|s| s == "connected" || s == "completed");
+        let mut ice_failed = states.iter().any(|s| s == "failed")
+            && !matches!(
+                states.last().map(String::as_str),
+                Some("connected" | "completed")
+            );
+        let mut browser = Browser {
+            generation: g + 1,
+            generations,
+            configuration: pc.config.clone(),
+            candidate_errors: pc
+                .errors
+                .iter()
+                .filter(|e| within(e.index))
+                .cloned()
+                .collect(),
+            ..Browser::default()
+        };
+        if last {
+            // Observed results beat guesses: a pair whose checks succeeded
+            // is a connection, whatever the candidates suggest.
+            if let Some((_, local, remote)) = pc.observed.selected_pair() {
+                connected = true;
+                ice_failed = false;
+                let describe = |c: Option<&crate::webrtc_internals::ObservedCandidate>| {
+                    c.map_or("(unknown)".to_owned(), |c| c.describe())
+                };
+                browser.selected_pair = Some(format!(
+                    "local {} ↔ remote {}",
+                    describe(local),
+                    describe(remote)
+                ));
+            } else if pc.observed.transport_state.as_deref() == Some("failed") {
+                ice_failed = true;
+            }
+            browser.pair_states = pc
+                .observed
+                .pair_states()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+        }
+        let timeline = events
+            .iter()
+            .map(|(index, time, what)| Event {
+                timestamp: time.clone(),
+                what: what.clone(),
+                file: pc.file.clone(),
+                line: *index,
+                diagnostics: Vec::new(),
+            })
+            .collect();
+        calls.push(Call {
+            call_id: if g == 0 {
+                pc.id.clone()
+            } else {
+                format!("{} (ICE restart {g})", pc.id)
+            },
+            source: "webrtc-internals",
+            offer,
+            answer,
+            timeline,
+            timeline_omitted: 0,
+            promoted: false,
+            seconds_to_bye: None,
+            ice_failed,
+            connected,
+            browser: Some(Box::new(browser)),
+            end: "complete",
+            findings: Vec::new(),
+        });
+    }
+    calls
 }

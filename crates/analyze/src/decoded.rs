@@ -54,6 +54,11 @@ pub struct Decoded<'a> {
     /// MS-ICE draft 6 lines, which have no type.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The type as the line writes it, when the analysis reads it as
+    /// another: Lync's active-TCP host candidate, written `typ srflx` with
+    /// `raddr` equal to its address, is a `host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_type: Option<String>,
     /// `raddr`/`rport`: a reflexive candidate's base, a relay's client side.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub related: Option<Related>,
@@ -181,7 +186,10 @@ impl<'a> Decoded<'a> {
             address: c.address.to_string(),
             port: c.port,
             address_class: c.address.class().as_str(),
-            kind: c.kind.map(|k: CandidateType<'_>| k.to_string()),
+            kind: crate::dialect::effective_kind(c).map(|k: CandidateType<'_>| k.to_string()),
+            written_type: crate::dialect::is_ms_active_tcp_host(c)
+                .then(|| c.kind.map(|k| k.to_string()))
+                .flatten(),
             related: c.related.map(|(address, port)| Related {
                 address: address.to_string(),
                 port,

@@ -107,10 +107,17 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
     }
     for media in &side.description.media {
         let mut relay_private = Vec::new();
+        let mut relay_unusable = Vec::new();
         let mut srflx_private = Vec::new();
         let mut private_ips: Vec<(String, AddressClass)> = Vec::new();
         let mut srflx_ips: Vec<(String, AddressClass)> = Vec::new();
         let mut kinds = Vec::new();
+        // MS-ICE draft 6 lines carry their own username and password.
+        let mut draft6 = 0;
+        let mut microsoft = false;
+        // Public server-reflexive addresses per foundation: one base seen
+        // at two public addresses is an address-pooling NAT.
+        let mut srflx_by_foundation: Vec<(&str, Vec<String>, Vec<Evidence>)> = Vec::new();
         for (line, text) in &media.candidates {
             let candidate = match Candidate::parse(text) {
                 Ok(c) => c,
@@ -127,12 +134,43 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                     continue;
                 }
             };
-            kinds.push(candidate.kind);
+            let kind = crate::dialect::effective_kind(&candidate);
+            kinds.push(kind);
+            // Which deployment the evidence shows, for the fix to name.
+            microsoft |= candidate.dialect != Dialect::Rfc;
+            if candidate.kind == Some(CandidateType::ServerReflexive)
+                && candidate.address.class() == AddressClass::Public
+            {
+                let address = candidate.address.to_string();
+                match srflx_by_foundation
+                    .iter_mut()
+                    .find(|(f, _, _)| *f == candidate.foundation)
+                {
+                    Some((_, addresses, lines)) => {
+                        if !addresses.contains(&address) {
+                            addresses.push(address);
+                            lines.push(evidence(side, *line, text));
+                        }
+                    }
+                    None => srflx_by_foundation.push((
+                        candidate.foundation,
+                        vec![address],
+                        vec![evidence(side, *line, text)],
+                    )),
+                }
+            }
             if candidate.dialect == Dialect::MsIceDraft6 {
+                draft6 += 1;
+                continue;
+            }
+            if kind == Some(CandidateType::Relay)
+                && candidate.address.class() == AddressClass::Unusable
+            {
+                relay_unusable.push(evidence(side, *line, text));
                 continue;
             }
             if let Some(class) = unreachable(&candidate.address) {
-                match candidate.kind {
+                match kind {
                     Some(CandidateType::Relay) => {
                         let ip = candidate.address.to_string();
                         if !private_ips.iter().any(|(known, _)| *known == ip) {
@@ -189,21 +227,92 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                     who(side),
                     addresses.join("; ")
                 ),
-                fix: "Configure the edge's public NAT address: `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`). On a Lync or Skype for Business edge: Topology Builder, edit the Edge pool, tick \"A/V Edge service is NAT enabled\", enter the public IP, publish the topology.".into(),
+                fix: if microsoft {
+                    "Configure the edge's public NAT address. On a Lync or Skype for Business edge: Topology Builder, edit the Edge pool, tick \"A/V Edge service is NAT enabled\", enter the public IP, publish the topology; with `edgeice serve` as the edge: `--external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`).".into()
+                } else {
+                    "Configure the TURN server's public NAT address: coturn's `external-ip=PUBLIC_IP/PRIVATE_IP`, or `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP` (or `--external-ip auto`).".into()
+                },
                 call_id: call.clone(),
                 evidence: relay_private,
+            });
+        }
+        for (foundation, addresses, lines) in srflx_by_foundation {
+            if addresses.len() > 1 {
+                findings.push(Finding {
+                    code: "address-pooling-nat",
+                    severity: Severity::Warning,
+                    message: format!(
+                        "the {} media of {} has server-reflexive candidates of one foundation ({foundation}) at {} public addresses ({}): its NAT maps one local address to several public ones (address pooling), so a peer's checks may come back from an address the NAT does not expect",
+                        media.kind,
+                        who(side),
+                        addresses.len(),
+                        addresses.join(", ")
+                    ),
+                    fix: "Configure the NAT for paired address pooling (the same public address for all of one host's mappings), or give the client a TURN relay to fall back on.".into(),
+                    call_id: call.clone(),
+                    evidence: lines,
+                });
+            }
+        }
+        if !relay_unusable.is_empty() {
+            findings.push(Finding {
+                code: "relay-unusable-address",
+                severity: Severity::Error,
+                message: format!(
+                    "the {} relay candidates of {} advertise an address no peer can send to (0.0.0.0, multicast or the like): the TURN server has no relay address of its own configured, so these relays can never carry media",
+                    media.kind,
+                    who(side)
+                ),
+                fix: "Give the TURN server the address its relays are reached at: coturn's `relay-ip` (and `external-ip=PUBLIC/PRIVATE` behind NAT), or `edgeice serve --external-ip PUBLIC_IP/PRIVATE_IP`.".into(),
+                call_id: call.clone(),
+                evidence: relay_unusable,
+            });
+        }
+        if media.candidates.is_empty()
+            && !side.fallback_only
+            && let Some((line, address)) = &media.connection
+            && let Ok(ip) = address.parse::<std::net::IpAddr>()
+            && let Some(class) = unreachable(&CandidateAddress::Ip(ip))
+        {
+            findings.push(Finding {
+                code: "private-address-without-ice",
+                severity: Severity::Warning,
+                message: format!(
+                    "the {} media of {} goes to {address}, {}, with no ICE candidates: a peer outside that network can only reach it if something on the way (an SBC, a media relay, a NAT-aware proxy) rewrites the address",
+                    media.kind,
+                    who(side),
+                    class_name(class)
+                ),
+                fix: "Enable ICE on the endpoint, or anchor its media on an SBC or media relay with a public address.".into(),
+                call_id: call.clone(),
+                evidence: vec![evidence(side, *line, &format!("c=IN {} {address}", if ip.is_ipv4() { "IP4" } else { "IP6" }))],
             });
         }
         if media.candidates.is_empty() || side.fallback_only {
             continue;
         }
         let only_host = kinds.iter().all(|k| matches!(k, Some(CandidateType::Host)));
+        // A client that says its media is on the corporate network
+        // (Intranet) calls peers on that network: host paths are the
+        // ones it needs, so the lack of others is a note.
+        let intranet = side
+            .media_location
+            .as_deref()
+            .is_some_and(|l| l.eq_ignore_ascii_case("intranet"));
+        let (reach_severity, reach_note) = if intranet {
+            (
+                Severity::Info,
+                " (the client says its media is on the corporate network, ms-media-location-type=Intranet: enough for peers on that network)",
+            )
+        } else {
+            (Severity::Warning, "")
+        };
         if only_host {
             findings.push(Finding {
                 code: "only-host-candidates",
-                severity: Severity::Warning,
+                severity: reach_severity,
                 message: format!(
-                    "the {} media of {} offers only host candidates: unless both ends share a network, nothing can connect",
+                    "the {} media of {} offers only host candidates: unless both ends share a network, nothing can connect{reach_note}",
                     media.kind,
                     who(side)
                 ),
@@ -217,9 +326,9 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         {
             findings.push(Finding {
                 code: "no-relay-candidates",
-                severity: Severity::Warning,
+                severity: reach_severity,
                 message: format!(
-                    "the {} media of {} has no relay candidate: behind a firewall that blocks direct paths, the call will fail",
+                    "the {} media of {} has no relay candidate: behind a firewall that blocks direct paths, the call will fail{reach_note}",
                     media.kind,
                     who(side)
                 ),
@@ -228,7 +337,7 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 evidence: vec![evidence(side, media.candidates[0].0, &media.candidates[0].1)],
             });
         }
-        if media.ufrag.is_none() || !media.has_pwd {
+        if (media.ufrag.is_none() || !media.has_pwd) && draft6 < media.candidates.len() {
             findings.push(Finding {
                 code: "ice-credentials-missing",
                 severity: Severity::Error,
@@ -575,6 +684,181 @@ fn turn_error_meaning(code: u16) -> (&'static str, &'static str) {
     }
 }
 
+/// Findings that guess from the candidates whether media can connect: an
+/// agent that saw it connect outranks them.
+const GUESSES: [&str; 5] = [
+    "only-host-candidates",
+    "no-relay-candidates",
+    "mdns-unresolvable",
+    "srflx-private-address",
+    "no-common-transport",
+];
+
+/// What a browser's dump adds: the pair it selected, the servers that
+/// failed it, and a configuration that explains a failure.
+fn diagnose_browser(call: &Call, browser: &crate::call::Browser, findings: &mut Vec<Finding>) {
+    let call_id = Some(call.call_id.clone());
+    let dump = |index: usize, text: String| Evidence {
+        file: call
+            .offer
+            .as_ref()
+            .or(call.answer.as_ref())
+            .map_or_else(String::new, |s| s.file.clone()),
+        line: index,
+        text,
+    };
+    if let Some(pair) = &browser.selected_pair {
+        findings.push(Finding {
+            code: "ice-connected",
+            severity: Severity::Info,
+            message: format!(
+                "the browser's stats show the selected candidate pair succeeded: {pair}"
+            ),
+            fix: "Nothing to fix on this connection's path.".into(),
+            call_id: call_id.clone(),
+            evidence: Vec::new(),
+        });
+    }
+    // One finding per server and code: Chrome repeats them per interface.
+    let mut seen: Vec<(&str, u16)> = Vec::new();
+    for e in &browser.candidate_errors {
+        if seen.contains(&(e.url.as_str(), e.code)) {
+            continue;
+        }
+        seen.push((e.url.as_str(), e.code));
+        let turn = e.url.to_ascii_lowercase().starts_with("turn");
+        let meaning = match e.code {
+            401 => "the TURN server refused the credentials (401 Unauthorized): the page's TURN username or password is wrong or expired".to_owned(),
+            701 => "the server could not be reached from this interface (no answer, a DNS failure or no route; Chrome reports 701 for each interface that fails, which is routine for IPv6 or VPN interfaces)".to_owned(),
+            code => format!("the server answered {code} ({})", turn_error_meaning(code).0),
+        };
+        let severity = if call.connected {
+            Severity::Info
+        } else if call.ice_failed && turn {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        findings.push(Finding {
+            code: "ice-candidate-error",
+            severity,
+            message: format!(
+                "the browser reports an ICE candidate error from {}: {meaning}{}",
+                if e.url.is_empty() { "an ICE server" } else { &e.url },
+                if e.text.is_empty() { String::new() } else { format!(" — \"{}\"", e.text) }
+            ),
+            fix: match (e.code, turn) {
+                (401, _) => "Check how the page obtains TURN credentials (a shared secret out of step with the server's, an expired time-limited username).".into(),
+                (701, true) => "Check that the TURN server's address resolves and that its port is open from the client's network (UDP 3478, or TCP/TLS 443 for restrictive networks).".into(),
+                (701, false) => "Routine when another interface or server succeeded; otherwise check the STUN server's address and that UDP to it is allowed.".into(),
+                (code, _) => turn_error_meaning(code).1.into(),
+            },
+            call_id: call_id.clone(),
+            evidence: vec![dump(e.index, format!("icecandidateerror {} {} {}", e.url, e.code, e.text))],
+        });
+    }
+    let Some(config) = &browser.configuration else {
+        return;
+    };
+    let relay_gathered = [call.offer.as_ref(), call.answer.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.party == "local")
+        .flat_map(|s| s.description.media.iter())
+        .flat_map(|m| m.candidates.iter())
+        .any(|(_, t)| t.contains(" typ relay"));
+    if config.ice_transport_policy.as_deref() == Some("relay") && !relay_gathered && !call.connected
+    {
+        findings.push(Finding {
+            code: "relay-policy-without-relay",
+            severity: Severity::Error,
+            message: format!(
+                "the page set iceTransportPolicy \"relay\" but the browser gathered no relay candidate{}: with that policy nothing else may be used, so nothing can connect",
+                if config.has_turn() { "" } else { " — and no TURN server is configured" }
+            ),
+            fix: "Give the page a TURN server it can reach and authenticate to, or drop the relay-only policy.".into(),
+            call_id: call_id.clone(),
+            evidence: Vec::new(),
+        });
+    } else if call.ice_failed && !config.has_turn() {
+        findings.push(Finding {
+            code: "no-turn-server",
+            severity: Severity::Warning,
+            message: format!(
+                "ICE failed and the page configured no TURN server ({}): when the direct and reflexive paths are blocked there is no relay to fall back on",
+                if config.ice_servers.is_empty() { "iceServers is empty".to_owned() } else { format!("iceServers: {}", config.ice_servers.join(", ")) }
+            ),
+            fix: "Add a TURN server to the page's iceServers (with UDP and TCP/TLS transports).".into(),
+            call_id,
+            evidence: Vec::new(),
+        });
+    }
+}
+
+/// A Lync/Skype for Business client's own word that the media failed
+/// (`ms-client-diagnostics` 51007, 52xxx, a reason saying so), with the
+/// path its `CallerMediaDebug`/`CalleeMediaDebug` shows.
+fn diagnose_ms_diagnostics(call: &Call, findings: &mut Vec<Finding>) {
+    let Some((event, d)) = call.timeline.iter().find_map(|e| {
+        e.diagnostics
+            .iter()
+            .find(|d| d.media_failed())
+            .map(|d| (e, d))
+    }) else {
+        return;
+    };
+    let mut paths = Vec::new();
+    for (side, who) in [
+        ("CallerMediaDebug", "caller"),
+        ("CalleeMediaDebug", "callee"),
+    ] {
+        let field = |f: &str| d.media_field(side, f).filter(|v| !v.is_empty());
+        if d.media_debug.iter().all(|(s, _, _)| s != side) {
+            continue;
+        }
+        let mut parts = Vec::new();
+        if let Some(site) = field("LocalSite") {
+            parts.push(format!("its own address {site}"));
+        }
+        match field("LocalMR") {
+            Some(mr) => parts.push(format!(
+                "its media relay (Edge) {mr}{}",
+                field("LocalMRTCPPort").map(|p| format!(", TCP port {p}")).unwrap_or_default()
+            )),
+            None => parts.push("no media relay of its own (no Edge allocation: the client could not reach or authenticate to its A/V Edge)".into()),
+        }
+        if let Some(mr) = field("RemoteMR") {
+            parts.push(format!(
+                "the far side's relay {mr}{}",
+                field("RemoteMRTCPPort")
+                    .map(|p| format!(", TCP port {p}"))
+                    .unwrap_or_default()
+            ));
+        }
+        for flag in ["ICEWarn", "ICEWarnEx"] {
+            if let Some(v) = field(flag)
+                && !matches!(v, "0" | "0x0")
+            {
+                parts.push(format!("{flag}={v} (the client recorded ICE warnings)"));
+            }
+        }
+        paths.push(format!("the {who} reports {}", parts.join(", ")));
+    }
+    findings.push(Finding {
+        code: "ms-media-failure",
+        severity: Severity::Error,
+        message: format!(
+            "{} says the media could not connect: {}{}",
+            event.what,
+            crate::report::describe_diagnostics(d),
+            if paths.is_empty() { String::new() } else { format!("; {}", paths.join("; ")) }
+        ),
+        fix: "Read the candidate findings for why; a side without a media relay needs its A/V Edge reachable (TCP 443 and UDP 3478 to the Edge's public address) and, behind NAT, the Edge's public address published (Topology Builder: \"A/V Edge service is NAT enabled\").".into(),
+        call_id: Some(call.call_id.clone()),
+        evidence: vec![event_evidence(event)],
+    });
+}
+
 /// The findings about one call, most severe first.
 pub fn diagnose_call(call: &Call) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -582,6 +866,22 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
         diagnose_side(side, Some(&call.call_id), &mut findings);
     }
     diagnose_pairs(call, &mut findings);
+    if call.connected {
+        // What the candidates suggest is a guess; the agent saw the media
+        // connect. The guesses stay as notes, for other peers.
+        for f in &mut findings {
+            if GUESSES.contains(&f.code) && f.severity != Severity::Info {
+                f.severity = Severity::Info;
+                f.message.push_str(
+                    " (this connection worked all the same, so this only matters for other peers)",
+                );
+            }
+        }
+    }
+    if let Some(browser) = &call.browser {
+        diagnose_browser(call, browser, &mut findings);
+    }
+    diagnose_ms_diagnostics(call, &mut findings);
     if call.ice_failed {
         // The state change itself, rather than a check or a server that
         // failed on the way.
@@ -606,9 +906,17 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
             evidence: failed.map(event_evidence).into_iter().collect(),
         });
     }
+    // Only where ICE was in play: a call without candidates has no checks
+    // to end during.
+    let ice_in_play = [call.offer.as_ref(), call.answer.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|s| s.description.media.iter().any(|m| !m.candidates.is_empty()));
     if let Some(seconds) = call.seconds_to_bye
         && seconds <= 30.0
         && !call.promoted
+        && ice_in_play
+        && !call.connected
     {
         let bye = call.timeline.iter().find(|e| e.what.starts_with("BYE "));
         findings.push(Finding {

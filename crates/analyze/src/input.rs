@@ -5,11 +5,14 @@
 //! - SIP traces: messages one after another;
 //! - Lync/Skype for Business client logs (`.uccapilog`): lines
 //!   `MM/DD/YYYY|HH:MM:SS.mmm PID:TID LEVEL :: text`, with each SIP message
-//!   between a `Sending Packet` or `Data Received` line and an `End of` line;
+//!   between a `Sending Packet` or `Data Received` line and an `End of` line
+//!   — its start line written with the log prefix, as the client does, or
+//!   without — and pasted excerpts that have only the prefixed start line;
 //! - Lync/Skype for Business server logs (CLS/OCSLogger SIPStack text):
 //!   records between `$$begin_record` and `$$end_record` with `Direction:`,
 //!   `Peer:`, `Start-Line:` and `Message-Body:` fields;
-//! - Chrome `webrtc-internals` dumps (JSON, read whole);
+//! - Chrome `webrtc-internals` dumps (JSON, old text values or current
+//!   JSON values, streamed: see [`crate::webrtc_internals`]);
 //! - packet captures, pcap and pcapng (see [`crate::capture`]);
 //! - `edgeice call --trace` files (JSON lines, see [`crate::trace`]);
 //! - `edgeice serve`'s own log, JSON lines or text (see
@@ -91,7 +94,9 @@ pub enum InputError {
         source: std::io::Error,
     },
     /// Nothing in it looks like SDP, SIP or a client log.
-    #[error("{0}: neither SDP, a SIP trace nor a Lync/Skype for Business client log")]
+    #[error(
+        "{0}: not a format edgeice analyze reads — bare SDP (starts with v=0), SIP messages, a Lync/Skype for Business client log (MM/DD/YYYY|HH:MM:SS.mmm lines) or server log ($$begin_record), a Chrome webrtc-internals dump (JSON with PeerConnections), a pcap/pcapng capture, an edgeice call --trace file or edgeice serve's log; nothing in it reads as any of them"
+    )]
     Unrecognised(String),
     /// A line of a structured file (an `edgeice call --trace` file) is not
     /// what its format says.
@@ -211,14 +216,19 @@ impl<R: BufRead + Send> Source<R> {
             Format::Capture => Ok(()),
             Format::CallTrace => crate::trace::read(file, first, &mut lines, emit),
             Format::WebrtcInternals => {
-                let mut text = first.1;
-                while let Some((_, line)) = lines.next_line().map_err(io)? {
-                    text.push('\n');
-                    text.push_str(&line);
+                // The first line was read to recognise the format: put it
+                // back in front of the rest, and stream the whole.
+                let head = std::io::Cursor::new(format!("{}\n", first.1).into_bytes());
+                let found = crate::webrtc_internals::read_stream(
+                    file,
+                    std::io::Read::chain(head, lines.reader),
+                    emit,
+                )?;
+                if found {
+                    Ok(())
+                } else {
+                    Err(InputError::Unrecognised(file.to_owned()))
                 }
-                let items = crate::webrtc_internals::read(file, &text)
-                    .ok_or_else(|| InputError::Unrecognised(file.to_owned()))?;
-                items.into_iter().try_for_each(emit)
             }
             Format::ServerLog => read_server_log(file, first, &mut lines, emit),
             Format::ServeLog => {
@@ -344,15 +354,31 @@ fn read_uccapilog<R: BufRead>(
     while let Some((number, line)) = next {
         if let Some(stamp) = log_timestamp(&line) {
             let text = line.split_once(":: ").map_or("", |(_, t)| t);
-            if text.starts_with("End of") {
+            if open.as_ref().is_some_and(|(_, _, c)| c.is_empty()) && is_start_line(text) {
+                // The client writes the start line with the log prefix,
+                // on the line after `Sending Packet`/`Data Received`.
+                if let Some((_, at, collected)) = open.as_mut() {
+                    *at = number;
+                    collected.push(text.to_owned());
+                }
+            } else if text.starts_with("End of") {
                 if let Some((stamp, at, collected)) = open.take() {
                     push_message(emit, &collected, file, at, Some(stamp))?;
                 }
-            } else if text.starts_with("Sending Packet") || text.starts_with("Data Received") {
-                open = Some((stamp.to_owned(), number + 1, Vec::new()));
             } else {
-                // Any other log line ends a half-written message.
-                open = None;
+                // Any other log line ends the message being read: pasted
+                // excerpts often lack the `End of` line, so what was read
+                // is kept if it is a SIP message.
+                if let Some((stamp, at, collected)) = open.take() {
+                    push_message(emit, &collected, file, at, Some(stamp))?;
+                }
+                if text.starts_with("Sending Packet") || text.starts_with("Data Received") {
+                    open = Some((stamp.to_owned(), number + 1, Vec::new()));
+                } else if is_start_line(text) {
+                    // An excerpt without the packet line: the start line
+                    // itself, with its prefix.
+                    open = Some((stamp.to_owned(), number, vec![text.to_owned()]));
+                }
             }
         } else if let Some((_, _, collected)) = open.as_mut() {
             // A runaway message (no End marker) is cut off, not kept whole.
@@ -361,6 +387,9 @@ fn read_uccapilog<R: BufRead>(
             }
         }
         next = lines.next_line().map_err(io)?;
+    }
+    if let Some((stamp, at, collected)) = open.take() {
+        push_message(emit, &collected, file, at, Some(stamp))?;
     }
     Ok(())
 }

@@ -33,6 +33,7 @@ pub mod call;
 pub mod capture;
 pub mod decoded;
 pub mod diagnose;
+pub mod dialect;
 pub mod html;
 pub mod input;
 mod reassembly;

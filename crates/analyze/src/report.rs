@@ -112,10 +112,17 @@ fn verdict(out: &mut String, summary: &Summary) {
             let _ = writeln!(out, "Verdict: {} — {}", top.code, top.message);
             let _ = writeln!(out, "Fix: {}\n", top.fix);
         }
-        Some(top) => {
+        Some(top) if top.severity == Severity::Warning => {
             let _ = writeln!(
                 out,
                 "Verdict: no error; warnings first: {} — {}\n",
+                top.code, top.message
+            );
+        }
+        Some(top) => {
+            let _ = writeln!(
+                out,
+                "Verdict: no error or warning; notes first: {} — {}\n",
                 top.code, top.message
             );
         }
@@ -329,19 +336,24 @@ fn side_text(out: &mut String, side: &Side, explain: bool) {
         for (line, text) in &media.candidates {
             match Candidate::parse(text) {
                 Ok(c) => {
-                    let kind = c.kind.map(|k| k.to_string()).unwrap_or_else(|| "-".into());
+                    let kind = crate::dialect::effective_kind(&c)
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    let tcptype = c
+                        .tcp_type
+                        .map(|t| format!(" tcptype {}", t.as_str()))
+                        .unwrap_or_default();
                     let related = c
                         .related
-                        .map(|(a, p)| format!(" via {a}:{p}"))
+                        .map(|(a, p)| format!(" via {}", endpoint(&a, p)))
                         .unwrap_or_default();
                     let _ = writeln!(
                         out,
-                        "      {:>2} {:8} {:6} {}:{} [{:?}]{related}",
+                        "      {:>2} {:8} {:6} {} [{:?}]{related}{tcptype}",
                         c.component,
                         c.transport,
                         kind,
-                        c.address,
-                        c.port,
+                        endpoint(&c.address, c.port),
                         c.address.class()
                     );
                     if explain {
@@ -362,6 +374,16 @@ pub fn describe_diagnostics(d: &crate::sip::MsDiagnostics) -> String {
     let code = d.code.map(|c| format!(" {c}")).unwrap_or_default();
     let reason = d.reason.as_deref().unwrap_or("(no reason given)");
     format!("{}{code}: {reason}", d.header)
+}
+
+/// `address:port`, an IPv6 address in brackets (`[2001:db8::1]:5000`).
+fn endpoint(address: &edgeice_candidate::CandidateAddress<'_>, port: u16) -> String {
+    let text = address.to_string();
+    if text.contains(':') {
+        format!("[{text}]:{port}")
+    } else {
+        format!("{text}:{port}")
+    }
 }
 
 /// A candidate in plain words, the way a colleague would at a whiteboard:
@@ -416,7 +438,7 @@ fn explain_what(c: &Candidate<'_>) -> String {
         Transport::TcpPassive => "over TCP, waiting for connections (TCP-PASS)".to_owned(),
         Transport::Other(t) => format!("over {t}"),
     };
-    let at = format!("{}:{}", c.address, c.port);
+    let at = endpoint(&c.address, c.port);
     let reach = if c.address.class().is_reachable_from_internet() {
         "reachable from anywhere".to_owned()
     } else {
@@ -425,13 +447,26 @@ fn explain_what(c: &Candidate<'_>) -> String {
             c.address.class()
         )
     };
+    if crate::dialect::is_ms_active_tcp_host(c) {
+        return format!(
+            "the client's own interface address {at} {transport} for {stream}: Lync and Skype for Business write their active-TCP host candidate as srflx with raddr equal to the address (no STUN server was involved; the type only sorts it below the UDP hosts); {reach}"
+        );
+    }
+    if c.dialect == Dialect::MsIceDraft6 {
+        return format!(
+            "an OCS 2007 (MS-ICE draft 6) candidate {at} {transport} for {stream}, priority {}, with its own credentials: username {} and a password (not shown), so it needs no a=ice-ufrag/a=ice-pwd",
+            c.priority, c.foundation
+        );
+    }
     match (c.kind, c.related) {
         (Some(CandidateType::Relay), Some((raddr, rport))) => format!(
-            "a relay on the edge/TURN server at {at} {transport} for {stream}, forwarding to the client at {raddr}:{rport} — usable only if {} is reachable from the other side; it is {reach}",
+            "a relay on the edge/TURN server at {at} {transport} for {stream}, forwarding to the client at {} — usable only if {} is reachable from the other side; it is {reach}",
+            endpoint(&raddr, rport),
             c.address
         ),
         (Some(CandidateType::ServerReflexive), Some((raddr, rport))) => format!(
-            "the client's address as a STUN server saw it, {at} {transport} for {stream}, mapped from its local {raddr}:{rport}; {reach}"
+            "the client's address as a STUN server saw it, {at} {transport} for {stream}, mapped from its local {}; {reach}",
+            endpoint(&raddr, rport)
         ),
         (Some(CandidateType::Host), _) => {
             format!("the client's own interface address {at} {transport} for {stream}; {reach}")

@@ -19,6 +19,9 @@ pub struct Media {
     /// Whether `a=remote-candidates` is present (the controlling side's
     /// choice, sent in a re-INVITE: a promotion).
     pub remote_candidates: bool,
+    /// The `c=` address (section, else session level) and its line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<(usize, String)>,
 }
 
 /// An SDP description.
@@ -32,6 +35,7 @@ pub struct Description {
 pub fn parse(text: &str, first_line: usize) -> Description {
     let mut session_ufrag = None;
     let mut session_pwd = false;
+    let mut session_connection = None;
     let mut media: Vec<Media> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
@@ -41,8 +45,20 @@ pub fn parse(text: &str, first_line: usize) -> Description {
                 kind: m.split_whitespace().next().unwrap_or("").to_owned(),
                 ufrag: session_ufrag.clone(),
                 has_pwd: session_pwd,
+                connection: session_connection.clone(),
                 ..Media::default()
             });
+            continue;
+        }
+        if let Some(c) = line.strip_prefix("c=") {
+            // `c=IN IP4 10.0.0.1` (a multicast `/ttl` suffix dropped).
+            if let Some(address) = c.split_whitespace().nth(2) {
+                let address = address.split('/').next().unwrap_or(address).to_owned();
+                match media.last_mut() {
+                    Some(m) => m.connection = Some((line_no, address)),
+                    None => session_connection = Some((line_no, address)),
+                }
+            }
             continue;
         }
         let Some(attribute) = line.strip_prefix("a=") else {

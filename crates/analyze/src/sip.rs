@@ -46,27 +46,110 @@ pub struct MsDiagnostics {
     pub code: Option<u32>,
     /// The `reason="..."` parameter, when there is one.
     pub reason: Option<String>,
+    /// From `CallerMediaDebug`/`CalleeMediaDebug`: (side, field, value) for
+    /// the ICE warning flags and the sites and media relays each side used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub media_debug: Vec<(String, String, String)>,
+}
+
+/// The `CallerMediaDebug`/`CalleeMediaDebug` fields kept: which media
+/// relay (the Edge) each side used and the ICE warning flags.
+const MEDIA_DEBUG_FIELDS: [&str; 8] = [
+    "ICEWarn",
+    "ICEWarnEx",
+    "LocalSite",
+    "LocalMR",
+    "RemoteSite",
+    "RemoteMR",
+    "LocalMRTCPPort",
+    "RemoteMRTCPPort",
+];
+
+/// The value of parameter `name` (case-insensitive) in `value`, quoted or
+/// not, with spaces allowed around `=` (clients write `reason ="…"`).
+fn parameter<'v>(value: &'v str, name: &str) -> Option<&'v str> {
+    let lower = value.to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(&name) {
+        let at = from + found;
+        from = at + name.len();
+        // A whole parameter name: after `;`, a space or the start.
+        let before = lower[..at].trim_end();
+        if !(before.is_empty() || before.ends_with(';')) {
+            continue;
+        }
+        let rest = value[from..].trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        return Some(
+            match rest.strip_prefix('"') {
+                Some(quoted) => quoted.split('"').next().unwrap_or(quoted),
+                None => rest.split(';').next().unwrap_or(rest),
+            }
+            .trim(),
+        );
+    }
+    None
 }
 
 impl MsDiagnostics {
     /// Reads `51004; reason="Action initiated by user"; ...`.
     fn parse(header: &str, value: &str) -> Self {
         let code = value.split(';').next().and_then(|c| c.trim().parse().ok());
-        let lower = value.to_ascii_lowercase();
-        let reason = lower.find("reason=").map(|at| {
-            let rest = &value[at + "reason=".len()..];
-            match rest.strip_prefix('"') {
-                Some(quoted) => quoted.split('"').next().unwrap_or(quoted),
-                None => rest.split(';').next().unwrap_or(rest),
+        let reason = parameter(value, "reason").map(str::to_owned);
+        // `CalleeMediaDebug="audio:ICEWarn=0x0,LocalSite=…,LocalMR=…"`:
+        // the first media's fields.
+        let mut media_debug = Vec::new();
+        for side in ["CallerMediaDebug", "CalleeMediaDebug"] {
+            let Some(debug) = parameter(value, side) else {
+                continue;
+            };
+            let debug =
+                debug.split_once(':').map_or(
+                    debug,
+                    |(kind, rest)| {
+                        if kind.contains('=') { debug } else { rest }
+                    },
+                );
+            for field in debug.split(',') {
+                if let Some((k, v)) = field.split_once('=')
+                    && MEDIA_DEBUG_FIELDS.contains(&k.trim())
+                    && !media_debug
+                        .iter()
+                        .any(|(s, f, _): &(String, String, String)| s == side && f == k.trim())
+                {
+                    media_debug.push((side.to_owned(), k.trim().to_owned(), v.trim().to_owned()));
+                }
             }
-            .trim()
-            .to_owned()
-        });
+        }
         MsDiagnostics {
             header: header.to_owned(),
             code,
             reason,
+            media_debug,
         }
+    }
+
+    /// Whether the header says the media could not connect: the client's
+    /// 51007, or a reason that says so (the 52xxx codes' reasons do, and
+    /// name the endpoints' locations).
+    pub fn media_failed(&self) -> bool {
+        let reason = self.reason.as_deref().unwrap_or("").to_ascii_lowercase();
+        (self.header.eq_ignore_ascii_case("ms-client-diagnostics") && self.code == Some(51007))
+            || reason.contains("media connectivity")
+            || reason.contains("ice ")
+            || reason.contains("ice connectivity")
+    }
+
+    /// A media-debug field of one side (`CallerMediaDebug`/`CalleeMediaDebug`).
+    pub fn media_field(&self, side: &str, field: &str) -> Option<&str> {
+        self.media_debug
+            .iter()
+            .find(|(s, f, _)| s == side && f == field)
+            .map(|(_, _, v)| v.as_str())
     }
 }
 
@@ -296,6 +379,20 @@ mod tests {
         assert_eq!(d.reason.as_deref(), Some("Action initiated by user; twice"));
         let d = MsDiagnostics::parse("ms-diagnostics", "1018;Reason=Timeout;source=edge");
         assert_eq!((d.code, d.reason.as_deref()), (Some(1018), Some("Timeout")));
+        let d = MsDiagnostics::parse(
+            "ms-client-diagnostics",
+            "52001; reason =\"Call failed due to a media connectivity failure\"",
+        );
+        assert_eq!(
+            d.reason.as_deref(),
+            Some("Call failed due to a media connectivity failure")
+        );
+        assert!(d.media_failed());
+        let d = MsDiagnostics::parse(
+            "ms-client-diagnostics",
+            "51004; reason=\"Action initiated by user\"",
+        );
+        assert!(!d.media_failed());
         let d = MsDiagnostics::parse("ms-diagnostics", "garbage");
         assert_eq!((d.code, d.reason), (None, None));
     }

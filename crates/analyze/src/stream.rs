@@ -208,7 +208,12 @@ impl Analyzer {
                 self.summary.descriptions.push(side);
                 Ok(())
             }
-            Item::PeerConnection(pc) => self.emit(crate::call::call_of_peer_connection(pc), sink),
+            Item::PeerConnection(pc) => {
+                for call in crate::call::calls_of_peer_connection(pc) {
+                    self.emit(call, sink)?;
+                }
+                Ok(())
+            }
             Item::Stun(packet) => {
                 self.stun.push(&packet);
                 sink.stun(&packet)

@@ -483,6 +483,7 @@ fn side(
         line,
         timestamp: None,
         fallback_only: false,
+        media_location: None,
         description: Description {
             media: vec![Media {
                 // Traces name no media: the call's one ICE stream.
@@ -492,6 +493,7 @@ fn side(
                 has_pwd: true,
                 candidates,
                 remote_candidates: false,
+                connection: None,
             }],
         },
     }
@@ -564,6 +566,8 @@ pub(crate) fn call_of(first: Trace, second: Option<Trace>) -> Call {
         promoted: traces.iter().any(|t| t.promoted),
         seconds_to_bye: None,
         ice_failed: traces.iter().any(|t| t.failed.is_some()),
+        connected: false,
+        browser: None,
         end: "complete",
         findings,
     }

@@ -439,3 +439,192 @@ fn edgeice_serve_logs_are_read_as_json_lines_and_as_text() {
             .any(|e| e.text.contains("session-start"))
     );
 }
+
+#[test]
+fn a_current_format_dump_is_read_with_its_errors_and_restarts() {
+    // Written here, in the JSON-value form of Chrome 144–149 (see the
+    // public dumps in tests/corpus/public/ for real ones).
+    let analysis = run(&["failed-call.current.webrtc-internals.json"]);
+    let ids: Vec<&str> = analysis.calls.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(ids, ["31-1", "31-1 (ICE restart 1)", "31-2"]);
+    let first = &analysis.calls[0];
+    assert!(first.ice_failed && !first.connected);
+    assert_eq!(
+        first.offer.as_ref().unwrap().description.media[0]
+            .candidates
+            .len(),
+        1
+    );
+    let restart = &analysis.calls[1];
+    assert!(restart.connected && !restart.ice_failed);
+    let candidates = &restart.offer.as_ref().unwrap().description.media[0].candidates;
+    assert_eq!(candidates.len(), 1);
+    assert!(candidates[0].1.contains("ufrag Rr7t"));
+    let in_first = |code: &str| {
+        analysis
+            .findings
+            .iter()
+            .find(|f| f.code == code && f.call_id.as_deref() == Some("31-1"))
+    };
+    let error = in_first("ice-candidate-error").expect("the TURN 401");
+    assert_eq!(error.severity, Severity::Error);
+    assert!(error.message.contains("401"), "{}", error.message);
+    assert!(in_first("relay-policy-without-relay").is_some());
+    assert!(in_first("ice-failed").is_some());
+    // The second connection failed with only a STUN server configured.
+    assert!(
+        analysis
+            .findings
+            .iter()
+            .any(|f| f.code == "no-turn-server" && f.call_id.as_deref() == Some("31-2"))
+    );
+    assert!(analysis.has_errors());
+}
+
+#[test]
+fn a_client_log_in_the_clients_own_framing_is_read() {
+    // Written here, in the framing a Lync/Skype for Business client writes:
+    // the start line carries the log prefix, after `Sending Packet`/`Data
+    // Received`, and a pasted BYE has no packet line and no End line.
+    let analysis = run(&["client-framing.uccapilog"]);
+    let call = &analysis.calls[0];
+    assert_eq!(call.call_id, "framing-call-1");
+    assert!(call.answer.is_some(), "the prefixed 200 OK is read");
+    assert_eq!(call.end, "bye", "the pasted BYE is read");
+    assert_eq!(call.seconds_to_bye, Some(10.068));
+    let failure = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "ms-media-failure")
+        .unwrap();
+    assert!(failure.message.contains("52001"), "{}", failure.message);
+    // `reason ="…"` (a space before `=`) is kept.
+    assert!(
+        failure.message.contains("media connectivity failure"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure
+            .message
+            .contains("media relay (Edge) 10.0.1.5:61010"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.message.contains("ICEWarn=0x4000a8"),
+        "{}",
+        failure.message
+    );
+    // The TCP-ACT srflx with raddr == address is the client's host: no
+    // srflx-private-address warning.
+    assert!(!codes(&analysis).contains(&"srflx-private-address"));
+    assert_eq!(analysis.findings[0].code, "relay-private-address");
+}
+
+#[test]
+fn ms_ice_draft6_lines_carry_their_own_credentials() {
+    let text = "v=0\no=- 0 0 IN IP4 192.0.2.50\ns=session\nc=IN IP4 192.0.2.50\nt=0 0\nm=audio 50010 RTP/AVP 0\na=candidate:qlGEgH0q1e/t+NR6XOdjY8JAKE8vIIgYbCR8C8eJgC8 1 5yhCtCBRrxbdq4pXf1DnMg UDP 0.830 192.0.2.50 50010\n";
+    let (format, items) = input::read("draft6.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("draft6.sdp".into(), format, items)]);
+    assert!(
+        !codes(&analysis).contains(&"ice-credentials-missing"),
+        "{:?}",
+        codes(&analysis)
+    );
+    assert!(!analysis.has_errors());
+    // --explain names the username and never prints the password.
+    let side = &analysis.descriptions[0];
+    let line = &side.description.media[0].candidates[0].1;
+    let c = edgeice_candidate::Candidate::parse(line).unwrap();
+    let explained = edgeice_analyze::report::explain_candidate(&c);
+    assert!(
+        explained.contains("qlGEgH0q1e/t+NR6XOdjY8JAKE8vIIgYbCR8C8eJgC8"),
+        "{explained}"
+    );
+    assert!(!explained.contains("5yhCtCBRrxbdq4pXf1DnMg"), "{explained}");
+}
+
+#[test]
+fn a_relay_at_an_unusable_address_is_an_error() {
+    // The relay lines as a browser trickled them in
+    // https://github.com/coturn/coturn/issues/450 (a coturn on a machine
+    // with two interfaces), around a minimal description written here.
+    let text = "v=0\no=- 0 0 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=audio 9 UDP/TLS/RTP/SAVPF 111\nc=IN IP4 0.0.0.0\na=ice-ufrag:Ab12\na=ice-pwd:Cd34Ef56Gh78Ij90Kl12Mn34\na=candidate:135 2 UDP 503316988 0.0.0.0 64812 typ relay raddr 172.17.0.1 rport 57505\na=candidate:139 2 UDP 503316987 0.0.0.0 51285 typ relay raddr 192.168.11.138 rport 58998\n";
+    let (format, items) = input::read("relay.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("relay.sdp".into(), format, items)]);
+    let top = &analysis.findings[0];
+    assert_eq!(top.code, "relay-unusable-address");
+    assert_eq!(top.severity, Severity::Error);
+    assert_eq!(top.evidence.len(), 2);
+    assert!(top.fix.contains("relay-ip") && top.fix.contains("--external-ip"));
+}
+
+#[test]
+fn a_short_call_without_ice_is_not_said_to_end_during_checks() {
+    // Written here: a plain SIP call (no candidates) hung up after 5 s.
+    let text = "06/05/2026|10:00:00.000 1:2 INFO  :: INVITE sip:b@x.example SIP/2.0\nFrom: <sip:a@x.example>;tag=1\nTo: <sip:b@x.example>\nCall-ID: plain-1\nCSeq: 1 INVITE\nContent-Type: application/sdp\n\nv=0\no=- 0 0 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 4000 RTP/AVP 0\n06/05/2026|10:00:01.000 1:2 INFO  :: SIP/2.0 200 OK\nFrom: <sip:a@x.example>;tag=1\nTo: <sip:b@x.example>;tag=2\nCall-ID: plain-1\nCSeq: 1 INVITE\nContent-Type: application/sdp\n\nv=0\no=- 0 0 IN IP4 192.0.2.2\ns=-\nc=IN IP4 192.0.2.2\nt=0 0\nm=audio 5000 RTP/AVP 0\n06/05/2026|10:00:06.000 1:2 INFO  :: BYE sip:b@x.example SIP/2.0\nFrom: <sip:a@x.example>;tag=1\nTo: <sip:b@x.example>;tag=2\nCall-ID: plain-1\nCSeq: 2 BYE\n\n";
+    let (format, items) = input::read("plain.uccapilog", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("plain.uccapilog".into(), format, items)]);
+    assert_eq!(analysis.calls[0].seconds_to_bye, Some(5.0));
+    assert!(
+        !codes(&analysis).contains(&"call-ended-during-checks"),
+        "{:?}",
+        codes(&analysis)
+    );
+}
+
+#[test]
+fn a_private_connection_address_without_ice_is_a_finding() {
+    // Written here: a SIP endpoint behind NAT with no ICE.
+    let text = "v=0\no=- 0 0 IN IP4 192.168.0.20\ns=-\nc=IN IP4 192.168.0.20\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
+    let (format, items) = input::read("plain.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("plain.sdp".into(), format, items)]);
+    let f = &analysis.findings[0];
+    assert_eq!(f.code, "private-address-without-ice");
+    assert!(f.message.contains("192.168.0.20"), "{}", f.message);
+    assert_eq!(f.evidence[0].line, 4);
+}
+
+#[test]
+fn one_foundation_at_two_public_addresses_is_address_pooling() {
+    // Written here.
+    let text = "v=0\no=- 0 0 IN IP4 0.0.0.0\ns=-\nt=0 0\nm=audio 9 UDP/TLS/RTP/SAVPF 111\nc=IN IP4 0.0.0.0\na=ice-ufrag:Ab12\na=ice-pwd:Cd34Ef56Gh78Ij90Kl12Mn34\na=candidate:1 1 udp 2122260223 192.168.1.10 50000 typ host\na=candidate:7 1 udp 1686052607 81.217.27.201 40000 typ srflx raddr 192.168.1.10 rport 50000\na=candidate:7 1 udp 1686052607 81.217.27.202 40002 typ srflx raddr 192.168.1.10 rport 50000\na=candidate:9 1 udp 41885439 81.217.27.9 3478 typ relay raddr 81.217.27.201 rport 40000\n";
+    let (format, items) = input::read("pool.sdp", std::io::Cursor::new(text)).unwrap();
+    let analysis = analyze(vec![("pool.sdp".into(), format, items)]);
+    let f = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "address-pooling-nat")
+        .expect("address pooling");
+    assert!(
+        f.message.contains("81.217.27.201, 81.217.27.202"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn the_fix_names_the_deployment_the_evidence_shows() {
+    // A browser's relay at a private address: coturn or edgeice serve,
+    // not Lync's Topology Builder.
+    let analysis = run(&["failed-call.webrtc-internals.json"]);
+    let f = analysis
+        .findings
+        .iter()
+        .find(|f| f.code == "relay-private-address")
+        .unwrap();
+    assert!(
+        f.fix.contains("external-ip=") && f.fix.contains("edgeice serve"),
+        "{}",
+        f.fix
+    );
+    assert!(!f.fix.contains("Topology Builder"), "{}", f.fix);
+    // A Lync client's: Topology Builder first.
+    let analysis = run(&["seed-client.uccapilog"]);
+    assert!(
+        analysis.findings[0]
+            .fix
+            .starts_with("Configure the edge's public NAT address. On a Lync")
+    );
+}

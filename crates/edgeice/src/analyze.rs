@@ -1,7 +1,7 @@
 //! `edgeice analyze`: read a call's traces, say why its media did not flow.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,7 +16,8 @@ use edgeice_analyze::{Analyzer, Limits, Sink, Summary};
 pub struct AnalyzeArgs {
     /// Files to read: SDP, SIP traces, Lync/Skype for Business client and
     /// server logs, packet captures, webrtc-internals dumps, `edgeice call
-    /// --trace` files; their formats are recognised.
+    /// --trace` files; their formats are recognised. `-` reads standard
+    /// input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
@@ -44,28 +45,46 @@ enum OutputFormat {
 /// Runs the analysis; exit status 0 with no error finding, 1 with one, 2 if
 /// an input cannot be read.
 ///
-/// Every file is opened and its format recognised before anything is read,
-/// so that a missing or unknown file stops the run before any output. Then
-/// the files are read one after the other, each call reported and dropped
-/// as soon as it ends: memory does not grow with the size of the logs.
+/// Every file is opened and its format recognised before anything is read;
+/// one that cannot be opened or is in no format read is named, the others
+/// are reported all the same, and the exit status is 2. Then the files are
+/// read one after the other, each call reported and dropped as soon as it
+/// ends: memory does not grow with the size of the logs. `-` is standard
+/// input.
 pub fn run(args: AnalyzeArgs) -> ExitCode {
     let mut sources = Vec::new();
+    // Files that cannot be opened or are no format read: named, and the
+    // readable ones reported all the same (exit status 2).
+    let mut unreadable: Vec<String> = Vec::new();
     for path in &args.files {
-        let name = path.display().to_string();
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) => {
-                eprintln!("edgeice: cannot open {name}: {e}");
-                return ExitCode::from(2);
+        let stdin = path.as_os_str() == "-";
+        let name = if stdin {
+            "(standard input)".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let reader: Box<dyn Read + Send> = if stdin {
+            Box::new(io::stdin())
+        } else {
+            match File::open(path) {
+                Ok(file) => Box::new(file),
+                Err(e) => {
+                    eprintln!("edgeice: cannot open {name}: {e}");
+                    unreadable.push(format!("cannot open {name}: {e}"));
+                    continue;
+                }
             }
         };
-        match input::open(&name, BufReader::with_capacity(1 << 18, file)) {
+        match input::open(&name, BufReader::with_capacity(1 << 18, reader)) {
             Ok(source) => sources.push((name, source)),
             Err(e) => {
                 eprintln!("edgeice: {e}");
-                return ExitCode::from(2);
+                unreadable.push(e.to_string());
             }
         }
+    }
+    if sources.is_empty() {
+        return ExitCode::from(2);
     }
     let limits = Limits {
         // With several files, one call's messages may be spread over them.
@@ -76,7 +95,7 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
     let outcome = match args.format {
         OutputFormat::Text => {
             let mut report = TextReport::new(args.explain);
-            let read = read_all(&mut analyzer, sources, &mut report);
+            let read = read_all(&mut analyzer, sources, &mut report, &mut unreadable);
             finish_spooled(
                 analyzer,
                 read,
@@ -87,7 +106,7 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
         }
         OutputFormat::Html => {
             let mut report = HtmlReport::default();
-            let read = read_all(&mut analyzer, sources, &mut report);
+            let read = read_all(&mut analyzer, sources, &mut report, &mut unreadable);
             finish_spooled(
                 analyzer,
                 read,
@@ -102,12 +121,19 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
                 Err(status) => return status,
             };
             let mut report = JsonReport::new(out);
-            let read = read_all(&mut analyzer, sources, &mut report);
+            let read = read_all(&mut analyzer, sources, &mut report, &mut unreadable);
             // The document is closed whatever happened, so that it stays
             // valid JSON; an input error is named in it.
             let finished = analyzer.finish_all(&mut report);
             let summary = analyzer.into_summary();
-            let error = read.as_ref().err().map(ToString::to_string);
+            let error = read
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .into_iter()
+                .chain(unreadable.iter().cloned())
+                .collect::<Vec<_>>();
+            let error = (!error.is_empty()).then(|| error.join("; "));
             let written = finished
                 .and_then(|()| report.finish(&summary, error.as_deref()))
                 .and_then(|mut out| out.flush());
@@ -119,21 +145,36 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
         }
     };
     match outcome {
+        Ok(_) if !unreadable.is_empty() => ExitCode::from(2),
         Ok(summary) if summary.has_errors() => ExitCode::from(1),
         Ok(_) => ExitCode::SUCCESS,
         Err(status) => status,
     }
 }
 
-/// Reads every source to its end, each item into the analyzer.
+/// A file (or standard input) whose format is recognised.
+type Input = input::Source<BufReader<Box<dyn Read + Send>>>;
+
+/// Reads every source to its end, each item into the analyzer. A file that
+/// turns out unreadable is named in `unreadable` and the next one read; a
+/// report that cannot be written stops everything.
 fn read_all(
     analyzer: &mut Analyzer,
-    sources: Vec<(String, input::Source<BufReader<File>>)>,
+    sources: Vec<(String, Input)>,
     sink: &mut dyn Sink,
+    unreadable: &mut Vec<String>,
 ) -> Result<(), InputError> {
     for (name, source) in sources {
-        analyzer.input(&name, source.format());
-        source.read(&mut |item| analyzer.push(item, sink).map_err(InputError::Output))?;
+        let format = source.format();
+        match source.read(&mut |item| analyzer.push(item, sink).map_err(InputError::Output)) {
+            // Only a file read to its end is listed as read in its format.
+            Ok(()) => analyzer.input(&name, format),
+            Err(e @ InputError::Output(_)) => return Err(e),
+            Err(e) => {
+                eprintln!("edgeice: {e}");
+                unreadable.push(e.to_string());
+            }
+        }
     }
     Ok(())
 }
@@ -167,6 +208,11 @@ fn finish_spooled<R: Sink>(
     read.map_err(fail_input)?;
     analyzer.finish_all(&mut report).map_err(fail_output)?;
     let summary = analyzer.into_summary();
+    // Nothing was read to its end: no report, which would say "nothing
+    // wrong found" about input it could not read.
+    if summary.inputs.is_empty() {
+        return Err(ExitCode::from(2));
+    }
     let mut out = output(path)?;
     write(report, &summary, &mut out)
         .and_then(|()| out.flush())

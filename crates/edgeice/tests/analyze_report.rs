@@ -140,3 +140,38 @@ fn call_traces_are_read_paired_and_malformed_lines_named() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_unreadable_file_does_not_hide_the_readable_ones_and_dash_is_stdin() {
+    let seed = format!("{CORPUS}/seed-client.uccapilog");
+    let junk = format!("{CORPUS}/../../../../Cargo.toml");
+    // The readable file is reported; the other is named; exit status 2.
+    let out = analyze(&[&junk, &seed]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Cargo.toml") && stderr.contains("webrtc-internals"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("relay-private-address"));
+    // JSON claims no format for the file it could not read.
+    let out = analyze(&["--format", "json", &junk, &seed]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(value["inputs"].as_array().unwrap().len(), 1, "{value}");
+    assert!(value["error"].as_str().unwrap().contains("Cargo.toml"));
+    // `-` is standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgeice"))
+        .args(["analyze", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &std::fs::read(&seed).unwrap(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("relay-private-address"));
+}
