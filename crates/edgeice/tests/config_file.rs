@@ -452,51 +452,6 @@ fn check_config_masks_secrets_binds_nothing_and_fails_on_what_serving_would() {
     assert!(err.contains("/nonexistent"), "{err}");
 }
 
-/// Runs coturn's `turnutils_uclient` (`flags` carry the credentials)
-/// through `server` to a `turnutils_peer` on loopback; true when every
-/// message came back.
-fn uclient_relays(flags: &[&str], server: std::net::SocketAddr) -> bool {
-    let peer_port = loop {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 65535 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
-            break port;
-        }
-    };
-    let peer = Command::new(common::coturn_tool("turnutils_peer"))
-        .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("turnutils_peer (coturn; scripts/test.sh installs it)");
-    let _peer = common::Running::new(peer);
-    let output = Command::new(common::coturn_tool("turnutils_uclient"))
-        .args(flags)
-        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
-        .args([
-            "-p",
-            &server.port().to_string(),
-            "-m",
-            "1",
-            "-n",
-            "10",
-            "-l",
-            "120",
-            "-z",
-            "5",
-        ])
-        .arg(server.ip().to_string())
-        .output()
-        .expect("turnutils_uclient (coturn; scripts/test.sh installs it)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    // One client is an RTP and RTCP pair: 20 messages each way.
-    stdout.contains("tot_send_msgs=20, tot_recv_msgs=20")
-        && stdout.contains("Total lost packets 0 ")
-}
-
 #[test]
 fn users_and_rest_secrets_come_from_files() {
     use std::os::unix::fs::PermissionsExt;
@@ -558,19 +513,19 @@ fn users_and_rest_secrets_come_from_files() {
     std::thread::spawn(move || err.for_each(drop));
     assert!(warning.contains("secrets"), "{warning}");
     assert!(
-        uclient_relays(&["-u", "alice", "-w", "wonder land"], server),
+        common::uclient_relays(&["-u", "alice", "-w", "wonder land"], server),
         "alice"
     );
     assert!(
-        uclient_relays(&["-u", "bob", "-w", "builder"], server),
+        common::uclient_relays(&["-u", "bob", "-w", "builder"], server),
         "bob"
     );
     assert!(
-        uclient_relays(&["-u", "rest", "-W", "current-secret"], server),
+        common::uclient_relays(&["-u", "rest", "-W", "current-secret"], server),
         "REST"
     );
     assert!(
-        !uclient_relays(&["-u", "bob", "-w", "wrong"], server),
+        !common::uclient_relays(&["-u", "bob", "-w", "wrong"], server),
         "a wrong password relayed"
     );
     // An empty file is an error, not a server without credentials.

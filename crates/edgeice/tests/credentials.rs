@@ -6,34 +6,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::Duration;
 
 use common::Running;
 
 const SECRET: &str = "current-secret";
-
-/// coturn's echo peer on 127.0.0.1 (it answers on a port and the next).
-fn start_peer() -> (Running, u16) {
-    let port = (0..100)
-        .find_map(|_| {
-            let port = UdpSocket::bind("127.0.0.1:0")
-                .ok()?
-                .local_addr()
-                .ok()?
-                .port();
-            (port < 65535 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()).then_some(port)
-        })
-        .expect("a free port pair");
-    let child = Command::new(common::coturn_tool("turnutils_peer"))
-        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run turnutils_peer (coturn; scripts/test.sh installs it)");
-    (Running::new(child), port)
-}
 
 fn start_server() -> (Running, SocketAddr) {
     let (server, udp, _) = common::start_turn_server_with(&["--auth-secret", SECRET], 2);
@@ -121,7 +100,7 @@ fn login(server: SocketAddr, peer_port: u16, user: &str, password: &str) -> Logi
 #[test]
 fn a_printed_credential_logs_in_and_relays() {
     let (_server, addr) = start_server();
-    let (_peer, peer_port) = start_peer();
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     // A secret file as an editor leaves it: with a final newline.
     let file = secret_file("login", &format!("{SECRET}\n"));
     let url = format!("turn:{addr}?transport=udp");
@@ -157,7 +136,7 @@ fn a_printed_credential_logs_in_and_relays() {
 #[test]
 fn expired_or_foreign_credentials_are_refused() {
     let (_server, addr) = start_server();
-    let (_peer, peer_port) = start_peer();
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let url = format!("turn:{addr}");
     let (user, password) = login_of(&credentials(
         &[

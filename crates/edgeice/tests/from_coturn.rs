@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -131,50 +130,6 @@ fn coturns_example_converts_as_it_is_and_with_every_option_uncommented() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Runs `turnutils_uclient` with `flags` through `server` to a
-/// `turnutils_peer` on loopback; true when every message came back.
-fn uclient_relays(flags: &[&str], server: SocketAddr) -> bool {
-    let peer_port = loop {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 65535 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
-            break port;
-        }
-    };
-    let peer = Command::new(common::coturn_tool("turnutils_peer"))
-        .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("turnutils_peer (coturn; scripts/test.sh installs it)");
-    let _peer = common::Running::new(peer);
-    let output = Command::new(common::coturn_tool("turnutils_uclient"))
-        .args(flags)
-        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
-        .args([
-            "-p",
-            &server.port().to_string(),
-            "-m",
-            "1",
-            "-n",
-            "10",
-            "-l",
-            "120",
-            "-z",
-            "5",
-        ])
-        .arg(server.ip().to_string())
-        .output()
-        .expect("turnutils_uclient (coturn; scripts/test.sh installs it)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    // One client is an RTP and RTCP pair: 20 messages each way.
-    stdout.contains("tot_send_msgs=20, tot_recv_msgs=20")
-        && stdout.contains("Total lost packets 0 ")
-}
-
 #[test]
 fn a_realistic_coturn_configuration_serves_once_converted() {
     let dir = scratch("realistic");
@@ -228,23 +183,23 @@ fn a_realistic_coturn_configuration_serves_once_converted() {
     let find = |proto: &str| listeners.iter().find(|(p, _)| p == proto).unwrap().1;
     let (udp, tls) = (find("udp"), find("tls"));
     assert!(
-        uclient_relays(&["-u", "alice", "-w", "wonderland"], udp),
+        common::uclient_relays(&["-u", "alice", "-w", "wonderland"], udp),
         "alice, a password"
     );
     assert!(
-        uclient_relays(&["-u", "bob", "-w", "builder"], udp),
+        common::uclient_relays(&["-u", "bob", "-w", "builder"], udp),
         "bob, a 0x key"
     );
     assert!(
-        uclient_relays(&["-u", "rest", "-W", "north"], udp),
+        common::uclient_relays(&["-u", "rest", "-W", "north"], udp),
         "a REST credential"
     );
     assert!(
-        uclient_relays(&["-t", "-S", "-u", "alice", "-w", "wonderland"], tls),
+        common::uclient_relays(&["-t", "-S", "-u", "alice", "-w", "wonderland"], tls),
         "over TLS"
     );
     assert!(
-        !uclient_relays(&["-u", "alice", "-w", "wrong"], udp),
+        !common::uclient_relays(&["-u", "alice", "-w", "wrong"], udp),
         "a wrong password relayed"
     );
     let _ = std::fs::remove_dir_all(dir);

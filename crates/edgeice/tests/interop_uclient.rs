@@ -6,42 +6,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
 use common::Running;
 
 const CLIENTS: u32 = 4;
 const MESSAGES: u32 = 50;
-
-/// A UDP port that is free, with the one above it free too (the peer
-/// echoes RTP and RTCP on both).
-fn free_port_pair(ip: &str) -> u16 {
-    for _ in 0..100 {
-        let port = UdpSocket::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 65535 && UdpSocket::bind((ip, port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port pair on {ip}");
-}
-
-fn start_peer(ip: &str) -> (Running, u16) {
-    let port = free_port_pair(ip);
-    let child = Command::new(common::coturn_tool("turnutils_peer"))
-        .args(["-L", ip, "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run turnutils_peer ({e}): install coturn, or run scripts/test.sh")
-        });
-    (Running::new(child), port)
-}
 
 /// Runs turnutils_uclient with `flags` and checks every message came back.
 /// Without a `-W` among the flags, it logs in as the static user.
@@ -111,7 +82,7 @@ fn server_with(listen: &str, extra: &[&str], lines: usize) -> (Running, Vec<comm
 
 #[test]
 fn uclient_relays_over_udp_with_channels_and_send_indications() {
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, addr) = server("127.0.0.1:0");
     uclient(&[], addr, "127.0.0.1", peer_port);
     uclient(&["-s"], addr, "127.0.0.1", peer_port);
@@ -119,7 +90,7 @@ fn uclient_relays_over_udp_with_channels_and_send_indications() {
 
 #[test]
 fn uclient_relays_over_tcp() {
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, addr) = server("127.0.0.1:0");
     uclient(&["-t"], addr, "127.0.0.1", peer_port);
     uclient(&["-t", "-s"], addr, "127.0.0.1", peer_port);
@@ -127,14 +98,14 @@ fn uclient_relays_over_tcp() {
 
 #[test]
 fn uclient_authenticates_with_rest_api_credentials() {
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, addr) = server("127.0.0.1:0");
     uclient(&["-W", "current-secret"], addr, "127.0.0.1", peer_port);
 }
 
 #[test]
 fn uclient_relays_over_ipv6() {
-    let (_peer, peer_port) = start_peer("::1");
+    let (_peer, peer_port) = common::start_peer("::1");
     let (_server, addr) = server("[::1]:0");
     uclient(&["-x"], addr, "::1", peer_port);
 }
@@ -161,7 +132,7 @@ fn uclient_relays_over_tls() {
         .status()
         .expect("run openssl to make a test certificate");
     assert!(status.success(), "openssl could not make a certificate");
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (cert, key) = (
         cert.to_string_lossy().into_owned(),
         key.to_string_lossy().into_owned(),
@@ -185,7 +156,7 @@ fn uclient_relays_over_tls() {
 
 #[test]
 fn metrics_count_what_uclient_relayed() {
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, listeners) = server_with("127.0.0.1:0", &["--metrics", "127.0.0.1:0"], 3);
     let (_, udp) = listeners
         .iter()
@@ -229,7 +200,7 @@ fn metrics_count_what_uclient_relayed() {
 
 #[test]
 fn uclient_makes_dual_allocations() {
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, listeners) = server_with("127.0.0.1:0", &["--listen", "[::1]:0"], 4);
     let (_, udp) = listeners
         .iter()
@@ -244,14 +215,14 @@ fn uclient_relays_through_tcp_allocations() {
     // -T: RFC 6062 TCP relays, clients connecting to each other's relay
     // (Connect on one side, ConnectionAttempt on the other, ConnectionBind
     // on new data connections).
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, addr) = server("127.0.0.1:0");
     uclient(&["-T"], addr, "127.0.0.1", peer_port);
 }
 
 #[test]
 fn a_user_over_its_allocation_quota_gets_486() {
-    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, listeners) = server_with("127.0.0.1:0", &["--max-allocations-per-user", "1"], 2);
     // Two clients of the same user: the second Allocate is over the quota.
     let output = Command::new(common::coturn_tool("turnutils_uclient"))

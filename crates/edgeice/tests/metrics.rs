@@ -291,34 +291,6 @@ fn build_info_process_metrics_and_zero_series_are_there_from_the_start() {
     );
 }
 
-/// A UDP port that is free, with the one above it free too (the peer
-/// echoes RTP and RTCP on both).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 65535 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port pair");
-}
-
-/// coturn's echo peer on loopback.
-fn start_peer() -> (Running, u16) {
-    let port = free_port_pair();
-    let child = Command::new(common::coturn_tool("turnutils_peer"))
-        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run turnutils_peer ({e}): run scripts/test.sh"));
-    (Running::new(child), port)
-}
-
 /// turnutils_uclient as `user`, relaying `messages` per client through
 /// `server` to the peer; started, not waited for.
 fn uclient(flags: &[&str], user: &str, server: SocketAddr, peer: u16, messages: u32) -> Running {
@@ -384,7 +356,7 @@ const TCP_CONNECTIONS: &str = "edgeice_connections{transport=\"tcp\"}";
 /// lifetime histogram gets its allocations when they end.
 #[test]
 fn traffic_moves_during_a_live_uclient_session_and_lifetimes_come_at_its_end() {
-    let (_peer, peer) = start_peer();
+    let (_peer, peer) = common::start_peer("127.0.0.1");
     let (_server, udp, metrics) = server(&[]);
     let before = scrape(metrics);
     let free_before = value(
@@ -488,7 +460,7 @@ fn traffic_moves_during_a_live_uclient_session_and_lifetimes_come_at_its_end() {
 /// No series per user: six users' sessions leave as many series as one's.
 #[test]
 fn series_do_not_grow_with_the_number_of_users() {
-    let (_peer, peer) = start_peer();
+    let (_peer, peer) = common::start_peer("127.0.0.1");
     let users: Vec<String> = (1..=6).map(|i| format!("u{i}:pass")).collect();
     let mut extra = Vec::new();
     for user in &users {
@@ -666,7 +638,7 @@ fn collect_exprs(value: &serde_json::Value, exprs: &mut Vec<String>) {
 /// the session lives.
 #[test]
 fn tcp_relay_bytes_move_during_a_live_uclient_session() {
-    let (_peer, peer) = start_peer();
+    let (_peer, peer) = common::start_peer("127.0.0.1");
     let (_server, udp, metrics) = server(&[]);
     let to_peer = "edgeice_tcp_relayed_bytes_total{direction=\"to_peer\"}";
     let to_client = "edgeice_tcp_relayed_bytes_total{direction=\"to_client\"}";

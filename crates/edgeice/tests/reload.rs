@@ -204,22 +204,6 @@ fn uclient_over_tls(server: SocketAddr, peer_port: u16) -> std::thread::JoinHand
     })
 }
 
-/// coturn's UDP echo peer on loopback, and its port.
-fn start_peer() -> (common::Running, u16) {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let peer = Command::new(common::coturn_tool("turnutils_peer"))
-        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run turnutils_peer (install coturn, or run scripts/test.sh)");
-    (common::Running::new(peer), port)
-}
-
 /// A UDP allocation of edgeice's client crate, driven by the test.
 struct Client {
     socket: UdpSocket,
@@ -316,7 +300,7 @@ fn sighup_adds_a_user_while_an_allocation_keeps_refreshing_and_relaying() {
         2,
     );
     let udp = server.listener("udp");
-    let (_peer, peer_port) = start_peer();
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let peer: SocketAddr = format!("127.0.0.1:{peer_port}").parse().unwrap();
     let mut carol = Client::new(udp, "carol", "two");
     carol.allocation.allocate(Instant::now()).unwrap();
@@ -610,7 +594,7 @@ fn a_renewed_certificate_is_served_to_new_handshakes_and_a_broken_one_is_refused
     let mut session = TlsSession::open(tls);
     assert!(session.binding(1), "no answer over TLS");
     // A TURN session over TLS relaying through what follows.
-    let (_peer, peer_port) = start_peer();
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let uclient = uclient_over_tls(tls, peer_port);
 
     // Renewed, then SIGHUP: the next handshake gets the new certificate,

@@ -124,32 +124,6 @@ impl Server {
     }
 }
 
-/// A free UDP port pair (turnutils_peer echoes on two).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < 65535 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port pair");
-}
-
-fn start_peer() -> (Running, u16) {
-    let port = free_port_pair();
-    let child = Command::new(common::coturn_tool("turnutils_peer"))
-        .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("turnutils_peer: install coturn, or run scripts/test.sh");
-    (Running::new(child), port)
-}
-
 /// One uclient run of MESSAGES messages to `peer_port`; its stdout.
 fn uclient(server: SocketAddr, password: &str, peer_port: u16) -> String {
     let mut command = Command::new(common::coturn_tool("turnutils_uclient"));
@@ -182,7 +156,7 @@ fn records(log: &str, event: &str) -> Vec<Value> {
 #[test]
 fn a_uclient_session_is_recorded_field_by_field_and_kicked() {
     let dir = scratch("records");
-    let (_peer, peer_port) = start_peer();
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let server = Server::start(&dir, "json");
     let mode = std::fs::metadata(&server.socket)
         .unwrap()
@@ -305,7 +279,7 @@ fn a_wrong_password_is_logged_with_the_user_and_the_address() {
     let dir = scratch("refused");
     let server = Server::start(&dir, "text");
     // No peer needed: the Allocate is refused.
-    uclient(server.addr, "wrong", free_port_pair());
+    uclient(server.addr, "wrong", common::free_port_pair("127.0.0.1"));
     let log = strip_ansi(&server.stop());
     let line = log
         .lines()
@@ -344,7 +318,7 @@ fn the_analyzer_explains_a_session_whose_peer_never_answered() {
     let server = Server::start(&dir, "json");
     // Nothing listens on the peer's port: uclient's data goes out through
     // the relay and nothing comes back.
-    uclient(server.addr, "pass", free_port_pair());
+    uclient(server.addr, "pass", common::free_port_pair("127.0.0.1"));
     let log = server.stop();
     let log_file = dir.join("serve.log");
     let output = Command::new(env!("CARGO_BIN_EXE_edgeice"))

@@ -155,24 +155,6 @@ fn user_command(db: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// A coturn test peer on 127.0.0.1 and its port.
-fn start_peer() -> (common::Running, u16) {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let peer = common::Running::new(
-        Command::new(common::coturn_tool("turnutils_peer"))
-            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run turnutils_peer (install coturn, or run scripts/test.sh)"),
-    );
-    (peer, port)
-}
-
 #[test]
 fn a_reload_that_meets_a_locked_store_is_tried_again() {
     let dir = std::env::temp_dir().join(format!("edgeice-users-busy-{}", std::process::id()));
@@ -183,7 +165,7 @@ fn a_reload_that_meets_a_locked_store_is_tried_again() {
         let (ok, stderr) = user_command(&db_arg, &["add", name, "--password", password]);
         assert!(ok, "{stderr}");
     }
-    let (_peer, peer_port) = start_peer();
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, listeners) = common::start_server(
         &[
             "--listen",

@@ -52,6 +52,55 @@ pub fn coturn_tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(name))
 }
 
+/// A UDP port of `ip` free with the one above it (coturn's peer and
+/// client use both, for RTP and RTCP), and both below 61000: the tests
+/// give servers relay ports 61000-65535, and a peer sharing a relay's port
+/// (as SO_REUSEPORT lets it) would take that relay's datagrams.
+pub fn free_port_pair(ip: &str) -> u16 {
+    const RELAY_PORTS_START: u16 = 61000;
+    (0..1000)
+        .find_map(|_| {
+            let port = UdpSocket::bind((ip, 0)).ok()?.local_addr().ok()?.port();
+            let free = port < RELAY_PORTS_START - 1 && UdpSocket::bind((ip, port + 1)).is_ok();
+            free.then_some(port)
+        })
+        .unwrap_or_else(|| panic!("no free pair of UDP ports on {ip} below {RELAY_PORTS_START}"))
+}
+
+/// coturn's echo peer, `turnutils_peer`, on `ip` (on a port and the
+/// next, from [`free_port_pair`]), and its port.
+pub fn start_peer(ip: &str) -> (Running, u16) {
+    let port = free_port_pair(ip);
+    let child = Command::new(coturn_tool("turnutils_peer"))
+        .args(["-L", ip, "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run turnutils_peer ({e}): install coturn, or run scripts/test.sh")
+        });
+    (Running::new(child), port)
+}
+
+/// Runs coturn's `turnutils_uclient` (`flags` carry the credentials)
+/// through `server` to a `turnutils_peer` on loopback: one client, 10
+/// messages; true when every message came back.
+pub fn uclient_relays(flags: &[&str], server: SocketAddr) -> bool {
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let output = Command::new(coturn_tool("turnutils_uclient"))
+        .args(flags)
+        .args(["-e", "127.0.0.1", "-r", &peer_port.to_string()])
+        .args(["-p", &server.port().to_string()])
+        .args(["-m", "1", "-n", "10", "-l", "120", "-z", "5"])
+        .arg(server.ip().to_string())
+        .output()
+        .expect("turnutils_uclient (coturn; scripts/test.sh installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // One client is an RTP and RTCP pair: 20 messages each way.
+    stdout.contains("tot_send_msgs=20, tot_recv_msgs=20")
+        && stdout.contains("Total lost packets 0 ")
+}
+
 /// A listener the server reported: ("udp" or "tcp", address).
 pub type Listener = (String, SocketAddr);
 
