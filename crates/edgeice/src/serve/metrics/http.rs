@@ -43,8 +43,12 @@ pub async fn run(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(EXCHANGE_DEADLINE, answer(stream, &shared)).await;
+            let mut stream = stream;
+            let _ = tokio::time::timeout(EXCHANGE_DEADLINE, answer(&mut stream, &shared)).await;
+            // The slot first, then the connection: a client that sees its
+            // connection closed finds the slot free again.
             drop(permit);
+            drop(stream);
         });
     }
 }
@@ -131,8 +135,8 @@ impl Answer {
     }
 }
 
-async fn answer(mut stream: TcpStream, shared: &Shared) -> Result<()> {
-    let head = match tokio::time::timeout(REQUEST_DEADLINE, read_head(&mut stream)).await {
+async fn answer(stream: &mut TcpStream, shared: &Shared) -> Result<()> {
+    let head = match tokio::time::timeout(REQUEST_DEADLINE, read_head(stream)).await {
         // Too slow: the slot is wanted by a real scraper.
         Err(_) | Ok(Ok(None)) => return Ok(()),
         Ok(Ok(Some(head))) => Ok(head),
