@@ -384,7 +384,7 @@ impl Gatherer {
                     source: query.socket,
                     route: Route::Udp,
                     destination: transmit.destination,
-                    payload: transmit.data.to_vec(),
+                    payload: transmit.payload.to_vec(),
                 });
             }
             while let Some(event) = query.client.poll_event() {
@@ -422,7 +422,7 @@ impl Gatherer {
                     source: query.socket,
                     route: query.server.transport.into(),
                     destination: transmit.destination,
-                    payload: transmit.data.to_vec(),
+                    payload: transmit.payload.to_vec(),
                 });
             }
             while let Some(event) = query.allocation.poll_event() {
