@@ -384,8 +384,11 @@ impl Agent {
 
     /// Before selection, data may go on the best pair that works, or that
     /// the controlling side has already nominated while our own check of it
-    /// is still out (RFC 8445 §12.1 lets data flow before selection): the
-    /// first packets of a peer that starts sending at once are answered.
+    /// is still waiting or out (RFC 8445 §12.1 lets data flow before
+    /// selection): the first packets of a peer that starts sending at once
+    /// are answered. The controlling side nominates as soon as its check
+    /// works, so its data can arrive before our own check has gone (before
+    /// we even have its credentials, when the descriptions cross slowly).
     fn early_pair(&self, component: u16) -> Option<usize> {
         self.pairs
             .iter()
@@ -395,7 +398,7 @@ impl Agent {
                     && (p.state() == CheckState::Succeeded
                         || (p.nomination_asked()
                             && !self.controlling
-                            && p.state() == CheckState::InProgress))
+                            && p.state() != CheckState::Failed))
             })
             .max_by_key(|(_, p)| (p.state() == CheckState::Succeeded, p.priority()))
             .map(|(i, _)| i)
