@@ -164,9 +164,10 @@ impl BindingClient {
     /// The next request to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         let destination = self.server;
-        self.transactions
-            .poll_transmit()
-            .map(|data| Transmit { destination, data })
+        self.transactions.poll_transmit().map(|payload| Transmit {
+            destination,
+            payload,
+        })
     }
 
     /// The next event.

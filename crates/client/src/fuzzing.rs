@@ -206,7 +206,7 @@ pub fn run(data: &[u8]) -> Vec<AllocationState> {
         }
         if let Some(transmit) = allocation.poll_transmit() {
             last_request.clear();
-            last_request.extend_from_slice(transmit.data);
+            last_request.extend_from_slice(transmit.payload);
         }
         match script.byte() % 12 {
             0 => {
@@ -363,12 +363,12 @@ pub fn ms_turn_client(data: &[u8]) {
         script = rest;
         while let Some(t) = client.poll_transmit() {
             // Over TCP the frame header comes first.
-            let at = if t.data.first().is_some_and(|b| *b == 2 || *b == 3) {
+            let at = if t.payload.first().is_some_and(|b| *b == 2 || *b == 3) {
                 4
             } else {
                 0
             };
-            if let Some(message) = t.data.get(at..).filter(|m| ms::is_ms_turn(m)) {
+            if let Some(message) = t.payload.get(at..).filter(|m| ms::is_ms_turn(m)) {
                 last_request = message.to_vec();
             }
         }

@@ -32,7 +32,7 @@
 //! let (mut buf, mut out) = (vec![0; 65536], Vec::new());
 //! loop {
 //!     while let Some(t) = turn.poll_transmit() {
-//!         socket.send_to(t.data, t.destination)?;
+//!         socket.send_to(t.payload, t.destination)?;
 //!     }
 //!     while let Some(event) = turn.poll_event() {
 //!         if let AllocationEvent::Allocated { relayed, .. } = event {
@@ -97,5 +97,5 @@ pub struct Transmit<'a> {
     /// The server's address.
     pub destination: std::net::SocketAddr,
     /// The bytes to send (one datagram over UDP; already framed for a stream).
-    pub data: &'a [u8],
+    pub payload: &'a [u8],
 }

@@ -429,7 +429,7 @@ impl MsTurnClient {
         self.sending.extend_from_slice(request);
         Some(Transmit {
             destination: self.config.server,
-            data: &self.sending,
+            payload: &self.sending,
         })
     }
 

@@ -105,8 +105,8 @@ fn refreshes_are_accepted() {
     allocation.handle_timeout(started + lifetime - Duration::from_secs(59));
     let mut sent = Vec::new();
     while let Some(t) = allocation.poll_transmit() {
-        sent.push(Message::parse(t.data).unwrap().method());
-        link.send(t.data);
+        sent.push(Message::parse(t.payload).unwrap().method());
+        link.send(t.payload);
     }
     sent.sort();
     assert_eq!(sent, [Method::REFRESH, Method::CHANNEL_BIND]);
@@ -137,7 +137,7 @@ fn stale_nonce_is_retried() {
     allocation
         .create_permission(Instant::now(), echo.addr.ip())
         .unwrap();
-    let first = allocation.poll_transmit().unwrap().data.to_vec();
+    let first = allocation.poll_transmit().unwrap().payload.to_vec();
     link.send(&first);
     let mut response = Vec::new();
     let deadline = Instant::now() + common::PATIENCE;

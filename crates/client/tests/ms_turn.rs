@@ -27,7 +27,7 @@ fn drive(
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         while let Some(t) = client.poll_transmit() {
-            link.send(t.data);
+            link.send(t.payload);
         }
         while let Some(event) = client.poll_event() {
             events.push(event);

@@ -22,7 +22,11 @@ fn peer() -> SocketAddr {
 /// Sends the pending request to the scripted server and feeds its answer
 /// back; returns the request's method.
 fn exchange(allocation: &mut Allocation, server: &ScriptedServer, now: Instant) -> Method {
-    let request = allocation.poll_transmit().expect("a request").data.to_vec();
+    let request = allocation
+        .poll_transmit()
+        .expect("a request")
+        .payload
+        .to_vec();
     let mut response = Vec::new();
     server.answer(&request, &mut response).expect("an answer");
     allocation.handle_input(now, &response).expect("taken");
@@ -59,7 +63,7 @@ fn challenge_then_credentials_allocate() {
     let server = ScriptedServer::new();
     let mut allocation = Allocation::new(ScriptedServer::config(Transport::Udp));
     allocation.allocate(t0).unwrap();
-    let first = allocation.poll_transmit().unwrap().data.to_vec();
+    let first = allocation.poll_transmit().unwrap().payload.to_vec();
     let first = Message::parse(&first).unwrap();
     assert!(!first.has_integrity());
     assert_eq!(
@@ -69,7 +73,7 @@ fn challenge_then_credentials_allocate() {
     let mut response = Vec::new();
     server.answer(first.as_bytes(), &mut response).unwrap();
     allocation.handle_input(t0, &response).unwrap();
-    let second = allocation.poll_transmit().unwrap().data.to_vec();
+    let second = allocation.poll_transmit().unwrap().payload.to_vec();
     let second = Message::parse(&second).unwrap();
     assert_ne!(second.transaction_id(), first.transaction_id());
     assert_eq!(
@@ -118,7 +122,7 @@ fn stale_nonce_is_retried_with_the_new_one() {
         exchange(&mut allocation, &server, t0),
         Method::CREATE_PERMISSION
     );
-    let retry = allocation.poll_transmit().unwrap().data.to_vec();
+    let retry = allocation.poll_transmit().unwrap().payload.to_vec();
     assert_eq!(
         Message::parse(&retry).unwrap().get(AttributeType::NONCE),
         Some(Ok(Attribute::Nonce("n2")))
@@ -143,7 +147,7 @@ fn endless_stale_nonces_end_in_failure() {
             assert!(round > 1, "gave up too early");
             break;
         };
-        let request = transmit.data.to_vec();
+        let request = transmit.payload.to_vec();
         server.nonce = format!("n{}", round + 10);
         let mut response = Vec::new();
         server.answer(&request, &mut response).unwrap();
@@ -245,7 +249,7 @@ fn forged_success_without_integrity_is_ignored() {
     let mut allocation = Allocation::new(ScriptedServer::config(Transport::Udp));
     allocation.allocate(t0).unwrap();
     exchange(&mut allocation, &server, t0);
-    let request = allocation.poll_transmit().unwrap().data.to_vec();
+    let request = allocation.poll_transmit().unwrap().payload.to_vec();
     let request = Message::parse(&request).unwrap();
     let mut forged = Vec::new();
     let kind = MessageType::new(Method::ALLOCATE, Class::Success);
@@ -268,7 +272,7 @@ fn errors_fail_the_allocation_with_their_code() {
         let mut allocation = Allocation::new(ScriptedServer::config(Transport::Udp));
         allocation.allocate(t0).unwrap();
         exchange(&mut allocation, &server, t0);
-        let request = allocation.poll_transmit().unwrap().data.to_vec();
+        let request = allocation.poll_transmit().unwrap().payload.to_vec();
         let mut response = Vec::new();
         server
             .error(&Message::parse(&request).unwrap(), code, &mut response)
@@ -354,7 +358,7 @@ fn release_sends_lifetime_zero() {
     let t0 = Instant::now();
     let (mut allocation, server) = allocated(Transport::Udp, t0);
     allocation.release(t0).unwrap();
-    let request = allocation.poll_transmit().unwrap().data.to_vec();
+    let request = allocation.poll_transmit().unwrap().payload.to_vec();
     let message = Message::parse(&request).unwrap();
     assert_eq!(message.method(), Method::REFRESH);
     assert_eq!(
@@ -375,7 +379,7 @@ fn binding_reports_the_mapped_address() {
     let server: SocketAddr = "127.0.0.1:3478".parse().unwrap();
     let mut client = BindingClient::new(server, Transport::Udp, TransactionConfig::default());
     let id = client.send_request(t0).unwrap();
-    let request = client.poll_transmit().unwrap().data.to_vec();
+    let request = client.poll_transmit().unwrap().payload.to_vec();
     let request = Message::parse(&request).unwrap();
     assert_eq!(*request.transaction_id(), id);
     let mut response = Vec::new();
@@ -430,7 +434,7 @@ fn tcp_relays_refuse_channels_and_send_indications() {
     config.relay = edgeice_client::RelayProtocol::Tcp;
     let mut allocation = Allocation::new(config);
     allocation.allocate(t0).unwrap();
-    let request = allocation.poll_transmit().unwrap().data.to_vec();
+    let request = allocation.poll_transmit().unwrap().payload.to_vec();
     assert_eq!(
         Message::parse(&request)
             .unwrap()
@@ -480,7 +484,7 @@ fn try_alternate_names_the_other_server() {
     let t0 = Instant::now();
     let mut allocation = Allocation::new(ScriptedServer::config(Transport::Udp));
     allocation.allocate(t0).unwrap();
-    let request = allocation.poll_transmit().unwrap().data.to_vec();
+    let request = allocation.poll_transmit().unwrap().payload.to_vec();
     let request = Message::parse(&request).unwrap();
     let mut response = Vec::new();
     let kind = MessageType::new(Method::ALLOCATE, Class::Error);

@@ -324,7 +324,7 @@ fn drive(
     let mut chunk = [0u8; 4096];
     while Instant::now() < deadline {
         while let Some(t) = allocation.poll_transmit() {
-            link.0.write_all(t.data).unwrap();
+            link.0.write_all(t.payload).unwrap();
         }
         while let Some(event) = allocation.poll_event() {
             events.push(event);

@@ -234,7 +234,7 @@ impl Client {
     /// relayed back from peers go to `relayed`.
     fn turn(&mut self, relayed: &mut Vec<Vec<u8>>) {
         while let Some(t) = self.allocation.poll_transmit() {
-            self.socket.send(t.data).unwrap();
+            self.socket.send(t.payload).unwrap();
         }
         let mut buf = [0u8; 2048];
         while let Ok(n) = self.socket.recv(&mut buf) {
@@ -242,7 +242,7 @@ impl Client {
                 relayed.push(data.to_vec());
             }
             while let Some(t) = self.allocation.poll_transmit() {
-                self.socket.send(t.data).unwrap();
+                self.socket.send(t.payload).unwrap();
             }
         }
         self.allocation.handle_timeout(Instant::now());

@@ -48,7 +48,7 @@ impl Control {
     /// Sends what the client has to send.
     fn flush(&mut self) {
         while let Some(t) = self.allocation.poll_transmit() {
-            self.stream.write_all(t.data).unwrap();
+            self.stream.write_all(t.payload).unwrap();
         }
     }
 

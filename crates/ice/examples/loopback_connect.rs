@@ -11,8 +11,8 @@
 //! creation, candidates passed on as they are gathered, to both connected
 //! (what a dead STUN server could delay). `--turn`: relayed candidates
 //! only, allocated on that TURN server. `--ta MS` paces checks every MS
-//! instead of 20 ms; `--aggressive` nominates with every check: what
-//! selection would cost without the pacing timer's wait.
+//! instead of 20 ms; `--aggressive` nominates with every check (one
+//! round trip instead of regular nomination's two).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

@@ -418,9 +418,10 @@ impl CheckList {
         }
     }
 
-    /// Queues `pair`'s nominating check ahead of every other.
-    pub(crate) fn trigger_first(&mut self, pair: usize) {
-        self.triggered.push_front(pair);
+    /// Takes `pair` off the triggered-check queue (its check is going out
+    /// now, outside the queue: a nomination).
+    pub(crate) fn untrigger(&mut self, pair: usize) {
+        self.triggered.retain(|&p| p != pair);
     }
 
     pub(crate) fn has_triggered(&self) -> bool {
@@ -430,6 +431,12 @@ impl CheckList {
     /// Checks may go from `now` on, if pacing held them later.
     pub(crate) fn pace_from(&mut self, now: Instant) {
         self.next_check = self.next_check.max(now);
+    }
+
+    /// A check went out at `now` outside the pacing (a nomination): the
+    /// next one waits a full `ta` after it.
+    pub(crate) fn paced_at(&mut self, now: Instant, ta: Duration) {
+        self.next_check = self.next_check.max(now + ta);
     }
 
     /// When pacing has a check to send: when it allows the next one, or
@@ -586,5 +593,22 @@ mod tests {
         assert_eq!(list.next_check_due(), Some(now + ta));
         assert_eq!(list.next_check(now + ta, ta, true), Some(best));
         assert!(list[other].sent(TransactionId([1; 12])));
+    }
+
+    #[test]
+    fn a_check_sent_outside_the_pacing_takes_the_next_slot() {
+        let now = Instant::now();
+        let ta = Duration::from_millis(20);
+        let mut list = CheckList::new(now);
+        list.push(Pair::new(0, 0, 1, "a".into(), 9));
+        list.push(Pair::new(1, 0, 1, "b".into(), 5));
+        list.unfreeze_initial();
+        assert_eq!(list.next_check(now, ta, true), Some(0));
+        // A nomination a moment later: the next check waits Ta after it.
+        let nominated = now + ta / 4;
+        list.paced_at(nominated, ta);
+        assert_eq!(list.next_check_due(), Some(nominated + ta));
+        assert_eq!(list.next_check(now + ta, ta, true), None);
+        assert!(list.next_check(nominated + ta, ta, true).is_some());
     }
 }

@@ -75,7 +75,8 @@ pub struct AgentConfig {
     pub components: u16,
     /// Pacing: one new check every `ta`. 20 ms by default: RFC 5245's value
     /// for RTP streams, which libnice and aioice use too; RFC 8445 §14.2
-    /// suggests 50 ms and leaves the value configurable.
+    /// suggests 50 ms and leaves the value configurable. A nominating check
+    /// goes at once and takes the next slot (docs/ice.md).
     pub ta: Duration,
     /// Regular or aggressive nomination.
     pub nomination: Nomination,

@@ -176,7 +176,6 @@ pub(crate) struct Gatherer {
     speak_ms_turn: bool,
     ms_turn: Vec<ms_turn::MsTurnQuery>,
     results: VecDeque<Gathered>,
-    transmits: VecDeque<Datagram>,
     /// Seeds each client's transaction IDs.
     rng: Random,
 }
@@ -249,7 +248,6 @@ impl Gatherer {
             speak_ms_turn: config.dialect == crate::Dialect::MsIce2,
             ms_turn: Vec::new(),
             results: VecDeque::new(),
-            transmits: VecDeque::new(),
             rng,
         }
     }
@@ -265,7 +263,13 @@ impl Gatherer {
 
     /// Starts the queries from a new host socket to every server of its
     /// address family.
-    pub(crate) fn start(&mut self, now: Instant, component: u16, socket: SocketAddr) {
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        component: u16,
+        socket: SocketAddr,
+        out: &mut VecDeque<Datagram>,
+    ) {
         for server in self.stun_servers.clone() {
             if server.address.is_ipv4() != socket.is_ipv4() {
                 continue;
@@ -310,12 +314,18 @@ impl Gatherer {
             }
             self.allocate(now, component, socket, &server, RelayProtocol::Udp);
         }
-        self.collect();
+        self.collect(out);
     }
 
     /// Starts TCP relay allocations (RFC 6062) from `ip` on the servers
     /// reached over TCP or TLS, once per IP and server, if configured.
-    pub(crate) fn start_tcp_relays(&mut self, now: Instant, component: u16, ip: std::net::IpAddr) {
+    pub(crate) fn start_tcp_relays(
+        &mut self,
+        now: Instant,
+        component: u16,
+        ip: std::net::IpAddr,
+        out: &mut VecDeque<Datagram>,
+    ) {
         if !self.tcp_relays {
             return;
         }
@@ -331,7 +341,7 @@ impl Gatherer {
                 self.allocate(now, component, key, &server, RelayProtocol::Tcp);
             }
         }
-        self.collect();
+        self.collect(out);
     }
 
     /// Starts an allocation on `server` from `socket`.
@@ -373,18 +383,19 @@ impl Gatherer {
         self.turn.push(query);
     }
 
-    /// Moves what the clients want sent and what they found into the queues.
-    fn collect(&mut self) {
+    /// Puts what the clients want sent straight into the agent's queue
+    /// `out`, and what they found into the results.
+    fn collect(&mut self, out: &mut VecDeque<Datagram>) {
         for query in &mut self.ms_turn {
-            query.collect(&self.transactions, &mut self.transmits, &mut self.results);
+            query.collect(&self.transactions, out, &mut self.results);
         }
         for query in &mut self.stun {
             while let Some(transmit) = query.client.poll_transmit() {
-                self.transmits.push_back(Datagram {
+                out.push_back(Datagram {
                     source: query.socket,
                     route: Route::Udp,
                     destination: transmit.destination,
-                    payload: transmit.data.to_vec(),
+                    payload: transmit.payload.to_vec(),
                 });
             }
             while let Some(event) = query.client.poll_event() {
@@ -418,11 +429,11 @@ impl Gatherer {
         }
         for query in &mut self.turn {
             while let Some(transmit) = query.allocation.poll_transmit() {
-                self.transmits.push_back(Datagram {
+                out.push_back(Datagram {
                     source: query.socket,
                     route: query.server.transport.into(),
                     destination: transmit.destination,
-                    payload: transmit.data.to_vec(),
+                    payload: transmit.payload.to_vec(),
                 });
             }
             while let Some(event) = query.allocation.poll_event() {
@@ -534,6 +545,7 @@ impl Gatherer {
         from: SocketAddr,
         data: &'a [u8],
         stream: bool,
+        out: &mut VecDeque<Datagram>,
     ) -> Option<(SocketAddr, SocketAddr, &'a [u8])> {
         let mut relayed = None;
         if let Some(query) = self
@@ -560,11 +572,11 @@ impl Gatherer {
                 }
             }
         }
-        self.collect();
+        self.collect(out);
         relayed
     }
 
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, out: &mut VecDeque<Datagram>) {
         for query in &mut self.stun {
             if query.client.poll_timeout().is_some_and(|t| t <= now) {
                 query.client.handle_timeout(now);
@@ -578,7 +590,7 @@ impl Gatherer {
         for query in &mut self.ms_turn {
             query.handle_timeout(now);
         }
-        self.collect();
+        self.collect(out);
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
@@ -592,10 +604,6 @@ impl Gatherer {
         self.results.pop_front()
     }
 
-    pub(crate) fn poll_transmit(&mut self) -> Option<Datagram> {
-        self.transmits.pop_front()
-    }
-
     /// Whether `base` is a UDP relayed address of one of the allocations.
     pub(crate) fn is_relay(&self, base: SocketAddr) -> bool {
         self.turn
@@ -606,13 +614,18 @@ impl Gatherer {
 
     /// Lets `ip` connect to the TCP relayed addresses (RFC 6062 §4.3: a
     /// peer's connection is accepted only with a permission).
-    pub(crate) fn permit_tcp_peer(&mut self, now: Instant, ip: std::net::IpAddr) {
+    pub(crate) fn permit_tcp_peer(
+        &mut self,
+        now: Instant,
+        ip: std::net::IpAddr,
+        out: &mut VecDeque<Datagram>,
+    ) {
         for query in &mut self.turn {
             if query.relay == RelayProtocol::Tcp && query.relayed.is_some() {
                 let _ = query.allocation.create_permission(now, ip);
             }
         }
-        self.collect();
+        self.collect(out);
     }
 
     /// Asks TCP relay `relayed` to connect to `peer` (RFC 6062 Connect).
@@ -621,6 +634,7 @@ impl Gatherer {
         now: Instant,
         relayed: SocketAddr,
         peer: SocketAddr,
+        out: &mut VecDeque<Datagram>,
     ) -> Result<(), RelayError> {
         let query = self
             .turn
@@ -629,7 +643,7 @@ impl Gatherer {
             .ok_or(RelayError::NotRelayed(relayed))?;
         let _ = query.allocation.create_permission(now, peer.ip());
         query.allocation.connect(now, peer)?;
-        self.collect();
+        self.collect(out);
         Ok(())
     }
 
@@ -649,24 +663,25 @@ impl Gatherer {
     }
 
     /// Queues `payload` from relayed address `base` to `peer`, wrapped for
-    /// its TURN server (the permission, and a channel for later packets,
-    /// are asked for on the way). False if `base` is not a relayed address.
+    /// its TURN server, in the agent's queue `out` (the permission, and a
+    /// channel for later packets, are asked for on the way). False if
+    /// `base` is not a relayed address.
     pub(crate) fn send_through_relay(
         &mut self,
         now: Instant,
         base: SocketAddr,
         peer: SocketAddr,
         payload: &[u8],
+        out: &mut VecDeque<Datagram>,
     ) -> bool {
-        let mut out = Vec::with_capacity(payload.len() + 36);
-        match self.wrap_into(now, base, peer, payload, &mut out) {
+        let mut wrapped = Vec::with_capacity(payload.len() + 36);
+        match self.wrap_into(now, base, peer, payload, &mut wrapped, out) {
             Ok((source, transport, destination)) => {
-                self.collect();
-                self.transmits.push_back(Datagram {
+                out.push_back(Datagram {
                     source,
                     route: transport.into(),
                     destination,
-                    payload: out,
+                    payload: wrapped,
                 });
                 true
             }
@@ -674,19 +689,33 @@ impl Gatherer {
         }
     }
 
-    /// Wraps `payload` from relayed address `base` to `peer` into `out`;
-    /// returns (host socket, transport, TURN server) to send it by. Control
-    /// messages it causes wait in the queue for the next poll.
+    /// Wraps `payload` from relayed address `base` to `peer` into `buf`;
+    /// returns (host socket, transport, TURN server) to send it by. The
+    /// control messages it causes (a permission, a channel) go into `out`.
     pub(crate) fn wrap_into(
         &mut self,
         now: Instant,
         base: SocketAddr,
         peer: SocketAddr,
         payload: &[u8],
-        out: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+        out: &mut VecDeque<Datagram>,
+    ) -> Result<(SocketAddr, ServerTransport, SocketAddr), RelayError> {
+        let wrapped = self.wrap(now, base, peer, payload, buf);
+        self.collect(out);
+        wrapped
+    }
+
+    fn wrap(
+        &mut self,
+        now: Instant,
+        base: SocketAddr,
+        peer: SocketAddr,
+        payload: &[u8],
+        buf: &mut Vec<u8>,
     ) -> Result<(SocketAddr, ServerTransport, SocketAddr), RelayError> {
         for query in &mut self.ms_turn {
-            if let Some(wrapped) = query.wrap_into(base, peer, payload, out) {
+            if let Some(wrapped) = query.wrap_into(base, peer, payload, buf) {
                 return wrapped;
             }
         }
@@ -698,12 +727,17 @@ impl Gatherer {
         if query.channels.insert(peer) {
             let _ = query.allocation.bind_channel(now, peer);
         }
-        query.allocation.send_to(now, peer, payload, out)?;
+        query.allocation.send_to(now, peer, payload, buf)?;
         Ok((query.socket, query.server.transport, query.server.address))
     }
 
     /// The TCP connection of an allocation closed: the allocation is lost.
-    pub(crate) fn stream_closed(&mut self, socket: SocketAddr, server: SocketAddr) {
+    pub(crate) fn stream_closed(
+        &mut self,
+        socket: SocketAddr,
+        server: SocketAddr,
+        out: &mut VecDeque<Datagram>,
+    ) {
         for query in &mut self.turn {
             if query.socket == socket
                 && query.server.address == server
@@ -712,17 +746,17 @@ impl Gatherer {
                 query.allocation.connection_closed();
             }
         }
-        self.collect();
+        self.collect(out);
     }
 
     /// Releases every allocation.
-    pub(crate) fn close(&mut self, now: Instant) {
+    pub(crate) fn close(&mut self, now: Instant, out: &mut VecDeque<Datagram>) {
         for query in &mut self.turn {
             let _ = query.allocation.release(now);
         }
         for query in &mut self.ms_turn {
             query.close(now);
         }
-        self.collect();
+        self.collect(out);
     }
 }

@@ -32,6 +32,32 @@ fn host_to_host_connects_and_carries_data() {
 }
 
 #[test]
+fn the_nominating_check_does_not_wait_for_a_pacing_slot() {
+    // With Ta far longer than the call's round trips, a selection before
+    // the first Ta is over shows that regular nomination's USE-CANDIDATE
+    // check followed the first success at once (docs/ice.md).
+    let now = Instant::now();
+    let ta = Duration::from_secs(2);
+    let paced = |controlling| {
+        let mut config = config(controlling);
+        config.ta = ta;
+        config
+    };
+    let a = Peer::new(paced(true), now, &["192.0.2.1:5000"], None);
+    let b = Peer::new(paced(false), now, &["192.0.2.2:6000"], None);
+    let mut sim = Sim::new(now, a, b);
+    assert!(sim.run_until_connected(Duration::from_secs(10)));
+    for peer in &sim.peers {
+        let selected = peer
+            .events
+            .iter()
+            .find(|(_, e)| matches!(e, Event::Selected { .. }))
+            .map(|(at, _)| *at);
+        assert!(selected.is_some_and(|at| at < ta), "{:?}", peer.events);
+    }
+}
+
+#[test]
 fn aggressive_nomination_connects() {
     let now = Instant::now();
     let mut controlling = config(true);

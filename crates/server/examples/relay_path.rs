@@ -64,7 +64,7 @@ impl Client {
                 contents: bytes,
             },
         )?;
-        Some(t.contents.to_vec())
+        Some(t.payload.to_vec())
     }
 }
 

@@ -153,7 +153,7 @@ pub fn server_core(data: &[u8]) {
                         contents: &bytes,
                     },
                 );
-                learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+                learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);
             }
             1 | 2 if script.0.first().is_some_and(|b| b & 0x80 != 0) => {
                 id = id.wrapping_add(1);
@@ -168,7 +168,7 @@ pub fn server_core(data: &[u8]) {
                         contents: &buf,
                     },
                 );
-                learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+                learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);
             }
             1 | 2 => {
                 id = id.wrapping_add(1);
@@ -233,7 +233,7 @@ pub fn server_core(data: &[u8]) {
                         contents: &buf,
                     },
                 );
-                learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+                learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);
             }
             3 => {
                 let Some(&relay) = relays.get(usize::from(script.byte()) % relays.len().max(1))
@@ -303,14 +303,14 @@ pub fn server_core(data: &[u8]) {
                             additional,
                         },
                     );
-                    learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+                    learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);
                 }
                 Event::ReleaseRelay { relay } => relays.retain(|r| *r != relay),
                 Event::ConnectPeer { id, .. } => {
                     connection_ids.push(id);
                     let connected = script.byte() != 0xff;
                     let answer = server.handle_input(now, Input::PeerConnected { id, connected });
-                    learn_nonce(answer.map(|t| t.contents), &mut nonces[k]);
+                    learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);
                 }
                 Event::AcceptPeer { id, .. } => connection_ids.push(id),
                 Event::RefusePeer { .. } | Event::Splice { .. } => {}

@@ -118,7 +118,7 @@ pub struct Transmit<'a> {
     /// Where to send it.
     pub destination: SocketAddr,
     /// The bytes.
-    pub contents: &'a [u8],
+    pub payload: &'a [u8],
 }
 
 /// Which relay port an Allocate needs (RFC 8656 §7.2, EVEN-PORT and

@@ -65,7 +65,7 @@ impl Server {
             transport: Transport::Udp,
             source: relay,
             destination: peer,
-            contents: frame.data,
+            payload: frame.data,
         })
     }
 
@@ -130,7 +130,7 @@ impl Server {
             transport: Transport::Udp,
             source: relay,
             destination: peer,
-            contents: data,
+            payload: data,
         })
     }
 

@@ -343,7 +343,7 @@ impl Server {
                     transport: from.transport,
                     source: answer.source,
                     destination: answer.destination,
-                    contents: answer.bytes,
+                    payload: answer.bytes,
                 })
             }
             (Class::Indication, Method::SEND) => self.relay_send_indication(now, from, &message),
@@ -657,11 +657,11 @@ impl Server {
 }
 
 /// A message back to the client of `from`.
-pub(crate) fn reply(from: FiveTuple, contents: &[u8]) -> Transmit<'_> {
+pub(crate) fn reply(from: FiveTuple, payload: &[u8]) -> Transmit<'_> {
     Transmit {
         transport: from.transport,
         source: from.server,
         destination: from.client,
-        contents,
+        payload,
     }
 }

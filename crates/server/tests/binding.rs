@@ -32,7 +32,7 @@ fn exchange(server: &mut Server, from: FiveTuple, bytes: &[u8]) -> Option<Vec<u8
     )?;
     assert_eq!(transmit.destination, from.client);
     assert_eq!(transmit.source, from.server);
-    Some(transmit.contents.to_vec())
+    Some(transmit.payload.to_vec())
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn rfc5780_answers_from_the_other_address_and_says_where_from() {
                 },
             )
             .unwrap();
-        let m = Message::parse(t.contents).unwrap();
+        let m = Message::parse(t.payload).unwrap();
         let origin = m.get(AttributeType::RESPONSE_ORIGIN);
         let other = m.get(AttributeType::OTHER_ADDRESS);
         (
@@ -275,7 +275,7 @@ fn behind_nat_rfc5780_addresses_are_the_public_ones() {
             },
         )
         .unwrap();
-    let m = Message::parse(t.contents).unwrap();
+    let m = Message::parse(t.payload).unwrap();
     assert_eq!(
         m.get(AttributeType::RESPONSE_ORIGIN),
         Some(Ok(Attribute::ResponseOrigin(

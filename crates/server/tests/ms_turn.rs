@@ -115,7 +115,7 @@ fn send(
             contents: bytes,
         },
     )?;
-    Some((t.source, t.destination, t.contents.to_vec()))
+    Some((t.source, t.destination, t.payload.to_vec()))
 }
 
 fn parse(bytes: &[u8]) -> Message<'_> {
@@ -161,7 +161,7 @@ fn allocate(server: &mut Server, now: Instant, client: &mut MsClient) -> (Socket
             },
         )
         .expect("Allocate answered");
-    let answer = t.contents.to_vec();
+    let answer = t.payload.to_vec();
     let success = parse(&answer);
     assert_eq!(
         success.class(),
@@ -222,7 +222,7 @@ fn peer_data(
             datagram: &mut datagram,
         },
     )?;
-    Some(t.contents.to_vec())
+    Some(t.payload.to_vec())
 }
 
 #[test]
@@ -492,7 +492,7 @@ fn version_bandwidth_and_sequence_numbers() {
             },
         )
         .unwrap();
-    let answer = t.contents.to_vec();
+    let answer = t.payload.to_vec();
     let success = parse(&answer);
     // The version agreed is the highest served.
     assert_eq!(

@@ -94,7 +94,7 @@ fn send(server: &mut Server, now: Instant, from: FiveTuple, bytes: &[u8]) -> Opt
             contents: bytes,
         },
     )?;
-    Some(t.contents.to_vec())
+    Some(t.payload.to_vec())
 }
 
 fn error_code(response: &[u8]) -> Option<u16> {
@@ -160,7 +160,7 @@ fn allocate(
         )
         .expect("Allocate answered");
     assert_eq!(t.destination, client.from.client);
-    let bytes: &'static [u8] = Box::leak(t.contents.to_vec().into_boxed_slice());
+    let bytes: &'static [u8] = Box::leak(t.payload.to_vec().into_boxed_slice());
     let m = Message::parse(bytes).unwrap();
     assert_eq!(m.class(), Class::Success, "error {:?}", error_code(bytes));
     m.verify_integrity(&client.key)
@@ -191,7 +191,7 @@ fn peer_data(
             client: t.destination,
             server: t.source,
         },
-        t.contents.to_vec(),
+        t.payload.to_vec(),
     ))
 }
 
@@ -246,7 +246,7 @@ fn a_client_allocates_relays_both_ways_and_lets_go() {
         )
         .unwrap();
     assert_eq!(
-        (t.source, t.destination, t.contents),
+        (t.source, t.destination, t.payload),
         (RELAY.parse().unwrap(), peer, &b"hello peer"[..])
     );
 
@@ -288,10 +288,7 @@ fn a_client_allocates_relays_both_ways_and_lets_go() {
             },
         )
         .unwrap();
-    assert_eq!(
-        (t.destination, t.contents),
-        (peer, &b"over the channel"[..])
-    );
+    assert_eq!((t.destination, t.payload), (peer, &b"over the channel"[..]));
     let (_, bytes) = peer_data(&mut server, t0, RELAY, peer, b"back").unwrap();
     assert_eq!(
         ChannelData::parse(&bytes).unwrap(),
@@ -552,7 +549,7 @@ fn quotas_and_relay_exhaustion() {
             },
         )
         .unwrap();
-    assert_eq!(error_code(t.contents), Some(508));
+    assert_eq!(error_code(t.payload), Some(508));
 }
 
 #[test]
@@ -633,7 +630,7 @@ fn even_port_reserves_the_next_port_for_a_token() {
             },
         )
         .unwrap();
-    let bytes = t.contents.to_vec();
+    let bytes = t.payload.to_vec();
     let m = Message::parse(&bytes).unwrap();
     let Some(Ok(Attribute::ReservationToken(token))) = m.get(AttributeType::RESERVATION_TOKEN)
     else {
@@ -773,7 +770,7 @@ fn a_dual_allocation_relays_both_families() {
             },
         )
         .unwrap();
-    let bytes = t.contents.to_vec();
+    let bytes = t.payload.to_vec();
     let m = Message::parse(&bytes).unwrap();
     let relayed: Vec<_> = m
         .attributes()
@@ -860,7 +857,7 @@ fn a_dual_allocation_without_ipv6_gets_ipv4_and_error_440() {
             },
         )
         .unwrap();
-    let bytes = t.contents.to_vec();
+    let bytes = t.payload.to_vec();
     let m = Message::parse(&bytes).unwrap();
     assert_eq!(m.class(), Class::Success);
     let Some(Ok(Attribute::AddressErrorCode { family, error })) =
@@ -909,7 +906,7 @@ fn allocate_tcp(server: &mut Server, now: Instant, client: &mut Client, relay: &
         additional: None,
     };
     let t = server.handle_input(now, input).unwrap();
-    assert_eq!(Message::parse(t.contents).unwrap().class(), Class::Success);
+    assert_eq!(Message::parse(t.payload).unwrap().class(), Class::Success);
 }
 
 #[test]
@@ -959,7 +956,7 @@ fn rfc6062_connect_and_connection_bind() {
         )
         .unwrap();
     assert_eq!(t.destination, control.client);
-    let bytes = t.contents.to_vec();
+    let bytes = t.payload.to_vec();
     let m = Message::parse(&bytes).unwrap();
     assert_eq!(
         m.get(AttributeType::CONNECTION_ID),
@@ -1039,7 +1036,7 @@ fn rfc6062_incoming_peers_need_a_permission_and_a_timely_bind() {
         .handle_input(t0, Input::PeerConnection { relay, peer })
         .unwrap();
     assert_eq!(t.destination, control.client);
-    let bytes = t.contents.to_vec();
+    let bytes = t.payload.to_vec();
     let m = Message::parse(&bytes).unwrap();
     assert_eq!(
         m.kind(),
@@ -1192,7 +1189,7 @@ fn a_family_the_server_does_not_relay_in_gets_440() {
         reserved: None,
         additional: None,
     };
-    let bytes = server.handle_input(t0, input).unwrap().contents.to_vec();
+    let bytes = server.handle_input(t0, input).unwrap().payload.to_vec();
     let m = Message::parse(&bytes).unwrap();
     let Some(Ok(Attribute::AddressErrorCode { family, error })) =
         m.get(AttributeType::ADDRESS_ERROR_CODE)
@@ -1226,7 +1223,7 @@ fn a_reservation_made_by_one_core_is_claimed_in_another() {
         reserved: Some(odd),
         additional: None,
     };
-    let bytes = first.handle_input(t0, input).unwrap().contents.to_vec();
+    let bytes = first.handle_input(t0, input).unwrap().payload.to_vec();
     let Some(Ok(Attribute::ReservationToken(token))) = Message::parse(&bytes)
         .unwrap()
         .get(AttributeType::RESERVATION_TOKEN)

@@ -217,9 +217,10 @@ impl Allocation {
     /// The next request to send to the server.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         let destination = self.config.server;
-        self.transactions
-            .poll_transmit()
-            .map(|data| Transmit { destination, data })
+        self.transactions.poll_transmit().map(|payload| Transmit {
+            destination,
+            payload,
+        })
     }
 
     /// The next event.

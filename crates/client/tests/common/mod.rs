@@ -195,7 +195,7 @@ pub fn binding(
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         while let Some(t) = client.poll_transmit() {
-            socket.send_to(t.data, t.destination).unwrap();
+            socket.send_to(t.payload, t.destination).unwrap();
         }
         let wait = client
             .poll_timeout()
@@ -320,7 +320,7 @@ pub fn drive(
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         while let Some(t) = allocation.poll_transmit() {
-            link.send(t.data);
+            link.send(t.payload);
         }
         while let Some(event) = allocation.poll_event() {
             events.push(event);

@@ -271,7 +271,7 @@ impl<'p> Worker<'p> {
         };
         let mut error = None;
         while let Some(t) = allocation.poll_transmit() {
-            if let Err(e) = client.conn.send_control(t.data) {
+            if let Err(e) = client.conn.send_control(t.payload) {
                 error = Some(e);
                 break;
             }

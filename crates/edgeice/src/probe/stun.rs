@@ -38,7 +38,7 @@ fn binding(
     let mut buf = Vec::with_capacity(1500);
     loop {
         while let Some(transmit) = client.poll_transmit() {
-            link.send(transmit.data)?;
+            link.send(transmit.payload)?;
         }
         if let Some(event) = client.poll_event() {
             return Ok(match event {
@@ -165,7 +165,7 @@ fn change_request(
     loop {
         while let Some(transmit) = client.poll_transmit() {
             socket
-                .send_to(transmit.data, transmit.destination)
+                .send_to(transmit.payload, transmit.destination)
                 .map_err(ProbeError::Send)?;
         }
         match client.poll_event() {

@@ -86,7 +86,7 @@ impl<C: RelayClient> Session<C> {
     /// Sends whatever the client has queued.
     fn flush(&mut self) -> Result<(), ProbeError> {
         while let Some(transmit) = self.turn.poll_transmit() {
-            self.link.send(transmit.data)?;
+            self.link.send(transmit.payload)?;
         }
         Ok(())
     }

@@ -559,13 +559,13 @@ impl Shared {
                     // relay socket just bound (a ChannelData right after
                     // its ChannelBind).
                     let destination = socket2::SockAddr::from(transmit.destination);
-                    let _ = socket2::SockRef::from(socket).send_to(transmit.contents, &destination);
+                    let _ = socket2::SockRef::from(socket).send_to(transmit.payload, &destination);
                 }
             }
             Transport::Tcp | Transport::Tls => {
                 let key = (transmit.destination, transmit.source);
                 if let Some(writer) = lock(&self.streams).get(&key) {
-                    writer.send_bytes(transmit.contents);
+                    writer.send_bytes(transmit.payload);
                 }
             }
         }

@@ -64,13 +64,13 @@ impl Agent {
         }
         // Lite agents have host candidates only (RFC 8445 §5.2).
         if !self.config.lite {
-            self.gatherer.start(now, component, address);
+            self.gatherer
+                .start(now, component, address, &mut self.transmits);
         }
         self.local_gathering_done = false;
         // Completion is judged at the next timeout, so that the sockets an
         // application adds in one go count as one gathering.
         self.timers.set(Timer::GatheringComplete, now);
-        self.drain_gatherer_transmits();
         self.arm_timers();
     }
 
@@ -219,8 +219,8 @@ impl Agent {
             return;
         }
         if candidate.is_tcp() {
-            self.gatherer.permit_tcp_peer(now, candidate.address.ip());
-            self.drain_gatherer_transmits();
+            self.gatherer
+                .permit_tcp_peer(now, candidate.address.ip(), &mut self.transmits);
         }
         let active = candidate.tcp_type == Some(TcpType::Active);
         self.push_remote(candidate);

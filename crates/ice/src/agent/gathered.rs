@@ -8,13 +8,11 @@ use std::time::Instant;
 use super::{Agent, tcp};
 use crate::event::Event;
 use crate::gather::ServerName;
-use crate::timer::Timer;
 
 impl Agent {
-    /// Runs the gatherer's timers and takes in what it found.
-    pub(super) fn drive_gatherer(&mut self, now: Instant) {
-        self.timers.expire(Timer::GatheringComplete, now);
-        self.gatherer.handle_timeout(now);
+    /// Takes in what the gatherer found (it sent what it had to straight
+    /// into the agent's queue), right after the call that found it.
+    pub(super) fn take_gathered(&mut self, now: Instant) {
         while let Some(result) = self.gatherer.poll_result() {
             match result {
                 crate::gather::Gathered::Reflexive {
@@ -107,7 +105,7 @@ impl Agent {
                         .map(|r| r.address.ip())
                         .collect();
                     for ip in peers {
-                        self.gatherer.permit_tcp_peer(now, ip);
+                        self.gatherer.permit_tcp_peer(now, ip, &mut self.transmits);
                     }
                     self.expect_incoming(now);
                 }
@@ -141,7 +139,6 @@ impl Agent {
                 }
             }
         }
-        self.drain_gatherer_transmits();
         self.check_gathering_complete();
         self.check_for_failure();
     }
@@ -162,11 +159,5 @@ impl Agent {
             .turn_servers
             .iter()
             .find(|t| t.address == server.address && t.url == server.url)
-    }
-
-    pub(super) fn drain_gatherer_transmits(&mut self) {
-        while let Some(datagram) = self.gatherer.poll_transmit() {
-            self.transmits.push_back(datagram);
-        }
     }
 }

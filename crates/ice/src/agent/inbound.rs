@@ -29,8 +29,10 @@ impl Agent {
             return None;
         }
         if self.gatherer.is_server(socket, from, false) {
-            let relayed = self.gatherer.handle_input(now, socket, from, data, false);
-            self.drive_gatherer(now);
+            let relayed =
+                self.gatherer
+                    .handle_input(now, socket, from, data, false, &mut self.transmits);
+            self.take_gathered(now);
             relayed.and_then(|(base, peer, payload)| {
                 self.handle_at_base(now, base, peer, payload, None)
             })
@@ -54,8 +56,10 @@ impl Agent {
         {
             return None;
         }
-        let relayed = self.gatherer.handle_input(now, socket, server, frame, true);
-        self.drive_gatherer(now);
+        let relayed =
+            self.gatherer
+                .handle_input(now, socket, server, frame, true, &mut self.transmits);
+        self.take_gathered(now);
         relayed
             .and_then(|(base, peer, payload)| self.handle_at_base(now, base, peer, payload, None))
     }

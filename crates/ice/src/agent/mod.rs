@@ -290,9 +290,8 @@ impl Agent {
     ) {
         if self
             .gatherer
-            .send_through_relay(now, base, destination, payload)
+            .send_through_relay(now, base, destination, payload, &mut self.transmits)
         {
-            self.drain_gatherer_transmits();
             return;
         }
         self.transmits.push_back(Datagram {
@@ -339,7 +338,14 @@ impl Agent {
         if self.gatherer.is_relay(base) {
             let (source, transport, server) = self
                 .gatherer
-                .wrap_into(now, base, destination, data, &mut self.buf)
+                .wrap_into(
+                    now,
+                    base,
+                    destination,
+                    data,
+                    &mut self.buf,
+                    &mut self.transmits,
+                )
                 .map_err(SendError::Relay)?;
             // Wrapping may have asked for a permission or channel.
             self.arm_timers();
@@ -378,8 +384,11 @@ impl Agent {
 
     /// Before selection, data may go on the best pair that works, or that
     /// the controlling side has already nominated while our own check of it
-    /// is still out (RFC 8445 §12.1 lets data flow before selection): the
-    /// first packets of a peer that starts sending at once are answered.
+    /// is still waiting or out (RFC 8445 §12.1 lets data flow before
+    /// selection): the first packets of a peer that starts sending at once
+    /// are answered. The controlling side nominates as soon as its check
+    /// works, so its data can arrive before our own check has gone (before
+    /// we even have its credentials, when the descriptions cross slowly).
     fn early_pair(&self, component: u16) -> Option<usize> {
         self.pairs
             .iter()
@@ -389,7 +398,7 @@ impl Agent {
                     && (p.state() == CheckState::Succeeded
                         || (p.nomination_asked()
                             && !self.controlling
-                            && p.state() == CheckState::InProgress))
+                            && p.state() != CheckState::Failed))
             })
             .max_by_key(|(_, p)| (p.state() == CheckState::Succeeded, p.priority()))
             .map(|(i, _)| i)
@@ -521,7 +530,13 @@ impl Agent {
             return;
         }
         self.timers.expire(Timer::IncomingTcp, now);
-        self.drive_gatherer(now);
+        self.timers.expire(Timer::GatheringComplete, now);
+        // The STUN and TURN clients' deadlines are the table's `Gathering`
+        // entry: they run only when it is due, never from the input path.
+        if self.timers.is_due(Timer::Gathering, now) {
+            self.gatherer.handle_timeout(now, &mut self.transmits);
+        }
+        self.take_gathered(now);
         self.expire_connections(now);
         self.retransmit_checks(now);
         self.send_paced_check(now);
@@ -533,14 +548,14 @@ impl Agent {
     /// The TCP connection from host socket `socket` to server `server`
     /// closed (or could not be opened): what was allocated over it is lost.
     fn on_server_closed(&mut self, now: Instant, socket: SocketAddr, server: SocketAddr) {
-        self.gatherer.stream_closed(socket, server);
-        self.drive_gatherer(now);
+        self.gatherer
+            .stream_closed(socket, server, &mut self.transmits);
+        self.take_gathered(now);
     }
 
     /// Ends the session: releases TURN allocations; nothing else is sent.
     pub fn close(&mut self, now: Instant) {
-        self.gatherer.close(now);
-        self.drain_gatherer_transmits();
+        self.gatherer.close(now, &mut self.transmits);
         self.set_state(State::Closed, None);
         self.arm_timers();
     }

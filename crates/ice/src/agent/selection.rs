@@ -84,7 +84,7 @@ impl Agent {
 
     /// Regular nomination (RFC 8445 §8.1.1): once a pair works, wait
     /// `nomination_delay` for a better one, then re-check the best with
-    /// USE-CANDIDATE. After selection, a pair of higher priority that
+    /// USE-CANDIDATE at once. After selection, a pair of higher priority that
     /// works later is nominated too: the promotion.
     pub(super) fn nominate(&mut self, now: Instant) {
         if !self.controlling {
@@ -123,10 +123,22 @@ impl Agent {
             if better_pending && !waited {
                 continue;
             }
-            self.pairs[best].ask_nomination();
-            self.pairs.trigger_first(best);
+            self.send_nomination(now, best);
         }
         self.update_completed();
+    }
+
+    /// Sends the controlling agent's nominating check on `pair` now,
+    /// without waiting for a Ta slot (docs/ice.md, "The nominating check
+    /// is not held for a Ta slot"): the pair has just worked, so the check
+    /// goes through the path, and the NAT binding, its own check opened.
+    /// It takes the next slot instead: the next check waits a full Ta
+    /// after it.
+    fn send_nomination(&mut self, now: Instant, pair: usize) {
+        self.pairs[pair].ask_nomination();
+        self.pairs.untrigger(pair);
+        self.send_check(now, pair, false);
+        self.pairs.paced_at(now, self.config.ta);
     }
 
     /// When regular nomination's wait for a better pair ends in the

@@ -130,9 +130,8 @@ impl Agent {
             );
         }
         self.gatherer
-            .start_tcp_relays(now, component, listener.ip());
+            .start_tcp_relays(now, component, listener.ip(), &mut self.transmits);
         self.local_gathering_done = false;
-        self.drain_gatherer_transmits();
         self.timers.set(Timer::GatheringComplete, now);
         self.arm_timers();
     }
@@ -517,12 +516,11 @@ impl Agent {
             // peer (RFC 6062 Connect), then we bind a data connection.
             if self
                 .gatherer
-                .connect_through_relay(now, base, remote)
+                .connect_through_relay(now, base, remote, &mut self.transmits)
                 .is_err()
             {
                 return false;
             }
-            self.drain_gatherer_transmits();
             connection.turn = Some(TurnData {
                 connection_id: None,
                 bind: None,

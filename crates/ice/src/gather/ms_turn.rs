@@ -82,7 +82,7 @@ impl MsTurnQuery {
                 source: self.socket,
                 route: self.server.transport.into(),
                 destination: transmit.destination,
-                payload: transmit.data.to_vec(),
+                payload: transmit.payload.to_vec(),
             });
         }
         while let Some(event) = self.client.poll_event() {

@@ -525,7 +525,7 @@ impl Sim {
                         contents: &flight.payload,
                     },
                 )
-                .map(|t| (t.source, t.destination, t.contents.to_vec()))
+                .map(|t| (t.source, t.destination, t.payload.to_vec()))
         } else {
             let mut datagram = vec![0u8; PEER_DATA_HEADROOM];
             datagram.extend_from_slice(&flight.payload);
@@ -539,7 +539,7 @@ impl Sim {
                         datagram: &mut datagram,
                     },
                 )
-                .map(|t| (t.source, t.destination, t.contents.to_vec()))
+                .map(|t| (t.source, t.destination, t.payload.to_vec()))
         };
         if let Some(out) = out {
             self.server_send(out);
@@ -580,7 +580,7 @@ impl Sim {
                             additional: None,
                         },
                     )
-                    .map(|t| (t.source, t.destination, t.contents.to_vec()));
+                    .map(|t| (t.source, t.destination, t.payload.to_vec()));
                 if let Some(out) = out {
                     self.server_send(out);
                 }

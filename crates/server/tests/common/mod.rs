@@ -114,7 +114,7 @@ pub fn send(server: &mut Server, now: Instant, from: FiveTuple, bytes: &[u8]) ->
             contents: bytes,
         },
     )?;
-    Some(t.contents.to_vec())
+    Some(t.payload.to_vec())
 }
 
 pub fn error_code(response: &[u8]) -> Option<u16> {
@@ -167,7 +167,7 @@ pub fn allocate(server: &mut Server, now: Instant, client: &mut Client, transpor
         additional: dual.then(|| RELAY_V6.parse().unwrap()),
     };
     let t = server.handle_input(now, input).expect("Allocate answered");
-    let bytes = t.contents.to_vec();
+    let bytes = t.payload.to_vec();
     assert_eq!(outcome(&bytes), (Class::Success, None));
 }
 
@@ -189,7 +189,7 @@ pub fn peer_data(
             datagram: &mut datagram,
         },
     )?;
-    Some(t.contents.to_vec())
+    Some(t.payload.to_vec())
 }
 
 /// REQUESTED-TRANSPORT values.
