@@ -25,7 +25,7 @@
 # (client → peer or peer → client), an echoed one crossed the floor once
 # (in and out), so both cost one receive and one send.
 #
-# --netns (root; clang and libbpf-dev for the ebpf build): the relay cases
+# --netns (root; clang and libbpf-dev for a pass-through XDP program): the relay cases
 # and the loss-free rate, with a fourth server, `edgeice serve
 # --kernel-fast-path on` (edgeice-xdp). The servers run in one namespace
 # and the generator in another, each server behind its own veth pair
@@ -55,10 +55,8 @@ threads=$(nproc)
 
 if [ "$mode" = netns ]; then
   [ "$(id -u)" = 0 ] || { echo "compare.sh --netns: needs root (namespaces, XDP)" >&2; exit 1; }
-  cargo build --release -q -p edgeice --features ebpf
-else
-  cargo build --release -q -p edgeice
 fi
+cargo build --release -q -p edgeice
 edgeice=$PWD/target/release/edgeice
 if ! command -v turnserver >/dev/null; then
   if [ "$(id -u)" = 0 ]; then

@@ -31,7 +31,7 @@
 # through TC with the same results, and that a server killed with SIGKILL
 # leaves no TC program behind.
 #
-# Environment: EDGEICE (a binary built with the ebpf feature), FP_TIMEOUT
+# Environment: EDGEICE (an edgeice binary), FP_TIMEOUT
 # (seconds the whole run may take, default 150), FP_MESSAGES, FP_CLIENTS and
 # FP_GAP_MS (uclient's -n, -m and -z: 200, 5, 5), FP_AIOICE (datagrams
 # aioice sends, 200), FP_PYTHON (a Python with aioice: default the .venv
@@ -40,7 +40,7 @@
 # coturn's tools, /usr/bin/python3 and ethtool.
 set -u
 
-E=${EDGEICE:?set EDGEICE to an edgeice binary built with --features ebpf}
+E=${EDGEICE:?set EDGEICE to an edgeice binary}
 N=${FP_MESSAGES:-200}
 CLIENTS=${FP_CLIENTS:-5}
 GAP=${FP_GAP_MS:-5}

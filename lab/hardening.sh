@@ -47,8 +47,8 @@
 #   lab/hardening.sh --long
 #
 # Environment: EDGEICE (the binary; default target/debug/edgeice of this
-# checkout, built with cargo when missing — build with --features ebpf for
-# the kernel fast path in kill9), HARDEN_CASES (the cases to run, default
+# checkout, built with cargo when missing; the kernel fast path, which
+# kill9 uses, is in every build), HARDEN_CASES (the cases to run, default
 # all), HARDEN_SERVERS (default "edgeice coturn"), HARDEN_SOAK_SECONDS (how
 # long the soak lasts: 60 short, 1800 long; the 10 minutes is 600), HARDEN_TIMEOUT (seconds
 # the whole run may take: 900 short, 6000 long), COTURN_BIN (a directory
@@ -199,6 +199,9 @@ start_server() {
     cmd=("$E" serve --listen $SRV:3478 --tls-listen $SRV:5349 --tls-cert "$tmp/cert.pem"
       --tls-key "$tmp/key.pem" --realm r --relay-ports 61000-65535 --private-relay-ok)
     [[ " $* " == *" --users-db "* ]] || cmd+=(--user u:p)
+    # The fast path is auto by default, and forwarding is on here: the
+    # cases measure the sockets unless they ask (kill9 does).
+    [[ " $* " == *" --kernel-fast-path "* ]] || cmd+=(--kernel-fast-path off)
   else
     cmd=("$COTURN_BIN/turnserver" -n --listening-ip=$SRV --relay-ip=$SRV --listening-port=3478
       --tls-listening-port=5349 --cert="$tmp/cert.pem" --pkey="$tmp/key.pem" --realm=r

@@ -19,9 +19,10 @@
 //! program, which is never replaced) the TC program on ingress, and
 //! generic XDP only where neither works: [`Hook`] says which.
 //!
-//! The programs are compiled by `build.rs` with clang when the `ebpf`
-//! feature is on, and loaded with aya; without the feature
-//! [`FastPath::attach`] says so.
+//! The programs are in every build: `ebpf/relay.bpf.o`, compiled from
+//! `ebpf/relay.c` by `ebpf/build.sh` with a pinned clang and committed, is
+//! included as it is (building needs no clang; a test rebuilds it and
+//! compares the bytes), and loaded with aya.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -31,9 +32,6 @@ use std::net::SocketAddrV4;
 /// Why the fast path cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FastPathError {
-    /// This build was made without the `ebpf` feature.
-    #[error("built without the ebpf feature")]
-    NotBuilt,
     /// The kernel refused the program (no privileges, no BPF, the
     /// verifier said no).
     #[error("the kernel refused the XDP program: {0}")]
@@ -120,7 +118,6 @@ pub struct Removed {
 /// `struct to_peer_key` of relay.c: addresses and ports in network order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 struct ToPeerKey {
     client_ip: u32,
     server_ip: u32,
@@ -133,7 +130,6 @@ struct ToPeerKey {
 /// `struct to_client_key` of relay.c.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 struct ToClientKey {
     peer_ip: u32,
     relay_ip: u32,
@@ -144,7 +140,6 @@ struct ToClientKey {
 /// `struct route` of relay.c: where a rewritten packet goes, and counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 struct Route {
     from_ip: u32,
     to_ip: u32,
@@ -161,18 +156,15 @@ struct Route {
 }
 
 /// An IPv4 address as the packet carries it, read as a native integer.
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 fn wire_ip(addr: &SocketAddrV4) -> u32 {
     u32::from_ne_bytes(addr.ip().octets())
 }
 
 /// A port as the packet carries it, read as a native integer.
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 fn wire_port(addr: &SocketAddrV4) -> u16 {
     u16::from_ne_bytes(addr.port().to_be_bytes())
 }
 
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 impl ChannelRoute {
     fn to_peer_key(self) -> ToPeerKey {
         ToPeerKey {
@@ -225,59 +217,10 @@ impl ChannelRoute {
     }
 }
 
-#[cfg(feature = "ebpf")]
 mod loaded;
 mod slots;
-#[cfg(feature = "ebpf")]
 mod terms;
-#[cfg(feature = "ebpf")]
 pub use loaded::FastPath;
-
-/// The relay attached to interfaces, and its maps (this build has
-/// no `ebpf` feature: [`FastPath::attach`] always fails).
-#[cfg(not(feature = "ebpf"))]
-#[derive(Debug)]
-pub struct FastPath {
-    never: std::convert::Infallible,
-}
-
-#[cfg(not(feature = "ebpf"))]
-impl FastPath {
-    /// Always [`FastPathError::NotBuilt`] in this build.
-    pub fn attach(_interfaces: &[String]) -> Result<FastPath, FastPathError> {
-        Err(FastPathError::NotBuilt)
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn interfaces(&self) -> &[(String, Hook)] {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn install(
-        &mut self,
-        _route: &ChannelRoute,
-        _until: std::time::Instant,
-        _capped: bool,
-    ) -> Result<(), FastPathError> {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn lend(&mut self, _client: SocketAddrV4, _server: SocketAddrV4, _bytes: u64) -> u64 {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn remove(&mut self, _route: &ChannelRoute) -> Removed {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn counters(&self, _route: &ChannelRoute) -> (Counters, Counters) {
-        match self.never {}
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -22,9 +22,9 @@ unsafe impl aya::Pod for ToClientKey {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for Route {}
 
-/// The programs, compiled by build.rs: one object, so that both use the
-/// same maps.
-static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/relay.o"));
+/// The programs, as `ebpf/build.sh` compiled them from relay.c: one
+/// object, so that both use the same maps.
+static PROGRAM: &[u8] = include_bytes!("../ebpf/relay.bpf.o");
 
 /// The XDP program's name in relay.c.
 const XDP_PROGRAM: &str = "edgeice_relay";

@@ -18,10 +18,10 @@ use super::driver::lock;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum FastPathMode {
     /// Never: every packet goes through the sockets.
-    #[default]
     Off,
     /// When the kernel, the privileges and the interfaces allow; otherwise
-    /// the sockets, saying why once.
+    /// the sockets, saying why in one line.
+    #[default]
     Auto,
     /// Always: refuse to start if the kernel path cannot be set up.
     On,
@@ -50,7 +50,18 @@ impl KernelPath {
             .iter()
             .filter(|name| !forwarding_on(name))
             .collect();
-        let attached = if interfaces.is_empty() {
+        // `auto` asks first what `on` leaves to the kernel to refuse (with
+        // its verifier log): a short reason, and no attempt bound to fail.
+        let lacking = match mode {
+            FastPathMode::Auto => missing_capabilities(),
+            _ => Vec::new(),
+        };
+        let attached = if !lacking.is_empty() {
+            Err(anyhow::anyhow!(
+                "the process lacks {} (run as root, or grant CAP_BPF CAP_NET_ADMIN CAP_PERFMON, as packaging/edgeice.service does)",
+                lacking.join(" ")
+            ))
+        } else if interfaces.is_empty() {
             Err(anyhow::anyhow!("no interface carries {ips:?}"))
         } else if let Some(name) = not_forwarding.first() {
             // The kernel's route lookup for XDP answers only there.
@@ -82,7 +93,10 @@ impl KernelPath {
                 }))
             }
             (Err(e), FastPathMode::Auto) => {
-                tracing::info!("kernel fast path off, relaying through sockets: {e:#}");
+                // One line: the first of a verifier's log is its reason.
+                let why = format!("{e:#}");
+                let why = why.lines().next().unwrap_or_default();
+                tracing::info!("kernel fast path off, relaying through sockets: {why}");
                 Ok(None)
             }
             (Err(e), _) => bail!("--kernel-fast-path on: {e:#}"),
@@ -238,6 +252,40 @@ fn warn_forwarding(interfaces: &[String]) {
         interfaces.join(", "),
         also,
     );
+}
+
+/// The capabilities the fast path needs that this process lacks in its
+/// effective set: CAP_NET_ADMIN to attach, and CAP_BPF and CAP_PERFMON to
+/// load (or CAP_SYS_ADMIN for both, as root has; the only way before
+/// Linux 5.8).
+fn missing_capabilities() -> Vec<&'static str> {
+    const NET_ADMIN: u32 = 12;
+    const SYS_ADMIN: u32 = 21;
+    const PERFMON: u32 = 38;
+    const BPF: u32 = 39;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(effective) = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        // Unreadable: let the kernel say.
+        return Vec::new();
+    };
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    let mut lacking = Vec::new();
+    if !has(NET_ADMIN) {
+        lacking.push("CAP_NET_ADMIN");
+    }
+    if !has(SYS_ADMIN) {
+        if !has(BPF) {
+            lacking.push("CAP_BPF");
+        }
+        if !has(PERFMON) {
+            lacking.push("CAP_PERFMON");
+        }
+    }
+    lacking
 }
 
 /// Whether IPv4 forwarding is on for interface `name`.
