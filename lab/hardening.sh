@@ -161,17 +161,10 @@ ip -n "$S" route add $SPOOF via 10.88.0.2
 ip netns exec "$S" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.s0.forwarding=1
 set +e
 # A veth takes the frames its peer's XDP program sends back out (XDP_TX)
-# only with an XDP program of its own: a pass-through one on g0 (needs
-# clang; without it, the kernel fast path's relayed traffic reads 0).
-cat >"$tmp/pass.c" <<'EOF2'
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-SEC("xdp") int pass(struct xdp_md *ctx) { return XDP_PASS; }
-char LICENSE[] SEC("license") = "GPL";
-EOF2
-if ! { clang -O2 -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$tmp/pass.c" -o "$tmp/pass.o" &&
-  ip -n "$G" link set dev g0 xdpdrv obj "$tmp/pass.o" sec xdp; } >/dev/null 2>&1; then
-  echo "hardening: no XDP program on the clients' veth (clang, libbpf-dev): kill9's relayed traffic may read 0 with the fast path on" >&2
+# only with an XDP program of its own: on g0, the committed relay
+# object's, whose maps (its own, empty) pass everything.
+if ! ip -n "$G" link set dev g0 xdpdrv obj "$lab/../crates/fastpath/ebpf/relay.bpf.o" sec xdp >/dev/null 2>&1; then
+  echo "hardening: no XDP program on the clients' veth: kill9's relayed traffic may read 0 with the fast path on" >&2
 fi
 
 # A CA and a certificate for the server's address (TLS cases).

@@ -201,7 +201,7 @@ fn fast_path_with(caps: &[String]) -> common::Outcome {
     let caps = format!("-all,{}", caps.join(","));
     let script = format!(
         "ip link set lo up && sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.lo.forwarding=1 && \
-         exec timeout 8 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+         exec timeout 20 setpriv --reuid=nobody --regid=nogroup --clear-groups \
          --inh-caps={caps} --ambient-caps={caps} --bounding-set={caps} \
          {EDGEICE} serve --listen 127.0.0.1:3478 --no-tcp --user u:p \
          --relay-ports 61000-65535 --private-relay-ok --kernel-fast-path on"
