@@ -51,7 +51,7 @@
 # All the CPU a round trip took — server, generator, both sides' receive
 # threads — is shown as a cross-check.
 #
-# Needs: a Rust toolchain, cc, python3, taskset, coturn 4.17.1 (see
+# Needs: a Rust toolchain, cc, python3, taskset, ethtool (--netns), coturn 4.17.1 (see
 # COTURN_BIN) and Debian's coturn (installed with apt when missing and
 # root). Traffic stays on 127.0.0.0/8, or inside the
 # namespaces this script creates.
@@ -165,6 +165,11 @@ if [ "$mode" = netns ]; then
     ip netns exec "$S" sysctl -qw "net.ipv4.conf.s$k.forwarding=1"
     ip -n "$S" link set "s$k" up
     ip -n "$C" link set "c$k" up
+    # The generator's packets carry their UDP checksums, as a physical
+    # NIC's do: left to veth's offload (CHECKSUM_PARTIAL) they cannot be
+    # verified in XDP, and the kernel path passes every one up to the
+    # sockets. The same for every server.
+    ip netns exec "$C" ethtool -K "c$k" tx off >/dev/null
     # veth has NAPI (so threaded NAPI) only with an XDP program (GRO does
     # not take a socket's UDP): the socket servers' sides get one that
     # passes everything, and edgeice-xdp's generator side too (veth hands
@@ -227,6 +232,20 @@ start_servers() {
     pid[$s]=$!
   done
   sleep 1.5
+  # coturn prepares its whole relay port range before it listens: seconds
+  # for 64,000 ports on a loaded machine (4.17.1 more than 4.6.1).
+  # And the kernel verifies edgeice-xdp's programs before it listens.
+  for s in "${servers[@]}"; do
+    local ready="Relay ports initialization done"
+    [ "$s" = edgeice-xdp ] && ready="kernel fast path"
+    [[ "$s" == coturn* || "$s" == edgeice-xdp ]] || continue
+    for _ in $(seq 600); do
+      grep -q "$ready" "$tmp/$s.log" && break
+      kill -0 "${pid[$s]}" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
+  sleep 0.5
   for s in "${servers[@]}"; do
     kill -0 "${pid[$s]}" 2>/dev/null || { echo "compare.sh: $s did not start:" >&2; cat "$tmp/$s.log" >&2; exit 1; }
   done

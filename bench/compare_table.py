@@ -99,6 +99,7 @@ def fmt(v):
 def main(path):
     values = defaultdict(lambda: defaultdict(list))
     order = []
+    seen = set()
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").split("\t", 3)
@@ -110,7 +111,8 @@ def main(path):
             except json.JSONDecodeError:
                 d = {}
             for name, value, lower in figures(server, case, d):
-                if name not in values:
+                if name not in seen:
+                    seen.add(name)
                     order.append((name, lower))
                 if value is not None:
                     values[name][server].append(value)
