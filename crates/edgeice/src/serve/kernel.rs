@@ -31,8 +31,11 @@ pub enum FastPathMode {
 pub struct KernelPath {
     /// `None` once shut down: the programs are detached then.
     fast: Mutex<Option<FastPath>>,
-    /// Whether IPv6 channels go to the kernel: forwarding is on for IPv6
-    /// where the IPv6 addresses are (IPv4 always is, or it would be off).
+    /// Whether IPv4 channels go to the kernel: forwarding is on for IPv4
+    /// where the IPv4 addresses are (the kernel's route lookup answers
+    /// only there).
+    ipv4: bool,
+    /// The same for IPv6 (at least one of the two is on).
     ipv6: bool,
     /// Routes installed now.
     routes: Mutex<HashSet<FastRoute>>,
@@ -53,9 +56,11 @@ impl KernelPath {
         let v6: Vec<IpAddr> = ips.iter().copied().filter(IpAddr::is_ipv6).collect();
         // The kernel's route lookup answers for a family only where its
         // forwarding is on: each family needs it on its interfaces.
-        let not_forwarding: Vec<String> = interfaces_of(&v4)
-            .into_iter()
+        let v4_interfaces = interfaces_of(&v4);
+        let not_forwarding: Vec<String> = v4_interfaces
+            .iter()
             .filter(|name| !forwarding_on(4, name))
+            .cloned()
             .collect();
         let v6_interfaces = interfaces_of(&v6);
         let v6_not_forwarding: Vec<String> = v6_interfaces
@@ -64,7 +69,7 @@ impl KernelPath {
             .cloned()
             .collect();
         let ipv6 = !v6_interfaces.is_empty() && v6_not_forwarding.is_empty();
-        let ipv4 = !v4.is_empty() && not_forwarding.is_empty();
+        let ipv4 = !v4_interfaces.is_empty() && not_forwarding.is_empty();
         // `auto` asks first what `on` leaves to the kernel to refuse (with
         // its verifier log): a short reason, and no attempt bound to fail.
         let lacking = match mode {
@@ -117,10 +122,11 @@ impl KernelPath {
                     how.join(", ")
                 );
                 if ipv4 {
-                    warn_forwarding(&interfaces_of(&v4));
+                    warn_forwarding(&v4_interfaces);
                 }
                 Ok(Some(KernelPath {
                     fast: Mutex::new(Some(fast)),
+                    ipv4,
                     ipv6,
                     routes: Mutex::new(HashSet::new()),
                     removed: Mutex::new(Default::default()),
@@ -138,12 +144,17 @@ impl KernelPath {
     }
 
     /// Relays `route` in the kernel from now on until `until` (all four
-    /// addresses of one family, as the core offers; IPv6 only where its
-    /// forwarding is on), within what is lent to its allocation if
+    /// addresses of one family, as the core offers; a family only where
+    /// its forwarding is on), within what is lent to its allocation if
     /// `capped`; for a route already there, moves its deadline.
     pub fn install(&self, route: &FastRoute, until: Instant, capped: bool) {
         let channel_route = channel_route(route);
-        if channel_route.client.is_ipv6() && !self.ipv6 {
+        let family_on = if channel_route.client.is_ipv6() {
+            self.ipv6
+        } else {
+            self.ipv4
+        };
+        if !family_on {
             return;
         }
         let mut fast = lock(&self.fast);
