@@ -684,10 +684,6 @@ static __always_inline int xdp_to_peer6(struct xdp_md *ctx, struct frame6 *f, st
 					__u16 data_len)
 {
 	__u32 udp_len = sizeof(struct udphdr) + data_len;
-	struct bpf_fib_lookup fib;
-	if (!ready(ctx, ctx->ingress_ifindex, r, 1, sizeof(struct ipv6hdr) + udp_len, data_len,
-		   &fib))
-		return XDP_PASS;
 	struct frame6 orig;
 	__builtin_memcpy(&orig, f, sizeof(orig));
 	__u8 *old_header = (__u8 *)(f + 1);
@@ -696,8 +692,12 @@ static __always_inline int xdp_to_peer6(struct xdp_md *ctx, struct frame6 *f, st
 		return XDP_PASS;
 	__u8 header[CHANNEL_HEADER];
 	__builtin_memcpy(header, old_header, CHANNEL_HEADER);
+	// Worked out before `ready`, which spends the loan: a packet that goes
+	// up has spent nothing.
 	__u16 check = checksum6(&orig, header, r, NULL, udp_len);
-	if (!check)
+	struct bpf_fib_lookup fib;
+	if (!check || !ready(ctx, ctx->ingress_ifindex, r, 1, sizeof(struct ipv6hdr) + udp_len,
+			     data_len, &fib))
 		return XDP_PASS;
 	if (bpf_xdp_adjust_head(ctx, CHANNEL_HEADER))
 		return XDP_ABORTED;
@@ -715,16 +715,14 @@ static __always_inline int xdp_to_client6(struct xdp_md *ctx, struct frame6 *f, 
 {
 	// In 32 bits: peer_route made sure the result fits in 16.
 	__u32 udp_len = sizeof(struct udphdr) + CHANNEL_HEADER + (__u32)data_len;
-	struct bpf_fib_lookup fib;
-	if (!ready(ctx, ctx->ingress_ifindex, r, 1, sizeof(struct ipv6hdr) + udp_len, data_len,
-		   &fib))
-		return XDP_PASS;
 	struct frame6 orig;
 	__builtin_memcpy(&orig, f, sizeof(orig));
 	__u8 header[CHANNEL_HEADER];
 	channel_header(header, r, data_len);
 	__u16 check = checksum6(&orig, NULL, r, header, udp_len);
-	if (!check)
+	struct bpf_fib_lookup fib;
+	if (!check || !ready(ctx, ctx->ingress_ifindex, r, 1, sizeof(struct ipv6hdr) + udp_len,
+			     data_len, &fib))
 		return XDP_PASS;
 	if (bpf_xdp_adjust_head(ctx, -CHANNEL_HEADER))
 		return XDP_PASS;                  // no headroom: nothing changed yet
