@@ -2,14 +2,15 @@
 """Turns bench/compare.sh's results (round, server, case, JSON per line)
 into one Markdown table of medians over the rounds, with the ratios of
 each edgeice (the socket path, and in namespaces the kernel fast path) to
-coturn and to the floor, and each figure's spread."""
+coturn 4.17.1 (`coturn`), to Debian's coturn 4.6.1 and to the floor, and
+each figure's spread."""
 
 import json
 import statistics
 import sys
 from collections import defaultdict
 
-SERVERS = ["edgeice", "edgeice-xdp", "coturn", "floor"]
+SERVERS = ["edgeice", "edgeice-xdp", "coturn", "coturn-4.6.1", "floor"]
 OURS = ["edgeice", "edgeice-xdp"]
 
 
@@ -47,6 +48,14 @@ def figures(server, case, d):
         if "all_cpu_s" not in d:  # in namespaces, from the search's first step
             out.append((f"p99 round trip µs, {label}", p99, True))
         out.append((f"loss %, {label}", d.get("loss_percent"), True))
+    elif case == "uclient100":
+        # turnutils_uclient (coturn 4.17.1's) through the server: what it
+        # sent and got back, each a crossing of the server.
+        relayed = d.get("relayed", 0)
+        cpu = d.get("server_cpu_s")
+        per = cpu * 1e6 / relayed if relayed and cpu is not None else None
+        out.append(("CPU µs per relayed datagram, turnutils_uclient 100 B", per, True))
+        out.append(("turnutils_uclient lost packets", d.get("lost"), True))
     elif case == "search-step-2000" and "all_cpu_s" in d:
         # In namespaces the relay cases run with threaded NAPI (for the CPU
         # figures); latency is taken here, on the kernel's default path, at
@@ -90,6 +99,7 @@ def fmt(v):
 def main(path):
     values = defaultdict(lambda: defaultdict(list))
     order = []
+    seen = set()
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.rstrip("\n").split("\t", 3)
@@ -101,13 +111,14 @@ def main(path):
             except json.JSONDecodeError:
                 d = {}
             for name, value, lower in figures(server, case, d):
-                if name not in values:
+                if name not in seen:
+                    seen.add(name)
                     order.append((name, lower))
                 if value is not None:
                     values[name][server].append(value)
     present = [s for s in SERVERS if any(s in v for v in values.values())]
     ours = [s for s in OURS if s in present]
-    ratio_names = [f"{a}/{b}" for b in ("coturn", "floor") for a in ours if b in present]
+    ratio_names = [f"{a}/{b}" for b in ("coturn", "coturn-4.6.1", "floor") for a in ours if b in present]
     header = ["figure"] + present + ratio_names
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -130,6 +141,7 @@ def main(path):
     print()
     print("Medians over the rounds (min–max in brackets). Lower is better for CPU, latency, loss and memory;")
     print("higher for rates. The floor is a bare recvmmsg/sendmmsg echo: one hop, no TURN.")
+    print("coturn: 4.17.1, built from source; coturn-4.6.1: Debian's.")
     if "edgeice-xdp" in present:
         print("edgeice-xdp: edgeice serve --kernel-fast-path on. Server CPU includes the kernel threads")
         print("receiving on its interface (threaded NAPI: XDP, or the socket path's input).")

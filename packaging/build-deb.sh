@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds target/debian/edgeice_VERSION_ARCH.deb with cargo-deb: the binary
 # in the dist profile (Cargo.toml: fat LTO, one codegen unit, stripped)
-# with the kernel fast path (the ebpf feature: clang and libbpf-dev), its
+# (the kernel fast path included: its BPF object is committed), its
 # manual pages and shell completions (made by the binary itself, from its
 # own flags), then the package. Prints the .deb's path last.
 #
@@ -15,7 +15,7 @@ command -v cargo-deb >/dev/null || {
   exit 1
 }
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --locked --profile dist -p edgeice --features ebpf
+cargo build --locked --profile dist -p edgeice
 assets="$target/dist/assets"
 rm -rf "$assets"
 "$target/dist/edgeice" assets "$assets" >/dev/null

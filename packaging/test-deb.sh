@@ -50,7 +50,7 @@ trap cleanup EXIT
 # What is in it.
 contents="$(dpkg-deb -c "$deb" | awk '{print $6}')"
 for path in ./usr/bin/edgeice ./usr/lib/systemd/system/edgeice.service ./etc/edgeice/edgeice.toml \
-  ./usr/share/edgeice/kernel-fast-path.conf ./usr/lib/sysusers.d/edgeice.conf \
+  ./usr/share/edgeice/socket-path-only.conf ./usr/lib/sysusers.d/edgeice.conf \
   ./usr/share/man/man1/edgeice.1.gz ./usr/share/man/man1/edgeice-serve.1.gz \
   ./usr/share/man/man1/edgeice-credentials.1.gz \
   ./usr/share/bash-completion/completions/edgeice ./usr/share/zsh/vendor-completions/_edgeice \

@@ -9,8 +9,9 @@
 #                    gir1.2-nice-0.1 and
 #                    python3-gi (libnice agents, run with /usr/bin/python3);
 #                    chromium (/usr/bin/chromium, WebRTC in a headless page);
-#                    clang and libbpf-dev (the kernel fast path's XDP program,
-#                    built with the ebpf feature and tested in namespaces);
+#                    clang and libbpf-dev (crates/fastpath's test rebuilds the
+#                    committed XDP/TC object and compares the bytes; the lab
+#                    compiles a pass-through XDP program);
 #                    ethtool (lab/fast-path.sh turns veth offloads off);
 #                    python3-venv (the .venv below; a bare Debian lacks it);
 #                    curl (scrapes the metrics endpoint in tests/metrics.rs)
@@ -102,5 +103,7 @@ else
   echo "test.sh: packaging/test-deb.sh skipped: it installs a package, run as root"
 fi
 
-# With the kernel fast path (edgeice serve --kernel-fast-path) built in.
-cargo test --workspace --locked --features edgeice/ebpf "$@"
+# The kernel fast path is in every build. clang is installed now, so the
+# check that the committed BPF object is what relay.c compiles to must run,
+# not skip.
+EDGEICE_BPF_CHECK=required cargo test --workspace --locked "$@"

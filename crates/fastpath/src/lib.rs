@@ -2,8 +2,9 @@
 //!
 //! `ebpf/relay.c` holds an XDP program and a TC one sharing its maps and
 //! packet logic that, for the channels user space has
-//! installed, do what the socket path does for ChannelData over UDP and
-//! IPv4: a client's ChannelData loses its 4-byte header and leaves from the
+//! installed, do what the socket path does for ChannelData over UDP,
+//! IPv4 or IPv6 (a client, its relayed address and its peer all of one
+//! family): a client's ChannelData loses its 4-byte header and leaves from the
 //! relayed address to the peer; a peer's datagram gets the header and
 //! leaves from the server's address to the client. Everything else is
 //! passed up untouched, so the socket path stays the reference.
@@ -19,21 +20,19 @@
 //! program, which is never replaced) the TC program on ingress, and
 //! generic XDP only where neither works: [`Hook`] says which.
 //!
-//! The programs are compiled by `build.rs` with clang when the `ebpf`
-//! feature is on, and loaded with aya; without the feature
-//! [`FastPath::attach`] says so.
+//! The programs are in every build: `ebpf/relay.bpf.o`, compiled from
+//! `ebpf/relay.c` by `ebpf/build.sh` with a pinned clang and committed, is
+//! included as it is (building needs no clang; a test rebuilds it and
+//! compares the bytes), and loaded with aya.
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// Why the fast path cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FastPathError {
-    /// This build was made without the `ebpf` feature.
-    #[error("built without the ebpf feature")]
-    NotBuilt,
     /// The kernel refused the program (no privileges, no BPF, the
     /// verifier said no).
     #[error("the kernel refused the XDP program: {0}")]
@@ -49,6 +48,10 @@ pub enum FastPathError {
     /// A map update failed (full, or gone).
     #[error("fast path map: {0}")]
     Map(String),
+    /// The route's four addresses are not all of one family: the
+    /// programs keep a packet's header size, so they cannot relay it.
+    #[error("a route's addresses must all be IPv4 or all IPv6")]
+    MixedFamilies,
 }
 
 /// Where the relay runs on an interface, fastest first.
@@ -81,17 +84,18 @@ impl std::fmt::Display for Hook {
     }
 }
 
-/// One bound channel, both ways: what the programs need to relay it.
+/// One bound channel, both ways: what the programs need to relay it. Its
+/// four addresses are all IPv4 or all IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChannelRoute {
     /// The client's transport address (its 5-tuple's far end).
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// The server address the client talks to.
-    pub server: SocketAddrV4,
+    pub server: SocketAddr,
     /// The relayed address.
-    pub relay: SocketAddrV4,
+    pub relay: SocketAddr,
     /// The peer the channel is bound to.
-    pub peer: SocketAddrV4,
+    pub peer: SocketAddr,
     /// The channel number.
     pub channel: u16,
 }
@@ -117,37 +121,41 @@ pub struct Removed {
     pub unspent: u64,
 }
 
+/// `struct addr` of relay.c: an address as the packet carries it, read as
+/// native integers: IPv4 in the first word and zeros after it, or IPv6.
+type WireIp = [u32; 4];
+
 /// `struct to_peer_key` of relay.c: addresses and ports in network order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 struct ToPeerKey {
-    client_ip: u32,
-    server_ip: u32,
+    client_ip: WireIp,
+    server_ip: WireIp,
     client_port: u16,
     server_port: u16,
     channel: u16,
-    pad: u16,
+    /// 4 or 6.
+    family: u16,
 }
 
 /// `struct to_client_key` of relay.c.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 struct ToClientKey {
-    peer_ip: u32,
-    relay_ip: u32,
+    peer_ip: WireIp,
+    relay_ip: WireIp,
     peer_port: u16,
     relay_port: u16,
+    family: u16,
+    pad: u16,
 }
 
 /// `struct route` of relay.c: where a rewritten packet goes, and counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 struct Route {
-    from_ip: u32,
-    to_ip: u32,
+    from_ip: WireIp,
+    to_ip: WireIp,
     from_port: u16,
     to_port: u16,
     channel: u16,
@@ -160,20 +168,36 @@ struct Route {
     bytes: u64,
 }
 
-/// An IPv4 address as the packet carries it, read as a native integer.
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
-fn wire_ip(addr: &SocketAddrV4) -> u32 {
-    u32::from_ne_bytes(addr.ip().octets())
+/// An address as the packet carries it, read as native integers.
+fn wire_ip(addr: &SocketAddr) -> WireIp {
+    let mut words = [0; 4];
+    match addr {
+        SocketAddr::V4(a) => words[0] = u32::from_ne_bytes(a.ip().octets()),
+        SocketAddr::V6(a) => {
+            for (word, bytes) in words.iter_mut().zip(a.ip().octets().chunks_exact(4)) {
+                *word = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            }
+        }
+    }
+    words
 }
 
 /// A port as the packet carries it, read as a native integer.
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
-fn wire_port(addr: &SocketAddrV4) -> u16 {
+fn wire_port(addr: &SocketAddr) -> u16 {
     u16::from_ne_bytes(addr.port().to_be_bytes())
 }
 
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 impl ChannelRoute {
+    /// The keys' family field (relay.c's FAMILY_IPV4, FAMILY_IPV6), or
+    /// `None` if the four addresses are not all of one family.
+    fn family(&self) -> Option<u16> {
+        let v4 = self.client.is_ipv4();
+        [self.server, self.relay, self.peer]
+            .iter()
+            .all(|a| a.is_ipv4() == v4)
+            .then_some(if v4 { 4 } else { 6 })
+    }
+
     fn to_peer_key(self) -> ToPeerKey {
         ToPeerKey {
             client_ip: wire_ip(&self.client),
@@ -181,7 +205,7 @@ impl ChannelRoute {
             client_port: wire_port(&self.client),
             server_port: wire_port(&self.server),
             channel: self.channel,
-            pad: 0,
+            family: self.family().unwrap_or(0),
         }
     }
 
@@ -191,6 +215,8 @@ impl ChannelRoute {
             relay_ip: wire_ip(&self.relay),
             peer_port: wire_port(&self.peer),
             relay_port: wire_port(&self.relay),
+            family: self.family().unwrap_or(0),
+            pad: 0,
         }
     }
 
@@ -225,59 +251,10 @@ impl ChannelRoute {
     }
 }
 
-#[cfg(feature = "ebpf")]
 mod loaded;
 mod slots;
-#[cfg(feature = "ebpf")]
 mod terms;
-#[cfg(feature = "ebpf")]
 pub use loaded::FastPath;
-
-/// The relay attached to interfaces, and its maps (this build has
-/// no `ebpf` feature: [`FastPath::attach`] always fails).
-#[cfg(not(feature = "ebpf"))]
-#[derive(Debug)]
-pub struct FastPath {
-    never: std::convert::Infallible,
-}
-
-#[cfg(not(feature = "ebpf"))]
-impl FastPath {
-    /// Always [`FastPathError::NotBuilt`] in this build.
-    pub fn attach(_interfaces: &[String]) -> Result<FastPath, FastPathError> {
-        Err(FastPathError::NotBuilt)
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn interfaces(&self) -> &[(String, Hook)] {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn install(
-        &mut self,
-        _route: &ChannelRoute,
-        _until: std::time::Instant,
-        _capped: bool,
-    ) -> Result<(), FastPathError> {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn lend(&mut self, _client: SocketAddrV4, _server: SocketAddrV4, _bytes: u64) -> u64 {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn remove(&mut self, _route: &ChannelRoute) -> Removed {
-        match self.never {}
-    }
-
-    /// Unreachable: no `FastPath` exists in this build.
-    pub fn counters(&self, _route: &ChannelRoute) -> (Counters, Counters) {
-        match self.never {}
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -293,16 +270,46 @@ mod tests {
             channel: 0x4001,
         };
         let key = route.to_peer_key();
-        assert_eq!(key.client_ip.to_ne_bytes(), [192, 0, 2, 1]);
+        assert_eq!(key.client_ip[0].to_ne_bytes(), [192, 0, 2, 1]);
+        assert_eq!(key.client_ip[1..], [0, 0, 0]);
         assert_eq!(key.client_port.to_ne_bytes(), 5000u16.to_be_bytes());
         assert_eq!(key.channel, 0x4001);
+        assert_eq!(key.family, 4);
         let back = route.to_client_route(7, 0);
-        assert_eq!(back.to_ip.to_ne_bytes(), [192, 0, 2, 1]);
+        assert_eq!(back.to_ip[0].to_ne_bytes(), [192, 0, 2, 1]);
         assert_eq!(back.from_port.to_ne_bytes(), 3478u16.to_be_bytes());
-        assert_eq!(std::mem::size_of::<ToPeerKey>(), 16);
-        assert_eq!(std::mem::size_of::<ToClientKey>(), 12);
+        // relay.c's sizes: a change on one side only would misread every
+        // entry.
+        assert_eq!(std::mem::size_of::<ToPeerKey>(), 40);
+        assert_eq!(std::mem::size_of::<ToClientKey>(), 40);
         assert_eq!(back.slot, 7);
-        assert_eq!(std::mem::size_of::<Route>(), 40);
+        assert_eq!(std::mem::size_of::<Route>(), 64);
+    }
+
+    #[test]
+    fn ipv6_routes_carry_all_sixteen_bytes_and_mixed_families_have_none() {
+        let route = ChannelRoute {
+            client: "[2001:db8::1]:5000".parse().unwrap(),
+            server: "[fd77::1]:3478".parse().unwrap(),
+            relay: "[fd77::1]:61000".parse().unwrap(),
+            peer: "[2001:db8:1::7]:9000".parse().unwrap(),
+            channel: 0x4001,
+        };
+        let key = route.to_client_key();
+        assert_eq!(key.family, 6);
+        let bytes: Vec<u8> = key.peer_ip.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(
+            bytes,
+            "2001:db8:1::7"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+        );
+        let mixed = ChannelRoute {
+            peer: "198.51.100.7:9000".parse().unwrap(),
+            ..route
+        };
+        assert_eq!(mixed.family(), None);
     }
 
     #[test]

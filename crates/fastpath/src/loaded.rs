@@ -2,7 +2,7 @@
 //! can be, TC ingress where it cannot.
 
 use std::error::Error;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use aya::maps::{HashMap, MapData};
 use aya::programs::links::LinkOrder;
@@ -22,9 +22,9 @@ unsafe impl aya::Pod for ToClientKey {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for Route {}
 
-/// The programs, compiled by build.rs: one object, so that both use the
-/// same maps.
-static PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/relay.o"));
+/// The programs, as `ebpf/build.sh` compiled them from relay.c: one
+/// object, so that both use the same maps.
+static PROGRAM: &[u8] = include_bytes!("../ebpf/relay.bpf.o");
 
 /// The XDP program's name in relay.c.
 const XDP_PROGRAM: &str = "edgeice_relay";
@@ -124,6 +124,9 @@ impl FastPath {
         if let Some(&(slot, _)) = self.routes.get(route) {
             return self.terms.move_deadline(slot, until);
         }
+        if route.family().is_none() {
+            return Err(FastPathError::MixedFamilies);
+        }
         let slot = self.terms.new_deadline(until)?;
         let budget = if capped {
             match self.terms.join_loan(route.client, route.server) {
@@ -158,7 +161,7 @@ impl FastPath {
     /// Lends the capped allocation of the 5-tuple (`client`, `server`)
     /// `bytes` more for its routes in the kernel; returns what was left of
     /// the last loan, or all of `bytes` if it has no route here.
-    pub fn lend(&mut self, client: SocketAddrV4, server: SocketAddrV4, bytes: u64) -> u64 {
+    pub fn lend(&mut self, client: SocketAddr, server: SocketAddr, bytes: u64) -> u64 {
         self.terms.lend(client, server, bytes)
     }
 

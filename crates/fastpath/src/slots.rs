@@ -2,14 +2,12 @@
 
 /// A pool of array indices from `first` up to (not including) `end`.
 #[derive(Debug)]
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 pub(crate) struct Slots {
     free: Vec<u32>,
     next: u32,
     end: u32,
 }
 
-#[cfg_attr(not(feature = "ebpf"), allow(dead_code))]
 impl Slots {
     /// Indices `first..end`.
     pub(crate) fn new(first: u32, end: u32) -> Slots {

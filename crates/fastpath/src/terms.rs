@@ -3,7 +3,7 @@
 //! allocation's loan (relay.c's `deadlines`, `lent` and `spent`).
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use aya::maps::{Array, MapData};
@@ -34,7 +34,7 @@ pub(crate) struct Terms {
     /// From 1: a route's budget 0 means no cap.
     loan_slots: Slots,
     /// Loans by allocation (client and server address of its 5-tuple).
-    loans: HashMap<(SocketAddrV4, SocketAddrV4), Loan>,
+    loans: HashMap<(SocketAddr, SocketAddr), Loan>,
 }
 
 /// A map operation's failure, as the crate reports it.
@@ -91,8 +91,8 @@ impl Terms {
     /// index, a new one (nothing lent yet) for the first route.
     pub(crate) fn join_loan(
         &mut self,
-        client: SocketAddrV4,
-        server: SocketAddrV4,
+        client: SocketAddr,
+        server: SocketAddr,
     ) -> Result<u32, FastPathError> {
         if let Some(loan) = self.loans.get_mut(&(client, server)) {
             loan.routes += 1;
@@ -125,7 +125,7 @@ impl Terms {
     /// One route of `client`'s allocation left the kernel; the loan goes
     /// with the last one, and what the kernel had not spent of it is
     /// returned (0 while other routes still share it).
-    pub(crate) fn leave_loan(&mut self, client: SocketAddrV4, server: SocketAddrV4) -> u64 {
+    pub(crate) fn leave_loan(&mut self, client: SocketAddr, server: SocketAddr) -> u64 {
         let key = (client, server);
         let Some(loan) = self.loans.get_mut(&key) else {
             return 0;
@@ -153,7 +153,7 @@ impl Terms {
     /// reads `spent` and raises `lent` to what it read plus `bytes`. Bytes
     /// spent between the read and the write are in what is returned and
     /// come out of the new loan, so each byte is counted once.
-    pub(crate) fn lend(&mut self, client: SocketAddrV4, server: SocketAddrV4, bytes: u64) -> u64 {
+    pub(crate) fn lend(&mut self, client: SocketAddr, server: SocketAddr, bytes: u64) -> u64 {
         let Some(loan) = self.loans.get_mut(&(client, server)) else {
             return bytes;
         };

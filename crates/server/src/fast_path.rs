@@ -3,7 +3,7 @@
 //!
 //! A channel goes to the kernel once it is bound and its peer permitted,
 //! on an allocation the kernel can relay exactly like the socket path:
-//! a UDP client, IPv4 throughout. An allocation with a bandwidth cap lends
+//! a UDP client, IPv4 throughout or IPv6 throughout. An allocation with a bandwidth cap lends
 //! the kernel bytes from its budget, at its first route and at every
 //! sweep; the kernel relays while they last and passes the rest up, and
 //! what it leaves comes back to the budget. Each route
@@ -47,10 +47,11 @@ impl Server {
         let Some(relay) = allocation.relay_for(binding.peer.ip()) else {
             return;
         };
+        // One family throughout: the kernel keeps a packet's header size.
         let eligible = from.transport == Transport::Udp
-            && [from.client, from.server, relay, binding.peer]
+            && [from.server, relay, binding.peer]
                 .iter()
-                .all(SocketAddr::is_ipv4)
+                .all(|a| a.is_ipv4() == from.client.is_ipv4())
             && allocation.permits(binding.peer.ip(), now)
             && !allocation
                 .fast_routes

@@ -243,7 +243,7 @@ pub enum Event {
 }
 
 /// A bound channel the kernel may relay: everything it rewrites a packet
-/// with, both ways (IPv4, a UDP client, no bandwidth cap).
+/// with, both ways (a UDP client; IPv4 throughout, or IPv6 throughout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FastRoute {
     /// The client's 5-tuple (UDP).

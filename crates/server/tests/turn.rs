@@ -1148,6 +1148,80 @@ fn a_bandwidth_cap_drops_what_exceeds_it() {
     assert_eq!(server.stats().over_bandwidth, 11);
 }
 
+/// The kernel relays a family throughout, never from one to the other:
+/// an IPv6 client on an IPv6 relay to an IPv6 peer goes to the kernel; an
+/// IPv6 client on an IPv4 relay would change the header size, and stays
+/// with the sockets.
+#[test]
+fn ipv6_throughout_goes_to_the_kernel_and_mixed_families_do_not() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.kernel_fast_path = true;
+    config.relay_families = vec![AddressFamily::V4, AddressFamily::V6];
+    let mut server = Server::new(config, t0);
+    let from = FiveTuple {
+        transport: Transport::Udp,
+        client: "[2001:db8:1::10]:50000".parse().unwrap(),
+        server: "[fd00::5]:3478".parse().unwrap(),
+    };
+    let mut alice = Client::new(from, "alice", "secret");
+    learn_nonce(&mut server, t0, &mut alice);
+    let request = alice.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(TRANSPORT_UDP))
+            .unwrap();
+        b.add(&Attribute::RequestedAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    assert!(send(&mut server, t0, alice.from, &request).is_none());
+    let Some(Event::BindRelay { id, .. }) = server.poll_event() else {
+        panic!("no BindRelay event")
+    };
+    let relay6: SocketAddr = "[fd00::5]:61000".parse().unwrap();
+    server
+        .handle_input(
+            t0,
+            Input::RelayBound {
+                id,
+                relay: Some(relay6),
+                reserved: None,
+                additional: None,
+            },
+        )
+        .unwrap();
+    while server.poll_event().is_some() {}
+    let peer6: SocketAddr = "[2001:db8:2::20]:7000".parse().unwrap();
+    let response = channel_bind(&mut server, t0, &mut alice, 0x4001, peer6);
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+    let route = edgeice_server::FastRoute {
+        client: alice.from,
+        relay: relay6,
+        peer: peer6,
+        channel: 0x4001,
+    };
+    assert!(
+        matches!(server.poll_event(), Some(Event::FastPathInstall { route: r, .. }) if r == route)
+    );
+    let mut bob = Client::new(
+        FiveTuple {
+            client: "[2001:db8:1::11]:50000".parse().unwrap(),
+            ..from
+        },
+        "bob",
+        "hunter2",
+    );
+    learn_nonce(&mut server, t0, &mut bob);
+    allocate(&mut server, t0, &mut bob, "10.0.1.5:61002");
+    while server.poll_event().is_some() {}
+    let peer4: SocketAddr = "198.51.100.20:7000".parse().unwrap();
+    let response = channel_bind(&mut server, t0, &mut bob, 0x4002, peer4);
+    assert_eq!(Message::parse(&response).unwrap().class(), Class::Success);
+    assert!(
+        !std::iter::from_fn(|| server.poll_event())
+            .any(|e| matches!(e, Event::FastPathInstall { .. })),
+        "an IPv6 client's channel through an IPv4 relay went to the kernel"
+    );
+}
+
 #[test]
 fn a_family_the_server_does_not_relay_in_gets_440() {
     let t0 = Instant::now();

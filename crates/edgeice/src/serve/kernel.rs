@@ -4,7 +4,7 @@
 //! what went the fast way added to the metrics.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -18,10 +18,10 @@ use super::driver::lock;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum FastPathMode {
     /// Never: every packet goes through the sockets.
-    #[default]
     Off,
     /// When the kernel, the privileges and the interfaces allow; otherwise
-    /// the sockets, saying why once.
+    /// the sockets, saying why in one line.
+    #[default]
     Auto,
     /// Always: refuse to start if the kernel path cannot be set up.
     On,
@@ -31,6 +31,12 @@ pub enum FastPathMode {
 pub struct KernelPath {
     /// `None` once shut down: the programs are detached then.
     fast: Mutex<Option<FastPath>>,
+    /// Whether IPv4 channels go to the kernel: forwarding is on for IPv4
+    /// where the IPv4 addresses are (the kernel's route lookup answers
+    /// only there).
+    ipv4: bool,
+    /// The same for IPv6 (at least one of the two is on).
+    ipv6: bool,
     /// Routes installed now.
     routes: Mutex<HashSet<FastRoute>>,
     /// Counters of the routes already removed: (to peer, to client).
@@ -46,16 +52,44 @@ impl KernelPath {
             return Ok(None);
         }
         let interfaces = interfaces_of(ips);
-        let not_forwarding: Vec<&String> = interfaces
+        let v4: Vec<IpAddr> = ips.iter().copied().filter(IpAddr::is_ipv4).collect();
+        let v6: Vec<IpAddr> = ips.iter().copied().filter(IpAddr::is_ipv6).collect();
+        // The kernel's route lookup answers for a family only where its
+        // forwarding is on: each family needs it on its interfaces.
+        let v4_interfaces = interfaces_of(&v4);
+        let not_forwarding: Vec<String> = v4_interfaces
             .iter()
-            .filter(|name| !forwarding_on(name))
+            .filter(|name| !forwarding_on(4, name))
+            .cloned()
             .collect();
-        let attached = if interfaces.is_empty() {
+        let v6_interfaces = interfaces_of(&v6);
+        let v6_not_forwarding: Vec<String> = v6_interfaces
+            .iter()
+            .filter(|name| !forwarding_on(6, name))
+            .cloned()
+            .collect();
+        let ipv6 = !v6_interfaces.is_empty() && v6_not_forwarding.is_empty();
+        let ipv4 = !v4_interfaces.is_empty() && not_forwarding.is_empty();
+        // `auto` asks first what `on` leaves to the kernel to refuse (with
+        // its verifier log): a short reason, and no attempt bound to fail.
+        let lacking = match mode {
+            FastPathMode::Auto => missing_capabilities(),
+            _ => Vec::new(),
+        };
+        let attached = if !lacking.is_empty() {
+            Err(anyhow::anyhow!(
+                "the process lacks {} (run as root, or grant CAP_BPF CAP_NET_ADMIN CAP_PERFMON, as packaging/edgeice.service does)",
+                lacking.join(" ")
+            ))
+        } else if interfaces.is_empty() {
             Err(anyhow::anyhow!("no interface carries {ips:?}"))
-        } else if let Some(name) = not_forwarding.first() {
-            // The kernel's route lookup for XDP answers only there.
+        } else if let (false, false, Some(name)) = (ipv4, ipv6, not_forwarding.first()) {
             Err(anyhow::anyhow!(
                 "IPv4 forwarding is off on {name}: enable it (sysctl -w net.ipv4.conf.{name}.forwarding=1) for the kernel to route relayed packets"
+            ))
+        } else if let (false, false, Some(name)) = (ipv4, ipv6, v6_not_forwarding.first()) {
+            Err(anyhow::anyhow!(
+                "IPv6 forwarding is off on {name}: enable it (sysctl -w net.ipv6.conf.{name}.forwarding=1, and accept_ra=2 where the address comes from router advertisements) for the kernel to route relayed packets"
             ))
         } else {
             FastPath::attach(&interfaces).map_err(anyhow::Error::from)
@@ -70,32 +104,59 @@ impl KernelPath {
                     .iter()
                     .map(|(name, hook)| format!("{name} ({hook})"))
                     .collect();
+                // A family whose forwarding is off goes through the
+                // sockets: said on the same line.
+                let mut through_sockets = String::new();
+                if let (false, Some(name)) = (ipv4, not_forwarding.first()) {
+                    through_sockets.push_str(&format!(
+                        "; IPv4 through the sockets: forwarding is off on {name} (sysctl -w net.ipv4.conf.{name}.forwarding=1)"
+                    ));
+                }
+                if let (false, Some(name)) = (ipv6, v6_not_forwarding.first()) {
+                    through_sockets.push_str(&format!(
+                        "; IPv6 through the sockets: forwarding is off on {name} (sysctl -w net.ipv6.conf.{name}.forwarding=1, and accept_ra=2 where the address comes from router advertisements)"
+                    ));
+                }
                 tracing::info!(
-                    "kernel fast path on: bound channels are relayed in the kernel on {}",
+                    "kernel fast path on: bound channels are relayed in the kernel on {}{through_sockets}",
                     how.join(", ")
                 );
-                warn_forwarding(&interfaces);
+                if ipv4 {
+                    warn_forwarding(&v4_interfaces);
+                }
                 Ok(Some(KernelPath {
                     fast: Mutex::new(Some(fast)),
+                    ipv4,
+                    ipv6,
                     routes: Mutex::new(HashSet::new()),
                     removed: Mutex::new(Default::default()),
                 }))
             }
             (Err(e), FastPathMode::Auto) => {
-                tracing::info!("kernel fast path off, relaying through sockets: {e:#}");
+                // One line: the first of a verifier's log is its reason.
+                let why = format!("{e:#}");
+                let why = why.lines().next().unwrap_or_default();
+                tracing::info!("kernel fast path off, relaying through sockets: {why}");
                 Ok(None)
             }
             (Err(e), _) => bail!("--kernel-fast-path on: {e:#}"),
         }
     }
 
-    /// Relays `route` in the kernel from now on until `until` (IPv4 only;
-    /// the core offers nothing else), within what is lent to its allocation
-    /// if `capped`; for a route already there, moves its deadline.
+    /// Relays `route` in the kernel from now on until `until` (all four
+    /// addresses of one family, as the core offers; a family only where
+    /// its forwarding is on), within what is lent to its allocation if
+    /// `capped`; for a route already there, moves its deadline.
     pub fn install(&self, route: &FastRoute, until: Instant, capped: bool) {
-        let Some(channel_route) = channel_route(route) else {
-            return;
+        let channel_route = channel_route(route);
+        let family_on = if channel_route.client.is_ipv6() {
+            self.ipv6
+        } else {
+            self.ipv4
         };
+        if !family_on {
+            return;
+        }
         let mut fast = lock(&self.fast);
         let Some(fast) = fast.as_mut() else {
             return;
@@ -114,12 +175,9 @@ impl KernelPath {
     /// returns what was left of the last loan (all of `bytes` back if it
     /// has no route in the kernel).
     pub fn lend(&self, client: &FiveTuple, bytes: u64) -> u64 {
-        match (v4(client.client), v4(client.server)) {
-            (Some(from), Some(to)) => match lock(&self.fast).as_mut() {
-                Some(fast) => fast.lend(from, to, bytes),
-                None => bytes,
-            },
-            _ => bytes,
+        match lock(&self.fast).as_mut() {
+            Some(fast) => fast.lend(client.client, client.server, bytes),
+            None => bytes,
         }
     }
 
@@ -129,9 +187,7 @@ impl KernelPath {
     /// kernel relayed on it (to peer, to client), for the session record.
     pub fn remove(&self, route: &FastRoute) -> (u64, Counters, Counters) {
         let none = (0, Counters::default(), Counters::default());
-        let Some(channel_route) = channel_route(route) else {
-            return none;
-        };
+        let channel_route = channel_route(route);
         if !lock(&self.routes).remove(route) {
             return none;
         }
@@ -153,8 +209,8 @@ impl KernelPath {
         let (mut to_peer, mut to_client) = *lock(&self.removed);
         let fast = lock(&self.fast);
         for route in lock(&self.routes).iter() {
-            if let (Some(channel_route), Some(fast)) = (channel_route(route), fast.as_ref()) {
-                let (p, c) = fast.counters(&channel_route);
+            if let Some(fast) = fast.as_ref() {
+                let (p, c) = fast.counters(&channel_route(route));
                 add(&mut to_peer, p);
                 add(&mut to_client, c);
             }
@@ -195,28 +251,15 @@ fn add(sum: &mut Counters, more: Counters) {
     sum.bytes += more.bytes;
 }
 
-fn v4(addr: SocketAddr) -> Option<SocketAddrV4> {
-    match addr {
-        SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(_) => None,
-    }
-}
-
-/// The four IPv4 transport addresses of a route.
-fn channel_route(route: &FastRoute) -> Option<ChannelRoute> {
-    let (client, server, relay, peer): (SocketAddrV4, SocketAddrV4, SocketAddrV4, SocketAddrV4) = (
-        v4(route.client.client)?,
-        v4(route.client.server)?,
-        v4(route.relay)?,
-        v4(route.peer)?,
-    );
-    Some(ChannelRoute {
-        client,
-        server,
-        relay,
-        peer,
+/// The four transport addresses of a route.
+fn channel_route(route: &FastRoute) -> ChannelRoute {
+    ChannelRoute {
+        client: route.client.client,
+        server: route.client.server,
+        relay: route.relay,
+        peer: route.peer,
         channel: route.channel,
-    })
+    }
 }
 
 /// Says, once, that the IPv4 forwarding the fast path needs on
@@ -240,9 +283,43 @@ fn warn_forwarding(interfaces: &[String]) {
     );
 }
 
-/// Whether IPv4 forwarding is on for interface `name`.
-fn forwarding_on(name: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/forwarding"))
+/// The capabilities the fast path needs that this process lacks in its
+/// effective set: CAP_NET_ADMIN to attach, and CAP_BPF and CAP_PERFMON to
+/// load (or CAP_SYS_ADMIN for both, as root has; the only way before
+/// Linux 5.8).
+fn missing_capabilities() -> Vec<&'static str> {
+    const NET_ADMIN: u32 = 12;
+    const SYS_ADMIN: u32 = 21;
+    const PERFMON: u32 = 38;
+    const BPF: u32 = 39;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(effective) = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        // Unreadable: let the kernel say.
+        return Vec::new();
+    };
+    let has = |cap: u32| effective & (1 << cap) != 0;
+    let mut lacking = Vec::new();
+    if !has(NET_ADMIN) {
+        lacking.push("CAP_NET_ADMIN");
+    }
+    if !has(SYS_ADMIN) {
+        if !has(BPF) {
+            lacking.push("CAP_BPF");
+        }
+        if !has(PERFMON) {
+            lacking.push("CAP_PERFMON");
+        }
+    }
+    lacking
+}
+
+/// Whether forwarding of IP `version` (4 or 6) is on for interface `name`.
+fn forwarding_on(version: u8, name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv{version}/conf/{name}/forwarding"))
         .is_ok_and(|value| value.trim() == "1")
 }
 

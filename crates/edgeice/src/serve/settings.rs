@@ -165,11 +165,12 @@ pub struct Settings {
     #[arg(long)]
     pub(super) private_relay_ok: bool,
 
-    /// Relay bound channels in the kernel (XDP) on the interfaces of the
-    /// listening and relay addresses: `auto` when the kernel and privileges
-    /// allow, saying so once in the log; `on` refuses to start without it.
-    /// Needs a build with the `ebpf` feature.
-    #[arg(long, value_enum, default_value_t = super::kernel::FastPathMode::Off)]
+    /// Relay bound channels in the kernel (XDP, or TC) on the interfaces of
+    /// the listening and relay addresses: `auto` where the capabilities
+    /// (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, or root) and the interfaces
+    /// allow, else the sockets, saying why in one log line; `on` refuses to
+    /// start without it; `off` never tries.
+    #[arg(long, value_enum, default_value_t = super::kernel::FastPathMode::Auto)]
     pub(super) kernel_fast_path: super::kernel::FastPathMode,
 
     /// Most 401/438 answers per source IP: RATE per second on average,
