@@ -112,6 +112,8 @@ pub struct InputFile {
     pub file: String,
     /// What it was recognised as.
     pub format: &'static str,
+    /// What was read from it.
+    pub read: crate::stream::ReadCounts,
 }
 
 /// Everything found in the inputs, in memory: the calls and STUN packets
@@ -219,11 +221,11 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
     let mut analyzer = crate::stream::Analyzer::new(limits);
     let mut collect = crate::stream::Collect::default();
     for (file, format, items) in files {
-        analyzer.input(&file, format);
         for item in items {
             // Collecting in memory cannot fail.
             let _ = analyzer.push(item, &mut collect);
         }
+        analyzer.input(&file, format);
     }
     let summary = analyzer.finish(&mut collect);
     Analysis {

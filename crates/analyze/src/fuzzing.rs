@@ -19,11 +19,11 @@ pub fn analyze_input(data: &[u8]) {
         keep_ended: false,
         findings_per_code: 1,
     });
-    analyzer.input("fuzz", format);
     let mut json = JsonReport::new(Vec::new());
     for item in items.iter().cloned() {
         let _ = analyzer.push(item, &mut json);
     }
+    analyzer.input("fuzz", format);
     let summary = analyzer.finish(&mut json);
     if let Ok(bytes) = json.finish(&summary, None) {
         assert!(

@@ -31,6 +31,9 @@ use crate::sip::{SipMessage, is_start_line};
 pub enum Item {
     /// A STUN or TURN message seen in a capture.
     Stun(crate::capture::StunPacket),
+    /// The end of a capture (the file's name): what was read from it, and
+    /// where it stopped if it was damaged.
+    CaptureRead(String, crate::capture::CaptureRead),
     /// One peer connection of a webrtc-internals dump, as a call.
     PeerConnection(crate::webrtc_internals::PeerConnection),
     /// A SIP message.

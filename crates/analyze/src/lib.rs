@@ -12,6 +12,9 @@
 //!
 //! - [`input`] recognises a file's format and yields SIP messages, SDP
 //!   bodies, STUN packets, peer connections or traces, one at a time;
+//! - [`capture`] reads pcap and pcapng files: link layers, IPv4/IPv6 with
+//!   extension headers, fragments reassembled, TCP streams followed, STUN
+//!   in every framing (classic RFC 3489 too);
 //! - [`sip`] parses a SIP message and splits `multipart` bodies, setting the
 //!   OCS 2007 fallback part aside;
 //! - [`sdp`] cuts an SDP body into media sections with their candidates;
@@ -31,11 +34,15 @@
 
 pub mod call;
 pub mod capture;
+mod classic_stun;
 pub mod decoded;
 pub mod diagnose;
 pub mod dialect;
+mod fragments;
 pub mod html;
 pub mod input;
+mod link;
+mod network;
 mod reassembly;
 pub mod report;
 pub mod sdp;
