@@ -80,10 +80,18 @@ impl HtmlReport {
                     esc(&top.fix)
                 );
             }
+            None if summary.read.is_empty() => head.push_str(
+                "<div class=\"verdict\" id=\"verdict\">Nothing to analyze: no SIP message, SDP description, STUN packet, peer connection, trace or serve record in what was read.</div>",
+            ),
             None => {
                 head.push_str("<div class=\"verdict\" id=\"verdict\">Nothing wrong found.</div>")
             }
         }
+        let _ = write!(
+            head,
+            "<pre id=\"read\">{}</pre>",
+            esc(&crate::report::what_was_read(summary))
+        );
         out.write_all(head.as_bytes())?;
         self.calls.copy_into(out)?;
         let mut tail = String::new();
