@@ -264,3 +264,15 @@ fn a_damaged_record_length_stops_the_reading_there() {
     // What came before is still analyzed.
     assert!(analysis.read.sip_messages > 50, "{:?}", analysis.read);
 }
+
+#[test]
+fn the_capture_fuzz_corpus_replays_without_a_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/analyze_capture");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        edgeice_analyze::fuzzing::analyze_capture(&data);
+        replayed += 1;
+    }
+    assert!(replayed >= 8, "{replayed} seeds");
+}
