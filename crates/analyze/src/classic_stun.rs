@@ -48,7 +48,7 @@ pub(crate) fn parse(payload: &[u8]) -> Option<ClassicStun> {
     let length = usize::from(u16::from_be_bytes([header[2], header[3]]));
     // RFC 5389 messages are not classic; the length is the whole rest.
     if header[4..8] == edgeice_stun::MAGIC_COOKIE.to_be_bytes()
-        || length % 4 != 0
+        || !length.is_multiple_of(4)
         || payload.len() != 20 + length
     {
         return None;

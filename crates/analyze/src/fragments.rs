@@ -146,7 +146,9 @@ impl Fragments {
         let end = fragment.offset.saturating_add(data.len());
         // A fragment other than the last carries a multiple of 8 bytes; a
         // datagram fits in 64 KiB. Anything else discards the datagram.
-        if end > MAX_DATAGRAM || (fragment.more && (data.is_empty() || data.len() % 8 != 0)) {
+        if end > MAX_DATAGRAM
+            || (fragment.more && (data.is_empty() || !data.len().is_multiple_of(8)))
+        {
             self.discard(&key);
             self.counts.discarded_overlap += 1;
             return None;

@@ -26,6 +26,9 @@
 //! - [`stream`] is the [`Analyzer`]: it finishes calls as they end and hands
 //!   them to a [`Sink`], keeping a bounded [`Summary`];
 //! - [`diagnose`] produces the findings;
+//! - [`pairs`] forms each media line's candidate pairs and says which can
+//!   cross, from the diagnosis' address classes, findings and the checks
+//!   the input shows (the HTML diagram draws them);
 //! - [`report`] writes them as text or JSON, [`decoded`] each candidate's
 //!   fields for JSON, [`html`] the HTML report.
 
@@ -43,6 +46,7 @@ pub mod html;
 pub mod input;
 mod link;
 mod network;
+pub mod pairs;
 mod reassembly;
 pub mod report;
 pub mod sdp;
