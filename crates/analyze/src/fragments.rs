@@ -265,6 +265,12 @@ impl Fragments {
         self.total
     }
 
+    /// Incomplete datagrams held now.
+    #[cfg(test)]
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     fn expire(&mut self, now_us: u64) {
         while let Some(&(deadline, key, generation)) = self.expiry.front() {
             if deadline > now_us {
@@ -465,6 +471,21 @@ mod tests {
         // Time frees it all.
         f.push(flow(), 17, frag(9, 0, true), &chunk[..8], 60_000_001, t);
         assert_eq!(f.held(), 8 + PIECE_OVERHEAD);
+    }
+
+    #[test]
+    fn the_count_of_incomplete_datagrams_is_capped() {
+        // Tiny first fragments from many sources: under the byte caps, so
+        // the count cap is the one that holds.
+        let d = data(8);
+        let mut f = Fragments::default();
+        let t = (1, "t");
+        for host in 0..(MAX_DATAGRAMS as u32 + 500) {
+            let src = IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000 + host));
+            f.push((src, B.parse().unwrap()), 17, frag(1, 0, true), &d, 0, t);
+        }
+        assert_eq!(f.pending(), MAX_DATAGRAMS);
+        assert_eq!(f.counts.refused_over_limit, 500);
     }
 
     #[test]

@@ -276,3 +276,24 @@ fn the_capture_fuzz_corpus_replays_without_a_panic() {
     }
     assert!(replayed >= 8, "{replayed} seeds");
 }
+
+#[test]
+fn a_refusal_says_what_the_file_begins_with() {
+    for (bytes, says) in [
+        (
+            &b"[package]\nname = \"x\"\n"[..],
+            "it begins with the line `[package]`",
+        ),
+        (
+            &[0x60, 0xff, 0x00, 0x21, 0x9c][..],
+            "it begins with binary data",
+        ),
+    ] {
+        let error = input::read("x", std::io::Cursor::new(bytes)).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains(says) && text.contains("pcap/pcapng"),
+            "{text}"
+        );
+    }
+}
