@@ -132,6 +132,13 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
                 .map(ToString::to_string)
                 .into_iter()
                 .chain(unreadable.iter().cloned())
+                .chain(summary.inputs.iter().filter_map(|input| {
+                    let stopped = input.read.capture.as_ref()?.stopped.as_ref()?;
+                    Some(format!(
+                        "{}: could not be read past byte {} (after packet {}): {}",
+                        input.file, stopped.byte_offset, stopped.after_packet, stopped.reason
+                    ))
+                }))
                 .collect::<Vec<_>>();
             let error = (!error.is_empty()).then(|| error.join("; "));
             let written = finished

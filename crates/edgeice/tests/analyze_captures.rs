@@ -227,3 +227,48 @@ fn ice_tcp_checks_in_rfc4571_framing_are_read_as_tshark_reads_them() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_truncated_capture_is_reported_up_to_its_damage_and_exits_2() {
+    let public = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../analyze/tests/corpus/public/capture-ndpi-sip.pcap"
+    );
+    let whole = std::fs::read(public).unwrap();
+    let dir = workdir("truncated");
+    let file = dir.join("cut.pcap");
+    std::fs::write(&file, &whole[..whole.len() - 100]).unwrap();
+    for format in ["text", "json", "html"] {
+        let out = Command::new(EDGEICE)
+            .args(["analyze", "--format", format])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.to_lowercase().contains("nothing wrong found"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("capture-damaged"), "{format}: {stdout}");
+        if format == "json" {
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(
+                report["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("could not be read past byte"),
+                "{report}"
+            );
+            assert_eq!(report["read"]["files_stopped_early"], 1);
+            assert!(
+                report["read"]["sip_messages"].as_u64() > Some(70),
+                "{}",
+                report["read"]
+            );
+        } else {
+            assert!(stdout.contains("Read: 1 file"), "{format}: {stdout}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
