@@ -155,8 +155,23 @@ fn assert_pairs_follow_the_verdict(drawn: &serde_json::Value, input: &str) {
             assert_eq!(co["component"], ca["component"], "{pair}");
             let tcp = |c: &serde_json::Value| c["transport"].as_str().unwrap().starts_with("TCP");
             assert_eq!(tcp(co), tcp(ca), "{pair}");
-            let passive =
-                |c: &serde_json::Value| c["transport"] == "TCP-PASS" || c["tcp_type"] == "passive";
+            // decoded.tcp_role: from tcptype, or MS-ICE2's TCP-ACT/TCP-PASS.
+            let role = |c: &serde_json::Value| c["tcp_role"].as_str().map(str::to_owned);
+            if tcp(co) {
+                let roles = (role(co), role(ca));
+                assert!(
+                    matches!(
+                        (roles.0.as_deref(), roles.1.as_deref()),
+                        (Some("active"), Some("passive"))
+                            | (Some("passive"), Some("active"))
+                            | (Some("so"), Some("so"))
+                            | (None, _)
+                            | (_, None)
+                    ),
+                    "TCP roles that never pair: {pair} {roles:?}"
+                );
+            }
+            let passive = |c: &serde_json::Value| c["tcp_role"] == "passive";
             assert!(
                 !(passive(co) && passive(ca)),
                 "passive with passive: {pair}"
