@@ -18,6 +18,8 @@
 #                    systemd (systemd-analyze verifies packaging/edgeice.service)
 #                    man-db and lintian (packaging/test-deb.sh looks the pages
 #                    up and checks the .deb)
+#                    tcpdump, tshark and python3-scapy (edgeice analyze's capture
+#                    tests: real traffic captured in namespaces, read by tshark too)
 #   cargo:           cargo-deb (packaging/build-deb.sh), into ~/.cargo/bin
 #   Python:          a virtual environment in .venv from requirements-test.txt
 #                    (third-party peers such as aioice, as tests come to need them)
@@ -27,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev
-  ethtool python3-venv curl bsdutils systemd man-db lintian)
+  ethtool python3-venv curl bsdutils systemd man-db lintian tcpdump tshark python3-scapy)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -61,7 +63,7 @@ fi
 # ethtool once, and the lab failed half way through the run).
 for tool in ethtool tc ip nft openssl turnutils_uclient turnutils_peer turnutils_stunclient \
   chromium clang python3 timeout unshare pgrep sysctl curl script systemd-analyze man lintian dpkg-deb setpriv \
-  gzip; do
+  gzip tcpdump tshark; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing after the installs" >&2; exit 1; }
 done
 

@@ -95,6 +95,11 @@ pub struct Call {
     pub end: &'static str,
     /// The findings about this call.
     pub findings: Vec<Finding>,
+    /// Connectivity checks the agents' own logs show, with their outcome
+    /// (traces' checks, a browser's selected pair), at most
+    /// [`crate::pairs::MAX_CHECKS`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::pairs::PairCheck>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -112,6 +117,8 @@ pub struct InputFile {
     pub file: String,
     /// What it was recognised as.
     pub format: &'static str,
+    /// What was read from it.
+    pub read: crate::stream::ReadCounts,
 }
 
 /// Everything found in the inputs, in memory: the calls and STUN packets
@@ -219,11 +226,11 @@ pub fn analyze(files: Vec<(String, Format, Vec<Item>)>) -> Analysis {
     let mut analyzer = crate::stream::Analyzer::new(limits);
     let mut collect = crate::stream::Collect::default();
     for (file, format, items) in files {
-        analyzer.input(&file, format);
         for item in items {
             // Collecting in memory cannot fail.
             let _ = analyzer.push(item, &mut collect);
         }
+        analyzer.input(&file, format);
     }
     let summary = analyzer.finish(&mut collect);
     Analysis {
@@ -387,6 +394,7 @@ impl CallBuilder {
             browser: None,
             end: self.ended.unwrap_or(end),
             findings: Vec::new(),
+            checks: Vec::new(),
         }
     }
 }
@@ -561,6 +569,7 @@ pub(crate) fn calls_of_peer_connection(pc: crate::webrtc_internals::PeerConnecti
             })
             .collect();
         let mut connected = states.iter().any(|s| s == "connected" || s == "completed");
+        let mut checks = Vec::new();
         let mut ice_failed = states.iter().any(|s| s == "failed")
             && !matches!(
                 states.last().map(String::as_str),
@@ -582,6 +591,21 @@ pub(crate) fn calls_of_peer_connection(pc: crate::webrtc_internals::PeerConnecti
             // Observed results beat guesses: a pair whose checks succeeded
             // is a connection, whatever the candidates suggest.
             if let Some((_, local, remote)) = pc.observed.selected_pair() {
+                if let (Some(l), Some(r)) = (local, remote) {
+                    let end = |c: &crate::webrtc_internals::ObservedCandidate| {
+                        let address = if c.address.contains(':') {
+                            format!("[{}]", c.address)
+                        } else {
+                            c.address.clone()
+                        };
+                        format!("{} {address}:{}", c.protocol.to_ascii_lowercase(), c.port)
+                    };
+                    checks.push(crate::pairs::PairCheck {
+                        local: end(l),
+                        remote: end(r),
+                        succeeded: true,
+                    });
+                }
                 connected = true;
                 ice_failed = false;
                 let describe = |c: Option<&crate::webrtc_internals::ObservedCandidate>| {
@@ -630,6 +654,7 @@ pub(crate) fn calls_of_peer_connection(pc: crate::webrtc_internals::PeerConnecti
             browser: Some(Box::new(browser)),
             end: "complete",
             findings: Vec::new(),
+            checks,
         });
     }
     calls

@@ -3,17 +3,28 @@
 //! cookie — so that connectivity checks, their answers and TURN errors are
 //! part of the story.
 //!
-//! UDP datagrams are read one by one; TCP segments go through
-//! the `reassembly` module, which puts SIP messages split over several
-//! segments back together.
+//! Frames go through the `link` module (Ethernet with VLAN tags, Linux
+//! cooked SLL/SLL2, raw IP, loopback/null) and the `network` module (IPv4,
+//! IPv6 and its extension headers); IP fragments are put back together by
+//! the `fragments` module (bounded, as Linux does it). UDP datagrams are
+//! then read one by one; TCP segments go through the `reassembly` module,
+//! which puts SIP messages split over several segments back together and
+//! cuts STUN out of TURN-TCP (RFC 6062) and ICE-TCP (RFC 4571) framing.
+//! STUN is recognised by the magic cookie, and RFC 3489's classic STUN,
+//! which has none, by its exact shape (`classic_stun`).
+//!
+//! A damaged or truncated file is read up to the damage; what was read,
+//! and where and why it stopped, is handed on ([`CaptureRead`]).
 
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use edgeice_stun::{Attribute, AttributeType, Class, Message};
-use pcap_parser::{Linktype, PcapBlockOwned, PcapError, data::PacketData, pcapng::Block};
+use pcap_parser::{Linktype, PcapBlockOwned, PcapError, pcapng::Block};
 use serde::Serialize;
 
+pub use crate::fragments::FragmentCounts;
+use crate::fragments::Fragments;
 use crate::input::{Emit, InputError, Item};
 use crate::reassembly::Streams;
 use crate::sip::{SipMessage, is_start_line};
@@ -44,8 +55,17 @@ pub struct StunPacket {
     /// `standard` (RFC STUN/TURN/ICE), `ms-turn` (Lync and Skype for
     /// Business relays: MAGIC-COOKIE attribute) or `ms-ice2` (their
     /// connectivity checks: IMPLEMENTATION-VERSION, CANDIDATE-IDENTIFIER or
-    /// unpadded attributes).
+    /// unpadded attributes), `rfc3489` (classic STUN, without the magic
+    /// cookie).
     pub dialect: &'static str,
+    /// The address a Binding response reports (XOR-MAPPED-ADDRESS, or
+    /// classic STUN's MAPPED-ADDRESS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_address: Option<SocketAddr>,
+    /// A classic STUN CHANGE-REQUEST asking for another address or port
+    /// (a NAT-type test).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub change_request: bool,
 }
 
 /// Whether `head` starts a pcap or pcapng file.
@@ -120,26 +140,117 @@ impl Clock {
         }
     }
 
-    /// Seconds since the epoch and milliseconds, from a count of units.
+    /// Seconds since the epoch and microseconds, from a count of units.
     /// Wrapping, not panicking: the numbers come from the file.
     fn split(self, units: u64) -> (u64, u32) {
         let per_second = self.units_per_second.max(1);
         let secs = (units / per_second).wrapping_add_signed(self.offset_seconds);
-        let millis = u128::from(units % per_second) * 1000 / u128::from(per_second);
-        (secs, millis as u32)
+        let micros = u128::from(units % per_second) * 1_000_000 / u128::from(per_second);
+        (secs, micros as u32)
     }
 }
 
+/// What was read from a capture, and where it stopped if it could not be
+/// read to its end.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CaptureRead {
+    /// Packets (frames) read.
+    pub packets: usize,
+    /// Bytes of the file read (up to where it stopped, if it did).
+    pub bytes: u64,
+    /// Packets whose link layer or network layer is not read (not IP, or
+    /// a link type not decoded; ESP; cut short by the snapshot length
+    /// before their transport header).
+    pub packets_not_ip: usize,
+    /// The link types seen, by their tcpdump names.
+    pub link_types: Vec<&'static str>,
+    /// IP fragment reassembly.
+    #[serde(skip_serializing_if = "FragmentCounts::is_empty")]
+    pub fragments: FragmentCounts,
+    /// Set when the file could not be read to its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+}
+
+/// Where and why a damaged or truncated capture stopped being read.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stopped {
+    /// The byte offset in the file where the unreadable block starts.
+    pub byte_offset: u64,
+    /// The last packet read whole (0: none).
+    pub after_packet: usize,
+    /// What was wrong there.
+    pub reason: String,
+}
+
+impl FragmentCounts {
+    fn is_empty(&self) -> bool {
+        self.fragments == 0
+    }
+}
+
+/// The finding about a capture that could not be read to its end: where
+/// it stopped, why, and what was read before (a warning: what was read is
+/// analyzed, but the report cannot say the rest was fine).
+pub(crate) fn damaged(
+    file: &str,
+    capture: &CaptureRead,
+    stopped: &Stopped,
+    read: &crate::stream::ReadCounts,
+) -> crate::diagnose::Finding {
+    crate::diagnose::Finding {
+        code: "capture-damaged",
+        severity: crate::diagnose::Severity::Warning,
+        message: format!(
+            "{file} could not be read past byte {} (after packet {}): {}; the {} packets before it were read ({} SIP messages, {} STUN packets), what follows was not",
+            stopped.byte_offset,
+            stopped.after_packet,
+            stopped.reason,
+            capture.packets,
+            read.sip_messages,
+            read.stun_packets
+        ),
+        fix: "Copy the capture again from the machine that took it (stop tcpdump with Ctrl-C or SIGTERM so that it writes its last block), or cut the damage off with `editcap -r` and read the rest; the verdict covers only the packets read.".into(),
+        call_id: None,
+        evidence: vec![crate::sip::Evidence {
+            file: file.to_owned(),
+            line: stopped.after_packet,
+            text: format!("byte {}: {}", stopped.byte_offset, stopped.reason),
+        }],
+    }
+}
+
+/// The tcpdump name of a link type read, or `None` for one not decoded.
+fn link_type_name(linktype: i32) -> Option<&'static str> {
+    Some(match linktype {
+        0 => "NULL",
+        1 => "ETHERNET",
+        12 | 14 | 101 => "RAW",
+        108 => "LOOP",
+        113 => "LINUX_SLL",
+        228 => "IPV4",
+        229 => "IPV6",
+        276 => "LINUX_SLL2",
+        _ => return None,
+    })
+}
+
+/// The largest block read: pcapng blocks and pcap records bigger than this
+/// are damage (a real frame is at most 256 KiB, tcpdump's snapshot
+/// length).
+const MAX_BLOCK: usize = 1 << 20;
+
 /// Reads the SIP messages and STUN packets of a capture, handing each to
-/// `emit` as soon as it is whole.
+/// `emit` as soon as it is whole, then an [`Item::CaptureRead`] saying what
+/// was read and, for a damaged or truncated file, where it stopped.
 pub fn read(file: &str, reader: impl Read + Send, emit: &mut Emit<'_>) -> Result<(), InputError> {
-    let mut capture = pcap_parser::create_reader(1 << 20, reader)
+    let mut capture = pcap_parser::create_reader(MAX_BLOCK, reader)
         .map_err(|_| InputError::Unrecognised(file.to_owned()))?;
     // Per pcapng interface: its link type and timestamp clock.
     let mut interfaces: Vec<(Linktype, Clock)> = Vec::new();
     let mut legacy = (Linktype::ETHERNET, Clock::MICROSECONDS);
-    let mut streams = Streams::default();
-    let mut packet = 0;
+    let mut state = State::default();
+    let mut read = CaptureRead::default();
     loop {
         match capture.next() {
             Ok((offset, block)) => {
@@ -154,10 +265,10 @@ pub fn read(file: &str, reader: impl Read + Send, emit: &mut Emit<'_>) -> Result
                         None
                     }
                     PcapBlockOwned::Legacy(b) => {
-                        let (secs, millis) = legacy.1.split(
+                        let time = legacy.1.split(
                             u64::from(b.ts_sec) * legacy.1.units_per_second + u64::from(b.ts_usec),
                         );
-                        Some((legacy.0, b.data, b.caplen, secs, millis))
+                        Some((legacy.0, b.data, b.caplen, time))
                     }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         let clock = Clock {
@@ -175,101 +286,188 @@ pub fn read(file: &str, reader: impl Read + Send, emit: &mut Emit<'_>) -> Result
                             .copied()
                             .unwrap_or((Linktype::ETHERNET, Clock::MICROSECONDS));
                         let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                        let (secs, millis) = clock.split(units);
-                        Some((linktype, epb.data, epb.caplen, secs, millis))
+                        Some((linktype, epb.data, epb.caplen, clock.split(units)))
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         let linktype = interfaces.first().map_or(Linktype::ETHERNET, |i| i.0);
-                        Some((linktype, spb.data, spb.data.len() as u32, 0, 0))
+                        Some((linktype, spb.data, spb.data.len() as u32, (0, 0)))
                     }
                     PcapBlockOwned::NG(_) => None,
                 };
-                if let Some((linktype, data, caplen, secs, millis)) = data {
-                    packet += 1;
+                if let Some((linktype, data, caplen, (secs, micros))) = data {
+                    read.packets += 1;
                     let caplen = (caplen as usize).min(data.len());
-                    if let Some(l3) = pcap_parser::data::get_packetdata(data, linktype, caplen) {
-                        let at = (packet, stamp(secs, millis));
-                        read_packet(file, at, l3, &mut streams, emit)?;
+                    let name = link_type_name(linktype.0);
+                    if let Some(name) = name
+                        && !read.link_types.contains(&name)
+                    {
+                        read.link_types.push(name);
+                    }
+                    let frame = &data[..caplen];
+                    let at = At {
+                        packet: read.packets,
+                        stamp: stamp(secs, micros / 1000),
+                        micros: secs.wrapping_mul(1_000_000).wrapping_add(u64::from(micros)),
+                    };
+                    match crate::link::network_packet(linktype.0, frame) {
+                        Some((ethertype, l3)) => {
+                            if !read_packet(file, &at, ethertype, l3, &mut state, emit)? {
+                                read.packets_not_ip += 1;
+                            }
+                        }
+                        None => read.packets_not_ip += 1,
                     }
                 }
+                read.bytes += offset as u64;
                 capture.consume(offset);
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
                 if capture.refill().is_err() {
+                    read.stopped = Some(Stopped {
+                        byte_offset: read.bytes,
+                        after_packet: read.packets,
+                        reason: "the file could not be read further".into(),
+                    });
                     break;
                 }
             }
-            // A damaged capture: keep what was read.
-            Err(_) => break,
+            // A damaged capture: keep what was read, and say where.
+            Err(e) => {
+                let reason = match e {
+                    PcapError::UnexpectedEof => {
+                        "the file ends in the middle of a block (cut short: a copy \
+                         stopped early, or tcpdump was killed)"
+                            .to_owned()
+                    }
+                    PcapError::BufferTooSmall => format!(
+                        "a block claims to be larger than {} KiB (the length field is \
+                         damaged)",
+                        MAX_BLOCK / 1024
+                    ),
+                    PcapError::ReadError => "reading the file failed".to_owned(),
+                    _ => "a block whose header is not pcap or pcapng (the file is damaged \
+                          here)"
+                        .to_owned(),
+                };
+                read.stopped = Some(Stopped {
+                    byte_offset: read.bytes,
+                    after_packet: read.packets,
+                    reason,
+                });
+                break;
+            }
         }
     }
-    Ok(())
+    read.fragments = state.fragments.finish();
+    emit(Item::CaptureRead(file.to_owned(), read))
 }
 
-/// Network layer → transport payload.
+/// Where a packet is in the capture.
+struct At {
+    /// Its number (1-based).
+    packet: usize,
+    /// Its time, `MM/DD/YYYY|HH:MM:SS.mmm`.
+    stamp: String,
+    /// Its time in microseconds since the epoch (for reassembly timeouts).
+    micros: u64,
+}
+
+/// What a capture's reading keeps between packets: TCP streams and IP
+/// fragments being put back together.
+#[derive(Default)]
+struct State {
+    streams: Streams,
+    fragments: Fragments,
+}
+
+/// Network layer → transport payload. `false` when the packet is not read
+/// (not IP, or damaged below the transport).
 fn read_packet(
     file: &str,
-    (packet, stamp): (usize, String),
-    data: PacketData<'_>,
-    streams: &mut Streams,
+    at: &At,
+    ethertype: u16,
+    l3: &[u8],
+    state: &mut State,
+    emit: &mut Emit<'_>,
+) -> Result<bool, InputError> {
+    let Ok(ip) = crate::network::parse(ethertype, l3) else {
+        return Ok(false);
+    };
+    let Some(fragment) = ip.fragment else {
+        return read_transport(
+            file,
+            (at.packet, &at.stamp),
+            (ip.src, ip.dst),
+            ip.protocol,
+            ip.payload,
+            state,
+            emit,
+        )
+        .map(|()| true);
+    };
+    let Some(whole) = state.fragments.push(
+        (ip.src, ip.dst),
+        ip.protocol,
+        fragment,
+        ip.payload,
+        at.micros,
+        (at.packet, &at.stamp),
+    ) else {
+        return Ok(true);
+    };
+    // IPv6: the fragmentable part may begin with more extension headers.
+    let (protocol, payload) = if ip.src.is_ipv6() {
+        match crate::network::extension_headers(whole.protocol, &whole.bytes) {
+            Ok((protocol, payload, None)) => (protocol, payload),
+            _ => return Ok(true),
+        }
+    } else {
+        (whole.protocol, whole.bytes.as_slice())
+    };
+    read_transport(
+        file,
+        (whole.packet, &whole.stamp),
+        (ip.src, ip.dst),
+        protocol,
+        payload,
+        state,
+        emit,
+    )
+    .map(|()| true)
+}
+
+/// Transport → messages: UDP datagrams one by one, TCP through the
+/// stream reassembly.
+fn read_transport(
+    file: &str,
+    (packet, stamp): (usize, &str),
+    (src, dst): (IpAddr, IpAddr),
+    protocol: u8,
+    l4: &[u8],
+    state: &mut State,
     emit: &mut Emit<'_>,
 ) -> Result<(), InputError> {
-    let (ethertype, l3) = match data {
-        PacketData::L2(frame) => {
-            let Some(&[t0, t1]) = frame.get(12..14) else {
-                return Ok(());
-            };
-            let mut ethertype = u16::from_be_bytes([t0, t1]);
-            let mut at = 14;
-            if ethertype == 0x8100 {
-                let Some(&[t0, t1]) = frame.get(16..18) else {
-                    return Ok(());
-                };
-                ethertype = u16::from_be_bytes([t0, t1]);
-                at = 18;
-            }
-            (ethertype, frame.get(at..).unwrap_or(&[]))
-        }
-        PacketData::L3(ethertype, l3) => (ethertype, l3),
-        _ => return Ok(()),
-    };
-    let (src, dst, protocol, l4) = match ethertype {
-        0x0800 => {
-            let Some(&first) = l3.first() else {
-                return Ok(());
-            };
-            let header = usize::from(first & 0x0f) * 4;
-            let (Some(s), Some(d), Some(&proto)) = (l3.get(12..16), l3.get(16..20), l3.get(9))
-            else {
-                return Ok(());
-            };
-            let src = IpAddr::V4(Ipv4Addr::new(s[0], s[1], s[2], s[3]));
-            let dst = IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3]));
-            (src, dst, proto, l3.get(header..).unwrap_or(&[]))
-        }
-        0x86dd => {
-            let (Some(s), Some(d), Some(&proto)) = (l3.get(8..24), l3.get(24..40), l3.get(6))
-            else {
-                return Ok(());
-            };
-            let mut src = [0u8; 16];
-            src.copy_from_slice(s);
-            let mut dst = [0u8; 16];
-            dst.copy_from_slice(d);
-            (
-                IpAddr::V6(Ipv6Addr::from(src)),
-                IpAddr::V6(Ipv6Addr::from(dst)),
-                proto,
-                l3.get(40..).unwrap_or(&[]),
-            )
-        }
-        _ => return Ok(()),
-    };
     let (Some(ports), Some(header_len)) = (l4.get(0..4), l4_header_len(protocol, l4)) else {
         return Ok(());
     };
-    let Some(payload) = l4.get(header_len..) else {
+    let payload = match protocol {
+        // The UDP length, so that padding is not read as payload (0 is a
+        // jumbogram or offload: take what is there).
+        17 => {
+            let length = l4
+                .get(4..6)
+                .map_or(0, |l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+            let end = if length >= 8 {
+                length.min(l4.len())
+            } else {
+                l4.len()
+            };
+            l4.get(header_len..end)
+        }
+        _ => l4.get(header_len..),
+    };
+    let Some(payload) = payload else {
         return Ok(());
     };
     let from = SocketAddr::new(src, u16::from_be_bytes([ports[0], ports[1]]));
@@ -277,12 +475,15 @@ fn read_packet(
     if payload.is_empty() {
         return Ok(());
     }
-    if protocol == 6 && streams.can_follow(from, to) {
+    if protocol == 6 && state.streams.can_follow(from, to) {
         let Some(&[s0, s1, s2, s3]) = l4.get(4..8) else {
             return Ok(());
         };
         let seq = u32::from_be_bytes([s0, s1, s2, s3]);
-        for message in streams.push((from, to), seq, payload, (packet, &stamp)) {
+        for message in state
+            .streams
+            .push((from, to), seq, payload, (packet, stamp))
+        {
             read_message(
                 file,
                 (message.packet, &message.stamp),
@@ -293,7 +494,7 @@ fn read_packet(
         }
         Ok(())
     } else {
-        read_message(file, (packet, &stamp), (from, to), payload, emit)
+        read_message(file, (packet, stamp), (from, to), payload, emit)
     }
 }
 
@@ -321,6 +522,23 @@ fn read_message(
             packet.what = ms_turn_what(&message);
         }
         return emit(Item::Stun(packet));
+    }
+    if let Some(classic) = crate::classic_stun::parse(payload) {
+        return emit(Item::Stun(StunPacket {
+            file: file.to_owned(),
+            packet,
+            timestamp: stamp.to_owned(),
+            from,
+            to,
+            what: classic.what.to_owned(),
+            transaction: classic.transaction,
+            error: classic.error,
+            authenticated: classic.authenticated,
+            username: classic.username,
+            dialect: "rfc3489",
+            mapped_address: classic.mapped,
+            change_request: classic.change_request,
+        }));
     }
     let text = String::from_utf8_lossy(payload);
     let lines: Vec<&str> = text.split('\n').collect();
@@ -423,6 +641,11 @@ fn stun_packet(
         authenticated: message.has_integrity() || message.has_integrity_sha256(),
         username,
         dialect: "standard",
+        mapped_address: match message.get(AttributeType::XOR_MAPPED_ADDRESS) {
+            Some(Ok(Attribute::XorMappedAddress(a))) => Some(a),
+            _ => None,
+        },
+        change_request: false,
     }
 }
 

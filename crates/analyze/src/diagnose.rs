@@ -51,6 +51,13 @@ fn unreachable(address: &CandidateAddress<'_>) -> Option<AddressClass> {
     .then_some(class)
 }
 
+/// Whether checks can reach `address` from another network: not private
+/// (by [`unreachable`]'s classes) and not unusable (`0.0.0.0`...). The HTML
+/// diagram's pairs are drawn by this, through [`crate::pairs`].
+pub(crate) fn reachable_from_elsewhere(address: &CandidateAddress<'_>) -> bool {
+    unreachable(address).is_none() && address.class() != AddressClass::Unusable
+}
+
 fn class_name(class: AddressClass) -> &'static str {
     match class {
         AddressClass::Private => "a private (RFC 1918) address",

@@ -31,6 +31,9 @@ use crate::sip::{SipMessage, is_start_line};
 pub enum Item {
     /// A STUN or TURN message seen in a capture.
     Stun(crate::capture::StunPacket),
+    /// The end of a capture (the file's name): what was read from it, and
+    /// where it stopped if it was damaged.
+    CaptureRead(String, crate::capture::CaptureRead),
     /// One peer connection of a webrtc-internals dump, as a call.
     PeerConnection(crate::webrtc_internals::PeerConnection),
     /// A SIP message.
@@ -98,6 +101,17 @@ pub enum InputError {
         "{0}: not a format edgeice analyze reads — bare SDP (starts with v=0), SIP messages, a Lync/Skype for Business client log (MM/DD/YYYY|HH:MM:SS.mmm lines) or server log ($$begin_record), a Chrome webrtc-internals dump (JSON with PeerConnections), a pcap/pcapng capture, an edgeice call --trace file or edgeice serve's log; nothing in it reads as any of them"
     )]
     Unrecognised(String),
+    /// Nothing in it reads as any format; it begins with `start`, which
+    /// says why (a text line that starts no SIP message, or binary data).
+    #[error(
+        "{file}: not a format edgeice analyze reads — bare SDP (starts with v=0), SIP messages, a Lync/Skype for Business client log (MM/DD/YYYY|HH:MM:SS.mmm lines) or server log ($$begin_record), a Chrome webrtc-internals dump (JSON with PeerConnections), a pcap/pcapng capture, an edgeice call --trace file or edgeice serve's log; it begins with {start}, which is none of them, and no SIP start line follows"
+    )]
+    UnrecognisedStart {
+        /// The file.
+        file: String,
+        /// Its beginning, described.
+        start: String,
+    },
     /// A line of a structured file (an `edgeice call --trace` file) is not
     /// what its format says.
     #[error("{file}:{line}: {reason}")]
@@ -318,6 +332,7 @@ fn read_sip_trace<R: BufRead>(
     let mut current: Vec<String> = Vec::new();
     let mut current_line = 0;
     let mut messages = 0;
+    let start = describe_start(&first.1);
     let mut next = Some(first);
     while let Some((number, line)) = next {
         if is_start_line(&line) {
@@ -336,9 +351,25 @@ fn read_sip_trace<R: BufRead>(
         messages += 1;
     }
     if messages == 0 {
-        return Err(InputError::Unrecognised(file.to_owned()));
+        return Err(InputError::UnrecognisedStart {
+            file: file.to_owned(),
+            start,
+        });
     }
     Ok(())
+}
+
+/// A file's first line, for a refusal: quoted (cut at 60 characters) when
+/// it is text, else said to be binary.
+fn describe_start(line: &str) -> String {
+    let binary = line
+        .chars()
+        .any(|c| c == '\u{FFFD}' || (c.is_control() && c != '\t'));
+    if binary {
+        return "binary data, not text".to_owned();
+    }
+    let text: String = line.trim().chars().take(60).collect();
+    format!("the line `{text}`")
 }
 
 fn read_uccapilog<R: BufRead>(

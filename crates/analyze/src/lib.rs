@@ -12,6 +12,9 @@
 //!
 //! - [`input`] recognises a file's format and yields SIP messages, SDP
 //!   bodies, STUN packets, peer connections or traces, one at a time;
+//! - [`capture`] reads pcap and pcapng files: link layers, IPv4/IPv6 with
+//!   extension headers, fragments reassembled, TCP streams followed, STUN
+//!   in every framing (classic RFC 3489 too);
 //! - [`sip`] parses a SIP message and splits `multipart` bodies, setting the
 //!   OCS 2007 fallback part aside;
 //! - [`sdp`] cuts an SDP body into media sections with their candidates;
@@ -23,6 +26,9 @@
 //! - [`stream`] is the [`Analyzer`]: it finishes calls as they end and hands
 //!   them to a [`Sink`], keeping a bounded [`Summary`];
 //! - [`diagnose`] produces the findings;
+//! - [`pairs`] forms each media line's candidate pairs and says which can
+//!   cross, from the diagnosis' address classes, findings and the checks
+//!   the input shows (the HTML diagram draws them);
 //! - [`report`] writes them as text or JSON, [`decoded`] each candidate's
 //!   fields for JSON, [`html`] the HTML report.
 
@@ -31,11 +37,16 @@
 
 pub mod call;
 pub mod capture;
+mod classic_stun;
 pub mod decoded;
 pub mod diagnose;
 pub mod dialect;
+mod fragments;
 pub mod html;
 pub mod input;
+mod link;
+mod network;
+pub mod pairs;
 mod reassembly;
 pub mod report;
 pub mod sdp;

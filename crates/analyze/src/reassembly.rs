@@ -7,6 +7,12 @@
 //! new tail of an overlapping one kept; a gap (a segment the capture
 //! missed) drops what was buffered and starts again at the next message
 //! boundary it can see. Memory is bounded: so many flows, so many bytes each.
+//!
+//! STUN comes in two framings on TCP: TURN-TCP (RFC 6062, and RFC 8656's
+//! TURN over TCP) puts STUN messages and ChannelData straight on the
+//! stream; ICE-TCP (RFC 6544) puts every packet — STUN checks, then RTP,
+//! RTCP, DTLS — behind a 16-bit length (RFC 4571). A flow whose first frame
+//! is a length followed by exactly one STUN message is taken as the latter.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,12 +56,18 @@ struct Flow {
     /// A STUN message was seen: the flow is TURN over TCP, so ChannelData
     /// frames are expected (elsewhere those bytes are a lost message's tail).
     turn: bool,
+    /// A STUN message was seen in RFC 4571 framing (a 16-bit length before
+    /// each packet): the flow is ICE-TCP, and every frame is so framed.
+    rfc4571: bool,
 }
 
 /// What the front of a stream holds.
 enum Front {
     /// A whole message of this many bytes.
     Message(usize),
+    /// An RFC 4571 frame of this many bytes after its 2-byte length, and
+    /// whether it holds STUN (else RTP, RTCP or DTLS: skipped).
+    Framed(usize, bool),
     /// Bytes to skip (a ChannelData frame: media, not of interest).
     Skip(usize),
     /// Not enough bytes yet.
@@ -84,6 +96,7 @@ impl Streams {
             buffer: Vec::new(),
             start: (packet, stamp.to_owned()),
             turn: false,
+            rfc4571: false,
         });
         // Where this segment starts relative to the next expected byte.
         let offset = seq.wrapping_sub(flow.next_seq) as i32;
@@ -114,7 +127,19 @@ impl Streams {
             if rest.is_empty() {
                 break;
             }
-            match front(rest, flow.turn) {
+            match front(rest, flow.turn, flow.rfc4571) {
+                Front::Framed(len, stun) => {
+                    flow.rfc4571 = true;
+                    if stun {
+                        messages.push(StreamMessage {
+                            packet: flow.start.0,
+                            stamp: flow.start.1.clone(),
+                            bytes: rest[2..2 + len].to_vec(),
+                        });
+                    }
+                    consumed += 2 + len;
+                    flow.start = (packet, stamp.to_owned());
+                }
                 Front::Message(len) => {
                     flow.turn |= rest[0] >> 6 == 0;
                     messages.push(StreamMessage {
@@ -147,8 +172,62 @@ impl Streams {
     }
 }
 
-/// Classifies the front of a stream; `turn` allows ChannelData.
-fn front(bytes: &[u8], turn: bool) -> Front {
+/// Whether `bytes` is a STUN message (with the magic cookie) of exactly
+/// its declared length.
+fn is_whole_stun(bytes: &[u8]) -> bool {
+    bytes.len() >= 20
+        && bytes[0] >> 6 == 0
+        && bytes[4..8] == edgeice_stun::MAGIC_COOKIE.to_be_bytes()
+        && usize::from(u16::from_be_bytes([bytes[2], bytes[3]])) + 20 == bytes.len()
+}
+
+/// An RFC 4571 frame at the front: its length after the 2-byte prefix.
+/// Before the flow is known to be framed so, only a frame holding exactly
+/// one STUN message counts (an ICE-TCP connection starts with a check).
+fn rfc4571_frame(bytes: &[u8], known: bool) -> Option<Front> {
+    let len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
+    if known {
+        return Some(match bytes.get(2..2 + len) {
+            Some(inner) => Front::Framed(len, is_whole_stun(inner)),
+            None => Front::Incomplete,
+        });
+    }
+    // Not yet known: the STUN header must be there to tell.
+    let header = bytes.get(2..22)?;
+    let stun_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let looks = header[0] >> 6 == 0
+        && header[4..8] == edgeice_stun::MAGIC_COOKIE.to_be_bytes()
+        && stun_len + 20 == len;
+    if !looks {
+        return None;
+    }
+    Some(match bytes.get(2..2 + len) {
+        Some(_) => Front::Framed(len, true),
+        None => Front::Incomplete,
+    })
+}
+
+/// Classifies the front of a stream; `turn` allows ChannelData, `rfc4571`
+/// says every frame has a 16-bit length first.
+fn front(bytes: &[u8], turn: bool, rfc4571: bool) -> Front {
+    if rfc4571 {
+        return rfc4571_frame(bytes, true).unwrap_or(Front::Incomplete);
+    }
+    if bytes[0] >> 6 == 0
+        && let Some(framed) = rfc4571_frame(bytes, false)
+    {
+        return framed;
+    }
+    // Too short to tell an RFC 4571 frame (the cookie at 6..10) from a
+    // STUN header (the cookie at 4..8) yet: wait.
+    if bytes[0] >> 6 == 0 && bytes.len() < 22 {
+        let cookie = edgeice_stun::MAGIC_COOKIE.to_be_bytes();
+        let plain = bytes.get(4..8).map(|c| c == cookie);
+        let framed = bytes.get(6..10).map(|c| c == cookie);
+        if plain != Some(true) && framed != Some(false) {
+            return Front::Incomplete;
+        }
+    }
     // SIP first: its letters would also read as ChannelData channel numbers.
     if bytes[0].is_ascii_uppercase() {
         match bytes.iter().position(|&b| b == b'\n') {
@@ -271,6 +350,45 @@ mod tests {
         let out = streams.push(flow(), 40, next.as_bytes(), (2, "t"));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].bytes, next.as_bytes());
+    }
+
+    fn stun(txid: u8) -> Vec<u8> {
+        let mut m = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42];
+        m.extend_from_slice(&[txid; 12]);
+        m.extend_from_slice(&[0x80, 0x22, 0x00, 0x04, b'i', b'c', b'e', b'!']);
+        m
+    }
+
+    fn framed(packet: &[u8]) -> Vec<u8> {
+        let mut f = (packet.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(packet);
+        f
+    }
+
+    #[test]
+    fn ice_tcp_rfc4571_frames_yield_their_stun_and_skip_media() {
+        let (one, two) = (stun(1), stun(2));
+        let rtp = [0x80, 0x60, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0xAA];
+        let mut bytes = framed(&one);
+        bytes.extend(framed(&rtp));
+        bytes.extend(framed(&two));
+        // Split mid-frame, and mid-length.
+        let mut streams = Streams::default();
+        let mut out = Vec::new();
+        let cuts = [0, 5, 31, bytes.len() - 1, bytes.len()];
+        for w in cuts.windows(2) {
+            out.extend(streams.push(flow(), w[0] as u32, &bytes[w[0]..w[1]], (1, "t")));
+        }
+        let got: Vec<&[u8]> = out.iter().map(|m| m.bytes.as_slice()).collect();
+        assert_eq!(got, [one.as_slice(), two.as_slice()]);
+    }
+
+    #[test]
+    fn turn_tcp_stun_is_not_taken_for_rfc4571() {
+        let mut streams = Streams::default();
+        let out = streams.push(flow(), 0, &stun(3), (1, "t"));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].bytes, stun(3));
     }
 
     #[test]

@@ -126,10 +126,105 @@ fn verdict(out: &mut String, summary: &Summary) {
                 top.code, top.message
             );
         }
+        None if summary.read.is_empty() => {
+            let _ = writeln!(
+                out,
+                "Verdict: nothing to analyze — no SIP message, SDP description, STUN packet, peer connection, trace or serve record in what was read.\n"
+            );
+        }
         None => {
             let _ = writeln!(out, "Verdict: nothing wrong found.\n");
         }
     }
+    let _ = writeln!(out, "{}\n", what_was_read(summary));
+}
+
+/// `n thing`, `n things`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One paragraph saying what the report is about: the files and what each
+/// gave, and where a damaged one stopped (text and HTML).
+pub fn what_was_read(summary: &Summary) -> String {
+    let read = &summary.read;
+    let mut parts = vec![
+        count(read.files, "file", "files"),
+        count(read.sip_messages, "SIP message", "SIP messages"),
+        count(read.calls, "call", "calls"),
+    ];
+    let mut stun = count(read.stun_packets, "STUN packet", "STUN packets");
+    if read.classic_stun_packets > 0 {
+        stun.push_str(&format!(
+            " ({} classic RFC 3489)",
+            read.classic_stun_packets
+        ));
+    }
+    parts.push(stun);
+    for (n, one, many) in [
+        (read.descriptions, "SDP description", "SDP descriptions"),
+        (read.peer_connections, "peer connection", "peer connections"),
+        (read.traces, "call trace", "call traces"),
+        (read.serve_records, "serve record", "serve records"),
+    ] {
+        if n > 0 {
+            parts.push(count(n, one, many));
+        }
+    }
+    let mut text = format!("Read: {}.", parts.join(", "));
+    for input in &summary.inputs {
+        let Some(capture) = &input.read.capture else {
+            continue;
+        };
+        let _ = write!(
+            text,
+            "\n  {}: {} ({}){}",
+            input.file,
+            count(capture.packets, "packet", "packets"),
+            if capture.link_types.is_empty() {
+                "no link type read".to_owned()
+            } else {
+                capture.link_types.join(", ")
+            },
+            if capture.fragments.fragments > 0 {
+                let f = &capture.fragments;
+                let mut s = format!(
+                    ", {} from {}",
+                    count(
+                        f.reassembled,
+                        "datagram reassembled",
+                        "datagrams reassembled"
+                    ),
+                    count(f.fragments, "fragment", "fragments")
+                );
+                let lost = f.discarded_overlap
+                    + f.discarded_timeout
+                    + f.refused_over_limit
+                    + f.incomplete_at_end;
+                if lost > 0 {
+                    let _ = write!(
+                        s,
+                        " ({} overlapping or inconsistent, {} timed out, {} over a limit, {} incomplete at the end)",
+                        f.discarded_overlap,
+                        f.discarded_timeout,
+                        f.refused_over_limit,
+                        f.incomplete_at_end
+                    );
+                }
+                s
+            } else {
+                String::new()
+            }
+        );
+        if let Some(stopped) = &capture.stopped {
+            let _ = write!(
+                text,
+                "; STOPPED at byte {} after packet {}: {}",
+                stopped.byte_offset, stopped.after_packet, stopped.reason
+            );
+        }
+    }
+    text
 }
 
 fn call_text(out: &mut String, call: &Call, explain: bool) {

@@ -79,11 +79,97 @@ impl Default for Limits {
     }
 }
 
+/// What was read from one file (or, in [`ReadTotals`], from all).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReadCounts {
+    /// SIP messages.
+    pub sip_messages: usize,
+    /// STUN and TURN messages (captures), classic ones included.
+    pub stun_packets: usize,
+    /// Of those, RFC 3489 classic STUN (no magic cookie).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub classic_stun_packets: usize,
+    /// Bare SDP descriptions.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub descriptions: usize,
+    /// webrtc-internals peer connections.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub peer_connections: usize,
+    /// `edgeice call --trace` traces.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub traces: usize,
+    /// `edgeice serve` session and refusal records.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub serve_records: usize,
+    /// For a capture: packets, link types, fragments, and where it stopped
+    /// if it was damaged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::CaptureRead>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl ReadCounts {
+    /// Whether anything an analysis uses was read.
+    pub fn is_empty(&self) -> bool {
+        self.sip_messages == 0
+            && self.stun_packets == 0
+            && self.descriptions == 0
+            && self.peer_connections == 0
+            && self.traces == 0
+            && self.serve_records == 0
+    }
+}
+
+/// What was read from all the files.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReadTotals {
+    /// Files read to their end or up to their damage.
+    pub files: usize,
+    /// Calls found.
+    pub calls: usize,
+    /// SIP messages.
+    pub sip_messages: usize,
+    /// STUN and TURN messages, classic ones included.
+    pub stun_packets: usize,
+    /// Of those, RFC 3489 classic STUN.
+    pub classic_stun_packets: usize,
+    /// Bare SDP descriptions.
+    pub descriptions: usize,
+    /// webrtc-internals peer connections.
+    pub peer_connections: usize,
+    /// `edgeice call --trace` traces.
+    pub traces: usize,
+    /// `edgeice serve` records.
+    pub serve_records: usize,
+    /// Capture packets.
+    pub capture_packets: usize,
+    /// Files that could not be read to their end (a damaged capture): each
+    /// says where it stopped in `inputs`.
+    pub files_stopped_early: usize,
+}
+
+impl ReadTotals {
+    /// Whether anything an analysis uses was read.
+    pub fn is_empty(&self) -> bool {
+        self.sip_messages == 0
+            && self.stun_packets == 0
+            && self.descriptions == 0
+            && self.peer_connections == 0
+            && self.traces == 0
+            && self.serve_records == 0
+    }
+}
+
 /// What a report needs besides the calls, bounded whatever the input.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     /// The files read.
     pub inputs: Vec<InputFile>,
+    /// What was read, in all.
+    pub read: ReadTotals,
     /// Bare SDP descriptions, outside any call (one per SDP file).
     pub descriptions: Vec<Side>,
     /// What is wrong, most severe first: every finding about the STUN
@@ -164,6 +250,8 @@ pub struct Analyzer {
     global: Vec<Finding>,
     /// `edgeice serve` records: sessions and refusals.
     serve_log: crate::serve_log::ServeLog,
+    /// What was read since the last [`Analyzer::input`]: the next file's.
+    reading: ReadCounts,
 }
 
 /// Call-IDs remembered after their call is finished.
@@ -187,20 +275,60 @@ impl Analyzer {
             summary: Summary::default(),
             global: Vec::new(),
             serve_log: Default::default(),
+            reading: ReadCounts::default(),
         }
     }
 
-    /// A new file, and what it was recognised as.
+    /// A file read (to its end, or to where a damaged capture stopped),
+    /// and what it was recognised as: what was pushed since the previous
+    /// call is counted as its.
     pub fn input(&mut self, file: &str, format: Format) {
+        let read = std::mem::take(&mut self.reading);
+        let totals = &mut self.summary.read;
+        totals.files += 1;
+        totals.sip_messages += read.sip_messages;
+        totals.stun_packets += read.stun_packets;
+        totals.classic_stun_packets += read.classic_stun_packets;
+        totals.descriptions += read.descriptions;
+        totals.peer_connections += read.peer_connections;
+        totals.traces += read.traces;
+        totals.serve_records += read.serve_records;
+        if let Some(capture) = &read.capture {
+            totals.capture_packets += capture.packets;
+            if let Some(stopped) = &capture.stopped {
+                totals.files_stopped_early += 1;
+                self.global
+                    .push(crate::capture::damaged(file, capture, stopped, &read));
+            }
+        }
         self.summary.inputs.push(InputFile {
             file: file.to_owned(),
             format: crate::call::format_name(format),
+            read,
         });
     }
 
     /// Reads one item; finished calls and packets go to `sink`.
     pub fn push(&mut self, item: Item, sink: &mut dyn Sink) -> io::Result<()> {
+        match &item {
+            Item::Sip(_) => self.reading.sip_messages += 1,
+            Item::Stun(packet) => {
+                self.reading.stun_packets += 1;
+                if packet.dialect == "rfc3489" {
+                    self.reading.classic_stun_packets += 1;
+                }
+            }
+            Item::Sdp { .. } => self.reading.descriptions += 1,
+            Item::PeerConnection(_) => self.reading.peer_connections += 1,
+            Item::Trace(_) => self.reading.traces += 1,
+            Item::ServeRecord(_) => self.reading.serve_records += 1,
+            Item::CaptureRead(..) => {}
+        }
         match item {
+            Item::CaptureRead(_, read) => {
+                self.reading.capture = Some(read);
+                Ok(())
+            }
             Item::Sdp { file, line, text } => {
                 let side = crate::call::description_side(file, line, &text);
                 self.global
@@ -376,6 +504,7 @@ impl Analyzer {
         global.append(&mut self.summary.findings);
         global.sort_by_key(|f| f.severity);
         self.summary.findings = global;
+        self.summary.read.calls = self.summary.calls;
         self.summary
     }
 }

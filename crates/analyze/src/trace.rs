@@ -57,6 +57,9 @@ pub struct Trace {
     pub promoted: bool,
     /// The agent's state went to `failed`: (line, reason).
     pub failed: Option<(usize, String)>,
+    /// Checks that succeeded or failed (at most
+    /// [`crate::pairs::MAX_CHECKS`]).
+    pub checks: Vec<crate::pairs::PairCheck>,
 }
 
 /// A STUN/TURN server that gave no candidate.
@@ -219,6 +222,7 @@ impl Trace {
             events_omitted: 0,
             promoted: false,
             failed: None,
+            checks: Vec::new(),
         })
     }
 
@@ -305,6 +309,22 @@ impl Trace {
                 // the outcome is the story.
                 if !matches!(state, "succeeded" | "failed") {
                     return Ok(());
+                }
+                let endpoint = |text: Option<&str>| {
+                    edgeice_candidate::Candidate::parse(&format!("a={}", text.unwrap_or("")))
+                        .ok()
+                        .map(|c| crate::pairs::endpoint(&c))
+                };
+                if let (Some(local), Some(remote)) = (
+                    endpoint(fields.text("local")?),
+                    endpoint(fields.text("remote")?),
+                ) && self.checks.len() < crate::pairs::MAX_CHECKS
+                {
+                    self.checks.push(crate::pairs::PairCheck {
+                        local,
+                        remote,
+                        succeeded: state == "succeeded",
+                    });
                 }
                 let mut what = format!(
                     "check {state}: {} → {}",
@@ -570,6 +590,11 @@ pub(crate) fn call_of(first: Trace, second: Option<Trace>) -> Call {
         browser: None,
         end: "complete",
         findings,
+        checks: traces
+            .iter()
+            .flat_map(|t| t.checks.iter().cloned())
+            .take(crate::pairs::MAX_CHECKS)
+            .collect(),
     }
 }
 

@@ -168,7 +168,7 @@ fn trace_calls_appear_in_json_and_html() {
     assert_eq!(relay["address_class"], "private");
     assert_eq!(call["findings"][0]["code"], "turn-auth-failed");
     let html = edgeice_analyze::html::html(&analysis);
-    assert!(html.contains("<h2>Call ice:Xy7q/Ab3k</h2>") && html.contains("id=\"diagram\""));
+    assert!(html.contains("<h2>Call ice:Xy7q/Ab3k</h2>") && html.contains("class=\"diagram\""));
     assert!(html.contains("state failed (all pairs failed)"));
     let text = edgeice_analyze::report::text(&analysis, false);
     assert!(text.starts_with("Verdict: turn-auth-failed"), "{text}");

@@ -43,7 +43,7 @@ enum OutputFormat {
 }
 
 /// Runs the analysis; exit status 0 with no error finding, 1 with one, 2 if
-/// an input cannot be read.
+/// an input cannot be read (or, a damaged capture, be read to its end).
 ///
 /// Every file is opened and its format recognised before anything is read;
 /// one that cannot be opened or is in no format read is named, the others
@@ -132,6 +132,13 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
                 .map(ToString::to_string)
                 .into_iter()
                 .chain(unreadable.iter().cloned())
+                .chain(summary.inputs.iter().filter_map(|input| {
+                    let stopped = input.read.capture.as_ref()?.stopped.as_ref()?;
+                    Some(format!(
+                        "{}: could not be read past byte {} (after packet {}): {}",
+                        input.file, stopped.byte_offset, stopped.after_packet, stopped.reason
+                    ))
+                }))
                 .collect::<Vec<_>>();
             let error = (!error.is_empty()).then(|| error.join("; "));
             let written = finished
@@ -146,6 +153,9 @@ pub fn run(args: AnalyzeArgs) -> ExitCode {
     };
     match outcome {
         Ok(_) if !unreadable.is_empty() => ExitCode::from(2),
+        // A capture read only up to its damage: what was read is reported,
+        // but the input was not all read.
+        Ok(summary) if summary.read.files_stopped_early > 0 => ExitCode::from(2),
         Ok(summary) if summary.has_errors() => ExitCode::from(1),
         Ok(_) => ExitCode::SUCCESS,
         Err(status) => status,

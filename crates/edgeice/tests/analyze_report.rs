@@ -90,9 +90,102 @@ fn the_html_report_renders_its_diagram_in_chromium() {
     let drawn: serde_json::Value =
         serde_json::from_str(outcome.stdout.trim()).expect("JSON from the script");
     assert!(drawn["candidates"].as_u64() > Some(4), "{drawn}");
+    assert_pairs_follow_the_verdict(&drawn, &seed);
     let screenshot = std::fs::read(&png).expect("a screenshot");
     assert!(screenshot.starts_with(b"\x89PNG"), "not a PNG");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What Chromium drew against what the JSON report of the same input
+/// says: every media line drawn and labelled; each pair's colour its
+/// conclusion's (green only where checks can cross, red where they
+/// cannot); every pair with an end an error finding names is red; no pair
+/// ICE never forms (TCP passive with passive, across components or
+/// address families) drawn.
+fn assert_pairs_follow_the_verdict(drawn: &serde_json::Value, input: &str) {
+    let json = analyze(&["--format", "json", input]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let call = &report["calls"][0];
+    let media = call["offer"]["description"]["media"].as_array().unwrap();
+    let drawn_media = drawn["media"].as_array().unwrap();
+    assert_eq!(drawn_media.len(), media.len(), "{drawn}");
+    let mut candidates = std::collections::HashMap::new();
+    for side in ["offer", "answer"] {
+        for m in call[side]["description"]["media"].as_array().unwrap() {
+            for c in m["candidates"].as_array().unwrap() {
+                candidates.insert(c["line"].as_u64().unwrap(), c["decoded"].clone());
+            }
+        }
+    }
+    let condemned: Vec<u64> = call["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .flat_map(|f| f["evidence"].as_array().unwrap().clone())
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    let (green, red) = ("rgb(34, 170, 119)", "rgb(204, 68, 68)");
+    let mut colours = std::collections::BTreeMap::new();
+    for (m, d) in media.iter().zip(drawn_media) {
+        let kind = m["kind"].as_str().unwrap();
+        assert_eq!(d["kind"], kind);
+        assert!(
+            d["label"].as_str().unwrap().starts_with(kind),
+            "{}",
+            d["label"]
+        );
+        for pair in d["pairs"].as_array().unwrap() {
+            let crossing = pair["crossing"].as_str().unwrap();
+            let stroke = pair["stroke"].as_str().unwrap();
+            *colours.entry(stroke.to_owned()).or_insert(0) += 1;
+            match crossing {
+                "succeeded" | "can-cross" => assert_eq!(stroke, green, "{pair}"),
+                "cannot" | "failed" => assert_eq!(stroke, red, "{pair}"),
+                _ => assert!(stroke != green && stroke != red, "{pair}"),
+            }
+            let (o, a) = (
+                pair["offer_line"].as_u64().unwrap(),
+                pair["answer_line"].as_u64().unwrap(),
+            );
+            if condemned.contains(&o) || condemned.contains(&a) {
+                assert_eq!(stroke, red, "an end the verdict condemns: {pair}");
+            }
+            let (co, ca) = (&candidates[&o], &candidates[&a]);
+            assert_eq!(co["component"], ca["component"], "{pair}");
+            let tcp = |c: &serde_json::Value| c["transport"].as_str().unwrap().starts_with("TCP");
+            assert_eq!(tcp(co), tcp(ca), "{pair}");
+            // decoded.tcp_role: from tcptype, or MS-ICE2's TCP-ACT/TCP-PASS.
+            let role = |c: &serde_json::Value| c["tcp_role"].as_str().map(str::to_owned);
+            if tcp(co) {
+                let roles = (role(co), role(ca));
+                assert!(
+                    matches!(
+                        (roles.0.as_deref(), roles.1.as_deref()),
+                        (Some("active"), Some("passive"))
+                            | (Some("passive"), Some("active"))
+                            | (Some("so"), Some("so"))
+                            | (None, _)
+                            | (_, None)
+                    ),
+                    "TCP roles that never pair: {pair} {roles:?}"
+                );
+            }
+            let passive = |c: &serde_json::Value| c["tcp_role"] == "passive";
+            assert!(
+                !(passive(co) && passive(ca)),
+                "passive with passive: {pair}"
+            );
+            let v6 = |c: &serde_json::Value| c["address"].as_str().unwrap().contains(':');
+            assert_eq!(v6(co), v6(ca), "{pair}");
+        }
+    }
+    // The seed's call has pairs of each kind, and the relay-to-relay one
+    // is red.
+    assert!(
+        colours.contains_key(green) && colours.contains_key(red),
+        "{colours:?}"
+    );
 }
 
 #[test]
