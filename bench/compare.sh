@@ -100,6 +100,11 @@ if ! [ -x /usr/bin/turnserver ]; then
     exit 1
   fi
 fi
+# --netns turns off checksum offload on the load's veths with ethtool
+# (root is already required there).
+if [ "$mode" = netns ] && ! command -v ethtool >/dev/null; then
+  apt-get install -y -q ethtool >/dev/null
+fi
 ulimit -n "$(ulimit -Hn)"
 if [ "$mode" = netns ]; then relay_lo=61000; else relay_lo=1024; fi
 tmp=$(mktemp -d)
