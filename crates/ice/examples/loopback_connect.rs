@@ -116,7 +116,7 @@ fn drive(
                     edgeice_ice::Input::Datagram {
                         socket: addresses[side],
                         from,
-                        data: &buf[..len],
+                        payload: &buf[..len],
                     },
                 );
             }

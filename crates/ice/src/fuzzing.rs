@@ -94,7 +94,7 @@ pub fn agent_input(data: &[u8]) {
                     crate::Input::Datagram {
                         socket: local,
                         from: remote,
-                        data: datagram,
+                        payload: datagram,
                     },
                 );
             }

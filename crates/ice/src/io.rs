@@ -111,7 +111,7 @@ pub enum Input<'a> {
         /// Who sent it.
         from: SocketAddr,
         /// The bytes.
-        data: &'a [u8],
+        payload: &'a [u8],
     },
     /// One frame read from the TCP or TLS connection to a TURN server
     /// ([`Route::ServerTcp`], [`Route::ServerTls`]), named by the same

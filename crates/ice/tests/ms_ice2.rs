@@ -423,6 +423,6 @@ fn datagram_from<'a>(
     edgeice_ice::Input::Datagram {
         socket: ours,
         from: theirs,
-        data,
+        payload: data,
     }
 }

@@ -61,7 +61,7 @@ impl Client {
             now,
             Input::Client {
                 from,
-                contents: bytes,
+                payload: bytes,
             },
         )?;
         Some(t.payload.to_vec())
@@ -173,7 +173,7 @@ fn main() {
                     now,
                     Input::Client {
                         from,
-                        contents: &frame,
+                        payload: &frame,
                     },
                 )
                 .is_some_and(|t| t.destination == peer)

@@ -150,7 +150,7 @@ pub fn server_core(data: &[u8]) {
                     now,
                     Input::Client {
                         from,
-                        contents: &bytes,
+                        payload: &bytes,
                     },
                 );
                 learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);
@@ -165,7 +165,7 @@ pub fn server_core(data: &[u8]) {
                     now,
                     Input::Client {
                         from,
-                        contents: &buf,
+                        payload: &buf,
                     },
                 );
                 learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);
@@ -230,7 +230,7 @@ pub fn server_core(data: &[u8]) {
                     now,
                     Input::Client {
                         from,
-                        contents: &buf,
+                        payload: &buf,
                     },
                 );
                 learn_nonce(answer.map(|t| t.payload), &mut nonces[k]);

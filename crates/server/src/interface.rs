@@ -54,7 +54,7 @@ pub enum Input<'a> {
         /// Who sent it and to which listener.
         from: FiveTuple,
         /// The bytes.
-        contents: &'a [u8],
+        payload: &'a [u8],
     },
     /// A datagram a peer sent to a relay address. Its payload starts at
     /// `datagram[PEER_DATA_HEADROOM..]`; the bytes before are scratch space.

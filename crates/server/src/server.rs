@@ -237,7 +237,7 @@ impl Server {
     /// [`Server::poll_event`].
     pub fn handle_input<'s>(&'s mut self, now: Instant, input: Input<'s>) -> Option<Transmit<'s>> {
         match input {
-            Input::Client { from, contents } => self.handle_client(now, from, contents),
+            Input::Client { from, payload } => self.handle_client(now, from, payload),
             Input::PeerData {
                 relay,
                 peer,

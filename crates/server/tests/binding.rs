@@ -27,7 +27,7 @@ fn exchange(server: &mut Server, from: FiveTuple, bytes: &[u8]) -> Option<Vec<u8
         Instant::now(),
         Input::Client {
             from,
-            contents: bytes,
+            payload: bytes,
         },
     )?;
     assert_eq!(transmit.destination, from.client);
@@ -152,7 +152,7 @@ fn rfc5780_answers_from_the_other_address_and_says_where_from() {
                 Instant::now(),
                 Input::Client {
                     from,
-                    contents: &req,
+                    payload: &req,
                 },
             )
             .unwrap();
@@ -271,7 +271,7 @@ fn behind_nat_rfc5780_addresses_are_the_public_ones() {
             Instant::now(),
             Input::Client {
                 from,
-                contents: &req,
+                payload: &req,
             },
         )
         .unwrap();

@@ -247,7 +247,7 @@ fn rfc5780_answers_aimed_elsewhere_are_rate_limited_per_source() {
             .filter(|_| {
                 let input = Input::Client {
                     from,
-                    contents: bytes,
+                    payload: bytes,
                 };
                 server.handle_input(now, input).is_some()
             })

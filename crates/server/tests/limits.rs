@@ -203,7 +203,7 @@ fn a_full_allocation_still_relays_by_bisection() {
                 t0,
                 edgeice_server::Input::Client {
                     from: alice.from,
-                    contents: &frame,
+                    payload: &frame,
                 },
             )
             .expect("relayed");

@@ -112,7 +112,7 @@ fn send(
         now,
         Input::Client {
             from,
-            contents: bytes,
+            payload: bytes,
         },
     )?;
     Some((t.source, t.destination, t.payload.to_vec()))

@@ -91,7 +91,7 @@ fn send(server: &mut Server, now: Instant, from: FiveTuple, bytes: &[u8]) -> Opt
         now,
         Input::Client {
             from,
-            contents: bytes,
+            payload: bytes,
         },
     )?;
     Some(t.payload.to_vec())
@@ -241,7 +241,7 @@ fn a_client_allocates_relays_both_ways_and_lets_go() {
             t0,
             Input::Client {
                 from: alice.from,
-                contents: &send_indication,
+                payload: &send_indication,
             },
         )
         .unwrap();
@@ -284,7 +284,7 @@ fn a_client_allocates_relays_both_ways_and_lets_go() {
             t0,
             Input::Client {
                 from: alice.from,
-                contents: &frame,
+                payload: &frame,
             },
         )
         .unwrap();
@@ -812,7 +812,7 @@ fn a_dual_allocation_relays_both_families() {
                 t0,
                 Input::Client {
                     from: alice.from,
-                    contents: &indication,
+                    payload: &indication,
                 },
             )
             .unwrap();
@@ -1112,7 +1112,7 @@ fn ten_channel_data_relayed(server: &mut Server, now: Instant, from: FiveTuple) 
         .filter(|_| {
             let input = Input::Client {
                 from,
-                contents: &frame,
+                payload: &frame,
             };
             server.handle_input(now, input).is_some()
         })

@@ -61,7 +61,7 @@ impl Incoming {
             Incoming::Packet { socket, from, data } => Input::Datagram {
                 socket: *socket,
                 from: *from,
-                data,
+                payload: data,
             },
             Incoming::ServerFrame {
                 socket,

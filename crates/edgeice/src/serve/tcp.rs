@@ -175,7 +175,7 @@ where
                     }
                     while let Some(contents) = decoder.next_raw()? {
                         last_message = Some(tokio::time::Instant::now());
-                        shared.drive(shard, Input::Client { from, contents });
+                        shared.drive(shard, Input::Client { from, payload: contents });
                     }
                     continue;
                 }

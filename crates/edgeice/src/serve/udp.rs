@@ -100,7 +100,7 @@ pub async fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<()> {
             shared.shard_of(&from),
             Input::Client {
                 from,
-                contents: &buf[..len],
+                payload: &buf[..len],
             },
         );
     }

@@ -419,7 +419,11 @@ impl Agent {
                 self.on_timeout(now);
                 None
             }
-            Input::Datagram { socket, from, data } => self.on_datagram(now, socket, from, data),
+            Input::Datagram {
+                socket,
+                from,
+                payload,
+            } => self.on_datagram(now, socket, from, payload),
             Input::ServerFrame {
                 socket,
                 server,

@@ -498,7 +498,7 @@ impl Sim {
                 AgentInput::Datagram {
                     socket: local,
                     from: flight.source,
-                    data: &flight.payload,
+                    payload: &flight.payload,
                 },
             ) {
                 let data = data.data.to_vec();
@@ -522,7 +522,7 @@ impl Sim {
                     now,
                     Input::Client {
                         from,
-                        contents: &flight.payload,
+                        payload: &flight.payload,
                     },
                 )
                 .map(|t| (t.source, t.destination, t.payload.to_vec()))

@@ -111,7 +111,7 @@ pub fn send(server: &mut Server, now: Instant, from: FiveTuple, bytes: &[u8]) ->
         now,
         Input::Client {
             from,
-            contents: bytes,
+            payload: bytes,
         },
     )?;
     Some(t.payload.to_vec())
