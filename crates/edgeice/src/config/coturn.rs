@@ -636,10 +636,14 @@ pub fn convert(text: &str, source: &str) -> Conversion {
         );
     }
     if !g.alternates.is_empty() || !g.tls_alternates.is_empty() {
+        // coturn redirects every Allocate when it has alternate servers:
+        // a threshold of 0 does the same; without it, edgeice redirects
+        // only while it drains or is full.
         out.push_str(
-            "# coturn redirects every Allocate to its alternate servers; edgeice only \
-             while it drains\n# or holds redirect-above allocations (default: max-allocations)\n",
+            "# remove redirect-above to serve here and redirect only while draining or full\n",
         );
+        let from = "alternate-server (coturn redirects every Allocate)";
+        line(&mut out, "redirect-above", toml::Value::Integer(0), from);
     }
     if !g.alternates.is_empty() {
         line(
@@ -819,6 +823,7 @@ mod tests {
             "{}",
             c.toml
         );
+        assert!(c.toml.contains("redirect-above = 0"), "{}", c.toml);
         let skipped: Vec<String> = c.skipped.iter().map(ToString::to_string).collect();
         assert_eq!(
             skipped,
