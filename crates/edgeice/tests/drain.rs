@@ -271,7 +271,7 @@ fn uclient_relays_through_a_drain_new_clients_go_to_the_alternate_and_the_edge_e
 
 #[test]
 fn a_drain_deadline_cuts_allocations_still_refreshing_and_sigusr1_twice_changes_nothing() {
-    let mut edge = Edge::start("deadline", "61000-62999", &["--drain-timeout", "3"]);
+    let mut edge = Edge::start("deadline", "61000-62999", &["--drain-timeout", "60"]);
     let (_peer, peer_port) = start_peer("127.0.0.1");
     // A call far longer than the deadline: 2000 messages, 40 s.
     let _running = uclient(edge.udp, peer_port, 2000);
@@ -284,11 +284,20 @@ fn a_drain_deadline_cuts_allocations_still_refreshing_and_sigusr1_twice_changes_
     });
     assert!(edge.process.child().try_wait().unwrap().is_none());
     assert!(edge.readyz().contains("503"));
-    edge.signal("USR1");
-    edge.signal("USR1");
-    wait_for(Duration::from_secs(10), || {
-        edge.log().matches("SIGUSR1: already draining").count() == 2
-    });
+    // One at a time: two signals pending at once are one.
+    for count in 1..=2 {
+        edge.signal("USR1");
+        wait_for(Duration::from_secs(10), || {
+            edge.log().matches("SIGUSR1: already draining").count() == count
+        });
+    }
+    assert!(edge.process.child().try_wait().unwrap().is_none());
+    // The deadline brought forward; the call is still refreshing.
+    let said = edgeice_drain(&edge.admin, &["--timeout", "2"]);
+    assert!(
+        said.starts_with("already draining: 3 allocations left"),
+        "{said}"
+    );
 
     let status = edge.exit_within(Duration::from_secs(30));
     let log = edge.log();
@@ -381,4 +390,28 @@ fn aioice_does_not_follow_a_redirect() {
         outcome.stderr
     );
     assert!(first.metric("edgeice_redirects_total{reason=\"full\"}") >= 1.0);
+}
+
+#[test]
+fn a_second_sigterm_stops_a_drain_at_once() {
+    let mut edge = Edge::start("second-term", "61000-62999", &["--drain-timeout", "600"]);
+    let (_peer, peer_port) = start_peer("127.0.0.1");
+    let _running = uclient(edge.udp, peer_port, 2000);
+    wait_for(Duration::from_secs(30), || edge.allocations() >= 3.0);
+    edge.signal("USR1");
+    wait_for(Duration::from_secs(10), || {
+        edge.log().contains("SIGUSR1: draining")
+    });
+    // The first SIGTERM joins the drain under way; the second stops.
+    edge.signal("TERM");
+    wait_for(Duration::from_secs(10), || {
+        edge.log().contains("SIGTERM: already draining")
+    });
+    assert!(edge.process.child().try_wait().unwrap().is_none());
+    edge.signal("TERM");
+    let status = edge.exit_within(Duration::from_secs(10));
+    let log = edge.log();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(log.contains("SIGTERM: stopped"), "{log}");
+    assert_eq!(log.matches("ended (shutdown)").count(), 3, "{log}");
 }

@@ -672,14 +672,17 @@ async fn serve(resolved: Resolved) -> Result<()> {
     systemd::ready();
 
     let drain_timeout = args.drain_timeout;
+    let mut terminated = false;
     let mut drain_check = tokio::time::interval(drain::CHECK_EVERY);
     let result = loop {
         tokio::select! {
             _ = signals.interrupt.recv() => break Ok("SIGINT"),
-            // With --drain-timeout, the first SIGTERM drains; a second one
-            // (or one without it) stops at once.
+            // With --drain-timeout, the first SIGTERM drains (or brings a
+            // drain under way to that deadline); a second one, or one
+            // without it, stops at once.
             _ = signals.terminate.recv() => match drain_timeout {
-                Some(s) if shared.drain_deadline().is_none() => {
+                Some(s) if !terminated => {
+                    terminated = true;
                     shared.drain(Some(drain::deadline_in(s)), "SIGTERM");
                 }
                 _ => break Ok("SIGTERM"),
