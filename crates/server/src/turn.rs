@@ -41,6 +41,9 @@ impl Server {
         ) {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, None);
         }
+        if let Some(redirect) = self.redirect_before_auth(&from, request) {
+            return self.redirect_unauthenticated(now, from, &to, redirect);
+        }
         let auth = match auth::authenticate(&self.config, &self.nonces, now, from.client, request) {
             Ok(auth) => auth,
             Err(rejection) => {
@@ -202,6 +205,14 @@ impl Server {
         if self.pending.values().any(|p| p.five_tuple == from) {
             // Retransmission while the relay socket is being bound.
             return None;
+        }
+        // An Allocate claiming a reserved port completes a pair begun here
+        // (its port is this server's): it is never sent elsewhere.
+        if request.get_raw(AttributeType::RESERVATION_TOKEN).is_none() {
+            let steer = self.steer(&from);
+            if !matches!(steer, crate::redirect::Steer::Here) {
+                return self.send_elsewhere(from, &to, &key, username, steer);
+            }
         }
         let relay_transport = match request.get(AttributeType::REQUESTED_TRANSPORT) {
             Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => RelayTransport::Udp,
