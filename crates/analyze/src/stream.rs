@@ -219,6 +219,7 @@ impl Analyzer {
                 sink.stun(&packet)
             }
             Item::Trace(trace) => self.trace(*trace, sink),
+            Item::Excerpt(call) => self.emit(*call, sink),
             Item::ServeRecord(record) => {
                 self.serve_log.push(*record);
                 Ok(())
