@@ -337,7 +337,9 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         if !documentation_lines.is_empty() {
             findings.push(Finding {
                 code: "documentation-address",
-                severity: Severity::Warning,
+                // Masking with documentation addresses is what RFC 5737
+                // asks for: a note, not an alarm.
+                severity: Severity::Info,
                 message: format!(
                     "relay or server-reflexive candidates of {} in the {} media carry documentation addresses (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32): either the text was masked before it was shared, or an example value was left in a configuration (a TURN server's external-ip, a NAT mapping), and no peer can reach them",
                     who(side),
@@ -1063,6 +1065,11 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
         for f in &mut findings {
             if GUESSES.contains(&f.code) && f.severity != Severity::Info {
                 f.severity = Severity::Info;
+                // Its own log shows it connected: no "nothing can connect".
+                f.message = f.message.replace(
+                    "nothing can connect",
+                    "only a peer on a shared network can connect",
+                );
                 f.message.push_str(
                     " (this connection worked all the same, so this only matters for other peers)",
                 );

@@ -311,4 +311,62 @@ mod tests {
         ));
         assert!(!looks_like(b"nothing here\n"));
     }
+
+    fn read_excerpt(text: &str) -> Call {
+        let (format, items) = crate::input::read("paste.txt", text.as_bytes()).unwrap();
+        assert_eq!(format, crate::input::Format::Excerpt);
+        match items.into_iter().next() {
+            Some(Item::Excerpt(call)) => *call,
+            _ => panic!("no excerpt call"),
+        }
+    }
+
+    #[test]
+    fn a_runaway_paste_is_cut_off() {
+        let mut text = String::new();
+        for i in 0..(MAX_CANDIDATES + 500) {
+            text.push_str(&format!(
+                "candidate:{i} 1 udp 1 10.0.0.1 {} typ host\n",
+                i % 60000 + 1
+            ));
+        }
+        let call = read_excerpt(&text);
+        let kept: usize = call
+            .offer
+            .unwrap()
+            .description
+            .media
+            .iter()
+            .map(|m| m.candidates.len())
+            .sum();
+        assert_eq!(kept, MAX_CANDIDATES);
+    }
+
+    #[test]
+    fn a_wrapped_header_that_never_closes_stops() {
+        let mut text = String::from("ms-client-diagnostics: 23; reason=\"never closed\n");
+        for _ in 0..1000 {
+            text.push_str("more words of the reason\n");
+        }
+        text.push_str("a=candidate:1 1 UDP 2130706431 10.0.0.1 5000 typ host\n");
+        let call = read_excerpt(&text);
+        assert_eq!(call.timeline.len(), 1);
+        // The header took at most its limit of lines, and the candidate
+        // after them is still read.
+        assert!(
+            call.timeline[0].diagnostics[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .len()
+                < 30 * MAX_WRAPPED_LINES
+        );
+        assert_eq!(call.offer.unwrap().description.media[0].candidates.len(), 1);
+    }
+
+    #[test]
+    fn many_headers_are_capped() {
+        let text = "ms-diagnostics: 1018;reason=\"Timeout\"\n".repeat(MAX_DIAGNOSTICS * 3);
+        assert_eq!(read_excerpt(&text).timeline.len(), MAX_DIAGNOSTICS);
+    }
 }

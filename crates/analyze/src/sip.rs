@@ -221,18 +221,21 @@ impl SipMessage {
             // that cannot start a header (no `name:`, or a name no header
             // has, like `LocalSite=…`): a header wrapped by hand in a
             // pasted excerpt.
-            let not_a_header = line.split_once(':').is_none_or(|(name, _)| {
-                name.is_empty() || name.contains(['=', ',', ';', '"', ' '])
+            let header = line.split_once(':').filter(|(name, _)| {
+                // `Via :` is allowed (white space before the colon).
+                let name = name.trim_end();
+                !name.is_empty() && !name.contains(['=', ',', ';', '"', ' '])
             });
-            if line.starts_with([' ', '\t']) || (not_a_header && !headers.is_empty()) {
-                if let Some((_, value)) = headers.last_mut() {
-                    value.push(' ');
-                    value.push_str(line.trim());
+            match header {
+                Some((name, value)) if !line.starts_with([' ', '\t']) => {
+                    headers.push((full_name(name.trim()).to_owned(), value.trim().to_owned()));
                 }
-                continue;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((full_name(name.trim()).to_owned(), value.trim().to_owned()));
+                _ => {
+                    if let Some((_, value)) = headers.last_mut() {
+                        value.push(' ');
+                        value.push_str(line.trim());
+                    }
+                }
             }
         }
         let body_lines = rest.get(body_at..).unwrap_or(&[]);
