@@ -44,7 +44,6 @@ pub fn code_meaning(code: u32, client: bool) -> Option<CodeMeaning> {
             "the client already has an IM session with the same conversation ID",
             false,
         ),
-        (false, 1018) => ("a server timed out waiting for the far end", false),
         _ => return None,
     };
     Some(CodeMeaning {
