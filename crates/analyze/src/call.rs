@@ -152,6 +152,7 @@ pub(crate) fn format_name(format: Format) -> &'static str {
         Format::Capture => "capture",
         Format::CallTrace => "call-trace",
         Format::ServeLog => "edgeice-serve-log",
+        Format::Excerpt => "excerpt",
     }
 }
 

@@ -58,6 +58,31 @@ pub(crate) fn reachable_from_elsewhere(address: &CandidateAddress<'_>) -> bool {
     unreachable(address).is_none() && address.class() != AddressClass::Unusable
 }
 
+/// A documentation address (RFC 5737's 192.0.2.0/24, 198.51.100.0/24 and
+/// 203.0.113.0/24, RFC 3849's 2001:db8::/32): an example value, never a
+/// real host — in a relay or reflexive candidate, an example left in a
+/// configuration (or an address masked for sharing).
+pub(crate) fn documentation(address: &CandidateAddress<'_>) -> Option<&'static str> {
+    let CandidateAddress::Ip(ip) = address else {
+        return None;
+    };
+    let is_doc = match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113))
+        }
+        std::net::IpAddr::V6(v6) => v6.segments()[..2] == [0x2001, 0x0db8],
+    };
+    is_doc
+        .then_some("a documentation address (RFC 5737/3849: an example value, no real host has it)")
+}
+
+/// A Teredo address (2001::/32): an IPv6 tunnel over IPv4 UDP that
+/// Windows clients (Lync, Skype for Business) offer as a host candidate.
+pub(crate) fn teredo(address: &CandidateAddress<'_>) -> bool {
+    matches!(address, CandidateAddress::Ip(std::net::IpAddr::V6(v6)) if v6.segments()[..2] == [0x2001, 0x0000])
+}
+
 fn class_name(class: AddressClass) -> &'static str {
     match class {
         AddressClass::Private => "a private (RFC 1918) address",
@@ -86,8 +111,20 @@ fn event_evidence(event: &crate::call::Event) -> Evidence {
     }
 }
 
+/// Whether an address was masked before it was shared: `x.x.x.x`,
+/// `1xx.9x.xx.14x`, `*.*.*.*`, `2405:4803:x:x:x:x:x:x`.
+fn masked(address: &str) -> bool {
+    (address.contains('.') || address.contains(':'))
+        && address.contains(['x', 'X', '*'])
+        && address
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, 'x' | 'X' | '*' | '.' | ':'))
+}
+
 fn who(side: &Side) -> String {
-    if side.party.is_empty() {
+    if side.party.is_empty() && side.role == "excerpt" {
+        format!("the candidates pasted in {}", side.file)
+    } else if side.party.is_empty() {
         format!("the description in {}", side.file)
     } else if matches!(side.role, "controlling" | "controlled") {
         format!("the {} agent ({})", side.role, side.party)
@@ -116,11 +153,18 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         let mut relay_private = Vec::new();
         let mut relay_unusable = Vec::new();
         let mut srflx_private = Vec::new();
-        let mut private_ips: Vec<(String, AddressClass)> = Vec::new();
-        let mut srflx_ips: Vec<(String, AddressClass)> = Vec::new();
+        let mut private_ips: Vec<(String, &str)> = Vec::new();
+        let mut srflx_ips: Vec<(String, &str)> = Vec::new();
         let mut kinds = Vec::new();
         // MS-ICE draft 6 lines carry their own username and password.
         let mut draft6 = 0;
+        // Candidates whose address was masked before sharing.
+        let mut masked_names: Vec<&str> = Vec::new();
+        let mut masked_lines = Vec::new();
+        // Relay and reflexive candidates at documentation addresses.
+        let mut documentation_lines = Vec::new();
+        // Host candidates written as mDNS names (`<uuid>.local`).
+        let mut mdns_hosts = 0;
         let mut microsoft = false;
         // Public server-reflexive addresses per foundation: one base seen
         // at two public addresses is an address-pooling NAT.
@@ -141,8 +185,21 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                     continue;
                 }
             };
+            if let CandidateAddress::Name(name) = &candidate.address
+                && masked(name)
+            {
+                if masked_names.len() < 4 && !masked_names.contains(name) {
+                    masked_names.push(name);
+                }
+                masked_lines.push(evidence(side, *line, text));
+                continue;
+            }
             let kind = crate::dialect::effective_kind(&candidate);
             kinds.push(kind);
+            if kind == Some(CandidateType::Host) && candidate.address.class() == AddressClass::Mdns
+            {
+                mdns_hosts += 1;
+            }
             // Which deployment the evidence shows, for the fix to name.
             microsoft |= candidate.dialect != Dialect::Rfc;
             if candidate.kind == Some(CandidateType::ServerReflexive)
@@ -176,7 +233,15 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 relay_unusable.push(evidence(side, *line, text));
                 continue;
             }
-            if let Some(class) = unreachable(&candidate.address) {
+            if matches!(
+                kind,
+                Some(CandidateType::Relay | CandidateType::ServerReflexive)
+            ) && documentation(&candidate.address).is_some()
+            {
+                documentation_lines.push(evidence(side, *line, text));
+                continue;
+            }
+            if let Some(class) = unreachable(&candidate.address).map(class_name) {
                 match kind {
                     Some(CandidateType::Relay) => {
                         let ip = candidate.address.to_string();
@@ -206,10 +271,10 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                     who(side),
                     srflx_ips
                         .iter()
-                        .map(|(ip, class)| format!("{ip}, {}", class_name(*class)))
+                        .map(|(ip, class)| format!("{ip}, {class}"))
                         .collect::<Vec<_>>()
                         .join("; "),
-                    if srflx_ips.iter().all(|(_, class)| *class == AddressClass::Cgnat) {
+                    if srflx_ips.iter().all(|(_, class)| *class == class_name(AddressClass::Cgnat)) {
                         "the client is behind carrier-grade NAT and its STUN server sits inside the carrier's network, so the address it reported is still not public; a peer outside can only reach this client through a relay"
                     } else {
                         "the STUN server that reported them sits inside the same NAT, so they tell nothing about the public side"
@@ -223,7 +288,7 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
         if !relay_private.is_empty() {
             let addresses: Vec<String> = private_ips
                 .iter()
-                .map(|(ip, class)| format!("{ip}, {}", class_name(*class)))
+                .map(|(ip, class)| format!("{ip}, {class}"))
                 .collect();
             findings.push(Finding {
                 code: "relay-private-address",
@@ -261,6 +326,37 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 });
             }
         }
+        if !masked_lines.is_empty() {
+            findings.push(Finding {
+                code: "malformed-candidate",
+                severity: Severity::Warning,
+                message: format!(
+                    "{} candidate line(s) of {} have a masked address ({}): hidden before the text was shared, so those candidates cannot be judged",
+                    masked_lines.len(),
+                    who(side),
+                    masked_names.join(", ")
+                ),
+                fix: "Judge the call from the unmasked log, or mask addresses by replacing them with documentation addresses (192.0.2.x, 198.51.100.x, 203.0.113.x, 2001:db8::) of the same kind, which keep the lines readable.".into(),
+                call_id: call.clone(),
+                evidence: masked_lines,
+            });
+        }
+        if !documentation_lines.is_empty() {
+            findings.push(Finding {
+                code: "documentation-address",
+                // Masking with documentation addresses is what RFC 5737
+                // asks for: a note, not an alarm.
+                severity: Severity::Info,
+                message: format!(
+                    "relay or server-reflexive candidates of {} in the {} media carry documentation addresses (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32): either the text was masked before it was shared, or an example value was left in a configuration (a TURN server's external-ip, a NAT mapping), and no peer can reach them",
+                    who(side),
+                    media.kind
+                ),
+                fix: "If the addresses were masked, judge from the original text; otherwise put the real public address in the server's configuration (coturn external-ip, edgeice serve --external-ip, the media server's announced address).".into(),
+                call_id: call.clone(),
+                evidence: documentation_lines,
+            });
+        }
         if !relay_unusable.is_empty() {
             findings.push(Finding {
                 code: "relay-unusable-address",
@@ -275,8 +371,11 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 evidence: relay_unusable,
             });
         }
+        // `m=message` is SIP instant messaging (Lync/SfB IM sessions): no
+        // media goes to its address.
         if media.candidates.is_empty()
             && !side.fallback_only
+            && media.kind != "message"
             && let Some((line, address)) = &media.connection
             && let Ok(ip) = address.parse::<std::net::IpAddr>()
             && let Some(class) = unreachable(&CandidateAddress::Ip(ip))
@@ -296,6 +395,10 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
             });
         }
         if media.candidates.is_empty() || side.fallback_only {
+            continue;
+        }
+        if kinds.is_empty() {
+            // Every line was unreadable or masked: said above.
             continue;
         }
         let only_host = kinds.iter().all(|k| matches!(k, Some(CandidateType::Host)));
@@ -319,9 +422,14 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 code: "only-host-candidates",
                 severity: reach_severity,
                 message: format!(
-                    "the {} media of {} offers only host candidates: unless both ends share a network, nothing can connect{reach_note}",
+                    "the {} media of {} offers only host candidates{}: unless both ends share a network, nothing can connect{reach_note}",
                     media.kind,
-                    who(side)
+                    who(side),
+                    if mdns_hosts == kinds.len() {
+                        ", all of them mDNS names (.local) that only a peer on the same link, resolving mDNS, can use"
+                    } else {
+                        ""
+                    }
                 ),
                 fix: "Give the client a STUN and a TURN server (the edge), and check it can reach them.".into(),
                 call_id: call.clone(),
@@ -344,7 +452,32 @@ fn diagnose_side(side: &Side, call_id: Option<&str>, findings: &mut Vec<Finding>
                 evidence: vec![evidence(side, media.candidates[0].0, &media.candidates[0].1)],
             });
         }
-        if (media.ufrag.is_none() || !media.has_pwd) && draft6 < media.candidates.len() {
+        if mdns_hosts > 0 && !only_host {
+            findings.push(Finding {
+                code: "mdns-host-candidates",
+                severity: Severity::Info,
+                message: format!(
+                    "the {} host candidates of {} are mDNS names (.local): a peer that does not resolve mDNS (many SIP and media servers) drops them and can only use the other candidates",
+                    media.kind,
+                    who(side)
+                ),
+                fix: "Nothing to fix for a peer elsewhere; a peer on the same network needs mDNS resolution (nss-mdns, or its own mDNS support).".into(),
+                call_id: call.clone(),
+                evidence: media
+                    .candidates
+                    .iter()
+                    .filter(|(_, t)| t.contains(".local "))
+                    .take(3)
+                    .map(|(l, t)| evidence(side, *l, t))
+                    .collect(),
+            });
+        }
+        // A pasted excerpt rarely quotes the credentials with the
+        // candidates: their absence there says nothing.
+        if side.role != "excerpt"
+            && (media.ufrag.is_none() || !media.has_pwd)
+            && draft6 < media.candidates.len()
+        {
             findings.push(Finding {
                 code: "ice-credentials-missing",
                 severity: Severity::Error,
@@ -832,7 +965,10 @@ fn diagnose_ms_diagnostics(call: &Call, findings: &mut Vec<Finding>) {
                 "its media relay (Edge) {mr}{}",
                 field("LocalMRTCPPort").map(|p| format!(", TCP port {p}")).unwrap_or_default()
             )),
-            None => parts.push("no media relay of its own (no Edge allocation: the client could not reach or authenticate to its A/V Edge)".into()),
+            // Only when the debug field is whole (it names the site): a
+            // pasted one is often cut short.
+            None if field("LocalSite").is_some() => parts.push("no media relay of its own (no Edge allocation: the client could not reach or authenticate to its A/V Edge)".into()),
+            None => {}
         }
         if let Some(mr) = field("RemoteMR") {
             parts.push(format!(
@@ -846,7 +982,14 @@ fn diagnose_ms_diagnostics(call: &Call, findings: &mut Vec<Finding>) {
             if let Some(v) = field(flag)
                 && !matches!(v, "0" | "0x0")
             {
-                parts.push(format!("{flag}={v} (the client recorded ICE warnings)"));
+                // ICEWarnEx's bits are not in the published table.
+                let words = (flag == "ICEWarn")
+                    .then(|| crate::ms_codes::describe_ice_warn(v))
+                    .flatten();
+                parts.push(match words {
+                    Some(words) => format!("{flag}={v} ({words})"),
+                    None => format!("{flag}={v} (the client recorded ICE warnings)"),
+                });
             }
         }
         paths.push(format!("the {who} reports {}", parts.join(", ")));
@@ -866,6 +1009,44 @@ fn diagnose_ms_diagnostics(call: &Call, findings: &mut Vec<Finding>) {
     });
 }
 
+/// Whether the call's far end is on a private network too: the INVITE's
+/// request URI names a private address, or the answer's media goes to one.
+fn call_inside_one_network(call: &Call) -> Option<String> {
+    let private = |host: &str| {
+        host.trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .and_then(|ip| unreachable(&CandidateAddress::Ip(ip)))
+            .is_some()
+    };
+    let invite = call.timeline.iter().find(|e| e.what.starts_with("INVITE "));
+    if let Some(uri) = invite.and_then(|e| e.what.split_whitespace().nth(1)) {
+        let host_port = uri.split(';').next().unwrap_or(uri);
+        let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
+        let host_port = host_port
+            .strip_prefix("sip:")
+            .or_else(|| host_port.strip_prefix("sips:"))
+            .unwrap_or(host_port);
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => host_port.split(':').next().unwrap_or(host_port),
+        };
+        if private(host) {
+            return Some(format!(
+                "the INVITE is addressed to {host}, a private address"
+            ));
+        }
+    }
+    let answer = call.answer.as_ref()?;
+    answer
+        .description
+        .media
+        .iter()
+        .filter_map(|m| m.connection.as_ref())
+        .find(|(_, address)| private(address))
+        .map(|(_, address)| format!("the answer's media goes to {address}, a private address"))
+}
+
 /// The findings about one call, most severe first.
 pub fn diagnose_call(call: &Call) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -873,12 +1054,29 @@ pub fn diagnose_call(call: &Call) -> Vec<Finding> {
         diagnose_side(side, Some(&call.call_id), &mut findings);
     }
     diagnose_pairs(call, &mut findings);
+    if let Some(why) = call_inside_one_network(call) {
+        // A room system calling another on the corporate LAN: a private
+        // address is what both ends use, not a sign of a NAT in the way.
+        for f in &mut findings {
+            if f.code == "private-address-without-ice" && f.severity != Severity::Info {
+                f.severity = Severity::Info;
+                f.message.push_str(&format!(
+                    " ({why}: a call inside one network, where that address is reachable)"
+                ));
+            }
+        }
+    }
     if call.connected {
         // What the candidates suggest is a guess; the agent saw the media
         // connect. The guesses stay as notes, for other peers.
         for f in &mut findings {
             if GUESSES.contains(&f.code) && f.severity != Severity::Info {
                 f.severity = Severity::Info;
+                // Its own log shows it connected: no "nothing can connect".
+                f.message = f.message.replace(
+                    "nothing can connect",
+                    "only a peer on a shared network can connect",
+                );
                 f.message.push_str(
                     " (this connection worked all the same, so this only matters for other peers)",
                 );

@@ -16,7 +16,9 @@
 //! - packet captures, pcap and pcapng (see [`crate::capture`]);
 //! - `edgeice call --trace` files (JSON lines, see [`crate::trace`]);
 //! - `edgeice serve`'s own log, JSON lines or text (see
-//!   [`crate::serve_log`]).
+//!   [`crate::serve_log`]);
+//! - pasted excerpts: candidate lines and diagnostics headers out of a
+//!   ticket or a thread (see [`crate::excerpt`]).
 //!
 //! [`open`] recognises the format from the first bytes or line, then
 //! [`Source::read`] hands each item over as soon as it is read: nothing is
@@ -42,6 +44,9 @@ pub enum Item {
     Trace(Box<crate::trace::Trace>),
     /// A session or refusal record of `edgeice serve`'s log.
     ServeRecord(Box<crate::serve_log::Record>),
+    /// A pasted excerpt (candidate lines, diagnostics headers), as a call
+    /// of its own: see [`crate::excerpt`].
+    Excerpt(Box<crate::call::Call>),
     /// A bare SDP description.
     Sdp {
         /// The file.
@@ -73,6 +78,9 @@ pub enum Format {
     /// `edgeice serve`'s log (JSON lines or text), with its session and
     /// refusal records.
     ServeLog,
+    /// A pasted excerpt: candidate lines and Lync/Skype for Business
+    /// diagnostics headers out of a ticket or a thread.
+    Excerpt,
 }
 
 impl InputError {
@@ -98,7 +106,7 @@ pub enum InputError {
     },
     /// Nothing in it looks like SDP, SIP or a client log.
     #[error(
-        "{0}: not a format edgeice analyze reads — bare SDP (starts with v=0), SIP messages, a Lync/Skype for Business client log (MM/DD/YYYY|HH:MM:SS.mmm lines) or server log ($$begin_record), a Chrome webrtc-internals dump (JSON with PeerConnections), a pcap/pcapng capture, an edgeice call --trace file or edgeice serve's log; nothing in it reads as any of them"
+        "{0}: not a format edgeice analyze reads — bare SDP (starts with v=0), SIP messages, a Lync/Skype for Business client log (MM/DD/YYYY|HH:MM:SS.mmm lines) or server log ($$begin_record), a Chrome webrtc-internals dump (JSON with PeerConnections), a pcap/pcapng capture, an edgeice call --trace file, edgeice serve's log, or a pasted excerpt with candidate lines (candidate:…) or ms-client-diagnostics headers; nothing in it reads as any of them"
     )]
     Unrecognised(String),
     /// Nothing in it reads as any format; it begins with `start`, which
@@ -169,6 +177,7 @@ enum Body<R> {
 pub fn open<R: BufRead + Send>(file: &str, mut reader: R) -> Result<Source<R>, InputError> {
     let io = InputError::io(file);
     let head = reader.fill_buf().map_err(io)?;
+    let excerpt = crate::excerpt::looks_like(head);
     if crate::capture::is_capture(head) {
         return Ok(Source {
             file: file.to_owned(),
@@ -201,6 +210,8 @@ pub fn open<R: BufRead + Send>(file: &str, mut reader: R) -> Result<Source<R>, I
         Format::Uccapilog
     } else if first.1.trim_end() == "v=0" {
         Format::Sdp
+    } else if excerpt {
+        Format::Excerpt
     } else {
         Format::SipTrace
     };
@@ -269,6 +280,7 @@ impl<R: BufRead + Send> Source<R> {
                 })
             }
             Format::SipTrace => read_sip_trace(file, first, &mut lines, emit),
+            Format::Excerpt => crate::excerpt::read(file, first, &mut lines, emit),
         }
     }
 }

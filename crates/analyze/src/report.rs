@@ -468,7 +468,14 @@ fn side_text(out: &mut String, side: &Side, explain: bool) {
 pub fn describe_diagnostics(d: &crate::sip::MsDiagnostics) -> String {
     let code = d.code.map(|c| format!(" {c}")).unwrap_or_default();
     let reason = d.reason.as_deref().unwrap_or("(no reason given)");
-    format!("{}{code}: {reason}", d.header)
+    let client = d.header.eq_ignore_ascii_case("ms-client-diagnostics");
+    match d
+        .code
+        .and_then(|c| crate::ms_codes::code_meaning(c, client))
+    {
+        Some(m) => format!("{}{code}: {reason} ({})", d.header, m.meaning),
+        None => format!("{}{code}: {reason}", d.header),
+    }
 }
 
 /// `address:port`, an IPv6 address in brackets (`[2001:db8::1]:5000`).
@@ -534,7 +541,11 @@ fn explain_what(c: &Candidate<'_>) -> String {
         Transport::Other(t) => format!("over {t}"),
     };
     let at = endpoint(&c.address, c.port);
-    let reach = if c.address.class().is_reachable_from_internet() {
+    let reach = if crate::diagnose::teredo(&c.address) {
+        "a Teredo address (2001::/32: Windows' IPv6-over-IPv4-UDP tunnel, reached through a Teredo relay, rarely a path that works for media)".to_owned()
+    } else if let Some(doc) = crate::diagnose::documentation(&c.address) {
+        format!("{doc}: not an address anyone can reach")
+    } else if c.address.class().is_reachable_from_internet() {
         "reachable from anywhere".to_owned()
     } else {
         format!(

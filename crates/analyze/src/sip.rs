@@ -97,7 +97,9 @@ fn parameter<'v>(value: &'v str, name: &str) -> Option<&'v str> {
 
 impl MsDiagnostics {
     /// Reads `51004; reason="Action initiated by user"; ...`.
-    fn parse(header: &str, value: &str) -> Self {
+    pub(crate) fn parse(header: &str, value: &str) -> Self {
+        // Blogs and word processors turn the quotes typographic.
+        let value = &value.replace(['\u{201c}', '\u{201d}', '\u{2033}', '\u{201e}'], "\"");
         let code = value.split(';').next().and_then(|c| c.trim().parse().ok());
         let reason = parameter(value, "reason").map(str::to_owned);
         // `CalleeMediaDebug="audio:ICEWarn=0x0,LocalSite=…,LocalMR=…"`:
@@ -133,15 +135,24 @@ impl MsDiagnostics {
         }
     }
 
-    /// Whether the header says the media could not connect: the client's
-    /// 51007, or a reason that says so (the 52xxx codes' reasons do, and
-    /// name the endpoints' locations).
+    /// Whether the header says the media could not connect: a code whose
+    /// documented meaning is a media connectivity failure (23, 24, 25), or
+    /// a reason that says so. 51007 ("Callee media connectivity diagnosis
+    /// info") and 51004 (a hang-up) only carry the client's report: an
+    /// answered call's 200 OK has them too.
     pub fn media_failed(&self) -> bool {
+        let client = self.header.eq_ignore_ascii_case("ms-client-diagnostics");
+        if let Some(meaning) = self
+            .code
+            .and_then(|c| crate::ms_codes::code_meaning(c, client))
+            && meaning.media_failure
+        {
+            return true;
+        }
         let reason = self.reason.as_deref().unwrap_or("").to_ascii_lowercase();
-        (self.header.eq_ignore_ascii_case("ms-client-diagnostics") && self.code == Some(51007))
-            || reason.contains("media connectivity")
-            || reason.contains("ice ")
-            || reason.contains("ice connectivity")
+        reason.contains("connectivity failure")
+            || reason.contains("connectivity failed")
+            || (reason.contains("ice ") && reason.contains("fail"))
     }
 
     /// A media-debug field of one side (`CallerMediaDebug`/`CalleeMediaDebug`).
@@ -206,16 +217,25 @@ impl SipMessage {
                 body_at = i + 1;
                 break;
             }
-            if line.starts_with([' ', '\t']) {
-                // A folded header continues the previous one.
-                if let Some((_, value)) = headers.last_mut() {
-                    value.push(' ');
-                    value.push_str(line.trim());
+            // A folded header continues the previous one; so does a line
+            // that cannot start a header (no `name:`, or a name no header
+            // has, like `LocalSite=…`): a header wrapped by hand in a
+            // pasted excerpt.
+            let header = line.split_once(':').filter(|(name, _)| {
+                // `Via :` is allowed (white space before the colon).
+                let name = name.trim_end();
+                !name.is_empty() && !name.contains(['=', ',', ';', '"', ' '])
+            });
+            match header {
+                Some((name, value)) if !line.starts_with([' ', '\t']) => {
+                    headers.push((full_name(name.trim()).to_owned(), value.trim().to_owned()));
                 }
-                continue;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((full_name(name.trim()).to_owned(), value.trim().to_owned()));
+                _ => {
+                    if let Some((_, value)) = headers.last_mut() {
+                        value.push(' ');
+                        value.push_str(line.trim());
+                    }
+                }
             }
         }
         let body_lines = rest.get(body_at..).unwrap_or(&[]);

@@ -322,7 +322,7 @@ impl Analyzer {
             Item::PeerConnection(_) => self.reading.peer_connections += 1,
             Item::Trace(_) => self.reading.traces += 1,
             Item::ServeRecord(_) => self.reading.serve_records += 1,
-            Item::CaptureRead(..) => {}
+            Item::CaptureRead(..) | Item::Excerpt(_) => {}
         }
         match item {
             Item::CaptureRead(_, read) => {
@@ -347,6 +347,7 @@ impl Analyzer {
                 sink.stun(&packet)
             }
             Item::Trace(trace) => self.trace(*trace, sink),
+            Item::Excerpt(call) => self.emit(*call, sink),
             Item::ServeRecord(record) => {
                 self.serve_log.push(*record);
                 Ok(())

@@ -91,13 +91,13 @@ fn analysis_stun(analysis: &Analysis) -> Vec<usize> {
 #[test]
 fn stun_messages_are_the_ones_tshark_reads() {
     for (name, dialect) in [
-        ("capture-ndpi-stun_classic.pcap", "rfc3489"),
+        ("ndpi-stun_classic.pcap", "rfc3489"),
         (
-            "capture-ndpi-stun_tcp_multiple_msgs_same_pkt.pcap",
+            "ndpi-stun_tcp_multiple_msgs_same_pkt.pcap",
             "standard",
         ),
-        ("capture-ndpi-stun.pcap", "standard"),
-        ("capture-ndpi-stun_msteams_unidir.pcapng", "ms-ice2"),
+        ("ndpi-stun.pcap", "standard"),
+        ("ndpi-stun_msteams_unidir.pcapng", "ms-ice2"),
     ] {
         let analysis = run(name);
         assert_eq!(
@@ -115,13 +115,13 @@ fn stun_messages_are_the_ones_tshark_reads() {
 
 #[test]
 fn classic_stun_is_read_and_counted_without_a_false_alarm() {
-    let analysis = run("capture-ndpi-stun_classic.pcap");
+    let analysis = run("ndpi-stun_classic.pcap");
     assert_eq!(analysis.read.classic_stun_packets, 2);
     let what: Vec<&str> = analysis.stun.iter().map(|p| p.what.as_str()).collect();
     assert_eq!(what, ["Binding request", "Binding success"]);
     // The response's MAPPED-ADDRESS, as tshark reads it.
     let mapped = tshark(
-        &path("capture-ndpi-stun_classic.pcap"),
+        &path("ndpi-stun_classic.pcap"),
         "classicstun.att.ipv4",
         &["classicstun.att.ipv4", "classicstun.att.port"],
     );
@@ -139,7 +139,7 @@ fn classic_stun_is_read_and_counted_without_a_false_alarm() {
 
 #[test]
 fn the_403s_of_a_real_turn_capture_are_named() {
-    let analysis = run("capture-ndpi-stun.pcap");
+    let analysis = run("ndpi-stun.pcap");
     let turn_error = analysis
         .findings
         .iter()
@@ -158,7 +158,7 @@ fn the_403s_of_a_real_turn_capture_are_named() {
 
 #[test]
 fn sip_messages_are_the_ones_tshark_reads() {
-    let name = "capture-ndpi-sip.pcap";
+    let name = "ndpi-sip.pcap";
     let analysis = run(name);
     let theirs = tshark(&path(name), "sip", &["frame.number"]).len();
     assert_eq!(analysis.read.sip_messages, theirs);
@@ -167,7 +167,7 @@ fn sip_messages_are_the_ones_tshark_reads() {
 
 #[test]
 fn hostile_fragments_reassemble_as_tshark_does() {
-    let name = "capture-ndpi-ip_fragmented_garbage.pcap";
+    let name = "ndpi-ip_fragmented_garbage.pcap";
     let analysis = run(name);
     let theirs = tshark(&path(name), "ip.reassembled.length", &["frame.number"]).len();
     let capture = analysis.inputs[0].read.capture.as_ref().unwrap();
@@ -197,7 +197,7 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 
 #[test]
 fn a_truncated_capture_says_where_it_stopped_and_what_it_read() {
-    let whole = std::fs::read(path("capture-ndpi-sip.pcap")).unwrap();
+    let whole = std::fs::read(path("ndpi-sip.pcap")).unwrap();
     let offsets = record_offsets(&whole);
     // Cut in the middle of packet 60.
     let cut_at = offsets[59] + 30;
@@ -243,7 +243,7 @@ fn a_truncated_capture_says_where_it_stopped_and_what_it_read() {
 
 #[test]
 fn a_damaged_record_length_stops_the_reading_there() {
-    let mut bytes = std::fs::read(path("capture-ndpi-sip.pcap")).unwrap();
+    let mut bytes = std::fs::read(path("ndpi-sip.pcap")).unwrap();
     let offsets = record_offsets(&bytes);
     let at = offsets[100];
     bytes[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());

@@ -229,3 +229,385 @@ fn chrome_86_old_form_stats_without_types_are_read() {
         .unwrap();
     assert!(pair.contains("35.179.76.65:16955"), "{pair}");
 }
+
+// The whole corpus, one row per artifact: what its source says, and so
+// what the analyzer must find. The Goals table in BENCHMARKS.md is
+// computed from it (`goals_over_the_public_corpus`).
+
+/// What an artifact's source says about it.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// A failure whose cause the source states: the finding that names it.
+    Failure(&'static str),
+    /// No failure stated: no error, and no warning but these (each one
+    /// true of the input, said in its note).
+    Healthy(&'static [&'static str]),
+}
+
+use Expect::{Failure, Healthy};
+
+const CORPUS: &[(&str, Expect)] = &[
+    // Chrome webrtc-internals dumps.
+    (
+        "chrome-old-form-kurento-inbound.webrtc-internals.json",
+        Healthy(&[]),
+    ),
+    (
+        "chrome144-guilospanck-connected.webrtc-internals.json",
+        Healthy(&[]),
+    ),
+    (
+        "chrome147-xuyu130-connected.webrtc-internals.json",
+        Healthy(&[]),
+    ),
+    (
+        "chrome149-mammotion-connected.webrtc-internals.json",
+        Healthy(&[]),
+    ),
+    (
+        "chrome86-old-form-kurento.webrtc-internals.json",
+        Healthy(&[]),
+    ),
+    // Real Lync / Skype for Business messages.
+    ("sfb2016-invite-lync-loc-intranet.sip", Healthy(&[])),
+    ("sfb2016-invite-tele2-intranet.sip", Healthy(&[])),
+    ("sfb2015-im-invite-tele2.sip", Healthy(&[])),
+    ("lync2013-200ok-51007-teredo.sip", Healthy(&[])),
+    ("lync2013-invite-fallback-teredo.sip", Healthy(&[])),
+    ("lync2013-im-invite.sip", Healthy(&[])),
+    ("lync-msxfaq-51007-normal-clear.uccapilog", Healthy(&[])),
+    (
+        "lync-ucprimer-23-udp3478-blocked.excerpt.txt",
+        Failure("ms-media-failure"),
+    ),
+    (
+        "lync-pareshj-24-tcp-blocked.excerpt.txt",
+        Failure("ms-media-failure"),
+    ),
+    (
+        "sfb-ucsorted-25-federated.excerpt.txt",
+        Failure("ms-media-failure"),
+    ),
+    // Other SIP endpoints' real messages.
+    ("tandberg-movi-invite-public.sip", Healthy(&[])),
+    ("cisco-gw-invite-lan.sip", Healthy(&[])),
+    ("vc400-invite-lan.sip", Healthy(&[])),
+    ("aver-evc130-invite-lan.sip", Healthy(&[])),
+    // Candidates from issue threads.
+    (
+        "coturn-501-server-private-host.excerpt.txt",
+        Failure("only-host-candidates"),
+    ),
+    (
+        "coturn-1474-docker-relay-private.trickle-ice.txt",
+        Failure("relay-private-address"),
+    ),
+    (
+        "go2rtc-68-docker-private-host.excerpt.txt",
+        Failure("only-host-candidates"),
+    ),
+    (
+        "node-webrtc-591-docker-private-host.excerpt.txt",
+        Failure("only-host-candidates"),
+    ),
+    (
+        "aiortc-131-server-private-host.excerpt.txt",
+        Failure("only-host-candidates"),
+    ),
+    (
+        "libpeer-86-mdns-only.excerpt.txt",
+        Failure("only-host-candidates"),
+    ),
+    (
+        "kurento-405-mdns-unresolved.excerpt.txt",
+        Failure("only-host-candidates"),
+    ),
+    (
+        "freeswitch-927-mdns-rejected.excerpt.txt",
+        Failure("mdns-host-candidates"),
+    ),
+    (
+        "node-webrtc-311-masked-relay.excerpt.txt",
+        Healthy(&["malformed-candidate"]),
+    ),
+    (
+        "livekit-4487-srflx-documentation.excerpt.txt",
+        Healthy(&["no-relay-candidates"]),
+    ),
+    (
+        "kvs-1572-createpermission-403-routine.excerpt.txt",
+        Healthy(&[]),
+    ),
+    // Captures from nDPI's test suite.
+    ("ndpi-google_meet.pcapng", Healthy(&[])),
+    ("ndpi-ip_fragmented_garbage.pcap", Healthy(&[])),
+    ("ndpi-rtp.pcapng", Healthy(&[])),
+    ("ndpi-sip.pcap", Healthy(&["private-address-without-ice"])),
+    ("ndpi-sip_hello.pcapng", Healthy(&[])),
+    ("ndpi-skype-conference-call.pcap", Healthy(&[])),
+    ("ndpi-stun.pcap", Healthy(&["turn-error"])),
+    ("ndpi-stun_classic.pcap", Healthy(&[])),
+    ("ndpi-stun_dtls_rtp.pcapng", Healthy(&[])),
+    ("ndpi-stun_dtls_unidirectional_client.pcap", Healthy(&[])),
+    ("ndpi-stun_google_meet.pcapng", Healthy(&[])),
+    ("ndpi-stun_msteams_unidir.pcapng", Healthy(&[])),
+    ("ndpi-stun_signal.pcapng", Healthy(&[])),
+    ("ndpi-stun_tcp_multiple_msgs_same_pkt.pcap", Healthy(&[])),
+    ("ndpi-stun_zoom.pcapng", Healthy(&[])),
+];
+
+/// Warnings on healthy inputs that their source contradicts (the input
+/// works as it is): counted as false alarms in the Goals table.
+const FALSE_ALARM_WARNINGS: &[(&str, &str)] = &[(
+    "livekit-4487-srflx-documentation.excerpt.txt",
+    "no-relay-candidates",
+)];
+
+fn alarms(analysis: &Analysis, severity: Severity) -> Vec<&'static str> {
+    let mut codes: Vec<&str> = analysis
+        .findings
+        .iter()
+        .filter(|f| f.severity == severity)
+        .map(|f| f.code)
+        .collect();
+    codes.dedup();
+    codes
+}
+
+#[test]
+fn every_public_artifact_is_in_the_table() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/public");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.ends_with(".note.md") {
+            assert!(CORPUS.iter().any(|(f, _)| *f == name), "{name} has no row");
+        }
+    }
+}
+
+#[test]
+fn every_public_artifact_gets_its_verdict() {
+    for (file, expect) in CORPUS {
+        let analysis = run(file);
+        match expect {
+            Failure(code) => assert!(
+                codes(&analysis).contains(code),
+                "{file}: expected {code}, got {:?}",
+                codes(&analysis)
+            ),
+            Healthy(allowed) => {
+                let errors = alarms(&analysis, Severity::Error);
+                assert!(errors.is_empty(), "{file}: false errors {errors:?}");
+                for warning in alarms(&analysis, Severity::Warning) {
+                    assert!(
+                        allowed.contains(&warning),
+                        "{file}: false warning {warning}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The Goals table of issue 15, over the corpus: printed with
+/// `cargo test -p edgeice-analyze --test public_corpus goals -- --nocapture`.
+#[test]
+fn goals_over_the_public_corpus() {
+    let (mut failures, mut right, mut healthy) = (0, 0, 0);
+    let (mut error_alarms, mut warned_inputs, mut false_warnings, mut empty) = (0, 0, 0, 0);
+    println!("| artifact | source says | verdict |");
+    println!("|---|---|---|");
+    for (file, expect) in CORPUS {
+        let analysis = run(file);
+        let read_nothing = analysis.calls.is_empty()
+            && analysis.stun.is_empty()
+            && analysis.descriptions.is_empty();
+        empty += usize::from(read_nothing);
+        let verdict = match expect {
+            Failure(code) => {
+                failures += 1;
+                let found = codes(&analysis).contains(code);
+                right += usize::from(found);
+                format!("{} ({code})", if found { "right" } else { "WRONG" })
+            }
+            Healthy(_) => {
+                healthy += 1;
+                let errors = alarms(&analysis, Severity::Error);
+                let warnings = alarms(&analysis, Severity::Warning);
+                error_alarms += errors.len();
+                warned_inputs += usize::from(!warnings.is_empty());
+                false_warnings += warnings
+                    .iter()
+                    .filter(|w| FALSE_ALARM_WARNINGS.contains(&(*file, **w)))
+                    .count();
+                if errors.is_empty() && warnings.is_empty() {
+                    if read_nothing {
+                        "no alarm (read nothing)".to_owned()
+                    } else {
+                        "no alarm".to_owned()
+                    }
+                } else {
+                    format!("errors {errors:?}, warnings {warnings:?}")
+                }
+            }
+        };
+        let says = match expect {
+            Failure(_) => "failure, cause stated",
+            Healthy(_) => "no failure",
+        };
+        println!("| {file} | {says} | {verdict} |");
+    }
+    println!();
+    println!(
+        "artifacts {}; labelled failures {failures}, right root cause {right}; healthy {healthy}: error-level false alarms {error_alarms}, inputs with a warning {warned_inputs}, warnings the source contradicts {false_warnings}; recognised but read nothing {empty}",
+        CORPUS.len()
+    );
+    assert!(CORPUS.len() >= 40);
+    assert!(failures >= 10);
+    assert!(
+        right * 10 >= failures * 9,
+        "right root cause on {right} of {failures}"
+    );
+    assert_eq!(error_alarms, 0);
+    // At most one warning-level false alarm per 20 healthy inputs.
+    assert!(
+        false_warnings * 20 <= healthy,
+        "{false_warnings} false warnings on {healthy}"
+    );
+}
+
+// What the artifacts showed, checked in detail.
+
+#[test]
+fn a_callee_connectivity_report_in_an_answer_is_no_failure() {
+    // 51007 rides on answered calls and ordinary hang-ups.
+    for file in [
+        "lync2013-200ok-51007-teredo.sip",
+        "lync-msxfaq-51007-normal-clear.uccapilog",
+    ] {
+        assert!(!codes(&run(file)).contains(&"ms-media-failure"), "{file}");
+    }
+    let analysis = run("lync-msxfaq-51007-normal-clear.uccapilog");
+    let d = &analysis.calls[0].timeline[0].diagnostics[0];
+    // The hand-wrapped CalleeMediaDebug is read whole.
+    assert_eq!(
+        d.media_field("CalleeMediaDebug", "RemoteMR"),
+        Some("80.60.22.20:58091")
+    );
+}
+
+#[test]
+fn ice_warn_flags_name_the_paths_that_failed() {
+    let find = |file: &str| {
+        run(file)
+            .findings
+            .iter()
+            .find(|f| f.code == "ms-media-failure")
+            .unwrap()
+            .message
+            .clone()
+    };
+    let udp_blocked = find("lync-ucprimer-23-udp3478-blocked.excerpt.txt");
+    assert!(
+        udp_blocked.contains("TURN server unreachable"),
+        "{udp_blocked}"
+    );
+    assert!(
+        udp_blocked.contains("UDP allocation on the TURN server failed"),
+        "{udp_blocked}"
+    );
+    // The post cut the media debug short: no claim about a missing relay.
+    assert!(!udp_blocked.contains("no media relay"), "{udp_blocked}");
+    let tcp_blocked = find("lync-pareshj-24-tcp-blocked.excerpt.txt");
+    assert!(
+        tcp_blocked.contains("TCP NAT connectivity failed"),
+        "{tcp_blocked}"
+    );
+    assert!(
+        tcp_blocked.contains("TCP TURN (relay) connectivity failed"),
+        "{tcp_blocked}"
+    );
+    let federated = find("sfb-ucsorted-25-federated.excerpt.txt");
+    assert!(federated.contains("a federated call"), "{federated}");
+}
+
+#[test]
+fn mdns_only_candidates_are_said_to_be_mdns() {
+    for file in [
+        "libpeer-86-mdns-only.excerpt.txt",
+        "kurento-405-mdns-unresolved.excerpt.txt",
+    ] {
+        let analysis = run(file);
+        let f = analysis
+            .findings
+            .iter()
+            .find(|f| f.code == "only-host-candidates")
+            .unwrap();
+        assert!(f.message.contains("mDNS names"), "{file}: {}", f.message);
+    }
+}
+
+#[test]
+fn masked_and_documentation_addresses_are_said_so() {
+    let analysis = run("node-webrtc-311-masked-relay.excerpt.txt");
+    let masked: Vec<_> = analysis
+        .findings
+        .iter()
+        .filter(|f| f.code == "malformed-candidate")
+        .collect();
+    assert_eq!(masked.len(), 1);
+    assert!(
+        masked[0].message.contains("masked address (xx.xx.xx.xx)"),
+        "{}",
+        masked[0].message
+    );
+    // Three masked rows of one paste: one finding.
+    let analysis = run("coturn-1474-docker-relay-private.trickle-ice.txt");
+    assert_eq!(
+        codes(&analysis)
+            .iter()
+            .filter(|c| **c == "malformed-candidate")
+            .count(),
+        1
+    );
+    let analysis = run("livekit-4487-srflx-documentation.excerpt.txt");
+    assert!(!codes(&analysis).contains(&"srflx-private-address"));
+    assert!(codes(&analysis).contains(&"documentation-address"));
+}
+
+#[test]
+fn teredo_hosts_are_explained_as_teredo() {
+    let analysis = run("lync2013-invite-fallback-teredo.sip");
+    let text = edgeice_analyze::report::text(&analysis, true);
+    assert!(text.contains("a Teredo address"), "{text}");
+}
+
+#[test]
+fn room_systems_on_one_lan_raise_no_warning() {
+    for file in [
+        "vc400-invite-lan.sip",
+        "aver-evc130-invite-lan.sip",
+        "cisco-gw-invite-lan.sip",
+    ] {
+        let analysis = run(file);
+        let f = analysis
+            .findings
+            .iter()
+            .find(|f| f.code == "private-address-without-ice")
+            .unwrap();
+        assert_eq!(f.severity, Severity::Info, "{file}");
+        assert!(f.message.contains("a call inside one network"), "{file}");
+    }
+    // An IM session's m=message carries no media.
+    assert!(!codes(&run("lync2013-im-invite.sip")).contains(&"private-address-without-ice"));
+}
+
+#[test]
+fn a_connected_session_is_never_told_nothing_can_connect() {
+    // Host (mDNS) candidates only, and the dump shows it connected.
+    let analysis = run("chrome147-xuyu130-connected.webrtc-internals.json");
+    assert!(codes(&analysis).contains(&"only-host-candidates"));
+    for f in &analysis.findings {
+        assert!(!f.message.contains("nothing can connect"), "{}", f.message);
+    }
+}

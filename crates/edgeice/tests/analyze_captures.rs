@@ -232,7 +232,7 @@ fn ice_tcp_checks_in_rfc4571_framing_are_read_as_tshark_reads_them() {
 fn a_truncated_capture_is_reported_up_to_its_damage_and_exits_2() {
     let public = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../analyze/tests/corpus/public/capture-ndpi-sip.pcap"
+        "/../analyze/tests/corpus/public/ndpi-sip.pcap"
     );
     let whole = std::fs::read(public).unwrap();
     let dir = workdir("truncated");
