@@ -92,10 +92,7 @@ fn analysis_stun(analysis: &Analysis) -> Vec<usize> {
 fn stun_messages_are_the_ones_tshark_reads() {
     for (name, dialect) in [
         ("ndpi-stun_classic.pcap", "rfc3489"),
-        (
-            "ndpi-stun_tcp_multiple_msgs_same_pkt.pcap",
-            "standard",
-        ),
+        ("ndpi-stun_tcp_multiple_msgs_same_pkt.pcap", "standard"),
         ("ndpi-stun.pcap", "standard"),
         ("ndpi-stun_msteams_unidir.pcapng", "ms-ice2"),
     ] {

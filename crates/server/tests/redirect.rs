@@ -224,11 +224,11 @@ fn allocations_made_before_a_drain_go_on_refreshing_and_binding() {
             t0,
             Input::Client {
                 from: client.from,
-                contents: &channel_data,
+                payload: &channel_data,
             },
         )
         .expect("relayed to the peer");
-    assert_eq!(t.contents, b"hello");
+    assert_eq!(t.payload, b"hello");
     // Binding is answered too.
     let mut buf = Vec::new();
     let kind = MessageType::new(Method::BINDING, Class::Request);
