@@ -66,7 +66,16 @@ pub struct StunPacket {
     /// (a NAT-type test).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub change_request: bool,
+    /// The peers a TURN request names (XOR-PEER-ADDRESS: CreatePermission,
+    /// ChannelBind, Send), at most [`MAX_PEERS`], so that an error answer
+    /// can say which peer it refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<SocketAddr>,
 }
+
+/// XOR-PEER-ADDRESS values kept per packet: a CreatePermission may list
+/// many, and a few name the refusal well enough.
+pub const MAX_PEERS: usize = 8;
 
 /// Whether `head` starts a pcap or pcapng file.
 pub fn is_capture(head: &[u8]) -> bool {
@@ -538,6 +547,7 @@ fn read_message(
             dialect: "rfc3489",
             mapped_address: classic.mapped,
             change_request: classic.change_request,
+            peers: Vec::new(),
         }));
     }
     let text = String::from_utf8_lossy(payload);
@@ -646,6 +656,14 @@ fn stun_packet(
             _ => None,
         },
         change_request: false,
+        peers: message
+            .attributes()
+            .filter_map(|attribute| match attribute {
+                Ok(Attribute::XorPeerAddress(peer)) => Some(peer),
+                _ => None,
+            })
+            .take(MAX_PEERS)
+            .collect(),
     }
 }
 

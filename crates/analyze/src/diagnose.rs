@@ -617,8 +617,9 @@ const MAX_USERS: usize = 20;
 /// in bounded memory.
 #[derive(Debug, Default)]
 pub struct StunFindings {
-    /// Recent requests: transaction → (authenticated, username).
-    requests: std::collections::HashMap<String, (bool, Option<String>)>,
+    /// Recent requests: transaction → (authenticated, username, the peers
+    /// it names).
+    requests: std::collections::HashMap<String, (bool, Option<String>, Vec<std::net::SocketAddr>)>,
     /// The same transactions, oldest first, to forget them in order.
     order: std::collections::VecDeque<String>,
     refused: Vec<Evidence>,
@@ -626,6 +627,8 @@ pub struct StunFindings {
     users: std::collections::BTreeSet<String>,
     errors: Vec<Evidence>,
     codes: std::collections::BTreeSet<u16>,
+    /// The peers named by requests the server answered 403 (Forbidden).
+    forbidden_peers: std::collections::BTreeSet<std::net::SocketAddr>,
     /// MS-TURN Allocate requests seen, the first few as evidence, and
     /// whether any MS-TURN answer came.
     ms_turn_allocates: usize,
@@ -651,7 +654,11 @@ impl StunFindings {
                 self.order.push_back(packet.transaction.clone());
                 self.requests.insert(
                     packet.transaction.clone(),
-                    (packet.authenticated, packet.username.clone()),
+                    (
+                        packet.authenticated,
+                        packet.username.clone(),
+                        packet.peers.clone(),
+                    ),
                 );
             }
             return;
@@ -680,6 +687,13 @@ impl StunFindings {
                 }
             }
             403 | 437 | 442 | 443 | 486 | 508 => {
+                if code == 403 {
+                    for peer in request.map(|r| r.2.as_slice()).unwrap_or_default() {
+                        if self.forbidden_peers.len() < MAX_USERS {
+                            self.forbidden_peers.insert(*peer);
+                        }
+                    }
+                }
                 self.codes.insert(code);
                 if self.errors.len() < MAX_EVIDENCE {
                     self.errors.push(evidence);
@@ -743,10 +757,66 @@ impl StunFindings {
             ));
         }
         if !self.codes.is_empty() {
-            findings.push(turn_error(&self.codes, None, self.errors.clone()));
+            let mut finding = turn_error(&self.codes, None, self.errors.clone());
+            if let Some(refused) = forbidden_peers(&self.forbidden_peers) {
+                finding.message.push_str(&refused.message);
+                if refused.all_routine && self.codes.len() == 1 {
+                    finding.severity = Severity::Info;
+                }
+            }
+            findings.push(finding);
         }
         findings
     }
+}
+
+/// What a TURN server's 403s refused: the peers the requests named, and
+/// whether its policy explains them.
+struct ForbiddenPeers {
+    /// Appended to the `turn-error` message.
+    message: String,
+    /// Every refused peer is one that servers refuse by default (private,
+    /// loopback, link-local...): routine, not a fault.
+    all_routine: bool,
+}
+
+/// Says which peers 403 refused, and whether the usual peer policy
+/// explains it: coturn and edgeice refuse private, loopback and link-local
+/// peers unless allowed, so such a refusal is routine; a public peer
+/// refused means a deny list or an allow list that leaves it out.
+fn forbidden_peers(
+    peers: &std::collections::BTreeSet<std::net::SocketAddr>,
+) -> Option<ForbiddenPeers> {
+    if peers.is_empty() {
+        return None;
+    }
+    let mut routine = Vec::new();
+    let mut public = Vec::new();
+    for peer in peers {
+        let class = CandidateAddress::Ip(peer.ip()).class();
+        let shown = peer.to_string();
+        match class {
+            AddressClass::Public => public.push(shown),
+            other => routine.push(format!("{shown} ({})", class_name(other))),
+        }
+    }
+    let mut message = String::new();
+    if !routine.is_empty() {
+        message.push_str(&format!(
+            "; 403 refused the peer {}: servers refuse such peers by default (coturn's denied-peer-ip and no-loopback-peers, edgeice serve's built-in policy), so this is routine unless that peer should be relayed to (then allow its network: coturn allowed-peer-ip, edgeice serve --allow-peer)",
+            routine.join(", ")
+        ));
+    }
+    if !public.is_empty() {
+        message.push_str(&format!(
+            "; 403 refused the public peer {}: no default policy refuses a public address, so the server's deny list (coturn denied-peer-ip, edgeice serve --deny-peer) or an allow list that leaves it out does",
+            public.join(", ")
+        ));
+    }
+    Some(ForbiddenPeers {
+        message,
+        all_routine: public.is_empty(),
+    })
 }
 
 /// `turn-auth-failed`: `who` had its credentials refused (`how`: the
@@ -1165,4 +1235,69 @@ pub fn diagnose(calls: &[Call], descriptions: &[Side], stun: &[StunPacket]) -> V
     }
     findings.sort_by_key(|f| f.severity);
     findings
+}
+
+#[cfg(test)]
+mod forbidden_peer_tests {
+    use super::*;
+
+    /// A CreatePermission request naming `peer`, or its 403 answer.
+    fn packet(number: usize, peer: Option<std::net::SocketAddr>) -> StunPacket {
+        let client: std::net::SocketAddr = "192.0.2.10:50000".parse().unwrap();
+        let server: std::net::SocketAddr = "198.51.100.1:3478".parse().unwrap();
+        StunPacket {
+            file: "t.pcap".into(),
+            packet: number,
+            timestamp: String::new(),
+            from: if peer.is_some() { client } else { server },
+            to: if peer.is_some() { server } else { client },
+            what: if peer.is_some() {
+                "CreatePermission request".into()
+            } else {
+                "CreatePermission error".into()
+            },
+            transaction: format!("t{}", number / 2),
+            error: peer.is_none().then_some(403),
+            authenticated: true,
+            username: Some("u".into()),
+            dialect: "standard",
+            mapped_address: None,
+            change_request: false,
+            peers: peer.into_iter().collect(),
+        }
+    }
+
+    fn finding_for(peer: &str) -> Finding {
+        let mut stun = StunFindings::default();
+        stun.push(&packet(2, Some(peer.parse().unwrap())));
+        stun.push(&packet(3, None));
+        stun.findings()
+            .into_iter()
+            .find(|f| f.code == "turn-error")
+            .expect("turn-error")
+    }
+
+    #[test]
+    fn a_private_peer_refused_is_routine() {
+        let finding = finding_for("10.1.2.3:4000");
+        assert!(
+            finding.message.contains("10.1.2.3:4000"),
+            "{}",
+            finding.message
+        );
+        assert!(finding.message.contains("routine"), "{}", finding.message);
+        assert_eq!(finding.severity, Severity::Info);
+    }
+
+    #[test]
+    fn a_public_peer_refused_names_the_deny_list() {
+        let finding = finding_for("[2a00:1450:4001::1]:4000");
+        assert!(
+            finding.message.contains("[2a00:1450:4001::1]:4000"),
+            "{}",
+            finding.message
+        );
+        assert!(finding.message.contains("deny list"), "{}", finding.message);
+        assert_eq!(finding.severity, Severity::Warning);
+    }
 }

@@ -143,6 +143,12 @@ fn the_403s_of_a_real_turn_capture_are_named() {
         .find(|f| f.code == "turn-error")
         .expect("turn-error");
     assert!(turn_error.message.contains("403"), "{}", turn_error.message);
+    // The refused peers are the ones the CreatePermission requests named
+    // (XOR-PEER-ADDRESS, as tshark shows them), private ones: routine.
+    for peer in ["10.36.43.120:42272", "192.168.0.102:44459"] {
+        assert!(turn_error.message.contains(peer), "{}", turn_error.message);
+    }
+    assert_eq!(turn_error.severity, Severity::Info);
     assert!(
         analysis
             .findings
