@@ -70,6 +70,9 @@ pub struct Stats {
     /// reaching the core to the success answer (the driver binding the
     /// relay socket in between).
     pub allocate_latencies: Histogram<LatencyBuckets>,
+    /// New Allocates answered 300 Try Alternate, indexed by
+    /// [`crate::RedirectReason::index`].
+    pub redirects: [u64; crate::RedirectReason::KINDS],
 }
 
 /// Packets and payload bytes relayed, both ways.
@@ -124,6 +127,9 @@ impl Stats {
         self.allocation_lifetimes
             .absorb(&other.allocation_lifetimes);
         self.allocate_latencies.absorb(&other.allocate_latencies);
+        for (mine, theirs) in self.redirects.iter_mut().zip(&other.redirects) {
+            *mine += theirs;
+        }
     }
 
     /// What was relayed for clients of `transport`.
