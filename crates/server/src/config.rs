@@ -112,6 +112,10 @@ pub struct ServerConfig {
     pub shared: std::sync::Arc<crate::SharedState>,
     /// Most allocations per user name.
     pub max_allocations_per_user: usize,
+    /// Allocations (in all cores) from which new Allocates are redirected
+    /// to an alternate, when one is known (`None`: from
+    /// `max_allocations`, where they would be refused).
+    pub redirect_above: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -141,6 +145,7 @@ impl Default for ServerConfig {
             max_allocations: 10_000,
             shared: std::sync::Arc::default(),
             max_allocations_per_user: 1_000,
+            redirect_above: None,
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - `auth`: long-term credentials and stateless nonces;
 //! - `guesses`: backoff after failed integrity checks;
 //! - `turn`: Allocate, Refresh, CreatePermission, ChannelBind (RFC 8656);
+//! - `redirect`: new Allocates sent elsewhere (300 Try Alternate) or
+//!   refused while the server drains;
 //! - `relay`: the data path, ChannelData and Send/Data indications;
 //! - `ms_turn`: Microsoft's MS-TURN dialect (Lync, Skype for Business),
 //!   recognised per request and served on the same ports;
@@ -40,6 +42,7 @@ mod ms_turn;
 pub mod nat;
 pub mod peer_policy;
 mod quota;
+mod redirect;
 mod relay;
 mod response;
 mod server;
@@ -59,7 +62,8 @@ pub use interface::{
     RelayRequestId, RelayTransport, Transmit, Transport,
 };
 pub use quota::QuotaLedger;
+pub use redirect::RedirectReason;
 pub use response::{Dialect, ReplyTo, smallest_challenged_request};
 pub use server::{Server, Stats, TransportTraffic};
 pub use session::{EndReason, Refusal, RefusalReason, Report, Session, SessionId, Traffic};
-pub use shared::{SharedState, Throttles};
+pub use shared::{Alternate, SharedState, Throttles};

@@ -184,6 +184,15 @@ impl Server {
         let Some(state) = requested_state(request) else {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, Some(&auth.key));
         };
+        if self.config.shared.draining() {
+            // MS-TURN's own redirect (MS-ALTERNATE-SERVER) is not spoken.
+            let (code, user) = (
+                ErrorCode::INSUFFICIENT_CAPACITY,
+                Some(auth.username.as_str()),
+            );
+            let reason = crate::RefusalReason::Draining;
+            return self.refused(from, &to, code, Some(&auth.key), user, reason);
+        }
         let limits = (
             self.config.max_allocations,
             self.config.max_allocations_per_user,

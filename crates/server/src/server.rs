@@ -70,6 +70,9 @@ pub struct Stats {
     /// reaching the core to the success answer (the driver binding the
     /// relay socket in between).
     pub allocate_latencies: Histogram<LatencyBuckets>,
+    /// New Allocates answered 300 Try Alternate, indexed by
+    /// [`crate::RedirectReason::index`].
+    pub redirects: [u64; crate::RedirectReason::KINDS],
 }
 
 /// Packets and payload bytes relayed, both ways.
@@ -124,6 +127,9 @@ impl Stats {
         self.allocation_lifetimes
             .absorb(&other.allocation_lifetimes);
         self.allocate_latencies.absorb(&other.allocate_latencies);
+        for (mine, theirs) in self.redirects.iter_mut().zip(&other.redirects) {
+            *mine += theirs;
+        }
     }
 
     /// What was relayed for clients of `transport`.
@@ -542,6 +548,38 @@ impl Server {
     /// the settings replaced, to drop after.
     pub fn reload(&mut self, new: crate::Reloadable) -> crate::Reloadable {
         self.config.apply(new)
+    }
+
+    /// Signs nonces from now on with a fleet's shared `secret`, their
+    /// expiry on the Unix clock (`unix_now` is the Unix time at `now`), so
+    /// that a 401 from one node and the retry that lands on another
+    /// authenticate. Nonces issued before are stale from then on (the
+    /// client retries with the 438's fresh one).
+    pub fn share_nonces(&mut self, secret: &[u8; 32], now: Instant, unix_now: u64) {
+        let (epoch, lifetime) = (self.nonces.epoch, self.config.nonce_lifetime);
+        self.nonces = Nonces::shared(secret, epoch, lifetime, now, unix_now);
+    }
+
+    /// The user name of the Allocate waiting for `id`'s relay, while it
+    /// waits: the driver takes a fleet-wide quota for it before binding.
+    pub fn pending_user(&self, id: crate::RelayRequestId) -> Option<&str> {
+        self.pending.get(&id).map(|p| p.username.as_str())
+    }
+
+    /// Answers the Allocate waiting for `id` with 486 Allocation Quota
+    /// Reached instead of binding its relay (the user's fleet-wide quota
+    /// is used up), and gives back its place in this server's quota.
+    pub fn refuse_relay<'s>(&'s mut self, id: crate::RelayRequestId) -> Option<Transmit<'s>> {
+        let pending = self.pending.remove(&id)?;
+        self.config.shared.quota.give_back(&pending.username);
+        self.refused(
+            pending.five_tuple,
+            &pending.reply,
+            edgeice_stun::ErrorCode::ALLOCATION_QUOTA_REACHED,
+            Some(&pending.key),
+            Some(&pending.username),
+            crate::RefusalReason::UserQuota,
+        )
     }
 
     /// The reloadable part of the settings in force.

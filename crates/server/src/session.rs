@@ -93,6 +93,8 @@ pub enum EndReason {
     Kicked,
     /// The server is stopping ([`crate::Server::end_all`]).
     Shutdown,
+    /// A drain's deadline came while it still lived.
+    Drained,
 }
 
 impl EndReason {
@@ -104,6 +106,7 @@ impl EndReason {
             EndReason::ConnectionClosed => "connection-closed",
             EndReason::Kicked => "kicked",
             EndReason::Shutdown => "shutdown",
+            EndReason::Drained => "drained",
         }
     }
 }
@@ -140,6 +143,9 @@ pub enum RefusalReason {
     TooManyChannels,
     /// A malformed request, or one that breaks the protocol's rules (400).
     BadRequest,
+    /// A new Allocate while the server drains, with no alternate to
+    /// redirect it to (508).
+    Draining,
     /// Any other error response, by its code.
     Other,
 }
@@ -160,13 +166,14 @@ impl RefusalReason {
             RefusalReason::TooManyPermissions => "too-many-permissions",
             RefusalReason::TooManyChannels => "too-many-channels",
             RefusalReason::BadRequest => "bad-request",
+            RefusalReason::Draining => "draining",
             RefusalReason::Other => "error",
         }
     }
 
     /// How many kinds there are, for a driver's table indexed by
     /// [`RefusalReason::index`].
-    pub const KINDS: usize = 12;
+    pub const KINDS: usize = 13;
 
     /// A small index per kind, below [`RefusalReason::KINDS`].
     pub fn index(self) -> usize {
@@ -183,6 +190,7 @@ impl RefusalReason {
             RefusalReason::TooManyChannels => 9,
             RefusalReason::BadRequest => 10,
             RefusalReason::Other => 11,
+            RefusalReason::Draining => 12,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -40,6 +41,31 @@ impl Default for Throttles {
     }
 }
 
+/// Another server new Allocates may be sent to (RFC 8489 §10
+/// ALTERNATE-SERVER): another node of the fleet with room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alternate {
+    /// Where its clients send (the ALTERNATE-SERVER attribute).
+    pub address: SocketAddr,
+    /// The name its TLS certificate carries (the ALTERNATE-DOMAIN
+    /// attribute, sent only over TLS).
+    pub domain: Option<String>,
+}
+
+/// Where and whether new Allocates go elsewhere: the alternates known and
+/// the drain. Set by the driver (static flags, or a fleet registry).
+#[derive(Debug, Default)]
+struct Steering {
+    /// For UDP and TCP clients, in order of preference.
+    alternates: Mutex<Vec<Alternate>>,
+    /// For TLS clients (their alternates listen for TLS), in order of
+    /// preference.
+    tls_alternates: Mutex<Vec<Alternate>>,
+    /// Spreads redirects over the alternates of one family.
+    next: AtomicUsize,
+    draining: AtomicBool,
+}
+
 /// State shared by the cores of one server.
 #[derive(Debug)]
 pub struct SharedState {
@@ -54,6 +80,7 @@ pub struct SharedState {
     guesses: Mutex<Guesses>,
     /// The last session id handed out (ids are unique across cores).
     sessions: std::sync::atomic::AtomicU64,
+    steering: Steering,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,7 +117,64 @@ impl SharedState {
             discovery: Mutex::new(Limiter::new(discovery_rate, discovery_burst)),
             guesses: Mutex::new(Guesses::new(throttles.guesses)),
             sessions: std::sync::atomic::AtomicU64::new(0),
+            steering: Steering::default(),
         }
+    }
+
+    /// Replaces the alternates for UDP and TCP clients (first = preferred;
+    /// a fleet registry passes the live nodes with room, this one and
+    /// draining ones left out).
+    pub fn set_alternates(&self, alternates: Vec<Alternate>) {
+        let old = std::mem::replace(&mut *lock(&self.steering.alternates), alternates);
+        drop(old);
+    }
+
+    /// Replaces the alternates for TLS clients (their addresses are TLS
+    /// listeners; `domain` is what their certificates name).
+    pub fn set_tls_alternates(&self, alternates: Vec<Alternate>) {
+        let old = std::mem::replace(&mut *lock(&self.steering.tls_alternates), alternates);
+        drop(old);
+    }
+
+    /// The alternates for UDP and TCP clients, as last set.
+    pub fn alternates(&self) -> Vec<Alternate> {
+        lock(&self.steering.alternates).clone()
+    }
+
+    /// Starts (`true`) or ends a drain: while draining, every new Allocate
+    /// is redirected to an alternate, or refused with 508 when none is
+    /// known; allocations already made go on.
+    pub fn set_draining(&self, draining: bool) {
+        self.steering.draining.store(draining, Ordering::Relaxed);
+    }
+
+    /// Whether the server is draining.
+    pub fn draining(&self) -> bool {
+        self.steering.draining.load(Ordering::Relaxed)
+    }
+
+    /// An alternate for a client of `transport` that reached this server
+    /// at `local`: one of `local`'s address family (a client can reach no
+    /// other over the socket it has), never `local` itself. Redirects are
+    /// spread round-robin over those that qualify, as coturn does: a
+    /// static list names peers, not a ranking.
+    pub(crate) fn alternate_for(
+        &self,
+        transport: crate::Transport,
+        local: SocketAddr,
+    ) -> Option<Alternate> {
+        let list = match transport {
+            crate::Transport::Tls => &self.steering.tls_alternates,
+            _ => &self.steering.alternates,
+        };
+        let list = lock(list);
+        let fits = |a: &&Alternate| a.address.is_ipv4() == local.is_ipv4() && a.address != local;
+        let count = list.iter().filter(fits).count();
+        if count == 0 {
+            return None;
+        }
+        let turn = self.steering.next.fetch_add(1, Ordering::Relaxed) % count;
+        list.iter().filter(fits).nth(turn).cloned()
     }
 
     /// A new session id, once per allocation made.

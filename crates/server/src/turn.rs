@@ -203,6 +203,14 @@ impl Server {
             // Retransmission while the relay socket is being bound.
             return None;
         }
+        // An Allocate claiming a reserved port completes a pair begun here
+        // (its port is this server's): it is never sent elsewhere.
+        if request.get_raw(AttributeType::RESERVATION_TOKEN).is_none() {
+            let steer = self.steer(&from);
+            if !matches!(steer, crate::redirect::Steer::Here) {
+                return self.send_elsewhere(from, &to, &key, username, steer);
+            }
+        }
         let relay_transport = match request.get(AttributeType::REQUESTED_TRANSPORT) {
             Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => RelayTransport::Udp,
             // RFC 6062 §5.1: TCP relays are for clients on TCP or TLS, and

@@ -82,6 +82,7 @@ const REASON_LABELS: [&str; RefusalReason::KINDS] = [
     "too-many-channels",
     "bad-request",
     "error",
+    "draining",
 ];
 
 /// One shard's record writer: its refusal budgets live with the shard, so
@@ -249,6 +250,7 @@ fn explain(refusal: &Refusal) -> String {
             "the allocation holds as many channels as allowed".to_owned()
         }
         RefusalReason::BadRequest => "bad request (400)".to_owned(),
+        RefusalReason::Draining => "draining, and no alternate server to send it to".to_owned(),
         RefusalReason::Other => format!("error {}", refusal.code),
     }
 }
@@ -324,6 +326,7 @@ mod tests {
             RefusalReason::TooManyChannels,
             RefusalReason::BadRequest,
             RefusalReason::Other,
+            RefusalReason::Draining,
         ];
         for reason in reasons {
             assert_eq!(REASON_LABELS[reason.index()], reason.label());
