@@ -34,8 +34,10 @@
 #                 default 2000: the second plus the probes' own start-up on
 #                 a loaded machine)
 #   quota         (Redis) --max-allocations-per-user 6 on every node and
-#                 three clients groups of 6 allocating at once, one on each
-#                 node: at most 6 allocations in all
+#                 three groups of 6 clients allocating at once, one on each
+#                 node: at most 6 allocations in all; then node 3 killed
+#                 while its clients hold all 6: within 60 s node 1 grants
+#                 all 6 again (the dead node's share does not stay taken)
 #   redis-outage  (Redis) redis-server killed (SIGKILL) during calls, then
 #                 restarted from its append-only file: calls lose nothing,
 #                 new allocations and known users keep working meanwhile,
@@ -686,8 +688,29 @@ try:
 except Exception:
     print(0)' "$tmp/quota-$i.json")))
   done
-  result quota "$([ "$total" -le "$quota" ] && [ "$total" -gt 0 ] && echo 1 || echo 0)" \
-    quota="$quota" asked="$((3 * quota))" allocated="$total" per_node="${per[0]}/${per[1]}/${per[2]}" refused_486="$refused"
+  # A node killed while its user holds the whole quota: the others must
+  # get it back (once the dead node's share expires), not refuse for ever.
+  bench "$tmp/quota-held.json" 3 103 --clients "$quota" --setup-only --hold 60 &
+  local held=$!
+  wait_allocations 3 "$quota"
+  kill -9 "${NODE_PID[3]}"
+  wait "${NODE_PID[3]}" 2>/dev/null
+  NODE_PID[3]=""
+  kill "$(cat "$tmp/quota-held.json.pid")" 2>/dev/null
+  wait "$held" 2>/dev/null
+  local killed_at freed=never _
+  killed_at=$(now_ms)
+  for _ in $(seq 60); do
+    bench "$tmp/quota-after.json" 1 104 --clients "$quota" --setup-only
+    if [ "$(field "$tmp/quota-after.json" ready)" = "$quota" ]; then
+      freed=$(($(now_ms) - killed_at))
+      break
+    fi
+    sleep 1
+  done
+  result quota "$([ "$total" -le "$quota" ] && [ "$total" -gt 0 ] && [ "$freed" != never ] && echo 1 || echo 0)" \
+    quota="$quota" asked="$((3 * quota))" allocated="$total" per_node="${per[0]}/${per[1]}/${per[2]}" refused_486="$refused" \
+    quota_back_after_holder_killed_ms="$freed"
   stop_fleet
   start_fleet
 }

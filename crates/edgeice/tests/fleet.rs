@@ -208,6 +208,12 @@ fn the_fleet_lab_behaves() {
                 let allocated: u64 = line.get("allocated").parse().unwrap_or(u64::MAX);
                 let quota: u64 = line.get("quota").parse().unwrap_or(0);
                 assert!(allocated <= quota && allocated > 0, "{}", line.line);
+                assert_ne!(
+                    line.get("quota_back_after_holder_killed_ms"),
+                    "never",
+                    "{}",
+                    line.line
+                );
             }
             "redis-outage" => {
                 assert_eq!(
