@@ -6,8 +6,8 @@
 # Every name starts with one random prefix; everything is torn down on exit.
 #
 #   redis 10.66.0.2   node 1 10.66.0.11   node 2 10.66.0.12   node 3 10.66.0.13
-#   clients 10.66.0.100-.109 (edgeice bench, coturn's turnutils_uclient and
-#   turnutils_peer, Chromium)
+#   clients 10.66.0.100-.229 (edgeice bench, coturn's turnutils_uclient and
+#   turnutils_peer, Chromium, lab/fleet-probe.py)
 #
 # Cases (FLEET_CASES narrows them; each prints one line, `case NAME
 # key=value... result=pass|fail|skip`, then a markdown table of all):
@@ -29,10 +29,11 @@
 #                 registry when its heartbeat expires
 #   users         (Redis) a user added with `edgeice user --redis` from node
 #                 1's namespace allocates on every node, a removed one is
-#                 refused on every node; the time each change took to reach
-#                 the last node, against the issue's second (FLEET_USER_MS,
-#                 default 2000: the second plus the probes' own start-up on
-#                 a loaded machine)
+#                 refused on every node (lab/fleet-probe.py, one process per
+#                 node trying every 50 ms); the time from the command's
+#                 start until the last node answered, against the issue's
+#                 second (FLEET_USER_MS, default 2000: the second plus the
+#                 command's own start-up on a loaded machine)
 #   quota         (Redis) --max-allocations-per-user 6 on every node and
 #                 three groups of 6 clients allocating at once, one on each
 #                 node: at most 6 allocations in all; then node 3 killed
@@ -180,7 +181,9 @@ join() {
 }
 join "$RD" rd "$REDIS_IP"
 for i in 1 2 3; do join "${NODE_NS[$i]}" "n$i" "${NODE_IP[$i]}"; done
-join "$CL" cl $(for a in $(seq 100 109); do echo "$NET.$a"; done)
+# The clients: .100-.109 for bench and coturn's tools, .110-.229 for the
+# user probes (40 per node).
+join "$CL" cl $(for a in $(seq 100 229); do echo "$NET.$a"; done)
 set +e
 
 # ---- Redis -------------------------------------------------------------------
@@ -418,6 +421,12 @@ needs_redis() {
   fi
 }
 
+# fleet_nodes: the registry, as `edgeice sessions --fleet` lists it (from
+# node 1's namespace, where Redis is reachable).
+fleet_nodes() {
+  ip netns exec "${NODE_NS[1]}" timeout 5 "$E" sessions --fleet --redis "$REDIS_URL" 2>/dev/null
+}
+
 # drain I: puts node I into drain, over its admin socket.
 drain() { "$E" drain --admin-socket "$tmp/n$1.sock" >>"$tmp/drain.log" 2>&1; }
 
@@ -584,7 +593,7 @@ case_kill9() {
     left=never
     local _
     for _ in $(seq 300); do
-      if ! "$E" sessions --fleet --admin-socket "$tmp/n1.sock" 2>/dev/null | grep -qw n3; then
+      if ! fleet_nodes | grep -qw n3; then
         left=$(($(now_ms) - killed_at))ms
         break
       fi
@@ -599,35 +608,29 @@ case_kill9() {
   start_node 3
 }
 
-# probe_user FILE NODE ADDR USER PASSWORD WANT: every ~50 ms, one
-# allocation as USER on node NODE until it succeeds (WANT=ok) or is
-# refused (WANT=refused); writes the time (ms since the epoch) to FILE.
-# At most 200 tries.
+# probe_user FILE NODE USER PASSWORD WANT: lab/fleet-probe.py against node
+# NODE until its answer to USER is WANT (ok or refused), from the 40
+# client addresses kept for that node; `reached MS N` or `never N` in FILE.
 probe_user() {
-  local file=$1 node=$2 addr=$3 user=$4 pass=$5 want=$6 _ ready
-  : >"$file"
-  for _ in $(seq 200); do
-    BENCH_USER=$user BENCH_PASS=$pass BENCH_TIMEOUT=5 bench "$file.json" "$node" "$addr" --clients 1 \
-      --setup-only --setup-timeout 2
-    ready=$(field "$file.json" ready)
-    if { [ "$want" = ok ] && [ "$ready" = 1 ]; } ||
-      { [ "$want" = refused ] && grep -q '"Allocate 401"' "$file.json"; }; then
-      now_ms >"$file"
-      return
-    fi
-    sleep 0.05
-  done
+  local file=$1 node=$2 user=$3 pass=$4 want=$5 first sources
+  first=$((110 + 40 * (node - 1)))
+  sources=$(seq -s, -f "$NET.%g" "$first" $((first + 39)))
+  ip netns exec "$CL" timeout 20 python3 "$lab/fleet-probe.py" "${NODE_IP[$node]}" 3478 "$user" "$pass" fleet \
+    "$want" "$sources" 50 10 >"$file" 2>&1
 }
 
-# user_change VERB NAME [PASSWORD] WANT: starts a probe per node, makes the
-# change from node 1's namespace, and prints the ms until the last node saw
-# it (or "never") and the ms per node.
+# user_change VERB NAME PASSWORD WANT: starts a probe per node, makes the
+# change from node 1's namespace, and prints the ms from the command's
+# start until the last node answered WANT (or "never"), the ms per node,
+# and how long the command itself took.
 user_change() {
-  local verb=$1 name=$2 pass=$3 want=$4 i pids=() start
+  local verb=$1 name=$2 pass=$3 want=$4 i pids=() start done
   for i in 1 2 3; do
-    probe_user "$tmp/user-$verb-$i" "$i" 10$((6 + i)) "$name" "${pass:-x}" "$want" &
+    probe_user "$tmp/user-$verb-$name-$i" "$i" "$name" "$pass" "$want" &
     pids+=($!)
   done
+  # The probes are running (their start-up is not the figure).
+  sleep 1
   start=$(now_ms)
   if [ "$verb" = add ]; then
     ip netns exec "${NODE_NS[1]}" "$E" user --redis "$REDIS_URL" add "$name" --password "$pass" --realm fleet \
@@ -635,11 +638,12 @@ user_change() {
   else
     ip netns exec "${NODE_NS[1]}" "$E" user --redis "$REDIS_URL" remove "$name" --realm fleet >>"$tmp/user.log" 2>&1
   fi
+  done=$(now_ms)
   wait "${pids[@]}"
-  local worst=0 per=() t
+  local worst=0 per=() word t
   for i in 1 2 3; do
-    t=$(cat "$tmp/user-$verb-$i")
-    if [ -z "$t" ]; then
+    read -r word t _ <"$tmp/user-$verb-$name-$i"
+    if [ "$word" != reached ]; then
       per+=(never)
       worst=never
     else
@@ -647,23 +651,21 @@ user_change() {
       [ "$worst" != never ] && [ $((t - start)) -gt "$worst" ] && worst=$((t - start))
     fi
   done
-  echo "$worst ${per[*]}"
+  echo "$worst ${per[0]}/${per[1]}/${per[2]} $((done - start))"
 }
 
 case_users() {
   needs_redis users || return
-  local add_worst add1 add2 add3 rm_worst rm1 rm2 rm3
-  read -r add_worst add1 add2 add3 < <(user_change add alice pw-alice ok)
-  # Give the probes' allocations back before removing (a removed user's
-  # live allocations are not the question here).
-  sleep 0.5
-  read -r rm_worst rm1 rm2 rm3 < <(user_change remove alice pw-alice refused)
+  local add_worst add_per add_cmd rm_worst rm_per rm_cmd
+  read -r add_worst add_per add_cmd < <(user_change add alice pw-alice ok)
+  read -r rm_worst rm_per rm_cmd < <(user_change remove alice pw-alice refused)
   local in_time=no
   [ "$add_worst" != never ] && [ "$rm_worst" != never ] &&
     [ "$add_worst" -le "$USER_MS" ] && [ "$rm_worst" -le "$USER_MS" ] && in_time=yes
   result users "$(yes1 "$in_time")" \
-    added_reached_every_node_ms="$add_worst" added_ms_n1_n2_n3="$add1/$add2/$add3" \
-    removed_reached_every_node_ms="$rm_worst" removed_ms_n1_n2_n3="$rm1/$rm2/$rm3" bound_ms="$USER_MS"
+    added_reached_every_node_ms="$add_worst" added_ms_n1_n2_n3="$add_per" \
+    removed_reached_every_node_ms="$rm_worst" removed_ms_n1_n2_n3="$rm_per" \
+    user_command_ms="$add_cmd/$rm_cmd" bound_ms="$USER_MS"
 }
 
 case_quota() {
@@ -753,7 +755,7 @@ case_redis_outage() {
   for _ in $(seq 300); do
     if [ "$HAS_FLEET_SESSIONS" = 1 ]; then
       local listed
-      listed=$("$E" sessions --fleet --admin-socket "$tmp/n1.sock" 2>/dev/null)
+      listed=$(fleet_nodes)
       if grep -qw n1 <<<"$listed" && grep -qw n2 <<<"$listed" && grep -qw n3 <<<"$listed"; then
         back=$(($(now_ms) - restarted_at))
         break
@@ -765,8 +767,8 @@ case_redis_outage() {
     sleep 0.1
   done
   # ... and a user added after the restart reaches every node.
-  local add_worst _a _b _c
-  read -r add_worst _a _b _c < <(user_change add dave pw-dave ok)
+  local add_worst
+  read -r add_worst _ < <(user_change add dave pw-dave ok)
   local converged=no
   [ "$add_worst" != never ] && [ "$back" != never ] && converged=yes
   result redis-outage "$(yes1 "$c1" "$c2" "$c3" "$alive_all" "$([ "$during" = 9 ] && echo yes)" "$([ "$carol" = 3 ] && echo yes)" "$converged")" \
