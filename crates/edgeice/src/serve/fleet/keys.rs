@@ -129,7 +129,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips_and_refuses_garbage() {
-        assert_eq!(unhex(hex(&[0, 0xab, 0xff]).as_bytes()), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(
+            unhex(hex(&[0, 0xab, 0xff]).as_bytes()),
+            Some(vec![0, 0xab, 0xff])
+        );
         assert_eq!(unhex(b"abc"), None);
         assert_eq!(unhex(b"zz"), None);
         assert_eq!(unhex("é1".as_bytes()), None);
