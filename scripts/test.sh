@@ -56,7 +56,7 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
     $sudo systemctl disable --now coturn.service >/dev/null 2>&1 || true
   fi
-  # Nor a system Redis: the fleet lab starts its own, in a namespace.
+  # Nor a system Redis (the tests and the fleet lab start their own).
   if [[ " ${missing[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
     $sudo systemctl disable --now redis-server.service >/dev/null 2>&1 || true
   fi

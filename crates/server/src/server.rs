@@ -546,6 +546,12 @@ impl Server {
         std::mem::replace(&mut self.config.users, users)
     }
 
+    /// Replaces the TURN REST API secrets (after a fleet's changed).
+    /// Returns those replaced, to be dropped outside any lock.
+    pub fn set_auth_secrets(&mut self, secrets: Vec<String>) -> Vec<String> {
+        std::mem::replace(&mut self.config.auth_secrets, secrets)
+    }
+
     /// Takes new credentials and peer lists (a reload): see
     /// [`crate::Reloadable`] for what changes and what stays. Only moves
     /// them in, so a driver holding a lock for it holds it briefly; returns

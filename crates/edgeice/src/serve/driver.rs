@@ -311,16 +311,17 @@ impl Shared {
             all_secrets.dedup();
             (all_users, all_secrets)
         };
-        let Some(first) = self.shards.first() else {
-            return;
-        };
-        let mut new = lock(first).server.reloadable();
-        new.users = all_users;
-        new.auth_secrets = all_secrets;
         for shard in self.shards.iter() {
-            // Copied before the lock, the old ones dropped after it.
-            let copy = new.clone();
-            let replaced = lock(shard).server.reload(copy);
+            // Copied before the lock, the old ones dropped after it: the
+            // shard's packets wait only for two moves.
+            let (users, secrets) = (all_users.clone(), all_secrets.clone());
+            let replaced = {
+                let mut shard = lock(shard);
+                (
+                    shard.server.set_users(users),
+                    shard.server.set_auth_secrets(secrets),
+                )
+            };
             drop(replaced);
         }
     }

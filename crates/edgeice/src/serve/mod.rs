@@ -671,7 +671,9 @@ async fn serve(resolved: Resolved) -> Result<()> {
     let kernel = kernel::KernelPath::start(args.kernel_fast_path, &fast_path_ips)?;
     config.kernel_fast_path = kernel.is_some();
     let fleet = match &args.redis {
-        Some(url) => Some(start_fleet(url, &args, &config, &bound, &relay_ips, &tls_listeners).await?),
+        Some(url) => {
+            Some(start_fleet(url, &args, &config, &bound, &relay_ips, &tls_listeners).await?)
+        }
         None => None,
     };
     let shared = Arc::new(Shared::new(

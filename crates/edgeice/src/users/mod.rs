@@ -17,7 +17,12 @@ use store::UserStore;
 pub struct UserArgs {
     /// The user store (default: /var/lib/edgeice/users.db for root, else
     /// ~/.local/share/edgeice/users.db).
-    #[arg(long = "users-db", value_name = "PATH", global = true, conflicts_with = "redis")]
+    #[arg(
+        long = "users-db",
+        value_name = "PATH",
+        global = true,
+        conflicts_with = "redis"
+    )]
     db: Option<PathBuf>,
 
     /// The fleet's Redis (`edgeice serve --redis`) instead of the user
@@ -26,7 +31,12 @@ pub struct UserArgs {
     redis: Option<String>,
 
     /// A file whose first line is the Redis password.
-    #[arg(long, value_name = "PATH", global = true, env = "EDGEICE_REDIS_PASSWORD_FILE")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        global = true,
+        env = "EDGEICE_REDIS_PASSWORD_FILE"
+    )]
     redis_password_file: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -120,7 +130,10 @@ impl Users {
 /// Runs `edgeice user`.
 pub fn run(args: UserArgs) -> Result<()> {
     let mut users = match &args.redis {
-        Some(url) => Users::Fleet(FleetAdmin::connect(url, args.redis_password_file.as_deref())?),
+        Some(url) => Users::Fleet(FleetAdmin::connect(
+            url,
+            args.redis_password_file.as_deref(),
+        )?),
         None => {
             let path = args.db.clone().unwrap_or_else(UserStore::default_path);
             Users::Store(UserStore::open(&path, store::WRITER_PATIENCE)?, path)
@@ -208,6 +221,9 @@ fn set_password(
     if generated {
         println!("{name}:{password}");
     }
-    eprintln!("edgeice: user {name} (realm {realm}) {done} {}", users.where_());
+    eprintln!(
+        "edgeice: user {name} (realm {realm}) {done} {}",
+        users.where_()
+    );
     Ok(())
 }

@@ -154,8 +154,14 @@ mod tests {
 
     #[test]
     fn passwords_are_not_shown() {
-        assert_eq!(shown("redis://:s3cret@10.0.0.1:6379/0"), "redis://:***@10.0.0.1:6379/0");
-        assert_eq!(shown("rediss://edge:p@ss@host:6380"), "rediss://edge:***@host:6380");
+        assert_eq!(
+            shown("redis://:s3cret@10.0.0.1:6379/0"),
+            "redis://:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            shown("rediss://edge:p@ss@host:6380"),
+            "rediss://edge:***@host:6380"
+        );
         assert_eq!(shown("redis://host:6379"), "redis://host:6379");
     }
 }

@@ -97,7 +97,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Bytes from hex, `None` unless it is all hex digits in pairs.
 pub fn unhex(text: &[u8]) -> Option<Vec<u8>> {
     // from_str_radix alone would take a sign ("+1").
-    if text.len() % 2 != 0 || !text.iter().all(u8::is_ascii_hexdigit) {
+    if !text.len().is_multiple_of(2) || !text.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     text.chunks(2)
@@ -129,7 +129,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips_and_refuses_garbage() {
-        assert_eq!(unhex(hex(&[0, 0xab, 0xff]).as_bytes()), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(
+            unhex(hex(&[0, 0xab, 0xff]).as_bytes()),
+            Some(vec![0, 0xab, 0xff])
+        );
         assert_eq!(unhex(b"abc"), None);
         assert_eq!(unhex(b"zz"), None);
         assert_eq!(unhex("é1".as_bytes()), None);

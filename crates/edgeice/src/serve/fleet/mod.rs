@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use edgeice_server::SharedState;
 use edgeice_stun::IntegrityKey;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 
 use super::driver::Shared;
@@ -91,6 +91,9 @@ pub struct Fleet {
     /// Live nodes at the last heartbeat.
     live_nodes: AtomicU64,
 }
+
+/// Most announced changes read before the cores get them.
+const MOST_CHANGES_AT_ONCE: usize = 1000;
 
 /// How long an allocation waits for its fleet-quota reservation before
 /// it is let through on the node's quota alone.
@@ -236,10 +239,8 @@ impl Fleet {
     /// (but for a stop).
     pub async fn run(self: Arc<Self>, shared: Arc<Shared>, mut loaded: Loaded) -> Result<()> {
         let mut backoff = connection::BACKOFF.0;
-        let mut first = true;
         loop {
-            let reached = std::mem::take(&mut first) && self.outage.up();
-            match self.session(&shared, &mut loaded, reached).await {
+            match self.session(&shared, &mut loaded).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     *lock(&self.connection) = None;
@@ -257,7 +258,7 @@ impl Fleet {
 
     /// One connection's life: subscribe, then read everything (so that no
     /// change falls between), resync the quota counts, then follow.
-    async fn session(&self, shared: &Arc<Shared>, loaded: &mut Loaded, _: bool) -> Result<()> {
+    async fn session(&self, shared: &Arc<Shared>, loaded: &mut Loaded) -> Result<()> {
         let connector = &self.options.connector;
         let mut pubsub = connector
             .subscribe(keys::CHANGES)
@@ -292,8 +293,22 @@ impl Fleet {
             tokio::select! {
                 message = messages.next() => {
                     let message = message.context("the subscription ended")?;
-                    let payload: Vec<u8> = message.get_payload().unwrap_or_default();
-                    let changed = self.change(conn, loaded, keys::Change::parse(&payload)).await?;
+                    // Those already waiting are taken together and put in
+                    // force once: a burst of changes costs one copy.
+                    let mut payloads = vec![message.get_payload::<Vec<u8>>().unwrap_or_default()];
+                    while payloads.len() < MOST_CHANGES_AT_ONCE
+                        && let Some(Some(more)) = messages.next().now_or_never()
+                    {
+                        payloads.push(more.get_payload().unwrap_or_default());
+                    }
+                    let mut changed = false;
+                    if payloads.iter().any(|p| keys::Change::parse(p) == keys::Change::Everything) {
+                        changed = self.change(conn, loaded, keys::Change::Everything).await?;
+                    } else {
+                        for payload in &payloads {
+                            changed |= self.change(conn, loaded, keys::Change::parse(payload)).await?;
+                        }
+                    }
                     if changed {
                         self.apply(shared, loaded).await;
                     }
@@ -336,23 +351,33 @@ impl Fleet {
 
     /// Puts what was loaded in force in every core, on a blocking thread:
     /// a large user list is copied for each shard, which must not hold up
-    /// a runtime thread that relays.
-    async fn apply(&self, shared: &Arc<Shared>, loaded: &Loaded) {
-        let (shared, copy) = (shared.clone(), loaded.clone());
-        let users = copy.users.len();
-        let nonce = copy.nonce_key.filter(|key| *lock(&self.nonce_key) != Some(*key));
+    /// a runtime thread that relays. `loaded` goes there and comes back.
+    async fn apply(&self, shared: &Arc<Shared>, loaded: &mut Loaded) {
+        let shared = shared.clone();
+        let nonce = loaded
+            .nonce_key
+            .filter(|key| *lock(&self.nonce_key) != Some(*key));
+        let taken = std::mem::take(loaded);
         let applied = tokio::task::spawn_blocking(move || {
-            shared.set_fleet_credentials(copy.users, copy.secrets);
+            shared.set_fleet_credentials(taken.users.clone(), taken.secrets.clone());
             if let Some(key) = nonce {
                 shared.share_nonces(&key);
             }
+            taken
         })
         .await;
-        if applied.is_ok() {
-            if let Some(key) = nonce {
-                *lock(&self.nonce_key) = Some(key);
+        match applied {
+            Ok(taken) => {
+                *loaded = taken;
+                if let Some(key) = nonce {
+                    *lock(&self.nonce_key) = Some(key);
+                }
+                tracing::debug!(
+                    users = loaded.users.len(),
+                    "fleet users and secrets in force"
+                );
             }
-            tracing::debug!(users, "fleet users and secrets put in force");
+            Err(e) => tracing::error!("fleet users and secrets not put in force: {e}"),
         }
     }
 

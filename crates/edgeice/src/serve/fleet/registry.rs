@@ -54,7 +54,9 @@ pub async fn announce(
     lifetime: std::time::Duration,
 ) -> redis::RedisResult<()> {
     let json = serde_json::to_string(record).unwrap_or_default();
-    let millis = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX).max(1);
+    let millis = u64::try_from(lifetime.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     redis::pipe()
         .pset_ex(keys::node(&record.id), json, millis)
         .ignore()
@@ -110,7 +112,10 @@ pub fn alternates(nodes: &[NodeRecord], me: &str) -> (Vec<SocketAddr>, Vec<Socke
         .filter(|n| n.id != me && n.has_room())
         .collect();
     others.sort_by(|a, b| a.load().total_cmp(&b.load()).then(a.id.cmp(&b.id)));
-    let plain = others.iter().flat_map(|n| n.addresses.iter().copied()).collect();
+    let plain = others
+        .iter()
+        .flat_map(|n| n.addresses.iter().copied())
+        .collect();
     let tls = others
         .iter()
         .flat_map(|n| n.tls_addresses.iter().copied())

@@ -11,6 +11,9 @@ use redis::aio::MultiplexedConnection;
 
 use super::keys;
 
+/// Users read per HSCAN reply.
+const PAGE: usize = 5000;
+
 /// The length of an MD5 long-term key, the only kind stored.
 const KEY_LEN: usize = 16;
 
@@ -22,11 +25,42 @@ pub fn parse_key(value: &[u8]) -> Option<IntegrityKey> {
 }
 
 /// Every user of `realm`, and how many entries were skipped as garbage.
+/// The keys are made on a blocking thread: a list of many thousands takes
+/// a while, which must not hold up a runtime thread that relays.
 pub async fn load(
     conn: &mut MultiplexedConnection,
     realm: &str,
-) -> redis::RedisResult<(HashMap<String, IntegrityKey>, usize)> {
-    let stored: HashMap<Vec<u8>, Vec<u8>> = conn.hgetall(keys::users(realm)).await?;
+) -> anyhow::Result<(HashMap<String, IntegrityKey>, usize)> {
+    let hash = keys::users(realm);
+    // In pages: one reply of a huge hash would outlast the command's time
+    // limit (and hold Redis up for everyone).
+    let mut stored: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("HSCAN")
+            .arg(&hash)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(conn)
+            .await?;
+        let mut page = page.into_iter();
+        while let (Some(name), Some(value)) = (page.next(), page.next()) {
+            stored.insert(name, value);
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(tokio::task::spawn_blocking(move || parse_users(&hash, stored)).await?)
+}
+
+/// The users of a stored hash, garbage skipped (and said).
+fn parse_users(
+    hash: &str,
+    stored: HashMap<Vec<u8>, Vec<u8>>,
+) -> (HashMap<String, IntegrityKey>, usize) {
     let mut users = HashMap::with_capacity(stored.len());
     let mut skipped = Vec::new();
     for (name, value) in stored {
@@ -34,22 +68,20 @@ pub async fn load(
             (Ok(name), Some(key)) if valid_name(&name) => {
                 users.insert(name, key);
             }
-            (name, _) => skipped.push(name.unwrap_or_else(|e| {
-                String::from_utf8_lossy(e.as_bytes()).into_owned()
-            })),
+            (name, _) => skipped
+                .push(name.unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
         }
     }
-    if !skipped.is_empty() {
+    let count = skipped.len();
+    if count > 0 {
         skipped.sort();
         skipped.truncate(5);
         tracing::warn!(
-            "Redis {}: skipped entries that are not NAME → 32 hex digits (a key made by \
-             `edgeice user --redis URL add`), among them {skipped:?}",
-            keys::users(realm)
+            "Redis {hash}: skipped {count} entries that are not NAME → 32 hex digits (a key \
+             made by `edgeice user --redis URL add`), among them {skipped:?}"
         );
     }
-    let count = skipped.len();
-    Ok((users, count))
+    (users, count)
 }
 
 /// One user of `realm` as stored now: `Ok(None)` if it is not (removed,

@@ -8,7 +8,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use crate::serve::fleet::FleetSnapshot;
 
 /// Encodes `fleet`'s gauges and counters.
-pub fn encode(fleet: &FleetSnapshot, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+pub fn encode(
+    fleet: &FleetSnapshot,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
     let gauges: [(&str, &str, i64); 2] = [
         (
             "edgeice_redis_up",
