@@ -42,8 +42,9 @@
 #   redis-outage  (Redis) redis-server killed (SIGKILL) during calls, then
 #                 restarted from its append-only file: calls lose nothing,
 #                 new allocations and known users keep working meanwhile,
-#                 the nodes come back into the registry and a user added
-#                 after the restart reaches every node
+#                 every node counts the outage (edgeice_redis_outages), the
+#                 nodes come back into the registry and a user added after
+#                 the restart reaches every node
 # A case whose feature this build lacks prints result=skip, the missing
 # flag or command, and the reason; it never passes.
 #
@@ -427,6 +428,35 @@ fleet_nodes() {
   ip netns exec "${NODE_NS[1]}" timeout 5 "$E" sessions --fleet --redis "$REDIS_URL" 2>/dev/null
 }
 
+# watch_registry FILE WHAT: in the background, reads the registry every
+# 100 ms (for 30 s at most) until WHAT holds — `gone ID` (ID no longer
+# listed) or `all` (n1, n2 and n3 listed) — and writes the time (ms since
+# the epoch) to FILE; nothing when it never does.
+watch_registry() {
+  local file=$1 what=$2 id=${3:-} _ listed
+  : >"$file"
+  (
+    for _ in $(seq 300); do
+      listed=$(fleet_nodes)
+      if { [ "$what" = gone ] && [ -n "$listed" ] && ! grep -q "^$id[[:space:]]" <<<"$listed"; } ||
+        { [ "$what" = all ] && grep -q "^n1[[:space:]]" <<<"$listed" && grep -q "^n2[[:space:]]" <<<"$listed" &&
+          grep -q "^n3[[:space:]]" <<<"$listed"; }; then
+        now_ms >"$file"
+        exit 0
+      fi
+      sleep 0.1
+    done
+  ) &
+  WATCHER=$!
+}
+
+# since FILE START: ms from START to the time in FILE, or "never".
+since() {
+  local t
+  t=$(cat "$1" 2>/dev/null)
+  if [ -n "$t" ]; then echo $((t - $2)); else echo never; fi
+}
+
 # drain I: puts node I into drain, over its admin socket.
 drain() { "$E" drain --admin-socket "$tmp/n$1.sock" >>"$tmp/drain.log" 2>&1; }
 
@@ -476,6 +506,10 @@ case_spread() {
 
 case_drain() {
   needs_drain drain || return
+  # A node 2 that holds nothing but this case's calls (coturn's clients
+  # leave their allocations to expire), so that its exit says they ended.
+  stop_node 2
+  start_node 2
   # Calls on node 2 that outlive the drain by several seconds.
   bench "$tmp/drain-held.json" 2 104 --clients 10 --rate 50 --duration 10 &
   local held=$!
@@ -572,10 +606,12 @@ case_kill9() {
   wait_allocations 2 10
   sleep 1
   kill -9 "${NODE_PID[3]}"
-  wait "${NODE_PID[3]}" 2>/dev/null
-  NODE_PID[3]=""
   local killed_at
   killed_at=$(now_ms)
+  # With a registry, node 3 leaves it when its heartbeat lapses.
+  [ "$HAS_FLEET_SESSIONS" = 1 ] && watch_registry "$tmp/kill9-left" gone n3
+  wait "${NODE_PID[3]}" 2>/dev/null
+  NODE_PID[3]=""
   wait "${pids[@]}"
   local c1 c2 l3 s3
   c1=$(clean "$tmp/kill9-1.json" 10)
@@ -587,18 +623,11 @@ case_kill9() {
   bench "$tmp/kill9-again-2.json" 2 103 --clients 5 --setup-only
   local again
   again=$(($(field "$tmp/kill9-again-1.json" ready) + $(field "$tmp/kill9-again-2.json" ready))) 2>/dev/null
-  # With a registry, node 3 leaves it when its heartbeat expires.
   local left=n/a
   if [ "$HAS_FLEET_SESSIONS" = 1 ]; then
-    left=never
-    local _
-    for _ in $(seq 300); do
-      if ! fleet_nodes | grep -qw n3; then
-        left=$(($(now_ms) - killed_at))ms
-        break
-      fi
-      sleep 0.1
-    done
+    wait "$WATCHER"
+    left=$(since "$tmp/kill9-left" "$killed_at")
+    [ "$left" = never ] || left=${left}ms
   fi
   local gone=no
   [ "$l3" != "?" ] && [ "$l3" -gt 0 ] 2>/dev/null && gone=yes
@@ -740,41 +769,35 @@ case_redis_outage() {
     BENCH_USER=carol BENCH_PASS=pw-carol bench "$tmp/outage-carol-$i.json" "$i" 108 --clients 1 --setup-only
     carol=$((carol + $(field "$tmp/outage-carol-$i.json" ready))) 2>/dev/null
   done
-  local alive_all
-  alive_all=$(yes1 "$(alive 1)" "$(alive 2)" "$(alive 3)")
+  local alive_all=no
+  [ "$(yes1 "$(alive 1)" "$(alive 2)" "$(alive 3)")" = 1 ] && alive_all=yes
   start_redis
   local restarted_at
   restarted_at=$(now_ms)
+  # Converged: every node back in the registry...
+  local back=n/a
+  [ "$HAS_FLEET_SESSIONS" = 1 ] && watch_registry "$tmp/outage-back" all
   wait "${pids[@]}"
   local c1 c2 c3
   c1=$(clean "$tmp/outage-1.json" 10)
   c2=$(clean "$tmp/outage-2.json" 10)
   c3=$(clean "$tmp/outage-3.json" 10)
-  # Converged: every node back in the registry...
-  local back=never _
-  for _ in $(seq 300); do
-    if [ "$HAS_FLEET_SESSIONS" = 1 ]; then
-      local listed
-      listed=$(fleet_nodes)
-      if grep -qw n1 <<<"$listed" && grep -qw n2 <<<"$listed" && grep -qw n3 <<<"$listed"; then
-        back=$(($(now_ms) - restarted_at))
-        break
-      fi
-    else
-      back=n/a
-      break
-    fi
-    sleep 0.1
-  done
+  if [ "$HAS_FLEET_SESSIONS" = 1 ]; then
+    wait "$WATCHER"
+    back=$(since "$tmp/outage-back" "$restarted_at")
+  fi
+  # The outage was counted by every node.
+  local counted=0
+  for i in 1 2 3; do [ "$(metric "$i" edgeice_redis_outages)" -ge 1 ] 2>/dev/null && counted=$((counted + 1)); done
   # ... and a user added after the restart reaches every node.
   local add_worst
   read -r add_worst _ < <(user_change add dave pw-dave ok)
   local converged=no
   [ "$add_worst" != never ] && [ "$back" != never ] && converged=yes
-  result redis-outage "$(yes1 "$c1" "$c2" "$c3" "$alive_all" "$([ "$during" = 9 ] && echo yes)" "$([ "$carol" = 3 ] && echo yes)" "$converged")" \
-    calls_kept_n1_n2_n3="$c1/$c2/$c3" nodes_alive="$([ "$alive_all" = 1 ] && echo yes || echo no)" \
+  result redis-outage "$(yes1 "$c1" "$c2" "$c3" "$alive_all" "$([ "$during" = 9 ] && echo yes)" "$([ "$carol" = 3 ] && echo yes)" "$converged" "$([ "$counted" = 3 ] && echo yes)")" \
+    calls_kept_n1_n2_n3="$c1/$c2/$c3" nodes_alive="$alive_all" \
     new_allocations_during_outage="$during/9" known_user_during_outage="$carol/3" \
-    registry_back_after_restart_ms="$back" new_user_reached_every_node_ms="$add_worst"
+    outage_counted_by="$counted/3" registry_back_after_restart_ms="$back" new_user_reached_every_node_ms="$add_worst"
 }
 
 # ---- the run -----------------------------------------------------------------

@@ -230,6 +230,7 @@ fn the_fleet_lab_behaves() {
                     line.line
                 );
                 assert_eq!(line.get("known_user_during_outage"), "3/3", "{}", line.line);
+                assert_eq!(line.get("outage_counted_by"), "3/3", "{}", line.line);
                 assert_ne!(
                     line.get("new_user_reached_every_node_ms"),
                     "never",
