@@ -271,10 +271,12 @@ stop_fleet() {
 
 alive() { kill -0 "${NODE_PID[$1]}" 2>/dev/null && echo yes || echo no; }
 
-# metric I NAME: a metric of node I, its samples added up (0 when absent).
+# metric I NAME: a metric of node I (a counter's NAME_total too), its
+# samples added up (0 when absent).
 metric() {
   ip netns exec "${NODE_NS[$1]}" curl -s --max-time 3 "http://${NODE_IP[$1]}:9100/metrics" 2>/dev/null |
-    awk -v n="$2" '$1 == n || index($1, n "{") == 1 {s += $2} END {printf "%d\n", s}'
+    awk -v n="$2" '$1 == n || $1 == n "_total" || index($1, n "{") == 1 || index($1, n "_total{") == 1 {s += $2}
+      END {printf "%d\n", s}'
 }
 
 # readyz I: the HTTP status of node I's /readyz (000 when none).

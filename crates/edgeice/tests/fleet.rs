@@ -136,6 +136,9 @@ fn the_fleet_lab_behaves() {
         out.stderr
     );
     assert!(out.stdout.contains("| case |"), "no table:\n{}", out.stdout);
+    // The figures, for whoever reads the test's output (cargo shows it
+    // with --nocapture).
+    println!("{}", out.stdout);
     for case in CASES {
         let line = case_line(&out.stdout, case);
         match line.get("result") {
