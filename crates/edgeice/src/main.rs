@@ -54,6 +54,10 @@ enum Command {
     /// List the live allocations of a running `edgeice serve`, or kick one
     /// (over its local admin socket).
     Sessions(sessions::SessionsArgs),
+    /// Drain a running `edgeice serve`: new allocations go to its
+    /// --alternate-server (or get 508), running ones go on; it exits when
+    /// the last ends or at the timeout (as SIGUSR1).
+    Drain(sessions::DrainArgs),
     /// Print a time-limited TURN credential for `serve --auth-secret` (the
     /// TURN REST API scheme) and a ready iceServers entry.
     Credentials(credentials::CredentialsArgs),
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(*args),
         Command::Config(args) => config::run(args),
         Command::Sessions(args) => sessions::run(args),
+        Command::Drain(args) => sessions::drain(args),
         Command::Credentials(args) => credentials::run(args),
         Command::Assets(args) => assets::run(args, Cli::command()),
     };

@@ -1,7 +1,7 @@
 //! `edgeice sessions`: the live allocations of a running `edgeice serve`,
-//! and `edgeice sessions kick ID` to end one, over its local admin socket
-//! (see `serve/admin.rs` for the protocol: a command line out, a JSON line
-//! back).
+//! `edgeice sessions kick ID` to end one and `edgeice drain` to empty the
+//! server, over its local admin socket (see `serve/admin.rs` for the
+//! protocol: a command line out, a JSON line back).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -50,6 +50,67 @@ enum Action {
         /// The session id, as listed.
         id: u64,
     },
+}
+
+/// Arguments of `edgeice drain`.
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The server's admin socket [default: as `edgeice serve` chooses it].
+    #[arg(long, value_name = "PATH")]
+    admin_socket: Option<PathBuf>,
+
+    /// Cut what is left after SECONDS [default: the server's
+    /// --drain-timeout, else wait for the last allocation]. Asked again,
+    /// a sooner deadline replaces a later one.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+
+    /// Print the server's answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `edgeice drain`: the server stops taking new allocations
+/// (redirecting them or answering 508) and exits once the last ends.
+pub fn drain(args: DrainArgs) -> Result<()> {
+    let path = args
+        .admin_socket
+        .clone()
+        .unwrap_or_else(crate::serve::default_admin_socket);
+    let command = match args.timeout {
+        Some(seconds) => format!("drain {seconds}"),
+        None => "drain".to_owned(),
+    };
+    let answer = ask(&path, &command)?;
+    if args.json {
+        println!("{answer}");
+    }
+    if answer.get("ok") != Some(&Value::Bool(true)) {
+        let error = answer
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        bail!("the server refused `{command}`: {error}");
+    }
+    if args.json {
+        return Ok(());
+    }
+    let left = answer
+        .get("allocations")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let already = answer.get("already") == Some(&Value::Bool(true));
+    let until = match answer.get("deadline_in_s").and_then(Value::as_u64) {
+        Some(s) => format!("it exits when the last ends, or in {s} s"),
+        None => "it exits when the last ends".to_owned(),
+    };
+    let state = if already {
+        "already draining"
+    } else {
+        "draining"
+    };
+    println!("{state}: {left} allocations left; {until}");
+    Ok(())
 }
 
 /// Longest answer read: a listing of many thousands of allocations.

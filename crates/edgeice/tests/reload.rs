@@ -1,8 +1,8 @@
 //! Operating `edgeice serve` with signals: SIGHUP reloads (a new user, a
 //! renewed certificate, a broken one refused) while an allocation keeps
 //! refreshing and relaying and a TLS session stays up; certificate files
-//! that change are picked up without a signal; SIGUSR2 reloads as coturn does; SIGUSR1/SIGPIPE do
-//! not kill; SIGTERM exits 0 with a last line; the log file is reopened;
+//! that change are picked up without a signal; SIGUSR2 reloads as coturn does; SIGPIPE does
+//! not kill (SIGUSR1 drains: tests/drain.rs); SIGTERM exits 0 with a last line; the log file is reopened;
 //! JSON mode writes only JSON; no colour codes in a file; the first
 //! password never in a log but on a terminal. Real signals (`kill`), real
 //! files, coturn's `turnutils_uclient`, `openssl s_client`, util-linux's
@@ -659,7 +659,8 @@ fn other_signals_do_not_kill_and_the_log_file_is_reopened() {
         1,
     );
     let udp = server.listener("udp");
-    for signal in ["USR1", "USR2", "PIPE"] {
+    // SIGUSR1 drains (tests/drain.rs): an empty edge would exit.
+    for signal in ["USR2", "PIPE"] {
         server.signal(signal);
     }
     assert!(answers_binding(udp));
@@ -683,7 +684,7 @@ fn other_signals_do_not_kill_and_the_log_file_is_reopened() {
     server.signal("HUP");
     wait_in(&log, "reopened");
     let old = std::fs::read_to_string(&rotated).unwrap();
-    assert!(old.contains("SIGUSR1 ignored"), "{old}");
+    assert!(old.contains("SIGUSR2: reloaded"), "{old}");
 
     // The config file's level, changed by a reload; a listener change
     // needs a restart, said so.
@@ -699,13 +700,12 @@ fn other_signals_do_not_kill_and_the_log_file_is_reopened() {
     server.signal("HUP");
     wait_in(&log, "log level info → warn");
     wait_in(&log, "needs a restart: listen");
-    server.signal("USR1");
     assert!(answers_binding(udp), "the listener moved");
     server.signal("INT");
     assert_eq!(server.exit_code(), Some(0));
     let new = std::fs::read_to_string(&log).unwrap();
     assert!(
-        !new.contains("SIGUSR1 ignored"),
+        !new.contains("SIGINT: stopped"),
         "logged at info under warn: {new}"
     );
     assert!(!new.contains('\x1b') && !old.contains('\x1b'));
@@ -741,12 +741,12 @@ fn json_mode_writes_only_json_and_the_first_password_only_to_a_private_file() {
         &[("EDGEICE_LOG", "debug")],
     );
     server.wait_for_log("first-password", 1);
-    // A reload that works, one that fails, SIGUSR1.
+    // A reload that works, one that fails, SIGUSR2.
     server.signal("HUP");
     std::fs::write(&config, "listen = 5\n").unwrap();
     server.signal("HUP");
     server.wait_for_log("reload refused", 1);
-    server.signal("USR1");
+    server.signal("USR2");
     server.signal("TERM");
     assert_eq!(server.exit_code(), Some(0));
 

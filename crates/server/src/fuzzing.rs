@@ -75,6 +75,22 @@ pub fn server_core(data: &[u8]) {
             config.alternates = vec![crate::AlternateAddress { primary, alternate }];
         }
     }
+    if flags & 32 != 0 {
+        // Steering: alternates of both families and the server's own
+        // address, a drain, a threshold of one allocation.
+        let alternates = ["10.0.0.9:3478", "[2001:db8::9]:3478", "10.0.0.1:3478"]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .map(|address| crate::Alternate {
+                address,
+                domain: Some("turn9.example.org".to_owned()),
+            })
+            .collect::<Vec<_>>();
+        config.shared.set_tls_alternates(alternates.clone());
+        config.shared.set_alternates(alternates);
+        config.shared.set_draining(flags & 64 != 0);
+        config.redirect_above = (flags & 128 != 0).then_some(1);
+    }
     let _ = config.add_user("user", "pass");
     // A guesser's key: requests signed with it fail their integrity check
     // and run into the guessing backoff.

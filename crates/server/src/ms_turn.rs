@@ -191,6 +191,7 @@ impl Server {
                 Some(auth.username.as_str()),
             );
             let reason = crate::RefusalReason::Draining;
+            self.stats.drain_refusals += 1;
             return self.refused(from, &to, code, Some(&auth.key), user, reason);
         }
         let limits = (

@@ -73,6 +73,9 @@ pub struct Stats {
     /// New Allocates answered 300 Try Alternate, indexed by
     /// [`crate::RedirectReason::index`].
     pub redirects: [u64; crate::RedirectReason::KINDS],
+    /// New Allocates refused with 508 while draining, with no alternate
+    /// to redirect them to.
+    pub drain_refusals: u64,
 }
 
 /// Packets and payload bytes relayed, both ways.
@@ -130,6 +133,7 @@ impl Stats {
         for (mine, theirs) in self.redirects.iter_mut().zip(&other.redirects) {
             *mine += theirs;
         }
+        self.drain_refusals += other.drain_refusals;
     }
 
     /// What was relayed for clients of `transport`.

@@ -41,6 +41,9 @@ impl Server {
         ) {
             return self.error(from, &to, ErrorCode::BAD_REQUEST, None);
         }
+        if let Some(redirect) = self.redirect_before_auth(&from, request) {
+            return self.redirect_unauthenticated(now, from, &to, redirect);
+        }
         let auth = match auth::authenticate(&self.config, &self.nonces, now, from.client, request) {
             Ok(auth) => auth,
             Err(rejection) => {

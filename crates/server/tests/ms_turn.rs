@@ -587,3 +587,47 @@ fn send_beyond_the_permission_cap_is_dropped() {
     assert!(!send_to(&mut server, 3), "a third peer is over the cap");
     assert!(send_to(&mut server, 1), "known peers still pass");
 }
+
+#[test]
+fn a_drain_refuses_new_ms_turn_allocations_and_keeps_refreshing_old_ones() {
+    let t0 = Instant::now();
+    let mut config = ServerConfig {
+        realm: REALM.to_owned(),
+        nonce_secret: [5; 32],
+        private_relay_ok: true,
+        ..ServerConfig::default()
+    };
+    config.add_user("alice", "secret").unwrap();
+    let shared = config.shared.clone();
+    let mut server = Server::new(config, t0);
+    let mut old = MsClient::new(from("192.0.2.20:5000"), "secret");
+    allocate(&mut server, t0, &mut old);
+    // An alternate is known, but MS-TURN's redirect is not spoken: 508.
+    shared.set_alternates(vec![edgeice_server::Alternate {
+        address: "10.0.2.7:3478".parse().unwrap(),
+        domain: None,
+    }]);
+    shared.set_draining(true);
+
+    let (_, _, answer) = send(&mut server, t0, old.from, &old.allocate(None)).unwrap();
+    let refreshed = parse(&answer);
+    assert_eq!(
+        refreshed.class(),
+        Class::Success,
+        "{:?}",
+        error_code(&refreshed)
+    );
+
+    let mut new = MsClient::new(from("192.0.2.21:5000"), "secret");
+    let (_, _, answer) = send(&mut server, t0, new.from, &new.allocate(None)).unwrap();
+    let challenge = parse(&answer);
+    assert_eq!(error_code(&challenge), Some(401));
+    new.realm = REALM.as_bytes().to_vec();
+    new.nonce = challenge.get_raw(ms::NONCE).unwrap().to_vec();
+    let (_, _, answer) = send(&mut server, t0, new.from, &new.allocate(None)).unwrap();
+    let refused = parse(&answer);
+    assert_eq!(error_code(&refused), Some(508));
+    refused.verify_integrity_sha1_rfc3489(&new.key).unwrap();
+    assert_eq!(server.stats().drain_refusals, 1);
+    assert!(server.poll_event().is_none(), "no relay socket asked for");
+}

@@ -34,6 +34,12 @@ fn try_allocate(server: &mut Server, now: Instant, client: &mut Client) -> Optio
     send(server, now, client.from, &request)
 }
 
+/// A client's first, unauthenticated Allocate: its answer.
+fn first_allocate(server: &mut Server, now: Instant, client: &mut Client) -> Option<Vec<u8>> {
+    let request = client.unauthenticated_allocate();
+    send(server, now, client.from, &request)
+}
+
 fn alternate_servers(response: &[u8]) -> Vec<SocketAddr> {
     let m = Message::parse(response).unwrap();
     m.attributes()
@@ -51,15 +57,70 @@ fn draining(config: &ServerConfig, alternates: &[&str]) {
 }
 
 #[test]
-fn a_draining_server_redirects_an_authenticated_allocate_with_integrity() {
+fn a_draining_server_redirects_a_first_allocate_at_once_unsigned() {
     let t0 = Instant::now();
     let config = config();
     draining(&config, &["10.0.2.7:3478"]);
     let mut server = Server::new(config, t0);
     let mut client = alice("192.0.2.10:50000");
-    // The first, unauthenticated request still gets its 401: the redirect
-    // comes after authentication (RFC 8656 §7.2).
-    let response = try_allocate(&mut server, t0, &mut client).expect("answered");
+    // No 401 first: libwebrtc would carry this server's nonce to the
+    // alternate and give up on the 401 there.
+    let response = first_allocate(&mut server, t0, &mut client).expect("answered");
+    assert_eq!(outcome(&response), (Class::Error, Some(300)));
+    assert_eq!(
+        alternate_servers(&response),
+        ["10.0.2.7:3478".parse().unwrap()]
+    );
+    let m = Message::parse(&response).unwrap();
+    assert!(!m.has_integrity(), "nothing to sign it with");
+    assert!(m.get(AttributeType::NONCE).is_none());
+    // Small enough to give no amplification: within 4x the request.
+    let request_len = client.unauthenticated_allocate().len();
+    assert!(
+        response.len() <= 4 * request_len,
+        "{} bytes",
+        response.len()
+    );
+    assert_eq!(
+        server.stats().redirects[RedirectReason::Draining.index()],
+        1
+    );
+    assert!(server.poll_event().is_none(), "no relay socket asked for");
+}
+
+#[test]
+fn unsigned_redirects_spend_the_sources_401_budget() {
+    let t0 = Instant::now();
+    let mut config = config();
+    config.shared = std::sync::Arc::new(edgeice_server::SharedState::new((1, 3)));
+    draining(&config, &["10.0.2.7:3478"]);
+    let mut server = Server::new(config, t0);
+    let mut answered = 0;
+    for n in 0..10u16 {
+        let mut client = alice(&format!("192.0.2.10:{}", 50000 + n));
+        answered += usize::from(first_allocate(&mut server, t0, &mut client).is_some());
+    }
+    assert_eq!(
+        answered, 3,
+        "a burst of 3 answers per source IP, then silence"
+    );
+}
+
+#[test]
+fn a_draining_server_redirects_an_authenticated_allocate_with_integrity() {
+    let t0 = Instant::now();
+    let config = config();
+    let shared = config.shared.clone();
+    let mut server = Server::new(config, t0);
+    let mut client = alice("192.0.2.10:50000");
+    // The client got its 401 before the drain began.
+    learn_nonce(&mut server, t0, &mut client);
+    shared.set_alternates(vec![alternate("10.0.2.7:3478")]);
+    shared.set_draining(true);
+    let request = client.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(UDP)).unwrap();
+    });
+    let response = send(&mut server, t0, client.from, &request).expect("answered");
     assert_eq!(outcome(&response), (Class::Error, Some(300)));
     assert_eq!(
         alternate_servers(&response),
@@ -91,6 +152,7 @@ fn a_draining_server_with_no_alternate_answers_508() {
     );
     assert!(refused, "the refusal is reported as a drain's");
     assert_eq!(server.stats().redirects, [0, 0]);
+    assert_eq!(server.stats().drain_refusals, 1);
 }
 
 #[test]
@@ -114,7 +176,7 @@ fn an_alternate_of_the_other_family_is_never_sent() {
     let mut seen = Vec::new();
     for n in 0..6u16 {
         let mut client = alice(&format!("192.0.2.10:{}", 50001 + n));
-        let response = try_allocate(&mut server, t0, &mut client).expect("answered");
+        let response = first_allocate(&mut server, t0, &mut client).expect("answered");
         let named = alternate_servers(&response);
         assert_eq!(named.len(), 1, "one ALTERNATE-SERVER");
         assert!(named[0].is_ipv4(), "{named:?}");
@@ -193,7 +255,7 @@ fn a_full_server_redirects_above_its_threshold_and_refuses_when_nowhere() {
 
     shared.set_alternates(vec![alternate("10.0.2.7:3478")]);
     let mut third = alice("192.0.2.10:50002");
-    let response = try_allocate(&mut server, t0, &mut third).expect("answered");
+    let response = first_allocate(&mut server, t0, &mut third).expect("answered");
     assert_eq!(outcome(&response), (Class::Error, Some(300)));
     assert_eq!(server.stats().redirects[RedirectReason::Full.index()], 1);
     assert_eq!(server.allocation_count(), 2);
@@ -203,26 +265,35 @@ fn a_full_server_redirects_above_its_threshold_and_refuses_when_nowhere() {
 fn tls_clients_are_sent_to_tls_alternates_with_their_domain_under_sha256() {
     let t0 = Instant::now();
     let config = config();
-    config
-        .shared
-        .set_alternates(vec![alternate("10.0.2.7:3478")]);
-    config.shared.set_tls_alternates(vec![Alternate {
-        address: "10.0.2.7:5349".parse().unwrap(),
-        domain: Some("turn2.example.org".to_owned()),
-    }]);
-    config.shared.set_draining(true);
+    let shared = config.shared.clone();
     let mut server = Server::new(config, t0);
     let mut client = Client::new(
         five_tuple(Transport::Tls, "192.0.2.10:50000"),
         "alice",
         "secret",
     );
-    // Under MESSAGE-INTEGRITY (SHA-1): the TLS alternate, no domain.
-    let response = try_allocate(&mut server, t0, &mut client).expect("answered");
-    assert_eq!(
-        alternate_servers(&response),
-        ["10.0.2.7:5349".parse().unwrap()]
+    learn_nonce(&mut server, t0, &mut client);
+    shared.set_alternates(vec![alternate("10.0.2.7:3478")]);
+    shared.set_tls_alternates(vec![Alternate {
+        address: "10.0.2.7:5349".parse().unwrap(),
+        domain: Some("turn2.example.org".to_owned()),
+    }]);
+    shared.set_draining(true);
+    // Unsigned, or under MESSAGE-INTEGRITY (SHA-1): the TLS alternate, no
+    // domain (RFC 8489 §10 sends it only under SHA-256).
+    let mut other = Client::new(
+        five_tuple(Transport::Tls, "192.0.2.11:50000"),
+        "alice",
+        "secret",
     );
+    let response = first_allocate(&mut server, t0, &mut other).expect("answered");
+    let tls_alternate: SocketAddr = "10.0.2.7:5349".parse().unwrap();
+    assert_eq!(alternate_servers(&response), [tls_alternate]);
+    let request = client.request(Method::ALLOCATE, |b| {
+        b.add(&Attribute::RequestedTransport(UDP)).unwrap();
+    });
+    let response = send(&mut server, t0, client.from, &request).expect("answered");
+    assert_eq!(alternate_servers(&response), [tls_alternate]);
     let m = Message::parse(&response).unwrap();
     assert!(m.get(AttributeType::ALTERNATE_DOMAIN).is_none());
 

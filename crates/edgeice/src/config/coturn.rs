@@ -162,10 +162,9 @@ fn reason(name: &str) -> &'static str {
             "edgeice uses RFC 8656's fixed values"
         }
         "stun-only" | "no-stun" | "secure-stun" => "edgeice always serves both STUN and TURN",
-        "alternate-server"
-        | "tls-alternate-server"
-        | "udp-alternate-server"
-        | "tcp-alternate-server" => "edgeice does not redirect clients (ALTERNATE-SERVER)",
+        "udp-alternate-server" | "tcp-alternate-server" => {
+            "edgeice has one list for UDP and TCP clients: alternate-server"
+        }
         "cli"
         | "no-cli"
         | "cli-ip"
@@ -239,6 +238,9 @@ struct Gathered {
     no_software: bool,
     permission_lifetime: Option<u64>,
     max_allocate_lifetime: Option<u64>,
+    /// `alternate-server`, `tls-alternate-server`: HOST:PORT each.
+    alternates: Vec<String>,
+    tls_alternates: Vec<String>,
     log_level: Option<&'static str>,
     /// Options that are edgeice's behaviour already: (line, option, how).
     implied: Vec<(usize, String, &'static str)>,
@@ -367,6 +369,17 @@ impl Gathered {
             "max-allocate-lifetime" => {
                 self.max_allocate_lifetime = Some(parse!("a number of seconds"))
             }
+            "alternate-server" | "tls-alternate-server" => {
+                // coturn's default ports when none is given.
+                let tls = name == "tls-alternate-server";
+                let Some(address) = host_port(text, if tls { 5349 } else { 3478 }) else {
+                    return self.skip(entry, format!("{text:?} is not IP[:PORT]"));
+                };
+                match tls {
+                    true => self.tls_alternates.push(address),
+                    false => self.alternates.push(address),
+                }
+            }
             "verbose" => self.implied(entry, "edgeice logs at info by default"),
             "Verbose" => self.log_level = Some("debug"),
             _ => self.skip(entry, reason(name)),
@@ -397,7 +410,31 @@ const VALUED: &[&str] = &[
     "prometheus-address",
     "permission-lifetime",
     "max-allocate-lifetime",
+    "alternate-server",
+    "tls-alternate-server",
 ];
+
+/// coturn's `IP[:PORT]` (`[IPv6]:PORT`; a bare IPv6 address takes no
+/// port) as HOST:PORT, `default_port` when none is given.
+fn host_port(text: &str, default_port: u16) -> Option<String> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(SocketAddr::new(ip, default_port).to_string());
+    }
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Some(address.to_string());
+    }
+    // A host name, as edgeice also takes.
+    let (host, port) = text.rsplit_once(':').unwrap_or((text, ""));
+    let named = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let port = match port {
+        "" => default_port,
+        port => port.parse().ok().filter(|p| *p > 0)?,
+    };
+    named.then(|| format!("{host}:{port}"))
+}
 
 /// One line of TOML: `key = value`, with where it came from.
 fn line(out: &mut String, key: &str, value: toml::Value, from: &str) {
@@ -598,6 +635,28 @@ pub fn convert(text: &str, source: &str) -> Conversion {
             "max-allocate-lifetime",
         );
     }
+    if !g.alternates.is_empty() || !g.tls_alternates.is_empty() {
+        // coturn redirects every Allocate when it has alternate servers:
+        // a threshold of 0 does the same; without it, edgeice redirects
+        // only while it drains or is full.
+        out.push_str(
+            "# remove redirect-above to serve here and redirect only while draining or full\n",
+        );
+        let from = "alternate-server (coturn redirects every Allocate)";
+        line(&mut out, "redirect-above", toml::Value::Integer(0), from);
+    }
+    if !g.alternates.is_empty() {
+        line(
+            &mut out,
+            "alternate-server",
+            strings(&g.alternates),
+            "alternate-server",
+        );
+    }
+    if !g.tls_alternates.is_empty() {
+        let from = "tls-alternate-server";
+        line(&mut out, from, strings(&g.tls_alternates), from);
+    }
     if g.prometheus {
         let addr = SocketAddr::new(
             g.prometheus_address.map_or([0u8; 4].into(), |(_, ip)| ip),
@@ -743,5 +802,35 @@ mod tests {
             c.toml
         );
         assert!(!c.toml.contains("eve:0x12"), "{}", c.toml);
+    }
+
+    #[test]
+    fn alternate_servers_are_carried_with_coturns_default_ports() {
+        let conf = "alternate-server=192.0.2.7\nalternate-server=[2001:db8::7]:3479\n\
+                    alternate-server 2001:db8::8\ntls-alternate-server=turn2.example.org\n\
+                    udp-alternate-server=192.0.2.9:3478\nalternate-server=192.0.2.7:x\n";
+        let c = convert(conf, "t.conf");
+        assert!(
+            c.toml.contains(
+                "alternate-server = [\"192.0.2.7:3478\", \"[2001:db8::7]:3479\", \"[2001:db8::8]:3478\"]"
+            ),
+            "{}",
+            c.toml
+        );
+        assert!(
+            c.toml
+                .contains("tls-alternate-server = [\"turn2.example.org:5349\"]"),
+            "{}",
+            c.toml
+        );
+        assert!(c.toml.contains("redirect-above = 0"), "{}", c.toml);
+        let skipped: Vec<String> = c.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            skipped,
+            [
+                "line 5: udp-alternate-server: edgeice has one list for UDP and TCP clients: alternate-server",
+                "line 6: alternate-server: \"192.0.2.7:x\" is not IP[:PORT]",
+            ]
+        );
     }
 }

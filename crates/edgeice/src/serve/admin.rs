@@ -3,7 +3,7 @@
 //! cannot write to, never a network port.
 //!
 //! The protocol is a line each way: the client writes a command (`list`,
-//! `kick ID`), the server answers one JSON object (`{"ok":true,...}` or
+//! `kick ID`, `drain [SECONDS]`), the server answers one JSON object (`{"ok":true,...}` or
 //! `{"ok":false,"error":"..."}`). A command is one arm of [`answer`]: a
 //! new one (`drain`) is a few lines there and in the client.
 //!
@@ -194,9 +194,28 @@ fn answer(shared: &Arc<Shared>, line: &str) -> Value {
             Ok(id) => json!({"ok": false, "error": format!("no session {id}")}),
             Err(_) => json!({"ok": false, "error": format!("not a session id: {id:.40}")}),
         },
+        (Some("drain"), timeout, None) => {
+            let deadline = match timeout.map(str::parse::<u64>) {
+                None => None,
+                Some(Ok(seconds)) if seconds > 0 => Some(super::drain::deadline_in(seconds)),
+                Some(_) => {
+                    return json!({"ok": false, "error": "drain takes a timeout in seconds, above 0"});
+                }
+            };
+            let asked = shared.drain(deadline, "edgeice drain");
+            let deadline = shared.drain_deadline().flatten();
+            let now = std::time::Instant::now();
+            json!({
+                "ok": true,
+                "draining": true,
+                "already": asked == super::drain::Asked::AlreadyDraining,
+                "allocations": shared.core.allocations(),
+                "deadline_in_s": deadline.map(|d| super::drain::seconds_until(now, d)),
+            })
+        }
         _ => json!({
             "ok": false,
-            "error": "unknown command; known: list, kick ID",
+            "error": "unknown command; known: list, kick ID, drain [SECONDS]",
         }),
     }
 }

@@ -210,6 +210,11 @@ pub struct Shared {
     bind_failures: Mutex<LogThrottle>,
     /// Liveness, readiness, open connections (`/healthz`, `/readyz`).
     pub health: super::health::Health,
+    /// What the cores share: the allocation count, the drain flag and the
+    /// alternates they redirect to.
+    pub core: Arc<edgeice_server::SharedState>,
+    /// A drain under way, and its deadline.
+    pub(super) drain: super::drain::Drain,
     /// The fleet's shared state (`--redis`), set once before serving.
     fleet: std::sync::OnceLock<Arc<super::fleet::Fleet>>,
     /// Users and secrets from the fleet, merged with the others at each
@@ -249,6 +254,7 @@ impl Shared {
             static_secrets: config.auth_secrets.clone(),
             ..FleetCredentials::default()
         });
+        let core = config.shared.clone();
         let shards = (0..shards.max(1))
             .map(|_| {
                 Mutex::new(Shard {
@@ -274,6 +280,8 @@ impl Shared {
             pool,
             bind_failures: Mutex::new(LogThrottle::new(Duration::from_secs(10))),
             health: super::health::Health::new(now),
+            core,
+            drain: Default::default(),
             fleet: std::sync::OnceLock::new(),
             fleet_credentials,
         }
@@ -360,7 +368,10 @@ impl Shared {
 
     /// All cores' counters added up, for the metrics endpoint.
     pub fn snapshot(&self) -> super::metrics::Snapshot {
-        let mut snapshot = super::metrics::Snapshot::default();
+        let mut snapshot = super::metrics::Snapshot {
+            draining: self.core.draining(),
+            ..Default::default()
+        };
         // Relay ports in use, per IP: (UDP, TCP).
         let mut in_use: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
         for shard in self.shards.iter() {
@@ -756,18 +767,25 @@ impl Shared {
     /// for it), then detaches what would outlive the process (the kernel
     /// fast path).
     pub fn shutdown(self: &Arc<Self>) {
-        let now = Instant::now();
-        for (shard_id, shard) in self.shards.iter().enumerate() {
-            let mut guard = lock(shard);
-            let state = &mut *guard;
-            state
-                .server
-                .end_all(now, edgeice_server::EndReason::Shutdown);
-            self.run_events(shard_id, state, now);
-        }
+        self.end_all(edgeice_server::EndReason::Shutdown);
         if let Some(kernel) = &self.kernel {
             kernel.shut_down();
         }
+    }
+
+    /// Ends every allocation, each with its session-end record saying
+    /// `why`; how many there were.
+    pub fn end_all(self: &Arc<Self>, why: edgeice_server::EndReason) -> usize {
+        let now = Instant::now();
+        let mut ended = 0;
+        for (shard_id, shard) in self.shards.iter().enumerate() {
+            let mut guard = lock(shard);
+            let state = &mut *guard;
+            ended += state.server.allocation_count();
+            state.server.end_all(now, why);
+            self.run_events(shard_id, state, now);
+        }
+        ended
     }
 
     /// Re-reads the user store if its file changed (or the last reading
@@ -910,6 +928,6 @@ pub async fn run_timers(shared: Arc<Shared>, tick: Duration, realm: String) -> a
             shared.run_events(id, shard, now);
             shard.records.flush(now);
         }
-        heartbeat.tick(now, allocations);
+        heartbeat.tick(now, allocations, shared.core.draining());
     }
 }

@@ -6,6 +6,7 @@ mod accept;
 mod admin;
 mod admission;
 mod counted;
+mod drain;
 mod driver;
 mod external_ip;
 pub(crate) mod fleet;
@@ -287,8 +288,13 @@ fn config(args: &Settings, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
     if let Some(max) = args.max_allocations_per_user {
         config.max_allocations_per_user = max;
     }
+    config.redirect_above = args.redirect_above;
     let challenges = args.challenges_per_ip.unwrap_or((50, 200));
     config.shared = Arc::new(edgeice_server::SharedState::new(challenges));
+    let alternates = drain::resolve(&args.alternate_servers, "alternate-server")?;
+    config.shared.set_alternates(alternates);
+    let tls_alternates = drain::resolve(&args.tls_alternate_servers, "tls-alternate-server")?;
+    config.shared.set_tls_alternates(tls_alternates);
     config.peer_policy.allow = args.allow_peers.clone();
     config.peer_policy.deny = args.deny_peers.clone();
     config.peer_policy.deny_private = args.deny_private_peers;
@@ -747,12 +753,30 @@ async fn serve(resolved: Resolved) -> Result<()> {
     // service manager.
     systemd::ready();
 
+    let drain_timeout = args.drain_timeout;
+    let mut terminated = false;
+    let mut drain_check = tokio::time::interval(drain::CHECK_EVERY);
     let result = loop {
         tokio::select! {
             _ = signals.interrupt.recv() => break Ok("SIGINT"),
-            _ = signals.terminate.recv() => break Ok("SIGTERM"),
+            // With --drain-timeout, the first SIGTERM drains (or brings a
+            // drain under way to that deadline); a second one, or one
+            // without it, stops at once.
+            _ = signals.terminate.recv() => match drain_timeout {
+                Some(s) if !terminated => {
+                    terminated = true;
+                    shared.drain(Some(drain::deadline_in(s)), "SIGTERM");
+                }
+                _ => break Ok("SIGTERM"),
+            },
             _ = signals.hangup.recv() => reloader.reload("SIGHUP"),
-            _ = signals.user1.recv() => tracing::info!("SIGUSR1 ignored"),
+            // coturn's drain signal.
+            _ = signals.user1.recv() => {
+                shared.drain(drain_timeout.map(drain::deadline_in), "SIGUSR1");
+            }
+            _ = drain_check.tick() => if shared.drain_over(Instant::now()) {
+                break Ok("drain");
+            },
             // coturn reloads its certificates on SIGUSR2: scripts written
             // for it work here too.
             _ = signals.user2.recv() => reloader.reload("SIGUSR2"),

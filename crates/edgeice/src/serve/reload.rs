@@ -32,6 +32,8 @@ const RELOADABLE: &[&str] = &[
     "allow-peer",
     "deny-peer",
     "deny-private-peers",
+    "alternate-server",
+    "tls-alternate-server",
     "tls-cert",
     "tls-key",
     "log-level",
@@ -188,6 +190,9 @@ impl Reloader {
             _ => None,
         };
         let level = crate::logging::prepare_level(new.file_log_level())?;
+        let alternates = super::drain::resolve(&wanted.alternate_servers, "alternate-server")?;
+        let tls_alternates =
+            super::drain::resolve(&wanted.tls_alternate_servers, "tls-alternate-server")?;
         let reloadable = edgeice_server::Reloadable {
             users: Default::default(),
             auth_secrets: wanted.auth_secrets()?,
@@ -201,6 +206,11 @@ impl Reloader {
             .shared
             .reload(self.current.settings.realm(), users, reloadable)?;
         self.keys = keys;
+        if alternates != self.shared.core.alternates() {
+            changes.push(format!("{} alternate server address(es)", alternates.len()));
+        }
+        self.shared.core.set_alternates(alternates);
+        self.shared.core.set_tls_alternates(tls_alternates);
         if let (Some(certificate), Some(loaded)) = (&self.certificate, certificate) {
             changes.extend(certificate.install(loaded));
         }

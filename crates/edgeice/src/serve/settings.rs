@@ -9,8 +9,8 @@
 //! setting's name, type or syntax, and a new flag is a new file key and
 //! variable with no other line to write. Precedence: command line, then
 //! environment, then file, then default; the peer lists (`allow-peer`,
-//! `deny-peer`) add up over all three instead, so that no source silently
-//! drops a rule another holds. Other lists given in a higher source replace
+//! `deny-peer`) and the alternate servers add up over all three instead,
+//! so that no source silently drops a rule another holds. Other lists given in a higher source replace
 //! the lower one's.
 //!
 //! Why not figment, or serde on the same struct: the file and the
@@ -252,6 +252,33 @@ pub struct Settings {
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub(super) max_allocate_lifetime: Option<u64>,
 
+    /// Another edge to send new Allocates to (300 Try Alternate with
+    /// ALTERNATE-SERVER) while this one drains or is full, as HOST:PORT of
+    /// its UDP/TCP listener (coturn's alternate-server); repeatable, adds
+    /// to the config file's list; one of the client's address family is
+    /// chosen, round-robin. Re-read on SIGHUP.
+    #[arg(long = "alternate-server", value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub(super) alternate_servers: Vec<String>,
+
+    /// As --alternate-server, for TLS clients: HOST:PORT of the other
+    /// edge's TLS listener; a HOST that is a name is also sent as
+    /// ALTERNATE-DOMAIN (coturn's tls-alternate-server).
+    #[arg(long = "tls-alternate-server", value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub(super) tls_alternate_servers: Vec<String>,
+
+    /// With it, SIGTERM drains before exiting: new Allocates go elsewhere
+    /// (or get 508), running ones go on for at most SECONDS, then what is
+    /// left is cut. Also the deadline of a SIGUSR1 drain [default: SIGTERM
+    /// stops at once; SIGUSR1 waits for the last allocation].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=604800))]
+    pub(super) drain_timeout: Option<u64>,
+
+    /// Allocations at which new Allocates are redirected to an
+    /// --alternate-server instead of served here [default: the
+    /// --max-allocations limit].
+    #[arg(long, value_name = "N")]
+    pub(super) redirect_above: Option<usize>,
+
     /// Share users, REST API secrets, the nonce key, per-user quotas and
     /// a node registry with the other edges of a fleet through this Redis:
     /// redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
@@ -274,12 +301,39 @@ pub struct Settings {
     pub(super) fleet_heartbeat: Option<u64>,
 }
 
+/// Checks that `value` is HOST:PORT (`[v6]:PORT` for an IPv6 address);
+/// names are resolved when the server starts.
+fn parse_host_port(value: &str) -> Result<String, String> {
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err("not HOST:PORT".to_owned());
+    };
+    let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let well_formed = match bracketed {
+        Some(inner) => inner.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && !host.contains(':'),
+    };
+    if !well_formed {
+        return Err(
+            "not HOST:PORT (an IPv6 address goes in brackets: [2001:db8::1]:3478)".to_owned(),
+        );
+    }
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(value.to_owned()),
+        _ => Err(format!("port {port:?} is not 1-65535")),
+    }
+}
+
 /// Long names of `serve`'s arguments that are not settings.
 const NOT_SETTINGS: &[&str] = &["config", "check-config", "help", "version"];
 
 /// Lists whose values from every source add up (file, environment, command
 /// line, in that order) rather than the higher source replacing the lower.
-pub(super) const ADDITIVE: &[&str] = &["allow-peer", "deny-peer"];
+pub(super) const ADDITIVE: &[&str] = &[
+    "allow-peer",
+    "deny-peer",
+    "alternate-server",
+    "tls-alternate-server",
+];
 
 /// Settings shown masked by `--check-config`; for `user`, the password.
 const SECRETS: &[&str] = &["user", "user-key", "auth-secret", "redis"];
@@ -904,7 +958,27 @@ fn parse_user_key(s: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_stun_server;
+    use super::{parse_host_port, parse_stun_server};
+
+    #[test]
+    fn alternate_servers_are_host_and_port_with_ipv6_in_brackets() {
+        for good in [
+            "192.0.2.7:3478",
+            "[2001:db8::7]:3478",
+            "turn2.example.org:5349",
+        ] {
+            assert_eq!(parse_host_port(good), Ok(good.to_owned()));
+        }
+        for bad in [
+            "192.0.2.7",
+            "2001:db8::7:3478",
+            "[nonsense]:3478",
+            ":3478",
+            "host:0",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn stun_servers_are_read_as_uris_or_addresses() {
@@ -941,6 +1015,7 @@ mod drift {
             .unwrap_or_default();
         match name.as_str() {
             "ADDR:PORT" => "127.0.0.1:3478",
+            "HOST:PORT" => "192.0.2.7:3478",
             "PEM" | "FILE" | "PATH" => "/nonexistent/file",
             "IP" => "127.0.0.1",
             "NAME:PASSWORD" => "alice:secret",

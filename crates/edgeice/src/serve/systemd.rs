@@ -54,6 +54,11 @@ pub fn reloading() {
     }
 }
 
+/// A free-form STATUS= line (a drain starting).
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
 /// The server is stopping (SIGTERM, Ctrl-C).
 pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
@@ -75,7 +80,7 @@ pub struct Heartbeat {
     /// Half of WATCHDOG_USEC, when a watchdog is armed.
     every: Option<Duration>,
     last_ping: Option<Instant>,
-    last_allocations: Option<usize>,
+    last_allocations: Option<(usize, bool)>,
 }
 
 impl Heartbeat {
@@ -93,7 +98,7 @@ impl Heartbeat {
 
     /// Called on every timer tick, after the shards' timers ran: their
     /// running is what the watchdog vouches for.
-    pub fn tick(&mut self, now: Instant, allocations: usize) {
+    pub fn tick(&mut self, now: Instant, allocations: usize, draining: bool) {
         if !enabled() {
             return;
         }
@@ -105,9 +110,12 @@ impl Heartbeat {
             send(&[NotifyState::Watchdog]);
             self.last_ping = Some(now);
         }
-        if self.last_allocations != Some(allocations) {
-            self.last_allocations = Some(allocations);
-            let status = format!("serving: {allocations} allocations");
+        if self.last_allocations != Some((allocations, draining)) {
+            self.last_allocations = Some((allocations, draining));
+            let status = match draining {
+                true => format!("draining: {allocations} allocations left"),
+                false => format!("serving: {allocations} allocations"),
+            };
             send(&[NotifyState::Status(&status)]);
         }
     }

@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub process: Option<process::ProcessStats>,
     /// The fleet's figures, with `--redis`.
     pub fleet: Option<crate::serve::fleet::FleetSnapshot>,
+    /// Whether a drain is under way.
+    pub draining: bool,
 }
 
 /// Error codes always exposed, with 0 until sent, so that alerts on them
@@ -160,6 +162,7 @@ impl Collector for Snapshot {
             &s.allocate_latencies,
         )?;
         self.encode_gauges(&mut encoder)?;
+        self.encode_steering(&mut encoder)?;
         if let Some(process) = &self.process {
             encode_process(&mut encoder, process)?;
         }
@@ -268,6 +271,35 @@ impl Snapshot {
     }
 
     /// Connections, free relay ports, build information.
+    /// The drain, and new Allocates steered away (redirected, by why, and
+    /// refused while draining with nowhere to send them).
+    fn encode_steering(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        ConstGauge::new(i64::from(self.draining)).encode(encoder.encode_descriptor(
+            "edgeice_draining",
+            "1 while the edge drains: new Allocates are redirected or refused, running ones go on",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        let mut redirects = encoder.encode_descriptor(
+            "edgeice_redirects",
+            "New Allocates answered 300 Try Alternate, by reason (draining, full)",
+            None,
+            MetricType::Counter,
+        )?;
+        for reason in edgeice_server::RedirectReason::ALL {
+            let count = self.stats.redirects[reason.index()];
+            ConstCounter::new(count)
+                .encode(redirects.encode_family(&[("reason", reason.label())])?)?;
+        }
+        ConstCounter::new(self.stats.drain_refusals).encode(encoder.encode_descriptor(
+            "edgeice_drain_refusals",
+            "New Allocates refused with 508 while draining, no alternate server being known",
+            None,
+            MetricType::Counter,
+        )?)?;
+        Ok(())
+    }
+
     fn encode_gauges(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut connections = encoder.encode_descriptor(
             "edgeice_connections",
