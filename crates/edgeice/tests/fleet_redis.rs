@@ -4,7 +4,8 @@
 //! scratch directory, `--save ''`), one with `requirepass`, one over TLS.
 //! Clients: coturn 4.17.1's `turnutils_uclient`, edgeice's client crate,
 //! and hand-made STUN requests where a test needs one exchange split over
-//! two nodes. Nothing leaves loopback.
+//! two nodes. The registry also steers: a full node redirects (300) to a
+//! live one, never to one that drains. Nothing leaves loopback.
 
 mod common;
 
@@ -150,6 +151,7 @@ impl Redis {
 /// One `edgeice serve --redis` node on loopback.
 struct Node {
     running: common::Running,
+    pid: u32,
     udp: SocketAddr,
     metrics: SocketAddr,
 }
@@ -171,7 +173,8 @@ impl Node {
             .args(["--node-id", id])
             .args(extra)
             .envs(redis.env.iter().map(|(k, v)| (k, v)));
-        let (running, listeners) = common::start_server_command(command, 3);
+        let (mut running, listeners) = common::start_server_command(command, 3);
+        let pid = running.child().id();
         let find = |proto: &str| {
             listeners
                 .iter()
@@ -180,6 +183,7 @@ impl Node {
                 .unwrap()
         };
         Node {
+            pid,
             udp: find("udp"),
             metrics: find("metrics"),
             running,
@@ -724,4 +728,64 @@ fn over_tls_with_a_test_ca() {
     redis.user(&["add", "ivan", "--password", "pw", "--realm", REALM]);
     assert!(eventually(PATIENCE, || allocate(node.udp, "ivan", "pw").is_ok()));
     assert_eq!(redis.nodes(), ["node-tls"]);
+}
+
+/// The answer to a first (credential-less) Allocate: its error code and
+/// ALTERNATE-SERVER, if any.
+fn first_answer(server: SocketAddr) -> (Option<u16>, Option<SocketAddr>) {
+    let client = UdpSocket::bind((next_client_ip(), 0)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let first = request(transaction(), &[Attribute::RequestedTransport(17)], None);
+    let Some(answer) = exchange(&client, server, &first) else {
+        return (None, None);
+    };
+    let alternate = match Message::parse(&answer)
+        .ok()
+        .and_then(|m| m.get(AttributeType::ALTERNATE_SERVER))
+    {
+        Some(Ok(Attribute::AlternateServer(address))) => Some(address),
+        _ => None,
+    };
+    (error_code(&answer), alternate)
+}
+
+#[test]
+fn a_full_or_draining_node_steers_new_allocations_to_a_live_node_from_the_registry() {
+    let dir = scratch("steering");
+    let redis = redis_with_password(&dir);
+    let mut a = Node::start(&redis, "node-a", &["--max-allocations", "1"]);
+    let b = Node::start(&redis, "node-b", &[]);
+    redis.user(&["add", "judy", "--password", "pw", "--realm", REALM]);
+    assert!(eventually(PATIENCE, || allocate(b.udp, "judy", "pw").is_ok()));
+    let _held = allocate(a.udp, "judy", "pw").expect("node A's one allocation");
+    // A is full: the registry names B, the only other live node.
+    assert!(
+        eventually(PATIENCE, || first_answer(a.udp) == (Some(300), Some(b.udp))),
+        "{:?}",
+        first_answer(a.udp)
+    );
+    // B drains (SIGUSR1): its record says so, and A has nowhere to send.
+    let b_pid = b.running_pid();
+    assert!(
+        Command::new("kill")
+            .args(["-USR1", &b_pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(eventually(PATIENCE, || {
+        let record = redis.cli(&["GET", "edgeice:node:node-b"]);
+        record.contains("\"draining\":true")
+    }));
+    assert!(eventually(PATIENCE, || first_answer(a.udp).1.is_none()));
+    let _ = a.running.child().kill();
+}
+
+impl Node {
+    fn running_pid(&self) -> u32 {
+        // Running keeps the child; its id is all a signal needs.
+        self.pid
+    }
 }

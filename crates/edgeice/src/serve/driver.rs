@@ -250,11 +250,11 @@ impl Shared {
         static_users: HashMap<String, IntegrityKey>,
         (store, kernel): (Option<WatchedStore>, Option<super::kernel::KernelPath>),
     ) -> Self {
-        let core = config.shared.clone();
         let fleet_credentials = Mutex::new(FleetCredentials {
             static_secrets: config.auth_secrets.clone(),
             ..FleetCredentials::default()
         });
+        let core = config.shared.clone();
         let shards = (0..shards.max(1))
             .map(|_| {
                 Mutex::new(Shard {

@@ -138,4 +138,24 @@ mod tests {
         assert_eq!(unhex("é1".as_bytes()), None);
         assert_eq!(unhex(b"+1"), None);
     }
+
+    /// What Redis can hand back is anyone's bytes: random ones, 20,000
+    /// of them up to 100 bytes long, through every reader of stored
+    /// values (no panic; a key only from exactly 32 hex digits).
+    #[test]
+    fn random_bytes_never_panic_the_readers() {
+        let mut noise = vec![0u8; 20_000 * 101];
+        getrandom::fill(&mut noise).unwrap();
+        for chunk in noise.chunks(101) {
+            let value = &chunk[1..1 + usize::from(chunk[0]) % 100];
+            let _ = Change::parse(value);
+            if let Some(bytes) = unhex(value) {
+                assert_eq!(bytes.len() * 2, value.len());
+            }
+            if crate::serve::fleet::users::parse_key(value).is_some() {
+                assert_eq!(value.len(), 32);
+            }
+            let _ = serde_json::from_slice::<crate::serve::fleet::registry::NodeRecord>(value);
+        }
+    }
 }
