@@ -415,3 +415,43 @@ fn a_second_sigterm_stops_a_drain_at_once() {
     assert!(log.contains("SIGTERM: stopped"), "{log}");
     assert_eq!(log.matches("ended (shutdown)").count(), 3, "{log}");
 }
+
+/// aioice's answer from `edge`: "ALLOCATED …" or "FAILED (code, reason)".
+fn aioice_allocate(edge: &Edge) -> String {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
+    assert!(Path::new(python).exists(), "no .venv: run scripts/test.sh");
+    let mut command = Command::new(python);
+    command
+        .args(["-c", AIOICE_ALLOCATE])
+        .arg(edge.udp.to_string());
+    let outcome = common::run_bounded(command, Duration::from_secs(60));
+    format!("{}{}", outcome.stdout, outcome.stderr)
+}
+
+#[test]
+fn sighup_puts_new_alternate_servers_in_force() {
+    let dir = temp_dir("reload-file");
+    let file = dir.0.join("edgeice.toml");
+    // Redirect every Allocate, but the only alternate is IPv6: served here.
+    std::fs::write(
+        &file,
+        "redirect-above = 0\nalternate-server = [\"[::1]:3478\"]\n",
+    )
+    .unwrap();
+    let config = file.to_string_lossy().into_owned();
+    let mut edge = Edge::start("reload", "61000-62999", &["--config", &config]);
+    let said = aioice_allocate(&edge);
+    assert!(said.starts_with("ALLOCATED"), "{said}");
+
+    std::fs::write(
+        &file,
+        "redirect-above = 0\nalternate-server = [\"192.0.2.7:3478\"]\n",
+    )
+    .unwrap();
+    edge.signal("HUP");
+    wait_for(Duration::from_secs(10), || {
+        edge.log().contains("1 alternate server address(es)")
+    });
+    let said = aioice_allocate(&edge);
+    assert!(said.starts_with("FAILED (300"), "{said}");
+}

@@ -1,7 +1,7 @@
 //! `edgeice serve` under a service manager: with NOTIFY_SOCKET set it says
 //! READY=1 once its listeners answer, pings the watchdog when WATCHDOG_USEC
-//! asks for it, reports its allocations in STATUS=, and says STOPPING=1 on
-//! SIGTERM; a notify socket that is not there does not stop it. The test is
+//! asks for it, reports its allocations in STATUS= (and a drain), and says
+//! STOPPING=1 on SIGTERM; a notify socket that is not there does not stop it. The test is
 //! the service manager: it binds the Unix datagram socket itself, as
 //! systemd binds /run/systemd/notify.
 
@@ -185,5 +185,27 @@ fn a_missing_notify_socket_does_not_stop_the_server() {
         "the server stopped"
     );
     assert!(answers_binding(listen));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_drain_says_so_in_status_then_stops() {
+    let dir = scratch("drain");
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let (mut server, _, _) = spawn_server(&[("NOTIFY_SOCKET", &path)]);
+    let mut seen = Vec::new();
+    wait_for(&socket, "READY=1", &mut seen);
+    let pid = server.child().id().to_string();
+    let usr1 = Command::new("kill").args(["-USR1", &pid]).status();
+    assert!(usr1.unwrap().success());
+    // Empty, it drains at once: STATUS says so, then STOPPING.
+    wait_for(&socket, "STATUS=draining: 0 allocations left", &mut seen);
+    wait_for(&socket, "STOPPING=1", &mut seen);
+    assert!(server.child().wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }

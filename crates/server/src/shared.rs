@@ -141,6 +141,11 @@ impl SharedState {
         lock(&self.steering.alternates).clone()
     }
 
+    /// The alternates for TLS clients, as last set.
+    pub fn tls_alternates(&self) -> Vec<Alternate> {
+        lock(&self.steering.tls_alternates).clone()
+    }
+
     /// Starts (`true`) or ends a drain: while draining, every new Allocate
     /// is redirected to an alternate, or refused with 508 when none is
     /// known; allocations already made go on.

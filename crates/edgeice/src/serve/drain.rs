@@ -99,10 +99,14 @@ impl Shared {
         }
         self.core.set_draining(true);
         self.health.set(super::health::Readiness::Draining);
-        let alternates = self.core.alternates().len();
+        let alternates = (
+            self.core.alternates().len(),
+            self.core.tls_alternates().len(),
+        );
         let elsewhere = match alternates {
-            0 => "refused with 508 (no --alternate-server)".to_owned(),
-            n => format!("redirected to {n} alternate server address(es)"),
+            (0, 0) => "refused with 508 (no --alternate-server)".to_owned(),
+            (n, 0) => format!("redirected to {n} alternate server address(es)"),
+            (n, tls) => format!("redirected to {n} alternate server address(es), {tls} for TLS"),
         };
         tracing::warn!(
             "{why}: draining: {left} allocations go on, new ones are {elsewhere}; {until}"
