@@ -92,6 +92,9 @@ pub struct Fleet {
     live_nodes: AtomicU64,
 }
 
+/// How often this node writes its quota counts again in full.
+const QUOTA_RESYNC: Duration = Duration::from_secs(60);
+
 /// Most announced changes read before the cores get them.
 const MOST_CHANGES_AT_ONCE: usize = 1000;
 
@@ -288,6 +291,9 @@ impl Fleet {
     ) -> Result<std::convert::Infallible> {
         let mut heartbeat = tokio::time::interval(self.options.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resync = tokio::time::interval(QUOTA_RESYNC);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.reset();
         let mut messages = pubsub.on_message();
         loop {
             tokio::select! {
@@ -314,6 +320,10 @@ impl Fleet {
                     }
                 }
                 _ = heartbeat.tick() => self.beat(conn).await?,
+                _ = resync.tick() => {
+                    let held = self.held.snapshot();
+                    quota::resync(conn, &self.options.node_id, &held).await?;
+                }
             }
         }
     }

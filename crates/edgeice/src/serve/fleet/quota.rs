@@ -83,7 +83,9 @@ pub async fn release(
 }
 
 /// Writes this node's true counts: what it counted before (in a Redis
-/// that may have restarted empty, or while it was cut off) is replaced.
+/// that may have restarted empty, or while it was cut off, or a release
+/// that was lost) is replaced, and the hashes' expiry pushed back (an
+/// allocation may be refreshed for longer than a hash lives).
 pub async fn resync(
     conn: &mut MultiplexedConnection,
     node: &str,
@@ -93,7 +95,10 @@ pub async fn resync(
         .arg(keys::node_quota_users(node))
         .query_async(conn)
         .await?;
+    // In one transaction: another node's reservation never sees this
+    // node's counts half rewritten.
     let mut pipe = redis::pipe();
+    pipe.atomic();
     for hash in &counted {
         pipe.hdel(hash, node).ignore();
     }
