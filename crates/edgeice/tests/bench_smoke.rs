@@ -266,3 +266,41 @@ fn bench_does_not_follow_a_redirection_back() {
         "{report}"
     );
 }
+
+/// A chain of edges, each sending every client to the next: bench follows
+/// three redirections and refuses the fourth.
+#[test]
+fn bench_follows_at_most_three_redirections() {
+    let edges: Vec<String> = (1..=5)
+        .map(|i| format!("127.0.0.{i}:{}", common::free_udp_tcp_port()))
+        .collect();
+    // The last is never reached; the four before it redirect.
+    let _running: Vec<common::Running> = (0..4)
+        .rev()
+        .map(|i| redirecting_edge(&edges[i], &edges[i + 1]))
+        .collect();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgeice"));
+    command.args([
+        "bench",
+        &format!("turn:{}", edges[0]),
+        "--json",
+        "--setup-only",
+    ]);
+    command.args(["--user", "user", "--password", "pass", "--clients", "1"]);
+    command.args(["--setup-timeout", "10"]);
+    let outcome = common::run_bounded(command, Duration::from_secs(60));
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(1),
+        "{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    let report: serde_json::Value = serde_json::from_str(outcome.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", outcome.stdout));
+    assert_eq!(report["redirected"], 3, "{report}");
+    assert_eq!(
+        report["errors"]["Allocate 300 (too many redirections)"], 1,
+        "{report}"
+    );
+}
