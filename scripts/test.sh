@@ -15,6 +15,8 @@
 #                    ethtool (lab/fast-path.sh turns veth offloads off);
 #                    python3-venv (the .venv below; a bare Debian lacks it);
 #                    curl (scrapes the metrics endpoint in tests/metrics.rs)
+#                    redis-server and redis-tools (lab/fleet.sh's shared
+#                    state: its own instance in a namespace)
 #                    systemd (systemd-analyze verifies packaging/edgeice.service)
 #                    man-db and lintian (packaging/test-deb.sh looks the pages
 #                    up and checks the .deb)
@@ -29,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(coturn openssl iproute2 nftables libnice10 gir1.2-nice-0.1 python3-gi chromium clang libbpf-dev
-  ethtool python3-venv curl bsdutils systemd man-db lintian tcpdump tshark python3-scapy)
+  ethtool python3-venv curl bsdutils systemd man-db lintian tcpdump tshark python3-scapy redis-server redis-tools)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -57,13 +59,17 @@ if ((${#missing[@]})); then
   if [[ " ${missing[*]} " == *" coturn "* ]] && [ -d /run/systemd/system ]; then
     $sudo systemctl disable --now coturn.service >/dev/null 2>&1 || true
   fi
+  # Nor a system Redis (the tests and the fleet lab start their own).
+  if [[ " ${missing[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # Every tool a test or lab script calls, present now (a fresh machine lacked
 # ethtool once, and the lab failed half way through the run).
 for tool in ethtool tc ip nft openssl turnutils_uclient turnutils_peer turnutils_stunclient \
   chromium clang python3 timeout unshare pgrep sysctl curl script systemd-analyze man lintian dpkg-deb setpriv \
-  gzip tcpdump tshark; do
+  gzip tcpdump tshark redis-server redis-cli ss; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing after the installs" >&2; exit 1; }
 done
 

@@ -23,6 +23,19 @@ pub struct SessionsArgs {
     #[arg(long, global = true)]
     json: bool,
 
+    /// List the fleet's nodes from its registry in Redis instead (needs
+    /// --redis): id, addresses, allocations, capacity, draining.
+    #[arg(long, requires = "redis")]
+    fleet: bool,
+
+    /// The fleet's Redis, as `edgeice serve --redis`.
+    #[arg(long, value_name = "URL", env = "EDGEICE_REDIS")]
+    redis: Option<String>,
+
+    /// A file whose first line is the Redis password.
+    #[arg(long, value_name = "PATH", env = "EDGEICE_REDIS_PASSWORD_FILE")]
+    redis_password_file: Option<PathBuf>,
+
     #[command(subcommand)]
     action: Option<Action>,
 }
@@ -105,6 +118,9 @@ const MAX_ANSWER: u64 = 64 << 20;
 
 /// Runs `edgeice sessions`.
 pub fn run(args: SessionsArgs) -> Result<()> {
+    if let (true, Some(url)) = (args.fleet, &args.redis) {
+        return list_fleet(url, args.redis_password_file.as_deref(), args.json);
+    }
     let path = args
         .admin_socket
         .clone()
@@ -205,4 +221,35 @@ fn traffic(bytes: u64, packets: u64) -> String {
         b => format!("{b} B"),
     };
     format!("{bytes} ({packets} pkt)")
+}
+
+/// `edgeice sessions --fleet`: the live nodes of the fleet's registry.
+fn list_fleet(url: &str, password_file: Option<&std::path::Path>, json: bool) -> Result<()> {
+    let mut fleet = crate::serve::fleet::admin::FleetAdmin::connect(url, password_file)?;
+    let nodes = fleet.nodes()?;
+    if json {
+        println!("{}", serde_json::json!({ "ok": true, "nodes": nodes }));
+        return Ok(());
+    }
+    let now = crate::serve::fleet::unix_ms();
+    println!("NODE\tALLOCATIONS\tCAPACITY\tDRAINING\tSEEN\tADDRESSES");
+    for node in &nodes {
+        let addresses: Vec<String> = node
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .chain(node.tls_addresses.iter().map(|a| format!("tls:{a}")))
+            .collect();
+        println!(
+            "{}\t{}\t{}\t{}\t{:.1}s ago\t{}",
+            node.id,
+            node.allocations,
+            node.capacity,
+            if node.draining { "yes" } else { "no" },
+            now.saturating_sub(node.updated_unix_ms) as f64 / 1000.0,
+            addresses.join(" ")
+        );
+    }
+    eprintln!("{} live nodes in {}", nodes.len(), fleet.shown());
+    Ok(())
 }

@@ -189,3 +189,118 @@ fn bench_relays_over_tls_trusting_the_ca_it_is_given() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An edge that redirects every new Allocate (`--redirect-above 0`) to
+/// `alternate`, listening on `listen` (UDP and TCP).
+fn redirecting_edge(listen: &str, alternate: &str) -> common::Running {
+    let mut args = common::turn_server_args(listen, "61000-65535");
+    args.extend(
+        [
+            "--redirect-above",
+            "0",
+            "--alternate-server",
+            alternate,
+            "--admin-socket",
+            "none",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::start_server(&args, 2).0
+}
+
+#[test]
+fn bench_follows_a_300_to_the_alternate_server() {
+    let plain = format!("127.0.0.2:{}", common::free_udp_tcp_port());
+    let mut args = common::turn_server_args(&plain, "61000-65535");
+    args.extend(["--admin-socket", "none"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_plain, _) = common::start_server(&args, 2);
+    let first = format!("127.0.0.1:{}", common::free_udp_tcp_port());
+    let _first = redirecting_edge(&first, &plain);
+    let report = bench(
+        &format!("turn:{first}"),
+        &[
+            "--user",
+            "user",
+            "--password",
+            "pass",
+            "--clients",
+            "4",
+            "--rate",
+            "50",
+        ],
+    );
+    assert_eq!(report["ready"], 4, "{report}");
+    assert_eq!(report["redirected"], 4, "{report}");
+    assert_eq!(report["allocated_on"][&plain], 4, "{report}");
+    assert!(report["received"].as_u64().unwrap_or(0) > 0, "{report}");
+}
+
+/// Two edges that send every client to each other: bench goes from the
+/// first to the second, is sent back, and stops there (a redirection loop
+/// fails each client, it does not bounce for ever).
+#[test]
+fn bench_does_not_follow_a_redirection_back() {
+    let a = format!("127.0.0.1:{}", common::free_udp_tcp_port());
+    let b = format!("127.0.0.2:{}", common::free_udp_tcp_port());
+    let _b = redirecting_edge(&b, &a);
+    let _a = redirecting_edge(&a, &b);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgeice"));
+    command.args(["bench", &format!("turn:{a}"), "--json", "--setup-only"]);
+    command.args(["--user", "user", "--password", "pass", "--clients", "3"]);
+    command.args(["--setup-timeout", "10"]);
+    let outcome = common::run_bounded(command, Duration::from_secs(60));
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(1),
+        "{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    let report: serde_json::Value = serde_json::from_str(outcome.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", outcome.stdout));
+    assert_eq!(report["redirected"], 3, "{report}");
+    assert_eq!(
+        report["errors"]["Allocate 300 (redirected back)"], 3,
+        "{report}"
+    );
+}
+
+/// A chain of edges, each sending every client to the next: bench follows
+/// three redirections and refuses the fourth.
+#[test]
+fn bench_follows_at_most_three_redirections() {
+    let edges: Vec<String> = (1..=5)
+        .map(|i| format!("127.0.0.{i}:{}", common::free_udp_tcp_port()))
+        .collect();
+    // The last is never reached; the four before it redirect.
+    let _running: Vec<common::Running> = (0..4)
+        .rev()
+        .map(|i| redirecting_edge(&edges[i], &edges[i + 1]))
+        .collect();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgeice"));
+    command.args([
+        "bench",
+        &format!("turn:{}", edges[0]),
+        "--json",
+        "--setup-only",
+    ]);
+    command.args(["--user", "user", "--password", "pass", "--clients", "1"]);
+    command.args(["--setup-timeout", "10"]);
+    let outcome = common::run_bounded(command, Duration::from_secs(60));
+    assert_eq!(
+        outcome.status.and_then(|s| s.code()),
+        Some(1),
+        "{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    let report: serde_json::Value = serde_json::from_str(outcome.stdout.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", outcome.stdout));
+    assert_eq!(report["redirected"], 3, "{report}");
+    assert_eq!(
+        report["errors"]["Allocate 300 (too many redirections)"], 1,
+        "{report}"
+    );
+}

@@ -25,6 +25,10 @@ pub(crate) struct Nonces {
     /// Time zero of the nonces' clock: nonces carry seconds since then.
     pub(crate) epoch: Instant,
     lifetime: Duration,
+    /// Seconds added to the time since `epoch` in a nonce's expiry: 0 for
+    /// a server alone; for a fleet, the Unix time at `epoch`, so that every
+    /// node reads another's expiry on the same clock.
+    clock_offset: u64,
 }
 
 impl std::fmt::Debug for Nonces {
@@ -48,7 +52,30 @@ impl Nonces {
             mac,
             epoch,
             lifetime,
+            clock_offset: 0,
         }
+    }
+
+    /// Nonces keyed by a fleet's shared `secret`, their expiry in Unix
+    /// seconds (`unix_now` is the Unix time at `now`): a nonce one node
+    /// issued is then fresh on every other node of the fleet whose clock
+    /// agrees within seconds.
+    pub(crate) fn shared(
+        secret: &[u8; 32],
+        epoch: Instant,
+        lifetime: Duration,
+        now: Instant,
+        unix_now: u64,
+    ) -> Self {
+        let mut nonces = Nonces::new(secret, epoch, lifetime);
+        let since_epoch = now.saturating_duration_since(epoch).as_secs();
+        nonces.clock_offset = unix_now.saturating_sub(since_epoch);
+        nonces
+    }
+
+    /// Seconds on the nonces' clock at `now`.
+    fn clock(&self, now: Instant) -> u64 {
+        self.clock_offset + now.saturating_duration_since(self.epoch).as_secs()
     }
 
     fn tag(&self, client: SocketAddr, expiry: u64) -> [u8; TAG_LEN] {
@@ -87,7 +114,7 @@ impl Nonces {
 
     /// A fresh nonce for `client`.
     pub(crate) fn issue(&self, now: Instant, client: SocketAddr) -> String {
-        let expiry = (now.saturating_duration_since(self.epoch) + self.lifetime).as_secs();
+        let expiry = self.clock(now) + self.lifetime.as_secs();
         let mut nonce = format!("{expiry:016x}");
         for b in self.tag(client, expiry) {
             nonce.push_str(&format!("{b:02x}"));
@@ -119,7 +146,7 @@ impl Nonces {
         if differs != 0 {
             return NonceCheck::Invalid;
         }
-        if now.saturating_duration_since(self.epoch).as_secs() >= expiry {
+        if self.clock(now) >= expiry {
             NonceCheck::Stale
         } else {
             NonceCheck::Fresh
@@ -361,5 +388,20 @@ mod tests {
             nonces.check(t0, alice, &"é".repeat(20)),
             NonceCheck::Invalid
         );
+    }
+
+    #[test]
+    fn shared_nonces_are_read_on_one_clock_by_every_node() {
+        // Two nodes started 100 s apart, sharing the fleet's key.
+        let (a_start, lifetime) = (Instant::now(), Duration::from_secs(600));
+        let b_start = a_start + Duration::from_secs(100);
+        let now = b_start + Duration::from_secs(5);
+        let unix_now = 1_800_000_000;
+        let a = Nonces::shared(&[9; 32], a_start, lifetime, now, unix_now);
+        let b = Nonces::shared(&[9; 32], b_start, lifetime, now, unix_now);
+        let alice: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let n = a.issue(now, alice);
+        assert_eq!(b.check(now, alice, &n), NonceCheck::Fresh);
+        assert_eq!(b.check(now + lifetime, alice, &n), NonceCheck::Stale);
     }
 }

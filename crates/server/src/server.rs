@@ -546,12 +546,50 @@ impl Server {
         std::mem::replace(&mut self.config.users, users)
     }
 
+    /// Replaces the TURN REST API secrets (after a fleet's changed).
+    /// Returns those replaced, to be dropped outside any lock.
+    pub fn set_auth_secrets(&mut self, secrets: Vec<String>) -> Vec<String> {
+        std::mem::replace(&mut self.config.auth_secrets, secrets)
+    }
+
     /// Takes new credentials and peer lists (a reload): see
     /// [`crate::Reloadable`] for what changes and what stays. Only moves
     /// them in, so a driver holding a lock for it holds it briefly; returns
     /// the settings replaced, to drop after.
     pub fn reload(&mut self, new: crate::Reloadable) -> crate::Reloadable {
         self.config.apply(new)
+    }
+
+    /// Signs nonces from now on with a fleet's shared `secret`, their
+    /// expiry on the Unix clock (`unix_now` is the Unix time at `now`), so
+    /// that a 401 from one node and the retry that lands on another
+    /// authenticate. Nonces issued before are stale from then on (the
+    /// client retries with the 438's fresh one).
+    pub fn share_nonces(&mut self, secret: &[u8; 32], now: Instant, unix_now: u64) {
+        let (epoch, lifetime) = (self.nonces.epoch, self.config.nonce_lifetime);
+        self.nonces = Nonces::shared(secret, epoch, lifetime, now, unix_now);
+    }
+
+    /// The user name of the Allocate waiting for `id`'s relay, while it
+    /// waits: the driver takes a fleet-wide quota for it before binding.
+    pub fn pending_user(&self, id: crate::RelayRequestId) -> Option<&str> {
+        self.pending.get(&id).map(|p| p.username.as_str())
+    }
+
+    /// Answers the Allocate waiting for `id` with 486 Allocation Quota
+    /// Reached instead of binding its relay (the user's fleet-wide quota
+    /// is used up), and gives back its place in this server's quota.
+    pub fn refuse_relay<'s>(&'s mut self, id: crate::RelayRequestId) -> Option<Transmit<'s>> {
+        let pending = self.pending.remove(&id)?;
+        self.config.shared.quota.give_back(&pending.username);
+        self.refused(
+            pending.five_tuple,
+            &pending.reply,
+            edgeice_stun::ErrorCode::ALLOCATION_QUOTA_REACHED,
+            Some(&pending.key),
+            Some(&pending.username),
+            crate::RefusalReason::UserQuota,
+        )
     }
 
     /// The reloadable part of the settings in force.

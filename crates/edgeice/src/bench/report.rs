@@ -45,6 +45,10 @@ pub struct Report {
     /// Releases answered per second (all clients' at once).
     refreshes_per_s: Option<f64>,
     errors: BTreeMap<String, u64>,
+    /// Allocations that followed a 300 (Try Alternate) to another server.
+    redirected: u64,
+    /// Allocations by the server they were made on, after redirections.
+    allocated_on: BTreeMap<String, u64>,
     sent: u64,
     received: u64,
     lost: u64,
@@ -75,6 +79,12 @@ impl Report {
         for o in outcomes {
             for (code, count) in &o.errors {
                 *errors.entry(code.clone()).or_default() += count;
+            }
+        }
+        let mut allocated_on = BTreeMap::new();
+        for o in outcomes {
+            for (server, count) in &o.allocated_on {
+                *allocated_on.entry(server.to_string()).or_default() += count;
             }
         }
         let allocated = sum(|o| o.allocated);
@@ -122,6 +132,8 @@ impl Report {
                 outcomes.iter().filter_map(|o| o.release_time).max(),
             ),
             errors,
+            redirected: sum(|o| o.redirected),
+            allocated_on,
             sent,
             received,
             lost,
@@ -193,6 +205,19 @@ impl Report {
             self.released,
             f1(self.refreshes_per_s),
         );
+        if self.redirected > 0 {
+            let on: Vec<String> = self
+                .allocated_on
+                .iter()
+                .map(|(server, n)| format!("{server} ×{n}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "redirect: {} followed a 300 (Try Alternate); allocated on {}",
+                self.redirected,
+                on.join(", ")
+            );
+        }
         let _ = writeln!(s, "errors:   {}", self.errors_text());
         if self.duration_s > 0.0 {
             let _ = writeln!(

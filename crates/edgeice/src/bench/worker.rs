@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -31,6 +32,10 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 const STALL: Duration = Duration::from_millis(200);
 /// How long to wait for the answers to the final releases.
 const RELEASE_WAIT: Duration = Duration::from_millis(500);
+/// Most 300 (Try Alternate) redirections one client follows during setup;
+/// with the servers already visited refused, this keeps two edges that
+/// name each other from bouncing a client for ever (RFC 8489 §10).
+const MAX_REDIRECTS: usize = 3;
 /// Time between sending (and, over UDP, reading) rounds at a fixed rate.
 const TICK: Duration = Duration::from_millis(1);
 /// The same with `--max`, where a round refills each client's window.
@@ -47,6 +52,14 @@ enum Phase {
 
 struct Client {
     conn: Conn,
+    /// The server this client allocates on: the URL's, or where a 300
+    /// (Try Alternate) sent it.
+    server: SocketAddr,
+    /// The servers that redirected this client, so that it never goes
+    /// back to one.
+    redirected_from: Vec<SocketAddr>,
+    /// The local address its connections come from.
+    bind: IpAddr,
     allocation: Option<Allocation>,
     phase: Phase,
     channel: u16,
@@ -75,6 +88,10 @@ pub struct Outcome {
     pub last_ready: Option<Duration>,
     /// Errors by ERROR-CODE (or `timeout`, `io`...).
     pub errors: BTreeMap<String, u64>,
+    /// Allocations that followed a 300 (Try Alternate) to another server.
+    pub redirected: u64,
+    /// Allocations by the server they were made on (after redirections).
+    pub allocated_on: BTreeMap<SocketAddr, u64>,
     /// Packets sent and echoed back.
     pub sent: u64,
     /// See `sent`.
@@ -145,6 +162,9 @@ impl<'p> Worker<'p> {
             };
             clients.push(Client {
                 conn,
+                server: plan.server,
+                redirected_from: Vec::new(),
+                bind,
                 allocation: None,
                 phase: Phase::Waiting,
                 channel: 0,
@@ -194,7 +214,7 @@ impl<'p> Worker<'p> {
         loop {
             let now = Instant::now();
             while in_flight.len() < self.plan.setup_concurrency && next < self.clients.len() {
-                let mut allocation = Allocation::new(self.allocation_config());
+                let mut allocation = Allocation::new(self.allocation_config(self.plan.server));
                 let k = next;
                 next += 1;
                 match allocation.allocate(now) {
@@ -242,14 +262,13 @@ impl<'p> Worker<'p> {
         self.progress(outcome);
     }
 
-    fn allocation_config(&self) -> AllocationConfig {
+    fn allocation_config(&self, server: SocketAddr) -> AllocationConfig {
         let transport = if self.plan.tcp {
             Transport::Tcp
         } else {
             Transport::Udp
         };
-        let mut config =
-            AllocationConfig::new(self.plan.server, transport, self.plan.credentials.clone());
+        let mut config = AllocationConfig::new(server, transport, self.plan.credentials.clone());
         config.lifetime = self.plan.lifetime;
         config
     }
@@ -296,6 +315,7 @@ impl<'p> Worker<'p> {
             match event {
                 AllocationEvent::Allocated { .. } => {
                     outcome.allocated += 1;
+                    *outcome.allocated_on.entry(client.server).or_default() += 1;
                     if let Some(start) = setup_start {
                         outcome.last_allocated = Some(now - start);
                     }
@@ -345,6 +365,12 @@ impl<'p> Worker<'p> {
                             .errors
                             .entry(format!("Refresh {error}"))
                             .or_default() += 1;
+                    } else if let Some(alternate) = client
+                        .allocation
+                        .as_ref()
+                        .and_then(Allocation::alternate_server)
+                    {
+                        self.redirect(k, alternate, outcome);
                     } else {
                         self.fail(k, format!("Allocate {error}"), outcome);
                     }
@@ -368,6 +394,59 @@ impl<'p> Worker<'p> {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Follows a 300 (Try Alternate): client `k` opens a new connection
+    /// to `alternate`, from the same local address, and allocates there
+    /// (over TLS, still checking the URL's name). A server already
+    /// visited, or one redirection too many, fails the client instead.
+    fn redirect(&mut self, k: usize, alternate: SocketAddr, outcome: &mut Outcome) {
+        let client = &mut self.clients[k];
+        client.redirected_from.push(client.server);
+        if client.redirected_from.contains(&alternate) {
+            self.fail(k, "Allocate 300 (redirected back)".to_owned(), outcome);
+            return;
+        }
+        if client.redirected_from.len() > MAX_REDIRECTS {
+            self.fail(
+                k,
+                "Allocate 300 (too many redirections)".to_owned(),
+                outcome,
+            );
+            return;
+        }
+        let bind = client.bind;
+        let buffer = if self.clients.len() > 1000 {
+            256 * 1024
+        } else {
+            4 << 20
+        };
+        let conn = match Conn::open(alternate, bind, self.plan.stream_kind(), buffer) {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.fail(k, format!("io: redirected: {}", e.kind()), outcome);
+                return;
+            }
+        };
+        // The old socket leaves the poller as it closes; the new one
+        // takes its token.
+        if let Err(e) = self.poller.add(conn.fd(), k as u64) {
+            self.fail(k, format!("epoll: {}", e.kind()), outcome);
+            return;
+        }
+        let mut allocation = Allocation::new(self.allocation_config(alternate));
+        let now = Instant::now();
+        let client = &mut self.clients[k];
+        client.conn = conn;
+        client.server = alternate;
+        match allocation.allocate(now) {
+            Ok(()) => {
+                client.allocation = Some(allocation);
+                outcome.redirected += 1;
+                self.flush_control(k, outcome);
+            }
+            Err(e) => self.fail(k, format!("client: {e}"), outcome),
         }
     }
 

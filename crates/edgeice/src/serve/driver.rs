@@ -215,6 +215,20 @@ pub struct Shared {
     pub core: Arc<edgeice_server::SharedState>,
     /// A drain under way, and its deadline.
     pub(super) drain: super::drain::Drain,
+    /// The fleet's shared state (`--redis`), set once before serving.
+    fleet: std::sync::OnceLock<Arc<super::fleet::Fleet>>,
+    /// Users and secrets from the fleet, merged with the others at each
+    /// change of either. Locked after `store` only.
+    fleet_credentials: Mutex<FleetCredentials>,
+}
+
+/// The credentials a fleet's Redis gives, and the secrets of the settings
+/// they are merged with.
+#[derive(Default)]
+struct FleetCredentials {
+    users: HashMap<String, IntegrityKey>,
+    secrets: Vec<String>,
+    static_secrets: Vec<String>,
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -236,6 +250,10 @@ impl Shared {
         static_users: HashMap<String, IntegrityKey>,
         (store, kernel): (Option<WatchedStore>, Option<super::kernel::KernelPath>),
     ) -> Self {
+        let fleet_credentials = Mutex::new(FleetCredentials {
+            static_secrets: config.auth_secrets.clone(),
+            ..FleetCredentials::default()
+        });
         let core = config.shared.clone();
         let shards = (0..shards.max(1))
             .map(|_| {
@@ -264,6 +282,56 @@ impl Shared {
             health: super::health::Health::new(now),
             core,
             drain: Default::default(),
+            fleet: std::sync::OnceLock::new(),
+            fleet_credentials,
+        }
+    }
+
+    /// Joins the fleet: allocations take the fleet-wide quota from now on.
+    pub fn set_fleet(&self, fleet: Arc<super::fleet::Fleet>) {
+        let _ = self.fleet.set(fleet);
+    }
+
+    /// Puts the fleet's users and secrets in force in every core, merged
+    /// with those of the settings (as a reload does).
+    pub fn set_fleet_credentials(
+        &self,
+        users: HashMap<String, IntegrityKey>,
+        secrets: Vec<String>,
+    ) {
+        let _reloading = lock(&self.store);
+        let (all_users, all_secrets) = {
+            let mut fleet = lock(&self.fleet_credentials);
+            fleet.users = users;
+            fleet.secrets = secrets;
+            let mut all_users = lock(&self.static_users).clone();
+            all_users.extend(fleet.users.iter().map(|(n, k)| (n.clone(), k.clone())));
+            let mut all_secrets = fleet.static_secrets.clone();
+            all_secrets.extend(fleet.secrets.iter().cloned());
+            all_secrets.dedup();
+            (all_users, all_secrets)
+        };
+        for shard in self.shards.iter() {
+            // Copied before the lock, the old ones dropped after it: the
+            // shard's packets wait only for two moves.
+            let (users, secrets) = (all_users.clone(), all_secrets.clone());
+            let replaced = {
+                let mut shard = lock(shard);
+                (
+                    shard.server.set_users(users),
+                    shard.server.set_auth_secrets(secrets),
+                )
+            };
+            drop(replaced);
+        }
+    }
+
+    /// Signs nonces with the fleet's key from now on, on the Unix clock.
+    pub fn share_nonces(&self, key: &[u8; 32]) {
+        let now = Instant::now();
+        let unix_now = super::fleet::unix_ms() / 1000;
+        for shard in self.shards.iter() {
+            lock(shard).server.share_nonces(key, now, unix_now);
         }
     }
 
@@ -332,6 +400,7 @@ impl Shared {
                 (ip, ports.saturating_sub(udp), ports.saturating_sub(tcp))
             })
             .collect();
+        snapshot.fleet = self.fleet.get().map(|fleet| fleet.snapshot());
         snapshot.streams = self.health.streams();
         snapshot.spliced = self.health.spliced();
         if let Some(kernel) = &self.kernel {
@@ -368,6 +437,11 @@ impl Shared {
         while let Some(mut report) = shard.server.poll_report() {
             // Its kernel routes were removed (above) before its end was
             // reported: their counts are in.
+            if let (edgeice_server::Report::SessionEnd(session, _), Some(fleet)) =
+                (&report, self.fleet.get())
+            {
+                fleet.release(&session.user);
+            }
             if let edgeice_server::Report::SessionEnd(session, _) = &mut report
                 && let Some(fast) = shard.fast_traffic.remove(&session.five_tuple)
             {
@@ -384,50 +458,20 @@ impl Shared {
     fn run_core_events(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard) {
         while let Some(event) = shard.server.poll_event() {
             match event {
-                Event::BindRelay {
-                    id,
-                    transport: RelayTransport::Tcp,
-                    family,
-                    ..
-                } => {
-                    let relay = self.bind_tcp_relay(shard_id, shard, family);
-                    let input = Input::RelayBound {
-                        id,
-                        relay,
-                        reserved: None,
-                        additional: None,
-                    };
-                    // Read after binding: the Allocate latency includes it.
-                    let bound = Instant::now();
-                    if let Some(transmit) = shard.server.handle_input(bound, input) {
-                        self.send(&shard.relays, &transmit);
+                Event::BindRelay { id, .. } => match self.fleet_reservation(shard, id) {
+                    Some((fleet, user, runtime)) => {
+                        // Redis answers later: the relay is bound then,
+                        // in a task that takes this shard's lock anew.
+                        let shared = self.clone();
+                        runtime.spawn(async move {
+                            let granted = fleet.reserve(&user).await;
+                            shared.reserved(shard_id, event, granted, &fleet, &user);
+                        });
                     }
-                }
-                Event::BindRelay {
-                    id,
-                    family,
-                    port,
-                    additional_family,
-                    ..
-                } => {
-                    let (relay, reserved) = self.bind_relay(shard_id, shard, family, port);
-                    let additional = match (relay, additional_family) {
-                        (Some(_), Some(family)) => {
-                            self.bind_relay(shard_id, shard, family, RelayPort::Any).0
-                        }
-                        _ => None,
-                    };
-                    let input = Input::RelayBound {
-                        id,
-                        relay,
-                        reserved,
-                        additional,
-                    };
-                    let bound = Instant::now();
-                    if let Some(transmit) = shard.server.handle_input(bound, input) {
-                        self.send(&shard.relays, &transmit);
+                    None => {
+                        self.bind_for(shard_id, shard, event);
                     }
-                }
+                },
                 Event::PrivateRelayAdvertised(warning) => {
                     let mut warned = lock(&self.warned);
                     if !warned.contains(&warning.ip) {
@@ -483,6 +527,104 @@ impl Shared {
                 Event::Splice { id, data } => self.splice(id, data),
                 Event::ClosePeerConnection { id } => self.close_peer(id),
             }
+        }
+    }
+
+    /// Whether the fleet-wide quota must be taken before `id`'s relay is
+    /// bound: with `--redis`, in an async runtime.
+    fn fleet_reservation(
+        &self,
+        shard: &Shard,
+        id: edgeice_server::RelayRequestId,
+    ) -> Option<(Arc<super::fleet::Fleet>, String, tokio::runtime::Handle)> {
+        let fleet = self.fleet.get()?.clone();
+        let user = shard.server.pending_user(id)?.to_owned();
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some((fleet, user, runtime))
+    }
+
+    /// The fleet quota answered for the Allocate of `event`: bind its relay
+    /// (unless it went away meanwhile), or refuse it with 486.
+    fn reserved(
+        self: &Arc<Self>,
+        shard_id: ShardId,
+        event: Event,
+        granted: bool,
+        fleet: &Arc<super::fleet::Fleet>,
+        user: &str,
+    ) {
+        let (Some(shard_lock), Event::BindRelay { id, .. }) = (self.shards.get(shard_id), event)
+        else {
+            return;
+        };
+        let mut guard = lock(shard_lock);
+        let state = &mut *guard;
+        if state.server.pending_user(id).is_none() {
+            // Its client left while Redis answered.
+            if granted {
+                fleet.release(user);
+            }
+        } else if !granted {
+            if let Some(transmit) = state.server.refuse_relay(id) {
+                self.send(&state.relays, &transmit);
+            }
+        } else if !self.bind_for(shard_id, state, event) {
+            fleet.release(user);
+        }
+        self.run_events(shard_id, state, Instant::now());
+    }
+
+    /// Binds the relay `event` asks for and answers the core; whether one
+    /// was bound.
+    fn bind_for(self: &Arc<Self>, shard_id: ShardId, shard: &mut Shard, event: Event) -> bool {
+        match event {
+            Event::BindRelay {
+                id,
+                transport: RelayTransport::Tcp,
+                family,
+                ..
+            } => {
+                let relay = self.bind_tcp_relay(shard_id, shard, family);
+                let input = Input::RelayBound {
+                    id,
+                    relay,
+                    reserved: None,
+                    additional: None,
+                };
+                // Read after binding: the Allocate latency includes it.
+                let bound = Instant::now();
+                if let Some(transmit) = shard.server.handle_input(bound, input) {
+                    self.send(&shard.relays, &transmit);
+                }
+                relay.is_some()
+            }
+            Event::BindRelay {
+                id,
+                family,
+                port,
+                additional_family,
+                ..
+            } => {
+                let (relay, reserved) = self.bind_relay(shard_id, shard, family, port);
+                let additional = match (relay, additional_family) {
+                    (Some(_), Some(family)) => {
+                        self.bind_relay(shard_id, shard, family, RelayPort::Any).0
+                    }
+                    _ => None,
+                };
+                let input = Input::RelayBound {
+                    id,
+                    relay,
+                    reserved,
+                    additional,
+                };
+                let bound = Instant::now();
+                if let Some(transmit) = shard.server.handle_input(bound, input) {
+                    self.send(&shard.relays, &transmit);
+                }
+                relay.is_some()
+            }
+            _ => false,
         }
     }
 
@@ -688,6 +830,14 @@ impl Shared {
             users.extend(stored);
             store.loaded = loaded;
             store.failing = false;
+        }
+        {
+            // The fleet's users and secrets stay in force over a reload.
+            let mut fleet = lock(&self.fleet_credentials);
+            users.extend(fleet.users.iter().map(|(n, k)| (n.clone(), k.clone())));
+            fleet.static_secrets = new.auth_secrets.clone();
+            new.auth_secrets.extend(fleet.secrets.iter().cloned());
+            new.auth_secrets.dedup();
         }
         new.users = users;
         let Some(first) = self.shards.first() else {

@@ -9,6 +9,7 @@ mod counted;
 mod drain;
 mod driver;
 mod external_ip;
+pub(crate) mod fleet;
 mod health;
 mod kernel;
 mod log_throttle;
@@ -111,7 +112,14 @@ fn open_user_store(args: &Settings, config: &ServerConfig) -> Result<Option<driv
         || !args.user_keys.is_empty()
         || !args.auth_secrets.is_empty()
         || !args.user_files.is_empty()
-        || !args.auth_secret_files.is_empty();
+        || !args.auth_secret_files.is_empty()
+        || args.redis.is_some();
+    if let (Some(_), Some(db)) = (&args.redis, &args.users_db) {
+        bail!(
+            "--redis and --users-db {}: the fleet's users are in Redis; choose one user store",
+            db.display()
+        );
+    }
     let path = match &args.users_db {
         Some(path) => path.clone(),
         None if other_credentials => return Ok(None),
@@ -424,6 +432,66 @@ impl Tasks {
     }
 }
 
+/// Connects to the fleet's Redis (`--redis`) and reads its state before
+/// serving; a Redis that cannot be reached now is caught up with later.
+async fn start_fleet(
+    url: &str,
+    args: &Settings,
+    config: &ServerConfig,
+    listening: &[SocketAddr],
+    relay_ips: &[IpAddr],
+    tls_listeners: &[(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)],
+) -> Result<(Arc<fleet::Fleet>, fleet::Loaded)> {
+    let connector = fleet::Connector::new(url, args.redis_password_file.as_deref())?;
+    // What clients are told: a wildcard listener by the relay IPs, a
+    // private IP by its --external-ip.
+    let advertise = |addrs: &mut dyn Iterator<Item = SocketAddr>| -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for addr in addrs {
+            let ips: Vec<IpAddr> = if addr.ip().is_unspecified() {
+                relay_ips.to_vec()
+            } else {
+                vec![addr.ip()]
+            };
+            for ip in ips {
+                let ip = config.external_ips.get(&ip).copied().unwrap_or(ip);
+                out.push(SocketAddr::new(ip, addr.port()));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    };
+    let tls: Vec<SocketAddr> = tls_listeners
+        .iter()
+        .filter_map(|(l, _)| l.local_addr().ok())
+        .collect();
+    let options = fleet::FleetOptions {
+        connector,
+        node_id: args.node_id.clone().unwrap_or_else(fleet::default_node_id),
+        heartbeat: Duration::from_secs(args.fleet_heartbeat.unwrap_or(1)),
+        realm: config.realm.clone(),
+        addresses: advertise(&mut listening.iter().copied()),
+        tls_addresses: advertise(&mut tls.into_iter()),
+        capacity: config.max_allocations,
+        per_user_limit: config.max_allocations_per_user,
+        core: config.shared.clone(),
+    };
+    announce(format_args!(
+        "fleet node {} with Redis at {}",
+        options.node_id,
+        options.connector.shown()
+    ));
+    let fleet = fleet::Fleet::new(options);
+    let loaded = fleet.first_load().await.unwrap_or_default();
+    announce(format_args!(
+        "fleet: {} users, {} REST API secrets loaded",
+        loaded.users.len(),
+        loaded.secrets.len()
+    ));
+    Ok((fleet, loaded))
+}
+
 /// Binds the admin socket and serves it; its path, to remove at the end.
 /// One given with `--admin-socket` must work; the default one may be
 /// taken (another server on this machine), then this server has none.
@@ -602,6 +670,12 @@ async fn serve(resolved: Resolved) -> Result<()> {
     fast_path_ips.extend(udp_sockets.keys().map(SocketAddr::ip));
     let kernel = kernel::KernelPath::start(args.kernel_fast_path, &fast_path_ips)?;
     config.kernel_fast_path = kernel.is_some();
+    let fleet = match &args.redis {
+        Some(url) => {
+            Some(start_fleet(url, &args, &config, &bound, &relay_ips, &tls_listeners).await?)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared::new(
         config,
         shard_count(),
@@ -612,6 +686,14 @@ async fn serve(resolved: Resolved) -> Result<()> {
         (store, kernel),
     ));
     let mut tasks = Tasks::new();
+    if let Some((fleet, loaded)) = fleet.clone() {
+        shared.set_fleet(fleet.clone());
+        shared.set_fleet_credentials(loaded.users.clone(), loaded.secrets.clone());
+        if let Some(key) = &loaded.nonce_key {
+            shared.share_nonces(key);
+        }
+        tasks.spawn("the fleet state (Redis)", fleet.run(shared.clone(), loaded));
+    }
     for line in &udp_announced {
         announce(format_args!("{line}"));
     }
@@ -703,6 +785,9 @@ async fn serve(resolved: Resolved) -> Result<()> {
     };
     systemd::stopping();
     shared.shutdown();
+    if let Some((fleet, _)) = &fleet {
+        fleet.withdraw().await;
+    }
     if let Some(path) = admin_socket {
         let _ = std::fs::remove_file(path);
     }

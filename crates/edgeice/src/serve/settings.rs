@@ -279,6 +279,27 @@ pub struct Settings {
     /// --max-allocations limit].
     #[arg(long, value_name = "N")]
     pub(super) redirect_above: Option<usize>,
+
+    /// Share users, REST API secrets, the nonce key, per-user quotas and
+    /// a node registry with the other edges of a fleet through this Redis:
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS.
+    #[arg(long, value_name = "URL")]
+    pub(super) redis: Option<String>,
+
+    /// A file whose first line is the Redis password (AUTH), so that it
+    /// shows neither in `ps` nor in the URL; replaces the URL's.
+    #[arg(long, value_name = "PATH")]
+    pub(super) redis_password_file: Option<std::path::PathBuf>,
+
+    /// This edge's name in the fleet's registry (unique per edge)
+    /// [default: the host name].
+    #[arg(long, value_name = "ID")]
+    pub(super) node_id: Option<String>,
+
+    /// Seconds between this edge's registry heartbeats; its record lapses
+    /// after three missed ones [default: 1].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub(super) fleet_heartbeat: Option<u64>,
 }
 
 /// Checks that `value` is HOST:PORT (`[v6]:PORT` for an IPv6 address);
@@ -316,7 +337,7 @@ pub(super) const ADDITIVE: &[&str] = &[
 ];
 
 /// Settings shown masked by `--check-config`; for `user`, the password.
-const SECRETS: &[&str] = &["user", "user-key", "auth-secret"];
+const SECRETS: &[&str] = &["user", "user-key", "auth-secret", "redis"];
 
 /// Variables edgeice reads that are not settings of `serve`.
 const OTHER_VARIABLES: &[&str] = &["EDGEICE_LOG", "EDGEICE_CONFIG", "EDGEICE_BIN"];

@@ -7,6 +7,7 @@
 //! direction, error code, relay IP): no per-user or per-client series, so
 //! the exposition does not grow with the number of users.
 
+mod fleet;
 mod http;
 mod process;
 
@@ -45,6 +46,8 @@ pub struct Snapshot {
     pub spliced: (u64, u64),
     /// The process's figures, when `/proc` could be read.
     pub process: Option<process::ProcessStats>,
+    /// The fleet's figures, with `--redis`.
+    pub fleet: Option<crate::serve::fleet::FleetSnapshot>,
     /// Whether a drain is under way.
     pub draining: bool,
 }
@@ -128,6 +131,9 @@ impl Collector for Snapshot {
             )?)?;
         }
         self.encode_traffic(&mut encoder)?;
+        if let Some(figures) = &self.fleet {
+            fleet::encode(figures, &mut encoder)?;
+        }
         let mut errors = encoder.encode_descriptor(
             "edgeice_error_responses",
             "Error responses sent, by error code",
