@@ -61,6 +61,10 @@ struct Steering {
     /// For TLS clients (their alternates listen for TLS), in order of
     /// preference.
     tls_alternates: Mutex<Vec<Alternate>>,
+    /// The fleet registry's live nodes with room, for UDP and TCP clients
+    /// and for TLS clients: used before the static lists above, which
+    /// stay in force while the registry names none.
+    fleet_alternates: Mutex<(Vec<Alternate>, Vec<Alternate>)>,
     /// Spreads redirects over the alternates of one family.
     next: AtomicUsize,
     draining: AtomicBool,
@@ -136,14 +140,37 @@ impl SharedState {
         drop(old);
     }
 
-    /// The alternates for UDP and TCP clients, as last set.
-    pub fn alternates(&self) -> Vec<Alternate> {
-        lock(&self.steering.alternates).clone()
+    /// Replaces the fleet registry's alternates (for UDP and TCP clients,
+    /// for TLS clients): live nodes with room, this one and draining ones
+    /// left out. Where the registry names none of a client's family, the
+    /// static lists of [`SharedState::set_alternates`] and
+    /// [`SharedState::set_tls_alternates`] are used, so `--alternate-server`
+    /// stays a fallback beside a registry.
+    pub fn set_fleet_alternates(&self, plain: Vec<Alternate>, tls: Vec<Alternate>) {
+        let old = std::mem::replace(&mut *lock(&self.steering.fleet_alternates), (plain, tls));
+        drop(old);
     }
 
-    /// The alternates for TLS clients, as last set.
+    /// The alternates for UDP and TCP clients in force: the registry's
+    /// when it names any, else the static list.
+    pub fn alternates(&self) -> Vec<Alternate> {
+        let fleet = lock(&self.steering.fleet_alternates).0.clone();
+        if fleet.is_empty() {
+            lock(&self.steering.alternates).clone()
+        } else {
+            fleet
+        }
+    }
+
+    /// The alternates for TLS clients in force: the registry's when it
+    /// names any, else the static list.
     pub fn tls_alternates(&self) -> Vec<Alternate> {
-        lock(&self.steering.tls_alternates).clone()
+        let fleet = lock(&self.steering.fleet_alternates).1.clone();
+        if fleet.is_empty() {
+            lock(&self.steering.tls_alternates).clone()
+        } else {
+            fleet
+        }
     }
 
     /// Starts (`true`) or ends a drain: while draining, every new Allocate
@@ -168,18 +195,21 @@ impl SharedState {
         transport: crate::Transport,
         local: SocketAddr,
     ) -> Option<Alternate> {
-        let list = match transport {
-            crate::Transport::Tls => &self.steering.tls_alternates,
-            _ => &self.steering.alternates,
-        };
-        let list = lock(list);
         let fits = |a: &&Alternate| a.address.is_ipv4() == local.is_ipv4() && a.address != local;
-        let count = list.iter().filter(fits).count();
-        if count == 0 {
-            return None;
-        }
-        let turn = self.steering.next.fetch_add(1, Ordering::Relaxed) % count;
-        list.iter().filter(fits).nth(turn).cloned()
+        let pick = |list: &[Alternate]| {
+            let count = list.iter().filter(fits).count();
+            if count == 0 {
+                return None;
+            }
+            let turn = self.steering.next.fetch_add(1, Ordering::Relaxed) % count;
+            list.iter().filter(fits).nth(turn).cloned()
+        };
+        let fleet = lock(&self.steering.fleet_alternates);
+        let (fleet, fixed) = match transport {
+            crate::Transport::Tls => (&fleet.1, &self.steering.tls_alternates),
+            _ => (&fleet.0, &self.steering.alternates),
+        };
+        pick(fleet).or_else(|| pick(&lock(fixed)))
     }
 
     /// A new session id, once per allocation made.

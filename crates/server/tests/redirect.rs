@@ -346,3 +346,20 @@ fn a_drain_ended_serves_allocates_again() {
     assert!(try_allocate(&mut server, t0, &mut client).is_none());
     assert!(matches!(server.poll_event(), Some(Event::BindRelay { .. })));
 }
+
+#[test]
+fn a_fleet_registry_comes_before_the_static_list_which_stays_its_fallback() {
+    let shared = edgeice_server::SharedState::default();
+    let at = |address: &str| edgeice_server::Alternate {
+        address: address.parse().unwrap(),
+        domain: None,
+    };
+    shared.set_alternates(vec![at("192.0.2.7:3478")]);
+    assert_eq!(shared.alternates(), vec![at("192.0.2.7:3478")]);
+    shared.set_fleet_alternates(vec![at("192.0.2.8:3478")], Vec::new());
+    assert_eq!(shared.alternates(), vec![at("192.0.2.8:3478")]);
+    // No other live node with room: the static list again.
+    shared.set_fleet_alternates(Vec::new(), Vec::new());
+    assert_eq!(shared.alternates(), vec![at("192.0.2.7:3478")]);
+    assert!(shared.tls_alternates().is_empty());
+}

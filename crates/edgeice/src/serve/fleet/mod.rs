@@ -416,8 +416,12 @@ impl Fleet {
             address,
             domain: None,
         };
-        core.set_alternates(plain.into_iter().map(alternate).collect());
-        core.set_tls_alternates(tls.into_iter().map(alternate).collect());
+        // Beside the static --alternate-server lists, which stay the
+        // fallback when no other live node has room.
+        core.set_fleet_alternates(
+            plain.into_iter().map(alternate).collect(),
+            tls.into_iter().map(alternate).collect(),
+        );
         Ok(())
     }
 
