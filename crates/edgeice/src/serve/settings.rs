@@ -339,8 +339,15 @@ pub(super) const ADDITIVE: &[&str] = &[
 /// Settings shown masked by `--check-config`; for `user`, the password.
 const SECRETS: &[&str] = &["user", "user-key", "auth-secret", "redis"];
 
-/// Variables edgeice reads that are not settings of `serve`.
-const OTHER_VARIABLES: &[&str] = &["EDGEICE_LOG", "EDGEICE_CONFIG", "EDGEICE_BIN"];
+/// Variables edgeice or its tests read that are not settings of `serve`
+/// (`EDGEICE_BPF_CHECK`: scripts/test.sh sets it for the whole test run,
+/// so every server the tests start sees it).
+const OTHER_VARIABLES: &[&str] = &[
+    "EDGEICE_LOG",
+    "EDGEICE_CONFIG",
+    "EDGEICE_BIN",
+    "EDGEICE_BPF_CHECK",
+];
 
 /// The prefix of the settings' environment variables.
 const ENV_PREFIX: &str = "EDGEICE_";
