@@ -1037,6 +1037,8 @@ mod drift {
             "CIDR" => "10.0.0.0/8",
             "FILTER" | "LEVEL" => "debug",
             "BOOL" => "true",
+            "URL" => "redis://127.0.0.1:6379/",
+            "ID" => "node-1",
             _ if arg.get_id() == "realm" => "sample",
             other => panic!(
                 "no sample value for --{} (value name {other}): add one here",
