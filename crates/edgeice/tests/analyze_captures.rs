@@ -219,7 +219,24 @@ fn ice_tcp_checks_in_rfc4571_framing_are_read_as_tshark_reads_them() {
         .map(|types| types.split(',').count())
         .sum::<usize>();
     assert!(theirs >= 4, "tshark read {theirs} STUN messages");
-    assert_eq!(stun.len(), theirs, "STUN messages, edgeice vs tshark");
+    // Every message tshark reads is read, in the same frames. tshark may
+    // read fewer: once application data has crossed a connection, its
+    // heuristic stops taking later RFC 4571 frames as STUN (seen in CI: a
+    // check's Binding success after the first data, a whole frame of
+    // 0x0101 with the magic cookie, shown as plain TCP), so more is not an
+    // error: edgeice reports only messages it parsed whole.
+    let ours: Vec<String> = stun.iter().map(|p| p["packet"].to_string()).collect();
+    for frame in tshark(&file, "stun", "frame.number") {
+        assert!(
+            ours.contains(&frame),
+            "tshark's STUN frame {frame} not read: {ours:?}"
+        );
+    }
+    assert!(
+        stun.len() >= theirs,
+        "STUN messages, edgeice {} vs tshark {theirs}",
+        stun.len()
+    );
     assert!(
         stun.iter().any(|p| p["what"] == "Binding request")
             && stun.iter().any(|p| p["what"] == "Binding success"),
