@@ -73,28 +73,13 @@ pub struct DrainArgs {
 /// Runs `edgeice drain`: the server stops taking new allocations
 /// (redirecting them or answering 508) and exits once the last ends.
 pub fn drain(args: DrainArgs) -> Result<()> {
-    let path = args
-        .admin_socket
-        .clone()
-        .unwrap_or_else(crate::serve::default_admin_socket);
     let command = match args.timeout {
         Some(seconds) => format!("drain {seconds}"),
         None => "drain".to_owned(),
     };
-    let answer = ask(&path, &command)?;
-    if args.json {
-        println!("{answer}");
-    }
-    if answer.get("ok") != Some(&Value::Bool(true)) {
-        let error = answer
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given");
-        bail!("the server refused `{command}`: {error}");
-    }
-    if args.json {
+    let Some(answer) = command_answer(args.admin_socket.as_deref(), &command, args.json)? else {
         return Ok(());
-    }
+    };
     let left = answer
         .get("allocations")
         .and_then(Value::as_u64)
@@ -121,28 +106,13 @@ pub fn run(args: SessionsArgs) -> Result<()> {
     if let (true, Some(url)) = (args.fleet, &args.redis) {
         return list_fleet(url, args.redis_password_file.as_deref(), args.json);
     }
-    let path = args
-        .admin_socket
-        .clone()
-        .unwrap_or_else(crate::serve::default_admin_socket);
     let command = match args.action {
         None | Some(Action::List) => "list".to_owned(),
         Some(Action::Kick { id }) => format!("kick {id}"),
     };
-    let answer = ask(&path, &command)?;
-    if args.json {
-        println!("{answer}");
-    }
-    if answer.get("ok") != Some(&Value::Bool(true)) {
-        let error = answer
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given");
-        bail!("the server refused `{command}`: {error}");
-    }
-    if args.json {
+    let Some(answer) = command_answer(args.admin_socket.as_deref(), &command, args.json)? else {
         return Ok(());
-    }
+    };
     match answer.get("sessions").and_then(Value::as_array) {
         Some(sessions) => print_table(sessions),
         None => println!(
@@ -156,6 +126,30 @@ pub fn run(args: SessionsArgs) -> Result<()> {
 }
 
 /// Sends one command and reads the one-line answer.
+/// Sends `command` over the admin socket (`socket`, or the default one)
+/// and returns the server's answer once it says `ok`; with `json` the
+/// answer is printed as it came and `None` returned (nothing more to
+/// print). A refusal is an error naming the server's reason.
+fn command_answer(
+    socket: Option<&std::path::Path>,
+    command: &str,
+    json: bool,
+) -> Result<Option<Value>> {
+    let path = socket.map_or_else(crate::serve::default_admin_socket, ToOwned::to_owned);
+    let answer = ask(&path, command)?;
+    if json {
+        println!("{answer}");
+    }
+    if answer.get("ok") != Some(&Value::Bool(true)) {
+        let error = answer
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        bail!("the server refused `{command}`: {error}");
+    }
+    Ok((!json).then_some(answer))
+}
+
 fn ask(path: &std::path::Path, command: &str) -> Result<Value> {
     let stream = UnixStream::connect(path).with_context(|| {
         format!(
