@@ -85,7 +85,24 @@ pub fn start_peer(ip: &str) -> (Running, u16) {
 /// Runs coturn's `turnutils_uclient` (`flags` carry the credentials)
 /// through `server` to a `turnutils_peer` on loopback: one client, 10
 /// messages; true when every message came back.
+///
+/// The client binds two random channel numbers (of 4096) on one
+/// allocation, to two peers; one run in 4096 draws the same number twice
+/// and is refused (400, as RFC 8656 §12 and coturn itself require). Such a
+/// run is the client's, not the server's: it is run again, up to twice.
 pub fn uclient_relays(flags: &[&str], server: SocketAddr) -> bool {
+    for _ in 0..3 {
+        let (relayed, channel_collision) = uclient_run(flags, server);
+        if relayed || !channel_collision {
+            return relayed;
+        }
+    }
+    false
+}
+
+/// One [`uclient_relays`] run: whether every message came back, and
+/// whether a ChannelBind was refused with 400.
+fn uclient_run(flags: &[&str], server: SocketAddr) -> (bool, bool) {
     let (_peer, peer_port) = start_peer("127.0.0.1");
     let output = Command::new(coturn_tool("turnutils_uclient"))
         .args(flags)
@@ -96,9 +113,14 @@ pub fn uclient_relays(flags: &[&str], server: SocketAddr) -> bool {
         .output()
         .expect("turnutils_uclient (coturn; scripts/test.sh installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
     // One client is an RTP and RTCP pair: 20 messages each way.
-    stdout.contains("tot_send_msgs=20, tot_recv_msgs=20")
-        && stdout.contains("Total lost packets 0 ")
+    let relayed = stdout.contains("tot_send_msgs=20, tot_recv_msgs=20")
+        && stdout.contains("Total lost packets 0 ");
+    let collision = [&stdout, &stderr]
+        .iter()
+        .any(|out| out.contains("channel bind: error 400"));
+    (relayed, collision)
 }
 
 /// A listener the server reported: ("udp" or "tcp", address).
