@@ -96,7 +96,8 @@ pub struct Call {
     /// The findings about this call.
     pub findings: Vec<Finding>,
     /// Connectivity checks the agents' own logs show, with their outcome
-    /// (traces' checks, a browser's selected pair), at most
+    /// (traces' checks, a browser's selected pair, the answered checks a
+    /// capture shows between the call's candidates), at most
     /// [`crate::pairs::MAX_CHECKS`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<crate::pairs::PairCheck>,

@@ -38,6 +38,8 @@ pub struct StunPacket {
     pub packet: usize,
     /// When it was captured (`MM/DD/YYYY|HH:MM:SS.mmm`, UTC).
     pub timestamp: String,
+    /// `udp` or `tcp` (an RFC 4571 frame, TURN over TCP or TLS).
+    pub transport: &'static str,
     /// Source and destination.
     pub from: SocketAddr,
     /// Destination.
@@ -481,6 +483,7 @@ fn read_transport(
     };
     let from = SocketAddr::new(src, u16::from_be_bytes([ports[0], ports[1]]));
     let to = SocketAddr::new(dst, u16::from_be_bytes([ports[2], ports[3]]));
+    let transport = if protocol == 6 { "tcp" } else { "udp" };
     if payload.is_empty() {
         return Ok(());
     }
@@ -496,14 +499,14 @@ fn read_transport(
             read_message(
                 file,
                 (message.packet, &message.stamp),
-                (from, to),
+                (transport, from, to),
                 &message.bytes,
                 emit,
             )?;
         }
         Ok(())
     } else {
-        read_message(file, (packet, stamp), (from, to), payload, emit)
+        read_message(file, (packet, stamp), (transport, from, to), payload, emit)
     }
 }
 
@@ -520,12 +523,12 @@ fn l4_header_len(protocol: u8, l4: &[u8]) -> Option<usize> {
 fn read_message(
     file: &str,
     (packet, stamp): (usize, &str),
-    (from, to): (SocketAddr, SocketAddr),
+    (transport, from, to): (&'static str, SocketAddr, SocketAddr),
     payload: &[u8],
     emit: &mut Emit<'_>,
 ) -> Result<(), InputError> {
     if let Some((message, dialect)) = stun_message(payload) {
-        let mut packet = stun_packet(file, packet, stamp, from, to, &message);
+        let mut packet = stun_packet(file, packet, stamp, (transport, from, to), &message);
         packet.dialect = dialect;
         if dialect == "ms-turn" {
             packet.what = ms_turn_what(&message);
@@ -537,6 +540,7 @@ fn read_message(
             file: file.to_owned(),
             packet,
             timestamp: stamp.to_owned(),
+            transport,
             from,
             to,
             what: classic.what.to_owned(),
@@ -625,8 +629,7 @@ fn stun_packet(
     file: &str,
     packet: usize,
     stamp: &str,
-    from: SocketAddr,
-    to: SocketAddr,
+    (transport, from, to): (&'static str, SocketAddr, SocketAddr),
     message: &Message<'_>,
 ) -> StunPacket {
     let class = class_word(message.class());
@@ -643,6 +646,7 @@ fn stun_packet(
         file: file.to_owned(),
         packet,
         timestamp: stamp.to_owned(),
+        transport,
         from,
         to,
         what: format!("{} {class}", message.method()),

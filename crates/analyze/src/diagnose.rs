@@ -1249,6 +1249,7 @@ mod forbidden_peer_tests {
             file: "t.pcap".into(),
             packet: number,
             timestamp: String::new(),
+            transport: "udp",
             from: if peer.is_some() { client } else { server },
             to: if peer.is_some() { server } else { client },
             what: if peer.is_some() {

@@ -37,6 +37,7 @@
 
 pub mod call;
 pub mod capture;
+mod captured_checks;
 mod classic_stun;
 pub mod decoded;
 pub mod diagnose;
@@ -45,6 +46,7 @@ pub mod excerpt;
 mod fragments;
 pub mod html;
 pub mod input;
+mod json_walk;
 mod link;
 pub mod ms_codes;
 mod network;

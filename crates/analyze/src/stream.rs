@@ -243,6 +243,8 @@ pub struct Analyzer {
     finished: HashSet<String>,
     finished_order: VecDeque<String>,
     stun: StunFindings,
+    /// The connectivity checks captures showed, for the calls they belong to.
+    checks: crate::captured_checks::CapturedChecks,
     /// Traces waiting for the other side of their call.
     traces: Vec<Trace>,
     summary: Summary,
@@ -271,6 +273,7 @@ impl Analyzer {
             finished: HashSet::new(),
             finished_order: VecDeque::new(),
             stun: StunFindings::default(),
+            checks: Default::default(),
             traces: Vec::new(),
             summary: Summary::default(),
             global: Vec::new(),
@@ -344,6 +347,7 @@ impl Analyzer {
             }
             Item::Stun(packet) => {
                 self.stun.push(&packet);
+                self.checks.push(&packet);
                 sink.stun(&packet)
             }
             Item::Trace(trace) => self.trace(*trace, sink),
@@ -436,6 +440,9 @@ impl Analyzer {
     /// findings its reader made (a trace's gathering errors) come first:
     /// they are causes, what the candidates show are consequences.
     fn emit(&mut self, mut call: Call, sink: &mut dyn Sink) -> io::Result<()> {
+        let captured = self.checks.of(&call);
+        call.checks.extend(captured);
+        call.checks.truncate(crate::pairs::MAX_CHECKS);
         call.findings.extend(crate::diagnose::diagnose_call(&call));
         call.findings.sort_by_key(|f| f.severity);
         self.summary.calls += 1;

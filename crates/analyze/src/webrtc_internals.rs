@@ -11,19 +11,21 @@
 //! (`{"type":"offer","sdp":"v=0…"}`, `{"candidate":"…","sdpMid":"0",
 //! "sdpMLineIndex":0}`, `"\"failed\""`) with a numeric `timestamp`.
 //!
-//! A dump is read as a stream (a visitor over the top-level object): a
-//! peer connection is handed on as soon as its object ends and the stats
-//! series nobody reads are skipped without being kept, so a dump's size
-//! does not set the memory used (BENCHMARKS.md).
+//! A dump is read as a stream ([`crate::json_walk`]): a peer connection is
+//! handed on as soon as its object ends, each update-log entry and stats
+//! series read is parsed on its own, and the series nobody reads are
+//! skipped without being decoded, so a dump's size does not set the memory
+//! used (BENCHMARKS.md).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::input::{Emit, InputError, Item};
+use crate::json_walk::{WalkError, Walker};
 
 /// Update-log entries whose events are kept per peer connection: a
 /// connection renegotiated all day must not grow without bound.
@@ -421,140 +423,121 @@ impl PeerConnection {
     }
 }
 
-/// The dump's top level: only `PeerConnections` is read.
-struct DumpSeed<'a, 'e> {
-    file: &'a str,
-    emit: &'a mut Emit<'e>,
-    failed: &'a mut Option<InputError>,
-    found: &'a mut bool,
+/// Why reading a dump stopped.
+enum Stop {
+    Walk(WalkError),
+    /// The report could not take a peer connection.
+    Emit(InputError),
 }
 
-impl<'de> DeserializeSeed<'de> for DumpSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+impl From<WalkError> for Stop {
+    fn from(e: WalkError) -> Self {
+        Stop::Walk(e)
     }
 }
 
-impl<'de> Visitor<'de> for DumpSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a webrtc-internals dump (a JSON object)")
+/// The longest update-log entry or stats series read (a value past it is
+/// skipped): Chrome's longest are descriptions and series of a few
+/// hundred kilobytes.
+const MAX_VALUE: usize = 16 * 1024 * 1024;
+
+/// Parses a value captured at `line`; a value of another shape than
+/// expected is `None` (skipped), broken JSON is damage.
+fn parse<'a, T: Deserialize<'a>>(raw: &'a [u8], line: usize) -> Result<Option<T>, WalkError> {
+    match serde_json::from_slice(raw) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_data() => Ok(None),
+        Err(e) => Err(WalkError::Damaged {
+            line: line + e.line().saturating_sub(1),
+            reason: e.to_string(),
+        }),
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "PeerConnections" {
-                *self.found = true;
-                map.next_value_seed(ConnectionsSeed {
-                    file: self.file,
-                    emit: &mut *self.emit,
-                    failed: &mut *self.failed,
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
+}
+
+/// The dump's top level: only `PeerConnections` is read. `found` turns
+/// true when it is there.
+fn read_dump<R: std::io::Read>(
+    file: &str,
+    w: &mut Walker<R>,
+    emit: &mut Emit<'_>,
+    found: &mut bool,
+) -> Result<(), Stop> {
+    if !w.enter_object()? {
+        return Ok(());
+    }
+    let mut first = true;
+    while let Some(key) = w.next_key(first)? {
+        first = false;
+        if key != "PeerConnections" {
+            w.skip()?;
+            continue;
         }
-        Ok(())
-    }
-}
-
-/// `PeerConnections`: each one handed on when its object ends.
-struct ConnectionsSeed<'a, 'e> {
-    file: &'a str,
-    emit: &'a mut Emit<'e>,
-    failed: &'a mut Option<InputError>,
-}
-
-impl<'de> DeserializeSeed<'de> for ConnectionsSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ConnectionsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the peer connections, by id")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(id) = map.next_key::<String>()? {
+        *found = true;
+        if !w.enter_object()? {
+            return Err(Stop::Walk(WalkError::Damaged {
+                line: w.line(),
+                reason: "PeerConnections is no object".into(),
+            }));
+        }
+        let mut first = true;
+        while let Some(id) = w.next_key(first)? {
+            first = false;
             let mut pc = PeerConnection {
                 id,
-                file: self.file.to_owned(),
+                file: file.to_owned(),
                 ..PeerConnection::default()
             };
-            map.next_value_seed(ConnectionSeed(&mut pc))?;
-            if let Err(e) = (self.emit)(Item::PeerConnection(pc)) {
-                *self.failed = Some(e);
-                return Err(serde::de::Error::custom("the report could not be written"));
+            if !w.enter_object()? {
+                w.skip()?;
+                continue;
             }
+            read_connection(w, &mut pc)?;
+            emit(Item::PeerConnection(pc)).map_err(Stop::Emit)?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
-/// One peer connection's object.
-struct ConnectionSeed<'a>(&'a mut PeerConnection);
-
-impl<'de> DeserializeSeed<'de> for ConnectionSeed<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ConnectionSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a peer connection")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "updateLog" => map.next_value_seed(LogSeed(&mut *self.0))?,
-                "stats" => map.next_value_seed(StatsSeed(&mut self.0.observed))?,
-                "rtcConfiguration" => {
-                    let value: Value = map.next_value()?;
-                    self.0.config = Some(match value {
+/// One peer connection's object, entered.
+fn read_connection<R: std::io::Read>(
+    w: &mut Walker<R>,
+    pc: &mut PeerConnection,
+) -> Result<(), WalkError> {
+    let mut raw = Vec::new();
+    let mut first = true;
+    while let Some(key) = w.next_key(first)? {
+        first = false;
+        match key.as_str() {
+            "updateLog" if w.enter_array()? => {
+                let mut i = 0;
+                let mut first = true;
+                while w.next_element(first)? {
+                    first = false;
+                    let line = w.line();
+                    if w.capture(&mut raw, MAX_VALUE)?
+                        && let Some(Some(entry)) = parse::<Option<Entry>>(&raw, line)?
+                    {
+                        pc.push(i, entry);
+                    }
+                    i += 1;
+                }
+            }
+            "stats" if w.enter_object()? => read_stats(w, &mut pc.observed, &mut raw)?,
+            "rtcConfiguration" => {
+                let line = w.line();
+                if w.capture(&mut raw, MAX_VALUE)?
+                    && let Some(value) = parse::<Value>(&raw, line)?
+                {
+                    pc.config = Some(match value {
                         Value::String(s) => configuration_of(&s),
                         other => configuration_of(&other.to_string()),
                     });
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
             }
+            _ => w.skip()?,
         }
-        Ok(())
     }
-}
-
-/// An update log, entry by entry.
-struct LogSeed<'a>(&'a mut PeerConnection);
-
-impl<'de> DeserializeSeed<'de> for LogSeed<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LogSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an update log (an array)")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut i = 0;
-        while let Some(entry) = seq.next_element::<Option<Entry>>()? {
-            if let Some(entry) = entry {
-                self.0.push(i, entry);
-            }
-            i += 1;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The stats series read: (stats type, field).
@@ -586,95 +569,108 @@ struct Series {
 impl Series {
     /// The last sample.
     fn last(&self) -> Option<Value> {
-        let array = match &self.values {
-            Value::String(s) => serde_json::from_str::<Value>(s).ok()?,
-            other => other.clone(),
-        };
-        array.as_array()?.last().cloned()
-    }
-}
-
-/// The stats object: `<id>-<field>` → series.
-struct StatsSeed<'a>(&'a mut Observed);
-
-impl<'de> DeserializeSeed<'de> for StatsSeed<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StatsSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("stats")
-    }
-    // Anything else where the stats should be is skipped, not an error.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            let Some((id, field)) = key.rsplit_once('-') else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
-            if !STATS_READ.iter().any(|(_, f)| *f == field) {
-                map.next_value::<IgnoredAny>()?;
-                continue;
+        match &self.values {
+            Value::String(s) => {
+                let mut de = serde_json::Deserializer::from_str(s);
+                LastElement.deserialize(&mut de).ok().flatten()
             }
-            let series: Series = map.next_value()?;
-            let Some(last) = series.last() else { continue };
-            let text = || match &last {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            // Old dumps give no `statsType`: their ids name it instead
-            // (`RTCIceCandidatePair_…`, `RTCTransport_…`, `RTCIceCandidate_…`).
-            let kind = match series.stats_type.as_str() {
-                "" if id.starts_with("RTCIceCandidatePair_") => "candidate-pair",
-                "" if id.starts_with("RTCTransport_") => "transport",
-                "" if id.starts_with("RTCIceCandidate_") => "candidate",
-                kind => kind,
-            };
-            let o = &mut *self.0;
-            if kind == "candidate-pair" {
-                let pair = o.pairs.entry(id.to_owned()).or_default();
-                match field {
-                    "state" => pair.state = text(),
-                    "nominated" => pair.nominated = last.as_bool().unwrap_or(false),
-                    "localCandidateId" => pair.local = text(),
-                    "remoteCandidateId" => pair.remote = text(),
-                    _ => {}
-                }
-            } else if kind == "transport" {
-                match field {
-                    "selectedCandidatePairId" => o.selected.push(text()),
-                    "iceState" => o.transport_state = Some(text()),
-                    _ => {}
-                }
-            } else if kind.ends_with("candidate") {
-                let candidate = o.candidates.entry(id.to_owned()).or_default();
-                match field {
-                    "candidateType" => candidate.kind = text(),
-                    "address" | "ip" if candidate.address.is_empty() => candidate.address = text(),
-                    "port" => candidate.port = last.as_u64().unwrap_or(0),
-                    "protocol" => candidate.protocol = text(),
-                    "relayProtocol" => candidate.relay_protocol = text(),
-                    "url" => candidate.url = text(),
-                    _ => {}
-                }
+            Value::Array(a) => a.last().cloned(),
+            _ => None,
+        }
+    }
+}
+
+/// The last element of a JSON array, without keeping the others.
+struct LastElement;
+
+impl<'de> DeserializeSeed<'de> for LastElement {
+    type Value = Option<Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LastElement {
+    type Value = Option<Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of samples")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Value>, A::Error> {
+        let mut last = None;
+        while let Some(value) = seq.next_element::<Value>()? {
+            last = Some(value);
+        }
+        Ok(last)
+    }
+}
+
+/// The stats object, entered: `<id>-<field>` → series; only the series
+/// of [`STATS_READ`] are parsed.
+fn read_stats<R: std::io::Read>(
+    w: &mut Walker<R>,
+    o: &mut Observed,
+    raw: &mut Vec<u8>,
+) -> Result<(), WalkError> {
+    let mut first = true;
+    while let Some(key) = w.next_key(first)? {
+        first = false;
+        let Some((id, field)) = key.rsplit_once('-') else {
+            w.skip()?;
+            continue;
+        };
+        if !STATS_READ.iter().any(|(_, f)| *f == field) {
+            w.skip()?;
+            continue;
+        }
+        let line = w.line();
+        if !w.capture(raw, MAX_VALUE)? {
+            continue;
+        }
+        let Some(series) = parse::<Series>(raw, line)? else {
+            continue;
+        };
+        let Some(last) = series.last() else { continue };
+        let text = || match &last {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        // Old dumps give no `statsType`: their ids name it instead
+        // (`RTCIceCandidatePair_…`, `RTCTransport_…`, `RTCIceCandidate_…`).
+        let kind = match series.stats_type.as_str() {
+            "" if id.starts_with("RTCIceCandidatePair_") => "candidate-pair",
+            "" if id.starts_with("RTCTransport_") => "transport",
+            "" if id.starts_with("RTCIceCandidate_") => "candidate",
+            kind => kind,
+        };
+        if kind == "candidate-pair" {
+            let pair = o.pairs.entry(id.to_owned()).or_default();
+            match field {
+                "state" => pair.state = text(),
+                "nominated" => pair.nominated = last.as_bool().unwrap_or(false),
+                "localCandidateId" => pair.local = text(),
+                "remoteCandidateId" => pair.remote = text(),
+                _ => {}
+            }
+        } else if kind == "transport" {
+            match field {
+                "selectedCandidatePairId" => o.selected.push(text()),
+                "iceState" => o.transport_state = Some(text()),
+                _ => {}
+            }
+        } else if kind.ends_with("candidate") {
+            let candidate = o.candidates.entry(id.to_owned()).or_default();
+            match field {
+                "candidateType" => candidate.kind = text(),
+                "address" | "ip" if candidate.address.is_empty() => candidate.address = text(),
+                "port" => candidate.port = last.as_u64().unwrap_or(0),
+                "protocol" => candidate.protocol = text(),
+                "relayProtocol" => candidate.relay_protocol = text(),
+                "url" => candidate.url = text(),
+                _ => {}
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Reads a dump from `reader`, handing on each peer connection as soon as
@@ -684,30 +680,26 @@ pub fn read_stream(
     reader: impl std::io::Read,
     emit: &mut Emit<'_>,
 ) -> Result<bool, InputError> {
-    let mut failed = None;
     let mut found = false;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let result = DumpSeed {
-        file,
-        emit,
-        failed: &mut failed,
-        found: &mut found,
-    }
-    .deserialize(&mut de);
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    match result {
+    let mut walker = Walker::new(reader);
+    match read_dump(file, &mut walker, emit, &mut found) {
         Ok(()) => Ok(found),
-        // What was read before the damage has been handed on already.
-        Err(e) if found => Err(InputError::Malformed {
+        Err(Stop::Emit(e)) => Err(e),
+        Err(Stop::Walk(WalkError::Io(source))) => Err(InputError::Io {
             file: file.to_owned(),
-            line: e.line(),
-            reason: format!(
-                "the webrtc-internals dump is damaged here ({e}); the peer connections before this point were read"
-            ),
+            source,
         }),
-        Err(_) => Ok(false),
+        // What was read before the damage has been handed on already.
+        Err(Stop::Walk(WalkError::Damaged { line, reason })) if found => {
+            Err(InputError::Malformed {
+                file: file.to_owned(),
+                line,
+                reason: format!(
+                    "the webrtc-internals dump is damaged here ({reason}); the peer connections before this point were read"
+                ),
+            })
+        }
+        Err(Stop::Walk(WalkError::Damaged { .. })) => Ok(false),
     }
 }
 
