@@ -1006,7 +1006,8 @@ fn diagnose_browser(call: &Call, browser: &crate::call::Browser, findings: &mut 
 }
 
 /// A Lync/Skype for Business client's own word that the media failed
-/// (`ms-client-diagnostics` 51007, 52xxx, a reason saying so), with the
+/// (an `ms-client-diagnostics` code documented as one, 22 to 25, or a
+/// reason saying so; 51007 and 51004 are reports, not failures), with the
 /// path its `CallerMediaDebug`/`CalleeMediaDebug` shows.
 fn diagnose_ms_diagnostics(call: &Call, findings: &mut Vec<Finding>) {
     let Some((event, d)) = call.timeline.iter().find_map(|e| {

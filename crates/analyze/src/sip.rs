@@ -136,7 +136,7 @@ impl MsDiagnostics {
     }
 
     /// Whether the header says the media could not connect: a code whose
-    /// documented meaning is a media connectivity failure (23, 24, 25), or
+    /// documented meaning is a media connectivity failure (22 to 25), or
     /// a reason that says so. 51007 ("Callee media connectivity diagnosis
     /// info") and 51004 (a hang-up) only carry the client's report: an
     /// answered call's 200 OK has them too.
