@@ -157,4 +157,44 @@ mod tests {
         let kept: Vec<_> = checks.outcomes.iter().map(|(_, ok)| *ok).collect();
         assert_eq!(kept, [true, false]);
     }
+
+    #[test]
+    fn a_call_gets_the_captured_checks_between_its_candidates_and_its_pairs_show_them() {
+        let sip = include_str!("../tests/corpus/healthy-call.sip");
+        let (format, mut items) = crate::input::read("call.sip", sip.as_bytes()).unwrap();
+        // The relay-to-relay check answered; one from elsewhere, not the call's.
+        let (relay_a, relay_b) = ("203.0.113.5:61000", "198.51.100.5:61002");
+        let captured = [
+            packet("Binding request", "c1", relay_a, relay_b),
+            packet("Binding success", "c1", relay_b, relay_a),
+            packet("Binding request", "c2", "192.0.2.99:1000", relay_b),
+            packet("Binding success", "c2", relay_b, "192.0.2.99:1000"),
+        ];
+        // Between the answer and the end of the call, as on the wire.
+        items.splice(2..2, captured.map(crate::input::Item::Stun));
+        let analysis = crate::call::analyze(vec![("call.sip".into(), format, items)]);
+        let call = &analysis.calls[0];
+        assert_eq!(
+            call.checks,
+            [PairCheck {
+                local: "udp 203.0.113.5:61000".into(),
+                remote: "udp 198.51.100.5:61002".into(),
+                succeeded: true,
+            }]
+        );
+        let media = crate::pairs::media_pairs(call);
+        let crossings: Vec<_> = media[0].pairs.iter().map(|p| p.crossing).collect();
+        // The pair checked succeeded; the others are unknown, not guessed.
+        assert_eq!(
+            crossings
+                .iter()
+                .filter(|c| **c == crate::pairs::Crossing::Succeeded)
+                .count(),
+            1
+        );
+        assert!(crossings.iter().all(|c| matches!(
+            c,
+            crate::pairs::Crossing::Succeeded | crate::pairs::Crossing::Unknown
+        )));
+    }
 }
