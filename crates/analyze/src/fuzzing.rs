@@ -89,3 +89,35 @@ pub fn analyze_capture(data: &[u8]) {
         let _ = crate::html::html(&analysis);
     }
 }
+
+/// Reads any bytes as a webrtc-internals dump twice: from one slice, and
+/// through a reader that hands out a byte at a time (every value then
+/// crosses a chunk boundary of [`crate::json_walk`]). No panic, and both
+/// reads must give the same peer connections and the same outcome (the
+/// same line for damage).
+pub fn webrtc_dump(data: &[u8]) {
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&b, rest)), Some(slot)) => {
+                    *slot = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+    let read = |reader: &mut dyn std::io::Read| {
+        let mut seen = Vec::new();
+        let outcome = crate::webrtc_internals::read_stream("fuzz", reader, &mut |item| {
+            seen.push(format!("{item:?}"));
+            Ok(())
+        });
+        (seen, outcome.map_err(|e| e.to_string()))
+    };
+    let whole = read(&mut &data[..]);
+    let trickled = read(&mut Trickle(data));
+    assert_eq!(whole, trickled, "a dump read whole and a byte at a time");
+}

@@ -160,7 +160,41 @@ fn the_fuzz_corpus_reaches_every_reader() {
     }
 }
 
+#[test]
+fn dumps_read_whole_and_a_byte_at_a_time_agree() {
+    // The fuzz corpus of `webrtc_dump`, and every dump of the corpora.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in [
+        "../../fuzz/corpus/webrtc_dump",
+        "tests/corpus",
+        "tests/corpus/public",
+    ] {
+        let dir = root.join(dir);
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy();
+            if dir.ends_with("webrtc_dump") || name.ends_with(".webrtc-internals.json") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 9, "{files:?}");
+    for path in files {
+        edgeice_analyze::fuzzing::webrtc_dump(&std::fs::read(&path).unwrap());
+    }
+}
+
 proptest! {
+    #[test]
+    fn mangled_dumps_read_the_same_whole_and_a_byte_at_a_time(cut in 0usize..5000, junk in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+        let mut data = std::fs::read(dir.join("failed-call.current.webrtc-internals.json")).unwrap();
+        data.truncate(cut.min(data.len()));
+        data.extend_from_slice(&junk);
+        edgeice_analyze::fuzzing::webrtc_dump(&data);
+    }
+
     #[test]
     fn any_bytes_are_read_without_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
         edgeice_analyze::fuzzing::analyze_input(&data);
