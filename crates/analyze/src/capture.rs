@@ -107,15 +107,30 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-fn stamp(seconds: u64, millis: u32) -> String {
-    let (year, month, day) = civil((seconds / 86_400) as i64);
-    let s = seconds % 86_400;
-    format!(
-        "{month:02}/{day:02}/{year:04}|{:02}:{:02}:{:02}.{millis:03}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+/// A packet's capture time, written out (`MM/DD/YYYY|HH:MM:SS.mmm`) only
+/// for the messages kept: most packets of a capture are media, and
+/// formatting every one's time cost a tenth of the reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Seconds since the epoch.
+    pub seconds: u64,
+    /// Milliseconds within the second.
+    pub millis: u32,
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (year, month, day) = civil((self.seconds / 86_400) as i64);
+        let s = self.seconds % 86_400;
+        write!(
+            f,
+            "{month:02}/{day:02}/{year:04}|{:02}:{:02}:{:02}.{:03}",
+            s / 3600,
+            s / 60 % 60,
+            s % 60,
+            self.millis
+        )
+    }
 }
 
 /// A capture's timestamp clock: pcap counts micro- or nanoseconds, and a
@@ -317,7 +332,10 @@ pub fn read(file: &str, reader: impl Read + Send, emit: &mut Emit<'_>) -> Result
                     let frame = &data[..caplen];
                     let at = At {
                         packet: read.packets,
-                        stamp: stamp(secs, micros / 1000),
+                        stamp: Stamp {
+                            seconds: secs,
+                            millis: micros / 1000,
+                        },
                         micros: secs.wrapping_mul(1_000_000).wrapping_add(u64::from(micros)),
                     };
                     match crate::link::network_packet(linktype.0, frame) {
@@ -378,8 +396,8 @@ pub fn read(file: &str, reader: impl Read + Send, emit: &mut Emit<'_>) -> Result
 struct At {
     /// Its number (1-based).
     packet: usize,
-    /// Its time, `MM/DD/YYYY|HH:MM:SS.mmm`.
-    stamp: String,
+    /// Its time.
+    stamp: Stamp,
     /// Its time in microseconds since the epoch (for reassembly timeouts).
     micros: u64,
 }
@@ -408,7 +426,7 @@ fn read_packet(
     let Some(fragment) = ip.fragment else {
         return read_transport(
             file,
-            (at.packet, &at.stamp),
+            (at.packet, at.stamp),
             (ip.src, ip.dst),
             ip.protocol,
             ip.payload,
@@ -423,7 +441,7 @@ fn read_packet(
         fragment,
         ip.payload,
         at.micros,
-        (at.packet, &at.stamp),
+        (at.packet, at.stamp),
     ) else {
         return Ok(true);
     };
@@ -438,7 +456,7 @@ fn read_packet(
     };
     read_transport(
         file,
-        (whole.packet, &whole.stamp),
+        (whole.packet, whole.stamp),
         (ip.src, ip.dst),
         protocol,
         payload,
@@ -452,7 +470,7 @@ fn read_packet(
 /// stream reassembly.
 fn read_transport(
     file: &str,
-    (packet, stamp): (usize, &str),
+    (packet, stamp): (usize, Stamp),
     (src, dst): (IpAddr, IpAddr),
     protocol: u8,
     l4: &[u8],
@@ -498,7 +516,7 @@ fn read_transport(
         {
             read_message(
                 file,
-                (message.packet, &message.stamp),
+                (message.packet, message.stamp),
                 (transport, from, to),
                 &message.bytes,
                 emit,
@@ -522,7 +540,7 @@ fn l4_header_len(protocol: u8, l4: &[u8]) -> Option<usize> {
 /// Reads one datagram or one reassembled message: STUN, or SIP.
 fn read_message(
     file: &str,
-    (packet, stamp): (usize, &str),
+    (packet, stamp): (usize, Stamp),
     (transport, from, to): (&'static str, SocketAddr, SocketAddr),
     payload: &[u8],
     emit: &mut Emit<'_>,
@@ -539,7 +557,7 @@ fn read_message(
         return emit(Item::Stun(StunPacket {
             file: file.to_owned(),
             packet,
-            timestamp: stamp.to_owned(),
+            timestamp: stamp.to_string(),
             transport,
             from,
             to,
@@ -554,18 +572,21 @@ fn read_message(
             peers: Vec::new(),
         }));
     }
-    let text = String::from_utf8_lossy(payload);
-    let lines: Vec<&str> = text.split('\n').collect();
-    if lines
-        .first()
-        .is_some_and(|l| is_start_line(l.trim_end_matches('\r')))
-    {
-        let lines: Vec<&str> = lines.iter().map(|l| l.trim_end_matches('\r')).collect();
-        if let Some(message) = SipMessage::parse(&lines, file, packet, Some(stamp.to_owned())) {
-            return emit(Item::Sip(message));
-        }
+    // A SIP start line begins with a capital (a method or `SIP/2.0`); most
+    // payloads are media, which are never decoded as text.
+    if !payload.first().is_some_and(u8::is_ascii_uppercase) {
+        return Ok(());
     }
-    Ok(())
+    let first_line = &payload[..memchr::memchr(b'\n', payload).unwrap_or(payload.len())];
+    if !is_start_line(String::from_utf8_lossy(first_line).trim_end_matches('\r')) {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(payload);
+    let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches('\r')).collect();
+    match SipMessage::parse(&lines, file, packet, Some(stamp.to_string())) {
+        Some(message) => emit(Item::Sip(message)),
+        None => Ok(()),
+    }
 }
 
 /// The STUN message at the front of a datagram or TCP segment, in any
@@ -628,7 +649,7 @@ fn class_word(class: Class) -> &'static str {
 fn stun_packet(
     file: &str,
     packet: usize,
-    stamp: &str,
+    stamp: Stamp,
     (transport, from, to): (&'static str, SocketAddr, SocketAddr),
     message: &Message<'_>,
 ) -> StunPacket {
@@ -645,7 +666,7 @@ fn stun_packet(
     StunPacket {
         file: file.to_owned(),
         packet,
-        timestamp: stamp.to_owned(),
+        timestamp: stamp.to_string(),
         transport,
         from,
         to,

@@ -20,6 +20,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::capture::Stamp;
 use crate::network::Fragment;
 
 /// Bytes held for incomplete datagrams of one source–destination pair:
@@ -77,7 +78,7 @@ struct Datagram {
     first_seen: u64,
     /// The packet number and time of its first fragment.
     packet: usize,
-    stamp: String,
+    stamp: Stamp,
     /// Fragments held: (offset, bytes), in arrival order.
     pieces: Vec<(usize, Vec<u8>)>,
     /// The datagram's length, once its last fragment came.
@@ -102,7 +103,7 @@ pub(crate) struct Whole {
     pub bytes: Vec<u8>,
     /// The packet that carried its first fragment to arrive, and its time.
     pub packet: usize,
-    pub stamp: String,
+    pub stamp: Stamp,
 }
 
 /// The incomplete datagrams of one capture.
@@ -132,7 +133,7 @@ impl Fragments {
         fragment: Fragment,
         data: &[u8],
         now_us: u64,
-        (packet, stamp): (usize, &str),
+        (packet, stamp): (usize, Stamp),
     ) -> Option<Whole> {
         self.counts.fragments += 1;
         self.expire(now_us);
@@ -173,7 +174,7 @@ impl Fragments {
                 Datagram {
                     first_seen: now_us,
                     packet,
-                    stamp: stamp.to_owned(),
+                    stamp,
                     pieces: Vec::new(),
                     total: None,
                     protocol: None,
@@ -329,7 +330,7 @@ mod tests {
     fn out_of_order_fragments_make_the_datagram() {
         let all = data(3000);
         let mut f = Fragments::default();
-        let t = (7, "t");
+        let t = (7, Stamp::default());
         assert!(
             f.push(flow(), 17, frag(1, 1480, true), &all[1480..2960], 0, t)
                 .is_none()
@@ -338,7 +339,14 @@ mod tests {
             f.push(flow(), 17, frag(1, 2960, false), &all[2960..], 1, t)
                 .is_none()
         );
-        let whole = f.push(flow(), 17, frag(1, 0, true), &all[..1480], 2, (9, "u"));
+        let whole = f.push(
+            flow(),
+            17,
+            frag(1, 0, true),
+            &all[..1480],
+            2,
+            (9, Stamp::default()),
+        );
         let whole = whole.expect("complete");
         assert_eq!(whole.bytes, all);
         assert_eq!((whole.protocol, whole.packet), (17, 7));
@@ -350,7 +358,7 @@ mod tests {
     fn exact_duplicates_are_ignored_and_overlaps_discard_the_datagram() {
         let all = data(2000);
         let mut f = Fragments::default();
-        let t = (1, "t");
+        let t = (1, Stamp::default());
         assert!(
             f.push(flow(), 17, frag(2, 0, true), &all[..1000], 0, t)
                 .is_none()
@@ -385,7 +393,7 @@ mod tests {
     #[test]
     fn inconsistent_lengths_discard_the_datagram() {
         let mut f = Fragments::default();
-        let t = (1, "t");
+        let t = (1, Stamp::default());
         let d = data(800);
         // Two different last fragments (with a gap, so that the first
         // does not complete the datagram).
@@ -411,7 +419,7 @@ mod tests {
     fn datagrams_time_out_by_capture_time() {
         let d = data(16);
         let mut f = Fragments::default();
-        let t = (1, "t");
+        let t = (1, Stamp::default());
         f.push(flow(), 17, frag(7, 0, true), &d[..8], 0, t);
         // 31 s later (capture time) the first half is gone: the second
         // half alone does not complete it.
@@ -434,7 +442,7 @@ mod tests {
     fn a_flood_from_one_flow_is_capped_and_does_not_starve_another() {
         let chunk = data(1024);
         let mut f = Fragments::default();
-        let t = (1, "t");
+        let t = (1, Stamp::default());
         // One flow sends first fragments of ever new datagrams.
         for id in 0..10_000 {
             f.push(flow(), 17, frag(id, 0, true), &chunk, 0, t);
@@ -454,7 +462,7 @@ mod tests {
     fn many_flows_together_stay_under_the_total_cap() {
         let chunk = data(8 * 1000);
         let mut f = Fragments::default();
-        let t = (1, "t");
+        let t = (1, Stamp::default());
         for host in 0..4000u32 {
             let src = IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000 + host));
             f.push(
@@ -479,7 +487,7 @@ mod tests {
         // the count cap is the one that holds.
         let d = data(8);
         let mut f = Fragments::default();
-        let t = (1, "t");
+        let t = (1, Stamp::default());
         for host in 0..(MAX_DATAGRAMS as u32 + 500) {
             let src = IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000 + host));
             f.push((src, B.parse().unwrap()), 17, frag(1, 0, true), &d, 0, t);
@@ -492,7 +500,7 @@ mod tests {
     fn tiny_fragments_are_capped_per_datagram() {
         let d = data(8);
         let mut f = Fragments::default();
-        let t = (1, "t");
+        let t = (1, Stamp::default());
         for i in 0..MAX_PIECES + 10 {
             f.push(flow(), 17, frag(11, i * 8, true), &d, 0, t);
         }

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use crate::capture::Stamp;
 use crate::sip::{full_name, is_start_line};
 
 /// Flows followed at once; more are not reassembled (their segments are
@@ -35,7 +36,7 @@ pub(crate) struct StreamMessage {
     /// The packet that carried its first byte.
     pub packet: usize,
     /// That packet's timestamp.
-    pub stamp: String,
+    pub stamp: Stamp,
     /// The message: SIP text, or one STUN frame.
     pub bytes: Vec<u8>,
 }
@@ -52,7 +53,7 @@ struct Flow {
     /// Bytes not yet cut into messages.
     buffer: Vec<u8>,
     /// The packet and time of the buffer's first byte.
-    start: (usize, String),
+    start: (usize, Stamp),
     /// A STUN message was seen: the flow is TURN over TCP, so ChannelData
     /// frames are expected (elsewhere those bytes are a lost message's tail).
     turn: bool,
@@ -89,12 +90,12 @@ impl Streams {
         (from, to): (SocketAddr, SocketAddr),
         seq: u32,
         payload: &[u8],
-        (packet, stamp): (usize, &str),
+        (packet, stamp): (usize, Stamp),
     ) -> Vec<StreamMessage> {
         let flow = self.flows.entry((from, to)).or_insert_with(|| Flow {
             next_seq: seq,
             buffer: Vec::new(),
-            start: (packet, stamp.to_owned()),
+            start: (packet, stamp),
             turn: false,
             rfc4571: false,
         });
@@ -116,7 +117,7 @@ impl Streams {
         };
         flow.next_seq = seq.wrapping_add(payload.len() as u32);
         if flow.buffer.is_empty() {
-            flow.start = (packet, stamp.to_owned());
+            flow.start = (packet, stamp);
         }
         flow.buffer.extend_from_slice(new);
 
@@ -133,24 +134,24 @@ impl Streams {
                     if stun {
                         messages.push(StreamMessage {
                             packet: flow.start.0,
-                            stamp: flow.start.1.clone(),
+                            stamp: flow.start.1,
                             bytes: rest[2..2 + len].to_vec(),
                         });
                     }
                     consumed += 2 + len;
-                    flow.start = (packet, stamp.to_owned());
+                    flow.start = (packet, stamp);
                 }
                 Front::Message(len) => {
                     flow.turn |= rest[0] >> 6 == 0;
                     messages.push(StreamMessage {
                         packet: flow.start.0,
-                        stamp: flow.start.1.clone(),
+                        stamp: flow.start.1,
                         bytes: rest[..len].to_vec(),
                     });
                     consumed += len;
                     // A message that follows began in this packet, as far
                     // as can be told.
-                    flow.start = (packet, stamp.to_owned());
+                    flow.start = (packet, stamp);
                 }
                 Front::Skip(len) => consumed += len,
                 Front::Incomplete => break,
@@ -308,13 +309,14 @@ mod tests {
         let message = invite("v=0\r\na=candidate:1 1 UDP 1 10.0.0.1 5000 typ host\r\n");
         let (first, second) = message.as_bytes().split_at(40);
         let mut streams = Streams::default();
-        assert!(streams.push(flow(), 1000, first, (1, "t1")).is_empty());
+        let t = |millis| Stamp { seconds: 1, millis };
+        assert!(streams.push(flow(), 1000, first, (1, t(1))).is_empty());
         // A retransmission of the first segment changes nothing.
-        assert!(streams.push(flow(), 1000, first, (2, "t2")).is_empty());
-        let out = streams.push(flow(), 1040, second, (3, "t3"));
+        assert!(streams.push(flow(), 1000, first, (2, t(2))).is_empty());
+        let out = streams.push(flow(), 1040, second, (3, t(3)));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].bytes, message.as_bytes());
-        assert_eq!((out[0].packet, out[0].stamp.as_str()), (1, "t1"));
+        assert_eq!((out[0].packet, out[0].stamp), (1, t(1)));
     }
 
     #[test]
@@ -331,7 +333,7 @@ mod tests {
         bytes.extend_from_slice(&channel_data);
         bytes.extend_from_slice(two.as_bytes());
         let mut streams = Streams::default();
-        let out = streams.push(flow(), 7, &bytes, (5, "t"));
+        let out = streams.push(flow(), 7, &bytes, (5, Stamp::default()));
         let texts: Vec<&[u8]> = out.iter().map(|m| m.bytes.as_slice()).collect();
         assert_eq!(texts, [one.as_bytes(), &stun[..], two.as_bytes()]);
     }
@@ -343,11 +345,11 @@ mod tests {
         let mut streams = Streams::default();
         assert!(
             streams
-                .push(flow(), 0, &lost.as_bytes()[..20], (1, "t"))
+                .push(flow(), 0, &lost.as_bytes()[..20], (1, Stamp::default()))
                 .is_empty()
         );
         // Bytes 20..40 never captured; the next segment starts a message.
-        let out = streams.push(flow(), 40, next.as_bytes(), (2, "t"));
+        let out = streams.push(flow(), 40, next.as_bytes(), (2, Stamp::default()));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].bytes, next.as_bytes());
     }
@@ -377,7 +379,12 @@ mod tests {
         let mut out = Vec::new();
         let cuts = [0, 5, 31, bytes.len() - 1, bytes.len()];
         for w in cuts.windows(2) {
-            out.extend(streams.push(flow(), w[0] as u32, &bytes[w[0]..w[1]], (1, "t")));
+            out.extend(streams.push(
+                flow(),
+                w[0] as u32,
+                &bytes[w[0]..w[1]],
+                (1, Stamp::default()),
+            ));
         }
         let got: Vec<&[u8]> = out.iter().map(|m| m.bytes.as_slice()).collect();
         assert_eq!(got, [one.as_slice(), two.as_slice()]);
@@ -386,7 +393,7 @@ mod tests {
     #[test]
     fn turn_tcp_stun_is_not_taken_for_rfc4571() {
         let mut streams = Streams::default();
-        let out = streams.push(flow(), 0, &stun(3), (1, "t"));
+        let out = streams.push(flow(), 0, &stun(3), (1, Stamp::default()));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].bytes, stun(3));
     }
@@ -397,17 +404,27 @@ mod tests {
         // A TLS record.
         assert!(
             streams
-                .push(flow(), 0, &[0x16, 0x03, 0x01, 0x00, 0x05], (1, "t"))
+                .push(
+                    flow(),
+                    0,
+                    &[0x16, 0x03, 0x01, 0x00, 0x05],
+                    (1, Stamp::default())
+                )
                 .is_empty()
         );
         let huge = "INVITE sip:b SIP/2.0\r\nContent-Length: 99999999999999999999\r\n\r\n";
         assert!(
             streams
-                .push(flow(), 5, huge.as_bytes(), (2, "t"))
+                .push(flow(), 5, huge.as_bytes(), (2, Stamp::default()))
                 .is_empty()
         );
         let fine = invite("");
-        let out = streams.push(flow(), 5 + huge.len() as u32, fine.as_bytes(), (3, "t"));
+        let out = streams.push(
+            flow(),
+            5 + huge.len() as u32,
+            fine.as_bytes(),
+            (3, Stamp::default()),
+        );
         assert_eq!(out.len(), 1);
     }
 }
