@@ -92,7 +92,7 @@ pub fn analyze_capture(data: &[u8]) {
 
 /// Reads any bytes as a webrtc-internals dump twice: from one slice, and
 /// through a reader that hands out a byte at a time (every value then
-/// crosses a chunk boundary of [`crate::json_walk`]). No panic, and both
+/// crosses a chunk boundary of the reader, `json_walk.rs`). No panic, and both
 /// reads must give the same peer connections and the same outcome (the
 /// same line for damage).
 pub fn webrtc_dump(data: &[u8]) {

@@ -11,7 +11,7 @@
 //! (`{"type":"offer","sdp":"v=0…"}`, `{"candidate":"…","sdpMid":"0",
 //! "sdpMLineIndex":0}`, `"\"failed\""`) with a numeric `timestamp`.
 //!
-//! A dump is read as a stream ([`crate::json_walk`]): a peer connection is
+//! A dump is read as a stream (`json_walk.rs`): a peer connection is
 //! handed on as soon as its object ends, each update-log entry and stats
 //! series read is parsed on its own, and the series nobody reads are
 //! skipped without being decoded, so a dump's size does not set the memory
