@@ -89,6 +89,31 @@ fn uclient_relays_over_udp_with_channels_and_send_indications() {
 }
 
 #[test]
+fn a_server_on_one_core_relays_over_udp_and_tcp() {
+    // On one core the server runs tokio's single-threaded runtime: every
+    // listener, relay socket and TCP connection shares its one thread.
+    let (_peer, peer_port) = common::start_peer("127.0.0.1");
+    let mut command = Command::new("taskset");
+    command.args(["-c", "0", env!("CARGO_BIN_EXE_edgeice"), "serve"]);
+    command.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--user",
+        "user:pass",
+        "--realm",
+        "edgeice.test",
+        "--relay-ports",
+        "61000-65535",
+        "--allow-peer",
+        "127.0.0.0/8",
+    ]);
+    let (_server, listeners) = common::start_server_command(command, 2);
+    let addr = listeners[0].1;
+    uclient(&[], addr, "127.0.0.1", peer_port);
+    uclient(&["-t"], addr, "127.0.0.1", peer_port);
+}
+
+#[test]
 fn uclient_relays_over_tcp() {
     let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let (_server, addr) = server("127.0.0.1:0");
