@@ -79,8 +79,12 @@ struct Datagram {
     /// The packet number and time of its first fragment.
     packet: usize,
     stamp: Stamp,
-    /// Fragments held: (offset, bytes), in arrival order.
+    /// Fragments held: (offset, bytes), in order of offset and never
+    /// overlapping (an overlap discards the datagram), so that a fragment
+    /// is checked against its two neighbours only.
     pieces: Vec<(usize, Vec<u8>)>,
+    /// Their bytes, in all.
+    held: usize,
     /// The datagram's length, once its last fragment came.
     total: Option<usize>,
     /// The upper-layer protocol, from the fragment at offset 0 (IPv6 names
@@ -176,6 +180,7 @@ impl Fragments {
                     packet,
                     stamp,
                     pieces: Vec::new(),
+                    held: 0,
                     total: None,
                     protocol: None,
                     charged: 0,
@@ -187,20 +192,31 @@ impl Fragments {
         let start = fragment.offset;
         // Exact duplicates are ignored; other overlaps are an attack or a
         // broken sender, and the datagram goes.
-        let mut overlap = false;
-        for (offset, bytes) in &datagram.pieces {
-            let piece_end = offset + bytes.len();
-            if *offset == start && piece_end == end {
-                return None;
-            }
-            if start < piece_end && *offset < end {
-                overlap = true;
-            }
+        let at = datagram
+            .pieces
+            .partition_point(|(offset, _)| *offset < start);
+        let piece_end = |i: usize| datagram.pieces.get(i).map(|(o, b)| o + b.len());
+        if datagram.pieces.get(at).is_some_and(|(o, _)| *o == start) && piece_end(at) == Some(end) {
+            return None;
         }
+        // An empty (last) fragment holds no bytes to overlap: it only says
+        // where the datagram ends.
+        let overlap = !data.is_empty()
+            && (at
+                .checked_sub(1)
+                .and_then(piece_end)
+                .is_some_and(|before_end| before_end > start)
+                || datagram.pieces.get(at).is_some_and(|(o, _)| *o < end));
         let bad_total = match (datagram.total, fragment.more) {
             (Some(total), false) => total != end,
             (Some(total), true) => end > total,
-            (None, false) => datagram.pieces.iter().any(|(o, b)| o + b.len() > end),
+            // The last piece ends furthest: none may pass the end.
+            (None, false) => datagram
+                .pieces
+                .len()
+                .checked_sub(1)
+                .and_then(piece_end)
+                .is_some_and(|last_end| last_end > end),
             (None, true) => false,
         };
         if overlap || bad_total || datagram.pieces.len() >= MAX_PIECES {
@@ -219,21 +235,17 @@ impl Fragments {
         if start == 0 {
             datagram.protocol = Some(protocol);
         }
-        datagram.pieces.push((start, data.to_vec()));
+        if !data.is_empty() {
+            datagram.pieces.insert(at, (start, data.to_vec()));
+            datagram.held += data.len();
+        }
         datagram.charged += cost;
         *self.per_flow.entry(flow).or_default() += cost;
         self.total += cost;
-        // Whole when the pieces, in order, run from 0 to the total.
+        // Whole when the pieces, which never overlap and none past the
+        // total, add up to it.
         let total = datagram.total?;
-        datagram.pieces.sort_by_key(|(offset, _)| *offset);
-        let mut reach = 0;
-        for (offset, bytes) in &datagram.pieces {
-            if *offset > reach {
-                return None;
-            }
-            reach = reach.max(offset + bytes.len());
-        }
-        if reach < total {
+        if datagram.held < total {
             return None;
         }
         let datagram = self.remove(&key)?;
