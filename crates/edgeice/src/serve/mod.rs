@@ -214,25 +214,8 @@ pub fn run(resolved: Resolved) -> Result<()> {
     if resolved.check_config {
         return check_config(&resolved);
     }
-    runtime()?.block_on(serve(resolved))
-}
-
-/// The async runtime: tokio's work-stealing pool, one worker per core the
-/// process may run on; on one core, tokio's single-threaded runtime, which
-/// does the same work without the pool's cross-thread wake-ups (a worker
-/// that parks and an I/O driver that wakes it): 19% less CPU per relayed
-/// datagram when it was measured (BENCHMARKS.md).
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut builder = if cores == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(resolved))
 }
 
 fn config(args: &Settings, relay_ips: &[IpAddr]) -> Result<ServerConfig> {
