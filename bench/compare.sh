@@ -219,7 +219,8 @@ start_servers() {
       "${in_server[@]}" "${on_server[@]}" "$edgeice" serve --listen "${ip[$s]}:$port" --user u:p --realm r \
         --relay-ports "$relay_lo-65535" --allow-peer "$peers" --private-relay-ok \
         --challenges-per-ip 1000000/1000000 --max-allocations 100000 \
-        --max-allocations-per-user 100000 --kernel-fast-path "$fast" "${tls_args[@]}" \
+        --max-allocations-per-user 100000 --max-tcp-connections-per-ip 100000 \
+        --kernel-fast-path "$fast" "${tls_args[@]}" \
         >"$tmp/$s.log" 2>&1 &
       ;;
     coturn | coturn-4.6.1)
