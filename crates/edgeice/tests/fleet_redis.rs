@@ -209,18 +209,9 @@ fn eventually(patience: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// An Allocate request.
 fn request(id: [u8; 12], attributes: &[Attribute<'_>], key: Option<&IntegrityKey>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let kind = MessageType::new(Method::ALLOCATE, Class::Request);
-    let mut b = MessageBuilder::new(&mut buf, kind, TransactionId(id));
-    for attribute in attributes {
-        b.add(attribute).unwrap();
-    }
-    if let Some(key) = key {
-        b.add_integrity_sha1(key).unwrap();
-    }
-    b.add_fingerprint().unwrap();
-    buf
+    common::stun_request(Method::ALLOCATE, id, attributes, key)
 }
 
 /// Sends `datagram` to `to` and reads the answer: its bytes.

@@ -58,6 +58,11 @@ fn server(listen: &str) -> (Running, SocketAddr) {
 
 /// Starts the server with `extra` flags, waiting for `lines` listeners.
 fn server_with(listen: &str, extra: &[&str], lines: usize) -> (Running, Vec<common::Listener>) {
+    common::start_server(&server_args(listen, extra), lines)
+}
+
+/// `edgeice serve`'s arguments for these tests, then `extra`.
+fn server_args<'a>(listen: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "--listen",
         listen,
@@ -77,7 +82,7 @@ fn server_with(listen: &str, extra: &[&str], lines: usize) -> (Running, Vec<comm
         "current-secret",
     ];
     args.extend_from_slice(extra);
-    common::start_server(&args, lines)
+    args
 }
 
 #[test]
@@ -95,18 +100,7 @@ fn a_server_on_one_core_relays_over_udp_and_tcp() {
     let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let mut command = Command::new("taskset");
     command.args(["-c", "0", env!("CARGO_BIN_EXE_edgeice"), "serve"]);
-    command.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--user",
-        "user:pass",
-        "--realm",
-        "edgeice.test",
-        "--relay-ports",
-        "61000-65535",
-        "--allow-peer",
-        "127.0.0.0/8",
-    ]);
+    command.args(server_args("127.0.0.1:0", &[]));
     let (_server, listeners) = common::start_server_command(command, 2);
     let addr = listeners[0].1;
     uclient(&[], addr, "127.0.0.1", peer_port);

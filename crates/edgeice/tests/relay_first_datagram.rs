@@ -14,24 +14,7 @@ use std::time::Duration;
 use edgeice_stun::credentials::{Preparation, long_term_key};
 use edgeice_stun::*;
 
-fn request(
-    method: Method,
-    id: [u8; 12],
-    attributes: &[Attribute<'_>],
-    key: Option<&IntegrityKey>,
-) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let kind = MessageType::new(method, Class::Request);
-    let mut b = MessageBuilder::new(&mut buf, kind, TransactionId(id));
-    for attribute in attributes {
-        b.add(attribute).unwrap();
-    }
-    if let Some(key) = key {
-        b.add_integrity_sha1(key).unwrap();
-    }
-    b.add_fingerprint().unwrap();
-    buf
-}
+use common::stun_request as request;
 
 fn id(round: u8, step: u8) -> [u8; 12] {
     let mut id = [7u8; 12];

@@ -453,3 +453,25 @@ pub fn start_tls_server(dir: &Path) -> (Running, SocketAddr, PathBuf) {
         .1;
     (server, tls, ca)
 }
+
+/// A STUN request of `method` with `attributes`, signed with `key` when
+/// given (MESSAGE-INTEGRITY), and a FINGERPRINT.
+pub fn stun_request(
+    method: edgeice_stun::Method,
+    id: [u8; 12],
+    attributes: &[edgeice_stun::Attribute<'_>],
+    key: Option<&edgeice_stun::IntegrityKey>,
+) -> Vec<u8> {
+    use edgeice_stun::{Class, MessageBuilder, MessageType, TransactionId};
+    let mut buf = Vec::new();
+    let kind = MessageType::new(method, Class::Request);
+    let mut b = MessageBuilder::new(&mut buf, kind, TransactionId(id));
+    for attribute in attributes {
+        b.add(attribute).unwrap();
+    }
+    if let Some(key) = key {
+        b.add_integrity_sha1(key).unwrap();
+    }
+    b.add_fingerprint().unwrap();
+    buf
+}
