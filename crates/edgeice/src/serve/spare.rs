@@ -31,9 +31,6 @@ use super::relay::Ports;
 /// The most spares held per family.
 pub const MAX_SPARES: usize = 64;
 
-/// How long the refill rests after finding the range full.
-const FULL_RANGE_PAUSE: Duration = Duration::from_millis(500);
-
 /// How many spares a range of `ports` ports holds per family: a quarter of
 /// the range (split between families when both are in use), at most
 /// [`MAX_SPARES`].
@@ -191,20 +188,13 @@ impl Inner {
             if self.stop.load(Ordering::SeqCst) {
                 return;
             }
-            let mut full = false;
             for queue in self.v4.iter().chain(self.v6.iter()) {
-                full |= !self.fill(queue);
-            }
-            if full {
-                // A full range is searched port by port (a failed bind each):
-                // at most twice a second, however many Allocates wake us.
-                std::thread::sleep(FULL_RANGE_PAUSE);
+                self.fill(queue);
             }
         }
     }
 
-    /// Tops `queue` up; false if the range had no port left for it.
-    fn fill(&self, queue: &Queue) -> bool {
+    fn fill(&self, queue: &Queue) {
         while queue.lock().len() < queue.capacity && !self.stop.load(Ordering::SeqCst) {
             self.refilling.store(true, Ordering::SeqCst);
             match self.ports.bind_std(queue.ip, false, false).map(|b| b.0) {
@@ -216,11 +206,10 @@ impl Inner {
                     }
                     // The range is full (or binding fails): stop until the
                     // next take wakes us.
-                    return false;
+                    return;
                 }
             }
             self.refilling.store(false, Ordering::SeqCst);
         }
-        true
     }
 }
