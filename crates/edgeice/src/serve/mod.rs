@@ -18,7 +18,6 @@ mod records;
 mod relay;
 mod reload;
 mod settings;
-mod spare;
 mod systemd;
 mod tcp;
 mod tcp_relay;
@@ -579,7 +578,7 @@ async fn serve(resolved: Resolved) -> Result<()> {
         .iter()
         .filter_map(|(shares, _)| shares.first()?.local_addr().ok())
         .collect();
-    let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports()).with_spares();
+    let pool = RelayPool::new(&args.relay_ips, &bound, args.relay_ports());
     let relay_ips = pool.ips();
     let args = resolve_auto_external_ips(args, &relay_ips).await?;
     let mut config = config(&args, &relay_ips)?;

@@ -1,6 +1,5 @@
-//! Relay sockets: the pool they are bound from (or taken from, bound
-//! ahead: see [`super::spare`]), and the task that feeds each one's
-//! datagrams to the core.
+//! Relay sockets: the pool they are bound from, and the task that feeds
+//! each one's datagrams to the core.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -14,79 +13,16 @@ use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
 use super::driver::{ShardId, Shared};
-use super::spare::Spares;
 
 /// Where relay sockets are bound: one IP per family, a range of ports.
 #[derive(Debug)]
 pub struct RelayPool {
     v4: Option<IpAddr>,
     v6: Option<IpAddr>,
-    ports: Arc<Ports>,
-    /// UDP sockets bound ahead for [`RelayPool::bind`]'s common case.
-    spares: Option<Spares>,
-}
-
-/// The relay port range, and where the next search for a free port starts.
-#[derive(Debug)]
-pub struct Ports {
-    range: RangeInclusive<u16>,
+    ports: RangeInclusive<u16>,
     /// Where the next search for a free port starts, so ports are spread
     /// and a port just released is not handed out again at once.
     cursor: AtomicU32,
-}
-
-impl Ports {
-    /// How many ports the range has.
-    pub fn count(&self) -> u64 {
-        u64::from(*self.range.end()).saturating_sub(u64::from(*self.range.start())) + 1
-    }
-
-    /// Binds a UDP socket on `ip` at a free port of the range (an even one
-    /// if `even`, with the odd one above it bound too if `reserve_next`).
-    /// A port in use is skipped, never turned into a failure while others
-    /// remain.
-    #[allow(clippy::type_complexity)]
-    pub fn bind_std(
-        &self,
-        ip: IpAddr,
-        even: bool,
-        reserve_next: bool,
-    ) -> io::Result<(
-        (StdUdpSocket, SocketAddr),
-        Option<(StdUdpSocket, SocketAddr)>,
-    )> {
-        let lo = u32::from(*self.range.start());
-        let count = u32::from(*self.range.end()) - lo + 1;
-        let start = self.cursor.fetch_add(2, Ordering::Relaxed);
-        for i in 0..count {
-            let port = lo + (start.wrapping_add(i) % count);
-            if even && port % 2 != 0 {
-                continue;
-            }
-            let Some(socket) = try_bind(SocketAddr::new(ip, port as u16))? else {
-                continue;
-            };
-            let next = if reserve_next {
-                let next_port = port + 1;
-                if next_port > u32::from(*self.range.end()) {
-                    continue;
-                }
-                match try_bind(SocketAddr::new(ip, next_port as u16))? {
-                    Some(next) => Some(next),
-                    None => continue,
-                }
-            } else {
-                None
-            };
-            self.cursor
-                .store(start.wrapping_add(i + 2), Ordering::Relaxed);
-            return Ok((socket, next));
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            "every relay port is in use",
-        ))
-    }
 }
 
 impl RelayPool {
@@ -122,24 +58,14 @@ impl RelayPool {
         RelayPool {
             v4: pick(true),
             v6: pick(false),
-            ports: Arc::new(Ports {
-                range: ports,
-                cursor: AtomicU32::new(0),
-            }),
-            spares: None,
+            ports,
+            cursor: AtomicU32::new(0),
         }
-    }
-
-    /// Starts binding spare relay sockets ahead of demand (the serving
-    /// pool; not one built only to learn the relay IPs).
-    pub fn with_spares(mut self) -> Self {
-        self.spares = Spares::start(self.v4, self.v6, self.ports.clone());
-        self
     }
 
     /// How many ports the range has.
     pub fn port_count(&self) -> u64 {
-        self.ports.count()
+        u64::from(*self.ports.end()).saturating_sub(u64::from(*self.ports.start())) + 1
     }
 
     /// The relay IPs in use.
@@ -169,9 +95,9 @@ impl RelayPool {
         family: AddressFamily,
     ) -> io::Result<(tokio::net::TcpListener, SocketAddr)> {
         let ip = self.ip(family)?;
-        let lo = u32::from(*self.ports.range.start());
-        let count = u32::from(*self.ports.range.end()) - lo + 1;
-        let start = self.ports.cursor.fetch_add(2, Ordering::Relaxed);
+        let lo = u32::from(*self.ports.start());
+        let count = u32::from(*self.ports.end()) - lo + 1;
+        let start = self.cursor.fetch_add(2, Ordering::Relaxed);
         for i in 0..count {
             let port = (lo + (start.wrapping_add(i) % count)) as u16;
             let socket = super::tcp_relay::listener_at(SocketAddr::new(ip, port))?;
@@ -198,31 +124,37 @@ impl RelayPool {
     /// allocation while others remain.
     pub fn bind(&self, family: AddressFamily, even: bool, reserve_next: bool) -> io::Result<Bound> {
         let ip = self.ip(family)?;
-        let any = !even && !reserve_next;
-        let spares = self.spares.as_ref();
-        if let Some(spare) = spares.filter(|_| any).and_then(|s| s.take(family)) {
-            return Bound::from_std(spare, None);
-        }
-        let (socket, next) = match self.ports.bind_std(ip, even, reserve_next) {
-            Ok(bound) => bound,
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse && spares.is_some() => {
-                let spares = spares.expect("checked");
-                if any {
-                    // The range is full but for the spares: hand one out.
-                    match spares.take_when_full(family) {
-                        Some(spare) => return Bound::from_std(spare, None),
-                        None => return Err(e),
-                    }
-                }
-                // A port of its own is needed: free the spares' and retry.
-                if !spares.release(family) {
-                    return Err(e);
-                }
-                self.ports.bind_std(ip, even, reserve_next)?
+        let lo = u32::from(*self.ports.start());
+        let count = u32::from(*self.ports.end()) - lo + 1;
+        let start = self.cursor.fetch_add(2, Ordering::Relaxed);
+        for i in 0..count {
+            let port = lo + (start.wrapping_add(i) % count);
+            if even && port % 2 != 0 {
+                continue;
             }
-            Err(e) => return Err(e),
-        };
-        Bound::from_std(socket, next)
+            let Some(socket) = try_bind(SocketAddr::new(ip, port as u16))? else {
+                continue;
+            };
+            let next = if reserve_next {
+                let next_port = port + 1;
+                if next_port > u32::from(*self.ports.end()) {
+                    continue;
+                }
+                match try_bind(SocketAddr::new(ip, next_port as u16))? {
+                    Some(next) => Some(next),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            self.cursor
+                .store(start.wrapping_add(i + 2), Ordering::Relaxed);
+            return Ok(Bound { socket, next });
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "every relay port is in use",
+        ))
     }
 }
 
@@ -232,29 +164,14 @@ pub struct Bound {
     pub next: Option<(UdpSocket, SocketAddr)>,
 }
 
-impl Bound {
-    /// Registers std sockets just bound (or taken spare) with tokio.
-    fn from_std(
-        socket: (StdUdpSocket, SocketAddr),
-        next: Option<(StdUdpSocket, SocketAddr)>,
-    ) -> io::Result<Self> {
-        let socket = (UdpSocket::from_std(socket.0)?, socket.1);
-        let next = match next {
-            Some((next, addr)) => Some((UdpSocket::from_std(next)?, addr)),
-            None => None,
-        };
-        Ok(Bound { socket, next })
-    }
-}
-
-/// Binds `addr` (nonblocking, buffers sized); `None` if the port is taken.
-fn try_bind(addr: SocketAddr) -> io::Result<Option<(StdUdpSocket, SocketAddr)>> {
+/// Binds `addr`; `None` if the port is taken.
+fn try_bind(addr: SocketAddr) -> io::Result<Option<(UdpSocket, SocketAddr)>> {
     match StdUdpSocket::bind(addr) {
         Ok(socket) => {
             socket.set_nonblocking(true)?;
             super::udp::size_buffers(&socket2::SockRef::from(&socket));
             let addr = socket.local_addr()?;
-            Ok(Some((socket, addr)))
+            Ok(Some((UdpSocket::from_std(socket)?, addr)))
         }
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(None),
         Err(e) => Err(e),

@@ -313,7 +313,7 @@ impl Snapshot {
         }
         let mut free = encoder.encode_descriptor(
             "edgeice_relay_ports_free",
-            "Relay ports of the range without an allocation's socket (spares bound ahead count as free), per relay IP and transport",
+            "Relay ports of the range without an edgeice socket, per relay IP and transport",
             None,
             MetricType::Gauge,
         )?;
