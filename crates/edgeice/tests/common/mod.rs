@@ -79,7 +79,30 @@ pub fn start_peer(ip: &str) -> (Running, u16) {
         .unwrap_or_else(|e| {
             panic!("cannot run turnutils_peer ({e}): install coturn, or run scripts/test.sh")
         });
+    // Returned only once it listens on both ports: a first datagram
+    // relayed before then meets a closed port and is lost (CI saw one of
+    // 200 go so).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(udp_port_bound(port) && udp_port_bound(port + 1)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     (Running::new(child), port)
+}
+
+/// Whether some UDP socket of this host is bound to `port`, as the
+/// kernel lists them (looking leaves the port alone: a probe bind could
+/// take it from the program about to bind it).
+fn udp_port_bound(port: u16) -> bool {
+    let local_port = format!(":{port:04X} ");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| format!("{local} ").ends_with(&local_port))
+            })
+        })
+    })
 }
 
 /// Runs coturn's `turnutils_uclient` (`flags` carry the credentials)
