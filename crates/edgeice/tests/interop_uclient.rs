@@ -95,8 +95,8 @@ fn uclient_relays_over_udp_with_channels_and_send_indications() {
 
 #[test]
 fn a_server_on_one_core_relays_over_udp_and_tcp() {
-    // On one core every listener, relay socket, TCP connection and the
-    // spare relay sockets' binder share it.
+    // On one core every listener, relay socket and TCP connection shares
+    // one worker thread.
     let (_peer, peer_port) = common::start_peer("127.0.0.1");
     let mut command = Command::new("taskset");
     command.args(["-c", "0", env!("CARGO_BIN_EXE_edgeice"), "serve"]);
