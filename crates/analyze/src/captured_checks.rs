@@ -74,17 +74,18 @@ impl CapturedChecks {
     /// of its answer.
     pub fn of(&self, call: &Call) -> Vec<PairCheck> {
         // Most inputs are logs, with no capture: nothing to parse for.
-        let (Some(offer), Some(answer)) = (&call.offer, &call.answer) else {
-            return Vec::new();
-        };
         if self.outcomes.is_empty() {
             return Vec::new();
         }
+        let (Some(offer), Some(answer)) = (&call.offer, &call.answer) else {
+            return Vec::new();
+        };
         let (offer, answer) = (endpoints(offer), endpoints(answer));
         self.outcomes
             .iter()
             .filter_map(|&((transport, from, to), succeeded)| {
-                let (from, to) = (endpoint(transport, from), endpoint(transport, to));
+                let end = |address| crate::pairs::socket_endpoint(transport, address);
+                let (from, to) = (end(from), end(to));
                 let between = (offer.contains(&from) && answer.contains(&to))
                     || (answer.contains(&from) && offer.contains(&to));
                 between.then_some(PairCheck {
@@ -95,15 +96,6 @@ impl CapturedChecks {
             })
             .take(crate::pairs::MAX_CHECKS)
             .collect()
-    }
-}
-
-/// `udp 192.0.2.1:5000`, as [`crate::pairs::endpoint`] writes a candidate.
-fn endpoint(transport: &str, address: SocketAddr) -> String {
-    let ip = address.ip().to_canonical();
-    match ip {
-        std::net::IpAddr::V6(_) => format!("{transport} [{ip}]:{}", address.port()),
-        std::net::IpAddr::V4(_) => format!("{transport} {ip}:{}", address.port()),
     }
 }
 

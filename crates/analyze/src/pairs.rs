@@ -203,9 +203,17 @@ fn v4(ip: std::net::IpAddr) -> bool {
 pub fn endpoint(c: &Candidate<'_>) -> String {
     let transport = if c.transport.is_tcp() { "tcp" } else { "udp" };
     match c.address {
-        CandidateAddress::Ip(std::net::IpAddr::V6(ip)) => format!("{transport} [{ip}]:{}", c.port),
+        CandidateAddress::Ip(ip) => {
+            socket_endpoint(transport, std::net::SocketAddr::new(ip, c.port))
+        }
         address => format!("{transport} {address}:{}", c.port),
     }
+}
+
+/// `udp 192.0.2.1:5000` (`[…]` for IPv6): an address seen on the wire,
+/// keyed as [`endpoint`] keys a candidate.
+pub fn socket_endpoint(transport: &str, address: std::net::SocketAddr) -> String {
+    format!("{transport} {address}")
 }
 
 type End<'s, 'a> = (Option<&'s Side>, usize, &'s Candidate<'a>);
