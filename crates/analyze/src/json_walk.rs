@@ -175,7 +175,8 @@ impl<R: Read> Walker<R> {
         if !self.capture(&mut raw, MAX_KEY)? {
             return Err(self.damaged("a key longer than 64 KiB"));
         }
-        let inner = &raw[1..raw.len() - 1];
+        // Between its quotes (a captured string is at least `""`).
+        let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default();
         let key = if inner.contains(&b'\\') {
             serde_json::from_slice::<String>(&raw)
                 .map_err(|e| self.damaged(format!("a key that is no JSON string: {e}")))?
