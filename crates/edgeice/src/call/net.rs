@@ -209,16 +209,9 @@ impl Net {
     /// Takes an open ICE-TCP connection into use: what is read from it
     /// comes out as [`Incoming::TcpData`].
     pub fn adopt(&mut self, id: ConnectionId, stream: Box<dyn ServerStream>) {
-        let (mut reader, mut writer) = tokio::io::split(stream);
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        self.writers.push(tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if writer.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            let _ = writer.shutdown().await;
-        }));
+        let (mut reader, writer) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        self.writers.push(tokio::spawn(write_out(writer, rx)));
         let incoming = self.incoming.clone();
         let reader_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 65536];
@@ -340,21 +333,16 @@ fn connect(
     tls: Option<(TlsConnector, ServerName<'static>)>,
     incoming: mpsc::Sender<Incoming>,
 ) -> (mpsc::UnboundedSender<Vec<u8>>, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (writer_tx, writer_rx) =
         tokio::sync::oneshot::channel::<WriteHalf<Box<dyn ServerStream>>>();
     let task = tokio::spawn(async move {
         // The writer starts once the connection is up; if it never is, the
         // queued bytes are dropped with the channel.
-        let Ok(mut writer) = writer_rx.await else {
+        let Ok(writer) = writer_rx.await else {
             return;
         };
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-        let _ = writer.shutdown().await;
+        write_out(writer, rx).await;
     });
     tokio::spawn(async move {
         let closed = Incoming::StreamClosed {
@@ -417,4 +405,18 @@ fn connect(
         let _ = incoming.send(closed).await;
     });
     (tx, task)
+}
+
+/// Writes what comes on `rx` to a TCP or TLS connection until the channel
+/// closes, then shuts the connection down. Each write is flushed: over TLS,
+/// tokio-rustls keeps the records of a write the socket had no room for
+/// until a later write or a flush, and a connectivity check or its answer
+/// must not wait for the next one.
+async fn write_out<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(bytes) = rx.recv().await {
+        if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
 }

@@ -223,7 +223,7 @@ where
                 // A client that stops reading (a zero window) would hold
                 // this task, and its file, forever: neither the idle timer
                 // nor the core's Close is heard while writing.
-                tokio::time::timeout(WRITE_STALL_TIMEOUT, stream.write_all(&batch))
+                tokio::time::timeout(WRITE_STALL_TIMEOUT, write_batch(&mut stream, &batch))
                     .await
                     .map_err(|_| {
                         anyhow::anyhow!("the client read nothing for {WRITE_STALL_TIMEOUT:?}")
@@ -243,6 +243,16 @@ where
             Some(StreamCommand::Close) | None => return Ok(()),
         }
     }
+}
+
+/// Writes `batch` and flushes it. Over TLS the flush matters: when the
+/// socket is full, tokio-rustls takes the bytes into its own buffer and
+/// reports them written, and only a later write or a flush sends them; the
+/// last packet of a burst would wait there for the next one, perhaps
+/// forever. Over plain TCP the flush costs nothing.
+async fn write_batch<S: AsyncWrite + Unpin>(stream: &mut S, batch: &[u8]) -> std::io::Result<()> {
+    stream.write_all(batch).await?;
+    stream.flush().await
 }
 
 /// Longest a write to a client may wait for it to read.
